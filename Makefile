@@ -1,0 +1,34 @@
+# make demo: one command on a fresh machine, on the embedded emulator, no credentials.
+# make test: every test (lint and types included).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest emulator clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m yart_jupyter.demo
+
+lint: $(STAMP)
+	$(PY) -m ruff check yart_jupyter tests
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+pytest: $(STAMP)
+	$(PY) -m pytest -q
+
+test: lint typecheck pytest
+
+emulator: $(STAMP)
+	$(PY) -m yart_jupyter.emulator --port 8765
+
+clean:
+	rm -rf $(VENV) demo-output test-artifacts .pytest_cache .mypy_cache .ruff_cache

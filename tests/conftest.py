@@ -1,0 +1,54 @@
+"""Shared fixtures: an emulator on a free loopback port and a client tuned for fast tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from yart_jupyter.client import YandexArtClient
+from yart_jupyter.emulator import Duration, Emulator, EmulatorConfig
+from yart_jupyter.polling import FixedPolicy
+from yart_jupyter.transport import RetryPolicy
+
+FAST_RETRY = RetryPolicy(max_attempts=5, base_delay=0.01, max_delay=0.05, max_elapsed=10.0, max_retry_after=2.0)
+KEY = "emulator-key"
+FOLDER = "emulator-folder"
+
+
+def fast_config(**overrides: Any) -> EmulatorConfig:
+    """An emulator config whose generations take a tenth of a second."""
+    config = EmulatorConfig(duration=Duration("fixed", 0.1), random_seed=7)
+    for name, value in overrides.items():
+        setattr(config, name, value)
+    return config
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    emu = Emulator(fast_config())
+    await emu.start()
+    yield emu
+    await emu.stop()
+
+
+@pytest.fixture
+def make_client(emulator: Emulator) -> Callable[..., YandexArtClient]:
+    """Build clients against the emulator; options override the fast defaults."""
+
+    def make(**options: Any) -> YandexArtClient:
+        defaults: dict[str, Any] = dict(
+            base_url=emulator.url, api_key=KEY, folder_id=FOLDER, retry=FAST_RETRY,
+            poll_policy=FixedPolicy(0.05), request_timeout=5.0, env={},
+        )
+        defaults.update(options)
+        return YandexArtClient(**defaults)
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: Callable[..., YandexArtClient]) -> AsyncIterator[YandexArtClient]:
+    async with make_client() as c:
+        yield c

@@ -1,0 +1,198 @@
+"""The emulator itself: determinism, the real error shapes, robustness, standalone and embedded runs."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import aiohttp
+import pytest
+from PIL import Image
+
+from yart_jupyter.client import YandexArtClient
+from yart_jupyter.emulator import Duration, Emulator
+from yart_jupyter.emulator.images import render
+from yart_jupyter.image import GeneratedImage
+from yart_jupyter.request import AspectRatio
+
+from .conftest import FOLDER, KEY
+
+GEN = "/foundationModels/v1/imageGenerationAsync"
+
+
+def test_images_are_deterministic() -> None:
+    messages = [{"text": "succulents", "weight": 1.0}]
+    a = render(messages, 1863, AspectRatio(2, 1))
+    assert a == render(messages, 1863, AspectRatio(2, 1))
+    assert a != render(messages, 1864, AspectRatio(2, 1))
+    assert a != render([{"text": "cacti", "weight": 1.0}], 1863, AspectRatio(2, 1))
+    picture = Image.open(__import__("io").BytesIO(a))
+    assert picture.format == "JPEG" and picture.size == AspectRatio(2, 1).pixel_size()
+
+
+def test_realistic_payload_still_decodes() -> None:
+    data = render([{"text": "big", "weight": 1.0}], 1, AspectRatio(1, 1), pad_to=1_200_000)
+    assert 1_190_000 <= len(data) <= 1_200_000
+    Image.open(__import__("io").BytesIO(data)).load()
+
+
+async def test_same_request_same_bytes_over_http(client: YandexArtClient) -> None:
+    first = await client.generate("twice", seed=77, aspect="16:9")
+    second = await client.generate("twice", seed=77, aspect="16:9")
+    assert first.operation_id != second.operation_id
+    assert first.image_bytes == second.image_bytes
+
+
+async def test_start_returns_explicit_nulls(emulator: Emulator) -> None:
+    async with aiohttp.ClientSession() as session:
+        body = {"modelUri": f"art://{FOLDER}/yandex-art/latest", "messages": [{"text": "x", "weight": "1"}],
+                "generationOptions": {"seed": "5"}}
+        async with session.post(emulator.url + GEN, json=body, headers={"Authorization": f"Api-Key {KEY}"}) as r:
+            data = await r.json()
+            assert r.headers["x-request-id"]
+    assert set(data) == {"id", "description", "createdAt", "createdBy", "modifiedAt", "done", "metadata"}
+    assert data["createdAt"] is None and data["done"] is False and len(data["id"]) == 20
+
+
+@pytest.mark.parametrize(
+    "headers,body,status,code",
+    [
+        ({}, {}, 401, 16),
+        ({"Authorization": "Api-Key nope"}, {}, 401, 16),
+        ({"Authorization": f"Api-Key {KEY}"}, "not json", 400, 3),
+        ({"Authorization": f"Api-Key {KEY}"}, [], 400, 3),
+        ({"Authorization": f"Api-Key {KEY}"}, {"modelUri": "art://yandex-art/latest", "messages": []}, 403, 7),
+        ({"Authorization": f"Api-Key {KEY}"}, {"modelUri": f"art://{FOLDER}/yandex-art", "messages": []}, 400, 3),
+        ({"Authorization": f"Api-Key {KEY}"},
+         {"modelUri": f"art://{FOLDER}/yandex-art", "messages": [{"text": "x"}],
+          "generationOptions": {"seed": "-3"}}, 400, 3),
+        ({"Authorization": f"Api-Key {KEY}"},
+         {"modelUri": f"art://{FOLDER}/yandex-art", "messages": [{"text": "x"}],
+          "generationOptions": {"aspectRatio": {"widthRatio": "0", "heightRatio": "1"}}}, 400, 3),
+    ],
+)
+async def test_error_shapes(
+    emulator: Emulator, headers: dict[str, str], body: object, status: int, code: int
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        payload = body if isinstance(body, str) else json.dumps(body)
+        async with session.post(emulator.url + GEN, data=payload, headers=headers) as r:
+            assert r.status == status
+            data = await r.json()
+    assert data["error"]["grpcCode"] == code and data["error"]["httpCode"] == status
+    assert data["error"]["message"]
+    emulator.config.error_shape = "flat"
+    async with aiohttp.ClientSession() as session, session.post(emulator.url + GEN, data="{}", headers=headers) as r:
+        flat = await r.json()
+    assert set(flat) == {"code", "message", "details"}
+
+
+async def test_body_size_limit_and_unknown_paths(emulator: Emulator) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(emulator.url + GEN, data=b"x" * 200_000,
+                                headers={"Authorization": f"Api-Key {KEY}"}) as r:
+            assert r.status == 413
+            assert "error" in await r.json()
+        async with session.get(emulator.url + "/nowhere") as r:
+            assert r.status == 404
+            assert "error" in await r.json()
+
+
+async def test_garbage_never_crashes(emulator: Emulator) -> None:
+    garbage = [b"\xff\xfe\x00", b"{", b"null", b'{"messages": 5}', b'{"modelUri": 7}',
+               b'{"modelUri": "art://emulator-folder/yandex-art", "messages": [{"text": 5}]}',
+               b'{"modelUri": "art://emulator-folder/yandex-art", "messages": [{"text": "a", "weight": "x"}]}',
+               b'{"modelUri": "art://emulator-folder/yandex-art", "messages": [{"text": "a"}], '
+               b'"generationOptions": {"aspectRatio": 3}}']
+    async with aiohttp.ClientSession() as session:
+        for body in garbage:
+            async with session.post(emulator.url + GEN, data=body, headers={"Authorization": f"Api-Key {KEY}"}) as r:
+                assert 400 <= r.status < 500, body
+        async with session.post(emulator.url + "/iam/v1/tokens", data=b"[1]") as r:
+            assert r.status == 400
+        async with session.post(emulator.url + "/iam/v1/tokens", json={"jwt": "not.a.jwt"}) as r:
+            assert r.status in (400, 401)
+    assert emulator.stats.by_status.get(500, 0) == 0
+
+
+async def test_binds_loopback_only() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        await Emulator().start("0.0.0.0")
+
+
+async def test_read_quota(emulator: Emulator, client: YandexArtClient) -> None:
+    emulator.config.reads_per_second = 3
+    emulator.config.duration = Duration("fixed", 10)
+    op_id = await client.start(client.build_request("quota", seed=1))
+    statuses = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(5):
+            async with session.get(f"{emulator.url}/operations/{op_id}",
+                                   headers={"Authorization": f"Api-Key {KEY}"}) as r:
+                statuses.append(r.status)
+                if r.status == 429:
+                    assert int(r.headers["Retry-After"]) >= 1
+    assert statuses[:3] == [200, 200, 200] and 429 in statuses[3:]
+
+
+async def test_control_endpoints(emulator: Emulator, client: YandexArtClient) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(emulator.url + "/_emulator/faults", json={"kind": "status", "status": 502}) as r:
+            assert (await r.json()) == {"queued": 1}
+        await client.generate("control", seed=1)
+        async with session.get(emulator.url + "/_emulator/stats") as r:
+            stats = await r.json()
+    assert stats["faults_injected"] == 1 and stats["by_status"]["502"] == 1
+    assert stats["operations_created"] == 1
+
+
+def test_standalone_process(tmp_path: Path) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "yart_jupyter.emulator", "--port", "0", "--duration", "0.1"],
+        stdout=subprocess.PIPE, text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert "emulator on http://127.0.0.1:" in line
+            url = line.split(" on ")[1].split()[0]
+
+            async def use() -> GeneratedImage:
+                async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={}) as client:
+                    return await client.generate("standalone", seed=3)
+
+            assert asyncio.run(use()).image_bytes
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+async def test_embedded_emulator_via_python_api() -> None:
+    import yart_jupyter
+    from yart_jupyter.api import close_shared_clients
+
+    image = await yart_jupyter.generate("embedded", seed=11, aspect="1:1", base_url="emulator")
+    again = await yart_jupyter.generate("embedded", seed=11, aspect="1:1", base_url="emulator")
+    assert image.image_bytes == again.image_bytes
+    await close_shared_clients()
+
+
+def test_unclosed_sessions_are_detected(emulator: Emulator) -> None:
+    """The suite turns unclosed-session warnings into errors; prove that the detection works."""
+
+    async def leak() -> None:
+        client = YandexArtClient(base_url=emulator.url, api_key=KEY, folder_id=FOLDER, env={})
+        await client.open()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(leak())
+        loop.close()
+        gc.collect()
+    assert any("Unclosed" in str(w.message) for w in caught)

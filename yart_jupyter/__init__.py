@@ -1,0 +1,47 @@
+"""yart_jupyter: YandexART image generation from Jupyter notebooks.
+
+``%load_ext yart_jupyter`` for the magic; ``await yart_jupyter.generate(...)`` for code;
+:class:`YandexArtClient` for full control. Heavy parts load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._version import __version__
+
+__all__ = [
+    "AspectRatio",
+    "GeneratedImage",
+    "GenerationRequest",
+    "Message",
+    "YandexArtClient",
+    "__version__",
+    "errors",
+    "generate",
+]
+
+_LAZY = {
+    "YandexArtClient": ("client", "YandexArtClient"),
+    "Progress": ("client", "Progress"),
+    "GeneratedImage": ("image", "GeneratedImage"),
+    "GenerationRequest": ("request", "GenerationRequest"),
+    "Message": ("request", "Message"),
+    "AspectRatio": ("request", "AspectRatio"),
+    "build_request": ("request", "build_request"),
+    "generate": ("api", "generate"),
+    "errors": ("errors", None),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the public names on first use, so loading the extension stays fast."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'yart_jupyter' has no attribute {name!r}")
+    import importlib
+
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(f".{module_name}", __name__)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value

@@ -1,0 +1,389 @@
+"""The async YandexART client: start a generation, poll its operation, return the image.
+
+It knows nothing of IPython: the magic, the widget and the Python API all sit on top of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from . import errors
+from ._version import __version__
+from .config import EMULATOR, GENERATE_PATH, Settings, check_url
+from .credentials import ApiKey, Credentials, resolve_credentials
+from .image import GeneratedImage, sniff_mime
+from .operation import MalformedOperation, Operation, parse_operation
+from .polling import BackoffPolicy, PollPolicy
+from .redact import get_logger
+from .request import AspectRatioLike, GenerationRequest, PromptLike, build_request, validate_model_uri
+from .transport import OFF_LOOP_BYTES, Response, RetryableError, RetryPolicy, error_for, send
+
+log = get_logger("yart_jupyter.client")
+
+USER_AGENT = f"yart_jupyter/{__version__} (+aiohttp/{aiohttp.__version__})"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a waiting caller may show: one event of a generation's life."""
+
+    phase: str  # "starting", "started", "polling", "retry", "done", "failed"
+    operation_id: str | None
+    elapsed: float
+    polls: int = 0
+    retries: int = 0
+    detail: str = ""
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class YandexArtClient:
+    """An async client of the YandexART REST API; one aiohttp session, reused.
+
+    Use it as ``async with YandexArtClient(...) as client:``. With ``base_url="emulator"`` it
+    starts (or reuses) the embedded emulator and needs no credentials.
+    """
+
+    def __init__(
+        self,
+        *,
+        folder_id: str | None = None,
+        credentials: Credentials | None = None,
+        api_key: str | None = None,
+        iam_token: str | None = None,
+        base_url: str | None = None,
+        settings: Settings | None = None,
+        retry: RetryPolicy | None = None,
+        poll_policy: PollPolicy | None = None,
+        request_timeout: float | None = None,
+        wait_timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        base = settings or Settings.from_env(env)
+        overrides: dict[str, Any] = {
+            k: v for k, v in {
+                "base_url": base_url, "folder_id": folder_id,
+                "request_timeout": request_timeout, "wait_timeout": wait_timeout,
+            }.items() if v is not None
+        }
+        self.settings = Settings(**{**base.__dict__, **overrides})
+        if self.settings.base_url != EMULATOR:
+            check_url(self.settings.base_url, "base URL")
+        self._explicit_credentials = credentials
+        self._api_key = api_key
+        self._iam_token = iam_token
+        self._env = env
+        self._credentials: Credentials | None = None
+        self.retry = retry or RetryPolicy()
+        self.poll_policy: PollPolicy = poll_policy or BackoffPolicy()
+        self._session: aiohttp.ClientSession | None = None
+        self._base_url: str | None = None
+        self._folder_id: str | None = self.settings.folder_id
+        if self._folder_id is None and self.settings.base_url == EMULATOR:
+            from .emulator.config import DEFAULT_FOLDER
+
+            self._folder_id = DEFAULT_FOLDER
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> YandexArtClient:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Resolve the endpoint and credentials and open the HTTP session (idempotent)."""
+        if self._session is not None and not self._session.closed:
+            return
+        self._base_url, self._credentials = await self._resolve_endpoint()
+        self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
+
+    async def close(self) -> None:
+        """Close the HTTP session; the client can be opened again."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _resolve_endpoint(self) -> tuple[str, Credentials]:
+        if self.settings.base_url == EMULATOR:
+            from .emulator import embedded
+
+            emulator = await asyncio.to_thread(embedded)
+            credentials = self._explicit_credentials or (
+                resolve_credentials(api_key=self._api_key, iam_token=self._iam_token, env={})
+                if self._api_key or self._iam_token
+                else ApiKey(emulator.config.default_api_key, "the embedded emulator")
+            )
+            return emulator.url, credentials
+        credentials = self._explicit_credentials or resolve_credentials(
+            api_key=self._api_key, iam_token=self._iam_token, iam_url=self.settings.iam_url, env=self._env
+        )
+        return self.settings.base_url.rstrip("/"), credentials
+
+    @property
+    def folder_id(self) -> str | None:
+        return self._folder_id
+
+    @property
+    def credentials(self) -> Credentials | None:
+        """The credentials in use (after :meth:`open`); their repr never shows the secret."""
+        return self._credentials
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url or self.settings.base_url
+
+    def __repr__(self) -> str:
+        creds = self._credentials.describe() if self._credentials else "unresolved"
+        return f"<YandexArtClient {self.base_url} folder={self._folder_id} credentials={creds}>"
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def build_request(
+        self,
+        prompt: PromptLike,
+        *,
+        seed: int | str | None = None,
+        aspect: AspectRatioLike | None = None,
+        mime_type: str = "image/jpeg",
+        model_uri: str | None = None,
+    ) -> GenerationRequest:
+        """Validate a request locally (nothing is sent); the folder fills the default model URI."""
+        return build_request(
+            prompt, seed=seed, aspect=aspect, mime_type=mime_type,
+            model_uri=model_uri, folder_id=self._folder_id,
+        )
+
+    def _require_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            raise errors.ConfigurationError(
+                "The client is not open: use `async with YandexArtClient(...) as client:`"
+            )
+        return self._session
+
+    def _headers(self) -> dict[str, str]:
+        headers = {}
+        if self._folder_id and self._credentials and self._credentials.sends_folder_header:
+            headers["x-folder-id"] = self._folder_id
+        if self.settings.data_logging is not None:
+            headers["x-data-logging-enabled"] = "true" if self.settings.data_logging else "false"
+        return headers
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        operation_id: str | None = None,
+        on_retry: Callable[[int, str, float], None] | None = None,
+        check: Callable[[Response], Any] | None = None,
+    ) -> Response:
+        session = self._require_session()
+        credentials = self._credentials
+        assert credentials is not None
+
+        async def auth(refresh: bool) -> str:
+            return await credentials.authorization(session, refresh)
+
+        return await send(
+            session, method, f"{self.base_url}{path}",
+            json_body=json_body, headers={**self._headers(), **(headers or {})},
+            auth=auth, refreshable=credentials.refreshable, retry=self.retry,
+            timeout=self.settings.request_timeout, operation_id=operation_id,
+            on_retry=on_retry, check=check,
+        )
+
+    async def start(
+        self, request: GenerationRequest, *, on_retry: Callable[[int, str, float], None] | None = None
+    ) -> str:
+        """Start a generation and return its operation id.
+
+        A start whose response was lost (dropped connection, timeout) is ambiguous: the server may
+        have started, and billed, the generation. We retry it with the same ``Idempotency-Key``
+        (a UUID per start, which Yandex Cloud APIs use to deduplicate) instead of failing the
+        user's cell; the retry is logged at WARNING so a possible duplicate is never silent.
+        """
+        idempotency_key = str(uuid.uuid4())
+        holder: dict[str, str] = {}
+
+        async def check(response: Response) -> None:
+            try:
+                data = await response.json()
+                holder["id"] = str(data["id"])
+            except (ValueError, KeyError, TypeError):
+                raise RetryableError("malformed start response") from None
+            if not holder["id"]:
+                raise RetryableError("start response without an operation id")
+
+        await self._send(
+            "POST", GENERATE_PATH, json_body=request.to_json(),
+            headers={"Idempotency-Key": idempotency_key}, on_retry=on_retry, check=check,
+        )
+        log.debug("started operation %s (seed %s)", holder["id"], request.seed)
+        return holder["id"]
+
+    async def get_operation(
+        self, operation_id: str, *, on_retry: Callable[[int, str, float], None] | None = None
+    ) -> Operation:
+        """Read an operation once (retrying transient faults); big bodies are parsed off the loop."""
+        parsed: list[Operation] = []
+
+        async def check(response: Response) -> None:
+            try:
+                if len(response.body) >= OFF_LOOP_BYTES:
+                    parsed.append(await asyncio.to_thread(parse_operation, response.body))
+                else:
+                    parsed.append(parse_operation(response.body))
+            except MalformedOperation as exc:
+                raise RetryableError(str(exc)) from None
+
+        await self._send(
+            "GET", f"/operations/{operation_id}", operation_id=operation_id, on_retry=on_retry, check=check,
+        )
+        return parsed[0]
+
+    async def wait(
+        self,
+        operation_id: str,
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+        poll_policy: PollPolicy | None = None,
+    ) -> Operation:
+        """Poll until the operation is done; raise its error, or a timeout that names the id."""
+        policy = poll_policy or self.poll_policy
+        limit = self.settings.wait_timeout if timeout is None else timeout
+        started = time.monotonic()
+        polls = 0
+        retries = 0
+
+        def report(phase: str, detail: str = "") -> None:
+            if on_progress is not None:
+                on_progress(Progress(phase, operation_id, time.monotonic() - started, polls, retries, detail))
+
+        def retried(attempt: int, reason: str, delay: float) -> None:
+            nonlocal retries
+            retries += 1
+            report("retry", reason)
+
+        while True:
+            elapsed = time.monotonic() - started
+            delay = policy.next_delay(polls, elapsed)
+            if elapsed + delay > limit:
+                raise errors.GenerationTimeoutError(
+                    f"Gave up waiting after {elapsed:.0f} s (timeout {limit:g} s); the generation may still finish",
+                    operation_id=operation_id,
+                    hint=f"Collect it later with `%yandexart resume {operation_id}` or client.wait('{operation_id}')",
+                )
+            await asyncio.sleep(delay)
+            operation = await self.get_operation(operation_id, on_retry=retried)
+            polls += 1
+            if operation.error is not None:
+                report("failed", operation.error.message)
+                raise self._operation_error(operation)
+            if operation.done:
+                report("done")
+                return operation
+            report("polling")
+
+    def _operation_error(self, operation: Operation) -> errors.YandexArtError:
+        assert operation.error is not None
+        code, message = operation.error.code, operation.error.message
+        mapped = error_for(None, code, message, operation_id=operation.id, grpc_code=code)
+        if isinstance(mapped, (errors.ContentModerationError, errors.OperationCancelledError)):
+            return mapped
+        return errors.OperationFailedError(
+            f"The generation failed (code {code}): {message or 'no message'}",
+            operation_id=operation.id, grpc_code=code,
+        )
+
+    async def cancel(self, operation_id: str) -> bool:
+        """Ask the server to cancel; True when it confirmed, False when it does not support it."""
+        try:
+            await self._send("POST", f"/operations/{operation_id}:cancel", operation_id=operation_id)
+        except (errors.InvalidRequestError, errors.OperationNotFoundError) as exc:
+            log.debug("cancel of %s not honoured: %s", operation_id, exc)
+            return False
+        return True
+
+    async def generate(
+        self,
+        prompt: PromptLike | GenerationRequest,
+        *,
+        seed: int | str | None = None,
+        aspect: AspectRatioLike | None = None,
+        mime_type: str = "image/jpeg",
+        model_uri: str | None = None,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_started: Callable[[str, GenerationRequest], None] | None = None,
+    ) -> GeneratedImage:
+        """Validate, start, wait and return the image: the whole round trip.
+
+        ``on_started(operation_id, request)`` runs as soon as the id is known, so a caller can
+        record it before any waiting starts (nothing is lost if the wait is interrupted).
+        """
+        request = prompt if isinstance(prompt, GenerationRequest) else self.build_request(
+            prompt, seed=seed, aspect=aspect, mime_type=mime_type, model_uri=model_uri
+        )
+        if isinstance(prompt, GenerationRequest) and model_uri is not None:
+            validate_model_uri(model_uri)
+        await self.open()
+        submitted = datetime.now(timezone.utc)
+        clock = time.monotonic()
+        if on_progress is not None:
+            on_progress(Progress("starting", None, 0.0))
+
+        def retried(attempt: int, reason: str, delay: float) -> None:
+            if on_progress is not None:
+                on_progress(Progress("retry", None, time.monotonic() - clock, retries=attempt, detail=reason))
+
+        operation_id = await self.start(request, on_retry=retried)
+        if on_started is not None:
+            on_started(operation_id, request)
+        if on_progress is not None:
+            on_progress(Progress("started", operation_id, time.monotonic() - clock))
+        operation = await self.wait(operation_id, timeout=timeout, on_progress=on_progress)
+        return self.to_image(operation, request, submitted)
+
+    def to_image(
+        self, operation: Operation, request: GenerationRequest | None, submitted: datetime | None = None
+    ) -> GeneratedImage:
+        """Wrap a finished operation as a :class:`GeneratedImage` (request unknown when resuming)."""
+        if operation.image is None:
+            raise errors.OperationFailedError("The operation has no image", operation_id=operation.id)
+        return GeneratedImage(
+            image_bytes=operation.image,
+            mime_type=sniff_mime(operation.image),
+            seed=request.seed if request else None,
+            aspect=request.aspect if request else None,
+            messages=request.messages if request else (),
+            operation_id=operation.id,
+            model_version=operation.model_version,
+            model_uri=request.model_uri if request else None,
+            submitted_at=submitted,
+            done_at=datetime.now(timezone.utc),
+        )
+
+    async def resume(
+        self, operation_id: str, *, timeout: float | None = None, on_progress: ProgressCallback | None = None
+    ) -> GeneratedImage:
+        """Collect the image of an operation started earlier (another kernel, another day)."""
+        await self.open()
+        return self.to_image(await self.wait(operation_id, timeout=timeout, on_progress=on_progress), None)

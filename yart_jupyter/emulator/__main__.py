@@ -1,0 +1,61 @@
+"""Run the emulator standalone: ``python -m yart_jupyter.emulator --port 8765``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+
+from .config import Duration, EmulatorConfig
+from .server import Emulator
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the options, serve until interrupted."""
+    parser = argparse.ArgumentParser(prog="python -m yart_jupyter.emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="a loopback address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--api-key", action="append", default=[], help="a valid API key (repeatable)")
+    parser.add_argument("--iam-token", action="append", default=[], help="a valid IAM token (repeatable)")
+    parser.add_argument("--folder", action="append", default=[], help="a known folder id (repeatable)")
+    parser.add_argument("--duration", default="lognormal:1.5:0.35:0.3:6",
+                        help="generation time: SECONDS, uniform:A:B or lognormal:MEDIAN:SIGMA[:LOW:HIGH]")
+    parser.add_argument("--generate-per-minute", type=int, default=500)
+    parser.add_argument("--reads-per-second", type=int, default=50)
+    parser.add_argument("--moderate", action="append", default=[], help="a word moderation refuses")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="probability of a random 5xx/429")
+    parser.add_argument("--realistic-payloads", action="store_true", help="1-1.6 MB JPEGs, like the real service")
+    args = parser.parse_args(argv)
+    config = EmulatorConfig(
+        duration=Duration.parse(args.duration),
+        generate_per_minute=args.generate_per_minute,
+        reads_per_second=args.reads_per_second,
+        fault_rate=args.fault_rate,
+    )
+    if args.api_key:
+        config.api_keys = set(args.api_key)
+    if args.iam_token:
+        config.iam_tokens = set(args.iam_token)
+    if args.folder:
+        config.folders = set(args.folder)
+    if args.moderate:
+        config.moderation_words = {w.lower() for w in args.moderate}
+    if args.realistic_payloads:
+        config.payload_bytes = (1_000_000, 1_600_000)
+
+    async def serve() -> None:
+        emulator = Emulator(config)
+        url = await emulator.start(args.host, args.port)
+        print(f"YandexART emulator on {url}  (API key {config.default_api_key!r}, folder {config.default_folder!r})",
+              flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await emulator.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

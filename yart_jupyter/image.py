@@ -1,0 +1,162 @@
+"""The result of a generation: bytes plus everything needed to reproduce and cite it."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import struct
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .request import AspectRatio, Message
+
+_EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png"}
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) read from a JPEG or PNG header, without decoding the picture."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return int(width), int(height)
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2:i + 4])
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            return int(width), int(height)
+        i += 2 + length
+    return None
+
+
+def write_atomic(target: Path, data: bytes) -> None:
+    """Write through a temporary file and a rename, so a crash never leaves half a picture."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def sniff_mime(data: bytes) -> str:
+    """The mime type the bytes really are (the server may ignore the one asked for)."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    return "image/jpeg"
+
+
+@dataclass
+class GeneratedImage:
+    """A generated picture with its request, operation id and timings; displays itself in Jupyter."""
+
+    image_bytes: bytes = field(repr=False)
+    mime_type: str
+    seed: int | None
+    aspect: AspectRatio | None
+    messages: tuple[Message, ...]
+    operation_id: str
+    model_version: str | None = None
+    model_uri: str | None = None
+    submitted_at: datetime | None = None
+    done_at: datetime | None = None
+    cached: bool = False
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from submission to the moment we had the image."""
+        if self.submitted_at and self.done_at:
+            return (self.done_at - self.submitted_at).total_seconds()
+        return None
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(width, height) in pixels."""
+        return image_size(self.image_bytes)
+
+    @property
+    def prompt(self) -> str:
+        return " | ".join(m.text for m in self.messages)
+
+    @property
+    def extension(self) -> str:
+        return _EXTENSIONS.get(self.mime_type, ".img")
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the image to ``path`` (a folder gets a generated name); never overwrites unless asked."""
+        target = Path(path).expanduser()
+        if target.is_dir():
+            target = target / f"yandexart-{self.seed if self.seed is not None else self.operation_id}{self.extension}"
+        if target.suffix == "":
+            target = target.with_suffix(self.extension)
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+        write_atomic(target, self.image_bytes)
+        return target
+
+    def caption(self) -> str:
+        """One short line: seed, aspect, pixel size, duration, operation id."""
+        parts = []
+        if self.seed is not None:
+            parts.append(f"seed {self.seed}")
+        if self.aspect is not None:
+            parts.append(f"aspect {self.aspect}")
+        size = self.size
+        if size:
+            parts.append(f"{size[0]}×{size[1]}")
+        if self.cached:
+            parts.append("cached")
+        elif self.duration is not None:
+            parts.append(f"{self.duration:.1f} s")
+        parts.append(f"op {self.operation_id}")
+        return " · ".join(parts)
+
+    def __repr__(self) -> str:
+        return (
+            f"GeneratedImage(seed={self.seed}, aspect={str(self.aspect) if self.aspect else None!r}, "
+            f"size={self.size}, mime_type={self.mime_type!r}, operation_id={self.operation_id!r}, "
+            f"bytes={len(self.image_bytes)}, prompt={self.prompt[:40]!r})"
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The picture itself (native image output) with the caption as its text form."""
+        size = self.size
+        meta: dict[str, Any] = {}
+        if size:
+            meta[self.mime_type] = {"width": size[0] // 2, "height": size[1] // 2}
+        data = {
+            self.mime_type: base64.b64encode(self.image_bytes).decode("ascii"),
+            "text/plain": f"{self.caption()}\n{self.prompt}",
+        }
+        return data, meta
+
+    def caption_html(self) -> str:
+        """The caption as a small line of HTML under the picture."""
+        return (
+            '<div class="yart-caption" style="font-size:12px;opacity:.75;font-family:monospace">'
+            f"{html.escape(self.caption())}<br>{html.escape(self.prompt[:200])}</div>"
+        )
+
+    def _ipython_display_(self) -> None:
+        """Show the picture, then its caption, as two outputs (no HTML data URIs, which Lab may sanitise)."""
+        from IPython.display import HTML, display
+
+        data, meta = self._repr_mimebundle_()
+        display(data, raw=True, metadata=meta)  # type: ignore[no-untyped-call]
+        display(HTML(self.caption_html()))  # type: ignore[no-untyped-call]
