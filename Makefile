@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m yart_jupyter.demo
+	$(PY) -m yart_jupyter.demo notebooks/quickstart.ipynb
 
 lint: $(STAMP)
 	$(PY) -m ruff check yart_jupyter tests

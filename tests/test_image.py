@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from yart_jupyter.emulator.images import render
-from yart_jupyter.image import GeneratedImage, image_size
+from yart_jupyter.image import GeneratedImage, ImageSet
 from yart_jupyter.request import AspectRatio, Message
 
 
@@ -38,13 +38,20 @@ def test_save_never_overwrites_silently(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.part"))
 
 
-def test_mimebundle_is_a_native_image() -> None:
+def test_mimebundle_is_a_figure_with_caption() -> None:
     for mime in ("image/jpeg", "image/png"):
         image = make_image(mime)
-        data, meta = image._repr_mimebundle_()
-        assert base64.b64decode(data[mime]) == image.image_bytes
+        data = image._repr_mimebundle_()
+        encoded = base64.b64encode(image.image_bytes).decode()
+        assert f'src="data:{mime};base64,{encoded}"' in data["text/html"]
+        assert "seed 5" in data["text/html"] and "a red fox" in data["text/html"]
         assert "seed 5" in data["text/plain"]
-        assert meta[mime]["width"] == image_size(image.image_bytes)[0] // 2  # type: ignore[index]
+
+
+def test_image_set_is_a_grid() -> None:
+    images = ImageSet([make_image(), make_image("image/png")])
+    html = images._repr_mimebundle_()["text/html"]
+    assert html.count("<figure") == 2
 
 
 def test_repr_is_short_and_informative() -> None:

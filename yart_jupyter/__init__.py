@@ -45,3 +45,17 @@ def __getattr__(name: str) -> Any:
     value = module if attr is None else getattr(module, attr)
     globals()[name] = value
     return value
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext yart_jupyter``: register ``%%yandexart`` and ``%yandexart``."""
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext yart_jupyter``: remove them cleanly."""
+    from .magics import unload
+
+    unload(ipython)

@@ -12,6 +12,7 @@ import weakref
 from typing import Any
 
 from .client import ProgressCallback, YandexArtClient
+from .config import session_defaults
 from .image import GeneratedImage
 from .request import AspectRatioLike, PromptLike
 
@@ -21,13 +22,18 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, .
 
 
 def shared_client(**options: Any) -> YandexArtClient:
-    """The client of the running loop for these options (created on first use)."""
+    """The client of the running loop for these options (created on first use).
+
+    Options left as None take the session defaults (``%config YandexArt.*``), then the environment.
+    """
     loop = asyncio.get_running_loop()
-    key = tuple(sorted(options.items()))
+    merged = session_defaults()
+    merged.update({k: v for k, v in options.items() if v is not None})
+    key = tuple(sorted(merged.items()))
     per_loop = _clients.setdefault(loop, {})
     client = per_loop.get(key)
     if client is None:
-        client = per_loop[key] = YandexArtClient(**options)
+        client = per_loop[key] = YandexArtClient(**merged)
     return client
 
 

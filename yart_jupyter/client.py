@@ -30,6 +30,8 @@ from .transport import OFF_LOOP_BYTES, Response, RetryableError, RetryPolicy, er
 log = get_logger("yart_jupyter.client")
 
 USER_AGENT = f"yart_jupyter/{__version__} (+aiohttp/{aiohttp.__version__})"
+#: How long an interrupted caller still waits for a start request already sent, to learn its id.
+START_GRACE = 1.0
 
 
 @dataclass(frozen=True)
@@ -354,7 +356,19 @@ class YandexArtClient:
             if on_progress is not None:
                 on_progress(Progress("retry", None, time.monotonic() - clock, retries=attempt, detail=reason))
 
-        operation_id = await self.start(request, on_retry=retried)
+        start = asyncio.ensure_future(self.start(request, on_retry=retried))
+        try:
+            operation_id = await asyncio.shield(start)
+        except asyncio.CancelledError:
+            # Interrupted while the start request is in flight: the server may already have
+            # created the operation, so give the request a moment to tell us its id.
+            try:
+                operation_id = await asyncio.wait_for(start, START_GRACE)
+            except BaseException:
+                raise asyncio.CancelledError() from None
+            if on_started is not None:
+                on_started(operation_id, request)
+            raise
         if on_started is not None:
             on_started(operation_id, request)
         if on_progress is not None:

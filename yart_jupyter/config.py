@@ -54,6 +54,23 @@ class Settings:
         return replace(self, base_url=base_url)
 
 
+_session_defaults: dict[str, Any] = {}
+
+
+def set_session_defaults(**values: Any) -> None:
+    """Defaults for this process that beat the environment (``%config YandexArt.*`` sets them)."""
+    for name, value in values.items():
+        if value is None or value == "":
+            _session_defaults.pop(name, None)
+        else:
+            _session_defaults[name] = value
+
+
+def session_defaults() -> dict[str, Any]:
+    """The current process-wide defaults (see :func:`set_session_defaults`)."""
+    return dict(_session_defaults)
+
+
 def check_url(url: str, what: str) -> str:
     """Refuse anything but an absolute http(s) URL."""
     parts = urlsplit(url)

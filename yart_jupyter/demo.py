@@ -1,40 +1,36 @@
-"""``make demo``: generate on the embedded emulator, no credentials needed, and save the results."""
+"""``make demo``: run the quickstart notebook headless on the embedded emulator, write HTML."""
 
 from __future__ import annotations
 
-import asyncio
+import argparse
 import os
+import sys
 from pathlib import Path
 
-from .client import Progress, YandexArtClient
-
-OUT = Path("demo-output")
+from .notebook_runner import run_notebook, write_outputs
 
 
-async def _run() -> list[Path]:
-    saved = []
-
-    def status(event: Progress) -> None:
-        print(f"  {event.phase:<8} {event.operation_id or '':<22} {event.elapsed:5.1f} s", flush=True)
-
-    async with YandexArtClient(base_url="emulator") as client:
-        for prompt, seed, aspect in [
-            ("a pattern of pastel colored succulents, top view", 1863, "2:1"),
-            ("a lighthouse on a cliff at dawn, oil painting", 42, "9:16"),
-        ]:
-            print(f"{prompt!r} seed={seed} aspect={aspect}")
-            image = await client.generate(prompt, seed=seed, aspect=aspect, on_progress=status)
-            path = image.save(OUT / f"seed{seed}-{aspect.replace(':', 'x')}.jpg", overwrite=True)
-            print(f"  -> {path} ({image.caption()})")
-            saved.append(path)
-    return saved
-
-
-def main() -> None:
-    """Run the demo and print where the pictures are."""
-    os.environ.setdefault("YANDEXART_EMULATOR_DURATION", "lognormal:1.5:0.3:0.5:4")
-    saved = asyncio.run(_run())
-    print(f"\nDemo done: {len(saved)} images in {OUT.resolve()}")
+def main(argv: list[str] | None = None) -> None:
+    """Execute the notebook in a real kernel (no credentials needed) and print the HTML's path."""
+    parser = argparse.ArgumentParser(prog="python -m yart_jupyter.demo", description=__doc__)
+    parser.add_argument("notebook", nargs="?", default="notebooks/quickstart.ipynb")
+    parser.add_argument("--out", default="demo-output")
+    args = parser.parse_args(argv)
+    source = Path(args.notebook)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ["YANDEXART_BASE_URL"] = "emulator"  # the kernel inherits it: never the real service here
+    os.environ.setdefault("YANDEXART_EMULATOR_DURATION", "lognormal:2:0.3:0.5:5")
+    print(f"Running {source} on the embedded emulator ...", flush=True)
+    notebook = run_notebook(source, workdir=out)
+    images = sum(
+        output.get("data", {}).get("text/html", "").count("<img ")
+        for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
+    )
+    ipynb, html = write_outputs(notebook, out, source.stem)
+    print(f"Executed {ipynb}\n{images} images inline in {html}\nOpen it with: xdg-open {html}")
+    if images == 0:
+        sys.exit("no image was produced")
 
 
 if __name__ == "__main__":

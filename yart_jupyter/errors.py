@@ -129,5 +129,9 @@ class OperationCancelledError(YandexArtError):
     """The operation was cancelled before it produced an image."""
 
 
+class StorageError(YandexArtError, OSError):
+    """A result could not be written to disk (the image itself is still shown and kept)."""
+
+
 class ConfigurationError(YandexArtError, ValueError):
     """A setting is unusable (a base URL that is not http(s), secrets over plain http, ...)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import html
 import os
 import struct
 from dataclasses import dataclass, field
@@ -134,29 +132,22 @@ class GeneratedImage:
             f"bytes={len(self.image_bytes)}, prompt={self.prompt[:40]!r})"
         )
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The picture itself (native image output) with the caption as its text form."""
-        size = self.size
-        meta: dict[str, Any] = {}
-        if size:
-            meta[self.mime_type] = {"width": size[0] // 2, "height": size[1] // 2}
-        data = {
-            self.mime_type: base64.b64encode(self.image_bytes).decode("ascii"),
-            "text/plain": f"{self.caption()}\n{self.prompt}",
-        }
-        return data, meta
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """The picture with its caption (HTML figure), and the caption as plain text."""
+        from .display import images_bundle
 
-    def caption_html(self) -> str:
-        """The caption as a small line of HTML under the picture."""
-        return (
-            '<div class="yart-caption" style="font-size:12px;opacity:.75;font-family:monospace">'
-            f"{html.escape(self.caption())}<br>{html.escape(self.prompt[:200])}</div>"
-        )
+        return images_bundle([self])
 
-    def _ipython_display_(self) -> None:
-        """Show the picture, then its caption, as two outputs (no HTML data URIs, which Lab may sanitise)."""
-        from IPython.display import HTML, display
 
-        data, meta = self._repr_mimebundle_()
-        display(data, raw=True, metadata=meta)  # type: ignore[no-untyped-call]
-        display(HTML(self.caption_html()))  # type: ignore[no-untyped-call]
+class ImageSet(list[GeneratedImage]):
+    """Several results of one cell: a list that displays as a grid with captions."""
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from .display import images_bundle
+
+        return images_bundle(self)
+
+    def save(self, folder: str | os.PathLike[str], *, overwrite: bool = False) -> list[Path]:
+        """Save every image into ``folder`` with generated names."""
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return [image.save(folder, overwrite=overwrite) for image in self]

@@ -1,0 +1,108 @@
+"""In a real kernel: the quickstart notebook (nbclient), a background cell's late update, interrupts."""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager, start_new_kernel
+
+from yart_jupyter.notebook_runner import run_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def kernel_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YC_", "YANDEXART_"))}
+    env.update(YANDEXART_BASE_URL="emulator", **extra)
+    return env
+
+
+@pytest.fixture
+def kernel_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for key in [k for k in os.environ if k.startswith(("YC_", "YANDEXART_"))]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("YANDEXART_BASE_URL", "emulator")
+    monkeypatch.setenv("YANDEXART_EMULATOR_DURATION", "lognormal:0.6:0.3:0.2:1.5")
+    return tmp_path
+
+
+@pytest.mark.timeout(300)
+def test_quickstart_runs_in_a_real_kernel(kernel_workdir: Path) -> None:
+    notebook = run_notebook(ROOT / "notebooks" / "quickstart.ipynb", workdir=kernel_workdir, timeout=120)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    images_per_cell = {
+        c.source.splitlines()[0]: sum(o.get("data", {}).get("text/html", "").count("<img ") for o in c.outputs)
+        for c in code
+    }
+    assert images_per_cell["%%yandexart --seed 1863 --aspect 2:1"] == 1
+    assert images_per_cell["%%yandexart --seed 1-4 --aspect square"] == 4
+    assert images_per_cell["%%yandexart --seed 21 22 --out quickstart-images/tree-{seed}.jpg --var trees"] == 2
+    # The background cell's status line was replaced by its image after the cell had finished.
+    assert images_per_cell["%%yandexart --background --seed 99 --aspect banner"] == 1
+    assert images_per_cell["op = img.operation_id"] == 1
+    assert sum(images_per_cell.values()) >= 13
+    assert not any(o.output_type == "error" for c in code for o in c.outputs)
+    assert (kernel_workdir / "quickstart-images" / "tree-21.jpg").exists()
+
+
+@pytest.fixture
+def kernel() -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    km, kc = start_new_kernel(kernel_name="python3", env=kernel_env(YANDEXART_EMULATOR_DURATION="30"))
+    try:
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def execute(kc: BlockingKernelClient, code: str, timeout: float = 60) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run code; return the reply content and the iopub messages of that request."""
+    msg_id = kc.execute(code)
+    reply = kc.get_shell_msg(timeout=timeout)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = kc.get_shell_msg(timeout=timeout)
+    return reply["content"], drain(kc, msg_id)
+
+
+def drain(kc: BlockingKernelClient, msg_id: str, wait: float = 0.5) -> list[dict[str, Any]]:
+    messages = []
+    while True:
+        try:
+            msg = kc.get_iopub_msg(timeout=wait)
+        except queue.Empty:
+            return messages
+        if msg["parent_header"].get("msg_id") == msg_id:
+            messages.append(msg)
+
+
+@pytest.mark.timeout(120)
+def test_interrupt_ends_the_cell_and_reports_ids(kernel: tuple[KernelManager, BlockingKernelClient]) -> None:
+    km, kc = kernel
+    content, _ = execute(kc, "%load_ext yart_jupyter")
+    assert content["status"] == "ok"
+    msg_id = kc.execute("%%yandexart --seed 1 2\na slow generation")
+    deadline = time.monotonic() + 30
+    seen_ops = False
+    while not seen_ops and time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=30)
+        text = msg["content"].get("data", {}).get("text/plain", "")
+        seen_ops = msg["parent_header"].get("msg_id") == msg_id and " op " in text
+    assert seen_ops, "the status line never showed an operation id"
+    km.interrupt_kernel()
+    reply = kc.get_shell_msg(timeout=20)  # the generations take 30 s: an error reply means it did not wait
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "GenerationInterrupted", reply["content"]
+    text = " ".join(reply["content"]["traceback"])
+    assert "still running on the server" in text and "resume" in text
+    assert len(reply["content"]["traceback"]) == 1  # one line, no traceback wall
+    count = "import asyncio\nprint(sum('generate' in repr(t.get_coro()) for t in asyncio.all_tasks()))"
+    content, messages = execute(kc, count)
+    printed = "".join(m["content"].get("text", "") for m in messages if m["msg_type"] == "stream")
+    assert printed.strip() == "0"

@@ -1,0 +1,87 @@
+"""How results, status lines and errors look in a notebook: one place for all display bundles.
+
+Every bundle has ``text/html`` and ``text/plain``; a status line is a display handle that is
+updated in place and finally replaced by the result (or the error), in the cell that made it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .image import GeneratedImage
+
+Bundle = dict[str, Any]
+
+_FIGURE = (
+    '<figure style="margin:0 12px 12px 0;display:inline-block;vertical-align:top;max-width:{width}px">'
+    '<img src="data:{mime};base64,{data}" alt="{alt}" style="width:100%;height:auto;border-radius:4px">'
+    '<figcaption style="font:12px/1.4 monospace;opacity:.75;margin-top:4px">{caption}<br>{prompt}</figcaption>'
+    "</figure>"
+)
+
+
+def images_bundle(images: Sequence[GeneratedImage], notes: Sequence[str] = ()) -> Bundle:
+    """A grid of figures with captions (one image is a grid of one), plus any notes below."""
+    width = 720 if len(images) == 1 else 340
+    figures = []
+    for image in images:
+        size = image.size
+        shown = min(width, size[0]) if size else width
+        figures.append(_FIGURE.format(
+            width=shown, mime=image.mime_type, data=base64.b64encode(image.image_bytes).decode("ascii"),
+            alt=html.escape(image.prompt[:100], quote=True), caption=html.escape(image.caption()),
+            prompt=html.escape(image.prompt[:160]),
+        ))
+    note_html = "".join(f'<div style="font:12px monospace;opacity:.8">{html.escape(n)}</div>' for n in notes)
+    plain = "\n".join([*(f"{i.caption()}  {i.prompt[:80]}" for i in images), *notes])
+    return {"text/html": f'<div class="yart-result">{"".join(figures)}{note_html}</div>', "text/plain": plain}
+
+
+def status_bundle(text: str) -> Bundle:
+    """A one-line, in-place status."""
+    return {
+        "text/html": f'<div class="yart-status" style="font:13px monospace;opacity:.85">⏳ {html.escape(text)}</div>',
+        "text/plain": f"⏳ {text}",
+    }
+
+
+def message_bundle(text: str, kind: str = "info") -> Bundle:
+    """A one-line message: ``info``, ``warning`` or ``error``."""
+    colour = {"error": "#d32f2f", "warning": "#ed6c02"}.get(kind, "inherit")
+    icon = {"error": "✖", "warning": "⚠"}.get(kind, "•")
+    style = f"font:13px monospace;color:{colour}"
+    return {
+        "text/html": f'<div class="yart-{kind}" style="{style}">{icon} {html.escape(text)}</div>',
+        "text/plain": f"{icon} {text}",
+    }
+
+
+class StatusLine:
+    """A display handle shown once and updated in place (throttled); works from background tasks."""
+
+    def __init__(self, text: str, *, min_interval: float = 0.2) -> None:
+        from IPython.display import display
+
+        self._handle: Any = display(status_bundle(text), raw=True, display_id=True)  # type: ignore[no-untyped-call]
+        self._last = 0.0
+        self._min_interval = min_interval
+
+    def update(self, text: str, *, force: bool = False) -> None:
+        """Show a new status text (skipped when the last update was very recent, unless forced)."""
+        now = time.monotonic()
+        if not force and now - self._last < self._min_interval:
+            return
+        self._last = now
+        self._show(status_bundle(text))
+
+    def replace(self, bundle: Bundle) -> None:
+        """Replace the status line with a final bundle (the result, or an error)."""
+        self._show(bundle)
+
+    def _show(self, bundle: Bundle) -> None:
+        if self._handle is not None:
+            self._handle.update(bundle, raw=True)

@@ -1,0 +1,432 @@
+"""``%%yandexart`` and ``%yandexart``: a thin face over the engine.
+
+A cell starting with ``%%yandexart`` is rewritten by an input transformer into one top-level
+``await`` of :func:`run_cell`, so IPython's autoawait runs it on the kernel's own event loop: the
+cell stays busy, its status line updates in place, and an interrupt arrives as a cancellation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import keyword
+import shlex
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from traitlets import Bool, Float, Int, Unicode, observe
+
+from . import errors
+from .api import shared_client
+from .client import YandexArtClient
+from .config import set_session_defaults
+from .display import StatusLine, images_bundle, message_bundle
+from .engine import BatchStatus, GenerationInterrupted, JobRegistry, run_batch
+from .image import GeneratedImage, ImageSet
+from .outputs import check_pattern, save_all
+from .prompt import expand, parse_body, parse_seeds
+from .request import GenerationRequest, Message
+from .syncrun import run_sync
+
+MAGIC = "yandexart"
+
+
+class MagicUsageError(errors.YandexArtError):
+    """Options the magic does not understand."""
+
+    hint = "See %%yandexart? for every option"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would exit the kernel
+        raise MagicUsageError(f"{self.prog}: {message}")
+
+
+def _cell_parser() -> _Parser:
+    parser = _Parser(prog="%%yandexart", add_help=False, allow_abbrev=False)
+    parser.add_argument("--seed", nargs="+", default=None)
+    parser.add_argument("--count", type=int, default=None)
+    parser.add_argument("--aspect", default=None)
+    parser.add_argument("--mime", default=None)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--var", default=None)
+    parser.add_argument("--background", action="store_true")
+    parser.add_argument("--timeout", type=float, default=None)
+    parser.add_argument("--no-cache", action="store_true", dest="no_cache")
+    parser.add_argument("--raw", action="store_true")
+    return parser
+
+
+def _resume_parser() -> _Parser:
+    parser = _Parser(prog="%yandexart resume", add_help=False, allow_abbrev=False)
+    parser.add_argument("operation_id")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--var", default=None)
+    parser.add_argument("--timeout", type=float, default=None)
+    return parser
+
+
+def _split(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as exc:
+        raise MagicUsageError(f"cannot read the options: {exc}") from None
+
+
+def _check_var(name: str | None) -> None:
+    if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
+        raise errors.RequestValidationError("--var", name, "must be a valid Python name")
+
+
+@dataclass
+class _Plan:
+    requests: list[GenerationRequest]
+    options: argparse.Namespace
+    single: bool
+
+
+@magics_class
+class YandexArt(Magics):
+    """Generate images with YandexART. Settings: ``%config YandexArt`` lists them."""
+
+    folder_id = Unicode(None, allow_none=True, help="Folder id (else YC_FOLDER_ID).").tag(config=True)
+    base_url = Unicode(
+        None, allow_none=True, help="API base URL, or 'emulator' (else YANDEXART_BASE_URL)."
+    ).tag(config=True)
+    model_uri = Unicode(None, allow_none=True, help="Model URI (default art://<folder>/yandex-art/latest).").tag(
+        config=True
+    )
+    default_aspect = Unicode("1:1", help="Aspect ratio when a cell gives none.").tag(config=True)
+    mime_type = Unicode("image/jpeg", help="image/jpeg or image/png.").tag(config=True)
+    wait_timeout = Float(3600.0, help="Seconds to wait for a generation before giving up.").tag(config=True)
+    request_timeout = Float(60.0, help="Seconds for one HTTP request.").tag(config=True)
+    max_images = Int(16, help="Most images one cell may start (guards the quota).").tag(config=True)
+    data_logging = Bool(
+        None, allow_none=True, help="Send x-data-logging-enabled (None: do not send)."
+    ).tag(config=True)
+
+    def __init__(self, shell: InteractiveShell) -> None:
+        super().__init__(shell=shell)
+        self.jobs = JobRegistry()
+        self._share_settings()
+
+    @observe("folder_id", "base_url", "wait_timeout", "request_timeout", "data_logging")
+    def _settings_changed(self, change: Any) -> None:
+        self._share_settings()
+
+    def _share_settings(self) -> None:
+        """Make these settings the session defaults, so the Python API and the form use them too."""
+        set_session_defaults(
+            base_url=self.base_url, folder_id=self.folder_id, wait_timeout=self.wait_timeout,
+            request_timeout=self.request_timeout, data_logging=self.data_logging,
+        )
+
+    # -- engine access -----------------------------------------------------------------------
+
+    def client(self) -> YandexArtClient:
+        """The shared client of the running loop for the current settings."""
+        return shared_client()
+
+    def _set_result(self, value: Any) -> None:
+        """Make ``value`` the cell's value (``_``, ``Out[n]``) without displaying it twice."""
+        assert self.shell is not None
+        self.shell.displayhook.update_user_ns(value)  # type: ignore[no-untyped-call]
+
+    # -- the cell magic ----------------------------------------------------------------------
+
+    def plan(self, line: str, cell: str) -> _Plan:
+        """Parse and validate everything; nothing is sent and nothing is shown yet."""
+        options = _cell_parser().parse_args(_split(line))
+        assert self.shell is not None
+        pieces = parse_body(cell)
+        if not options.raw:
+            pieces = [(expand(text, self.shell.user_ns), weight) for text, weight in pieces]
+        messages = [Message(text, weight) for text, weight in pieces]
+        if options.seed is not None and options.count is not None:
+            raise MagicUsageError("give either --seed or --count, not both")
+        if options.count is not None and not 1 <= options.count <= self.max_images:
+            raise errors.RequestValidationError("--count", options.count, f"must be from 1 to {self.max_images}")
+        seeds: list[int | None]
+        if options.seed is not None:
+            seeds = list(parse_seeds(options.seed, self.max_images))
+        else:
+            seeds = [None] * (options.count or 1)
+        if options.timeout is not None and not options.timeout > 0:
+            raise errors.RequestValidationError("--timeout", options.timeout, "must be a positive number of seconds")
+        _check_var(options.var)
+        client = self.client()
+        requests = [
+            client.build_request(
+                messages, seed=seed, aspect=options.aspect or self.default_aspect,
+                mime_type=options.mime or self.mime_type, model_uri=options.model or self.model_uri or None,
+            )
+            for seed in seeds
+        ]
+        if options.out:
+            check_pattern(options.out, len(requests))
+        return _Plan(requests, options, single=len(requests) == 1)
+
+    async def cell(self, line: str, cell: str) -> None:
+        """Run a ``%%yandexart`` cell: blocking by default, or as a background job."""
+        plan = self.plan(line, cell)
+        client = self.client()
+        status = BatchStatus(len(plan.requests))
+        status_line = StatusLine(status.text())
+        if plan.options.background:
+            count = len(plan.requests)
+            description = f"{count} image{'s' if count > 1 else ''}: {plan.requests[0].prompt[:40]}"
+            job = self.jobs.submit(
+                self._execute(client, plan, status, status_line, background=True), description, status,
+            )
+            self._set_result(job)
+            return
+        result = await self._execute(client, plan, status, status_line, background=False)
+        self._set_result(result)
+
+    async def _execute(
+        self, client: YandexArtClient, plan: _Plan, status: BatchStatus, status_line: StatusLine, *, background: bool
+    ) -> GeneratedImage | ImageSet:
+        ticker = asyncio.ensure_future(self._tick(status_line, status))
+        try:
+            images, failures = await run_batch(
+                client, plan.requests, status=status, timeout=plan.options.timeout,
+                on_update=lambda s: status_line.update(s.text()),
+            )
+        except GenerationInterrupted as exc:
+            status_line.replace(message_bundle(str(exc), "warning") if background else {"text/plain": ""})
+            raise
+        except errors.YandexArtError as exc:
+            status_line.replace(message_bundle(str(exc), "error") if background else {"text/plain": ""})
+            raise
+        finally:
+            ticker.cancel()
+        notes: list[str] = []
+        if plan.options.out and images:
+            try:
+                paths = save_all(plan.options.out, images)
+                notes.append("saved " + ", ".join(str(p) for p in paths))
+            except errors.StorageError as exc:
+                failures.append(exc)
+        notes.extend(f"✖ {failure}" for failure in failures)
+        result: GeneratedImage | ImageSet = images[0] if plan.single and images else images
+        if images:
+            status_line.replace(images_bundle(images, notes))
+        elif background:
+            status_line.replace(message_bundle(str(failures[0]), "error"))
+        else:
+            status_line.replace({"text/plain": ""})
+        if plan.options.var:
+            assert self.shell is not None
+            self.shell.user_ns[plan.options.var] = result
+        if failures:
+            raise failures[0] if len(failures) == 1 else type(failures[0])(
+                f"{len(failures)} of {len(plan.requests)} generations failed; the first: {failures[0].message}",
+                operation_id=failures[0].operation_id, request_id=failures[0].request_id,
+            )
+        return result
+
+    @staticmethod
+    async def _tick(status_line: StatusLine, status: BatchStatus) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            status_line.update(status.text(), force=True)
+
+    @cell_magic(MAGIC)  # type: ignore[arg-type]
+    def yandexart_cell(self, line: str, cell: str) -> None:
+        """Generate images with YandexART; the cell body is the prompt.
+
+        Usage::
+
+            %%yandexart [--seed N [N ...]] [--count N] [--aspect W:H|PRESET] [--mime TYPE]
+                        [--model URI] [--out PATTERN] [--var NAME] [--background]
+                        [--timeout S] [--no-cache] [--raw]
+            a lighthouse on a cliff at dawn, {style}
+            --- 0.3
+            soft watercolour
+
+        Body: lines are joined with spaces into one message; a line ``---`` starts another
+        message and ``--- W`` one with weight W (default 1; the body may begin with such a line).
+        ``{name}`` inserts a notebook variable or expression; ``{{`` and ``}}`` are literal
+        braces; ``--raw`` turns expansion off. At most 500 characters per message.
+
+        Options:
+          --seed N [N ...]  one image per seed; ranges A-B allowed (e.g. --seed 1 5-8)
+          --count N         N images with random seeds (each seed is reported)
+          --aspect W:H      whole numbers between 1:4 and 4:1, or a preset: square, wide (16:9),
+                            tall (9:16), landscape (3:2), portrait (2:3), banner (2:1),
+                            skyscraper (1:2), ultrawide (21:9), photo (4:3)
+          --mime TYPE       image/jpeg (default) or image/png
+          --model URI       model URI (default art://<folder>/yandex-art/latest)
+          --out PATTERN     save to files; {seed}, {n} and {op} are filled in; folders are
+                            created; an existing file is never overwritten
+          --var NAME        also store the result in the variable NAME
+          --background      return at once; the result replaces the status line when ready
+          --timeout S       give up waiting after S seconds (the operation id is reported)
+          --no-cache        always generate anew, even for a seed generated before
+          --raw             do not expand {...} in the prompt
+
+        The cell's value (``_``) is the GeneratedImage, or a list of them for several seeds.
+        Line forms: ``%yandexart jobs``, ``%yandexart cancel [JOB|OP|all]``,
+        ``%yandexart resume OPERATION_ID [--out P] [--var N]``, ``%yandexart PROMPT [options]``.
+        Settings: ``%config YandexArt`` (folder_id, base_url, default_aspect, timeouts, ...).
+        """
+        run_sync(self.cell(line, cell))
+
+    # -- the line magic ----------------------------------------------------------------------
+
+    async def line(self, line: str) -> None:
+        """``%yandexart jobs | cancel [ID|all] | resume OP [...] | PROMPT [options]``."""
+        command, _, rest = line.strip().partition(" ")
+        handlers: dict[str, Callable[[str], Coroutine[Any, Any, None]]] = {
+            "jobs": self._jobs, "cancel": self._cancel, "resume": self._resume,
+        }
+        if not command:
+            self._show(message_bundle(
+                "Usage: %%yandexart [options] + prompt in the cell body; %yandexart jobs | cancel [ID|all] "
+                "| resume OPERATION_ID | PROMPT [options]. Details: %%yandexart?"
+            ))
+            return
+        if command in handlers:
+            await handlers[command](rest)
+            return
+        prompt, sep, options = line.partition(" --")
+        await self.cell(sep.strip() + options if sep else "", prompt)
+
+    def _show(self, bundle: dict[str, Any]) -> None:
+        from IPython.display import display
+
+        display(bundle, raw=True)  # type: ignore[no-untyped-call]
+
+    async def _jobs(self, rest: str) -> None:
+        if not self.jobs.jobs:
+            self._show(message_bundle("No background jobs in this kernel."))
+            return
+        rows = [f"{j.id:<4} {j.state:<9} {j.status.text()}  — {j.description}" for j in self.jobs.jobs.values()]
+        self._show({"text/plain": "\n".join(rows),
+                    "text/html": "<pre style='font-size:12px'>" + "\n".join(_escape(r) for r in rows) + "</pre>"})
+
+    async def _cancel(self, rest: str) -> None:
+        key = rest.strip() or "all"
+        jobs = self.jobs.find(key)
+        if not jobs and key == "all":
+            self._show(message_bundle("No running jobs."))
+            return
+        if not jobs:
+            raise MagicUsageError(f"no running job or operation {key!r}; see %yandexart jobs")
+        client = self.client()
+        cancelled = await self.jobs.cancel(jobs, cancel_remote=client.cancel)
+        ids = ", ".join(j.id for j in jobs)
+        remote = f"; server-side cancel confirmed for {', '.join(cancelled)}" if cancelled else ""
+        self._show(message_bundle(f"Cancelled {ids}{remote}."))
+
+    async def _resume(self, rest: str) -> None:
+        options = _resume_parser().parse_args(_split(rest))
+        _check_var(options.var)
+        if options.out:
+            check_pattern(options.out, 1)
+        client = self.client()
+        status = BatchStatus(1)
+        status.operation_ids.append(options.operation_id)
+        status_line = StatusLine(status.text())
+        try:
+            image = await client.resume(
+                options.operation_id, timeout=options.timeout,
+                on_progress=lambda e: status_line.update(status.text()),
+            )
+        except BaseException:
+            status_line.replace({"text/plain": ""})
+            raise
+        status.finished_ids.add(options.operation_id)
+        notes = []
+        if options.out:
+            notes.append("saved " + ", ".join(str(p) for p in save_all(options.out, [image])))
+        status_line.replace(images_bundle([image], notes))
+        if options.var:
+            assert self.shell is not None
+            self.shell.user_ns[options.var] = image
+        self._set_result(image)
+
+    @line_magic(MAGIC)  # type: ignore[arg-type]
+    def yandexart_line(self, line: str) -> None:
+        """``%yandexart jobs | cancel [ID|all] | resume OPERATION_ID | PROMPT [options]`` (see %%yandexart?)."""
+        run_sync(self.line(line))
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+_instance: YandexArt | None = None
+
+
+def _loaded() -> YandexArt:
+    if _instance is None or _instance.shell is None:
+        raise MagicUsageError("the extension is not loaded: run %load_ext yart_jupyter")
+    return _instance
+
+
+async def run_cell(line: str, cell: str) -> None:
+    """What a transformed ``%%yandexart`` cell awaits (the line expanded as IPython would)."""
+    magics = _loaded()
+    assert magics.shell is not None
+    await magics.cell(magics.shell.var_expand(line), cell)  # type: ignore[no-untyped-call]
+
+
+async def run_line(line: str) -> None:
+    """What a transformed one-line ``%yandexart ...`` cell awaits."""
+    magics = _loaded()
+    assert magics.shell is not None
+    await magics.line(magics.shell.var_expand(line))  # type: ignore[no-untyped-call]
+
+
+def _transformer(shell: InteractiveShell) -> Callable[[list[str]], list[str]]:
+    cell_prefix, line_prefix = f"%%{MAGIC}", f"%{MAGIC}"
+    target = "__import__('yart_jupyter.magics', fromlist=['run_cell'])"
+
+    def transform(lines: list[str]) -> list[str]:
+        if not lines or not shell.autoawait:
+            return lines
+        first = lines[0].rstrip("\n")
+        if first == cell_prefix or first.startswith(cell_prefix + " "):
+            line = first[len(cell_prefix):].strip()
+            body = "".join(lines[1:])
+            return [f"await {target}.run_cell({line!r}, {body!r})\n"]
+        text = "".join(lines).strip()
+        if "\n" not in text and (text == line_prefix or text.startswith(line_prefix + " ")):
+            return [f"await {target}.run_line({text[len(line_prefix):].strip()!r})\n"]
+        return lines
+
+    transform.yart = True  # type: ignore[attr-defined]
+    return transform
+
+
+def load(shell: InteractiveShell) -> None:
+    """Register the magics and the input transformer."""
+    global _instance
+    _instance = YandexArt(shell)
+    shell.register_magics(_instance)
+    if not any(getattr(t, "yart", False) for t in shell.input_transformers_cleanup):
+        shell.input_transformers_cleanup.append(_transformer(shell))
+
+
+def unload(shell: InteractiveShell) -> None:
+    """Remove the magics and the transformer; running jobs are cancelled."""
+    global _instance
+    shell.input_transformers_cleanup[:] = [t for t in shell.input_transformers_cleanup if not getattr(t, "yart", False)]
+    for kind in ("cell", "line"):
+        shell.magics_manager.magics[kind].pop(MAGIC, None)
+    if _instance is not None:
+        for job in _instance.jobs.running():
+            job.task.cancel()
+        instance: object = _instance
+        shell.configurables = [c for c in shell.configurables if c is not instance]
+    set_session_defaults(base_url=None, folder_id=None, wait_timeout=None, request_timeout=None, data_logging=None)
+    _instance = None
