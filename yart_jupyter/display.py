@@ -26,11 +26,11 @@ _FIGURE = (
 
 def images_bundle(images: Sequence[GeneratedImage], notes: Sequence[str] = ()) -> Bundle:
     """A grid of figures with captions (one image is a grid of one), plus any notes below."""
-    width = 720 if len(images) == 1 else 340
+    width, tallest = (720, 640) if len(images) == 1 else (340, 420)
     figures = []
     for image in images:
         size = image.size
-        shown = min(width, size[0]) if size else width
+        shown = min(width, size[0], tallest * size[0] // size[1]) if size else width
         figures.append(_FIGURE.format(
             width=shown, mime=image.mime_type, data=base64.b64encode(image.image_bytes).decode("ascii"),
             alt=html.escape(image.prompt[:100], quote=True), caption=html.escape(image.caption()),
