@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
 
 from yart_jupyter.client import YandexArtClient
 from yart_jupyter.emulator import Duration, Emulator, EmulatorConfig
@@ -23,6 +25,14 @@ def fast_config(**overrides: Any) -> EmulatorConfig:
     for name, value in overrides.items():
         setattr(config, name, value)
     return config
+
+
+@pytest.fixture(autouse=True)
+def isolated_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own store folder: nothing is written to the user's data directory."""
+    home = tmp_path_factory.mktemp("yart-home")
+    monkeypatch.setenv("YANDEXART_HOME", str(home))
+    return home
 
 
 @pytest.fixture
@@ -52,3 +62,26 @@ def make_client(emulator: Emulator) -> Callable[..., YandexArtClient]:
 async def client(make_client: Callable[..., YandexArtClient]) -> AsyncIterator[YandexArtClient]:
     async with make_client() as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def thread_emulator() -> Iterator[Emulator]:
+    emu = Emulator(fast_config())
+    emu.start_in_thread()
+    yield emu
+    emu.stop_thread()
+
+
+@pytest.fixture
+def shell(thread_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[InteractiveShell]:
+    monkeypatch.setenv("YC_API_KEY", KEY)
+    monkeypatch.setenv("YC_FOLDER_ID", FOLDER)
+    monkeypatch.chdir(tmp_path)
+    ip = InteractiveShell.instance()
+    ip.run_cell("%load_ext yart_jupyter", store_history=True)
+    ip.run_cell(f"%config YandexArt.base_url = {thread_emulator.url!r}")
+    thread_emulator.reset()
+    thread_emulator.config.duration = Duration("fixed", 0.1)
+    yield ip
+    ip.run_cell("%yandexart cancel all")
+    ip.run_cell("%unload_ext yart_jupyter")

@@ -20,13 +20,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def kernel_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YC_", "YANDEXART_"))}
-    env.update(YANDEXART_BASE_URL="emulator", **extra)
+    env.update(YANDEXART_BASE_URL="emulator", YANDEXART_HOME=os.environ["YANDEXART_HOME"], **extra)
     return env
 
 
 @pytest.fixture
 def kernel_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key in [k for k in os.environ if k.startswith(("YC_", "YANDEXART_"))]:
+    for key in [k for k in os.environ if k.startswith(("YC_", "YANDEXART_")) and k != "YANDEXART_HOME"]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("YANDEXART_BASE_URL", "emulator")
     monkeypatch.setenv("YANDEXART_EMULATOR_DURATION", "lognormal:0.6:0.3:0.2:1.5")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,31 +13,6 @@ from yart_jupyter import errors
 from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.engine import GenerationInterrupted, Job
 from yart_jupyter.image import GeneratedImage, ImageSet
-
-from .conftest import FOLDER, KEY, fast_config
-
-
-@pytest.fixture(scope="module")
-def thread_emulator() -> Iterator[Emulator]:
-    emu = Emulator(fast_config())
-    emu.start_in_thread()
-    yield emu
-    emu.stop_thread()
-
-
-@pytest.fixture
-def shell(thread_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[InteractiveShell]:
-    monkeypatch.setenv("YC_API_KEY", KEY)
-    monkeypatch.setenv("YC_FOLDER_ID", FOLDER)
-    monkeypatch.chdir(tmp_path)
-    ip = InteractiveShell.instance()
-    ip.run_cell("%load_ext yart_jupyter", store_history=True)
-    ip.run_cell(f"%config YandexArt.base_url = {thread_emulator.url!r}")
-    thread_emulator.reset()
-    thread_emulator.config.duration = Duration("fixed", 0.1)
-    yield ip
-    ip.run_cell("%yandexart cancel all")
-    ip.run_cell("%unload_ext yart_jupyter")
 
 
 def run(shell: InteractiveShell, source: str) -> tuple[Any, Any]:

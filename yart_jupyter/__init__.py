@@ -19,6 +19,8 @@ __all__ = [
     "__version__",
     "errors",
     "generate",
+    "history",
+    "prune",
 ]
 
 _LAZY = {
@@ -30,6 +32,9 @@ _LAZY = {
     "AspectRatio": ("request", "AspectRatio"),
     "build_request": ("request", "build_request"),
     "generate": ("api", "generate"),
+    "history": ("api", "history"),
+    "prune": ("api", "prune"),
+    "Store": ("store", "Store"),
     "errors": ("errors", None),
 }
 

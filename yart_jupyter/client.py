@@ -6,9 +6,10 @@ It knows nothing of IPython: the magic, the widget and the Python API all sit on
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import TracebackType
@@ -47,6 +48,14 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+StartedCallback = Callable[[str, GenerationRequest], "Awaitable[None] | None"]
+
+
+async def _notify_started(callback: StartedCallback | None, operation_id: str, request: GenerationRequest) -> None:
+    if callback is not None:
+        outcome = callback(operation_id, request)
+        if inspect.isawaitable(outcome):
+            await outcome
 
 
 class YandexArtClient:
@@ -69,13 +78,14 @@ class YandexArtClient:
         poll_policy: PollPolicy | None = None,
         request_timeout: float | None = None,
         wait_timeout: float | None = None,
+        data_logging: bool | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
         base = settings or Settings.from_env(env)
         overrides: dict[str, Any] = {
             k: v for k, v in {
-                "base_url": base_url, "folder_id": folder_id,
-                "request_timeout": request_timeout, "wait_timeout": wait_timeout,
+                "base_url": base_url, "folder_id": folder_id, "request_timeout": request_timeout,
+                "wait_timeout": wait_timeout, "data_logging": data_logging,
             }.items() if v is not None
         }
         self.settings = Settings(**{**base.__dict__, **overrides})
@@ -267,8 +277,12 @@ class YandexArtClient:
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         poll_policy: PollPolicy | None = None,
+        read_now: bool = False,
     ) -> Operation:
-        """Poll until the operation is done; raise its error, or a timeout that names the id."""
+        """Poll until the operation is done; raise its error, or a timeout that names the id.
+
+        ``read_now`` reads at once (for an operation started long ago) instead of after the first pause.
+        """
         policy = poll_policy or self.poll_policy
         limit = self.settings.wait_timeout if timeout is None else timeout
         started = time.monotonic()
@@ -286,7 +300,7 @@ class YandexArtClient:
 
         while True:
             elapsed = time.monotonic() - started
-            delay = policy.next_delay(polls, elapsed)
+            delay = 0.0 if read_now and polls == 0 else policy.next_delay(polls, elapsed)
             if elapsed + delay > limit:
                 raise errors.GenerationTimeoutError(
                     f"Gave up waiting after {elapsed:.0f} s (timeout {limit:g} s); the generation may still finish",
@@ -334,12 +348,12 @@ class YandexArtClient:
         model_uri: str | None = None,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
-        on_started: Callable[[str, GenerationRequest], None] | None = None,
+        on_started: StartedCallback | None = None,
     ) -> GeneratedImage:
         """Validate, start, wait and return the image: the whole round trip.
 
-        ``on_started(operation_id, request)`` runs as soon as the id is known, so a caller can
-        record it before any waiting starts (nothing is lost if the wait is interrupted).
+        ``on_started(operation_id, request)`` (plain or async) runs as soon as the id is known, so
+        a caller can record it before any waiting starts (nothing is lost if the wait is interrupted).
         """
         request = prompt if isinstance(prompt, GenerationRequest) else self.build_request(
             prompt, seed=seed, aspect=aspect, mime_type=mime_type, model_uri=model_uri
@@ -366,11 +380,9 @@ class YandexArtClient:
                 operation_id = await asyncio.wait_for(start, START_GRACE)
             except BaseException:
                 raise asyncio.CancelledError() from None
-            if on_started is not None:
-                on_started(operation_id, request)
+            await _notify_started(on_started, operation_id, request)
             raise
-        if on_started is not None:
-            on_started(operation_id, request)
+        await _notify_started(on_started, operation_id, request)
         if on_progress is not None:
             on_progress(Progress("started", operation_id, time.monotonic() - clock))
         operation = await self.wait(operation_id, timeout=timeout, on_progress=on_progress)
@@ -400,4 +412,5 @@ class YandexArtClient:
     ) -> GeneratedImage:
         """Collect the image of an operation started earlier (another kernel, another day)."""
         await self.open()
-        return self.to_image(await self.wait(operation_id, timeout=timeout, on_progress=on_progress), None)
+        operation = await self.wait(operation_id, timeout=timeout, on_progress=on_progress, read_now=True)
+        return self.to_image(operation, None)

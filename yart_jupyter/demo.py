@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     os.environ["YANDEXART_BASE_URL"] = "emulator"  # the kernel inherits it: never the real service here
     os.environ.setdefault("YANDEXART_EMULATOR_DURATION", "lognormal:2:0.3:0.5:5")
+    os.environ.setdefault("YANDEXART_HOME", str(out / "store"))  # the demo's records stay beside its output
     print(f"Running {source} on the embedded emulator ...", flush=True)
     notebook = run_notebook(source, workdir=out)
     images = sum(

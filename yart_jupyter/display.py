@@ -10,9 +10,11 @@ import base64
 import html
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from .image import GeneratedImage
+from .store import Record
 
 Bundle = dict[str, Any]
 
@@ -85,3 +87,51 @@ class StatusLine:
     def _show(self, bundle: Bundle) -> None:
         if self._handle is not None:
             self._handle.update(bundle, raw=True)
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def history_bundle(records: Sequence[Record], thumbnails: Sequence[bytes | None]) -> Bundle:
+    """A gallery of thumbnails with prompt, seed, aspect, time and duration."""
+    cells = []
+    lines = []
+    for record, thumb in zip(records, thumbnails, strict=True):
+        duration = f"{record.duration:.1f} s" if record.duration is not None else ""
+        meta = " · ".join(str(p) for p in (
+            f"seed {record.seed}" if record.seed is not None else "", record.aspect or "", _when(record.submitted_at),
+            duration, record.status if record.status != "done" else "", record.operation_id,
+        ) if p)
+        picture = (
+            f'<img src="data:image/jpeg;base64,{base64.b64encode(thumb).decode("ascii")}" '
+            'style="width:100%;height:auto;border-radius:3px">'
+            if thumb else '<div style="height:120px;display:flex;align-items:center;justify-content:center;'
+            f'opacity:.6;font:12px monospace">{html.escape(record.status)}</div>'
+        )
+        cells.append(
+            '<figure style="margin:0 10px 10px 0;display:inline-block;vertical-align:top;width:200px">'
+            f'{picture}<figcaption style="font:11px/1.35 monospace;opacity:.8">'
+            f"{html.escape(record.prompt[:90])}<br>{html.escape(meta)}</figcaption></figure>"
+        )
+        lines.append(f"{meta}  {record.prompt[:70]}")
+    return {"text/html": f'<div class="yart-history">{"".join(cells)}</div>', "text/plain": "\n".join(lines)}
+
+
+def records_table(records: Sequence[Record], running_here: set[str]) -> Bundle:
+    """A table of records (for ``%yandexart pending``)."""
+    rows = []
+    plain = []
+    for r in records:
+        note = "in progress in this kernel" if r.operation_id in running_here else "not collected"
+        cells = (r.operation_id, _when(r.submitted_at), str(r.seed) if r.seed is not None else "",
+                 r.aspect or "", r.prompt[:60], note)
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        plain.append("  ".join(cells))
+    header = "".join(f"<th>{h}</th>" for h in ("operation", "submitted", "seed", "aspect", "prompt", ""))
+    hint = "Collect them with %yandexart resume --all (or one id at a time)."
+    return {
+        "text/html": f'<table class="yart-pending" style="font:12px monospace"><tr>{header}</tr>{"".join(rows)}</table>'
+                     f'<div style="font:12px monospace;opacity:.8">{hint}</div>',
+        "text/plain": "\n".join([*plain, hint]),
+    }

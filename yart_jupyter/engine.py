@@ -18,6 +18,7 @@ from .client import Progress, YandexArtClient
 from .image import GeneratedImage, ImageSet
 from .redact import get_logger
 from .request import GenerationRequest
+from .store import Store
 
 log = get_logger("yart_jupyter.engine")
 
@@ -70,7 +71,24 @@ class BatchStatus:
 
 
 StatusCallback = Callable[[BatchStatus], None]
-StartedCallback = Callable[[str, GenerationRequest], None]
+
+
+def final_status(error: errors.YandexArtError) -> str | None:
+    """The store status an error settles, or None when the operation may still finish on the server."""
+    if isinstance(error, errors.OperationCancelledError):
+        return "cancelled"
+    if isinstance(error, errors.OperationNotFoundError):
+        return "expired"
+    if isinstance(error, (errors.OperationFailedError, errors.ContentModerationError)):
+        return "failed"
+    return None
+
+
+async def settle_failure(store: Store | None, error: errors.YandexArtError) -> None:
+    """Record a definitive failure; leave the operation pending when it may still finish."""
+    outcome = final_status(error)
+    if store is not None and error.operation_id and outcome is not None:
+        await asyncio.to_thread(store.record_failed, error.operation_id, outcome, str(error))
 
 
 async def run_batch(
@@ -80,12 +98,17 @@ async def run_batch(
     status: BatchStatus | None = None,
     timeout: float | None = None,
     on_update: StatusCallback | None = None,
-    on_started: StartedCallback | None = None,
+    store: Store | None = None,
+    use_cache: bool = True,
+    notebook: str | None = None,
 ) -> tuple[ImageSet, list[errors.YandexArtError]]:
     """Generate every request concurrently; return the images and the errors, in request order.
 
-    An interruption cancels every local task and raises :class:`GenerationInterrupted` naming
-    the operations still running on the server, so none is lost.
+    With a store, every operation id is committed before its wait starts and every image is
+    written there before it is returned; a request with an explicit seed that the store has
+    already answered is served from it (no API call) unless ``use_cache`` is false. An
+    interruption cancels every local task and raises :class:`GenerationInterrupted` naming the
+    operations still running on the server, so none is lost.
     """
     status = status or BatchStatus(len(requests))
 
@@ -93,10 +116,10 @@ async def run_batch(
         if on_update is not None:
             on_update(status)
 
-    def started(operation_id: str, request: GenerationRequest) -> None:
+    async def started(operation_id: str, request: GenerationRequest) -> None:
         status.operation_ids.append(operation_id)
-        if on_started is not None:
-            on_started(operation_id, request)
+        if store is not None:
+            await asyncio.to_thread(store.record_started, operation_id, request, notebook=notebook)
         notify()
 
     def progress(event: Progress) -> None:
@@ -107,14 +130,24 @@ async def run_batch(
         notify()
 
     async def one(request: GenerationRequest) -> GeneratedImage:
+        if store is not None and use_cache and request.seed_was_given:
+            record = await asyncio.to_thread(store.find_cached, request)
+            if record is not None:
+                image = await asyncio.to_thread(record.to_image, cached=True)
+                status.cached += 1
+                notify()
+                return image
         try:
-            return await client.generate(request, timeout=timeout, on_progress=progress, on_started=started)
-        except errors.YandexArtError:
+            image = await client.generate(request, timeout=timeout, on_progress=progress, on_started=started)
+        except errors.YandexArtError as exc:
             status.failed += 1
+            await settle_failure(store, exc)
             notify()
             raise
+        if store is not None:
+            await asyncio.to_thread(store.record_done, image)
+        return image
 
-    await client.open()
     tasks = [asyncio.ensure_future(one(r)) for r in requests]
     try:
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
@@ -134,6 +167,40 @@ async def run_batch(
             raise outcome
     notify()
     return images, failures
+
+
+async def resume(
+    client: YandexArtClient,
+    operation_id: str,
+    *,
+    store: Store | None = None,
+    timeout: float | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> GeneratedImage:
+    """Collect an operation by id: from the store when it is already there, else from the server.
+
+    The stored request (prompt, seed, aspect) is attached to the result; an operation the server
+    no longer has is marked expired.
+    """
+    record = await asyncio.to_thread(store.get, operation_id) if store is not None else None
+    if record is not None and record.status == "done" and record.image_path and record.image_path.exists():
+        return await asyncio.to_thread(record.to_image)
+    if store is not None and record is None:
+        await asyncio.to_thread(store.record_started, operation_id, None)
+    try:
+        image = await client.resume(operation_id, timeout=timeout, on_progress=on_progress)
+    except errors.YandexArtError as exc:
+        await settle_failure(store, exc)
+        raise
+    request = record.request() if record is not None else None
+    if request is not None:
+        image.seed, image.aspect, image.messages = request.seed, request.aspect, request.messages
+        image.model_uri = request.model_uri
+    if record is not None:
+        image.submitted_at = record.submitted_at
+    if store is not None:
+        await asyncio.to_thread(store.record_done, image)
+    return image
 
 
 def interrupted(status: BatchStatus) -> GenerationInterrupted:

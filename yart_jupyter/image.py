@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,6 +54,18 @@ def write_atomic(target: Path, data: bytes) -> None:
             tmp.unlink()
 
 
+def copy_atomic(source: Path, target: Path) -> None:
+    """Copy a stored file through a temporary file and a rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def sniff_mime(data: bytes) -> str:
     """The mime type the bytes really are (the server may ignore the one asked for)."""
     if data[:8] == b"\x89PNG\r\n\x1a\n":
@@ -75,6 +88,8 @@ class GeneratedImage:
     submitted_at: datetime | None = None
     done_at: datetime | None = None
     cached: bool = False
+    #: The file in the local store, once recorded there.
+    path: Path | None = field(default=None, repr=False)
 
     @property
     def duration(self) -> float | None:
@@ -105,7 +120,10 @@ class GeneratedImage:
             target = target.with_suffix(self.extension)
         if target.exists() and not overwrite:
             raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
-        write_atomic(target, self.image_bytes)
+        if self.path is not None and self.path.exists():
+            copy_atomic(self.path, target)
+        else:
+            write_atomic(target, self.image_bytes)
         return target
 
     def caption(self) -> str:
@@ -119,7 +137,7 @@ class GeneratedImage:
         if size:
             parts.append(f"{size[0]}×{size[1]}")
         if self.cached:
-            parts.append("cached")
+            parts.append("cached (no API call)")
         elif self.duration is not None:
             parts.append(f"{self.duration:.1f} s")
         parts.append(f"op {self.operation_id}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import keyword
+import os
 import shlex
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -21,14 +22,15 @@ from traitlets import Bool, Float, Int, Unicode, observe
 
 from . import errors
 from .api import shared_client
-from .client import YandexArtClient
+from .client import Progress, YandexArtClient
 from .config import set_session_defaults
-from .display import StatusLine, images_bundle, message_bundle
-from .engine import BatchStatus, GenerationInterrupted, JobRegistry, run_batch
+from .display import StatusLine, history_bundle, images_bundle, message_bundle, records_table
+from .engine import BatchStatus, GenerationInterrupted, JobRegistry, resume, run_batch
 from .image import GeneratedImage, ImageSet
 from .outputs import check_pattern, save_all
 from .prompt import expand, parse_body, parse_seeds
 from .request import GenerationRequest, Message
+from .store import Store, get_store
 from .syncrun import run_sync
 
 MAGIC = "yandexart"
@@ -63,10 +65,25 @@ def _cell_parser() -> _Parser:
 
 def _resume_parser() -> _Parser:
     parser = _Parser(prog="%yandexart resume", add_help=False, allow_abbrev=False)
-    parser.add_argument("operation_id")
+    parser.add_argument("operation_id", nargs="?")
+    parser.add_argument("--all", action="store_true")
     parser.add_argument("--out", default=None)
     parser.add_argument("--var", default=None)
     parser.add_argument("--timeout", type=float, default=None)
+    return parser
+
+
+def _history_parser() -> _Parser:
+    parser = _Parser(prog="%yandexart history", add_help=False, allow_abbrev=False)
+    parser.add_argument("-n", type=int, default=20)
+    parser.add_argument("--search", default=None)
+    return parser
+
+
+def _prune_parser() -> _Parser:
+    parser = _Parser(prog="%yandexart prune", add_help=False, allow_abbrev=False)
+    parser.add_argument("--older-than", type=float, default=None, dest="older_than", metavar="DAYS")
+    parser.add_argument("--max-size", type=float, default=None, dest="max_size", metavar="MB")
     return parser
 
 
@@ -108,13 +125,16 @@ class YandexArt(Magics):
     data_logging = Bool(
         None, allow_none=True, help="Send x-data-logging-enabled (None: do not send)."
     ).tag(config=True)
+    data_dir = Unicode(
+        None, allow_none=True, help="Folder of the local store (else YANDEXART_HOME, else the user data folder)."
+    ).tag(config=True)
 
     def __init__(self, shell: InteractiveShell) -> None:
         super().__init__(shell=shell)
         self.jobs = JobRegistry()
         self._share_settings()
 
-    @observe("folder_id", "base_url", "wait_timeout", "request_timeout", "data_logging")
+    @observe("folder_id", "base_url", "wait_timeout", "request_timeout", "data_logging", "data_dir")
     def _settings_changed(self, change: Any) -> None:
         self._share_settings()
 
@@ -122,7 +142,7 @@ class YandexArt(Magics):
         """Make these settings the session defaults, so the Python API and the form use them too."""
         set_session_defaults(
             base_url=self.base_url, folder_id=self.folder_id, wait_timeout=self.wait_timeout,
-            request_timeout=self.request_timeout, data_logging=self.data_logging,
+            request_timeout=self.request_timeout, data_logging=self.data_logging, data_dir=self.data_dir,
         )
 
     # -- engine access -----------------------------------------------------------------------
@@ -130,6 +150,16 @@ class YandexArt(Magics):
     def client(self) -> YandexArtClient:
         """The shared client of the running loop for the current settings."""
         return shared_client()
+
+    def store(self) -> Store:
+        """The local store for the current settings."""
+        return get_store()
+
+    def notebook_name(self) -> str | None:
+        """The notebook this kernel serves, when the frontend says (Jupyter Server sets it)."""
+        assert self.shell is not None
+        name = self.shell.user_ns.get("__session__") or os.environ.get("JPY_SESSION_NAME")
+        return str(name) if name else None
 
     def _set_result(self, value: Any) -> None:
         """Make ``value`` the cell's value (``_``, ``Out[n]``) without displaying it twice."""
@@ -194,7 +224,8 @@ class YandexArt(Magics):
         try:
             images, failures = await run_batch(
                 client, plan.requests, status=status, timeout=plan.options.timeout,
-                on_update=lambda s: status_line.update(s.text()),
+                on_update=lambda s: status_line.update(s.text()), store=self.store(),
+                use_cache=not plan.options.no_cache, notebook=self.notebook_name(),
             )
         except GenerationInterrupted as exc:
             status_line.replace(message_bundle(str(exc), "warning") if background else {"text/plain": ""})
@@ -266,12 +297,17 @@ class YandexArt(Magics):
           --var NAME        also store the result in the variable NAME
           --background      return at once; the result replaces the status line when ready
           --timeout S       give up waiting after S seconds (the operation id is reported)
-          --no-cache        always generate anew, even for a seed generated before
+          --no-cache        generate anew even when the store has this exact request (same
+                            prompt, seed, aspect, type and model); without it such a request is
+                            answered from the local store at once, with no API call
           --raw             do not expand {...} in the prompt
 
         The cell's value (``_``) is the GeneratedImage, or a list of them for several seeds.
+        Every generation is recorded in the local store (``YANDEXART_HOME``).
         Line forms: ``%yandexart jobs``, ``%yandexart cancel [JOB|OP|all]``,
-        ``%yandexart resume OPERATION_ID [--out P] [--var N]``, ``%yandexart PROMPT [options]``.
+        ``%yandexart resume OPERATION_ID|--all [--out P] [--var N]``, ``%yandexart pending``,
+        ``%yandexart history [-n N] [--search TEXT]``, ``%yandexart prune [--older-than DAYS]
+        [--max-size MB]``, ``%yandexart PROMPT [options]``.
         Settings: ``%config YandexArt`` (folder_id, base_url, default_aspect, timeouts, ...).
         """
         run_sync(self.cell(line, cell))
@@ -282,12 +318,14 @@ class YandexArt(Magics):
         """``%yandexart jobs | cancel [ID|all] | resume OP [...] | PROMPT [options]``."""
         command, _, rest = line.strip().partition(" ")
         handlers: dict[str, Callable[[str], Coroutine[Any, Any, None]]] = {
-            "jobs": self._jobs, "cancel": self._cancel, "resume": self._resume,
+            "jobs": self._jobs, "cancel": self._cancel, "resume": self._resume, "pending": self._pending,
+            "history": self._history, "prune": self._prune,
         }
         if not command:
             self._show(message_bundle(
                 "Usage: %%yandexart [options] + prompt in the cell body; %yandexart jobs | cancel [ID|all] "
-                "| resume OPERATION_ID | PROMPT [options]. Details: %%yandexart?"
+                "| resume OPERATION_ID|--all | pending | history [-n N] [--search TEXT] "
+                "| prune [--older-than DAYS] [--max-size MB] | PROMPT [options]. Details: %%yandexart?"
             ))
             return
         if command in handlers:
@@ -318,7 +356,15 @@ class YandexArt(Magics):
         if not jobs:
             raise MagicUsageError(f"no running job or operation {key!r}; see %yandexart jobs")
         client = self.client()
-        cancelled = await self.jobs.cancel(jobs, cancel_remote=client.cancel)
+        store = self.store()
+
+        async def cancel_remote(operation_id: str) -> bool:
+            confirmed = await client.cancel(operation_id)
+            if confirmed:
+                await asyncio.to_thread(store.record_failed, operation_id, "cancelled", "cancelled by the user")
+            return confirmed
+
+        cancelled = await self.jobs.cancel(jobs, cancel_remote=cancel_remote)
         ids = ", ".join(j.id for j in jobs)
         remote = f"; server-side cancel confirmed for {', '.join(cancelled)}" if cancelled else ""
         self._show(message_bundle(f"Cancelled {ids}{remote}."))
@@ -326,29 +372,88 @@ class YandexArt(Magics):
     async def _resume(self, rest: str) -> None:
         options = _resume_parser().parse_args(_split(rest))
         _check_var(options.var)
+        store = self.store()
+        if options.all:
+            if options.operation_id:
+                raise MagicUsageError("give an operation id or --all, not both")
+            ids = [r.operation_id for r in await asyncio.to_thread(store.pending)]
+            if not ids:
+                self._show(message_bundle("Nothing pending: every recorded operation was collected."))
+                return
+        elif options.operation_id:
+            ids = [options.operation_id]
+        else:
+            raise MagicUsageError("%yandexart resume: give an operation_id, or --all")
         if options.out:
-            check_pattern(options.out, 1)
+            check_pattern(options.out, len(ids))
         client = self.client()
-        status = BatchStatus(1)
-        status.operation_ids.append(options.operation_id)
+        status = BatchStatus(len(ids))
+        status.operation_ids.extend(ids)
         status_line = StatusLine(status.text())
-        try:
-            image = await client.resume(
-                options.operation_id, timeout=options.timeout,
-                on_progress=lambda e: status_line.update(status.text()),
-            )
-        except BaseException:
-            status_line.replace({"text/plain": ""})
-            raise
-        status.finished_ids.add(options.operation_id)
+
+        def progress(event: Progress) -> None:
+            if event.phase == "done" and event.operation_id:
+                status.finished_ids.add(event.operation_id)
+            status_line.update(status.text())
+
+        outcomes = await asyncio.gather(
+            *(resume(client, op, store=store, timeout=options.timeout, on_progress=progress) for op in ids),
+            return_exceptions=True,
+        )
+        images = ImageSet(o for o in outcomes if isinstance(o, GeneratedImage))
+        failures = [o for o in outcomes if isinstance(o, errors.YandexArtError)]
+        for other in outcomes:
+            if isinstance(other, BaseException) and not isinstance(other, errors.YandexArtError):
+                raise other
         notes = []
-        if options.out:
-            notes.append("saved " + ", ".join(str(p) for p in save_all(options.out, [image])))
-        status_line.replace(images_bundle([image], notes))
+        if options.out and images:
+            notes.append("saved " + ", ".join(str(p) for p in save_all(options.out, list(images))))
+        notes.extend(f"✖ {failure}" for failure in failures)
+        if images:
+            status_line.replace(images_bundle(images, notes))
+        else:
+            status_line.replace({"text/plain": ""} if not options.all else message_bundle("; ".join(notes), "error"))
+        result: GeneratedImage | ImageSet = images[0] if not options.all and images else images
         if options.var:
             assert self.shell is not None
-            self.shell.user_ns[options.var] = image
-        self._set_result(image)
+            self.shell.user_ns[options.var] = result
+        self._set_result(result)
+        if failures and not options.all:
+            raise failures[0]
+
+    async def _pending(self, rest: str) -> None:
+        records = await asyncio.to_thread(self.store().pending)
+        if not records:
+            self._show(message_bundle("Nothing pending: every recorded operation was collected."))
+            return
+        running = {op for job in self.jobs.running() for op in job.status.operation_ids}
+        self._show(records_table(records, running))
+
+    async def _history(self, rest: str) -> None:
+        options = _history_parser().parse_args(_split(rest))
+        store = self.store()
+        records = await asyncio.to_thread(store.history, options.n, options.search)
+        if not records:
+            self._show(message_bundle("No generations recorded yet." if not options.search
+                                      else f"No generation matches {options.search!r}."))
+            return
+        thumbs = await asyncio.to_thread(lambda: [store.thumbnail(r) for r in records])
+        self._show(history_bundle(records, thumbs))
+
+    async def _prune(self, rest: str) -> None:
+        options = _prune_parser().parse_args(_split(rest))
+        if options.older_than is None and options.max_size is None:
+            raise MagicUsageError("%yandexart prune: give --older-than DAYS and/or --max-size MB")
+        for name, value in (("--older-than", options.older_than), ("--max-size", options.max_size)):
+            if value is not None and value < 0:
+                raise errors.RequestValidationError(name, value, "must not be negative")
+        removed, freed = await asyncio.to_thread(
+            self.store().prune,
+            older_than=options.older_than * 86400 if options.older_than is not None else None,
+            max_bytes=int(options.max_size * 1024 * 1024) if options.max_size is not None else None,
+        )
+        self._show(message_bundle(f"Pruned {removed} record{'s' if removed != 1 else ''}, "
+                                  f"{freed / 1024 / 1024:.1f} MB freed (pending operations are kept)."))
 
     @line_magic(MAGIC)  # type: ignore[arg-type]
     def yandexart_line(self, line: str) -> None:

@@ -1,0 +1,407 @@
+"""The local store: every generation recorded in SQLite, every image kept as a file.
+
+The operation id is committed before any waiting starts, and an image file is written (through a
+temporary file and a rename) before its record says ``done``: a crash loses neither. Several
+kernels may share one store (WAL journal, short transactions, retries while the file is busy).
+No credential is ever written here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import StorageError
+from .image import GeneratedImage, image_size, write_atomic
+from .redact import get_logger
+from .request import AspectRatio, GenerationRequest, Message
+
+log = get_logger("yart_jupyter.store")
+
+T = TypeVar("T")
+
+STATUSES = ("pending", "done", "failed", "cancelled", "expired")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS generations (
+    operation_id  TEXT PRIMARY KEY,
+    status        TEXT NOT NULL,
+    prompt        TEXT NOT NULL,
+    messages      TEXT NOT NULL,
+    seed          INTEGER,
+    seed_given    INTEGER NOT NULL DEFAULT 0,
+    aspect        TEXT,
+    mime_type     TEXT,
+    model_uri     TEXT,
+    request_key   TEXT,
+    submitted_at  REAL NOT NULL,
+    finished_at   REAL,
+    error         TEXT,
+    model_version TEXT,
+    image_file    TEXT,
+    width         INTEGER,
+    height        INTEGER,
+    bytes         INTEGER,
+    notebook      TEXT
+);
+CREATE INDEX IF NOT EXISTS generations_cache ON generations (request_key, status);
+CREATE INDEX IF NOT EXISTS generations_time ON generations (submitted_at);
+CREATE INDEX IF NOT EXISTS generations_status ON generations (status);
+"""
+
+
+def default_home(env: dict[str, str] | None = None) -> Path:
+    """``YANDEXART_HOME``, else the user's data directory (XDG on Linux)."""
+    env = dict(os.environ) if env is None else env
+    if env.get("YANDEXART_HOME"):
+        return Path(env["YANDEXART_HOME"]).expanduser()
+    if sys.platform == "win32":
+        base = Path(env.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "yart_jupyter"
+
+
+def request_key(request: GenerationRequest) -> str:
+    """What makes two requests the same picture: messages, seed, aspect, mime type and model."""
+    canonical = json.dumps(
+        [[[m.text, m.weight] for m in request.messages], request.seed, str(request.aspect),
+         request.mime_type, request.model_uri],
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Record:
+    """One generation as the store knows it."""
+
+    operation_id: str
+    status: str
+    prompt: str
+    messages: tuple[Message, ...]
+    seed: int | None
+    seed_given: bool
+    aspect: str | None
+    mime_type: str | None
+    model_uri: str | None
+    submitted_at: datetime
+    finished_at: datetime | None
+    error: str | None
+    model_version: str | None
+    image_path: Path | None
+    width: int | None
+    height: int | None
+    bytes: int | None
+    notebook: str | None
+
+    @property
+    def duration(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.submitted_at).total_seconds()
+
+    def request(self) -> GenerationRequest | None:
+        """The request as it was sent (None for an operation the store only knows by id)."""
+        if self.seed is None or not self.messages:
+            return None
+        return GenerationRequest(
+            self.messages, self.seed, AspectRatio.parse(self.aspect or "1:1"),
+            self.mime_type or "image/jpeg", self.model_uri or "", self.seed_given,
+        )
+
+    def to_image(self, *, cached: bool = False) -> GeneratedImage:
+        """The stored picture as a GeneratedImage (read from its file)."""
+        if self.image_path is None or not self.image_path.exists():
+            raise StorageError(f"The image of {self.operation_id} is not in the store", operation_id=self.operation_id)
+        return GeneratedImage(
+            image_bytes=self.image_path.read_bytes(), mime_type=self.mime_type or "image/jpeg", seed=self.seed,
+            aspect=AspectRatio.parse(self.aspect) if self.aspect else None, messages=self.messages,
+            operation_id=self.operation_id, model_version=self.model_version, model_uri=self.model_uri,
+            submitted_at=self.submitted_at, done_at=self.finished_at, cached=cached, path=self.image_path,
+        )
+
+
+class Store:
+    """The SQLite store in ``home``; safe to share between threads and processes."""
+
+    def __init__(self, home: str | os.PathLike[str]) -> None:
+        self.home = Path(home).expanduser()
+        self.images = self.home / "images"
+        self.db_path = self.home / "yart.sqlite3"
+        self._local = threading.local()
+        try:
+            self.images.mkdir(parents=True, exist_ok=True)
+            self._retry(lambda: self._connection().executescript(_SCHEMA))
+        except StorageError:
+            raise
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"Cannot open the store in {self.home}: {exc}",
+                               hint="Set YANDEXART_HOME or %config YandexArt.data_dir to a writable folder") from None
+
+    def __repr__(self) -> str:
+        return f"<yart_jupyter Store {self.home}>"
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.db_path, timeout=15.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=15000")
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _retry(self, action: Callable[[], T]) -> T:
+        """Run a short transaction, retrying while another process holds the database."""
+        delay = 0.05
+        for attempt in range(8):
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt == 7:
+                    raise StorageError(f"The store in {self.home} failed: {exc}") from None
+                log.debug("store busy (%s); retry in %.2f s", exc, delay)
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def record_started(
+        self, operation_id: str, request: GenerationRequest | None, *, notebook: str | None = None,
+        submitted_at: datetime | None = None,
+    ) -> None:
+        """Commit a new operation as ``pending`` (before any waiting starts)."""
+        when = (submitted_at or datetime.now(timezone.utc)).timestamp()
+        messages = json.dumps([[m.text, m.weight] for m in request.messages] if request else [], ensure_ascii=False)
+
+        def insert() -> None:
+            with self._transaction() as db:
+                db.execute(
+                    "INSERT OR IGNORE INTO generations (operation_id, status, prompt, messages, seed, seed_given,"
+                    " aspect, mime_type, model_uri, request_key, submitted_at, notebook)"
+                    " VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (operation_id, request.prompt if request else "", messages,
+                     request.seed if request else None, int(request.seed_was_given) if request else 0,
+                     str(request.aspect) if request else None, request.mime_type if request else None,
+                     request.model_uri if request else None, request_key(request) if request else None,
+                     when, notebook),
+                )
+
+        self._retry(insert)
+
+    def record_done(self, image: GeneratedImage) -> Path:
+        """Write the image file atomically, then mark the record done; returns the file's path."""
+        path = self.images / f"{image.operation_id}{image.extension}"
+        data = image.image_bytes
+        if not path.exists():
+            write_atomic(path, data)
+        size = image_size(data) or (None, None)
+        finished = (image.done_at or datetime.now(timezone.utc)).timestamp()
+
+        def update() -> None:
+            with self._transaction() as db:
+                known = db.execute("SELECT 1 FROM generations WHERE operation_id=?", (image.operation_id,)).fetchone()
+                if known is None:
+                    db.execute(
+                        "INSERT INTO generations (operation_id, status, prompt, messages, submitted_at)"
+                        " VALUES (?, 'pending', '', '[]', ?)",
+                        (image.operation_id, (image.submitted_at or image.done_at or datetime.now(timezone.utc))
+                         .timestamp()),
+                    )
+                db.execute(
+                    "UPDATE generations SET status='done', finished_at=?, error=NULL, model_version=?,"
+                    " image_file=?, width=?, height=?, bytes=?, mime_type=COALESCE(mime_type, ?)"
+                    " WHERE operation_id=?",
+                    (finished, image.model_version, path.name, size[0], size[1], len(data), image.mime_type,
+                     image.operation_id),
+                )
+
+        self._retry(update)
+        image.path = path
+        return path
+
+    def record_failed(self, operation_id: str, status: str, error: str) -> None:
+        """Mark an operation failed, cancelled or expired, with its error line."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+
+        def update() -> None:
+            with self._transaction() as db:
+                db.execute(
+                    "UPDATE generations SET status=?, error=?, finished_at=? WHERE operation_id=? AND status!='done'",
+                    (status, error, time.time(), operation_id),
+                )
+
+        self._retry(update)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _select(self, where: str = "1", args: Sequence[Any] = (), limit: int | None = None) -> list[Record]:
+        sql = f"SELECT * FROM generations WHERE {where} ORDER BY submitted_at DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        rows = self._retry(lambda: self._connection().execute(sql, tuple(args)).fetchall())
+        return [self._record(row) for row in rows]
+
+    def _record(self, row: sqlite3.Row) -> Record:
+        messages = tuple(Message(text, weight) for text, weight in json.loads(row["messages"] or "[]"))
+        return Record(
+            operation_id=row["operation_id"], status=row["status"], prompt=row["prompt"], messages=messages,
+            seed=row["seed"], seed_given=bool(row["seed_given"]), aspect=row["aspect"], mime_type=row["mime_type"],
+            model_uri=row["model_uri"],
+            submitted_at=datetime.fromtimestamp(row["submitted_at"], timezone.utc),
+            finished_at=datetime.fromtimestamp(row["finished_at"], timezone.utc) if row["finished_at"] else None,
+            error=row["error"], model_version=row["model_version"],
+            image_path=self.images / row["image_file"] if row["image_file"] else None,
+            width=row["width"], height=row["height"], bytes=row["bytes"], notebook=row["notebook"],
+        )
+
+    def get(self, operation_id: str) -> Record | None:
+        found = self._select("operation_id=?", (operation_id,))
+        return found[0] if found else None
+
+    def find_cached(self, request: GenerationRequest) -> Record | None:
+        """A finished record of exactly this request, whose image file is still there."""
+        for record in self._select("request_key=? AND status='done'", (request_key(request),)):
+            if record.image_path is not None and record.image_path.exists():
+                return record
+        return None
+
+    def pending(self) -> list[Record]:
+        """Operations submitted but never collected."""
+        return self._select("status='pending'")
+
+    def history(self, limit: int | None = 20, search: str | None = None, status: str | None = None) -> list[Record]:
+        """The newest records first; ``search`` matches the prompt (case-insensitive)."""
+        clauses, args = [], []
+        if search:
+            clauses.append("prompt LIKE ? ESCAPE '\\'")
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            args.append(f"%{escaped}%")
+        if status:
+            clauses.append("status=?")
+            args.append(status)
+        return self._select(" AND ".join(clauses) or "1", args, limit)
+
+    def count(self) -> int:
+        return int(self._retry(lambda: self._connection().execute("SELECT COUNT(*) FROM generations").fetchone()[0]))
+
+    # -- pruning -----------------------------------------------------------------------------
+
+    def prune(self, *, older_than: float | None = None, max_bytes: int | None = None) -> tuple[int, int]:
+        """Delete records (and their files) older than ``older_than`` seconds, then the oldest until
+        the images take at most ``max_bytes``; pending records are kept. Returns (records, bytes)."""
+        doomed: list[Record] = []
+        finished = [r for r in self._select("status!='pending'")]
+        if older_than is not None:
+            cutoff = datetime.now(timezone.utc).timestamp() - older_than
+            doomed.extend(r for r in finished if r.submitted_at.timestamp() < cutoff)
+        if max_bytes is not None:
+            kept = [r for r in finished if r not in doomed]
+            total = sum(r.bytes or 0 for r in kept)
+            for record in reversed(kept):  # oldest first
+                if total <= max_bytes:
+                    break
+                doomed.append(record)
+                total -= record.bytes or 0
+        freed = 0
+        for record in doomed:
+            if record.image_path is not None and record.image_path.exists():
+                freed += record.image_path.stat().st_size
+                record.image_path.unlink()
+            thumb = self.thumbnail_path(record.operation_id)
+            if thumb.exists():
+                thumb.unlink()
+
+        def delete() -> None:
+            with self._transaction() as db:
+                db.executemany("DELETE FROM generations WHERE operation_id=?", [(r.operation_id,) for r in doomed])
+
+        self._retry(delete)
+        return len(doomed), freed
+
+    # -- thumbnails --------------------------------------------------------------------------
+
+    def thumbnail_path(self, operation_id: str) -> Path:
+        return self.home / "thumbs" / f"{operation_id}.jpg"
+
+    def thumbnail(self, record: Record, size: int = 256) -> bytes | None:
+        """A small JPEG of a record's image (made once, then kept)."""
+        path = self.thumbnail_path(record.operation_id)
+        if path.exists():
+            return path.read_bytes()
+        if record.image_path is None or not record.image_path.exists():
+            return None
+        import io
+
+        from PIL import Image
+
+        with Image.open(record.image_path) as picture:
+            picture.thumbnail((size, size))
+            out = io.BytesIO()
+            picture.convert("RGB").save(out, "JPEG", quality=80)
+        data = out.getvalue()
+        write_atomic(path, data)
+        return data
+
+    def copy_image(self, record: Record, target: Path) -> Path:
+        """Copy a stored image to ``target`` (never overwriting)."""
+        if record.image_path is None:
+            raise StorageError(f"No image stored for {record.operation_id}", operation_id=record.operation_id)
+        if target.exists():
+            raise FileExistsError(f"{target} exists")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(record.image_path, target)
+        return target
+
+
+_stores: dict[Path, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def get_store(home: str | os.PathLike[str] | None = None) -> Store:
+    """The store in ``home`` (default: the configured data folder), opened once per process."""
+    from .config import session_defaults
+
+    path = Path(home or session_defaults().get("data_dir") or default_home()).expanduser().resolve()
+    with _stores_lock:
+        if path not in _stores:
+            _stores[path] = Store(path)
+        return _stores[path]
