@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -218,7 +219,7 @@ def test_background_job(shell: InteractiveShell, thread_emulator: Emulator) -> N
     assert isinstance(job, Job) and job.state == "running"
     assert "YandexART" in captured.outputs[0].data["text/plain"]
     _, listing = run(shell, "%yandexart jobs")
-    assert any(f"{job.id}   running" in o.data["text/plain"] for o in listing.outputs)
+    assert any(re.search(rf"^{job.id}\s+running", o.data["text/plain"], re.M) for o in listing.outputs)
     result, _ = run(shell, "_img = await _")
     assert result.success and shell.user_ns["_img"].seed == 9
     assert job.state == "done"

@@ -313,3 +313,19 @@ class JobRegistry:
                     except errors.YandexArtError as exc:
                         log.debug("cancel of %s failed: %s", op, exc)
         return cancelled_ops
+
+
+#: Every background job of the process: the magic's and the form's.
+JOBS = JobRegistry()
+
+
+def server_canceller(client: YandexArtClient, store: Store | None) -> Callable[[str], Awaitable[bool]]:
+    """Cancel an operation on the server and, when the server confirms, record it as cancelled."""
+
+    async def cancel(operation_id: str) -> bool:
+        confirmed = await client.cancel(operation_id)
+        if confirmed and store is not None:
+            await asyncio.to_thread(store.record_failed, operation_id, "cancelled", "cancelled by the user")
+        return confirmed
+
+    return cancel

@@ -25,7 +25,7 @@ from .api import shared_client
 from .client import Progress, YandexArtClient
 from .config import set_session_defaults
 from .display import StatusLine, history_bundle, images_bundle, message_bundle, records_table
-from .engine import BatchStatus, GenerationInterrupted, JobRegistry, resume, run_batch
+from .engine import JOBS, BatchStatus, GenerationInterrupted, resume, run_batch, server_canceller
 from .image import GeneratedImage, ImageSet
 from .outputs import check_pattern, save_all
 from .prompt import expand, parse_body, parse_seeds
@@ -131,7 +131,7 @@ class YandexArt(Magics):
 
     def __init__(self, shell: InteractiveShell) -> None:
         super().__init__(shell=shell)
-        self.jobs = JobRegistry()
+        self.jobs = JOBS
         self._share_settings()
 
     @observe("folder_id", "base_url", "wait_timeout", "request_timeout", "data_logging", "data_dir")
@@ -307,7 +307,7 @@ class YandexArt(Magics):
         Line forms: ``%yandexart jobs``, ``%yandexart cancel [JOB|OP|all]``,
         ``%yandexart resume OPERATION_ID|--all [--out P] [--var N]``, ``%yandexart pending``,
         ``%yandexart history [-n N] [--search TEXT]``, ``%yandexart prune [--older-than DAYS]
-        [--max-size MB]``, ``%yandexart PROMPT [options]``.
+        [--max-size MB]``, ``%yandexart form`` (the widget form), ``%yandexart PROMPT [options]``.
         Settings: ``%config YandexArt`` (folder_id, base_url, default_aspect, timeouts, ...).
         """
         run_sync(self.cell(line, cell))
@@ -319,13 +319,13 @@ class YandexArt(Magics):
         command, _, rest = line.strip().partition(" ")
         handlers: dict[str, Callable[[str], Coroutine[Any, Any, None]]] = {
             "jobs": self._jobs, "cancel": self._cancel, "resume": self._resume, "pending": self._pending,
-            "history": self._history, "prune": self._prune,
+            "history": self._history, "prune": self._prune, "form": self._form,
         }
         if not command:
             self._show(message_bundle(
                 "Usage: %%yandexart [options] + prompt in the cell body; %yandexart jobs | cancel [ID|all] "
                 "| resume OPERATION_ID|--all | pending | history [-n N] [--search TEXT] "
-                "| prune [--older-than DAYS] [--max-size MB] | PROMPT [options]. Details: %%yandexart?"
+                "| prune [--older-than DAYS] [--max-size MB] | form | PROMPT [options]. Details: %%yandexart?"
             ))
             return
         if command in handlers:
@@ -343,7 +343,9 @@ class YandexArt(Magics):
         if not self.jobs.jobs:
             self._show(message_bundle("No background jobs in this kernel."))
             return
-        rows = [f"{j.id:<4} {j.state:<9} {j.status.text()}  — {j.description}" for j in self.jobs.jobs.values()]
+        jobs = list(self.jobs.jobs.values())
+        shown = [j for j in jobs if j.state == "running"] + [j for j in jobs if j.state != "running"][-10:]
+        rows = [f"{j.id:<4} {j.state:<9} {j.status.text()}  — {j.description}" for j in shown]
         self._show({"text/plain": "\n".join(rows),
                     "text/html": "<pre style='font-size:12px'>" + "\n".join(_escape(r) for r in rows) + "</pre>"})
 
@@ -355,16 +357,7 @@ class YandexArt(Magics):
             return
         if not jobs:
             raise MagicUsageError(f"no running job or operation {key!r}; see %yandexart jobs")
-        client = self.client()
-        store = self.store()
-
-        async def cancel_remote(operation_id: str) -> bool:
-            confirmed = await client.cancel(operation_id)
-            if confirmed:
-                await asyncio.to_thread(store.record_failed, operation_id, "cancelled", "cancelled by the user")
-            return confirmed
-
-        cancelled = await self.jobs.cancel(jobs, cancel_remote=cancel_remote)
+        cancelled = await self.jobs.cancel(jobs, cancel_remote=server_canceller(self.client(), self.store()))
         ids = ", ".join(j.id for j in jobs)
         remote = f"; server-side cancel confirmed for {', '.join(cancelled)}" if cancelled else ""
         self._show(message_bundle(f"Cancelled {ids}{remote}."))
@@ -420,6 +413,11 @@ class YandexArt(Magics):
         self._set_result(result)
         if failures and not options.all:
             raise failures[0]
+
+    async def _form(self, rest: str) -> None:
+        from .form import form
+
+        form()
 
     async def _pending(self, rest: str) -> None:
         records = await asyncio.to_thread(self.store().pending)

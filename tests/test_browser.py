@@ -1,0 +1,139 @@
+"""The form and a background cell in a real JupyterLab, driven by Playwright in Debian's chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """JupyterLab on loopback, with its own config, serving a copy of the notebooks."""
+    base = tmp_path_factory.mktemp("lab")
+    root = base / "root"
+    shutil.copytree(ROOT / "notebooks", root)
+    settings = base / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YC_", "YANDEXART_"))}
+    env.update(
+        JUPYTER_CONFIG_DIR=str(base / "config"), JUPYTERLAB_SETTINGS_DIR=str(base / "settings"),
+        JUPYTER_RUNTIME_DIR=str(base / "runtime"), YANDEXART_BASE_URL="emulator",
+        YANDEXART_HOME=str(base / "store"), YANDEXART_EMULATOR_DURATION="1.5",
+    )
+    command = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0", "--IdentityProvider.token=", "--ServerApp.password=", "--allow-root",
+        f"--ServerApp.root_dir={root}", "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly",
+    ]
+    log = (base / "lab.log").open("w")
+    with subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT) as server:
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/api/status", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"JupyterLab did not start; see {base / 'lab.log'}")
+                time.sleep(0.3)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            log.close()
+
+
+@pytest.mark.timeout(240)
+def test_form_and_background_cell_in_jupyterlab(lab: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2200})
+            page.goto(f"{lab}/lab/tree/widget.ipynb")
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+            page.wait_for_selector("#jp-main-statusbar >> text=/Idle/", timeout=60_000)
+            form = page.locator(".yart-form")
+            for _ in range(3):  # a click that lands while Lab is still settling can be lost: try again
+                page.click(".jp-Notebook")
+                page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+                page.click("li.lm-Menu-item[data-command='runmenu:run-all']")
+                try:
+                    expect(page.locator(".jp-CodeCell .jp-InputPrompt").first).to_have_text(
+                        re.compile(r"\[(\*|\d+)\]"), timeout=10_000
+                    )
+                    break
+                except AssertionError:
+                    page.screenshot(path=str(ARTIFACTS / "run-all-retry.png"))
+            expect(form).to_be_visible(timeout=60_000)
+            expect(form.locator(".widget-html").first).to_contain_text("YandexART")
+            expect(form).to_contain_text("the embedded emulator", timeout=30_000)
+            generate = form.locator("button.jupyter-button:has-text('Generate')")
+            expect(generate).to_be_disabled()  # an empty prompt says why
+            expect(form).to_contain_text("empty")
+
+            form.locator("textarea").first.fill("a lighthouse on a cliff at dawn, oil painting")
+            form.locator("input[placeholder='random']").fill("1234")
+            form.locator(".widget-checkbox input").check()
+            expect(form).to_contain_text("45/500")
+            expect(generate).to_be_enabled()
+            generate.click()
+
+            card = form.locator(".yart-card").first
+            expect(card.locator("img")).to_be_visible(timeout=60_000)
+            expect(card).to_contain_text("seed 1234")
+            expect(card).to_contain_text("a lighthouse on a cliff")
+
+            generate.click()  # the same seed and prompt again: from the local store
+            expect(form.locator(".yart-job")).to_have_count(2, timeout=30_000)
+            expect(form.locator(".yart-job").first.locator(".yart-card")).to_contain_text("cached", timeout=30_000)
+
+            # The --background cell: its late result replaced the status line in its own cell.
+            cells = page.locator(".jp-CodeCell")
+            background = cells.filter(has_text="--background")
+            expect(background.locator(".jp-OutputArea-output img")).to_be_visible(timeout=60_000)
+            expect(background.locator(".jp-OutputArea-output")).to_contain_text("seed 2024")
+            expect(cells.filter(has_text="%yandexart jobs").locator(".jp-OutputArea-output")).to_contain_text(
+                "j1", timeout=30_000
+            )
+            form.screenshot(path=str(ARTIFACTS / "form.png"))
+            page.screenshot(path=str(ARTIFACTS / "widget-notebook.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "form.png").stat().st_size > 10_000

@@ -1,0 +1,344 @@
+"""The ipywidgets form: another thin face on the engine, which never blocks the kernel.
+
+Generate starts a task on the kernel's loop and returns at once; each job shows its progress and
+then its pictures in a gallery (newest first). Widgets never carry a secret: credentials come from
+the environment or configuration, and the form only shows where they came from, redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+
+from . import errors
+from .api import shared_client
+from .engine import JOBS, BatchStatus, Job, run_batch, server_canceller
+from .image import GeneratedImage
+from .outputs import target_path
+from .request import ASPECT_PRESETS, MAX_TEXT, Message, build_request, random_seed
+from .store import get_store
+
+MAX_COUNT = 8
+CUSTOM = "custom W:H"
+_MUTED = "color: var(--jp-ui-font-color2, #666); font-size: 12px"
+_ERROR = "color: var(--jp-error-color1, #d32f2f); font-size: 12px"
+
+
+def _html(text: str, style: str = _MUTED) -> str:
+    import html
+
+    return f'<span style="{style}">{html.escape(text)}</span>'
+
+
+def thumbnail(data: bytes, size: int = 320) -> bytes:
+    """A small JPEG for the gallery, so the notebook's widget state stays small."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as picture:
+        picture.thumbnail((size, size))
+        out = io.BytesIO()
+        picture.convert("RGB").save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def cell_text(image: GeneratedImage) -> str:
+    """The ``%%yandexart`` cell that makes this picture again."""
+    lines = [f"%%yandexart --seed {image.seed} --aspect {image.aspect}"]
+    for index, message in enumerate(image.messages):
+        if index or message.weight != 1:
+            weight = f" {message.weight:g}" if message.weight != 1 else ""
+            lines.append(f"---{weight}")
+        lines.append(message.text.replace("{", "{{").replace("}", "}}"))
+    return "\n".join(lines)
+
+
+class MessageRow(w.HBox):  # type: ignore[misc]
+    """An extra weighted message: its text, its weight, and a button to remove it."""
+
+    def __init__(self, on_change: Callable[[], object], on_remove: Callable[[MessageRow], None]) -> None:
+        self.text = w.Text(placeholder="another message, e.g. a style", layout=w.Layout(flex="1 1 auto"))
+        self.weight = w.FloatText(value=0.5, step=0.1, description="weight", layout=w.Layout(width="150px"),
+                                  style={"description_width": "50px"})
+        self.remove = w.Button(icon="times", tooltip="Remove this message", layout=w.Layout(width="36px"))
+        super().__init__([self.text, self.weight, self.remove], layout=w.Layout(width="100%"))
+        for widget in (self.text, self.weight):
+            widget.observe(lambda _: on_change(), "value")
+        self.remove.on_click(lambda _: on_remove(self))
+
+
+class ImageCard(w.HBox):  # type: ignore[misc]
+    """One picture in the gallery with its caption and actions."""
+
+    def __init__(self, image: GeneratedImage, form: YandexArtForm) -> None:
+        self.image = image
+        self._form = form
+        self._thumb = thumbnail(image.image_bytes)
+        self.picture = w.Image(value=self._thumb, format="jpeg", layout=w.Layout(width="256px"))
+        self.caption = w.HTML(_html(image.caption()) + "<br>" + _html(image.prompt[:200], "font-size: 12px"))
+        self.save_button = w.Button(description="Save", icon="save", tooltip=f"Save into {form.save_folder.value}")
+        self.reuse_button = w.Button(description="Reuse seed", icon="repeat", tooltip="Put this seed in the form")
+        self.cell_button = w.Button(description="Cell text", icon="code", tooltip="The equivalent %%yandexart cell")
+        self.full_button = w.Button(description="Full size", icon="expand", tooltip="Show the full picture")
+        for button in (self.save_button, self.reuse_button, self.cell_button, self.full_button):
+            button.layout = w.Layout(width="auto")
+        self.details = w.HTML("")
+        self.cell = w.Textarea(value=cell_text(image), layout=w.Layout(width="100%", height="90px", display="none"))
+        self.save_button.on_click(self.save)
+        self.reuse_button.on_click(lambda _: form.reuse_seed(image))
+        self.cell_button.on_click(self.toggle_cell)
+        self.full_button.on_click(self.toggle_full)
+        actions = w.HBox([self.save_button, self.reuse_button, self.cell_button, self.full_button],
+                         layout=w.Layout(flex_flow="row wrap"))
+        info = w.VBox([self.caption, actions, self.details, self.cell], layout=w.Layout(flex="1 1 auto"))
+        super().__init__([self.picture, info], layout=w.Layout(width="100%", margin="6px 0", align_items="flex-start"))
+        self.add_class("yart-card")
+
+    def save(self, _: Any = None) -> Path | None:
+        """Save the picture into the form's folder (never overwriting)."""
+        try:
+            pattern = str(Path(self._form.save_folder.value or ".") / "yandexart-{seed}")
+            path = self.image.save(target_path(pattern, self.image, 1))
+        except OSError as exc:
+            self.details.value = _html(f"Could not save: {exc}", _ERROR)
+            return None
+        self.details.value = _html(f"saved {path}")
+        return path
+
+    def toggle_cell(self, _: Any = None) -> None:
+        shown = self.cell.layout.display != "none"
+        self.cell.layout.display = "none" if shown else "block"
+
+    def toggle_full(self, _: Any = None) -> None:
+        if self.full_button.description == "Full size":
+            self.picture.value = self.image.image_bytes
+            self.picture.format = self.image.mime_type.split("/")[1]
+            self.picture.layout.width = "100%"
+            self.full_button.description = "Thumbnail"
+        else:
+            self.picture.value = self._thumb
+            self.picture.format = "jpeg"
+            self.picture.layout.width = "256px"
+            self.full_button.description = "Full size"
+
+
+class JobCard(w.VBox):  # type: ignore[misc]
+    """One Generate click: its progress line, then its pictures (or its error)."""
+
+    def __init__(self, title: str) -> None:
+        self.title = w.HTML(_html(title, "font-weight: 600; font-size: 12px"))
+        self.progress = w.HTML(_html("starting ..."))
+        self.images = w.VBox([])
+        super().__init__([self.title, self.progress, self.images],
+                         layout=w.Layout(border="1px solid var(--jp-border-color2, #ddd)", padding="6px",
+                                         margin="6px 0", width="100%"))
+        self.add_class("yart-job")
+
+
+class YandexArtForm(w.VBox):  # type: ignore[misc]
+    """The form; ``yart_jupyter.form()`` shows one."""
+
+    def __init__(self) -> None:
+        self.setup = w.HTML(_html("resolving credentials ..."))
+        self.prompt = w.Textarea(placeholder="Describe the picture, e.g. a lighthouse on a cliff at dawn",
+                                 layout=w.Layout(width="100%", height="80px"))
+        self.counter = w.HTML(_html(f"0/{MAX_TEXT}"))
+        self.messages = w.VBox([])
+        self.add_message = w.Button(description="Add message", icon="plus", tooltip="Add a weighted message",
+                                    layout=w.Layout(width="auto", align_self="flex-start"))
+        self.seed = w.Text(placeholder="random", description="Seed", layout=w.Layout(width="260px"),
+                           style={"description_width": "40px"})
+        self.random_button = w.Button(icon="random", tooltip="A new random seed", layout=w.Layout(width="36px"))
+        self.keep_seed = w.Checkbox(value=False, description="keep seed", indent=False, layout=w.Layout(width="100px"))
+        self.aspect = w.Dropdown(
+            options=[(f"{name} ({w_}:{h})", f"{w_}:{h}") for name, (w_, h) in ASPECT_PRESETS.items()] + [
+                (CUSTOM, CUSTOM)],
+            value="1:1", description="Aspect", layout=w.Layout(width="230px"), style={"description_width": "50px"},
+        )
+        self.custom_aspect = w.Text(placeholder="W:H", layout=w.Layout(width="80px", display="none"))
+        self.count = w.BoundedIntText(value=1, min=1, max=MAX_COUNT, description="Count",
+                                      layout=w.Layout(width="130px"), style={"description_width": "45px"})
+        self.save_folder = w.Text(value="yandexart-images", description="Save to",
+                                  layout=w.Layout(width="320px"), style={"description_width": "50px"})
+        self.generate_button = w.Button(description="Generate", button_style="primary", icon="paint-brush")
+        self.cancel_button = w.Button(description="Cancel", icon="stop", disabled=True)
+        self.problem = w.HTML("")
+        self.gallery = w.VBox([])
+        self.jobs: list[Job] = []
+        self._ready = False
+        self._setup_error: str | None = None
+        super().__init__([
+            w.HTML('<b style="font-size: 14px">YandexART</b>'), self.setup,
+            self.prompt, self.counter, self.messages, self.add_message,
+            w.HBox([self.seed, self.random_button, self.keep_seed], layout=w.Layout(flex_flow="row wrap")),
+            w.HBox([self.aspect, self.custom_aspect, self.count, self.save_folder],
+                   layout=w.Layout(flex_flow="row wrap")),
+            w.HBox([self.generate_button, self.cancel_button, self.problem], layout=w.Layout(align_items="center")),
+            self.gallery,
+        ], layout=w.Layout(width="100%", max_width="980px"))
+        self.add_class("yart-form")
+        for widget in (self.prompt, self.seed, self.aspect, self.custom_aspect, self.count):
+            widget.observe(lambda _: self.validate(), "value")
+        self.aspect.observe(self._aspect_changed, "value")
+        self.add_message.on_click(lambda _: self.add_message_row())
+        self.random_button.on_click(lambda _: self.new_seed())
+        self.generate_button.on_click(lambda _: self.generate())
+        self.cancel_button.on_click(lambda _: self.cancel())
+        self.validate()
+        self._setup_task: asyncio.Task[None] | None = None
+        try:
+            self._setup_task = asyncio.get_running_loop().create_task(self._describe_setup())
+        except RuntimeError:
+            self.setup.value = _html("(credentials are checked when the kernel's loop runs)")
+
+    # -- setup -------------------------------------------------------------------------------
+
+    async def _describe_setup(self) -> None:
+        """Show which credentials, folder and endpoint are in use, secrets redacted."""
+        client = shared_client()
+        try:
+            await client.open()
+        except errors.YandexArtError as exc:
+            self._setup_error = f"{type(exc).__name__}: {exc}"
+            self.setup.value = _html(self._setup_error, _ERROR)
+            self.validate()
+            return
+        creds = client.credentials.describe() if client.credentials else "none"
+        self.setup.value = _html(f"endpoint {client.base_url} · folder {client.folder_id} · {creds}")
+
+    # -- messages, seeds, aspect ----------------------------------------------------------------
+
+    def add_message_row(self) -> MessageRow:
+        row = MessageRow(self.validate, self._remove_row)
+        self.messages.children = (*self.messages.children, row)
+        self.validate()
+        return row
+
+    def _remove_row(self, row: MessageRow) -> None:
+        self.messages.children = tuple(r for r in self.messages.children if r is not row)
+        self.validate()
+
+    def new_seed(self) -> int:
+        seed = random_seed()
+        self.seed.value = str(seed)
+        return seed
+
+    def reuse_seed(self, image: GeneratedImage) -> None:
+        """Put a picture's seed (and aspect) back in the form and keep it."""
+        self.seed.value = str(image.seed)
+        self.keep_seed.value = True
+        if image.aspect is not None:
+            ratio = str(image.aspect)
+            if ratio in [v for _, v in self.aspect.options]:
+                self.aspect.value = ratio
+            else:
+                self.aspect.value = CUSTOM
+                self.custom_aspect.value = ratio
+
+    def _aspect_changed(self, change: Any) -> None:
+        self.custom_aspect.layout.display = "block" if change["new"] == CUSTOM else "none"
+
+    # -- validation --------------------------------------------------------------------------
+
+    def _messages(self) -> list[Message]:
+        items = [Message(self.prompt.value, 1.0)]
+        for row in self.messages.children:
+            weight = row.weight.value
+            items.append(Message(row.text.value, weight if weight is not None else math.nan))
+        return items
+
+    def _aspect_value(self) -> str:
+        return str(self.custom_aspect.value if self.aspect.value == CUSTOM else self.aspect.value)
+
+    def validate(self) -> str | None:
+        """Check every field; disable Generate and say why when something is wrong."""
+        length = len(self.prompt.value.strip())
+        over = length > MAX_TEXT
+        self.counter.value = _html(f"{length}/{MAX_TEXT}", _ERROR if over else _MUTED)
+        problem = self._setup_error and "fix the credentials first (see above)"
+        if problem is None:
+            try:
+                build_request(self._messages(), seed=self.seed.value.strip() or None, aspect=self._aspect_value(),
+                              folder_id="validation")
+                if not 1 <= (self.count.value or 0) <= MAX_COUNT:
+                    raise errors.RequestValidationError("count", self.count.value, f"must be from 1 to {MAX_COUNT}")
+            except errors.RequestValidationError as exc:
+                problem = str(exc)
+        self.generate_button.disabled = problem is not None
+        self.problem.value = _html(problem, _ERROR) if problem else ""
+        return problem
+
+    # -- generating --------------------------------------------------------------------------
+
+    def generate(self) -> Job | None:
+        """Start a job on the kernel's loop and return at once."""
+        if self.validate() is not None:
+            return None
+        if not self.keep_seed.value or not self.seed.value.strip():
+            self.new_seed()
+        client = shared_client()
+        base_seed = int(self.seed.value)
+        try:
+            requests = [
+                client.build_request(self._messages(), seed=min(base_seed + i, 2**63 - 1), aspect=self._aspect_value())
+                for i in range(self.count.value)
+            ]
+        except errors.YandexArtError as exc:
+            self.problem.value = _html(str(exc), _ERROR)
+            return None
+        card = JobCard(f"{len(requests)} × {requests[0].prompt[:80]}")
+        self.gallery.children = (card, *self.gallery.children)
+        status = BatchStatus(len(requests))
+        job = JOBS.submit(self._run(card, requests, status), f"form: {requests[0].prompt[:40]}", status)
+        self.jobs.append(job)
+        self.cancel_button.disabled = False
+        job.task.add_done_callback(lambda _: self._job_finished())
+        return job
+
+    async def _run(self, card: JobCard, requests: list[Any], status: BatchStatus) -> list[GeneratedImage]:
+        ticker = asyncio.ensure_future(self._tick(card, status))
+        try:
+            images, failures = await run_batch(
+                shared_client(), requests, status=status, store=get_store(),
+                on_update=lambda s: setattr(card.progress, "value", _html(s.text())),
+            )
+        except errors.YandexArtError as exc:
+            card.progress.value = _html(str(exc), _ERROR)
+            raise
+        finally:
+            ticker.cancel()
+        card.progress.value = _html(status.text().replace("YandexART · ", ""))
+        if failures:
+            card.progress.value += "<br>" + "<br>".join(_html(f"✖ {f}", _ERROR) for f in failures)
+        card.images.children = [ImageCard(image, self) for image in images]
+        return list(images)
+
+    @staticmethod
+    async def _tick(card: JobCard, status: BatchStatus) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            card.progress.value = _html(status.text())
+
+    def _job_finished(self) -> None:
+        self.cancel_button.disabled = not any(job.state == "running" for job in self.jobs)
+
+    def cancel(self) -> None:
+        """Cancel the form's running jobs (and their operations on the server)."""
+        running = [job for job in self.jobs if job.state == "running"]
+        if running:
+            canceller = server_canceller(shared_client(), get_store())
+            asyncio.get_running_loop().create_task(JOBS.cancel(running, cancel_remote=canceller))
+
+
+def form() -> YandexArtForm:
+    """Show the YandexART form in the notebook and return it."""
+    from IPython.display import display
+
+    panel = YandexArtForm()
+    display(panel)  # type: ignore[no-untyped-call]
+    return panel
