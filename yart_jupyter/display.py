@@ -11,10 +11,12 @@ import html
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .image import GeneratedImage
-from .store import Record
+
+if TYPE_CHECKING:
+    from .store import Record
 
 Bundle = dict[str, Any]
 

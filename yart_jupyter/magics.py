@@ -14,24 +14,25 @@ import os
 import shlex
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from traitlets import Bool, Float, Int, Unicode, observe
 
 from . import errors
-from .api import shared_client
-from .client import Progress, YandexArtClient
 from .config import set_session_defaults
-from .display import StatusLine, history_bundle, images_bundle, message_bundle, records_table
-from .engine import JOBS, BatchStatus, GenerationInterrupted, resume, run_batch, server_canceller
-from .image import GeneratedImage, ImageSet
 from .outputs import check_pattern, save_all
 from .prompt import expand, parse_body, parse_seeds
 from .request import GenerationRequest, Message
-from .store import Store, get_store
 from .syncrun import run_sync
+
+if TYPE_CHECKING:  # the engine, aiohttp and sqlite load on first use, so %load_ext stays fast
+    from .client import Progress, YandexArtClient
+    from .display import StatusLine
+    from .engine import BatchStatus, JobRegistry
+    from .image import GeneratedImage, ImageSet
+    from .store import Store
 
 MAGIC = "yandexart"
 
@@ -131,7 +132,6 @@ class YandexArt(Magics):
 
     def __init__(self, shell: InteractiveShell) -> None:
         super().__init__(shell=shell)
-        self.jobs = JOBS
         self._share_settings()
 
     @observe("folder_id", "base_url", "wait_timeout", "request_timeout", "data_logging", "data_dir")
@@ -147,12 +147,23 @@ class YandexArt(Magics):
 
     # -- engine access -----------------------------------------------------------------------
 
+    @property
+    def jobs(self) -> JobRegistry:
+        """The process's background jobs (shared with the form)."""
+        from .engine import JOBS
+
+        return JOBS
+
     def client(self) -> YandexArtClient:
         """The shared client of the running loop for the current settings."""
+        from .api import shared_client
+
         return shared_client()
 
     def store(self) -> Store:
         """The local store for the current settings."""
+        from .store import get_store
+
         return get_store()
 
     def notebook_name(self) -> str | None:
@@ -202,6 +213,9 @@ class YandexArt(Magics):
 
     async def cell(self, line: str, cell: str) -> None:
         """Run a ``%%yandexart`` cell: blocking by default, or as a background job."""
+        from .display import StatusLine
+        from .engine import BatchStatus
+
         plan = self.plan(line, cell)
         client = self.client()
         status = BatchStatus(len(plan.requests))
@@ -220,6 +234,9 @@ class YandexArt(Magics):
     async def _execute(
         self, client: YandexArtClient, plan: _Plan, status: BatchStatus, status_line: StatusLine, *, background: bool
     ) -> GeneratedImage | ImageSet:
+        from .display import images_bundle, message_bundle
+        from .engine import GenerationInterrupted, run_batch
+
         ticker = asyncio.ensure_future(self._tick(status_line, status))
         try:
             images, failures = await run_batch(
@@ -316,6 +333,8 @@ class YandexArt(Magics):
 
     async def line(self, line: str) -> None:
         """``%yandexart jobs | cancel [ID|all] | resume OP [...] | PROMPT [options]``."""
+        from .display import message_bundle
+
         command, _, rest = line.strip().partition(" ")
         handlers: dict[str, Callable[[str], Coroutine[Any, Any, None]]] = {
             "jobs": self._jobs, "cancel": self._cancel, "resume": self._resume, "pending": self._pending,
@@ -340,6 +359,8 @@ class YandexArt(Magics):
         display(bundle, raw=True)  # type: ignore[no-untyped-call]
 
     async def _jobs(self, rest: str) -> None:
+        from .display import message_bundle
+
         if not self.jobs.jobs:
             self._show(message_bundle("No background jobs in this kernel."))
             return
@@ -350,6 +371,9 @@ class YandexArt(Magics):
                     "text/html": "<pre style='font-size:12px'>" + "\n".join(_escape(r) for r in rows) + "</pre>"})
 
     async def _cancel(self, rest: str) -> None:
+        from .display import message_bundle
+        from .engine import server_canceller
+
         key = rest.strip() or "all"
         jobs = self.jobs.find(key)
         if not jobs and key == "all":
@@ -363,6 +387,10 @@ class YandexArt(Magics):
         self._show(message_bundle(f"Cancelled {ids}{remote}."))
 
     async def _resume(self, rest: str) -> None:
+        from .display import StatusLine, images_bundle, message_bundle
+        from .engine import BatchStatus, resume
+        from .image import GeneratedImage, ImageSet
+
         options = _resume_parser().parse_args(_split(rest))
         _check_var(options.var)
         store = self.store()
@@ -420,6 +448,8 @@ class YandexArt(Magics):
         form()
 
     async def _pending(self, rest: str) -> None:
+        from .display import message_bundle, records_table
+
         records = await asyncio.to_thread(self.store().pending)
         if not records:
             self._show(message_bundle("Nothing pending: every recorded operation was collected."))
@@ -428,6 +458,8 @@ class YandexArt(Magics):
         self._show(records_table(records, running))
 
     async def _history(self, rest: str) -> None:
+        from .display import history_bundle, message_bundle
+
         options = _history_parser().parse_args(_split(rest))
         store = self.store()
         records = await asyncio.to_thread(store.history, options.n, options.search)
@@ -439,6 +471,8 @@ class YandexArt(Magics):
         self._show(history_bundle(records, thumbs))
 
     async def _prune(self, rest: str) -> None:
+        from .display import message_bundle
+
         options = _prune_parser().parse_args(_split(rest))
         if options.older_than is None and options.max_size is None:
             raise MagicUsageError("%yandexart prune: give --older-than DAYS and/or --max-size MB")
