@@ -20,7 +20,10 @@ from .request import AspectRatioLike, PromptLike
 from .store import Record, get_store
 
 #: The session defaults that configure a client (the rest, like ``data_dir``, configure the store).
-CLIENT_OPTIONS = frozenset({"base_url", "folder_id", "request_timeout", "wait_timeout", "data_logging"})
+CLIENT_OPTIONS = frozenset({
+    "base_url", "folder_id", "request_timeout", "wait_timeout", "data_logging", "generations_per_minute",
+    "reads_per_second",
+})
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], YandexArtClient]] = (
     weakref.WeakKeyDictionary()

@@ -22,10 +22,12 @@ from ._version import __version__
 from .config import EMULATOR, GENERATE_PATH, Settings, check_url
 from .credentials import ApiKey, Credentials, resolve_credentials
 from .image import GeneratedImage, sniff_mime
+from .limits import QuotaLimiters, Quotas, SlidingWindowLimiter, limiters_for
 from .operation import MalformedOperation, Operation, parse_operation
-from .polling import BackoffPolicy, PollPolicy
+from .polling import PollPolicy
 from .redact import get_logger
 from .request import AspectRatioLike, GenerationRequest, PromptLike, build_request, validate_model_uri
+from .scheduler import DURATIONS, AdaptivePolicy, scheduler
 from .transport import OFF_LOOP_BYTES, Response, RetryableError, RetryPolicy, error_for, send
 
 log = get_logger("yart_jupyter.client")
@@ -76,9 +78,12 @@ class YandexArtClient:
         settings: Settings | None = None,
         retry: RetryPolicy | None = None,
         poll_policy: PollPolicy | None = None,
+        quotas: Quotas | None = None,
         request_timeout: float | None = None,
         wait_timeout: float | None = None,
         data_logging: bool | None = None,
+        generations_per_minute: int | None = None,
+        reads_per_second: int | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
         base = settings or Settings.from_env(env)
@@ -86,6 +91,7 @@ class YandexArtClient:
             k: v for k, v in {
                 "base_url": base_url, "folder_id": folder_id, "request_timeout": request_timeout,
                 "wait_timeout": wait_timeout, "data_logging": data_logging,
+                "generations_per_minute": generations_per_minute, "reads_per_second": reads_per_second,
             }.items() if v is not None
         }
         self.settings = Settings(**{**base.__dict__, **overrides})
@@ -97,7 +103,9 @@ class YandexArtClient:
         self._env = env
         self._credentials: Credentials | None = None
         self.retry = retry or RetryPolicy()
-        self.poll_policy: PollPolicy = poll_policy or BackoffPolicy()
+        #: A fixed schedule for every wait; None (the default) adapts to learned generation times.
+        self.poll_policy: PollPolicy | None = poll_policy
+        self.quotas = quotas or Quotas(self.settings.generations_per_minute, self.settings.reads_per_second)
         self._session: aiohttp.ClientSession | None = None
         self._base_url: str | None = None
         self._folder_id: str | None = self.settings.folder_id
@@ -205,6 +213,8 @@ class YandexArtClient:
         operation_id: str | None = None,
         on_retry: Callable[[int, str, float], None] | None = None,
         check: Callable[[Response], Any] | None = None,
+        limiter: SlidingWindowLimiter | None = None,
+        limiter_held: bool = False,
     ) -> Response:
         session = self._require_session()
         credentials = self._credentials
@@ -218,8 +228,12 @@ class YandexArtClient:
             json_body=json_body, headers={**self._headers(), **(headers or {})},
             auth=auth, refreshable=credentials.refreshable, retry=self.retry,
             timeout=self.settings.request_timeout, operation_id=operation_id,
-            on_retry=on_retry, check=check,
+            on_retry=on_retry, check=check, limiter=limiter, limiter_held=limiter_held,
         )
+
+    def _limiters(self) -> QuotaLimiters:
+        """The quota limiters shared by every client of this endpoint and folder on this loop."""
+        return limiters_for(self.base_url, self._folder_id, self.quotas)
 
     async def start(
         self, request: GenerationRequest, *, on_retry: Callable[[int, str, float], None] | None = None
@@ -246,14 +260,20 @@ class YandexArtClient:
         await self._send(
             "POST", GENERATE_PATH, json_body=request.to_json(),
             headers={"Idempotency-Key": idempotency_key}, on_retry=on_retry, check=check,
+            limiter=self._limiters().starts,
         )
         log.debug("started operation %s (seed %s)", holder["id"], request.seed)
         return holder["id"]
 
     async def get_operation(
-        self, operation_id: str, *, on_retry: Callable[[int, str, float], None] | None = None
+        self,
+        operation_id: str,
+        *,
+        on_retry: Callable[[int, str, float], None] | None = None,
+        limiter_held: bool = False,
     ) -> Operation:
-        """Read an operation once (retrying transient faults); big bodies are parsed off the loop."""
+        """Read an operation once (retrying transient faults) within the read quota; big bodies
+        are parsed off the loop. ``limiter_held``: the caller already took this read's quota slot."""
         parsed: list[Operation] = []
 
         async def check(response: Response) -> None:
@@ -267,6 +287,7 @@ class YandexArtClient:
 
         await self._send(
             "GET", f"/operations/{operation_id}", operation_id=operation_id, on_retry=on_retry, check=check,
+            limiter=self._limiters().reads, limiter_held=limiter_held,
         )
         return parsed[0]
 
@@ -278,16 +299,22 @@ class YandexArtClient:
         on_progress: ProgressCallback | None = None,
         poll_policy: PollPolicy | None = None,
         read_now: bool = False,
+        request: GenerationRequest | None = None,
+        submitted: float | None = None,
     ) -> Operation:
-        """Poll until the operation is done; raise its error, or a timeout that names the id.
+        """Wait until the operation is done; raise its error, or a timeout that names the id.
 
-        ``read_now`` reads at once (for an operation started long ago) instead of after the first pause.
+        Reads go through the loop's one :class:`~.scheduler.PollScheduler`, within the read quota.
+        Unless a ``poll_policy`` is given, the schedule adapts to the generation times learned
+        for the request's aspect and model (``submitted`` is when it started, a monotonic time).
+        ``read_now`` reads at once (for an operation started long ago).
         """
-        policy = poll_policy or self.poll_policy
         limit = self.settings.wait_timeout if timeout is None else timeout
-        started = time.monotonic()
-        polls = 0
+        started = time.monotonic() if submitted is None else submitted
+        adaptive = AdaptivePolicy(DURATIONS, str(request.aspect), request.model_uri) if request else AdaptivePolicy()
+        policy = poll_policy or self.poll_policy or adaptive
         retries = 0
+        polls = 0
 
         def report(phase: str, detail: str = "") -> None:
             if on_progress is not None:
@@ -298,25 +325,34 @@ class YandexArtClient:
             retries += 1
             report("retry", reason)
 
-        while True:
-            elapsed = time.monotonic() - started
-            delay = 0.0 if read_now and polls == 0 else policy.next_delay(polls, elapsed)
-            if elapsed + delay > limit:
-                raise errors.GenerationTimeoutError(
-                    f"Gave up waiting after {elapsed:.0f} s (timeout {limit:g} s); the generation may still finish",
-                    operation_id=operation_id,
-                    hint=f"Collect it later with `%yandexart resume {operation_id}` or client.wait('{operation_id}')",
-                )
-            await asyncio.sleep(delay)
-            operation = await self.get_operation(operation_id, on_retry=retried)
-            polls += 1
-            if operation.error is not None:
-                report("failed", operation.error.message)
-                raise self._operation_error(operation)
-            if operation.done:
-                report("done")
-                return operation
+        def polled(operation: Operation, count: int) -> None:
+            nonlocal polls
+            polls = count
             report("polling")
+
+        limiters = self._limiters()
+
+        async def read() -> Operation:
+            return await self.get_operation(operation_id, on_retry=retried, limiter_held=True)
+
+        try:
+            operation = await asyncio.wait_for(
+                scheduler().wait(read, policy, started=started, limiter=limiters.reads, read_now=read_now,
+                                 on_poll=polled),
+                max(0.0, limit - (time.monotonic() - started)),
+            )
+        except asyncio.TimeoutError:
+            raise errors.GenerationTimeoutError(
+                f"Gave up waiting after {time.monotonic() - started:.0f} s (timeout {limit:g} s); "
+                "the generation may still finish",
+                operation_id=operation_id,
+                hint=f"Collect it later with `%yandexart resume {operation_id}` or client.wait('{operation_id}')",
+            ) from None
+        if operation.error is not None:
+            report("failed", operation.error.message)
+            raise self._operation_error(operation)
+        report("done")
+        return operation
 
     def _operation_error(self, operation: Operation) -> errors.YandexArtError:
         assert operation.error is not None
@@ -385,7 +421,9 @@ class YandexArtClient:
         await _notify_started(on_started, operation_id, request)
         if on_progress is not None:
             on_progress(Progress("started", operation_id, time.monotonic() - clock))
-        operation = await self.wait(operation_id, timeout=timeout, on_progress=on_progress)
+        operation = await self.wait(
+            operation_id, timeout=timeout, on_progress=on_progress, request=request, submitted=clock
+        )
         return self.to_image(operation, request, submitted)
 
     def to_image(

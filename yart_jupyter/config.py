@@ -31,6 +31,9 @@ class Settings:
     request_timeout: float = 60.0
     wait_timeout: float = 3600.0
     data_logging: bool | None = None
+    #: The folder's quotas (they change; the defaults are the documented ones).
+    generations_per_minute: int = 500
+    reads_per_second: int = 50
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -43,6 +46,13 @@ class Settings:
             values["iam_url"] = env["YANDEXART_IAM_URL"]
         if env.get("YC_FOLDER_ID"):
             values["folder_id"] = env["YC_FOLDER_ID"]
+        for name, variable in (("generations_per_minute", "YANDEXART_GENERATIONS_PER_MINUTE"),
+                               ("reads_per_second", "YANDEXART_READS_PER_SECOND")):
+            if env.get(variable):
+                try:
+                    values[name] = int(env[variable])
+                except ValueError:
+                    raise ConfigurationError(f"{variable}={env[variable]!r} is not a whole number") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
         if settings.base_url != EMULATOR:

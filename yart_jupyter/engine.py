@@ -18,6 +18,7 @@ from .client import Progress, YandexArtClient
 from .image import GeneratedImage, ImageSet
 from .redact import get_logger
 from .request import GenerationRequest
+from .scheduler import DURATIONS
 from .store import Store
 
 log = get_logger("yart_jupyter.engine")
@@ -111,6 +112,8 @@ async def run_batch(
     operations still running on the server, so none is lost.
     """
     status = status or BatchStatus(len(requests))
+    if store is not None:
+        await asyncio.to_thread(DURATIONS.observe_many, str(store.home), store.durations())
 
     def notify() -> None:
         if on_update is not None:
@@ -144,6 +147,8 @@ async def run_batch(
             await settle_failure(store, exc)
             notify()
             raise
+        if image.duration is not None:
+            DURATIONS.observe(image.duration, str(request.aspect), request.model_uri)
         if store is not None:
             await asyncio.to_thread(store.record_done, image)
         return image

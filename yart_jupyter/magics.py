@@ -126,6 +126,12 @@ class YandexArt(Magics):
     data_logging = Bool(
         None, allow_none=True, help="Send x-data-logging-enabled (None: do not send)."
     ).tag(config=True)
+    generations_per_minute = Int(
+        None, allow_none=True, help="The folder's generation quota per minute (else 500)."
+    ).tag(config=True)
+    reads_per_second = Int(
+        None, allow_none=True, help="The folder's operation-read quota per second (else 50)."
+    ).tag(config=True)
     data_dir = Unicode(
         None, allow_none=True, help="Folder of the local store (else YANDEXART_HOME, else the user data folder)."
     ).tag(config=True)
@@ -134,7 +140,8 @@ class YandexArt(Magics):
         super().__init__(shell=shell)
         self._share_settings()
 
-    @observe("folder_id", "base_url", "wait_timeout", "request_timeout", "data_logging", "data_dir")
+    @observe("folder_id", "base_url", "wait_timeout", "request_timeout", "data_logging", "data_dir",
+             "generations_per_minute", "reads_per_second")
     def _settings_changed(self, change: Any) -> None:
         self._share_settings()
 
@@ -143,6 +150,7 @@ class YandexArt(Magics):
         set_session_defaults(
             base_url=self.base_url, folder_id=self.folder_id, wait_timeout=self.wait_timeout,
             request_timeout=self.request_timeout, data_logging=self.data_logging, data_dir=self.data_dir,
+            generations_per_minute=self.generations_per_minute, reads_per_second=self.reads_per_second,
         )
 
     # -- engine access -----------------------------------------------------------------------
@@ -565,5 +573,6 @@ def unload(shell: InteractiveShell) -> None:
             job.task.cancel()
         instance: object = _instance
         shell.configurables = [c for c in shell.configurables if c is not instance]
-    set_session_defaults(base_url=None, folder_id=None, wait_timeout=None, request_timeout=None, data_logging=None)
+    set_session_defaults(base_url=None, folder_id=None, wait_timeout=None, request_timeout=None, data_logging=None,
+                         data_dir=None, generations_per_minute=None, reads_per_second=None)
     _instance = None

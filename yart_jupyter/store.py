@@ -320,6 +320,13 @@ class Store:
             args.append(status)
         return self._select(" AND ".join(clauses) or "1", args, limit)
 
+    def durations(self, limit: int = 500) -> list[tuple[float, str, str]]:
+        """(seconds, aspect, model URI) of the latest finished generations, to learn the schedule from."""
+        sql = ("SELECT finished_at - submitted_at, COALESCE(aspect, ''), COALESCE(model_uri, '') FROM generations"
+               " WHERE status='done' AND finished_at IS NOT NULL ORDER BY submitted_at DESC LIMIT ?")
+        rows = self._retry(lambda: self._connection().execute(sql, (limit,)).fetchall())
+        return [(float(r[0]), str(r[1]), str(r[2])) for r in rows if r[0] and r[0] > 0]
+
     def count(self) -> int:
         return int(self._retry(lambda: self._connection().execute("SELECT COUNT(*) FROM generations").fetchone()[0]))
 

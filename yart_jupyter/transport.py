@@ -20,6 +20,7 @@ import aiohttp
 
 from . import errors
 from .config import check_secure
+from .limits import SlidingWindowLimiter
 from .redact import get_logger
 
 log = get_logger("yart_jupyter.transport")
@@ -100,13 +101,17 @@ async def send(
     operation_id: str | None = None,
     on_retry: RetryListener | None = None,
     check: Callable[[Response], Awaitable[None]] | None = None,
+    limiter: SlidingWindowLimiter | None = None,
+    limiter_held: bool = False,
 ) -> Response:
     """Send one logical request, retrying transient failures; return the successful response.
 
     ``auth(refresh)`` returns the Authorization header value (``refresh=True`` after a 401:
     exactly one refresh is tried, when the credentials are ``refreshable``). ``check`` may raise
     :class:`RetryableError` for a 200 whose body is unusable (truncated or malformed JSON).
-    Errors come back typed (see :mod:`.errors`).
+    Errors come back typed (see :mod:`.errors`). With a ``limiter`` every attempt waits for a
+    quota slot (the first one is already taken when ``limiter_held``), and a 429 pauses everyone
+    who shares it.
     """
     client_request_id = str(uuid.uuid4())
     started = time.monotonic()
@@ -115,6 +120,8 @@ async def send(
     refresh_next = False
     while True:
         attempt += 1
+        if limiter is not None and not (limiter_held and attempt == 1):
+            await limiter.acquire()
         request_headers = {"x-client-request-id": client_request_id, **(headers or {})}
         if auth is not None:
             check_secure(url)
@@ -137,6 +144,8 @@ async def send(
                 continue
             if response.status in RETRY_STATUSES:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if response.status == 429 and limiter is not None:
+                    limiter.penalize(retry_after if retry_after is not None else retry.delay(attempt))
                 error: BaseException = error_from_response(response, operation_id)
                 reason = f"HTTP {response.status}"
             elif response.status >= 400:

@@ -94,6 +94,8 @@ class EmulatorConfig:
     folders: set[str] = field(default_factory=lambda: {DEFAULT_FOLDER})
     duration: Duration = field(default_factory=lambda: Duration("lognormal", 1.5, 0.35, 0.3, 6.0))
     generate_per_minute: int = 500
+    #: The generation quota's window in seconds (60: "per minute"; shorter for quick benchmarks).
+    generate_window: float = 60.0
     reads_per_second: int = 50
     send_retry_after: bool = True
     moderation_words: set[str] = field(default_factory=lambda: {"forbidden", "gore"})

@@ -326,7 +326,8 @@ class Emulator:
             return web.json_response(_operation_stub(self._idempotency[key]), headers=_ids())
         parsed = self._validate(body, request.headers.get("x-folder-id"))
         try:
-            self._quota(self._gen_times, self.config.generate_per_minute, 60.0, "image generation requests")
+            self._quota(self._gen_times, self.config.generate_per_minute, self.config.generate_window,
+                        "image generation requests")
         except _QuotaExceeded as exc:
             return self._error(429, str(exc), exc.headers)
         messages, seed, aspect, mime = parsed

@@ -1,0 +1,142 @@
+"""The poll scheduler, the adaptive schedule and the quota limiters, against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+
+import pytest
+
+from yart_jupyter.client import YandexArtClient
+from yart_jupyter.emulator import Duration, Emulator
+from yart_jupyter.limits import Quotas, SlidingWindowLimiter
+from yart_jupyter.operation import Operation
+from yart_jupyter.scheduler import AdaptivePolicy, DurationModel, LogNormal, PollScheduler
+
+
+def test_lognormal_quantile_inverts_cdf() -> None:
+    dist = LogNormal.from_median(15, 0.3)
+    for q in (0.01, 0.2, 0.5, 0.9, 0.999):
+        assert math.isclose(dist.cdf(dist.quantile(q)), q, rel_tol=1e-6)
+    assert math.isclose(dist.median, 15)
+
+
+def test_adaptive_schedule_shape() -> None:
+    policy = AdaptivePolicy(fixed=LogNormal.from_median(15, 0.3))
+    first = policy.next_delay(0, 0.0)
+    assert first == 1.0  # the first read comes by one second, in case the model is wrong
+    second = policy.next_delay(1, 1.0)
+    assert 6 < 1.0 + second < 9  # ... then nothing until completion becomes plausible
+    bulk = [policy.next_delay(5, t) for t in (12, 15, 18)]
+    assert all(0.05 <= d <= 1.0 for d in bulk) and bulk[1] < 0.6  # dense where completion is likely
+    tail = [policy.next_delay(50, t) for t in (40, 80, 200, 1000)]
+    assert tail == sorted(tail) and tail[-1] == 10.0  # backs off in the long tail
+
+
+def test_expected_reads_below_a_one_second_poller() -> None:
+    """Simulated on the model itself: fewer reads than a 1 s poller, lower latency."""
+    import random
+
+    rng = random.Random(3)
+    dist = LogNormal.from_median(15, 0.3)
+    policy = AdaptivePolicy(fixed=dist)
+    reads, lags = [], []
+    for _ in range(2000):
+        d = rng.lognormvariate(dist.mu, dist.sigma)
+        t, n = 0.0, 0
+        while True:
+            t += policy.next_delay(n, t)
+            n += 1
+            if t >= d:
+                break
+        reads.append(n)
+        lags.append(t - d)
+    fixed_reads = sum(math.ceil(rng.lognormvariate(dist.mu, dist.sigma)) for _ in range(2000)) / 2000
+    assert sum(reads) / len(reads) < fixed_reads
+    assert sorted(lags)[len(lags) // 2] < 0.5
+
+
+def test_duration_model_learns() -> None:
+    model = DurationModel()
+    assert model.distribution("2:1", "m") == model.prior
+    for _ in range(50):
+        model.observe(3.0, "2:1", "m")
+    learned = model.distribution("2:1", "m")
+    assert 2.5 < learned.median < 4.5
+    assert model.distribution("1:1", "m").median < 5  # an unseen aspect borrows from all generations
+    model.observe_many("store-a", [(10.0, "1:1", "m")] * 3)
+    model.observe_many("store-a", [(10.0, "1:1", "m")] * 3)  # loaded once per store
+    assert len(model._logs[("1:1", "m")]) == 3
+
+
+async def test_scheduler_reads_likely_ones_first() -> None:
+    """With one read slot, the operation whose completion is most likely is read first."""
+    sched = PollScheduler()
+    limiter = SlidingWindowLimiter(1, 0.3)
+    order: list[str] = []
+
+    def reader(name: str) -> Callable[[], asyncio.Future[Operation]]:
+        async def read() -> Operation:
+            order.append(name)
+            return Operation(name, done=True, image=b"x")
+        return read  # type: ignore[return-value]
+
+    now = time.monotonic()
+    policy = AdaptivePolicy(fixed=LogNormal.from_median(10, 0.3), first_read_by=0.0)
+    await limiter.acquire()  # the slot is taken: both become due before either can be read
+    young = asyncio.ensure_future(sched.wait(reader("young"), policy, started=now - 3, limiter=limiter))
+    old = asyncio.ensure_future(sched.wait(reader("old"), policy, started=now - 11, limiter=limiter))
+    await asyncio.gather(young, old)
+    assert order == ["old", "young"]
+
+
+async def test_hundreds_in_flight_stay_within_the_read_quota(
+    make_client: Callable[..., YandexArtClient], emulator: Emulator
+) -> None:
+    emulator.config.reads_per_second = 40
+    emulator.config.duration = Duration("uniform", 0.5, 2.0)
+    async with make_client(poll_policy=None, quotas=Quotas(500, 40)) as client:
+        requests = [client.build_request("many", seed=i + 1) for i in range(150)]
+        images = await asyncio.gather(*(client.generate(r) for r in requests))
+    assert len(images) == 150
+    assert emulator.stats.by_status.get(429, 0) == 0
+
+
+async def test_generation_quota_is_respected(make_client: Callable[..., YandexArtClient], emulator: Emulator) -> None:
+    emulator.config.generate_per_minute = 5
+    emulator.config.generate_window = 1.0
+    async with make_client(quotas=Quotas(5, 50, generation_window=1.0)) as client:
+        ids = await asyncio.gather(*(client.start(client.build_request("q", seed=i + 1)) for i in range(12)))
+    assert len(set(ids)) == 12
+    assert emulator.stats.by_status.get(429, 0) == 0
+
+
+async def test_on_429_everyone_slows_down_and_nothing_is_dropped(
+    make_client: Callable[..., YandexArtClient], emulator: Emulator
+) -> None:
+    emulator.config.generate_per_minute = 4
+    emulator.config.generate_window = 1.0
+    from yart_jupyter.transport import RetryPolicy
+
+    retry = RetryPolicy(max_attempts=20, base_delay=0.05, max_delay=0.5, max_elapsed=30)
+    async with make_client(quotas=Quotas(500, 50), retry=retry) as client:  # the client does not know the quota
+        ids = await asyncio.gather(*(client.start(client.build_request("q", seed=i + 1)) for i in range(12)))
+    assert len(set(ids)) == 12 and emulator.stats.operations_created == 12
+    assert emulator.stats.by_status[429] < 40  # paused together instead of hammering
+
+
+async def test_limiter_window() -> None:
+    limiter = SlidingWindowLimiter(3, 0.2)
+    start = time.monotonic()
+    for _ in range(7):
+        await limiter.acquire()
+    assert time.monotonic() - start >= 0.4  # 7 acquisitions need three windows
+    limiter.penalize(0.3)
+    assert limiter.delay() >= 0.25
+
+
+def test_limiter_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        SlidingWindowLimiter(0, 1)

@@ -1,0 +1,99 @@
+"""Client-side quota limiters: never send more than the folder's quota allows, and back off together.
+
+A limiter allows at most ``limit`` events in any ``window`` seconds (the service counts quotas
+per folder in such windows). After a 429 every caller of the same limiter pauses, so concurrent
+requests do not hammer the service; nothing is dropped, callers only wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+import weakref
+from dataclasses import dataclass
+
+from .redact import get_logger
+
+log = get_logger("yart_jupyter.limits")
+
+#: Added to each window: our clock and the server's never quite agree about when a request counted.
+WINDOW_MARGIN = 0.05
+
+
+class SlidingWindowLimiter:
+    """At most ``limit`` acquisitions in any ``window`` seconds; ``penalize`` pauses everyone."""
+
+    def __init__(self, limit: int, window: float, name: str = "requests") -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError("a limiter needs a positive limit and window")
+        self.limit = limit
+        self.window = window + WINDOW_MARGIN
+        self.name = name
+        self._times: collections.deque[float] = collections.deque()
+        self._blocked_until = 0.0
+        self._lock = asyncio.Lock()
+        self.waited = 0.0
+
+    def _expire(self, now: float) -> None:
+        while self._times and self._times[0] <= now - self.window:
+            self._times.popleft()
+
+    def delay(self) -> float:
+        """Seconds until one more acquisition would be allowed (0 when it is allowed now)."""
+        now = time.monotonic()
+        self._expire(now)
+        wait = max(0.0, self._blocked_until - now)
+        if len(self._times) >= self.limit:
+            wait = max(wait, self._times[0] + self.window - now)
+        return wait
+
+    async def acquire(self) -> None:
+        """Wait for a free slot in the window, then take it."""
+        async with self._lock:
+            while True:
+                wait = self.delay()
+                if wait <= 0:
+                    self._times.append(time.monotonic())
+                    return
+                self.waited += wait
+                await asyncio.sleep(wait)
+
+    def penalize(self, seconds: float) -> None:
+        """The service said 429: nobody sends through this limiter for ``seconds``."""
+        until = time.monotonic() + seconds
+        if until > self._blocked_until:
+            log.debug("%s: quota hit, pausing everyone for %.2f s", self.name, seconds)
+            self._blocked_until = until
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """The folder's quotas (they change: configurable). Defaults: the documented ones."""
+
+    generations_per_minute: int = 500
+    reads_per_second: int = 50
+    generation_window: float = 60.0
+    read_window: float = 1.0
+
+
+class QuotaLimiters:
+    """The generation and read limiters of one endpoint and folder."""
+
+    def __init__(self, quotas: Quotas) -> None:
+        self.quotas = quotas
+        self.starts = SlidingWindowLimiter(quotas.generations_per_minute, quotas.generation_window, "generations")
+        self.reads = SlidingWindowLimiter(quotas.reads_per_second, quotas.read_window, "operation reads")
+
+
+_registry: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str | None, Quotas], QuotaLimiters]]
+_registry = weakref.WeakKeyDictionary()
+
+
+def limiters_for(base_url: str, folder_id: str | None, quotas: Quotas) -> QuotaLimiters:
+    """One pair of limiters per (endpoint, folder, quotas) on the running loop, shared by every client."""
+    per_loop = _registry.setdefault(asyncio.get_running_loop(), {})
+    key = (base_url, folder_id, quotas)
+    if key not in per_loop:
+        per_loop[key] = QuotaLimiters(quotas)
+    return per_loop[key]
