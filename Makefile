@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest emulator clean chromium
+.PHONY: demo test lint typecheck pytest emulator clean chromium bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(PY) -m yart_jupyter.demo notebooks/quickstart.ipynb
 
 lint: $(STAMP)
-	$(PY) -m ruff check yart_jupyter tests
+	$(PY) -m ruff check yart_jupyter tests bench
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
@@ -32,6 +32,10 @@ pytest: $(STAMP) chromium
 	$(PY) -m pytest -q
 
 test: lint typecheck pytest
+
+# Benchmarks print one table (and write bench/results.md); they take about 8 minutes.
+bench: $(STAMP)
+	$(PY) bench/run.py
 
 emulator: $(STAMP)
 	$(PY) -m yart_jupyter.emulator --port 8765

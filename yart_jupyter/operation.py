@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +42,44 @@ class Operation:
         return not self.done and self.error is None
 
 
+#: Images are decoded in slices of this many base64 characters, so no single C call holds the GIL
+#: long enough to stall the event loop (decoding runs in a worker thread).
+DECODE_SLICE = 256 * 1024
+_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+_IMAGE_KEY = re.compile(rb'"image"\s*:\s*"')
+
+
+def _decode_slices(encoded: bytes) -> bytes:
+    if b"\\/" in encoded:  # a JSON encoder may escape "/" as "\/"
+        encoded = encoded.replace(b"\\/", b"/")
+    if len(encoded) % 4:
+        raise MalformedOperation("the image is not valid base64 (truncated)")
+    if encoded.translate(None, _B64_ALPHABET):
+        raise MalformedOperation("the image is not valid base64")
+    try:
+        return b"".join(
+            binascii.a2b_base64(encoded[i:i + DECODE_SLICE]) for i in range(0, len(encoded), DECODE_SLICE)
+        )
+    except (binascii.Error, ValueError):
+        raise MalformedOperation("the image is not valid base64") from None
+
+
 def parse_operation(body: bytes | str | dict[str, Any]) -> Operation:
-    """Parse an Operation body (bytes, text or already-decoded JSON); decode the image if any."""
+    """Parse an Operation body (bytes, text or already-decoded JSON); decode the image if any.
+
+    A big body's image is cut out of the bytes and decoded in slices; only the small rest goes
+    through the JSON parser.
+    """
+    if isinstance(body, bytes) and len(body) > DECODE_SLICE:
+        match = _IMAGE_KEY.search(body)
+        end = body.find(b'"', match.end()) if match else -1
+        if match and end > 0:
+            image = _decode_slices(body[match.end():end])
+            return _parse(body[:match.start()] + b'"image":null' + body[end + 1:], image)
+    return _parse(body, None)
+
+
+def _parse(body: bytes | str | dict[str, Any], decoded: bytes | None) -> Operation:
     if isinstance(body, dict):
         data: Any = body
     else:
@@ -62,7 +99,9 @@ def parse_operation(body: bytes | str | dict[str, Any]) -> Operation:
     response = data.get("response")
     if isinstance(response, dict):
         encoded = response.get("image")
-        if encoded is not None:
+        if decoded is not None:
+            image = decoded
+        elif encoded is not None:
             if not isinstance(encoded, str):
                 raise MalformedOperation("the image is not base64 text")
             try:
