@@ -263,7 +263,7 @@ def main() -> None:
     """Run the chosen sections and print the table with the machine it ran on."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default="latency,throughput,responsiveness,memory,startup")
-    parser.add_argument("--jobs", type=int, default=60, help="jobs per latency distribution")
+    parser.add_argument("--jobs", type=int, default=150, help="jobs per latency distribution")
     parser.add_argument("--out", default="bench/results.md")
     args = parser.parse_args()
     sections = set(args.only.split(","))

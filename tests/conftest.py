@@ -85,3 +85,22 @@ def shell(thread_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     yield ip
     ip.run_cell("%yandexart cancel all")
     ip.run_cell("%unload_ext yart_jupyter")
+
+
+#: (fault, phase, outcome, lost) rows collected by tests/test_faults.py, printed at the end.
+FAULT_RESULTS: list[tuple[str, str, str, int]] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the fault matrix: faults injected, recovered, failed clearly, lost (must be 0)."""
+    if not FAULT_RESULTS:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("fault matrix")
+    write(f"{'fault':<48} {'phase':<6} {'outcome':<44} lost")
+    for fault, phase, outcome, lost in FAULT_RESULTS:
+        write(f"{fault:<48} {phase:<6} {outcome:<44} {lost}")
+    recovered = sum(1 for row in FAULT_RESULTS if row[2] == "recovered")
+    clear = sum(1 for row in FAULT_RESULTS if row[2].startswith("failed clearly"))
+    lost = sum(row[3] for row in FAULT_RESULTS)
+    write(f"faults injected: {len(FAULT_RESULTS)}, recovered: {recovered}, failed clearly: {clear}, lost: {lost}")

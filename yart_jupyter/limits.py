@@ -17,8 +17,10 @@ from .redact import get_logger
 
 log = get_logger("yart_jupyter.limits")
 
-#: Added to each window: our clock and the server's never quite agree about when a request counted.
+#: Added to each window (seconds, plus 2% of the window): our clock and the server's never quite
+#: agree about when a request counted, and concurrent requests may arrive out of order.
 WINDOW_MARGIN = 0.05
+WINDOW_SLACK = 0.02
 
 
 class SlidingWindowLimiter:
@@ -28,7 +30,7 @@ class SlidingWindowLimiter:
         if limit < 1 or window <= 0:
             raise ValueError("a limiter needs a positive limit and window")
         self.limit = limit
-        self.window = window + WINDOW_MARGIN
+        self.window = window * (1 + WINDOW_SLACK) + WINDOW_MARGIN
         self.name = name
         self._times: collections.deque[float] = collections.deque()
         self._blocked_until = 0.0

@@ -107,6 +107,12 @@ class DurationModel:
         for seconds, aspect, model in items:
             self.observe(seconds, aspect, model)
 
+    def count(self, aspect: str = "", model: str = "") -> int:
+        """How many generations the distribution for (aspect, model) rests on."""
+        with self._lock:
+            own = len(self._logs.get((aspect, model), ()))
+            return own if own >= 3 else len(self._all)
+
     def distribution(self, aspect: str = "", model: str = "") -> LogNormal:
         """The blended distribution for an aspect and model (all generations when that one is new)."""
         with self._lock:
@@ -150,12 +156,16 @@ class AdaptivePolicy:
     model_uri: str = ""
     fixed: LogNormal | None = None
     min_interval: float = 0.05
-    max_interval: float = 1.0
-    first_quantile: float = 0.02
+    min_probability: float = 0.05
+    budget: float = 0.9
+    max_interval: float = 0.95
+    first_quantile: float = 0.04
     tail: float = 0.99
     tail_interval: float = 10.0
 
-    #: The first read comes at the latest this soon, in case the model is wrong (one read at most).
+    #: Until the model has seen this many generations, the first read comes by ``first_read_by``
+    #: seconds, in case the prior is wrong (one extra read at most).
+    confident_after: int = 20
     first_read_by: float = 1.0
 
     @property
@@ -165,16 +175,22 @@ class AdaptivePolicy:
             return self.fixed
         return (self.model or DURATIONS).distribution(self.aspect, self.model_uri)
 
-    @staticmethod
-    def read_probability(dist: LogNormal) -> float:
+    @property
+    def confident(self) -> bool:
+        """Whether the schedule rests on enough observed generations rather than on the prior."""
+        if self.fixed is not None:
+            return True
+        return (self.model or DURATIONS).count(self.aspect, self.model_uri) >= self.confident_after
+
+    def read_probability(self, dist: LogNormal) -> float:
         """The chance of completion between reads: sized so reads stay below a 1 s poller's."""
-        return max(0.08, 1.0 / (0.8 * max(dist.mean, 1.0)))
+        return max(self.min_probability, 1.0 / (self.budget * max(dist.mean, 1.0)))
 
     def next_delay(self, polls: int, elapsed: float) -> float:
         dist = self.distribution
         start = dist.quantile(self.first_quantile)
         if elapsed < start:
-            if polls == 0:
+            if polls == 0 and not self.confident:
                 return max(0.0, min(start, self.first_read_by) - elapsed)
             return start - elapsed
         tail_start = dist.quantile(self.tail)
