@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import os
 import platform
@@ -20,10 +19,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from yart_jupyter.client import Progress, YandexArtClient
-from yart_jupyter.emulator import Duration, Emulator, EmulatorConfig
+from yart_jupyter.emulator import Duration, Emulator, EmulatorConfig, standalone
 from yart_jupyter.engine import run_batch
 from yart_jupyter.limits import Quotas
 from yart_jupyter.polling import FixedPolicy, PollPolicy
@@ -113,8 +111,6 @@ async def latency(table: Table, jobs: int) -> None:
                     lags, counts = results[poller]
                     lags.append(detected - emulator.operations[op].ready_at)
                     counts.append(reads)
-                    if poller == "adaptive (cold start)":
-                        cold.observe(time.monotonic() - submitted, "1:1", f"art://{FOLDER}/yandex-art/latest")
 
                 async def job(i: int) -> None:
                     await asyncio.sleep(rng.uniform(0, 10))
@@ -177,23 +173,9 @@ async def throughput(table: Table, count: int) -> None:
 
 # -- kernel responsiveness and memory (emulator in another process) -----------------------------
 
-@contextlib.contextmanager
-def emulator_process(*extra: str) -> Any:
-    # The emulator stands in for a remote server: niced, so it does not take the CPU from the client
-    # under test on this two-core machine.
-    with subprocess.Popen(["nice", "-n", "19", sys.executable, "-m", "yart_jupyter.emulator", "--port", "0", *extra],
-                          stdout=subprocess.PIPE, text=True) as proc:
-        try:
-            assert proc.stdout is not None
-            yield proc.stdout.readline().split(" on ")[1].split()[0]
-        finally:
-            proc.terminate()
-            proc.wait(10)
-
-
 async def responsiveness(table: Table, count: int) -> None:
     """``count`` generations in flight with 1-1.6 MB images; a ticking task measures loop stalls."""
-    with emulator_process("--realistic-payloads", "--duration", "uniform:2:4") as url, \
+    with standalone("--realistic-payloads", "--duration", "uniform:2:4", niced=True) as url, \
             tempfile.TemporaryDirectory() as home:
         async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={}, quotas=UNLIMITED) as client:
             stalls: list[float] = []
@@ -227,7 +209,8 @@ def rss_mb() -> float:
 
 async def memory(table: Table, count: int) -> None:
     """RSS over ``count`` generations in one process; results are dropped as a user would."""
-    with emulator_process("--realistic-payloads", "--duration", "0.2") as url, tempfile.TemporaryDirectory() as home:
+    with standalone("--realistic-payloads", "--duration", "0.2", niced=True) as url, \
+            tempfile.TemporaryDirectory() as home:
         async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={}, quotas=UNLIMITED) as client:
             store = Store(home)
             marks = {}

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 from PIL import Image
 
 from yart_jupyter.client import YandexArtClient
-from yart_jupyter.emulator import Duration, Emulator
+from yart_jupyter.emulator import Duration, Emulator, standalone
 from yart_jupyter.emulator.images import render
 from yart_jupyter.image import GeneratedImage
 from yart_jupyter.request import AspectRatio
@@ -152,24 +150,14 @@ async def test_control_endpoints(emulator: Emulator, client: YandexArtClient) ->
 
 
 def test_standalone_process(tmp_path: Path) -> None:
-    with subprocess.Popen(
-        [sys.executable, "-m", "yart_jupyter.emulator", "--port", "0", "--duration", "0.1"],
-        stdout=subprocess.PIPE, text=True,
-    ) as proc:
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            assert "emulator on http://127.0.0.1:" in line
-            url = line.split(" on ")[1].split()[0]
+    with standalone("--duration", "0.1") as url:
 
-            async def use() -> GeneratedImage:
-                async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={}) as client:
-                    return await client.generate("standalone", seed=3)
+        async def use() -> GeneratedImage:
+            async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={}) as client:
+                return await client.generate("standalone", seed=3)
 
-            assert asyncio.run(use()).image_bytes
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+        assert url.startswith("http://127.0.0.1:")
+        assert asyncio.run(use()).image_bytes
 
 
 async def test_embedded_emulator_via_python_api() -> None:

@@ -6,8 +6,6 @@ import asyncio
 import json
 import logging
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from yart_jupyter import errors
 from yart_jupyter.client import YandexArtClient
 from yart_jupyter.credentials import OAuthToken
-from yart_jupyter.emulator import Emulator
+from yart_jupyter.emulator import Emulator, standalone
 from yart_jupyter.notebook_runner import run_notebook
 
 from .conftest import FOLDER, KEY
@@ -44,36 +42,27 @@ def scan(folder: Path, needles: tuple[str, ...]) -> list[str]:
 @pytest.mark.timeout(300)
 def test_quickstart_and_errors_leak_no_secret(tmp_path: Path, isolated_store: Path) -> None:
     """The quickstart and failing cells with distinctive credentials: the secret is nowhere."""
-    with subprocess.Popen(
-        [sys.executable, "-m", "yart_jupyter.emulator", "--port", "0", "--duration", "0.3", "--api-key", SECRET],
-        stdout=subprocess.PIPE, text=True,
-    ) as emulator:
+    with standalone("--duration", "0.3", "--api-key", SECRET) as url:
+        notebook = nbformat.read(ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
+        log_file = tmp_path / "debug.log"
+        notebook.cells.insert(0, nbformat.v4.new_code_cell(
+            f"import logging\nlogging.basicConfig(level=logging.DEBUG, filename={str(log_file)!r})"
+        ))
+        notebook.cells.append(nbformat.v4.new_code_cell(
+            "os.environ['YC_API_KEY'] = os.environ['WRONG_KEY']\n"
+            "from yart_jupyter.api import close_shared_clients\nawait close_shared_clients()"
+        ))
+        notebook.cells.append(nbformat.v4.new_code_cell("%%yandexart --seed 1\nthis fails with the wrong key"))
+        notebook.cells.append(nbformat.v4.new_code_cell("print(repr(yart_jupyter.api.shared_client()))"))
+        source = tmp_path / "secrets.ipynb"
+        nbformat.write(notebook, source)
+        env_backup = dict(os.environ)
+        os.environ.update(YANDEXART_BASE_URL=url, YC_API_KEY=SECRET, YC_FOLDER_ID=FOLDER, WRONG_KEY=WRONG)
         try:
-            assert emulator.stdout is not None
-            url = emulator.stdout.readline().split(" on ")[1].split()[0]
-            notebook = nbformat.read(ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
-            log_file = tmp_path / "debug.log"
-            notebook.cells.insert(0, nbformat.v4.new_code_cell(
-                f"import logging\nlogging.basicConfig(level=logging.DEBUG, filename={str(log_file)!r})"
-            ))
-            notebook.cells.append(nbformat.v4.new_code_cell(
-                "os.environ['YC_API_KEY'] = os.environ['WRONG_KEY']\n"
-                "from yart_jupyter.api import close_shared_clients\nawait close_shared_clients()"
-            ))
-            notebook.cells.append(nbformat.v4.new_code_cell("%%yandexart --seed 1\nthis fails with the wrong key"))
-            notebook.cells.append(nbformat.v4.new_code_cell("print(repr(yart_jupyter.api.shared_client()))"))
-            source = tmp_path / "secrets.ipynb"
-            nbformat.write(notebook, source)
-            env_backup = dict(os.environ)
-            os.environ.update(YANDEXART_BASE_URL=url, YC_API_KEY=SECRET, YC_FOLDER_ID=FOLDER, WRONG_KEY=WRONG)
-            try:
-                executed = run_notebook(source, workdir=tmp_path, timeout=120, allow_errors=True)
-            finally:
-                os.environ.clear()
-                os.environ.update(env_backup)
+            executed = run_notebook(source, workdir=tmp_path, timeout=120, allow_errors=True)
         finally:
-            emulator.terminate()
-            emulator.wait(10)
+            os.environ.clear()
+            os.environ.update(env_backup)
     saved = tmp_path / "executed.ipynb"
     nbformat.write(executed, saved)
     errors_seen = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]

@@ -6,8 +6,6 @@ import multiprocessing
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import yart_jupyter
 from yart_jupyter import errors
-from yart_jupyter.emulator import Duration, Emulator
+from yart_jupyter.emulator import Duration, Emulator, standalone
 from yart_jupyter.image import GeneratedImage
 from yart_jupyter.request import build_request
 from yart_jupyter.store import Store, get_store
@@ -208,44 +206,35 @@ def test_kernel_killed_while_pending_is_resumed(isolated_store: Path, tmp_path: 
 
     from .test_kernel import execute
 
-    with subprocess.Popen(
-        [sys.executable, "-m", "yart_jupyter.emulator", "--port", "0", "--duration", "4"],
-        stdout=subprocess.PIPE, text=True,
-    ) as emulator:
+    with standalone("--duration", "4") as url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("YC_", "YANDEXART_"))}
+        env.update(YANDEXART_BASE_URL=url, YC_API_KEY=KEY, YC_FOLDER_ID=FOLDER, YANDEXART_HOME=str(isolated_store))
+        km, kc = start_new_kernel(kernel_name="python3", env=env)
         try:
-            assert emulator.stdout is not None
-            url = emulator.stdout.readline().split(" on ")[1].split()[0]
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("YC_", "YANDEXART_"))}
-            env.update(YANDEXART_BASE_URL=url, YC_API_KEY=KEY, YC_FOLDER_ID=FOLDER, YANDEXART_HOME=str(isolated_store))
-            km, kc = start_new_kernel(kernel_name="python3", env=env)
-            try:
-                execute(kc, "%load_ext yart_jupyter")
-                kc.execute("%%yandexart --seed 77\nsurvives a crash")
-                store = Store(isolated_store)
-                deadline = time.monotonic() + 30
-                while not store.pending() and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                assert store.pending(), "the operation id was not committed before waiting"
-                os.kill(km.provisioner.process.pid, signal.SIGKILL)  # type: ignore[union-attr]
-            finally:
-                kc.stop_channels()
-                km.shutdown_kernel(now=True)
-            km, kc = start_new_kernel(kernel_name="python3", env=env)
-            try:
-                execute(kc, "%load_ext yart_jupyter")
-                _, messages = execute(kc, "%yandexart pending")
-                listing = " ".join(m["content"].get("data", {}).get("text/plain", "") for m in messages)
-                op = store.pending()[0].operation_id
-                assert op in listing
-                content, messages = execute(kc, "%yandexart resume --all\nprint(_[0].seed, _[0].prompt)", timeout=60)
-                assert content["status"] == "ok", content
-                printed = "".join(m["content"].get("text", "") for m in messages if m["msg_type"] == "stream")
-                assert "77 survives a crash" in printed
-            finally:
-                kc.stop_channels()
-                km.shutdown_kernel(now=True)
-            record = store.get(op)
-            assert record is not None and record.status == "done" and record.image_path.exists()  # type: ignore[union-attr]
+            execute(kc, "%load_ext yart_jupyter")
+            kc.execute("%%yandexart --seed 77\nsurvives a crash")
+            store = Store(isolated_store)
+            deadline = time.monotonic() + 30
+            while not store.pending() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert store.pending(), "the operation id was not committed before waiting"
+            os.kill(km.provisioner.process.pid, signal.SIGKILL)  # type: ignore[union-attr]
         finally:
-            emulator.terminate()
-            emulator.wait(10)
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+        km, kc = start_new_kernel(kernel_name="python3", env=env)
+        try:
+            execute(kc, "%load_ext yart_jupyter")
+            _, messages = execute(kc, "%yandexart pending")
+            listing = " ".join(m["content"].get("data", {}).get("text/plain", "") for m in messages)
+            op = store.pending()[0].operation_id
+            assert op in listing
+            content, messages = execute(kc, "%yandexart resume --all\nprint(_[0].seed, _[0].prompt)", timeout=60)
+            assert content["status"] == "ok", content
+            printed = "".join(m["content"].get("text", "") for m in messages if m["msg_type"] == "stream")
+            assert "77 survives a crash" in printed
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+        record = store.get(op)
+        assert record is not None and record.status == "done" and record.image_path.exists()  # type: ignore[union-attr]

@@ -335,6 +335,10 @@ class YandexArtClient:
         async def read() -> Operation:
             return await self.get_operation(operation_id, on_retry=retried, limiter_held=True)
 
+        learning = isinstance(policy, AdaptivePolicy) and policy.fixed is None and not read_now
+        kind = (policy.aspect, policy.model_uri) if isinstance(policy, AdaptivePolicy) else ("", "")
+        learner = (policy.model or DURATIONS) if learning and isinstance(policy, AdaptivePolicy) else None
+        token = learner.track(*kind, started) if learner is not None else None
         try:
             operation = await asyncio.wait_for(
                 scheduler().wait(read, policy, started=started, limiter=limiters.reads, read_now=read_now,
@@ -348,9 +352,14 @@ class YandexArtClient:
                 operation_id=operation_id,
                 hint=f"Collect it later with `%yandexart resume {operation_id}` or client.wait('{operation_id}')",
             ) from None
+        finally:
+            if learner is not None and token is not None:
+                learner.untrack(token)
         if operation.error is not None:
             report("failed", operation.error.message)
             raise self._operation_error(operation)
+        if learner is not None and token is not None:
+            learner.observe(time.monotonic() - started, *kind)
         report("done")
         return operation
 

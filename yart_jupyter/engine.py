@@ -113,7 +113,7 @@ async def run_batch(
     """
     status = status or BatchStatus(len(requests))
     if store is not None:
-        await asyncio.to_thread(DURATIONS.observe_many, str(store.home), store.durations())
+        await asyncio.to_thread(DURATIONS.learn_once, str(store.home), store.durations)
 
     def notify() -> None:
         if on_update is not None:
@@ -147,8 +147,6 @@ async def run_batch(
             await settle_failure(store, exc)
             notify()
             raise
-        if image.duration is not None:
-            DURATIONS.observe(image.duration, str(request.aspect), request.model_uri)
         if store is not None:
             await asyncio.to_thread(store.record_done, image)
         return image

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import math
-import statistics
 import threading
 import time
 import weakref
@@ -85,7 +86,9 @@ class DurationModel:
         self._lock = threading.Lock()
         self._loaded: set[str] = set()
         self._version = 0
-        self._cache: dict[tuple[str, str], tuple[int, LogNormal]] = {}
+        self._cache: dict[tuple[str, str], tuple[int, float, LogNormal]] = {}
+        self._running: dict[int, tuple[tuple[str, str], float]] = {}
+        self._tokens = itertools.count()
 
     def observe(self, seconds: float, aspect: str = "", model: str = "") -> None:
         """Learn from one finished generation."""
@@ -98,14 +101,28 @@ class DurationModel:
                 del bucket[: max(0, len(bucket) - self.keep)]
             self._version += 1
 
-    def observe_many(self, source: str, items: Iterable[tuple[float, str, str]]) -> None:
-        """Learn from history once per ``source`` (a store path): (seconds, aspect, model)."""
+    def learn_once(self, source: str, history: Callable[[], Iterable[tuple[float, str, str]]]) -> None:
+        """Learn from a history of (seconds, aspect, model) once per ``source`` (a store path)."""
         with self._lock:
             if source in self._loaded:
                 return
             self._loaded.add(source)
-        for seconds, aspect, model in items:
+        for seconds, aspect, model in history():
             self.observe(seconds, aspect, model)
+
+    def track(self, aspect: str, model: str, started: float) -> int:
+        """An operation of this kind is running since ``started`` (monotonic): until it ends, the
+        fact that it has not finished yet is evidence too (a right-censored observation)."""
+        with self._lock:
+            token = next(self._tokens)
+            self._running[token] = ((aspect, model), started)
+            self._version += 1
+            return token
+
+    def untrack(self, token: int) -> None:
+        with self._lock:
+            if self._running.pop(token, None) is not None:
+                self._version += 1
 
     def count(self, aspect: str = "", model: str = "") -> int:
         """How many generations the distribution for (aspect, model) rests on."""
@@ -115,26 +132,44 @@ class DurationModel:
 
     def distribution(self, aspect: str = "", model: str = "") -> LogNormal:
         """The blended distribution for an aspect and model (all generations when that one is new)."""
+        now = time.monotonic()
         with self._lock:
             cached = self._cache.get((aspect, model))
-            if cached is not None and cached[0] == self._version:
-                return cached[1]
+            if cached is not None and cached[0] == self._version and (not self._running or now - cached[1] < 0.25):
+                return cached[2]
             version = self._version
-            samples = list(self._logs.get((aspect, model), ()))
-            if len(samples) < 3:
-                samples = list(self._all)
-        n, w = len(samples), self.prior_weight
-        if n == 0:
-            result = self.prior
-        else:
-            mean = statistics.fmean(samples)
-            var = statistics.pvariance(samples, mean) if n > 1 else self.prior.sigma**2
-            mu = (n * mean + w * self.prior.mu) / (n + w)
-            sigma2 = (n * var + w * self.prior.sigma**2) / (n + w)
-            result = LogNormal(mu, max(0.1, math.sqrt(sigma2)))
+            own = (aspect, model) in self._logs and len(self._logs[(aspect, model)]) >= 3
+            samples = list(self._logs[(aspect, model)]) if own else list(self._all)
+            censored = [math.log(now - started) for key, started in self._running.values()
+                        if (key == (aspect, model) or not own) and now - started > 0.05]
+        result = self._fit(samples, censored) if samples else self.prior
         with self._lock:
-            self._cache[(aspect, model)] = (version, result)
+            self._cache[(aspect, model)] = (version, now, result)
         return result
+
+    def _fit(self, samples: list[float], censored: list[float]) -> LogNormal:
+        """Lognormal fit of finished durations and still-running ones (EM for the censored part),
+        blended with the prior. Without the running ones, early finishers would make every
+        generation look quick."""
+        w, prior = self.prior_weight, self.prior
+        n = len(samples) + len(censored)
+        total, squares = math.fsum(samples), math.fsum(x * x for x in samples)
+        mu, sigma = prior.mu, prior.sigma
+        for _ in range(12 if censored else 1):
+            s1, s2 = total, squares
+            for c in censored:
+                alpha = (c - mu) / sigma
+                tail = 0.5 * math.erfc(alpha / math.sqrt(2.0))
+                lam = alpha if tail < 1e-300 else math.exp(-alpha * alpha / 2) / math.sqrt(2 * math.pi) / tail
+                mean = mu + sigma * lam
+                var = sigma * sigma * max(1e-6, 1 + alpha * lam - lam * lam)
+                s1 += mean
+                s2 += var + mean * mean
+            mean_hat = s1 / n
+            var_hat = max(0.0, s2 / n - mean_hat * mean_hat) if n > 1 else prior.sigma**2
+            mu = (n * mean_hat + w * prior.mu) / (n + w)
+            sigma = max(0.1, math.sqrt((n * var_hat + w * prior.sigma**2) / (n + w)))
+        return LogNormal(mu, sigma)
 
 
 #: The process's model: the engine feeds it from the store and from every finished generation.
@@ -147,8 +182,8 @@ class AdaptivePolicy:
 
     The next read is where the conditional probability of completion reaches ``p`` (chosen so
     the expected number of reads stays below that of a 1-second poller), but at most
-    ``max_interval`` apart while completion is plausible, and backing off geometrically past the
-    ``tail`` quantile, up to ``tail_interval``.
+    ``max_interval`` apart while completion is plausible, and backing off geometrically past
+    the ``tail`` quantile, up to ``tail_interval``.
     """
 
     model: DurationModel | None = None
@@ -157,8 +192,8 @@ class AdaptivePolicy:
     fixed: LogNormal | None = None
     min_interval: float = 0.05
     min_probability: float = 0.05
-    budget: float = 0.9
-    max_interval: float = 0.95
+    budget: float = 0.8
+    max_interval: float = 1.0
     first_quantile: float = 0.04
     tail: float = 0.99
     tail_interval: float = 10.0
@@ -232,10 +267,16 @@ class _Waiter:
 
 
 class PollScheduler:
-    """Every operation waited for on one event loop, read by one driver within the read quota."""
+    """Every operation waited for on one event loop, read by one driver within the read quota.
+
+    Waiters sit in a heap by the time of their next read, so the driver's work per read does not
+    grow with the number of operations in flight; among those due, the likeliest finished go first.
+    """
 
     def __init__(self) -> None:
         self._waiters: set[_Waiter] = set()
+        self._heap: list[tuple[float, int, _Waiter]] = []
+        self._order = itertools.count()
         self._wake = asyncio.Event()
         self._driver: asyncio.Task[None] | None = None
         self.reads = 0
@@ -243,6 +284,11 @@ class PollScheduler:
     @property
     def in_flight(self) -> int:
         return len(self._waiters)
+
+    def _schedule(self, waiter: _Waiter) -> None:
+        if not self._heap or waiter.due < self._heap[0][0]:
+            self._wake.set()
+        heapq.heappush(self._heap, (waiter.due, next(self._order), waiter))
 
     async def wait(
         self,
@@ -259,36 +305,45 @@ class PollScheduler:
         due = now if read_now else started + policy.next_delay(0, now - started)
         waiter = _Waiter(read, policy, started, limiter, on_poll, due, asyncio.get_running_loop().create_future())
         self._waiters.add(waiter)
+        self._schedule(waiter)
         if self._driver is None or self._driver.done():
             self._driver = asyncio.get_running_loop().create_task(self._drive(), name="yandexart-poll-scheduler")
-        self._wake.set()
         try:
             return await waiter.future
         finally:
             self._waiters.discard(waiter)
             if waiter.task is not None and not waiter.task.done():
                 waiter.task.cancel()
-            self._wake.set()
+
+    def _pop_due(self, now: float) -> list[_Waiter]:
+        due = []
+        while self._heap and self._heap[0][0] <= now:
+            when, _, waiter = heapq.heappop(self._heap)
+            if waiter in self._waiters and waiter.task is None and waiter.due == when and not waiter.future.done():
+                due.append(waiter)
+        return due
 
     async def _drive(self) -> None:
         while self._waiters:
             now = time.monotonic()
-            idle = [w for w in self._waiters if w.task is None and not w.future.done()]
-            due = sorted((w for w in idle if w.due <= now), key=lambda w: w.priority(now), reverse=True)
+            due = self._pop_due(now)
             if not due:
-                upcoming = min((w.due for w in idle), default=None)
                 self._wake.clear()
+                upcoming = self._heap[0][0] - now if self._heap else None
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), None if upcoming is None else upcoming - now)
+                    await asyncio.wait_for(self._wake.wait(), upcoming)
                 continue
-            for waiter in due:
+            due.sort(key=lambda w: w.priority(now), reverse=True)
+            for index, waiter in enumerate(due):
                 if waiter.limiter is not None:
                     await waiter.limiter.acquire()
                 if waiter.future.done() or waiter not in self._waiters:
                     continue
                 waiter.task = asyncio.get_running_loop().create_task(self._read(waiter))
                 if waiter.limiter is not None and waiter.limiter.delay() > 0:
-                    break  # re-rank: others may have become more likely meanwhile
+                    for rest in due[index + 1:]:  # re-rank them with whatever became due meanwhile
+                        heapq.heappush(self._heap, (rest.due, next(self._order), rest))
+                    break
 
     async def _read(self, waiter: _Waiter) -> None:
         try:
@@ -301,7 +356,6 @@ class PollScheduler:
             return
         finally:
             waiter.task = None
-            self._wake.set()
         self.reads += 1
         waiter.polls += 1
         now = time.monotonic()
@@ -313,6 +367,7 @@ class PollScheduler:
         if waiter.on_poll is not None:
             waiter.on_poll(operation, waiter.polls)
         waiter.due = now + waiter.policy.next_delay(waiter.polls, waiter.last_read)
+        self._schedule(waiter)
 
 
 _schedulers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PollScheduler] = weakref.WeakKeyDictionary()

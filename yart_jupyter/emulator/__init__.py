@@ -7,13 +7,17 @@ that is what the base URL value ``emulator`` means.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
 
 from .config import Duration, EmulatorConfig, Fault
 from .server import Emulator, Stats
 
-__all__ = ["Duration", "Emulator", "EmulatorConfig", "Fault", "Stats", "embedded"]
+__all__ = ["Duration", "Emulator", "EmulatorConfig", "Fault", "Stats", "embedded", "standalone"]
 
 _embedded: Emulator | None = None
 _lock = threading.Lock()
@@ -33,3 +37,25 @@ def embedded() -> Emulator:
             atexit.register(emulator.stop_thread)
             _embedded = emulator
         return _embedded
+
+
+@contextlib.contextmanager
+def standalone(*options: str, niced: bool = False) -> Iterator[str]:
+    """Run ``python -m yart_jupyter.emulator`` in another process on a free port; yield its URL.
+
+    ``niced`` lowers its priority, so on a small machine it does not take the CPU from whatever
+    it stands in front of (benchmarks).
+    """
+    command = [sys.executable, "-m", "yart_jupyter.emulator", "--port", "0", *options]
+    if niced:
+        command = ["nice", "-n", "19", *command]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            if " on " not in line:
+                raise RuntimeError(f"the emulator did not start: {line!r}")
+            yield line.split(" on ")[1].split()[0]
+        finally:
+            process.terminate()
+            process.wait(10)
