@@ -33,9 +33,11 @@ pytest: $(STAMP) chromium
 
 test: lint typecheck pytest
 
-# Benchmarks print one table (and write bench/results.md); they take about 8 minutes.
+# Benchmarks print one table (and write bench/results.md), then the full soak (1,000 generations
+# through 10% faults); about twelve minutes.
 bench: $(STAMP)
 	$(PY) bench/run.py
+	YART_SOAK=1000 $(PY) -m pytest -q -p no:cacheprovider tests/test_faults.py -k soak
 
 emulator: $(STAMP)
 	$(PY) -m yart_jupyter.emulator --port 8765
