@@ -200,6 +200,7 @@ try:
     await _task
 except Exception as exc:
     _err = exc
+await asyncio.sleep(0.05)  # let cancelled tasks finish unwinding
 _left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
 """
     result, _ = run(shell, source)

@@ -26,7 +26,7 @@ from .limits import QuotaLimiters, Quotas, SlidingWindowLimiter, limiters_for
 from .operation import MalformedOperation, Operation, parse_operation
 from .polling import PollPolicy
 from .redact import get_logger
-from .request import AspectRatioLike, GenerationRequest, PromptLike, build_request, validate_model_uri
+from .request import AspectRatioLike, GenerationRequest, PromptLike, build_request
 from .scheduler import DURATIONS, AdaptivePolicy, scheduler
 from .transport import OFF_LOOP_BYTES, Response, RetryableError, RetryPolicy, error_for, send
 
@@ -403,8 +403,6 @@ class YandexArtClient:
         request = prompt if isinstance(prompt, GenerationRequest) else self.build_request(
             prompt, seed=seed, aspect=aspect, mime_type=mime_type, model_uri=model_uri
         )
-        if isinstance(prompt, GenerationRequest) and model_uri is not None:
-            validate_model_uri(model_uri)
         await self.open()
         submitted = datetime.now(timezone.utc)
         clock = time.monotonic()

@@ -314,6 +314,9 @@ class PollScheduler:
             self._waiters.discard(waiter)
             if waiter.task is not None and not waiter.task.done():
                 waiter.task.cancel()
+            if not self._waiters:  # the driver ends as soon as nothing is waited for
+                self._heap.clear()
+                self._wake.set()
 
     def _pop_due(self, now: float) -> list[_Waiter]:
         due = []
