@@ -26,7 +26,7 @@ WINDOW_SLACK = 0.02
 class SlidingWindowLimiter:
     """At most ``limit`` acquisitions in any ``window`` seconds; ``penalize`` pauses everyone."""
 
-    def __init__(self, limit: int, window: float, name: str = "requests") -> None:
+    def __init__(self, limit: int, window: float, name: str = "requests", *, paced: bool = False) -> None:
         if limit < 1 or window <= 0:
             raise ValueError("a limiter needs a positive limit and window")
         self.limit = limit
@@ -36,6 +36,9 @@ class SlidingWindowLimiter:
         self._blocked_until = 0.0
         self._lock = asyncio.Lock()
         self.waited = 0.0
+        #: With ``paced``, acquisitions are also spread at least window/limit apart: a burst would
+        #: reach the server out of order and could overrun its window even when ours is respected.
+        self.spacing = self.window / limit if paced else 0.0
 
     def _expire(self, now: float) -> None:
         while self._times and self._times[0] <= now - self.window:
@@ -48,6 +51,8 @@ class SlidingWindowLimiter:
         wait = max(0.0, self._blocked_until - now)
         if len(self._times) >= self.limit:
             wait = max(wait, self._times[0] + self.window - now)
+        if self.spacing and self._times:
+            wait = max(wait, self._times[-1] + self.spacing - now)
         return wait
 
     async def acquire(self) -> None:
@@ -85,7 +90,7 @@ class QuotaLimiters:
     def __init__(self, quotas: Quotas) -> None:
         self.quotas = quotas
         self.starts = SlidingWindowLimiter(quotas.generations_per_minute, quotas.generation_window, "generations")
-        self.reads = SlidingWindowLimiter(quotas.reads_per_second, quotas.read_window, "operation reads")
+        self.reads = SlidingWindowLimiter(quotas.reads_per_second, quotas.read_window, "operation reads", paced=True)
 
 
 _registry: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str | None, Quotas], QuotaLimiters]]
