@@ -143,3 +143,16 @@ async def test_limiter_window() -> None:
 def test_limiter_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         SlidingWindowLimiter(0, 1)
+
+
+async def test_waiting_for_quota_does_not_use_up_the_retry_budget(
+    make_client: Callable[..., YandexArtClient], emulator: Emulator
+) -> None:
+    """A start that queued for quota longer than the retry budget still gets its retries (found by the soak)."""
+    from yart_jupyter.transport import RetryPolicy
+
+    emulator.inject("drop_after", "start", times=3)
+    retry = RetryPolicy(max_attempts=5, base_delay=0.01, max_delay=0.05, max_elapsed=0.5)
+    async with make_client(quotas=Quotas(2, 50, generation_window=0.6), retry=retry) as client:
+        ids = await asyncio.gather(*(client.start(client.build_request("q", seed=i + 1)) for i in range(6)))
+    assert len(set(ids)) == 6 and emulator.stats.operations_created == 6

@@ -121,7 +121,9 @@ async def send(
     while True:
         attempt += 1
         if limiter is not None and not (limiter_held and attempt == 1):
+            queued = time.monotonic()
             await limiter.acquire()
+            started += time.monotonic() - queued  # waiting for quota is not part of the retry budget
         request_headers = {"x-client-request-id": client_request_id, **(headers or {})}
         if auth is not None:
             check_secure(url)
