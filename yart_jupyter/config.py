@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,9 +59,6 @@ class Settings:
             check_url(settings.base_url, "base URL")
         check_url(settings.iam_url, "IAM token URL")
         return settings
-
-    def with_base_url(self, base_url: str) -> Settings:
-        return replace(self, base_url=base_url)
 
 
 _session_defaults: dict[str, Any] = {}

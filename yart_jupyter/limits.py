@@ -35,7 +35,6 @@ class SlidingWindowLimiter:
         self._times: collections.deque[float] = collections.deque()
         self._blocked_until = 0.0
         self._lock = asyncio.Lock()
-        self.waited = 0.0
         #: With ``paced``, acquisitions are also spread at least window/limit apart: a burst would
         #: reach the server out of order and could overrun its window even when ours is respected.
         self.spacing = self.window / limit if paced else 0.0
@@ -63,7 +62,6 @@ class SlidingWindowLimiter:
                 if wait <= 0:
                     self._times.append(time.monotonic())
                     return
-                self.waited += wait
                 await asyncio.sleep(wait)
 
     def penalize(self, seconds: float) -> None:

@@ -242,7 +242,7 @@ class YandexArt(Magics):
     async def _execute(
         self, client: YandexArtClient, plan: _Plan, status: BatchStatus, status_line: StatusLine, *, background: bool
     ) -> GeneratedImage | ImageSet:
-        from .display import images_bundle, message_bundle
+        from .display import message_bundle
         from .engine import GenerationInterrupted, run_batch
 
         ticker = asyncio.ensure_future(self._tick(status_line, status))
@@ -260,29 +260,40 @@ class YandexArt(Magics):
             raise
         finally:
             ticker.cancel()
-        notes: list[str] = []
-        if plan.options.out and images:
-            try:
-                paths = save_all(plan.options.out, images)
-                notes.append("saved " + ", ".join(str(p) for p in paths))
-            except errors.StorageError as exc:
-                failures.append(exc)
-        notes.extend(f"✖ {failure}" for failure in failures)
-        result: GeneratedImage | ImageSet = images[0] if plan.single and images else images
-        if images:
-            status_line.replace(images_bundle(images, notes))
-        elif background:
-            status_line.replace(message_bundle(str(failures[0]), "error"))
-        else:
-            status_line.replace({"text/plain": ""})
-        if plan.options.var:
-            assert self.shell is not None
-            self.shell.user_ns[plan.options.var] = result
+        result = self._present(status_line, images, failures, out=plan.options.out, var=plan.options.var,
+                               single=plan.single, error_in_place=background)
         if failures:
             raise failures[0] if len(failures) == 1 else type(failures[0])(
                 f"{len(failures)} of {len(plan.requests)} generations failed; the first: {failures[0].message}",
                 operation_id=failures[0].operation_id, request_id=failures[0].request_id,
             )
+        return result
+
+    def _present(
+        self, status_line: StatusLine, images: ImageSet, failures: list[errors.YandexArtError], *,
+        out: str | None, var: str | None, single: bool, error_in_place: bool,
+    ) -> GeneratedImage | ImageSet:
+        """Save (``--out``), replace the status line with the pictures and a line per failure, and
+        store the result (``--var``); a failed save joins ``failures``, the pictures are still shown."""
+        from .display import images_bundle, message_bundle
+
+        notes: list[str] = []
+        if out and images:
+            try:
+                notes.append("saved " + ", ".join(str(p) for p in save_all(out, list(images))))
+            except errors.StorageError as exc:
+                failures.append(exc)
+        notes.extend(f"✖ {failure}" for failure in failures)
+        if images:
+            status_line.replace(images_bundle(images, notes))
+        elif error_in_place and notes:
+            status_line.replace(message_bundle("; ".join(notes), "error"))
+        else:
+            status_line.replace({"text/plain": ""})
+        result: GeneratedImage | ImageSet = images[0] if single and images else images
+        if var:
+            assert self.shell is not None
+            self.shell.user_ns[var] = result
         return result
 
     @staticmethod
@@ -395,7 +406,7 @@ class YandexArt(Magics):
         self._show(message_bundle(f"Cancelled {ids}{remote}."))
 
     async def _resume(self, rest: str) -> None:
-        from .display import StatusLine, images_bundle, message_bundle
+        from .display import StatusLine, message_bundle
         from .engine import BatchStatus, resume
         from .image import GeneratedImage, ImageSet
 
@@ -434,18 +445,8 @@ class YandexArt(Magics):
         for other in outcomes:
             if isinstance(other, BaseException) and not isinstance(other, errors.YandexArtError):
                 raise other
-        notes = []
-        if options.out and images:
-            notes.append("saved " + ", ".join(str(p) for p in save_all(options.out, list(images))))
-        notes.extend(f"✖ {failure}" for failure in failures)
-        if images:
-            status_line.replace(images_bundle(images, notes))
-        else:
-            status_line.replace({"text/plain": ""} if not options.all else message_bundle("; ".join(notes), "error"))
-        result: GeneratedImage | ImageSet = images[0] if not options.all and images else images
-        if options.var:
-            assert self.shell is not None
-            self.shell.user_ns[options.var] = result
+        result = self._present(status_line, images, failures, out=options.out, var=options.var,
+                               single=not options.all, error_in_place=options.all)
         self._set_result(result)
         if failures and not options.all:
             raise failures[0]

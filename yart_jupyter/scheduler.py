@@ -281,10 +281,6 @@ class PollScheduler:
         self._driver: asyncio.Task[None] | None = None
         self.reads = 0
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._waiters)
-
     def _schedule(self, waiter: _Waiter) -> None:
         if not self._heap or waiter.due < self._heap[0][0]:
             self._wake.set()

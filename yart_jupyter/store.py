@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import sys
 import threading
@@ -387,17 +386,6 @@ class Store:
         data = out.getvalue()
         write_atomic(path, data)
         return data
-
-    def copy_image(self, record: Record, target: Path) -> Path:
-        """Copy a stored image to ``target`` (never overwriting)."""
-        if record.image_path is None:
-            raise StorageError(f"No image stored for {record.operation_id}", operation_id=record.operation_id)
-        if target.exists():
-            raise FileExistsError(f"{target} exists")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(record.image_path, target)
-        return target
-
 
 _stores: dict[Path, Store] = {}
 _stores_lock = threading.Lock()

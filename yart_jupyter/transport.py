@@ -52,9 +52,6 @@ class RetryPolicy:
         return jittered
 
 
-NO_RETRY = RetryPolicy(max_attempts=1)
-
-
 @dataclass
 class Response:
     """A completed HTTP exchange: status, headers and the raw body."""
