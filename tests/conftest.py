@@ -100,7 +100,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     write(f"{'fault':<48} {'phase':<6} {'outcome':<44} lost")
     for fault, phase, outcome, lost in FAULT_RESULTS:
         write(f"{fault:<48} {phase:<6} {outcome:<44} {lost}")
-    recovered = sum(1 for row in FAULT_RESULTS if row[2] == "recovered")
-    clear = sum(1 for row in FAULT_RESULTS if row[2].startswith("failed clearly"))
-    lost = sum(row[3] for row in FAULT_RESULTS)
-    write(f"faults injected: {len(FAULT_RESULTS)}, recovered: {recovered}, failed clearly: {clear}, lost: {lost}")
+    matrix = [row for row in FAULT_RESULTS if row[1] != "all"]
+    if matrix:
+        recovered = sum(1 for row in matrix if row[2] == "recovered")
+        clear = sum(1 for row in matrix if row[2].startswith("failed clearly"))
+        write(f"matrix: faults injected: {len(matrix)}, recovered: {recovered}, failed clearly: {clear}, "
+              f"lost: {sum(row[3] for row in matrix)}")
