@@ -335,16 +335,16 @@ class YandexArtClient:
         async def read() -> Operation:
             return await self.get_operation(operation_id, on_retry=retried, limiter_held=True)
 
-        learning = isinstance(policy, AdaptivePolicy) and policy.fixed is None and not read_now
-        kind = (policy.aspect, policy.model_uri) if isinstance(policy, AdaptivePolicy) else ("", "")
-        learner = (policy.model or DURATIONS) if learning and isinstance(policy, AdaptivePolicy) else None
-        token = learner.track(*kind, started) if learner is not None else None
+        finish = policy.watch(started) if isinstance(policy, AdaptivePolicy) and not read_now else None
+        duration: float | None = None
         try:
             operation = await asyncio.wait_for(
                 scheduler().wait(read, policy, started=started, limiter=limiters.reads, read_now=read_now,
                                  on_poll=polled),
                 max(0.0, limit - (time.monotonic() - started)),
             )
+            if operation.error is None:
+                duration = time.monotonic() - started
         except asyncio.TimeoutError:
             raise errors.GenerationTimeoutError(
                 f"Gave up waiting after {time.monotonic() - started:.0f} s (timeout {limit:g} s); "
@@ -353,13 +353,11 @@ class YandexArtClient:
                 hint=f"Collect it later with `%yandexart resume {operation_id}` or client.wait('{operation_id}')",
             ) from None
         finally:
-            if learner is not None and token is not None:
-                learner.untrack(token)
+            if finish is not None:
+                finish(duration)
         if operation.error is not None:
             report("failed", operation.error.message)
             raise self._operation_error(operation)
-        if learner is not None and token is not None:
-            learner.observe(time.monotonic() - started, *kind)
         report("done")
         return operation
 

@@ -210,6 +210,21 @@ class AdaptivePolicy:
             return self.fixed
         return (self.model or DURATIONS).distribution(self.aspect, self.model_uri)
 
+    def watch(self, started: float) -> Callable[[float | None], None]:
+        """Tell the live model an operation of this kind runs since ``started`` (monotonic); call
+        the result with its duration when it finished, or None when it did not."""
+        if self.fixed is not None:
+            return lambda _: None
+        model = self.model or DURATIONS
+        token = model.track(self.aspect, self.model_uri, started)
+
+        def finish(duration: float | None) -> None:
+            model.untrack(token)
+            if duration is not None:
+                model.observe(duration, self.aspect, self.model_uri)
+
+        return finish
+
     @property
     def confident(self) -> bool:
         """Whether the schedule rests on enough observed generations rather than on the prior."""
