@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import os
 import platform
@@ -19,6 +20,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import aiohttp
 
 from yart_jupyter.client import Progress, YandexArtClient
 from yart_jupyter.emulator import Duration, Emulator, EmulatorConfig, standalone
@@ -68,59 +71,59 @@ def pct(values: list[float], q: float) -> float:
 
 # -- detection latency and reads per image ----------------------------------------------------
 
-DISTRIBUTIONS = {
-    "tight": Duration("lognormal", 15.0, 0.3, 1.0, 120.0),
-    "wide": Duration("lognormal", 20.0, 1.0, 2.0, 240.0),
+DISTRIBUTIONS = {  # as the emulator's --duration takes them
+    "tight": "lognormal:15:0.3:1:120",
+    "wide": "lognormal:20:1.0:2:240",
 }
 
 
 async def latency(table: Table, jobs: int) -> None:
-    """The same operations watched by four pollers side by side: adaptive (warm and cold), 1 s, 10 s."""
+    """The same operations watched by four pollers side by side: adaptive (warm and cold), 1 s, 10 s.
 
-    async def one_distribution(name: str, duration: Duration) -> None:
-        emulator = Emulator(EmulatorConfig(duration=duration, reads_per_second=100_000, generate_per_minute=100_000,
-                                           random_seed=11))
-        url = emulator.start_in_thread()
+    Each distribution has its own emulator process, so serving reads does not compete with the
+    client for the GIL; the done times come from the emulator afterwards.
+    """
+
+    async def one_distribution(name: str, duration: Duration, url: str) -> None:
+        model_uri = f"art://{FOLDER}/yandex-art/latest"
         warm = DurationModel()
         rng = random.Random(5)
         for _ in range(40):  # what a store with earlier generations of this kind would hold
-            warm.observe(duration.sample(rng), "1:1", f"art://{FOLDER}/yandex-art/latest")
+            warm.observe(duration.sample(rng), "1:1", model_uri)
         cold = DurationModel()
         pollers: dict[str, Callable[[], PollPolicy]] = {
-            "adaptive (learned)": lambda: AdaptivePolicy(warm, "1:1", f"art://{FOLDER}/yandex-art/latest"),
-            "adaptive (cold start)": lambda: AdaptivePolicy(cold, "1:1", f"art://{FOLDER}/yandex-art/latest"),
+            "adaptive (learned)": lambda: AdaptivePolicy(warm, "1:1", model_uri),
+            "adaptive (cold start)": lambda: AdaptivePolicy(cold, "1:1", model_uri),
             "fixed 1 s": lambda: FixedPolicy(1.0),
             "fixed 10 s": lambda: FixedPolicy(10.0),
         }
-        results: dict[str, tuple[list[float], list[int]]] = {p: ([], []) for p in pollers}
-        try:
-            async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={}, quotas=UNLIMITED) as client:
+        detected: dict[str, list[tuple[str, float, int]]] = {p: [] for p in pollers}
+        async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={}, quotas=UNLIMITED) as client:
 
-                async def watch(op: str, submitted: float, poller: str) -> None:
-                    reads = 0
+            async def watch(op: str, submitted: float, poller: str) -> None:
+                reads = 0
 
-                    def progress(event: Progress) -> None:
-                        nonlocal reads
-                        if event.phase == "done":
-                            reads = event.polls + 1
+                def progress(event: Progress) -> None:
+                    nonlocal reads
+                    if event.phase == "done":
+                        reads = event.polls + 1
 
-                    request = client.build_request("latency", seed=1)
-                    await client.wait(op, poll_policy=pollers[poller](), request=request, submitted=submitted,
-                                      on_progress=progress)
-                    detected = time.time()
-                    lags, counts = results[poller]
-                    lags.append(detected - emulator.operations[op].ready_at)
-                    counts.append(reads)
+                request = client.build_request("latency", seed=1)
+                await client.wait(op, poll_policy=pollers[poller](), request=request, submitted=submitted,
+                                  on_progress=progress)
+                detected[poller].append((op, time.time(), reads))
 
-                async def job(i: int) -> None:
-                    await asyncio.sleep(rng.uniform(0, 10))
-                    submitted = time.monotonic()
-                    op = await client.start(client.build_request("latency", seed=i + 1))
-                    await asyncio.gather(*(watch(op, submitted, p) for p in pollers))
+            async def job(i: int) -> None:
+                await asyncio.sleep(rng.uniform(0, 60))
+                submitted = time.monotonic()
+                op = await client.start(client.build_request("latency", seed=i + 1))
+                await asyncio.gather(*(watch(op, submitted, p) for p in pollers))
 
-                await asyncio.gather(*(job(i) for i in range(jobs)))
-        finally:
-            emulator.stop_thread()
+            await asyncio.gather(*(job(i) for i in range(jobs)))
+        async with aiohttp.ClientSession() as http, http.get(f"{url}/_emulator/operations") as response:
+            ready = {op: times["ready_at"] for op, times in (await response.json()).items()}
+        results = {p: ([when - ready[op] for op, when, _ in rows], [n for _, _, n in rows])
+                   for p, rows in detected.items()}
         one_s = results["fixed 1 s"]
         for poller, (lags, counts) in results.items():
             p50, p95 = pct(lags, 0.5), pct(lags, 0.95)
@@ -139,7 +142,12 @@ async def latency(table: Table, jobs: int) -> None:
             table.add(f"latency/{name} ({jobs} jobs)", poller, verdict,
                       p50=f"{p50:.3f} s", p95=f"{p95:.3f} s", reads_per_image=f"{reads:.1f}")
 
-    await asyncio.gather(*(one_distribution(n, d) for n, d in DISTRIBUTIONS.items()))
+    with contextlib.ExitStack() as stack:
+        urls = {name: stack.enter_context(standalone("--duration", spec, "--random-seed", "11",
+                                                     "--reads-per-second", "100000",
+                                                     "--generate-per-minute", "100000"))
+                for name, spec in DISTRIBUTIONS.items()}
+        await asyncio.gather(*(one_distribution(n, Duration.parse(spec), urls[n]) for n, spec in DISTRIBUTIONS.items()))
 
 
 # -- throughput under quota ---------------------------------------------------------------------
@@ -246,7 +254,7 @@ def main() -> None:
     """Run the chosen sections and print the table with the machine it ran on."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default="latency,throughput,responsiveness,memory,startup")
-    parser.add_argument("--jobs", type=int, default=150, help="jobs per latency distribution")
+    parser.add_argument("--jobs", type=int, default=300, help="jobs per latency distribution")
     parser.add_argument("--out", default="bench/results.md")
     args = parser.parse_args()
     sections = set(args.only.split(","))

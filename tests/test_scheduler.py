@@ -69,7 +69,72 @@ def test_duration_model_learns() -> None:
     assert model.distribution("1:1", "m").median < 5  # an unseen aspect borrows from all generations
     model.learn_once("store-a", lambda: [(10.0, "1:1", "m")] * 3)
     model.learn_once("store-a", lambda: [(10.0, "1:1", "m")] * 3)  # loaded once per store
-    assert len(model._logs[("1:1", "m")]) == 3
+    assert model.count("1:1", "m") == 3
+
+
+def test_spans_and_running_operations_are_fitted_without_bias() -> None:
+    """Generations seen only through coarse reads (done somewhere between two reads, or still
+    running) give the true distribution back; taking the detecting read as the duration would not."""
+    import random
+
+    rng = random.Random(7)
+    truth = LogNormal.from_median(15, 0.3)
+    model, naive = DurationModel(prior_weight=0), DurationModel(prior_weight=0)
+    for _ in range(300):
+        d = rng.lognormvariate(truth.mu, truth.sigma)
+        if rng.random() < 0.2:  # still running: the last read found it so at some point before d
+            token = model.track("1:1", "m")
+            model.alive(token, rng.uniform(0.5, d))
+            continue
+        reads = [2.0 + 3.0 * k for k in range(100)]  # a coarse 3 s poller
+        high = next(t for t in reads if t >= d)
+        model.observe_between(high - 3.0 if high > 2.0 else 0.0, high, "1:1", "m")
+        naive.observe(high, "1:1", "m")
+    fitted = model.distribution("1:1", "m")
+    assert abs(fitted.median / 15 - 1) < 0.04 and abs(fitted.sigma - 0.3) < 0.05
+    assert naive.distribution("1:1", "m").median > 15.8  # the bias the spans remove
+
+
+def test_watch_reports_reads_to_the_model() -> None:
+    model = DurationModel()
+    policy = AdaptivePolicy(model, "1:1", "m")
+    watch = policy.watch()
+    watch.alive(4.0)
+    watch.alive(4.5)
+    watch.finished(5.0)  # between 4.5 and 5.0: narrow, so it counts as exact
+    assert model.count("1:1", "m") == 1 and model._exact[("1:1", "m")] == [pytest.approx(math.log(math.sqrt(22.5)))]
+    policy.watch().finished(None)  # abandoned: nothing learned, nothing left running
+    assert model.count("1:1", "m") == 1 and not model._running
+
+
+@pytest.mark.parametrize("dist", [LogNormal.from_median(15, 0.3), LogNormal.from_median(20, 1.0),
+                                  LogNormal.from_median(3, 0.2), LogNormal.from_median(90, 0.5)])
+def test_read_plan_keeps_to_its_budget(dist: LogNormal) -> None:
+    """The plan's expected reads are at most ``share`` of a 1 s poller's, and a simulation on the
+    distribution itself agrees with what the plan expects."""
+    import random
+
+    policy = AdaptivePolicy(fixed=dist)
+    plan = policy.plan()
+    assert plan.expected_reads <= policy.share * plan.one_second_reads * 1.01
+    gaps = [b - a for a, b in zip(plan.times, plan.times[1:])]
+    assert min(gaps) >= policy.min_interval - 1e-9 and max(gaps) <= policy.tail_interval
+    if dist.sigma < 0.6:  # completion is concentrated: the budget affords denser reads than max_interval
+        assert max(gaps) <= policy.max_interval + 1e-9 and min(gaps) < policy.max_interval * 0.9
+    else:  # a long tail: the budget is kept by stretching where completion is least likely
+        assert max(gaps) > policy.max_interval
+    rng = random.Random(1)
+    reads = []
+    for _ in range(4000):
+        d = rng.lognormvariate(dist.mu, dist.sigma)
+        t, n = 0.0, 0
+        while True:
+            t += policy.next_delay(n, t)
+            n += 1
+            if t >= d:
+                break
+        reads.append(n)
+    assert sum(reads) / len(reads) == pytest.approx(plan.expected_reads, rel=0.04)
 
 
 async def test_scheduler_reads_likely_ones_first() -> None:

@@ -328,14 +328,20 @@ class YandexArtClient:
         def polled(operation: Operation, count: int) -> None:
             nonlocal polls
             polls = count
+            if watch is not None:
+                watch.alive(sent - started)
             report("polling")
 
         limiters = self._limiters()
 
+        watch = policy.watch() if isinstance(policy, AdaptivePolicy) and not read_now else None
+        sent = started
+
         async def read() -> Operation:
+            nonlocal sent
+            sent = time.monotonic()  # what the server saw, it saw after this
             return await self.get_operation(operation_id, on_retry=retried, limiter_held=True)
 
-        finish = policy.watch(started) if isinstance(policy, AdaptivePolicy) and not read_now else None
         duration: float | None = None
         try:
             operation = await asyncio.wait_for(
@@ -344,7 +350,7 @@ class YandexArtClient:
                 max(0.0, limit - (time.monotonic() - started)),
             )
             if operation.error is None:
-                duration = time.monotonic() - started
+                duration = sent - started
         except asyncio.TimeoutError:
             raise errors.GenerationTimeoutError(
                 f"Gave up waiting after {time.monotonic() - started:.0f} s (timeout {limit:g} s); "
@@ -353,8 +359,8 @@ class YandexArtClient:
                 hint=f"Collect it later with `%yandexart resume {operation_id}` or client.wait('{operation_id}')",
             ) from None
         finally:
-            if finish is not None:
-                finish(duration)
+            if watch is not None:
+                watch.finished(duration)
         if operation.error is not None:
             report("failed", operation.error.message)
             raise self._operation_error(operation)

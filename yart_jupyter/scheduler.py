@@ -10,7 +10,9 @@ have finished first.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import functools
 import heapq
 import itertools
 import math
@@ -19,6 +21,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .limits import SlidingWindowLimiter
 from .operation import Operation
@@ -50,10 +53,30 @@ class LogNormal:
     def cdf(self, t: float) -> float:
         if t <= 0:
             return 0.0
-        return 0.5 * (1.0 + math.erf((math.log(t) - self.mu) / (self.sigma * math.sqrt(2.0))))
+        return 0.5 * math.erfc(-(math.log(t) - self.mu) / (self.sigma * _SQRT2))
+
+    def survival(self, t: float) -> float:
+        """The chance a generation is still running ``t`` seconds after its start (exact in the tail)."""
+        if t <= 0:
+            return 1.0
+        return 0.5 * math.erfc((math.log(t) - self.mu) / (self.sigma * _SQRT2))
+
+    def hazard(self, t: float) -> float:
+        """The rate of completion at ``t`` among generations still running then."""
+        if t <= 0:
+            return 0.0
+        z = (math.log(t) - self.mu) / self.sigma
+        survived = 0.5 * math.erfc(z / _SQRT2)
+        if survived < 1e-300:
+            return z / (self.sigma * t)  # the asymptote of the ratio below
+        return math.exp(-z * z / 2) / (_SQRT2PI * self.sigma * t * survived)
 
     def quantile(self, q: float) -> float:
-        return math.exp(self.mu + self.sigma * math.sqrt(2.0) * _erfinv(2.0 * q - 1.0))
+        return math.exp(self.mu + self.sigma * _SQRT2 * _erfinv(2.0 * q - 1.0))
+
+
+_SQRT2 = math.sqrt(2.0)
+_SQRT2PI = math.sqrt(2.0 * math.pi)
 
 
 def _erfinv(y: float) -> float:
@@ -68,37 +91,82 @@ def _erfinv(y: float) -> float:
     return x
 
 
+def _truncated_moments(mu: float, sigma: float, low: float, high: float) -> tuple[float, float]:
+    """Mean and second moment of a normal(mu, sigma) restricted to (low, high) (either may be
+    infinite): what an observation known only to lie in that span contributes to the EM fit."""
+    a, b = (low - mu) / sigma, (high - mu) / sigma
+    if a > 0:  # differences of upper tails keep their precision far out on the right
+        mass = 0.5 * (math.erfc(a / _SQRT2) - math.erfc(b / _SQRT2))
+    else:
+        mass = 0.5 * (math.erfc(-b / _SQRT2) - math.erfc(-a / _SQRT2))
+    if mass < 1e-300:  # the span lies far in a tail: its nearer end is as good as exact
+        near = low if a > 0 else high
+        return near, near * near
+    pa = math.exp(-a * a / 2) / _SQRT2PI if math.isfinite(a) else 0.0
+    pb = math.exp(-b * b / 2) / _SQRT2PI if math.isfinite(b) else 0.0
+    ratio = (pa - pb) / mass
+    spread = ((a * pa if pa else 0.0) - (b * pb if pb else 0.0)) / mass
+    mean = mu + sigma * ratio
+    var = sigma * sigma * max(1e-6, 1.0 + spread - ratio * ratio)
+    return mean, var + mean * mean
+
+
 #: What we assume before any generation has been seen: "seconds to tens of seconds".
 PRIOR = LogNormal.from_median(12.0, 0.7)
 #: How many observations the prior is worth.
-PRIOR_WEIGHT = 5
+PRIOR_WEIGHT = 2
+
+_Key = tuple[str, str]
 
 
 class DurationModel:
-    """Generation times learned per (aspect, model), blended with a prior; thread-safe."""
+    """Generation times learned per (aspect, model), blended with a prior; thread-safe.
+
+    A generation's duration is rarely known exactly: it finished somewhere between the last read
+    that found it running and the read that found it done, and one still running has only a lower
+    bound. Both kinds are kept as spans and fitted by EM, so a coarse first read does not pass for
+    a quick generation and a detection delay does not pass for a slow one.
+    """
 
     def __init__(self, prior: LogNormal = PRIOR, prior_weight: int = PRIOR_WEIGHT, keep: int = 500) -> None:
         self.prior = prior
         self.prior_weight = prior_weight
         self.keep = keep
-        self._logs: dict[tuple[str, str], list[float]] = {}
-        self._all: list[float] = []
+        self._exact: dict[_Key, list[float]] = {}
+        self._spans: dict[_Key, list[tuple[float, float]]] = {}
+        self._all_exact: list[float] = []
+        self._all_spans: list[tuple[float, float]] = []
         self._lock = threading.Lock()
         self._loaded: set[str] = set()
         self._version = 0
-        self._cache: dict[tuple[str, str], tuple[int, float, LogNormal]] = {}
-        self._running: dict[int, tuple[tuple[str, str], float]] = {}
+        self._cache: dict[_Key, tuple[int, float, LogNormal]] = {}
+        self._running: dict[int, tuple[_Key, float]] = {}
         self._tokens = itertools.count()
 
+    def _keep(self, bucket: list[Any], value: Any) -> None:
+        bucket.append(value)
+        del bucket[: max(0, len(bucket) - self.keep)]
+
     def observe(self, seconds: float, aspect: str = "", model: str = "") -> None:
-        """Learn from one finished generation."""
+        """Learn from one finished generation whose duration is known."""
         if not seconds > 0:
             return
-        value = math.log(seconds)
         with self._lock:
-            for bucket in (self._logs.setdefault((aspect, model), []), self._all):
-                bucket.append(value)
-                del bucket[: max(0, len(bucket) - self.keep)]
+            for bucket in (self._exact.setdefault((aspect, model), []), self._all_exact):
+                self._keep(bucket, math.log(seconds))
+            self._version += 1
+
+    def observe_between(self, low: float, high: float, aspect: str = "", model: str = "") -> None:
+        """Learn from a generation that finished after ``low`` and by ``high`` seconds."""
+        if not high > 0:
+            return
+        if low > 0 and high - low <= 0.1 * high:  # narrow enough to count as exact
+            self.observe(math.sqrt(low * high), aspect, model)
+            return
+        span = (math.log(low) if low > 0 else -math.inf, math.log(high))
+        with self._lock:
+            for bucket in (self._spans.setdefault((aspect, model), []), self._all_spans):
+                self._keep(bucket, span)
             self._version += 1
 
     def learn_once(self, source: str, history: Callable[[], Iterable[tuple[float, str, str]]]) -> None:
@@ -110,61 +178,70 @@ class DurationModel:
         for seconds, aspect, model in history():
             self.observe(seconds, aspect, model)
 
-    def track(self, aspect: str, model: str, started: float) -> int:
-        """An operation of this kind is running since ``started`` (monotonic): until it ends, the
-        fact that it has not finished yet is evidence too (a right-censored observation)."""
+    def track(self, aspect: str, model: str) -> int:
+        """An operation of this kind is running: until it ends, each read that finds it still
+        running (:meth:`alive`) is evidence too (a right-censored observation)."""
         with self._lock:
             token = next(self._tokens)
-            self._running[token] = ((aspect, model), started)
-            self._version += 1
+            self._running[token] = ((aspect, model), 0.0)
             return token
+
+    def alive(self, token: int, elapsed: float) -> None:
+        """A read found the tracked operation still running ``elapsed`` seconds after its start."""
+        with self._lock:
+            entry = self._running.get(token)
+            if entry is not None:
+                self._running[token] = (entry[0], elapsed)
 
     def untrack(self, token: int) -> None:
         with self._lock:
-            if self._running.pop(token, None) is not None:
-                self._version += 1
+            self._running.pop(token, None)
 
     def count(self, aspect: str = "", model: str = "") -> int:
-        """How many generations the distribution for (aspect, model) rests on."""
+        """How many finished generations the distribution for (aspect, model) rests on."""
         with self._lock:
-            own = len(self._logs.get((aspect, model), ()))
-            return own if own >= 3 else len(self._all)
+            key = (aspect, model)
+            own = len(self._exact.get(key, ())) + len(self._spans.get(key, ()))
+            return own if own >= 3 else len(self._all_exact) + len(self._all_spans)
 
     def distribution(self, aspect: str = "", model: str = "") -> LogNormal:
-        """The blended distribution for an aspect and model (all generations when that one is new)."""
+        """The blended distribution for an aspect and model (all generations when that one is new).
+
+        A finished generation refits at once; reads of running ones refresh it at most every
+        quarter second, which keeps the fit's cost off the event loop's critical path.
+        """
         now = time.monotonic()
+        key = (aspect, model)
         with self._lock:
-            cached = self._cache.get((aspect, model))
+            cached = self._cache.get(key)
             if cached is not None and cached[0] == self._version and (not self._running or now - cached[1] < 0.25):
                 return cached[2]
             version = self._version
-            own = (aspect, model) in self._logs and len(self._logs[(aspect, model)]) >= 3
-            samples = list(self._logs[(aspect, model)]) if own else list(self._all)
-            censored = [math.log(now - started) for key, started in self._running.values()
-                        if (key == (aspect, model) or not own) and now - started > 0.05]
-        result = self._fit(samples, censored) if samples else self.prior
+            own = len(self._exact.get(key, ())) + len(self._spans.get(key, ())) >= 3
+            exact = list(self._exact.get(key, ()) if own else self._all_exact)
+            spans = list(self._spans.get(key, ()) if own else self._all_spans)
+            spans += [(math.log(seen), math.inf) for k, seen in self._running.values()
+                      if (k == key or not own) and seen > 0.05]
+        result = self._fit(exact, spans) if exact or spans else self.prior
         with self._lock:
-            self._cache[(aspect, model)] = (version, now, result)
+            self._cache[key] = (version, now, result)
         return result
 
-    def _fit(self, samples: list[float], censored: list[float]) -> LogNormal:
-        """Lognormal fit of finished durations and still-running ones (EM for the censored part),
-        blended with the prior. Without the running ones, early finishers would make every
-        generation look quick."""
+    def _fit(self, exact: list[float], spans: list[tuple[float, float]]) -> LogNormal:
+        """Lognormal fit of exact log-durations and of spans known to hold one (EM), blended with
+        the prior."""
         w, prior = self.prior_weight, self.prior
-        n = len(samples) + len(censored)
-        total, squares = math.fsum(samples), math.fsum(x * x for x in samples)
+        n = len(exact) + len(spans)
+        total, squares = math.fsum(exact), math.fsum(x * x for x in exact)
         mu, sigma = prior.mu, prior.sigma
-        for _ in range(12 if censored else 1):
+        if len(exact) >= 2:
+            mu, sigma = total / len(exact), math.sqrt(max(1e-4, squares / len(exact) - (total / len(exact)) ** 2))
+        for _ in range(12 if spans else 1):
             s1, s2 = total, squares
-            for c in censored:
-                alpha = (c - mu) / sigma
-                tail = 0.5 * math.erfc(alpha / math.sqrt(2.0))
-                lam = alpha if tail < 1e-300 else math.exp(-alpha * alpha / 2) / math.sqrt(2 * math.pi) / tail
-                mean = mu + sigma * lam
-                var = sigma * sigma * max(1e-6, 1 + alpha * lam - lam * lam)
-                s1 += mean
-                s2 += var + mean * mean
+            for low, high in spans:
+                first, second = _truncated_moments(mu, sigma, low, high)
+                s1 += first
+                s2 += second
             mean_hat = s1 / n
             var_hat = max(0.0, s2 / n - mean_hat * mean_hat) if n > 1 else prior.sigma**2
             mu = (n * mean_hat + w * prior.mu) / (n + w)
@@ -177,13 +254,101 @@ DURATIONS = DurationModel()
 
 
 @dataclass(frozen=True)
-class AdaptivePolicy:
-    """Read when there is a fair chance the operation finished since the last read.
+class ReadPlan:
+    """When to read a generation of one kind: offsets in seconds from its start through the
+    body of its distribution; past ``tail_start`` the policy backs off."""
 
-    The next read is where the conditional probability of completion reaches ``p`` (chosen so
-    the expected number of reads stays below that of a 1-second poller), but at most
-    ``max_interval`` apart while completion is plausible, and backing off geometrically past
-    the ``tail`` quantile, up to ``tail_interval``.
+    times: tuple[float, ...]
+    tail_start: float
+    expected_reads: float
+    one_second_reads: float
+
+
+def _tail_delay(elapsed: float, tail_start: float, interval: float, ceiling: float) -> float:
+    """Geometric back-off past the tail quantile: ×1.5 every time the elapsed time grows by 20%."""
+    return float(min(ceiling, interval * 1.5 ** max(0.0, math.log(elapsed / tail_start, 1.2))))
+
+
+@functools.lru_cache(maxsize=128)
+def _plan(mu: float, sigma: float, first_quantile: float, tail: float, min_interval: float,
+          max_interval: float, tail_interval: float, share: float, alpha: float) -> ReadPlan:
+    dist = LogNormal(mu, sigma)
+    start, tail_start = dist.quantile(first_quantile), dist.quantile(tail)
+    horizon = dist.quantile(0.999999)
+
+    tail_reads, t = 0.0, tail_start
+    while t < horizon:
+        tail_reads += dist.survival(t)
+        t += _tail_delay(t, tail_start, max_interval, tail_interval)
+    # hazard ** -alpha and survival along the body, on a grid fine enough for both to vary little
+    step = max(min_interval, (tail_start - start) / 600)
+    grid = [(dist.hazard(t) ** -alpha, dist.survival(t))
+            for t in (start + i * step for i in range(int((tail_start - start) / step) + 2))]
+
+    def build(scale: float, stretch: bool) -> tuple[list[float], float]:
+        """Intervals ``scale * hazard ** -alpha``: below ``max_interval`` (denser where completion
+        is likeliest) or, to ``stretch`` a budget that cannot afford that, above it (sparser
+        where completion is least likely)."""
+        low, high = (max_interval, tail_interval) if stretch else (min_interval, max_interval)
+        times, reads, t = [start], 1.0, start
+        while t < tail_start:
+            shape, survived = grid[int((t - start) / step)]
+            reads += survived
+            t += min(high, max(low, scale * shape))
+            times.append(t)
+        return times, reads + tail_reads
+
+    one_second = math.fsum(dist.survival(float(k)) for k in range(int(horizon) + 1))
+    budget = share * one_second
+    stretch = build(0.0, True)[1] > budget  # even every max_interval is more than the budget
+    low, high = 1e-4, 1e4  # the scale of the intervals: bisect (in logs) for the budget
+    for _ in range(18):
+        middle = math.sqrt(low * high)
+        if build(middle, stretch)[1] > budget:
+            low = middle
+        else:
+            high = middle
+    times, reads = build(high, stretch)
+    return ReadPlan(tuple(times), tail_start, reads, one_second)
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What the live model learns from one wait: reads that found the operation running, then
+    the span in which it finished."""
+
+    model: DurationModel | None
+    aspect: str = ""
+    model_uri: str = ""
+    token: int = -1
+    last_seen: list[float] = field(default_factory=lambda: [0.0])
+
+    def alive(self, elapsed: float) -> None:
+        """A read sent ``elapsed`` seconds after the start found the operation running."""
+        if self.model is not None:
+            self.last_seen[0] = elapsed
+            self.model.alive(self.token, elapsed)
+
+    def finished(self, elapsed: float | None) -> None:
+        """The read sent ``elapsed`` seconds after the start found it done (None: never known)."""
+        if self.model is not None:
+            self.model.untrack(self.token)
+            if elapsed is not None:
+                self.model.observe_between(self.last_seen[0], elapsed, self.aspect, self.model_uri)
+
+
+@dataclass(frozen=True)
+class AdaptivePolicy:
+    """Spend a 1-second poller's reads (or fewer) where they buy the most latency.
+
+    From the learned distribution of generation times, a plan of read times is worked out once
+    per distribution: no read before the ``first_quantile``; then intervals proportional to
+    ``hazard ** -alpha`` (dense where a running generation is likeliest to finish, as the
+    latency-optimal schedule under a read budget has them), at most ``max_interval`` apart (a
+    little under a second, so that even counting the few generations that finish before the first
+    read or in the tail, latency stays below a 1 s poller's), scaled so the expected reads are ``share`` of what a 1 s poller would spend (``unsure_share`` while
+    the model rests mostly on its prior, whose estimate of that is itself a guess); past the ``tail``
+    quantile, a geometric back-off up to ``tail_interval``.
     """
 
     model: DurationModel | None = None
@@ -191,11 +356,12 @@ class AdaptivePolicy:
     model_uri: str = ""
     fixed: LogNormal | None = None
     min_interval: float = 0.05
-    min_probability: float = 0.05
-    budget: float = 0.8
-    max_interval: float = 1.0
-    first_quantile: float = 0.04
-    tail: float = 0.99
+    max_interval: float = 0.95
+    share: float = 0.95
+    unsure_share: float = 0.8
+    alpha: float = 0.75
+    first_quantile: float = 0.02
+    tail: float = 0.995
     tail_interval: float = 10.0
 
     #: Until the model has seen this many generations, the first read comes by ``first_read_by``
@@ -210,20 +376,20 @@ class AdaptivePolicy:
             return self.fixed
         return (self.model or DURATIONS).distribution(self.aspect, self.model_uri)
 
-    def watch(self, started: float) -> Callable[[float | None], None]:
-        """Tell the live model an operation of this kind runs since ``started`` (monotonic); call
-        the result with its duration when it finished, or None when it did not."""
+    def plan(self, dist: LogNormal | None = None) -> ReadPlan:
+        """The read plan for a distribution (the current one by default); cached, since the
+        distribution is rounded to what makes a difference to the plan."""
+        dist = dist or self.distribution
+        share = self.share if self.confident else self.unsure_share
+        return _plan(round(dist.mu, 2), round(dist.sigma, 2), self.first_quantile, self.tail, self.min_interval,
+                     self.max_interval, self.tail_interval, share, self.alpha)
+
+    def watch(self) -> Watch:
+        """Tell the live model an operation of this kind is running; it learns from the reads."""
         if self.fixed is not None:
-            return lambda _: None
+            return Watch(None)
         model = self.model or DURATIONS
-        token = model.track(self.aspect, self.model_uri, started)
-
-        def finish(duration: float | None) -> None:
-            model.untrack(token)
-            if duration is not None:
-                model.observe(duration, self.aspect, self.model_uri)
-
-        return finish
+        return Watch(model, self.aspect, self.model_uri, model.track(self.aspect, self.model_uri))
 
     @property
     def confident(self) -> bool:
@@ -232,33 +398,27 @@ class AdaptivePolicy:
             return True
         return (self.model or DURATIONS).count(self.aspect, self.model_uri) >= self.confident_after
 
-    def read_probability(self, dist: LogNormal) -> float:
-        """The chance of completion between reads: sized so reads stay below a 1 s poller's."""
-        return max(self.min_probability, 1.0 / (self.budget * max(dist.mean, 1.0)))
-
     def next_delay(self, polls: int, elapsed: float) -> float:
-        dist = self.distribution
-        start = dist.quantile(self.first_quantile)
-        if elapsed < start:
-            if polls == 0 and not self.confident:
-                return max(0.0, min(start, self.first_read_by) - elapsed)
-            return start - elapsed
-        tail_start = dist.quantile(self.tail)
-        if elapsed >= tail_start:
-            grown = self.max_interval * 1.5 ** max(0.0, math.log(elapsed / tail_start, 1.2))
-            return float(min(self.tail_interval, grown))
-        done = dist.cdf(elapsed)
-        target = done + self.read_probability(dist) * (1.0 - done)
-        delay = dist.quantile(min(target, 0.999999)) - elapsed
-        return min(max(delay, self.min_interval), self.max_interval)
+        plan = self.plan()
+        if polls == 0 and plan.times[0] > self.first_read_by and not self.confident:
+            return max(0.0, self.first_read_by - elapsed)
+        times = plan.times
+        index = bisect.bisect_right(times, elapsed)
+        if polls and index < len(times) - 1:
+            gap = times[index] - times[index - 1] if index else times[1] - times[0]
+            if times[index] - elapsed < gap / 2:
+                index += 1  # the plan moved as the model learned: no read hard on the heels of the last
+        if index < len(times):
+            return max(self.min_interval if polls else 0.0, times[index] - elapsed)
+        return _tail_delay(elapsed, plan.tail_start, self.max_interval, self.tail_interval)
 
     def priority(self, last_read: float, now: float) -> float:
         """The chance the operation finished between ``last_read`` and ``now`` (elapsed seconds)."""
         dist = self.distribution
-        survived = 1.0 - dist.cdf(last_read)
+        survived = dist.survival(last_read)
         if survived <= 1e-12:
             return 1.0
-        return (dist.cdf(now) - dist.cdf(last_read)) / survived
+        return (survived - dist.survival(now)) / survived
 
 
 @dataclass(eq=False)

@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reads-per-second", type=int, default=50)
     parser.add_argument("--moderate", action="append", default=[], help="a word moderation refuses")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="probability of a random 5xx/429")
+    parser.add_argument("--random-seed", type=int, default=None, help="make durations and faults repeatable")
     parser.add_argument("--realistic-payloads", action="store_true", help="1-1.6 MB JPEGs, like the real service")
     args = parser.parse_args(argv)
     config = EmulatorConfig(
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         generate_per_minute=args.generate_per_minute,
         reads_per_second=args.reads_per_second,
         fault_rate=args.fault_rate,
+        random_seed=args.random_seed,
     )
     if args.api_key:
         config.api_keys = set(args.api_key)

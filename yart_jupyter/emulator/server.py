@@ -67,6 +67,7 @@ class _Operation:
     failure: tuple[int, str] | None = None
     cancelled: bool = False
     image: bytes | None = None
+    rendering: asyncio.Future[bytes] | None = None
 
 
 @dataclass
@@ -162,6 +163,7 @@ class Emulator:
         app.router.add_post("/iam/v1/tokens", self._tokens)
         app.router.add_get("/computeMetadata/v1/instance/service-accounts/default/token", self._metadata)
         app.router.add_get("/_emulator/stats", self._control_stats)
+        app.router.add_get("/_emulator/operations", self._control_operations)
         app.router.add_post("/_emulator/faults", self._control_faults)
         app.router.add_post("/_emulator/reset", self._control_reset)
         return app
@@ -333,10 +335,12 @@ class Emulator:
         messages, seed, aspect, mime = parsed
         op_id = "".join(self._rng.choice(_ID_ALPHABET) for _ in range(20))
         now = time.time()
-        self.operations[op_id] = _Operation(
+        op = self.operations[op_id] = _Operation(
             op_id, messages, seed, aspect, mime, now, now + self.config.duration.sample(self._rng),
             failure=request.get(_FAILURE),
         )
+        if op.failure is None:  # drawn while it "generates", so it is there the moment it is done
+            op.rendering = self._render(op)
         if key:
             self._idempotency[key] = op_id
         self.stats.operations_created += 1
@@ -422,6 +426,14 @@ class Emulator:
             raise self._fail(404, f"Operation {op_id} not found")
         return op
 
+    def _render(self, op: _Operation) -> asyncio.Future[bytes]:
+        """Draw the operation's image in a worker thread (padded to a realistic size if asked)."""
+        low, high = self.config.payload_bytes
+        pad = random.Random(op.id).randint(low, high) if high else 0
+        return asyncio.get_running_loop().run_in_executor(
+            None, render, op.messages, op.seed, op.aspect, op.mime_type, pad
+        )
+
     async def _operation_json(self, op: _Operation) -> dict[str, Any]:
         created = _rfc3339(op.created)
         data: dict[str, Any] = {"id": op.id, "description": "", "createdAt": created, "createdBy": "",
@@ -440,11 +452,8 @@ class Emulator:
             data.update(done=True, error={"code": code, "message": message, "details": []})
             return data
         if op.image is None:
-            low, high = self.config.payload_bytes
-            pad = self._rng.randint(low, high) if high else 0
-            op.image = await asyncio.get_running_loop().run_in_executor(
-                None, render, op.messages, op.seed, op.aspect, op.mime_type, pad
-            )
+            op.image = await (op.rendering or self._render(op))
+            op.rendering = None
         response: dict[str, Any] = {}
         if self.config.include_type:
             response["@type"] = TYPE_URL
@@ -505,6 +514,11 @@ class Emulator:
         data["operations"] = len(self.operations)
         data["pending_faults"] = sum(f.times for f in self.faults)
         return web.json_response(data)
+
+    async def _control_operations(self, request: web.Request) -> web.Response:
+        """When each operation was created and done (Unix times): what benchmarks measure against."""
+        return web.json_response({op.id: {"created": op.created, "ready_at": op.ready_at}
+                                  for op in self.operations.values()})
 
     async def _control_faults(self, request: web.Request) -> web.Response:
         body = await request.json()
