@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -117,7 +118,7 @@ def test_read_plan_keeps_to_its_budget(dist: LogNormal) -> None:
     policy = AdaptivePolicy(fixed=dist)
     plan = policy.plan()
     assert plan.expected_reads <= policy.share * plan.one_second_reads * 1.01
-    gaps = [b - a for a, b in zip(plan.times, plan.times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(plan.times)]
     assert min(gaps) >= policy.min_interval - 1e-9 and max(gaps) <= policy.tail_interval
     if dist.sigma < 0.6:  # completion is concentrated: the budget affords denser reads than max_interval
         assert max(gaps) <= policy.max_interval + 1e-9 and min(gaps) < policy.max_interval * 0.9

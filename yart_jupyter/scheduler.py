@@ -343,12 +343,13 @@ class AdaptivePolicy:
 
     From the learned distribution of generation times, a plan of read times is worked out once
     per distribution: no read before the ``first_quantile``; then intervals proportional to
-    ``hazard ** -alpha`` (dense where a running generation is likeliest to finish, as the
-    latency-optimal schedule under a read budget has them), at most ``max_interval`` apart (a
-    little under a second, so that even counting the few generations that finish before the first
-    read or in the tail, latency stays below a 1 s poller's), scaled so the expected reads are ``share`` of what a 1 s poller would spend (``unsure_share`` while
-    the model rests mostly on its prior, whose estimate of that is itself a guess); past the ``tail``
-    quantile, a geometric back-off up to ``tail_interval``.
+    ``hazard ** -alpha``, dense where a running generation is likeliest to finish (the shape of
+    the latency-optimal schedule under a read budget), scaled so the expected reads are ``share``
+    of a 1 s poller's (``unsure_share`` while the model rests on its prior, whose estimate of
+    that is a guess too). Intervals stay under ``max_interval``, a little under a second so that,
+    counting the few generations that finish before the first read or in the tail, latency stays
+    below a 1 s poller's; when the budget cannot afford that, they stretch where completion is
+    least likely. Past the ``tail`` quantile, a geometric back-off up to ``tail_interval``.
     """
 
     model: DurationModel | None = None
