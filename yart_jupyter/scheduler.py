@@ -300,7 +300,9 @@ def _plan(mu: float, sigma: float, first_quantile: float, tail: float, min_inter
 
     one_second = math.fsum(dist.survival(float(k)) for k in range(int(horizon) + 1))
     budget = share * one_second
-    stretch = build(0.0, True)[1] > budget  # even every max_interval is more than the budget
+    # Denser where completion is likeliest, down to the budget; or, when even reading every
+    # max_interval would cost more than that, sparser where it is least likely.
+    stretch = build(0.0, True)[1] > budget
     low, high = 1e-4, 1e4  # the scale of the intervals: bisect (in logs) for the budget
     for _ in range(18):
         middle = math.sqrt(low * high)
@@ -348,8 +350,9 @@ class AdaptivePolicy:
     of a 1 s poller's (``unsure_share`` while the model rests on its prior, whose estimate of
     that is a guess too). Intervals stay under ``max_interval``, a little under a second so that,
     counting the few generations that finish before the first read or in the tail, latency stays
-    below a 1 s poller's; when the budget cannot afford that, they stretch where completion is
-    least likely. Past the ``tail`` quantile, a geometric back-off up to ``tail_interval``.
+    below a 1 s poller's; when the budget cannot afford reads that close (a wide distribution),
+    they stretch where completion is least likely. Past the ``tail`` quantile, a geometric
+    back-off up to ``tail_interval``.
     """
 
     model: DurationModel | None = None
@@ -359,7 +362,7 @@ class AdaptivePolicy:
     min_interval: float = 0.05
     max_interval: float = 0.95
     share: float = 0.95
-    unsure_share: float = 0.8
+    unsure_share: float = 0.85
     alpha: float = 0.75
     first_quantile: float = 0.02
     tail: float = 0.995
@@ -405,12 +408,10 @@ class AdaptivePolicy:
             return max(0.0, self.first_read_by - elapsed)
         times = plan.times
         index = bisect.bisect_right(times, elapsed)
-        if polls and index < len(times) - 1:
-            gap = times[index] - times[index - 1] if index else times[1] - times[0]
-            if times[index] - elapsed < gap / 2:
-                index += 1  # the plan moved as the model learned: no read hard on the heels of the last
-        if index < len(times):
-            return max(self.min_interval if polls else 0.0, times[index] - elapsed)
+        if index == 0:
+            return times[0] - elapsed
+        if index < len(times):  # the plan's interval here: the plan moves as the model learns, so
+            return times[index] - times[index - 1]  # its absolute times would bunch reads or skip them
         return _tail_delay(elapsed, plan.tail_start, self.max_interval, self.tail_interval)
 
     def priority(self, last_read: float, now: float) -> float:
