@@ -54,3 +54,27 @@ def test_variants(data: dict[str, object], done: bool, pending: bool) -> None:
 def test_malformed(raw: bytes) -> None:
     with pytest.raises(MalformedOperation):
         parse_operation(raw)
+
+
+async def test_big_bodies_are_decoded_while_the_loop_keeps_running() -> None:
+    """read_operation gives the event loop a turn between slices of a big image, and an escape
+    split across a slice boundary is still undone."""
+    import asyncio
+
+    from yart_jupyter.operation import read_operation
+
+    image = os.urandom(DECODE_SLICE * 6)
+    raw = body(image).replace(b"/", b"\\/")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.ensure_future(tick())
+    operation = await read_operation(raw)
+    ticker.cancel()
+    assert operation.image == image
+    assert ticks >= 6

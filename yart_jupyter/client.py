@@ -23,12 +23,12 @@ from .config import EMULATOR, GENERATE_PATH, Settings, check_url
 from .credentials import ApiKey, Credentials, resolve_credentials
 from .image import GeneratedImage, sniff_mime
 from .limits import QuotaLimiters, Quotas, SlidingWindowLimiter, limiters_for
-from .operation import MalformedOperation, Operation, parse_operation
+from .operation import MalformedOperation, Operation, read_operation
 from .polling import PollPolicy
 from .redact import get_logger
 from .request import AspectRatioLike, GenerationRequest, PromptLike, build_request
 from .scheduler import DURATIONS, AdaptivePolicy, scheduler
-from .transport import OFF_LOOP_BYTES, Response, RetryableError, RetryPolicy, error_for, send
+from .transport import Response, RetryableError, RetryPolicy, error_for, send
 
 log = get_logger("yart_jupyter.client")
 
@@ -250,7 +250,7 @@ class YandexArtClient:
 
         async def check(response: Response) -> None:
             try:
-                data = await response.json()
+                data = response.json()
                 holder["id"] = str(data["id"])
             except (ValueError, KeyError, TypeError):
                 raise RetryableError("malformed start response") from None
@@ -278,10 +278,7 @@ class YandexArtClient:
 
         async def check(response: Response) -> None:
             try:
-                if len(response.body) >= OFF_LOOP_BYTES:
-                    parsed.append(await asyncio.to_thread(parse_operation, response.body))
-                else:
-                    parsed.append(parse_operation(response.body))
+                parsed.append(await read_operation(response.body))
             except MalformedOperation as exc:
                 raise RetryableError(str(exc)) from None
 

@@ -156,7 +156,7 @@ class ExchangedToken(Credentials):
 
         async def check(response: Response) -> None:
             try:
-                data = await response.json()
+                data = response.json()
                 _ = data["iamToken"]
             except (ValueError, KeyError, TypeError):
                 raise RetryableError("malformed token response") from None
@@ -169,7 +169,7 @@ class ExchangedToken(Credentials):
         except AuthenticationError as exc:
             exc.message = f"The token exchange with {self.source} was refused: {exc.message}"
             raise
-        data = await response.json()
+        data = response.json()
         token = str(data["iamToken"])
         return token, _parse_expiry(data.get("expiresAt"))
 
@@ -274,7 +274,7 @@ class Metadata(ExchangedToken):
             retry=RetryPolicy(max_attempts=2, max_elapsed=10.0), timeout=5.0,
         )
         try:
-            data = await response.json()
+            data = response.json()
             token = str(data["access_token"])
         except (ValueError, KeyError, TypeError):
             raise AuthenticationError("The metadata service gave no access_token") from None

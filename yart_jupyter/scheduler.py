@@ -265,8 +265,11 @@ class ReadPlan:
 
 
 def _tail_delay(elapsed: float, tail_start: float, interval: float, ceiling: float) -> float:
-    """Geometric back-off past the tail quantile: ×1.5 every time the elapsed time grows by 20%."""
-    return float(min(ceiling, interval * 1.5 ** max(0.0, math.log(elapsed / tail_start, 1.2))))
+    """Back-off past the tail quantile: growing with the square of how far past it we are, up to
+    ``ceiling``, but never more than a quarter of the time waited so far (a model that was wrong
+    about a generation costs it a quarter more wait at most)."""
+    grown = interval * max(1.0, elapsed / tail_start) ** 2
+    return float(max(min(interval, elapsed), min(ceiling, grown, elapsed / 4)))
 
 
 @functools.lru_cache(maxsize=128)
@@ -289,7 +292,7 @@ def _plan(mu: float, sigma: float, first_quantile: float, tail: float, min_inter
         """Intervals ``scale * hazard ** -alpha``: below ``max_interval`` (denser where completion
         is likeliest) or, to ``stretch`` a budget that cannot afford that, above it (sparser
         where completion is least likely)."""
-        low, high = (max_interval, tail_interval) if stretch else (min_interval, max_interval)
+        low, high = (max_interval, 2 * max_interval) if stretch else (min_interval, max_interval)
         times, reads, t = [start], 1.0, start
         while t < tail_start:
             shape, survived = grid[int((t - start) / step)]
@@ -301,7 +304,8 @@ def _plan(mu: float, sigma: float, first_quantile: float, tail: float, min_inter
     one_second = math.fsum(dist.survival(float(k)) for k in range(int(horizon) + 1))
     budget = share * one_second
     # Denser where completion is likeliest, down to the budget; or, when even reading every
-    # max_interval would cost more than that, sparser where it is least likely.
+    # max_interval would cost more than that, sparser where it is least likely (at most twice
+    # max_interval apart: a short generation costs only a few reads anyway).
     stretch = build(0.0, True)[1] > budget
     low, high = 1e-4, 1e4  # the scale of the intervals: bisect (in logs) for the budget
     for _ in range(18):

@@ -26,8 +26,6 @@ from .redact import get_logger
 log = get_logger("yart_jupyter.transport")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: Bodies at least this big are parsed in a worker thread so the event loop never stalls.
-OFF_LOOP_BYTES = 64 * 1024
 
 _MODERATION_MARKERS = ("violate the terms of use", "violate the terms of usage", "terms of use")
 
@@ -65,10 +63,8 @@ class Response:
     def request_id(self) -> str | None:
         return self.headers.get("x-request-id") or self.headers.get("x-server-trace-id")
 
-    async def json(self) -> Any:
-        """The body as JSON; big bodies are decoded off the event loop."""
-        if len(self.body) >= OFF_LOOP_BYTES:
-            return await asyncio.to_thread(json.loads, self.body)
+    def json(self) -> Any:
+        """The body as JSON (only small bodies come here: operations go through read_operation)."""
         return json.loads(self.body)
 
 
