@@ -272,8 +272,9 @@ class YandexArtClient:
         on_retry: Callable[[int, str, float], None] | None = None,
         limiter_held: bool = False,
     ) -> Operation:
-        """Read an operation once (retrying transient faults) within the read quota; big bodies
-        are parsed off the loop. ``limiter_held``: the caller already took this read's quota slot."""
+        """Read an operation once (retrying transient faults) within the read quota; a big body is
+        decoded in small steps that let the loop run. ``limiter_held``: the caller already took
+        this read's quota slot."""
         parsed: list[Operation] = []
 
         async def check(response: Response) -> None:
@@ -322,17 +323,16 @@ class YandexArtClient:
             retries += 1
             report("retry", reason)
 
+        limiters = self._limiters()
+        watch = policy.watch() if isinstance(policy, AdaptivePolicy) and not read_now else None
+        sent = started
+
         def polled(operation: Operation, count: int) -> None:
             nonlocal polls
             polls = count
             if watch is not None:
                 watch.alive(sent - started)
             report("polling")
-
-        limiters = self._limiters()
-
-        watch = policy.watch() if isinstance(policy, AdaptivePolicy) and not read_now else None
-        sent = started
 
         async def read() -> Operation:
             nonlocal sent

@@ -318,7 +318,7 @@ def _plan(mu: float, sigma: float, first_quantile: float, tail: float, min_inter
     return ReadPlan(tuple(times), tail_start, reads, one_second)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Watch:
     """What the live model learns from one wait: reads that found the operation running, then
     the span in which it finished."""
@@ -327,12 +327,12 @@ class Watch:
     aspect: str = ""
     model_uri: str = ""
     token: int = -1
-    last_seen: list[float] = field(default_factory=lambda: [0.0])
+    last_seen: float = 0.0
 
     def alive(self, elapsed: float) -> None:
         """A read sent ``elapsed`` seconds after the start found the operation running."""
         if self.model is not None:
-            self.last_seen[0] = elapsed
+            self.last_seen = elapsed
             self.model.alive(self.token, elapsed)
 
     def finished(self, elapsed: float | None) -> None:
@@ -340,7 +340,7 @@ class Watch:
         if self.model is not None:
             self.model.untrack(self.token)
             if elapsed is not None:
-                self.model.observe_between(self.last_seen[0], elapsed, self.aspect, self.model_uri)
+                self.model.observe_between(self.last_seen, elapsed, self.aspect, self.model_uri)
 
 
 @dataclass(frozen=True)
@@ -355,8 +355,8 @@ class AdaptivePolicy:
     that is a guess too). Intervals stay under ``max_interval``, a little under a second so that,
     counting the few generations that finish before the first read or in the tail, latency stays
     below a 1 s poller's; when the budget cannot afford reads that close (a wide distribution),
-    they stretch where completion is least likely. Past the ``tail`` quantile, a geometric
-    back-off up to ``tail_interval``.
+    they stretch where completion is least likely. Past the ``tail`` quantile, reads back off up
+    to ``tail_interval`` (see :func:`_tail_delay`).
     """
 
     model: DurationModel | None = None
