@@ -349,14 +349,15 @@ class AdaptivePolicy:
 
     From the learned distribution of generation times, a plan of read times is worked out once
     per distribution: no read before the ``first_quantile``; then intervals proportional to
-    ``hazard ** -alpha``, dense where a running generation is likeliest to finish (the shape of
-    the latency-optimal schedule under a read budget), scaled so the expected reads are ``share``
-    of a 1 s poller's (``unsure_share`` while the model rests on its prior, whose estimate of
-    that is a guess too). Intervals stay under ``max_interval``, a little under a second so that,
-    counting the few generations that finish before the first read or in the tail, latency stays
-    below a 1 s poller's; when the budget cannot afford reads that close (a wide distribution),
-    they stretch where completion is least likely. Past the ``tail`` quantile, reads back off up
-    to ``tail_interval`` (see :func:`_tail_delay`).
+    ``hazard ** -alpha``, dense where a running generation is likeliest to finish (the
+    mean-latency-optimal schedule under a read budget has alpha 0.5; 0.75 buys a lower median),
+    scaled so the expected reads are ``share`` of a 1 s poller's (``unsure_share`` while the
+    model rests on its prior, whose estimate of that is a guess too). Intervals stay under
+    ``max_interval``, a little under a second so that, counting the few generations that finish
+    before the first read or in the tail, latency stays below a 1 s poller's; when the budget
+    cannot afford reads that close (a wide distribution), they stretch where completion is least
+    likely. Past the ``tail`` quantile, reads back off up to ``tail_interval`` (see
+    :func:`_tail_delay`).
     """
 
     model: DurationModel | None = None
