@@ -222,20 +222,21 @@ class DurationModel:
             spans = list(self._spans.get(key, ()) if own else self._all_spans)
             spans += [(math.log(seen), math.inf) for k, seen in self._running.values()
                       if (k == key or not own) and seen > 0.05]
-        result = self._fit(exact, spans) if exact or spans else self.prior
+        previous = cached[2] if cached is not None else None
+        result = self._fit(exact, spans, previous) if exact or spans else self.prior
         with self._lock:
             self._cache[key] = (version, now, result)
         return result
 
-    def _fit(self, exact: list[float], spans: list[tuple[float, float]]) -> LogNormal:
+    def _fit(self, exact: list[float], spans: list[tuple[float, float]], start: LogNormal | None) -> LogNormal:
         """Lognormal fit of exact log-durations and of spans known to hold one (EM), blended with
-        the prior."""
+        the prior. EM starts from the previous fit, so its few iterations per refit add up to a
+        converged fit while generations run (starting from the early finishers alone, it would
+        stay biased short while most generations are still running)."""
         w, prior = self.prior_weight, self.prior
         n = len(exact) + len(spans)
         total, squares = math.fsum(exact), math.fsum(x * x for x in exact)
-        mu, sigma = prior.mu, prior.sigma
-        if len(exact) >= 2:
-            mu, sigma = total / len(exact), math.sqrt(max(1e-4, squares / len(exact) - (total / len(exact)) ** 2))
+        mu, sigma = (start.mu, start.sigma) if start is not None else (prior.mu, prior.sigma)
         for _ in range(12 if spans else 1):
             s1, s2 = total, squares
             for low, high in spans:
