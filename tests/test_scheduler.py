@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import random
 import time
 from collections.abc import Callable
 
@@ -37,24 +38,26 @@ def test_adaptive_schedule_shape() -> None:
     assert tail == sorted(tail) and tail[-1] == 10.0  # backs off in the long tail
 
 
-def test_expected_reads_below_a_one_second_poller() -> None:
-    """Simulated on the model itself: fewer reads than a 1 s poller, lower latency."""
-    import random
-
-    rng = random.Random(3)
-    dist = LogNormal.from_median(15, 0.3)
-    policy = AdaptivePolicy(fixed=dist)
+def simulate(policy: AdaptivePolicy, dist: LogNormal, count: int, seed: int) -> tuple[list[int], list[float]]:
+    """Reads per generation and detection lags of ``policy`` on ``count`` durations drawn from ``dist``."""
+    rng = random.Random(seed)
     reads, lags = [], []
-    for _ in range(2000):
+    for _ in range(count):
         d = rng.lognormvariate(dist.mu, dist.sigma)
         t, n = 0.0, 0
-        while True:
+        while t < d:
             t += policy.next_delay(n, t)
             n += 1
-            if t >= d:
-                break
         reads.append(n)
         lags.append(t - d)
+    return reads, lags
+
+
+def test_expected_reads_below_a_one_second_poller() -> None:
+    """Simulated on the model itself: fewer reads than a 1 s poller, lower latency."""
+    rng = random.Random(3)
+    dist = LogNormal.from_median(15, 0.3)
+    reads, lags = simulate(AdaptivePolicy(fixed=dist), dist, 2000, seed=4)
     fixed_reads = sum(math.ceil(rng.lognormvariate(dist.mu, dist.sigma)) for _ in range(2000)) / 2000
     assert sum(reads) / len(reads) < fixed_reads
     assert sorted(lags)[len(lags) // 2] < 0.5
@@ -76,8 +79,6 @@ def test_duration_model_learns() -> None:
 def test_spans_and_running_operations_are_fitted_without_bias() -> None:
     """Generations seen only through coarse reads (done somewhere between two reads, or still
     running) give the true distribution back; taking the detecting read as the duration would not."""
-    import random
-
     rng = random.Random(7)
     truth = LogNormal.from_median(15, 0.3)
     model, naive = DurationModel(prior_weight=0), DurationModel(prior_weight=0)
@@ -113,8 +114,6 @@ def test_watch_reports_reads_to_the_model() -> None:
 def test_read_plan_keeps_to_its_budget(dist: LogNormal) -> None:
     """The plan's expected reads are at most ``share`` of a 1 s poller's, and a simulation on the
     distribution itself agrees with what the plan expects."""
-    import random
-
     policy = AdaptivePolicy(fixed=dist)
     plan = policy.plan()
     assert plan.expected_reads <= policy.share * plan.one_second_reads * 1.01
@@ -126,17 +125,7 @@ def test_read_plan_keeps_to_its_budget(dist: LogNormal) -> None:
     gaps = [b - a for a, b in itertools.pairwise(stretched.times)]  # to twice max_interval at most
     assert max(gaps) > 0.4 and max(gaps) <= 0.8 + 1e-9
     assert stretched.expected_reads <= policy.share * stretched.one_second_reads * 1.01 or min(gaps) > 0.8 - 1e-9
-    rng = random.Random(1)
-    reads = []
-    for _ in range(4000):
-        d = rng.lognormvariate(dist.mu, dist.sigma)
-        t, n = 0.0, 0
-        while True:
-            t += policy.next_delay(n, t)
-            n += 1
-            if t >= d:
-                break
-        reads.append(n)
+    reads, _ = simulate(policy, dist, 4000, seed=1)
     assert sum(reads) / len(reads) == pytest.approx(plan.expected_reads, rel=0.04)
 
 
