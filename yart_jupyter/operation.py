@@ -90,14 +90,21 @@ def _parse_steps(body: bytes | str | dict[str, Any]) -> Generator[None, None, Op
     return _parse(body, None)
 
 
+def _advance(steps: Generator[None, None, Operation]) -> Operation | None:
+    """Take one step of a parse; the Operation once it is done."""
+    try:
+        next(steps)
+    except StopIteration as done:
+        return cast(Operation, done.value)
+    return None
+
+
 def parse_operation(body: bytes | str | dict[str, Any]) -> Operation:
     """Parse an Operation body (bytes, text or already-decoded JSON); decode the image if any."""
     steps = _parse_steps(body)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return cast(Operation, done.value)
+    while (operation := _advance(steps)) is None:
+        pass
+    return operation
 
 
 async def read_operation(body: bytes) -> Operation:
@@ -106,12 +113,9 @@ async def read_operation(body: bytes) -> Operation:
     loop for the GIL (which, with the default 5 ms switch interval, stalls the loop for tens of
     milliseconds while several 1-2 MB bodies are decoded)."""
     steps = _parse_steps(body)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return cast(Operation, done.value)
+    while (operation := _advance(steps)) is None:
         await asyncio.sleep(0)
+    return operation
 
 
 def _parse(body: bytes | str | dict[str, Any], decoded: bytes | None) -> Operation:
