@@ -85,6 +85,7 @@ def shell(thread_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     yield ip
     ip.run_cell("%yandexart cancel all")
     ip.run_cell("%unload_ext yart_jupyter")
+    ip.config.pop("YandexArt", None)  # %config values live in the shell's config, which outlives a test
 
 
 #: (fault, phase, outcome, lost) rows collected by tests/test_faults.py, printed at the end.

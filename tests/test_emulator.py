@@ -162,7 +162,7 @@ def test_standalone_process(tmp_path: Path) -> None:
 
 async def test_embedded_emulator_via_python_api() -> None:
     import yart_jupyter
-    from yart_jupyter.api import close_shared_clients
+    from yart_jupyter.shared import close_shared_clients
 
     image = await yart_jupyter.generate("embedded", seed=11, aspect="1:1", base_url="emulator")
     again = await yart_jupyter.generate("embedded", seed=11, aspect="1:1", base_url="emulator")

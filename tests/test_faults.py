@@ -67,7 +67,7 @@ async def test_fault_matrix(
     outcome = "recovered"
     async with client:
         if phase == "token" or kind == "expire_tokens":
-            await credentials.authorization(client._require_session())  # a token exists: now break things
+            await credentials.authorization(client.connection.require_session())  # a token exists: now break things
         if kind == "expire_tokens":
             emulator._issued.clear()
             if phase == "poll":
@@ -93,7 +93,7 @@ async def test_fault_matrix(
             assert images[0].image_bytes
         if phase == "poll" and kind == "expire_tokens":
             assert emulator.stats.by_status[401] >= 1
-    assert client._session is None  # closed: no leaked connection
+    assert client.connection.session is None  # closed: no leaked connection
     lost = [op for op in emulator.operations if store.get(op) is None]
     FAULT_RESULTS.append((fault, phase, outcome, len(lost)))
     assert lost == [], f"operations missing from the store: {lost}"

@@ -10,7 +10,7 @@ import ipywidgets as w
 import pytest
 from ipywidgets.widgets.widget import _instances
 
-from yart_jupyter.api import close_shared_clients
+from yart_jupyter.shared import close_shared_clients
 from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.form import ImageCard, YandexArtForm, cell_text
 from yart_jupyter.store import get_store
@@ -58,7 +58,7 @@ async def test_generate_shows_gallery_and_records(form: YandexArtForm, emulator:
     assert isinstance(cards[0].picture, w.Image) and cards[0].picture.value[:2] == b"\xff\xd8"
     record = get_store().get(cards[0].image.operation_id)
     assert record is not None and record.status == "done"
-    assert "1/1 done" in form.gallery.children[0].progress.value
+    assert "1/1 done" in form.gallery.children[0].progress_line.value
     created = emulator.stats.operations_created
     cards = await click_and_wait(form)  # same seed, same prompt: from the store
     assert cards[0].image.cached and emulator.stats.operations_created == created
@@ -81,7 +81,7 @@ async def test_generate_does_not_block(form: YandexArtForm, emulator: Emulator) 
     op = job.status.operation_ids[0]
     assert emulator.operations[op].cancelled
     assert get_store().get(op).status == "cancelled"  # type: ignore[union-attr]
-    assert "Cancelled" in form.gallery.children[0].progress.value
+    assert "Cancelled" in form.gallery.children[0].progress_line.value
     assert form.cancel_button.disabled
 
 
@@ -179,10 +179,10 @@ async def test_errors_show_in_the_form(form: YandexArtForm, emulator: Emulator) 
     emulator.inject("fail", "start", message="the GPU melted")
     form.prompt.value = "doomed"
     await click_and_wait(form)
-    assert "the GPU melted" in form.gallery.children[0].progress.value
+    assert "the GPU melted" in form.gallery.children[0].progress_line.value
     form.prompt.value = "something forbidden"
     await click_and_wait(form)
-    assert "Content moderation" in form.gallery.children[0].progress.value
+    assert "Content moderation" in form.gallery.children[0].progress_line.value
 
 
 async def test_no_credentials_disables_generate(monkeypatch: pytest.MonkeyPatch) -> None:

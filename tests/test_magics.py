@@ -12,7 +12,8 @@ from IPython.utils.capture import capture_output
 
 from yart_jupyter import errors
 from yart_jupyter.emulator import Duration, Emulator
-from yart_jupyter.engine import GenerationInterrupted, Job
+from yart_jupyter.errors import GenerationInterrupted
+from yart_jupyter.jobs import Job
 from yart_jupyter.image import GeneratedImage, ImageSet
 
 
@@ -174,7 +175,9 @@ def test_server_errors_are_one_line_with_ids(
 def test_partial_failure_shows_the_images_then_raises(shell: InteractiveShell, thread_emulator: Emulator) -> None:
     thread_emulator.inject("fail", "start", message="one broke")
     result, captured = run(shell, "%%yandexart --seed 1 2 3 --var partial\nthree")
-    assert isinstance(result.error_in_exec, errors.OperationFailedError)
+    error = result.error_in_exec
+    assert isinstance(error, errors.BatchError) and len(error.failures) == 1 and len(error.images) == 2
+    assert isinstance(error.failures[0], errors.OperationFailedError)
     assert len(shell.user_ns["partial"]) == 2
     assert captured.outputs[-1].data["text/html"].count("<figure") == 2
     assert "one broke" in captured.outputs[-1].data["text/html"]
@@ -201,7 +204,8 @@ try:
 except Exception as exc:
     _err = exc
 await asyncio.sleep(0.05)  # let cancelled tasks finish unwinding
-_left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+_left = [t for t in asyncio.all_tasks()
+         if t is not asyncio.current_task() and t.get_name() != "yart_jupyter-close-clients"]
 """
     result, _ = run(shell, source)
     assert result.success, result.error_in_exec

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from IPython.core.interactiveshell import InteractiveShell
 
 from yart_jupyter import errors
+from yart_jupyter import settings as yart_settings
 from yart_jupyter.client import YandexArtClient
 from yart_jupyter.credentials import OAuthToken
 from yart_jupyter.emulator import Emulator, standalone
@@ -50,10 +51,10 @@ def test_quickstart_and_errors_leak_no_secret(tmp_path: Path, isolated_store: Pa
         ))
         notebook.cells.append(nbformat.v4.new_code_cell(
             "os.environ['YC_API_KEY'] = os.environ['WRONG_KEY']\n"
-            "from yart_jupyter.api import close_shared_clients\nawait close_shared_clients()"
+            "from yart_jupyter.shared import close_shared_clients\nawait close_shared_clients()"
         ))
         notebook.cells.append(nbformat.v4.new_code_cell("%%yandexart --seed 1\nthis fails with the wrong key"))
-        notebook.cells.append(nbformat.v4.new_code_cell("print(repr(yart_jupyter.api.shared_client()))"))
+        notebook.cells.append(nbformat.v4.new_code_cell("print(repr(yart_jupyter.shared.shared_client()))"))
         source = tmp_path / "secrets.ipynb"
         nbformat.write(notebook, source)
         env_backup = dict(os.environ)
@@ -93,7 +94,7 @@ def test_magic_configuration_errors_send_nothing(
     shell: InteractiveShell, thread_emulator: Emulator, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from yart_jupyter.api import _clients
+    from yart_jupyter.shared import _clients
 
     _clients.clear()
     monkeypatch.delenv("YC_FOLDER_ID")
@@ -107,9 +108,12 @@ def test_magic_configuration_errors_send_nothing(
     _clients.clear()
     result = shell.run_cell("%%yandexart --seed 1\nno credentials")
     assert isinstance(result.error_in_exec, errors.CredentialsNotFoundError)
-    shell.run_cell("%config YandexArt.base_url = 'ftp://example.com'")
+    shell.run_cell("%config YandexArt.base_url = 'ftp://example.com'")  # refused at once, with the reason
+    assert yart_settings.current().base_url == thread_emulator.url
+    shell.run_cell("%config YandexArt.base_url = None")
+    monkeypatch.setenv("YANDEXART_BASE_URL", "ftp://example.com")  # the environment is checked when used
     result = shell.run_cell("%%yandexart --seed 1\nbad url")
-    assert isinstance(result.error_in_exec, errors.ConfigurationError)
+    assert isinstance(result.error_in_exec, errors.ConfigurationError) and "ftp://" in str(result.error_in_exec)
     shell.run_cell(f"%config YandexArt.base_url = {thread_emulator.url!r}")
     printed = capsys.readouterr()
     assert "Traceback" not in printed.out + printed.err

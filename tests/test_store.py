@@ -158,7 +158,7 @@ def test_save_and_out_copy_from_the_store(shell: InteractiveShell, tmp_path: Pat
 async def test_python_api_records_and_caches(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("YC_API_KEY", KEY)
     monkeypatch.setenv("YC_FOLDER_ID", FOLDER)
-    from yart_jupyter.api import close_shared_clients
+    from yart_jupyter.shared import close_shared_clients
 
     first = await yart_jupyter.generate("api cache", seed=3, base_url=emulator.url)
     second = await yart_jupyter.generate("api cache", seed=3, base_url=emulator.url)

@@ -1,49 +1,45 @@
 """The short Python API: ``await yart_jupyter.generate("prompt", seed=1863, aspect="2:1")``.
 
-One client per event loop and per set of connection options is kept and reused, so repeated
-calls share one HTTP session (and one embedded emulator).
+Every call reads the one settings object (``%config YandexArt.*``, :func:`configure`, the
+environment); its own arguments win. Cancellation (``asyncio.wait_for``, ``asyncio.timeout``,
+TaskGroups, an interrupt) passes through as :class:`asyncio.CancelledError`, after a warning
+that names the operations still running on the server (they stay pending in the store).
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import weakref
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
 
-from .client import YandexArtClient
-from .config import session_defaults
-from .engine import BatchStatus, run_batch
-from .image import GeneratedImage
+from . import errors
+from .engine import Batch, run
+from .image import GeneratedImage, ImageSet
+from .redact import get_logger
 from .request import AspectRatioLike, PromptLike
+from .settings import current
+from .shared import shared_client
+from .status import BatchStatus
 from .store import Record, get_store
 
-#: The session defaults that configure a client (the rest, like ``data_dir``, configure the store).
-CLIENT_OPTIONS = frozenset({
-    "base_url", "folder_id", "request_timeout", "wait_timeout", "data_logging", "generations_per_minute",
-    "reads_per_second",
-})
-
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], YandexArtClient]] = (
-    weakref.WeakKeyDictionary()
-)
+log = get_logger("yart_jupyter")
 
 
-def shared_client(**options: Any) -> YandexArtClient:
-    """The client of the running loop for these options (created on first use).
+class _CallbackView:
+    """The Python API's view of a batch: an optional callback, and a warning when it is stopped."""
 
-    Options left as None take the session defaults (``%config YandexArt.*``), then the environment.
-    """
-    loop = asyncio.get_running_loop()
-    merged = {k: v for k, v in session_defaults().items() if k in CLIENT_OPTIONS}
-    merged.update({k: v for k, v in options.items() if v is not None})
-    key = tuple(sorted(merged.items()))
-    per_loop = _clients.setdefault(loop, {})
-    client = per_loop.get(key)
-    if client is None:
-        client = per_loop[key] = YandexArtClient(**merged)
-    return client
+    def __init__(self, on_update: Callable[[BatchStatus], None] | None) -> None:
+        self.on_update = on_update
+
+    def progress(self, status: BatchStatus) -> None:
+        if self.on_update is not None:
+            self.on_update(status)
+
+    def finished(self, images: ImageSet, failures: Sequence[errors.YandexArtError], notes: Sequence[str]) -> None:
+        """Nothing to draw: the caller gets the images, or the error."""
+
+    def stopped(self, status: BatchStatus) -> None:
+        message, hint = status.interrupted_text("await yart_jupyter.resume('{op}')")
+        if status.pending_ids:
+            log.warning("%s. %s", message, hint)
 
 
 async def generate(
@@ -51,7 +47,7 @@ async def generate(
     *,
     seed: int | str | None = None,
     aspect: AspectRatioLike | None = None,
-    mime_type: str = "image/jpeg",
+    mime_type: str | None = None,
     model_uri: str | None = None,
     timeout: float | None = None,
     cache: bool = True,
@@ -63,15 +59,21 @@ async def generate(
 
     With no seed a random one is chosen and recorded; with an explicit seed that was generated
     before, the stored image is returned at once (``cache=False`` forces a new generation).
+    Left out, ``aspect``, ``mime_type`` and ``model_uri`` come from the settings.
     ``base_url="emulator"`` (or ``YANDEXART_BASE_URL=emulator``) uses the embedded emulator.
     """
-    client = shared_client(base_url=base_url, folder_id=folder_id)
-    request = client.build_request(prompt, seed=seed, aspect=aspect, mime_type=mime_type, model_uri=model_uri)
-    images, failures = await run_batch(
-        client, [request], timeout=timeout, on_update=on_update, store=get_store(), use_cache=cache,
-    )
-    if failures:
-        raise failures[0]
+    settings = current(base_url=base_url, folder_id=folder_id)
+    request = settings.request(prompt, seed=seed, aspect=aspect, mime_type=mime_type, model_uri=model_uri)
+    images = await run(shared_client(settings), get_store(settings.home),
+                       Batch([request], timeout=timeout, use_cache=cache), _CallbackView(on_update))
+    return images[0]
+
+
+async def resume(operation_id: str, *, timeout: float | None = None) -> GeneratedImage:
+    """Collect an operation started earlier (its image is recorded in the store like any other)."""
+    settings = current()
+    images = await run(shared_client(settings), get_store(settings.home), Batch([operation_id], timeout=timeout),
+                       _CallbackView(None))
     return images[0]
 
 
@@ -86,18 +88,3 @@ def prune(*, older_than_days: float | None = None, max_megabytes: float | None =
         older_than=older_than_days * 86400 if older_than_days is not None else None,
         max_bytes=int(max_megabytes * 1024 * 1024) if max_megabytes is not None else None,
     )
-
-
-async def close_shared_clients() -> None:
-    """Close the running loop's shared clients (their sessions); they reopen on next use."""
-    for client in _clients.pop(asyncio.get_running_loop(), {}).values():
-        await client.close()
-
-
-@atexit.register
-def _close_at_exit() -> None:
-    for loop, clients in list(_clients.items()):
-        if loop.is_closed() or loop.is_running():
-            continue
-        for client in clients.values():
-            loop.run_until_complete(client.close())

@@ -10,46 +10,29 @@ import inspect
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import Any
-
-import aiohttp
 
 from . import errors
-from ._version import __version__
-from .config import EMULATOR, GENERATE_PATH, Settings, check_url
-from .credentials import ApiKey, Credentials, resolve_credentials
+from .config import GENERATE_PATH, Settings
+from .connection import USER_AGENT, Connection
+from .credentials import Credentials
 from .image import GeneratedImage, sniff_mime
-from .limits import QuotaLimiters, Quotas, SlidingWindowLimiter, limiters_for
+from .limits import Quotas
 from .operation import MalformedOperation, Operation, read_operation
 from .polling import PollPolicy
 from .redact import get_logger
-from .request import AspectRatioLike, GenerationRequest, PromptLike, build_request
-from .scheduler import DURATIONS, AdaptivePolicy, scheduler
-from .transport import Response, RetryableError, RetryPolicy, error_for, send
+from .request import AspectRatioLike, GenerationRequest, PromptLike
+from .scheduler import DURATIONS, AdaptivePolicy
+from .transport import Response, RetryableError, RetryPolicy
+from .waiting import Progress, ProgressCallback, RetryCallback, wait_for_operation
 
 log = get_logger("yart_jupyter.client")
 
-USER_AGENT = f"yart_jupyter/{__version__} (+aiohttp/{aiohttp.__version__})"
+__all__ = ["USER_AGENT", "Progress", "ProgressCallback", "YandexArtClient"]
+
 #: How long an interrupted caller still waits for a start request already sent, to learn its id.
 START_GRACE = 1.0
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What a waiting caller may show: one event of a generation's life."""
-
-    phase: str  # "starting", "started", "polling", "retry", "done", "failed"
-    operation_id: str | None
-    elapsed: float
-    polls: int = 0
-    retries: int = 0
-    detail: str = ""
-
-
-ProgressCallback = Callable[[Progress], None]
 StartedCallback = Callable[[str, GenerationRequest], "Awaitable[None] | None"]
 
 
@@ -64,7 +47,8 @@ class YandexArtClient:
     """An async client of the YandexART REST API; one aiohttp session, reused.
 
     Use it as ``async with YandexArtClient(...) as client:``. With ``base_url="emulator"`` it
-    starts (or reuses) the embedded emulator and needs no credentials.
+    starts (or reuses) the embedded emulator and needs no credentials. Keyword settings override
+    ``settings`` (default: the environment's, see :class:`~.config.Settings`).
     """
 
     def __init__(
@@ -87,32 +71,17 @@ class YandexArtClient:
         env: Mapping[str, str] | None = None,
     ) -> None:
         base = settings or Settings.from_env(env)
-        overrides: dict[str, Any] = {
-            k: v for k, v in {
-                "base_url": base_url, "folder_id": folder_id, "request_timeout": request_timeout,
-                "wait_timeout": wait_timeout, "data_logging": data_logging,
-                "generations_per_minute": generations_per_minute, "reads_per_second": reads_per_second,
-            }.items() if v is not None
-        }
-        self.settings = Settings(**{**base.__dict__, **overrides})
-        if self.settings.base_url != EMULATOR:
-            check_url(self.settings.base_url, "base URL")
-        self._explicit_credentials = credentials
-        self._api_key = api_key
-        self._iam_token = iam_token
-        self._env = env
-        self._credentials: Credentials | None = None
-        self.retry = retry or RetryPolicy()
+        self.settings = base.replace(
+            base_url=base_url, folder_id=folder_id, request_timeout=request_timeout, wait_timeout=wait_timeout,
+            data_logging=data_logging, generations_per_minute=generations_per_minute,
+            reads_per_second=reads_per_second,
+        )
+        self.connection = Connection(
+            self.settings, credentials=credentials, api_key=api_key, iam_token=iam_token, env=env,
+            retry=retry, quotas=quotas,
+        )
         #: A fixed schedule for every wait; None (the default) adapts to learned generation times.
         self.poll_policy: PollPolicy | None = poll_policy
-        self.quotas = quotas or Quotas(self.settings.generations_per_minute, self.settings.reads_per_second)
-        self._session: aiohttp.ClientSession | None = None
-        self._base_url: str | None = None
-        self._folder_id: str | None = self.settings.folder_id
-        if self._folder_id is None and self.settings.base_url == EMULATOR:
-            from .emulator.config import DEFAULT_FOLDER
-
-            self._folder_id = DEFAULT_FOLDER
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -126,50 +95,37 @@ class YandexArtClient:
         await self.close()
 
     async def open(self) -> None:
-        """Resolve the endpoint and credentials and open the HTTP session (idempotent)."""
-        if self._session is not None and not self._session.closed:
-            return
-        self._base_url, self._credentials = await self._resolve_endpoint()
-        self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
+        """Resolve the endpoint and credentials and open the HTTP session (idempotent, race-free)."""
+        await self.connection.open()
 
     async def close(self) -> None:
         """Close the HTTP session; the client can be opened again."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def _resolve_endpoint(self) -> tuple[str, Credentials]:
-        if self.settings.base_url == EMULATOR:
-            from .emulator import embedded
-
-            emulator = await asyncio.to_thread(embedded)
-            credentials = self._explicit_credentials or (
-                resolve_credentials(api_key=self._api_key, iam_token=self._iam_token, env={})
-                if self._api_key or self._iam_token
-                else ApiKey(emulator.config.default_api_key, "the embedded emulator")
-            )
-            return emulator.url, credentials
-        credentials = self._explicit_credentials or resolve_credentials(
-            api_key=self._api_key, iam_token=self._iam_token, iam_url=self.settings.iam_url, env=self._env
-        )
-        return self.settings.base_url.rstrip("/"), credentials
+        await self.connection.close()
 
     @property
     def folder_id(self) -> str | None:
-        return self._folder_id
+        return self.connection.folder_id
 
     @property
     def credentials(self) -> Credentials | None:
         """The credentials in use (after :meth:`open`); their repr never shows the secret."""
-        return self._credentials
+        return self.connection.credentials
 
     @property
     def base_url(self) -> str:
-        return self._base_url or self.settings.base_url
+        return self.connection.base_url
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self.connection.retry
+
+    @property
+    def quotas(self) -> Quotas:
+        return self.connection.quotas
 
     def __repr__(self) -> str:
-        creds = self._credentials.describe() if self._credentials else "unresolved"
-        return f"<YandexArtClient {self.base_url} folder={self._folder_id} credentials={creds}>"
+        creds = self.credentials.describe() if self.credentials else "unresolved"
+        return f"<YandexArtClient {self.base_url} folder={self.folder_id} credentials={creds}>"
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -179,73 +135,23 @@ class YandexArtClient:
         *,
         seed: int | str | None = None,
         aspect: AspectRatioLike | None = None,
-        mime_type: str = "image/jpeg",
+        mime_type: str | None = None,
         model_uri: str | None = None,
     ) -> GenerationRequest:
-        """Validate a request locally (nothing is sent); the folder fills the default model URI."""
-        return build_request(
-            prompt, seed=seed, aspect=aspect, mime_type=mime_type,
-            model_uri=model_uri, folder_id=self._folder_id,
-        )
-
-    def _require_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            raise errors.ConfigurationError(
-                "The client is not open: use `async with YandexArtClient(...) as client:`"
-            )
-        return self._session
-
-    def _headers(self) -> dict[str, str]:
-        headers = {}
-        if self._folder_id and self._credentials and self._credentials.sends_folder_header:
-            headers["x-folder-id"] = self._folder_id
-        if self.settings.data_logging is not None:
-            headers["x-data-logging-enabled"] = "true" if self.settings.data_logging else "false"
-        return headers
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        operation_id: str | None = None,
-        on_retry: Callable[[int, str, float], None] | None = None,
-        check: Callable[[Response], Any] | None = None,
-        limiter: SlidingWindowLimiter | None = None,
-        limiter_held: bool = False,
-    ) -> Response:
-        session = self._require_session()
-        credentials = self._credentials
-        assert credentials is not None
-
-        async def auth(refresh: bool) -> str:
-            return await credentials.authorization(session, refresh)
-
-        return await send(
-            session, method, f"{self.base_url}{path}",
-            json_body=json_body, headers={**self._headers(), **(headers or {})},
-            auth=auth, refreshable=credentials.refreshable, retry=self.retry,
-            timeout=self.settings.request_timeout, operation_id=operation_id,
-            on_retry=on_retry, check=check, limiter=limiter, limiter_held=limiter_held,
-        )
-
-    def _limiters(self) -> QuotaLimiters:
-        """The quota limiters shared by every client of this endpoint and folder on this loop."""
-        return limiters_for(self.base_url, self._folder_id, self.quotas)
+        """Validate a request locally (nothing is sent); this client's settings fill the defaults."""
+        return self.settings.request(prompt, seed=seed, aspect=aspect, mime_type=mime_type, model_uri=model_uri)
 
     async def start(
-        self, request: GenerationRequest, *, on_retry: Callable[[int, str, float], None] | None = None
+        self, request: GenerationRequest, *, on_retry: RetryCallback | None = None,
+        idempotency_key: str | None = None,
     ) -> str:
         """Start a generation and return its operation id.
 
         A start whose response was lost (dropped connection, timeout) is ambiguous: the server may
         have started, and billed, the generation. We retry it with the same ``Idempotency-Key``
-        (a UUID per start, which Yandex Cloud APIs use to deduplicate) instead of failing the
-        user's cell; the retry is logged at WARNING so a possible duplicate is never silent.
+        (a UUID per start unless the caller recorded one, which Yandex Cloud APIs use to
+        deduplicate) instead of failing the user's cell; the retry is logged at WARNING.
         """
-        idempotency_key = str(uuid.uuid4())
         holder: dict[str, str] = {}
 
         async def check(response: Response) -> None:
@@ -257,20 +163,16 @@ class YandexArtClient:
             if not holder["id"]:
                 raise RetryableError("start response without an operation id")
 
-        await self._send(
+        await self.connection.send(
             "POST", GENERATE_PATH, json_body=request.to_json(),
-            headers={"Idempotency-Key": idempotency_key}, on_retry=on_retry, check=check,
-            limiter=self._limiters().starts,
+            headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())}, on_retry=on_retry, check=check,
+            limiter=self.connection.limiters().starts,
         )
         log.debug("started operation %s (seed %s)", holder["id"], request.seed)
         return holder["id"]
 
     async def get_operation(
-        self,
-        operation_id: str,
-        *,
-        on_retry: Callable[[int, str, float], None] | None = None,
-        limiter_held: bool = False,
+        self, operation_id: str, *, on_retry: RetryCallback | None = None, limiter_held: bool = False,
     ) -> Operation:
         """Read an operation once (retrying transient faults) within the read quota; a big body is
         decoded in small steps that let the loop run. ``limiter_held``: the caller already took
@@ -283,9 +185,9 @@ class YandexArtClient:
             except MalformedOperation as exc:
                 raise RetryableError(str(exc)) from None
 
-        await self._send(
+        await self.connection.send(
             "GET", f"/operations/{operation_id}", operation_id=operation_id, on_retry=on_retry, check=check,
-            limiter=self._limiters().reads, limiter_held=limiter_held,
+            limiter=self.connection.limiters().reads, limiter_held=limiter_held,
         )
         return parsed[0]
 
@@ -307,78 +209,22 @@ class YandexArtClient:
         for the request's aspect and model (``submitted`` is when it started, a monotonic time).
         ``read_now`` reads at once (for an operation started long ago).
         """
-        limit = self.settings.wait_timeout if timeout is None else timeout
-        started = time.monotonic() if submitted is None else submitted
         adaptive = AdaptivePolicy(DURATIONS, str(request.aspect), request.model_uri) if request else AdaptivePolicy()
-        policy = poll_policy or self.poll_policy or adaptive
-        retries = 0
-        polls = 0
 
-        def report(phase: str, detail: str = "") -> None:
-            if on_progress is not None:
-                on_progress(Progress(phase, operation_id, time.monotonic() - started, polls, retries, detail))
+        async def read(op: str, on_retry: RetryCallback) -> Operation:
+            return await self.get_operation(op, on_retry=on_retry, limiter_held=True)
 
-        def retried(attempt: int, reason: str, delay: float) -> None:
-            nonlocal retries
-            retries += 1
-            report("retry", reason)
-
-        limiters = self._limiters()
-        watch = policy.watch() if isinstance(policy, AdaptivePolicy) and not read_now else None
-        sent = started
-
-        def polled(operation: Operation, count: int) -> None:
-            nonlocal polls
-            polls = count
-            if watch is not None:
-                watch.alive(sent - started)
-            report("polling")
-
-        async def read() -> Operation:
-            nonlocal sent
-            sent = time.monotonic()  # what the server saw, it saw after this
-            return await self.get_operation(operation_id, on_retry=retried, limiter_held=True)
-
-        duration: float | None = None
-        try:
-            operation = await asyncio.wait_for(
-                scheduler().wait(read, policy, started=started, limiter=limiters.reads, read_now=read_now,
-                                 on_poll=polled),
-                max(0.0, limit - (time.monotonic() - started)),
-            )
-            if operation.error is None:
-                duration = sent - started
-        except asyncio.TimeoutError:
-            raise errors.GenerationTimeoutError(
-                f"Gave up waiting after {time.monotonic() - started:.0f} s (timeout {limit:g} s); "
-                "the generation may still finish",
-                operation_id=operation_id,
-                hint=f"Collect it later with `%yandexart resume {operation_id}` or client.wait('{operation_id}')",
-            ) from None
-        finally:
-            if watch is not None:
-                watch.finished(duration)
-        if operation.error is not None:
-            report("failed", operation.error.message)
-            raise self._operation_error(operation)
-        report("done")
-        return operation
-
-    def _operation_error(self, operation: Operation) -> errors.YandexArtError:
-        assert operation.error is not None
-        code, message = operation.error.code, operation.error.message
-        mapped = error_for(None, code, message, operation_id=operation.id, grpc_code=code)
-        if isinstance(mapped, (errors.ContentModerationError, errors.OperationCancelledError)):
-            return mapped
-        return errors.OperationFailedError(
-            f"The generation failed (code {code}): {message or 'no message'}",
-            operation_id=operation.id, grpc_code=code,
+        return await wait_for_operation(
+            read, operation_id, policy=poll_policy or self.poll_policy or adaptive,
+            limiter=self.connection.limiters().reads,
+            limit=self.settings.wait_timeout if timeout is None else timeout,
+            started=time.monotonic() if submitted is None else submitted, read_now=read_now, on_progress=on_progress,
         )
 
     async def cancel(self, operation_id: str) -> bool:
         """Ask the server to cancel; True when it confirmed, False when it does not support it."""
         try:
-            await self._send("POST", f"/operations/{operation_id}:cancel", operation_id=operation_id)
+            await self.connection.send("POST", f"/operations/{operation_id}:cancel", operation_id=operation_id)
         except (errors.InvalidRequestError, errors.OperationNotFoundError) as exc:
             log.debug("cancel of %s not honoured: %s", operation_id, exc)
             return False
@@ -390,11 +236,12 @@ class YandexArtClient:
         *,
         seed: int | str | None = None,
         aspect: AspectRatioLike | None = None,
-        mime_type: str = "image/jpeg",
+        mime_type: str | None = None,
         model_uri: str | None = None,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
         on_started: StartedCallback | None = None,
+        idempotency_key: str | None = None,
     ) -> GeneratedImage:
         """Validate, start, wait and return the image: the whole round trip.
 
@@ -414,7 +261,7 @@ class YandexArtClient:
             if on_progress is not None:
                 on_progress(Progress("retry", None, time.monotonic() - clock, retries=attempt, detail=reason))
 
-        start = asyncio.ensure_future(self.start(request, on_retry=retried))
+        start = asyncio.ensure_future(self.start(request, on_retry=retried, idempotency_key=idempotency_key))
         try:
             operation_id = await asyncio.shield(start)
         except asyncio.CancelledError:

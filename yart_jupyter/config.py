@@ -1,81 +1,183 @@
-"""Settings of the engine, with their defaults and the environment variables that set them.
+"""Every setting in one table: its type, default, environment variable and help.
 
-Precedence, highest first: explicit arguments (or ``%config YandexArt.*``), then environment
-variables, then the defaults here.
+:class:`Settings` is an immutable snapshot of all of them. The one precedence, highest first:
+arguments of a call, then ``%config YandexArt.*`` / ``ipython_config.py`` (see :mod:`.settings`),
+then environment variables, then the defaults here. Credentials are not settings: they come
+from the environment or files only (see :mod:`.credentials`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, RequestValidationError
+from .request import AspectRatio, AspectRatioLike, GenerationRequest, PromptLike, build_request, validate_mime
 
 DEFAULT_BASE_URL = "https://llm.api.cloud.yandex.net"
 DEFAULT_IAM_URL = "https://iam.api.cloud.yandex.net/iam/v1/tokens"
 EMULATOR = "emulator"
 GENERATE_PATH = "/foundationModels/v1/imageGenerationAsync"
+#: The folder the embedded emulator answers for when none is configured.
+EMULATOR_FOLDER = "emulator-folder"
+
+
+def _setting(default: Any, env: str, help: str) -> Any:
+    return field(default=default, metadata={"env": env, "help": help})
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Where to talk to and how long to wait; credentials live in :mod:`.credentials`."""
+    """Where to talk to, what to ask for by default, how long to wait, where to keep results."""
 
-    base_url: str = DEFAULT_BASE_URL
-    iam_url: str = DEFAULT_IAM_URL
-    folder_id: str | None = None
-    request_timeout: float = 60.0
-    wait_timeout: float = 3600.0
-    data_logging: bool | None = None
-    #: The folder's quotas (they change; the defaults are the documented ones).
-    generations_per_minute: int = 500
-    reads_per_second: int = 50
+    base_url: str = _setting(DEFAULT_BASE_URL, "YANDEXART_BASE_URL",
+                             "API base URL, or 'emulator' for the embedded emulator.")
+    iam_url: str = _setting(DEFAULT_IAM_URL, "YANDEXART_IAM_URL", "Where IAM tokens are obtained.")
+    folder_id: str | None = _setting(None, "YC_FOLDER_ID", "Yandex Cloud folder id (fills the model URI).")
+    model_uri: str | None = _setting(None, "YANDEXART_MODEL_URI",
+                                     "Model URI (default art://<folder>/yandex-art/latest).")
+    default_aspect: str = _setting("1:1", "YANDEXART_ASPECT", "Aspect ratio when a request gives none.")
+    mime_type: str = _setting("image/jpeg", "YANDEXART_MIME_TYPE", "image/jpeg or image/png.")
+    max_images: int = _setting(16, "YANDEXART_MAX_IMAGES",
+                               "Most images one cell or form click may start (guards the quota).")
+    request_timeout: float = _setting(60.0, "YANDEXART_REQUEST_TIMEOUT", "Seconds for one HTTP request.")
+    wait_timeout: float = _setting(3600.0, "YANDEXART_WAIT_TIMEOUT",
+                                   "Seconds to wait for a generation before giving up.")
+    data_logging: bool | None = _setting(None, "YANDEXART_DATA_LOGGING",
+                                         "Send x-data-logging-enabled true/false (unset: do not send).")
+    generations_per_minute: int = _setting(500, "YANDEXART_GENERATIONS_PER_MINUTE",
+                                           "The folder's generation quota per minute.")
+    reads_per_second: int = _setting(50, "YANDEXART_READS_PER_SECOND",
+                                     "The folder's operation-read quota per second.")
+    data_dir: str | None = _setting(None, "YANDEXART_HOME",
+                                    "Folder of the local store (unset: the user's data folder).")
+
+    @classmethod
+    def resolve(
+        cls,
+        configured: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """Defaults, then ``env``, then ``configured``, then ``overrides``; None means "not given"."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            raw = env.get(spec.metadata["env"])
+            if raw:
+                values[spec.name] = _parse(spec, raw, spec.metadata["env"])
+        for layer in (configured or {}, overrides or {}):
+            for name, value in layer.items():
+                if value is not None and value != "":
+                    values[name] = value
+        return cls(**values).validated()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, then the environment, then the non-None ``overrides``."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        if env.get("YANDEXART_BASE_URL"):
-            values["base_url"] = env["YANDEXART_BASE_URL"]
-        if env.get("YANDEXART_IAM_URL"):
-            values["iam_url"] = env["YANDEXART_IAM_URL"]
-        if env.get("YC_FOLDER_ID"):
-            values["folder_id"] = env["YC_FOLDER_ID"]
-        for name, variable in (("generations_per_minute", "YANDEXART_GENERATIONS_PER_MINUTE"),
-                               ("reads_per_second", "YANDEXART_READS_PER_SECOND")):
-            if env.get(variable):
-                try:
-                    values[name] = int(env[variable])
-                except ValueError:
-                    raise ConfigurationError(f"{variable}={env[variable]!r} is not a whole number") from None
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        settings = cls(**values)
-        if settings.base_url != EMULATOR:
-            check_url(settings.base_url, "base URL")
-        check_url(settings.iam_url, "IAM token URL")
-        return settings
+        """Defaults, then the environment, then the non-None ``overrides`` (no ``%config`` layer)."""
+        return cls.resolve(None, env, overrides)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied (None values are ignored), validated."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **given).validated() if given else self
+
+    def validated(self) -> Settings:
+        """Check every value; the error names the setting and says what would be valid."""
+        if self.base_url != EMULATOR:
+            check_url(self.base_url, "base URL")
+        check_url(self.iam_url, "IAM token URL")
+        for name in ("max_images", "generations_per_minute", "reads_per_second"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be a whole number of at least 1, not {getattr(self, name)!r}")
+        for name in ("request_timeout", "wait_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigurationError(f"{name} must be a positive number of seconds, not {getattr(self, name)!r}")
+        try:
+            AspectRatio.parse(self.default_aspect)
+            validate_mime(self.mime_type)
+        except RequestValidationError as exc:
+            raise ConfigurationError(f"default {exc}") from None
+        return self
+
+    def request(
+        self,
+        prompt: PromptLike,
+        *,
+        seed: int | str | None = None,
+        aspect: AspectRatioLike | None = None,
+        mime_type: str | None = None,
+        model_uri: str | None = None,
+    ) -> GenerationRequest:
+        """Validate a request with these defaults filling what the caller left out (nothing is sent)."""
+        return build_request(
+            prompt, seed=seed, aspect=aspect or self.default_aspect, mime_type=mime_type or self.mime_type,
+            model_uri=model_uri or self.model_uri, folder_id=self.folder,
+        )
+
+    @property
+    def folder(self) -> str | None:
+        """The folder requests are made for (the emulator has one of its own)."""
+        if self.folder_id is None and self.base_url == EMULATOR:
+            return EMULATOR_FOLDER
+        return self.folder_id
+
+    @property
+    def home(self) -> Path:
+        """The local store's folder: ``data_dir``, else the platform's user data folder."""
+        if self.data_dir:
+            return Path(self.data_dir).expanduser()
+        return user_data_dir()
+
+    def connection_key(self) -> tuple[Any, ...]:
+        """The settings a client's connection depends on (two faces with equal keys share one)."""
+        return tuple(getattr(self, name) for name in CONNECTION_FIELDS)
 
 
-_session_defaults: dict[str, Any] = {}
+#: The settings the HTTP client reads; the rest shape requests, waits or storage.
+CONNECTION_FIELDS = ("base_url", "iam_url", "folder_id", "request_timeout", "data_logging",
+                     "generations_per_minute", "reads_per_second")
+
+SETTINGS = tuple(fields(Settings))
 
 
-def set_session_defaults(**values: Any) -> None:
-    """Defaults for this process that beat the environment (``%config YandexArt.*`` sets them)."""
-    for name, value in values.items():
-        if value is None or value == "":
-            _session_defaults.pop(name, None)
-        else:
-            _session_defaults[name] = value
+def _parse(spec: dataclasses.Field[Any], raw: str, variable: str) -> Any:
+    kind = spec.type if isinstance(spec.type, str) else getattr(spec.type, "__name__", "")
+    text = raw.strip()
+    try:
+        if kind.startswith("int"):
+            return int(text)
+        if kind.startswith("float"):
+            return float(text)
+    except ValueError:
+        raise ConfigurationError(f"{variable}={raw!r} is not a number") from None
+    if kind.startswith("bool"):
+        lowered = text.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigurationError(f"{variable}={raw!r} is not true or false")
+    return text
 
 
-def session_defaults() -> dict[str, Any]:
-    """The current process-wide defaults (see :func:`set_session_defaults`)."""
-    return dict(_session_defaults)
+def user_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The user's data folder for yart_jupyter (XDG on Linux)."""
+    env = os.environ if env is None else env
+    if sys.platform == "win32":
+        base = Path(env.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "yart_jupyter"
 
 
 def check_url(url: str, what: str) -> str:

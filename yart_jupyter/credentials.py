@@ -38,7 +38,7 @@ REFRESH_MARGIN = 300.0
 
 HOW_TO_PROVIDE = (
     "No Yandex Cloud credentials found. Provide one of: "
-    "api_key= or iam_token= arguments (or %config YandexArt.api_key); "
+    "api_key= or iam_token= arguments of YandexArtClient; "
     "YC_API_KEY (a service-account API key); "
     "YC_IAM_TOKEN (an IAM token, e.g. from `yc iam create-token`); "
     "YC_OAUTH_TOKEN (a Yandex OAuth token, exchanged for IAM tokens); "

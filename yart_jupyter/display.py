@@ -11,14 +11,60 @@ import html
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from .image import GeneratedImage
-
-if TYPE_CHECKING:
-    from .store import Record
+from .status import BatchStatus
 
 Bundle = dict[str, Any]
+
+#: Muted and error text styles that follow JupyterLab's light and dark themes (used by the form).
+MUTED = "color: var(--jp-ui-font-color2, #666); font-size: 12px"
+ERROR = "color: var(--jp-error-color1, #d32f2f); font-size: 12px"
+
+
+class Picture(Protocol):
+    """What a figure shows: a GeneratedImage, as far as display is concerned."""
+
+    image_bytes: bytes
+    mime_type: str
+
+    @property
+    def size(self) -> tuple[int, int] | None: ...
+
+    @property
+    def prompt(self) -> str: ...
+
+    def caption(self) -> str: ...
+
+
+class Entry(Protocol):
+    """What a history or pending row shows: a store Record, as far as display is concerned."""
+
+    @property
+    def operation_id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def prompt(self) -> str: ...
+
+    @property
+    def seed(self) -> int | None: ...
+
+    @property
+    def aspect(self) -> str | None: ...
+
+    @property
+    def submitted_at(self) -> datetime: ...
+
+    @property
+    def duration(self) -> float | None: ...
+
+
+def span(text: str, style: str = MUTED) -> str:
+    """A styled, escaped piece of HTML text (widget labels, captions, errors)."""
+    return f'<span style="{style}">{html.escape(text)}</span>'
 
 _FIGURE = (
     '<figure style="margin:0 12px 12px 0;display:inline-block;vertical-align:top;max-width:{width}px">'
@@ -28,7 +74,7 @@ _FIGURE = (
 )
 
 
-def images_bundle(images: Sequence[GeneratedImage], notes: Sequence[str] = ()) -> Bundle:
+def images_bundle(images: Sequence[Picture], notes: Sequence[str] = ()) -> Bundle:
     """A grid of figures with captions (one image is a grid of one), plus any notes below."""
     width, tallest = (720, 640) if len(images) == 1 else (340, 420)
     figures = []
@@ -91,11 +137,46 @@ class StatusLine:
             self._handle.update(bundle, raw=True)
 
 
+class CellView:
+    """A batch shown in a notebook cell: a status line updated in place, then the pictures.
+
+    ``errors_in_place``: a background job's errors replace its status line (its cell has ended,
+    so there is nowhere else to print them); a waiting cell's errors are raised instead.
+    """
+
+    def __init__(self, status: BatchStatus, *, errors_in_place: bool) -> None:
+        self.line = StatusLine(status.text())
+        self.errors_in_place = errors_in_place
+
+    def progress(self, status: BatchStatus) -> None:
+        self.line.update(status.text())
+
+    def finished(self, images: Sequence[Picture], failures: Sequence[Exception], notes: Sequence[str]) -> None:
+        lines = [*notes, *(f"✖ {failure}" for failure in failures)]
+        if images:
+            self.line.replace(images_bundle(images, lines))
+        elif self.errors_in_place and lines:
+            self.line.replace(message_bundle("; ".join(lines), "error"))
+        else:
+            self.line.replace({"text/plain": ""})
+
+    def stopped(self, status: BatchStatus) -> None:
+        message, hint = status.interrupted_text()
+        text = f"{message}. {hint}" if hint else message
+        self.line.replace(message_bundle(text, "warning") if self.errors_in_place else {"text/plain": ""})
+
+
+def text_bundle(rows: Sequence[str]) -> Bundle:
+    """Rows of monospaced text (``%yandexart jobs``, help)."""
+    return {"text/plain": "\n".join(rows),
+            "text/html": "<pre style='font-size:12px'>" + "\n".join(html.escape(r) for r in rows) + "</pre>"}
+
+
 def _when(moment: datetime) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
-def history_bundle(records: Sequence[Record], thumbnails: Sequence[bytes | None]) -> Bundle:
+def history_bundle(records: Sequence[Entry], thumbnails: Sequence[bytes | None]) -> Bundle:
     """A gallery of thumbnails with prompt, seed, aspect, time and duration."""
     cells = []
     lines = []
@@ -120,7 +201,7 @@ def history_bundle(records: Sequence[Record], thumbnails: Sequence[bytes | None]
     return {"text/html": f'<div class="yart-history">{"".join(cells)}</div>', "text/plain": "\n".join(lines)}
 
 
-def records_table(records: Sequence[Record], running_here: set[str]) -> Bundle:
+def records_table(records: Sequence[Entry], running_here: set[str]) -> Bundle:
     """A table of records (for ``%yandexart pending``)."""
     rows = []
     plain = []

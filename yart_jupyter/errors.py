@@ -7,6 +7,7 @@ IPython print that one line instead of a traceback wall.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from .redact import redact
@@ -135,3 +136,40 @@ class StorageError(YandexArtError, OSError):
 
 class ConfigurationError(YandexArtError, ValueError):
     """A setting is unusable (a base URL that is not http(s), secrets over plain http, ...)."""
+
+
+class MagicUsageError(YandexArtError):
+    """Options or a subcommand of ``%yandexart`` that it does not understand."""
+
+    hint = "See %yandexart help"
+
+
+class GenerationInterrupted(YandexArtError):
+    """The magic's one-line account of an interrupt: which operations still run on the server.
+
+    Only the notebook face raises it; the Python API lets :class:`asyncio.CancelledError` through.
+    """
+
+
+class BatchError(YandexArtError):
+    """Some generations of a batch failed; ``failures`` holds every error, ``images`` what succeeded."""
+
+    def __init__(
+        self, failures: Sequence[YandexArtError], images: Sequence[Any] = (), total: int | None = None
+    ) -> None:
+        self.failures = list(failures)
+        self.images = list(images)
+        self.total = total if total is not None else len(self.failures) + len(self.images)
+        first = self.failures[0] if self.failures else None
+        super().__init__(
+            f"{len(self.failures)} of {self.total} generations failed; the first: "
+            f"{first.message if first else 'unknown'}",
+            operation_id=first.operation_id if first else None, request_id=first.request_id if first else None,
+        )
+
+    def _render_traceback_(self) -> list[str]:
+        lines = [f"{type(self).__name__}: {self}"]
+        lines.extend(f"  ✖ {type(f).__name__}: {f}" for f in self.failures[1:10])
+        if len(self.failures) > 10:
+            lines.append(f"  ... and {len(self.failures) - 10} more (see .failures)")
+        return lines

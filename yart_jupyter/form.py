@@ -8,43 +8,29 @@ the environment or configuration, and the form only shows where they came from, 
 from __future__ import annotations
 
 import asyncio
-import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
 
 from . import errors
-from .api import shared_client
-from .engine import JOBS, BatchStatus, Job, run_batch, server_canceller
-from .image import GeneratedImage
+from .config import Settings
+from .display import ERROR as _ERROR
+from .display import MUTED as _MUTED
+from .display import span as _html
+from .engine import Batch, run, server_canceller
+from .image import GeneratedImage, ImageSet, thumbnail
+from .jobs import JOBS, Job
 from .outputs import target_path
-from .request import ASPECT_PRESETS, MAX_TEXT, Message, build_request, random_seed
+from .request import ASPECT_PRESETS, MAX_TEXT, AspectRatio, GenerationRequest, Message, random_seed
+from .settings import current
+from .shared import shared_client
+from .status import BatchStatus
 from .store import get_store
 
-MAX_COUNT = 8
 CUSTOM = "custom W:H"
-_MUTED = "color: var(--jp-ui-font-color2, #666); font-size: 12px"
-_ERROR = "color: var(--jp-error-color1, #d32f2f); font-size: 12px"
-
-
-def _html(text: str, style: str = _MUTED) -> str:
-    import html
-
-    return f'<span style="{style}">{html.escape(text)}</span>'
-
-
-def thumbnail(data: bytes, size: int = 320) -> bytes:
-    """A small JPEG for the gallery, so the notebook's widget state stays small."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as picture:
-        picture.thumbnail((size, size))
-        out = io.BytesIO()
-        picture.convert("RGB").save(out, "JPEG", quality=85)
-    return out.getvalue()
 
 
 def cell_text(image: GeneratedImage) -> str:
@@ -78,7 +64,7 @@ class ImageCard(w.HBox):  # type: ignore[misc]
     def __init__(self, image: GeneratedImage, form: YandexArtForm) -> None:
         self.image = image
         self._form = form
-        self._thumb = thumbnail(image.image_bytes)
+        self._thumb = thumbnail(image.image_bytes, 320, 85)
         self.picture = w.Image(value=self._thumb, format="jpeg", layout=w.Layout(width="256px"))
         self.caption = w.HTML(_html(image.caption()) + "<br>" + _html(image.prompt[:200], "font-size: 12px"))
         self.save_button = w.Button(description="Save", icon="save", tooltip=f"Save into {form.save_folder.value}")
@@ -132,18 +118,34 @@ class JobCard(w.VBox):  # type: ignore[misc]
 
     def __init__(self, title: str) -> None:
         self.title = w.HTML(_html(title, "font-weight: 600; font-size: 12px"))
-        self.progress = w.HTML(_html("starting ..."))
+        self.progress_line = w.HTML(_html("starting ..."))
         self.images = w.VBox([])
-        super().__init__([self.title, self.progress, self.images],
+        super().__init__([self.title, self.progress_line, self.images],
                          layout=w.Layout(border="1px solid var(--jp-border-color2, #ddd)", padding="6px",
                                          margin="6px 0", width="100%"))
         self.add_class("yart-job")
+        self.form: YandexArtForm | None = None
+
+    def progress(self, status: BatchStatus) -> None:
+        self.progress_line.value = _html(status.text())
+
+    def finished(self, images: ImageSet, failures: Sequence[errors.YandexArtError], notes: Sequence[str]) -> None:
+        done = self.progress_line.value
+        self.progress_line.value = done + "".join("<br>" + _html(f"✖ {f}", _ERROR) for f in failures)
+        if self.form is not None:
+            self.images.children = [ImageCard(image, self.form) for image in images]
+
+    def stopped(self, status: BatchStatus) -> None:
+        message, hint = status.interrupted_text()
+        self.progress_line.value = _html(f"{message}. {hint}" if hint else message, _ERROR)
 
 
 class YandexArtForm(w.VBox):  # type: ignore[misc]
     """The form; ``yart_jupyter.form()`` shows one."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
+        #: The settings this form was made with; Generate reads the current ones again.
+        self.settings = settings or current()
         self.setup = w.HTML(_html("resolving credentials ..."))
         self.prompt = w.Textarea(placeholder="Describe the picture, e.g. a lighthouse on a cliff at dawn",
                                  layout=w.Layout(width="100%", height="80px"))
@@ -158,10 +160,10 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
         self.aspect = w.Dropdown(
             options=[(f"{name} ({w_}:{h})", f"{w_}:{h}") for name, (w_, h) in ASPECT_PRESETS.items()] + [
                 (CUSTOM, CUSTOM)],
-            value="1:1", description="Aspect", layout=w.Layout(width="230px"), style={"description_width": "50px"},
+            value=None, description="Aspect", layout=w.Layout(width="230px"), style={"description_width": "50px"},
         )
         self.custom_aspect = w.Text(placeholder="W:H", layout=w.Layout(width="80px", display="none"))
-        self.count = w.BoundedIntText(value=1, min=1, max=MAX_COUNT, description="Count",
+        self.count = w.BoundedIntText(value=1, min=1, max=self.settings.max_images, description="Count",
                                       layout=w.Layout(width="130px"), style={"description_width": "45px"})
         self.save_folder = w.Text(value="yandexart-images", description="Save to",
                                   layout=w.Layout(width="320px"), style={"description_width": "50px"})
@@ -182,6 +184,7 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
             self.gallery,
         ], layout=w.Layout(width="100%", max_width="980px"))
         self.add_class("yart-form")
+        self._show_aspect(AspectRatio.parse(self.settings.default_aspect))
         for widget in (self.prompt, self.seed, self.aspect, self.custom_aspect, self.count):
             widget.observe(lambda _: self.validate(), "value")
         self.aspect.observe(self._aspect_changed, "value")
@@ -200,7 +203,7 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
 
     async def _describe_setup(self) -> None:
         """Show which credentials, folder and endpoint are in use, secrets redacted."""
-        client = shared_client()
+        client = shared_client(self.settings)
         try:
             await client.open()
         except errors.YandexArtError as exc:
@@ -233,12 +236,15 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
         self.seed.value = str(image.seed)
         self.keep_seed.value = True
         if image.aspect is not None:
-            ratio = str(image.aspect)
-            if ratio in [v for _, v in self.aspect.options]:
-                self.aspect.value = ratio
-            else:
-                self.aspect.value = CUSTOM
-                self.custom_aspect.value = ratio
+            self._show_aspect(image.aspect)
+
+    def _show_aspect(self, aspect: AspectRatio) -> None:
+        ratio = str(aspect)
+        if ratio in [v for _, v in self.aspect.options]:
+            self.aspect.value = ratio
+        else:
+            self.aspect.value = CUSTOM
+            self.custom_aspect.value = ratio
 
     def _aspect_changed(self, change: Any) -> None:
         self.custom_aspect.layout.display = "block" if change["new"] == CUSTOM else "none"
@@ -263,11 +269,8 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
         problem = self._setup_error and "fix the credentials first (see above)"
         if problem is None:
             try:
-                build_request(self._messages(), seed=self.seed.value.strip() or None, aspect=self._aspect_value(),
-                              folder_id="validation")
-                if not 1 <= (self.count.value or 0) <= MAX_COUNT:
-                    raise errors.RequestValidationError("count", self.count.value, f"must be from 1 to {MAX_COUNT}")
-            except errors.RequestValidationError as exc:
+                self._requests(current())
+            except (errors.RequestValidationError, errors.ConfigurationError) as exc:
                 problem = str(exc)
         self.generate_button.disabled = problem is not None
         self.problem.value = _html(problem, _ERROR) if problem else ""
@@ -275,70 +278,59 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
 
     # -- generating --------------------------------------------------------------------------
 
+    def _requests(self, settings: Settings, base_seed: int | None = None) -> list[GenerationRequest]:
+        """Every request of one click (seeds from ``base_seed`` on), validated against ``settings``; without
+        ``base_seed``, the one request that validation needs. Nothing is sent."""
+        limit = settings.max_images
+        count = self.count.value or 0
+        if not 1 <= count <= limit:
+            raise errors.RequestValidationError("count", count, f"must be from 1 to {limit} (the max_images setting)")
+        seeds: list[int | str | None] = (
+            [min(base_seed + i, 2**63 - 1) for i in range(count)] if base_seed is not None
+            else [self.seed.value.strip() or None]
+        )
+        return [settings.request(self._messages(), seed=seed, aspect=self._aspect_value()) for seed in seeds]
+
     def generate(self) -> Job | None:
         """Start a job on the kernel's loop and return at once."""
         if self.validate() is not None:
             return None
         if not self.keep_seed.value or not self.seed.value.strip():
             self.new_seed()
-        client = shared_client()
-        base_seed = int(self.seed.value)
+        settings = current()
         try:
-            requests = [
-                client.build_request(self._messages(), seed=min(base_seed + i, 2**63 - 1), aspect=self._aspect_value())
-                for i in range(self.count.value)
-            ]
+            requests = self._requests(settings, int(self.seed.value))
         except errors.YandexArtError as exc:
             self.problem.value = _html(str(exc), _ERROR)
             return None
         card = JobCard(f"{len(requests)} × {requests[0].prompt[:80]}")
+        card.form = self
         self.gallery.children = (card, *self.gallery.children)
         status = BatchStatus(len(requests))
-        job = JOBS.submit(self._run(card, requests, status), f"form: {requests[0].prompt[:40]}", status)
+        job = JOBS.submit(self._run(settings, card, requests, status), f"form: {requests[0].prompt[:40]}", status)
         self.jobs.append(job)
         self.cancel_button.disabled = False
-        job.task.add_done_callback(lambda _: self._job_finished())
+        job.task.add_done_callback(lambda _: self._job_finished(job))
         return job
 
-    async def _run(self, card: JobCard, requests: list[Any], status: BatchStatus) -> list[GeneratedImage]:
-        ticker = asyncio.ensure_future(self._tick(card, status))
-        try:
-            images, failures = await run_batch(
-                shared_client(), requests, status=status, store=get_store(),
-                on_update=lambda s: setattr(card.progress, "value", _html(s.text())),
-            )
-        except errors.YandexArtError as exc:
-            card.progress.value = _html(str(exc), _ERROR)
-            raise
-        finally:
-            ticker.cancel()
-        card.progress.value = _html(status.text().replace("YandexART · ", ""))
-        if failures:
-            card.progress.value += "<br>" + "<br>".join(_html(f"✖ {f}", _ERROR) for f in failures)
-        card.images.children = [ImageCard(image, self) for image in images]
-        return list(images)
+    async def _run(self, settings: Settings, card: JobCard, requests: list[GenerationRequest],
+                   status: BatchStatus) -> list[GeneratedImage]:
+        return list(await run(shared_client(settings), get_store(settings.home), Batch(requests), card,
+                              status=status))
 
-    @staticmethod
-    async def _tick(card: JobCard, status: BatchStatus) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            card.progress.value = _html(status.text())
-
-    def _job_finished(self) -> None:
-        self.cancel_button.disabled = not any(job.state == "running" for job in self.jobs)
+    def _job_finished(self, job: Job) -> None:
+        self.jobs.remove(job)
+        self.cancel_button.disabled = not self.jobs
 
     def cancel(self) -> None:
         """Cancel the form's running jobs (and their operations on the server)."""
         running = [job for job in self.jobs if job.state == "running"]
         if running:
-            canceller = server_canceller(shared_client(), get_store())
+            settings = current()
+            canceller = server_canceller(shared_client(settings), get_store(settings.home))
             asyncio.get_running_loop().create_task(JOBS.cancel(running, cancel_remote=canceller))
 
 
 def form() -> YandexArtForm:
-    """Show the YandexART form in the notebook and return it."""
-    from IPython.display import display
-
-    panel = YandexArtForm()
-    display(panel)  # type: ignore[no-untyped-call]
-    return panel
+    """A new YandexART form; the last line of a cell (or ``display()``) shows it."""
+    return YandexArtForm()

@@ -66,6 +66,19 @@ def copy_atomic(source: Path, target: Path) -> None:
             tmp.unlink()
 
 
+def thumbnail(data: bytes, size: int = 256, quality: int = 80) -> bytes:
+    """A small JPEG of a picture (gallery cards, history), so notebooks and widget state stay small."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as picture:
+        picture.thumbnail((size, size))
+        out = io.BytesIO()
+        picture.convert("RGB").save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
 def sniff_mime(data: bytes) -> str:
     """The mime type the bytes really are (the server may ignore the one asked for)."""
     if data[:8] == b"\x89PNG\r\n\x1a\n":

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import StorageError
-from .image import GeneratedImage, image_size, write_atomic
+from .image import GeneratedImage, image_size, thumbnail, write_atomic
 from .redact import get_logger
 from .request import AspectRatio, GenerationRequest, Message
 
@@ -59,20 +58,6 @@ CREATE INDEX IF NOT EXISTS generations_cache ON generations (request_key, status
 CREATE INDEX IF NOT EXISTS generations_time ON generations (submitted_at);
 CREATE INDEX IF NOT EXISTS generations_status ON generations (status);
 """
-
-
-def default_home(env: dict[str, str] | None = None) -> Path:
-    """``YANDEXART_HOME``, else the user's data directory (XDG on Linux)."""
-    env = dict(os.environ) if env is None else env
-    if env.get("YANDEXART_HOME"):
-        return Path(env["YANDEXART_HOME"]).expanduser()
-    if sys.platform == "win32":
-        base = Path(env.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "yart_jupyter"
 
 
 def request_key(request: GenerationRequest) -> str:
@@ -142,10 +127,9 @@ class Store:
         self.home = Path(home).expanduser()
         self.images = self.home / "images"
         self.db_path = self.home / "yart.sqlite3"
-        self._local = threading.local()
         try:
             self.images.mkdir(parents=True, exist_ok=True)
-            self._retry(lambda: self._connection().executescript(_SCHEMA))
+            self._retry(self._create)
         except StorageError:
             raise
         except (OSError, sqlite3.Error) as exc:
@@ -155,29 +139,41 @@ class Store:
     def __repr__(self) -> str:
         return f"<yart_jupyter Store {self.home}>"
 
+    def _create(self) -> None:
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")  # kept in the file: later connections need not ask
+            db.executescript(_SCHEMA)
+
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.db_path, timeout=15.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one unit of work, always closed at its end (no thread keeps one)."""
+        db = sqlite3.connect(self.db_path, timeout=15.0, isolation_level=None)
+        try:
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=15000")
             db.row_factory = sqlite3.Row
-            self._local.db = db
-        return db
+            yield db
+        finally:
+            db.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        def run() -> list[sqlite3.Row]:
+            with self._connect() as db:
+                return db.execute(sql, tuple(args)).fetchall()
+
+        return self._retry(run)
 
     def _retry(self, action: Callable[[], T]) -> T:
         """Run a short transaction, retrying while another process holds the database."""
@@ -192,13 +188,6 @@ class Store:
                 time.sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        """Close this thread's connection."""
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -276,8 +265,7 @@ class Store:
         sql = f"SELECT * FROM generations WHERE {where} ORDER BY submitted_at DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        rows = self._retry(lambda: self._connection().execute(sql, tuple(args)).fetchall())
-        return [self._record(row) for row in rows]
+        return [self._record(row) for row in self._query(sql, args)]
 
     def _record(self, row: sqlite3.Row) -> Record:
         messages = tuple(Message(text, weight) for text, weight in json.loads(row["messages"] or "[]"))
@@ -323,11 +311,11 @@ class Store:
         """(seconds, aspect, model URI) of the latest finished generations, to learn the schedule from."""
         sql = ("SELECT finished_at - submitted_at, COALESCE(aspect, ''), COALESCE(model_uri, '') FROM generations"
                " WHERE status='done' AND finished_at IS NOT NULL ORDER BY submitted_at DESC LIMIT ?")
-        rows = self._retry(lambda: self._connection().execute(sql, (limit,)).fetchall())
+        rows = self._query(sql, (limit,))
         return [(float(r[0]), str(r[1]), str(r[2])) for r in rows if r[0] and r[0] > 0]
 
     def count(self) -> int:
-        return int(self._retry(lambda: self._connection().execute("SELECT COUNT(*) FROM generations").fetchone()[0]))
+        return int(self._query("SELECT COUNT(*) FROM generations")[0][0])
 
     # -- pruning -----------------------------------------------------------------------------
 
@@ -347,20 +335,17 @@ class Store:
                     break
                 doomed.append(record)
                 total -= record.bytes or 0
+        def delete() -> None:
+            with self._transaction() as db:
+                db.executemany("DELETE FROM generations WHERE operation_id=?", [(r.operation_id,) for r in doomed])
+
+        self._retry(delete)  # the records go first: a failure here leaves every file in place
         freed = 0
         for record in doomed:
             if record.image_path is not None and record.image_path.exists():
                 freed += record.image_path.stat().st_size
                 record.image_path.unlink()
-            thumb = self.thumbnail_path(record.operation_id)
-            if thumb.exists():
-                thumb.unlink()
-
-        def delete() -> None:
-            with self._transaction() as db:
-                db.executemany("DELETE FROM generations WHERE operation_id=?", [(r.operation_id,) for r in doomed])
-
-        self._retry(delete)
+            self.thumbnail_path(record.operation_id).unlink(missing_ok=True)
         return len(doomed), freed
 
     # -- thumbnails --------------------------------------------------------------------------
@@ -375,15 +360,7 @@ class Store:
             return path.read_bytes()
         if record.image_path is None or not record.image_path.exists():
             return None
-        import io
-
-        from PIL import Image
-
-        with Image.open(record.image_path) as picture:
-            picture.thumbnail((size, size))
-            out = io.BytesIO()
-            picture.convert("RGB").save(out, "JPEG", quality=80)
-        data = out.getvalue()
+        data = thumbnail(record.image_path.read_bytes(), size)
         write_atomic(path, data)
         return data
 
@@ -392,10 +369,12 @@ _stores_lock = threading.Lock()
 
 
 def get_store(home: str | os.PathLike[str] | None = None) -> Store:
-    """The store in ``home`` (default: the configured data folder), opened once per process."""
-    from .config import session_defaults
+    """The store in ``home`` (default: the current settings' data folder), opened once per process."""
+    if home is None:
+        from .settings import current
 
-    path = Path(home or session_defaults().get("data_dir") or default_home()).expanduser().resolve()
+        home = current().home
+    path = Path(home).expanduser().resolve()
     with _stores_lock:
         if path not in _stores:
             _stores[path] = Store(path)

@@ -6,8 +6,10 @@ import math
 import random
 from dataclasses import dataclass, field
 
+from ..config import EMULATOR_FOLDER
+
 DEFAULT_API_KEY = "emulator-key"
-DEFAULT_FOLDER = "emulator-folder"
+DEFAULT_FOLDER = EMULATOR_FOLDER
 
 
 @dataclass(frozen=True)

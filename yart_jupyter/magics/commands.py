@@ -1,0 +1,61 @@
+"""The table of ``%yandexart`` subcommands, and the help generated from their parsers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import cancel, cell, form, history, jobs, pending, prune, resume
+from .face import Face
+from .parsers import Parser, ParserFactory
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its parser and what it does."""
+
+    parser: ParserFactory
+    run: Callable[[Face, Any], Awaitable[None]]
+
+
+COMMANDS: dict[str, Command] = {
+    "jobs": Command(jobs.parser, jobs.run),
+    "cancel": Command(cancel.parser, cancel.run),
+    "resume": Command(resume.parser, resume.run),
+    "pending": Command(pending.parser, pending.run),
+    "history": Command(history.parser, history.run),
+    "prune": Command(prune.parser, prune.run),
+    "form": Command(form.parser, form.run),
+}
+
+ONE_LINE = ("%yandexart PROMPT [options]",
+            "Generate from a one-line prompt with the cell's options; the prompt may itself contain ' -- '.")
+SETTINGS = "Settings: %config YandexArt lists them (folder_id, base_url, default_aspect, max_images, ...)."
+
+
+def usage() -> str:
+    """The whole help: the cell, then every subcommand, rendered from the parsers."""
+    parts = [cell.parser().format_help().rstrip(), "", "Line forms:", f"  {ONE_LINE[0]}", f"      {ONE_LINE[1]}"]
+    for command in COMMANDS.values():
+        p: Parser = command.parser()
+        parts.append(f"  {p.format_usage().strip().removeprefix('usage: ')}")
+        parts.append(f"      {p.description}")
+    parts += ["  %yandexart help", "      This text.", "", SETTINGS]
+    return "\n".join(parts)
+
+
+def markdown() -> str:
+    """The same reference as Markdown tables (README and the documentation site)."""
+    lines = ["| cell option | what it does |", "|---|---|"]
+    lines += [f"| `{inv}` | {_cell(text)} |" for inv, text in cell.parser().rows()]
+    lines += ["", "| line form | what it does |", "|---|---|", f"| `{ONE_LINE[0]}` | {ONE_LINE[1]} |"]
+    for command in COMMANDS.values():
+        p = command.parser()
+        lines.append(f"| `{p.format_usage().strip().removeprefix('usage: ')}` | {p.description} |")
+    lines.append("| `%yandexart help` | This reference. |")
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")

@@ -1,0 +1,18 @@
+"""``%yandexart form``: show the widget form in this cell."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .face import Face
+from .parsers import Parser
+
+
+def parser() -> Parser:
+    return Parser("%yandexart form", "Show the widget form (the same engine, store and settings).")
+
+
+async def run(face: Face, options: Any) -> None:
+    from ..form import form
+
+    face.display(form())

@@ -1,0 +1,70 @@
+"""The live bookkeeping of one batch: what is started, done, failed; and its one-line texts."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+#: How the notebook face says to collect an operation.
+MAGIC_COLLECT = "%yandexart resume {op}"
+
+
+@dataclass
+class BatchStatus:
+    """Live bookkeeping of one batch of generations."""
+
+    total: int
+    started_at: float = field(default_factory=time.monotonic)
+    operation_ids: list[str] = field(default_factory=list)
+    finished_ids: set[str] = field(default_factory=set)
+    failed: int = 0
+    retries: int = 0
+    cached: int = 0
+    #: Set when the user cancelled the job on purpose (not an interrupt of a waiting cell).
+    cancelled_by_user: bool = False
+
+    @property
+    def done(self) -> int:
+        return len(self.finished_ids) + self.cached
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started_at
+
+    @property
+    def pending_ids(self) -> list[str]:
+        """Operations started on the server and not yet collected."""
+        return [op for op in self.operation_ids if op not in self.finished_ids]
+
+    def text(self) -> str:
+        """One status line: progress, time, operation ids, retries."""
+        parts = [f"YandexART · {self.done}/{self.total} done", f"{self.elapsed:.0f} s"]
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        pending = self.pending_ids
+        if pending:
+            more = f" +{len(pending) - 1}" if len(pending) > 1 else ""
+            parts.append(f"op {pending[0]}{more}")
+        elif not self.operation_ids and self.done < self.total:
+            parts.append("starting")
+        if self.retries:
+            parts.append(f"{self.retries} retr{'y' if self.retries == 1 else 'ies'}")
+        return " · ".join(parts)
+
+    def interrupted_text(self, collect: str = MAGIC_COLLECT) -> tuple[str, str]:
+        """(message, hint) for an interrupt or a cancel: which operations still run, how to collect them
+        (``collect`` is the face's command, with ``{op}`` for the id)."""
+        pending = self.pending_ids
+        if self.cancelled_by_user:
+            ids = f": {', '.join(pending)} asked to stop on the server" if pending else ""
+            return f"Cancelled{ids}", ""
+        if not pending:
+            return "Interrupted; no generation had started on the server", ""
+        message = (
+            f"Interrupted; {len(pending)} operation{'s are' if len(pending) > 1 else ' is'} still running "
+            f"on the server: {', '.join(pending)}"
+        )
+        hint = f"Collect with `{collect.format(op=pending[0])}`" + (
+            " (one id at a time, or `%yandexart resume --all`)" if len(pending) > 1 else ""
+        )
+        return message, hint
