@@ -10,9 +10,9 @@ import ipywidgets as w
 import pytest
 from ipywidgets.widgets.widget import _instances
 
-from yart_jupyter.shared import close_shared_clients
 from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.form import ImageCard, YandexArtForm, cell_text
+from yart_jupyter.shared import close_shared_clients
 from yart_jupyter.store import get_store
 
 from .conftest import FOLDER, KEY

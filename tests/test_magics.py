@@ -13,8 +13,8 @@ from IPython.utils.capture import capture_output
 from yart_jupyter import errors
 from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.errors import GenerationInterrupted
-from yart_jupyter.jobs import Job
 from yart_jupyter.image import GeneratedImage, ImageSet
+from yart_jupyter.jobs import Job
 
 
 def run(shell: InteractiveShell, source: str) -> tuple[Any, Any]:
