@@ -78,7 +78,7 @@ async def test_oauth_exchange_and_refresh_on_401(
     async with make_client(api_key=None, credentials=creds) as client:
         await client.generate("oauth", seed=1)
         assert emulator.stats.by_phase["token"] == 1
-        emulator._issued.clear()  # every issued token is now unknown: the next call gets 401
+        emulator.iam.issued.clear()  # every issued token is now unknown: the next call gets 401
         await client.generate("oauth again", seed=2)
     assert emulator.stats.by_phase["token"] == 2
     assert emulator.stats.by_status[401] == 1
@@ -88,7 +88,7 @@ async def test_refresh_only_once(make_client: Callable[..., YandexArtClient], em
     creds = OAuthToken("emulator-oauth", iam_url=f"{emulator.url}/iam/v1/tokens")
     async with make_client(api_key=None, credentials=creds) as client:
         await client.generate("oauth", seed=1)
-        emulator._issued.clear()
+        emulator.iam.issued.clear()
         emulator.config.oauth_tokens.clear()  # the refresh itself is refused now
         with pytest.raises(errors.AuthenticationError, match="token exchange"):
             await client.generate("fails", seed=2)
@@ -194,7 +194,7 @@ async def test_secrets_absent_from_debug_logs_and_errors(
             await client.generate("logs", seed=1)
             with pytest.raises(errors.YandexArtError) as info:
                 await client.get_operation(secret)
-    issued = [t for t in emulator._issued]
+    issued = [t for t in emulator.iam.issued]
     text = caplog.text + str(info.value) + repr(info.value) + repr(client)
     assert secret not in text
     assert all(token not in text for token in issued)

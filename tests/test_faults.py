@@ -69,11 +69,11 @@ async def test_fault_matrix(
         if phase == "token" or kind == "expire_tokens":
             await credentials.authorization(client.connection.require_session())  # a token exists: now break things
         if kind == "expire_tokens":
-            emulator._issued.clear()
+            emulator.iam.issued.clear()
             if phase == "poll":
                 emulator.config.duration = Duration("fixed", 0.5)
         elif phase == "token":
-            emulator._issued.clear()  # the next API call gets 401, so the token exchange runs and meets the fault
+            emulator.iam.issued.clear()  # the next API call gets 401, so the token exchange runs and meets the fault
             emulator.inject(kind, "token", **spec)
         elif phase == "start":
             emulator.inject(kind, "start", **spec)
