@@ -1,23 +1,31 @@
 # make demo: one command on a fresh machine, on the embedded emulator, no credentials.
-# make test: every test (lint and types included).
+# make test: every test (lint, types and the documentation build included).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The demo needs only the package and a notebook runner; the test venv has everything.
+DEMO_STAMP := $(VENV)/.demo-installed
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest emulator clean chromium bench
+.PHONY: demo test lint typecheck pytest docs reference emulator clean chromium bench
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
 
-demo: $(STAMP)
+$(DEMO_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[notebook]'
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[test,docs]'
+	touch $(STAMP) $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(PY) -m yart_jupyter.demo notebooks/quickstart.ipynb
 
 lint: $(STAMP)
-	$(PY) -m ruff check yart_jupyter tests bench
+	$(PY) -m ruff check yart_jupyter tests bench docs
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
@@ -31,7 +39,15 @@ chromium:
 pytest: $(STAMP) chromium
 	$(PY) -m pytest -q
 
-test: lint typecheck pytest
+# The documentation site, strict: a broken link or a missing page fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site  # not --quiet: it hides the warnings strict mode counts
+
+# Rewrite README's option table from the magic's parsers (a test fails while it is stale).
+reference: $(STAMP)
+	$(PY) -m yart_jupyter.magics.commands README.md
+
+test: lint typecheck pytest docs
 
 # Benchmarks print one table (and write bench/results.md), then the full soak (1,000 generations
 # through 10% faults); about twelve minutes.
@@ -43,4 +59,4 @@ emulator: $(STAMP)
 	$(PY) -m yart_jupyter.emulator --port 8765
 
 clean:
-	rm -rf $(VENV) demo-output test-artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-output test-artifacts site .pytest_cache .mypy_cache .ruff_cache

@@ -88,6 +88,25 @@ def shell(thread_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     ip.config.pop("YandexArt", None)  # %config values live in the shell's config, which outlives a test
 
 
+#: Tests that run real kernels or notebooks, by node name (the rest of their files are unit tests).
+KERNEL_TESTS = {"test_quickstart_and_errors_leak_no_secret", "test_form_as_last_line_is_displayed_once"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put every test in one tier: unit, kernel, browser or soak (``pytest -m "not browser"`` ...)."""
+    for item in items:
+        module = item.path.name
+        if module == "test_browser.py":
+            tier = "browser"
+        elif "soak" in item.name:
+            tier = "soak"
+        elif module == "test_kernel.py" or item.originalname in KERNEL_TESTS:
+            tier = "kernel"
+        else:
+            tier = "unit"
+        item.add_marker(getattr(pytest.mark, tier))
+
+
 #: (fault, phase, outcome, lost) rows collected by tests/test_faults.py, printed at the end.
 FAULT_RESULTS: list[tuple[str, str, str, int]] = []
 

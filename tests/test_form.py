@@ -11,9 +11,9 @@ import pytest
 from ipywidgets.widgets.widget import _instances
 
 from yart_jupyter.emulator import Duration, Emulator
-from yart_jupyter.form import ImageCard, YandexArtForm, cell_text
 from yart_jupyter.shared import close_shared_clients
 from yart_jupyter.store import get_store
+from yart_jupyter.widget import ImageCard, YandexArtForm, cell_text
 
 from .conftest import FOLDER, KEY
 

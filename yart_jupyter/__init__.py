@@ -34,7 +34,7 @@ _LAZY = {
     "build_request": ("request", "build_request"),
     "generate": ("api", "generate"),
     "history": ("api", "history"),
-    "form": ("form", "form"),
+    "form": ("widget", "form"),
     "prune": ("api", "prune"),
     "Store": ("store", "Store"),
     "errors": ("errors", None),

@@ -142,7 +142,7 @@ class Settings:
 
 
 #: The settings the HTTP client reads; the rest shape requests, waits or storage.
-CONNECTION_FIELDS = ("base_url", "iam_url", "folder_id", "request_timeout", "data_logging",
+CONNECTION_FIELDS = ("base_url", "iam_url", "folder_id", "request_timeout", "wait_timeout", "data_logging",
                      "generations_per_minute", "reads_per_second")
 
 SETTINGS = tuple(fields(Settings))

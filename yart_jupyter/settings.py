@@ -106,3 +106,12 @@ def detach(shell: Any) -> None:
     global _owner
     shell.configurables[:] = [c for c in shell.configurables if not isinstance(c, YandexArt)]
     _owner = None
+
+
+def reference() -> str:
+    """Every setting as a Markdown table (the documentation site's reference is generated from it)."""
+    rows = ["| setting | default | environment | what it does |", "|---|---|---|---|"]
+    for spec in SETTINGS:
+        default = "unset" if spec.default is None else f"`{spec.default}`"
+        rows.append(f"| `{spec.name}` | {default} | `{spec.metadata['env']}` | {spec.metadata['help']} |")
+    return "\n".join(rows)

@@ -15,7 +15,10 @@ from .face import Face, check_var
 from .parsers import Parser, split
 
 if TYPE_CHECKING:
+    from ..display import CellView
+    from ..engine import Batch
     from ..image import GeneratedImage, ImageSet
+    from ..status import BatchStatus
 
 BODY = """\
 The cell body is the prompt. Its lines are joined with spaces into one message; a line `---`
@@ -100,28 +103,39 @@ async def run(face: Face, line: str, body: str) -> None:
     if cell.options.background:
         count = len(cell.requests)
         description = f"{count} image{'s' if count > 1 else ''}: {cell.requests[0].prompt[:40]}"
-        face.set_result(JOBS.submit(execute(face, batch, view, status, cell), description, status))
+        job = JOBS.submit(execute(face, batch, view, status, cell, background=True), description, status)
+        face.set_result(job)
         return
     try:
-        await execute(face, batch, view, status, cell)
+        await execute(face, batch, view, status, cell, background=False)
     except asyncio.CancelledError:
         message, hint = status.interrupted_text()
         raise errors.GenerationInterrupted(message, hint=hint or None) from None
 
 
-async def execute(face: Face, batch: Any, view: Any, status: Any, cell: Plan) -> GeneratedImage | ImageSet:
-    """Run the batch through the engine; the cell's value is set even when some generations failed."""
+async def execute(
+    face: Face, batch: Batch, view: CellView, status: BatchStatus, cell: Plan, *, background: bool
+) -> GeneratedImage | ImageSet:
+    """Run the batch through the engine and keep the result: ``--var``, and ``_`` for a waiting cell
+    (a background job's cell has ended, so it leaves ``_`` to whatever ran since). A partial
+    result is kept too, before the error is raised."""
     from ..engine import run as run_batch
+    from ..image import ImageSet
+
+    def keep(value: GeneratedImage | ImageSet) -> None:
+        if background:
+            if cell.options.var:
+                face.user_ns[cell.options.var] = value
+        else:
+            face.set_result(value, cell.options.var)
 
     try:
         images = await run_batch(face.client(), face.store(), batch, view, status=status)
     except errors.BatchError as exc:
-        from ..image import ImageSet
-
-        face.set_result(ImageSet(exc.images), cell.options.var)
+        keep(ImageSet(exc.images))
         raise
     result: GeneratedImage | ImageSet = images[0] if cell.single and images else images
-    face.set_result(result, cell.options.var)
+    keep(result)
     return result
 
 

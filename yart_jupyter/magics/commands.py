@@ -59,3 +59,23 @@ def markdown() -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+def rewrite_readme(path: str) -> bool:
+    """Replace the README's option block with :func:`markdown`; True when it changed."""
+    from pathlib import Path
+
+    file = Path(path)
+    text = file.read_text()
+    start, end = "<!-- options:start -->\n", "<!-- options:end -->"
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    updated = f"{head}{start}{markdown()}\n{end}{tail}"
+    file.write_text(updated)
+    return updated != text
+
+
+if __name__ == "__main__":
+    import sys
+
+    print("updated" if rewrite_readme(sys.argv[1] if len(sys.argv) > 1 else "README.md") else "up to date")

@@ -13,6 +13,6 @@ def parser() -> Parser:
 
 
 async def run(face: Face, options: Any) -> None:
-    from ..form import form
+    from ..widget import form
 
     face.display(form())
