@@ -220,7 +220,7 @@ def test_concurrent_first_calls_open_one_session(thread_emulator: Emulator, tmp_
 def test_first_cell_with_several_seeds_opens_one_session(shell: InteractiveShell) -> None:
     from IPython.core.async_helpers import get_asyncio_loop
 
-    _clients.clear()
+    shell.run_cell("from yart_jupyter.shared import close_shared_clients\nawait close_shared_clients()")
     run(shell, "%%yandexart --seed 1-4\nfour at once")
     clients = list(_clients[get_asyncio_loop()].values())  # type: ignore[no-untyped-call]
     assert len(clients) == 1 and clients[0].connection.is_open
