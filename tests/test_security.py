@@ -94,9 +94,8 @@ def test_magic_configuration_errors_send_nothing(
     shell: InteractiveShell, thread_emulator: Emulator, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from yart_jupyter.shared import _clients
-
-    _clients.clear()
+    close = "from yart_jupyter.shared import close_shared_clients\nawait close_shared_clients()"
+    shell.run_cell(close)
     monkeypatch.delenv("YC_FOLDER_ID")
     result = shell.run_cell("%%yandexart --seed 1\nno folder")
     assert isinstance(result.error_in_exec, errors.RequestValidationError) and "YC_FOLDER_ID" in str(
@@ -105,7 +104,7 @@ def test_magic_configuration_errors_send_nothing(
     for name in ("YC_API_KEY", "YC_IAM_TOKEN", "YC_OAUTH_TOKEN", "YC_SERVICE_ACCOUNT_KEY_FILE", "YC_METADATA_ADDR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
-    _clients.clear()
+    shell.run_cell(close)
     result = shell.run_cell("%%yandexart --seed 1\nno credentials")
     assert isinstance(result.error_in_exec, errors.CredentialsNotFoundError)
     shell.run_cell("%config YandexArt.base_url = 'ftp://example.com'")  # refused at once, with the reason
