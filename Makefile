@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DEMO_STAMP := $(VENV)/.demo-installed
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest docs reference emulator clean chromium bench
+.PHONY: demo test lint typecheck pytest pythons docs reference emulator clean chromium bench
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,11 @@ docs: $(STAMP)
 reference: $(STAMP)
 	$(PY) -m yart_jupyter.magics.commands README.md
 
-test: lint typecheck pytest docs
+# The suite on every other supported Python the machine has, each in its own venv (.venv-3.X).
+pythons: $(STAMP)
+	bash .ci/each-python
+
+test: lint typecheck pytest pythons docs
 
 # Benchmarks print one table (and write bench/results.md), then the full soak (1,000 generations
 # through 10% faults); about twelve minutes.
@@ -59,4 +63,4 @@ emulator: $(STAMP)
 	$(PY) -m yart_jupyter.emulator --port 8765
 
 clean:
-	rm -rf $(VENV) demo-output test-artifacts site .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.* demo-output test-artifacts site .pytest_cache .mypy_cache .ruff_cache

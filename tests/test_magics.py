@@ -278,3 +278,32 @@ def test_sync_fallback_without_the_transformer(shell: InteractiveShell) -> None:
         shell.autoawait = True
     assert result.success, result.error_in_exec
     assert shell.user_ns["_"].seed == 8
+
+
+#: A cell that is async (so a loop is running) and calls the magic from code, not as a cell.
+NESTED = ("import asyncio\nawait asyncio.sleep(0)\n"
+          "get_ipython().run_cell_magic('yandexart', '--seed {seed}', '{prompt}')")
+
+
+def test_nested_call_from_a_running_loop(shell: InteractiveShell) -> None:
+    """run_cell_magic from code inside a running loop goes through the nest_asyncio seam."""
+    source = NESTED.format(seed=9, prompt="nested path")
+    result, _ = run(shell, source)
+    assert result.success, result.error_in_exec
+    assert shell.user_ns["_"].seed == 9
+
+
+def test_seam_that_cannot_nest_says_so_in_one_line(shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch,
+                                                   thread_emulator: Emulator) -> None:
+    import nest_asyncio
+
+    def refuse(loop: Any = None) -> None:
+        raise ValueError("Can't patch loop of type <class 'SomeLoop'>")
+
+    monkeypatch.setattr(nest_asyncio, "apply", refuse)
+    before = thread_emulator.stats.requests
+    source = NESTED.format(seed=10, prompt="no nesting")
+    result, _ = run(shell, source)
+    assert isinstance(result.error_in_exec, errors.ConfigurationError)
+    assert "Cannot wait for YandexART from synchronous code" in str(result.error_in_exec)
+    assert thread_emulator.stats.requests == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -194,7 +195,7 @@ def test_two_processes_write_at_once(isolated_store: Path) -> None:
     for p in procs:
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0]
-    with sqlite3.connect(isolated_store / "yart.sqlite3") as db:
+    with contextlib.closing(sqlite3.connect(isolated_store / "yart.sqlite3")) as db:  # closed, not only committed
         assert db.execute("SELECT COUNT(*), COUNT(DISTINCT operation_id) FROM generations").fetchone() == (300, 300)
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
