@@ -45,7 +45,7 @@ docs: $(STAMP)
 
 # Rewrite README's option table from the magic's parsers (a test fails while it is stale).
 reference: $(STAMP)
-	$(PY) -m yart_jupyter.magics.commands README.md
+	$(PY) -m yart_jupyter.magics README.md
 
 # The suite on every other supported Python the machine has, each in its own venv (.venv-3.X).
 pythons: $(STAMP)

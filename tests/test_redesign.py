@@ -314,7 +314,7 @@ def test_readme_and_help_come_from_the_parsers() -> None:
     from yart_jupyter.magics.commands import markdown, usage
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    assert markdown() in readme, "README's option table is stale: run `make reference`"
+    assert markdown() in readme, "README.s option table is stale: run `make reference`"
     assert YandexArtMagics.yandexart_cell.__doc__ == usage()
     for option in ("--seed", "--aspect", "--no-cache", "--background", "resume", "prune"):
         assert option in usage()

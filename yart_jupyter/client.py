@@ -143,7 +143,7 @@ class YandexArtClient:
 
     async def start(
         self, request: GenerationRequest, *, on_retry: RetryCallback | None = None,
-        idempotency_key: str | None = None,
+        idempotency_key: str | None = None, on_submitting: Callable[[], None] | None = None,
     ) -> str:
         """Start a generation and return its operation id.
 
@@ -151,6 +151,7 @@ class YandexArtClient:
         have started, and billed, the generation. We retry it with the same ``Idempotency-Key``
         (a UUID per start unless the caller recorded one, which Yandex Cloud APIs use to
         deduplicate) instead of failing the user's cell; the retry is logged at WARNING.
+        ``on_submitting`` runs once the quota allows the request, right before it goes out.
         """
         holder: dict[str, str] = {}
 
@@ -163,10 +164,14 @@ class YandexArtClient:
             if not holder["id"]:
                 raise RetryableError("start response without an operation id")
 
+        limiter = self.connection.limiters().starts
+        await limiter.acquire()
+        if on_submitting is not None:
+            on_submitting()
         await self.connection.send(
             "POST", GENERATE_PATH, json_body=request.to_json(),
             headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())}, on_retry=on_retry, check=check,
-            limiter=self.connection.limiters().starts,
+            limiter=limiter, limiter_held=True,
         )
         log.debug("started operation %s (seed %s)", holder["id"], request.seed)
         return holder["id"]
@@ -242,6 +247,7 @@ class YandexArtClient:
         on_progress: ProgressCallback | None = None,
         on_started: StartedCallback | None = None,
         idempotency_key: str | None = None,
+        on_submitting: Callable[[], None] | None = None,
     ) -> GeneratedImage:
         """Validate, start, wait and return the image: the whole round trip.
 
@@ -261,7 +267,8 @@ class YandexArtClient:
             if on_progress is not None:
                 on_progress(Progress("retry", None, time.monotonic() - clock, retries=attempt, detail=reason))
 
-        start = asyncio.ensure_future(self.start(request, on_retry=retried, idempotency_key=idempotency_key))
+        start = asyncio.ensure_future(self.start(request, on_retry=retried, idempotency_key=idempotency_key,
+                                                 on_submitting=on_submitting))
         try:
             operation_id = await asyncio.shield(start)
         except asyncio.CancelledError:

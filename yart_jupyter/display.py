@@ -201,18 +201,28 @@ def history_bundle(records: Sequence[Entry], thumbnails: Sequence[bytes | None])
     return {"text/html": f'<div class="yart-history">{"".join(cells)}</div>', "text/plain": "\n".join(lines)}
 
 
+#: What ``%yandexart pending`` says of each state, and what ``resume --all`` will do with it.
+PENDING_STATES = {
+    "queued": "queued: never sent (resume --all starts it)",
+    "submitting": "start sent, answer unknown (resume --all re-sends it with the same Idempotency-Key)",
+    "pending": "not collected",
+}
+
+
 def records_table(records: Sequence[Entry], running_here: set[str]) -> Bundle:
-    """A table of records (for ``%yandexart pending``)."""
+    """A table of records (for ``%yandexart pending``): operations, then generations never started."""
     rows = []
     plain = []
     for r in records:
-        note = "in progress in this kernel" if r.operation_id in running_here else "not collected"
-        cells = (r.operation_id, _when(r.submitted_at), str(r.seed) if r.seed is not None else "",
-                 r.aspect or "", r.prompt[:60], note)
+        unsent = r.status in ("queued", "submitting")
+        here = r.operation_id in running_here
+        note = "in progress in this kernel" if here else PENDING_STATES.get(r.status, r.status)
+        cells = ("(no id yet)" if unsent else r.operation_id, _when(r.submitted_at),
+                 str(r.seed) if r.seed is not None else "", r.aspect or "", r.prompt[:60], note)
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
         plain.append("  ".join(cells))
-    header = "".join(f"<th>{h}</th>" for h in ("operation", "submitted", "seed", "aspect", "prompt", ""))
-    hint = "Collect them with %yandexart resume --all (or one id at a time)."
+    header = "".join(f"<th>{h}</th>" for h in ("operation", "submitted", "seed", "aspect", "prompt", "state"))
+    hint = "Collect or finish them with %yandexart resume --all (or one operation id at a time)."
     return {
         "text/html": f'<table class="yart-pending" style="font:12px monospace"><tr>{header}</tr>{"".join(rows)}</table>'
                      f'<div style="font:12px monospace;opacity:.8">{hint}</div>',

@@ -10,6 +10,9 @@ into a message.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,13 +25,38 @@ from .redact import get_logger
 from .request import GenerationRequest
 from .scheduler import DURATIONS
 from .status import BatchStatus
-from .store import Store
+from .store import Record, Store
 
 log = get_logger("yart_jupyter.engine")
 
-#: A batch item: a request to generate, or the id of an operation to collect.
-Item = GenerationRequest | str
 StatusCallback = Callable[[BatchStatus], None]
+#: How long ``--background`` waits for its start requests to go out before it returns.
+START_WAIT = 2.0
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A generation recorded as asked for: its request and the idempotency key its start carries.
+
+    ``resend``: its start went out before and its answer was never recorded (after a crash); it
+    goes out again with the same key, which the service deduplicates on.
+    """
+
+    request: GenerationRequest
+    key: str
+    resend: bool = False
+
+
+@dataclass(frozen=True)
+class Cached:
+    """A request the local store has already answered (no API call)."""
+
+    record: Record
+
+
+#: A batch item: a request to generate (made an Intent by :func:`prepare`), an operation id to
+#: collect, or a stored answer.
+Item = GenerationRequest | Intent | Cached | str
 
 
 class BatchView(Protocol):
@@ -55,6 +83,42 @@ class Batch:
     notebook: str | None = None
 
 
+def prepare(store: Store | None, batch: Batch, status: BatchStatus) -> Batch:
+    """Record every requested generation before anything is sent, synchronously, on the caller's turn.
+
+    A face calls it before it hands control back (a background cell, the form's click), so a
+    kernel that dies right after still has a ``queued`` record of each, with the idempotency key
+    its start will carry. Requests the store already answered become :class:`Cached` items.
+    """
+    items: list[Item] = []
+    for item in batch.items:
+        if isinstance(item, GenerationRequest):
+            record = store.find_cached(item) if store is not None and batch.use_cache and item.seed_was_given else None
+            if record is not None:
+                items.append(Cached(record))
+                continue
+            key = str(uuid.uuid4())
+            if store is not None:
+                store.record_queued(item, key, notebook=batch.notebook)
+            item = Intent(item, key)
+        if isinstance(item, Intent):
+            status.unsent += 1
+            status.keys.append(item.key)
+        items.append(item)
+    return dataclasses.replace(batch, items=items)
+
+
+async def wait_for_starts(status: BatchStatus, limit: float = START_WAIT) -> None:
+    """Wait (at most ``limit`` seconds) until every start request of a batch went out and was answered."""
+    deadline = time.monotonic() + limit
+    while status.unsent and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+#: Start failures after which the service may still have the generation (the answer was lost).
+AMBIGUOUS = (errors.ServiceUnavailableError, errors.GenerationTimeoutError)
+
+
 def final_status(error: errors.YandexArtError) -> str | None:
     """The store status an error settles, or None when the operation may still finish on the server."""
     if isinstance(error, errors.OperationCancelledError):
@@ -66,11 +130,17 @@ def final_status(error: errors.YandexArtError) -> str | None:
     return None
 
 
-async def settle_failure(store: Store | None, error: errors.YandexArtError) -> None:
-    """Record a definitive failure; leave the operation pending when it may still finish."""
-    outcome = final_status(error)
-    if store is not None and error.operation_id and outcome is not None:
-        await asyncio.to_thread(store.record_failed, error.operation_id, outcome, str(error))
+async def settle_failure(store: Store | None, error: errors.YandexArtError, intent: Intent | None = None) -> None:
+    """Record a definitive failure; leave an operation pending, or a start submitting, when the
+    service may still have it."""
+    if store is None:
+        return
+    if error.operation_id:
+        outcome = final_status(error)
+        if outcome is not None:
+            await asyncio.to_thread(store.record_failed, error.operation_id, outcome, str(error))
+    elif intent is not None and not isinstance(error, AMBIGUOUS):
+        store.settle_intent(intent.key, "failed", str(error))  # refused at its start: nothing was made
 
 
 async def run_batch(
@@ -91,18 +161,15 @@ async def run_batch(
     the operations still running on the server stay ``pending`` in the store and in ``status``.
     """
     status = status or BatchStatus(len(items))
+    if any(isinstance(item, GenerationRequest) for item in items):
+        items = prepare(store, Batch(items, use_cache=use_cache, notebook=notebook), status).items
     if store is not None:
         await asyncio.to_thread(DURATIONS.learn_once, str(store.home), store.durations)
+    queued = {item.key for item in items if isinstance(item, Intent)}
 
     def notify() -> None:
         if on_update is not None:
             on_update(status)
-
-    async def started(operation_id: str, request: GenerationRequest) -> None:
-        status.operation_ids.append(operation_id)
-        if store is not None:
-            await asyncio.to_thread(store.record_started, operation_id, request, notebook=notebook)
-        notify()
 
     def progress(event: Progress) -> None:
         if event.phase == "retry":
@@ -111,27 +178,42 @@ async def run_batch(
             status.finished_ids.add(event.operation_id)
         notify()
 
-    async def generate(request: GenerationRequest) -> GeneratedImage:
-        if store is not None and use_cache and request.seed_was_given:
-            record = await asyncio.to_thread(store.find_cached, request)
-            if record is not None:
-                image = await asyncio.to_thread(record.to_image, cached=True)
-                status.cached += 1
-                notify()
-                return image
-        image = await client.generate(request, timeout=timeout, on_progress=progress, on_started=started)
+    async def generate(intent: Intent) -> GeneratedImage:
+        def submitting() -> None:  # on the loop, right before the request goes out
+            queued.discard(intent.key)
+            if store is not None:
+                store.mark_submitting(intent.key)
+
+        def started(operation_id: str, request: GenerationRequest) -> None:  # on the loop, at once
+            status.operation_ids.append(operation_id)
+            status.unsent -= 1
+            if store is not None:
+                store.record_started(operation_id, request, notebook=notebook, key=intent.key)
+            notify()
+
+        image = await client.generate(intent.request, timeout=timeout, on_progress=progress, on_started=started,
+                                      on_submitting=submitting, idempotency_key=intent.key)
         if store is not None:
             await asyncio.to_thread(store.record_done, image)
         return image
 
     async def one(item: Item) -> GeneratedImage:
         try:
+            if isinstance(item, Cached):
+                image = await asyncio.to_thread(item.record.to_image, cached=True)
+                status.cached += 1
+                notify()
+                return image
             if isinstance(item, str):
                 return await resume(client, item, store=store, timeout=timeout, on_progress=progress)
+            assert isinstance(item, Intent), item
             return await generate(item)
         except errors.YandexArtError as exc:
             status.failed += 1
-            await settle_failure(store, exc)
+            intent = item if isinstance(item, Intent) else None
+            if intent is not None and not exc.operation_id:
+                status.unsent -= 1
+            await settle_failure(store, exc, intent)
             notify()
             raise
 
@@ -142,6 +224,9 @@ async def run_batch(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if store is not None:
+            for key in queued:  # never sent: nothing to collect, and nothing to start after a restart
+                store.settle_intent(key, "cancelled", "interrupted before it was sent")
         raise
     images = ImageSet()
     failures: list[errors.YandexArtError] = []

@@ -22,6 +22,10 @@ class BatchStatus:
     cached: int = 0
     #: Set when the user cancelled the job on purpose (not an interrupt of a waiting cell).
     cancelled_by_user: bool = False
+    #: Generations whose start has not been answered yet (no operation id, no refusal).
+    unsent: int = 0
+    #: The idempotency keys of the batch's generations (they name the store's records).
+    keys: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> int:

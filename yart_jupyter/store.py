@@ -30,7 +30,12 @@ log = get_logger("yart_jupyter.store")
 
 T = TypeVar("T")
 
-STATUSES = ("pending", "done", "failed", "cancelled", "expired")
+#: A generation's life: ``queued`` (asked for, not sent), ``submitting`` (its start request is
+#: out, answer unknown), ``pending`` (the service has it: an operation id), then an end state.
+STATUSES = ("queued", "submitting", "pending", "done", "failed", "cancelled", "expired")
+UNSENT = ("queued", "submitting")
+#: The placeholder id of a generation whose operation id is not known yet.
+INTENT_PREFIX = "intent:"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (
@@ -52,12 +57,15 @@ CREATE TABLE IF NOT EXISTS generations (
     width         INTEGER,
     height        INTEGER,
     bytes         INTEGER,
-    notebook      TEXT
+    notebook      TEXT,
+    idempotency_key TEXT
 );
 CREATE INDEX IF NOT EXISTS generations_cache ON generations (request_key, status);
 CREATE INDEX IF NOT EXISTS generations_time ON generations (submitted_at);
 CREATE INDEX IF NOT EXISTS generations_status ON generations (status);
 """
+_MIGRATIONS = {"idempotency_key": "ALTER TABLE generations ADD COLUMN idempotency_key TEXT"}
+_INDEXES = "CREATE UNIQUE INDEX IF NOT EXISTS generations_intent ON generations (idempotency_key)"
 
 
 def request_key(request: GenerationRequest) -> str:
@@ -92,6 +100,7 @@ class Record:
     height: int | None
     bytes: int | None
     notebook: str | None
+    idempotency_key: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -143,6 +152,11 @@ class Store:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")  # kept in the file: later connections need not ask
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(generations)")}
+            for column, statement in _MIGRATIONS.items():
+                if column not in columns:  # a store made by an older version
+                    db.execute(statement)
+            db.execute(_INDEXES)
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -191,16 +205,72 @@ class Store:
 
     # -- writing -----------------------------------------------------------------------------
 
+    def record_queued(self, request: GenerationRequest, key: str, *, notebook: str | None = None) -> None:
+        """Commit a generation as ``queued`` before anything is sent (its idempotency key names it)."""
+        when = datetime.now(timezone.utc).timestamp()
+        messages = json.dumps([[m.text, m.weight] for m in request.messages], ensure_ascii=False)
+
+        def insert() -> None:
+            with self._transaction() as db:
+                db.execute(
+                    "INSERT OR IGNORE INTO generations (operation_id, status, prompt, messages, seed, seed_given,"
+                    " aspect, mime_type, model_uri, request_key, submitted_at, notebook, idempotency_key)"
+                    " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (INTENT_PREFIX + key, request.prompt, messages, request.seed, int(request.seed_was_given),
+                     str(request.aspect), request.mime_type, request.model_uri, request_key(request), when,
+                     notebook, key),
+                )
+
+        self._retry(insert)
+
+    def mark_submitting(self, key: str) -> None:
+        """The start request of ``key`` is about to go out: from now on the service may have it."""
+
+        def update() -> None:
+            with self._transaction() as db:
+                db.execute("UPDATE generations SET status='submitting' WHERE idempotency_key=? AND status='queued'",
+                           (key,))
+
+        self._retry(update)
+
+    def settle_intent(self, key: str, status: str, error: str) -> None:
+        """End a generation that never got an operation id (refused at its start, or cancelled unsent)."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+
+        def update() -> None:
+            with self._transaction() as db:
+                db.execute(
+                    "UPDATE generations SET status=?, error=?, finished_at=? WHERE idempotency_key=?"
+                    " AND status IN ('queued', 'submitting')", (status, error, time.time(), key),
+                )
+
+        self._retry(update)
+
+    def unsent(self) -> list[Record]:
+        """Generations asked for whose operation id was never recorded (queued, or submitting)."""
+        return self._select("status IN ('queued', 'submitting')")
+
     def record_started(
         self, operation_id: str, request: GenerationRequest | None, *, notebook: str | None = None,
-        submitted_at: datetime | None = None,
+        submitted_at: datetime | None = None, key: str | None = None,
     ) -> None:
-        """Commit a new operation as ``pending`` (before any waiting starts)."""
+        """Commit an operation as ``pending`` (before any waiting starts); a queued generation's record
+        (named by its idempotency ``key``) takes the operation id."""
         when = (submitted_at or datetime.now(timezone.utc)).timestamp()
         messages = json.dumps([[m.text, m.weight] for m in request.messages] if request else [], ensure_ascii=False)
 
         def insert() -> None:
             with self._transaction() as db:
+                if key is not None:
+                    try:
+                        if db.execute("UPDATE generations SET operation_id=?, status='pending' WHERE idempotency_key=?",
+                                      (operation_id, key)).rowcount:
+                            return
+                    except sqlite3.IntegrityError:  # the operation is recorded already (a replayed start)
+                        db.execute("DELETE FROM generations WHERE idempotency_key=? AND operation_id!=?",
+                                   (key, operation_id))
+                        return
                 db.execute(
                     "INSERT OR IGNORE INTO generations (operation_id, status, prompt, messages, seed, seed_given,"
                     " aspect, mime_type, model_uri, request_key, submitted_at, notebook)"
@@ -278,6 +348,7 @@ class Store:
             error=row["error"], model_version=row["model_version"],
             image_path=self.images / row["image_file"] if row["image_file"] else None,
             width=row["width"], height=row["height"], bytes=row["bytes"], notebook=row["notebook"],
+            idempotency_key=row["idempotency_key"],
         )
 
     def get(self, operation_id: str) -> Record | None:
@@ -292,7 +363,7 @@ class Store:
         return None
 
     def pending(self) -> list[Record]:
-        """Operations submitted but never collected."""
+        """Operations the service has (an operation id) that were never collected."""
         return self._select("status='pending'")
 
     def history(self, limit: int | None = 20, search: str | None = None, status: str | None = None) -> list[Record]:
@@ -320,10 +391,10 @@ class Store:
     # -- pruning -----------------------------------------------------------------------------
 
     def prune(self, *, older_than: float | None = None, max_bytes: int | None = None) -> tuple[int, int]:
-        """Delete records (and their files) older than ``older_than`` seconds, then the oldest until
-        the images take at most ``max_bytes``; pending records are kept. Returns (records, bytes)."""
+        """Delete records (and their files) older than ``older_than`` seconds, then the oldest until the
+        images take at most ``max_bytes``; pending, queued and submitting ones are kept. Returns (records, bytes)."""
         doomed: list[Record] = []
-        finished = [r for r in self._select("status!='pending'")]
+        finished = [r for r in self._select("status NOT IN ('pending', 'queued', 'submitting')")]
         if older_than is not None:
             cutoff = datetime.now(timezone.utc).timestamp() - older_than
             doomed.extend(r for r in finished if r.submitted_at.timestamp() < cutoff)

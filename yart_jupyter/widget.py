@@ -20,7 +20,7 @@ from .config import Settings
 from .display import ERROR as _ERROR
 from .display import MUTED as _MUTED
 from .display import span as _html
-from .engine import Batch, run, server_canceller
+from .engine import Batch, prepare, run, server_canceller
 from .image import GeneratedImage, ImageSet, thumbnail
 from .jobs import JOBS, Job
 from .outputs import target_path
@@ -307,16 +307,16 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
         card.form = self
         self.gallery.children = (card, *self.gallery.children)
         status = BatchStatus(len(requests))
-        job = JOBS.submit(self._run(settings, card, requests, status), f"form: {requests[0].prompt[:40]}", status)
+        store = get_store(settings.home)
+        batch = prepare(store, Batch(requests), status)  # recorded before the click returns
+        job = JOBS.submit(self._run(settings, card, batch, status), f"form: {requests[0].prompt[:40]}", status)
         self.jobs.append(job)
         self.cancel_button.disabled = False
         job.task.add_done_callback(lambda _: self._job_finished(job))
         return job
 
-    async def _run(self, settings: Settings, card: JobCard, requests: list[GenerationRequest],
-                   status: BatchStatus) -> list[GeneratedImage]:
-        return list(await run(shared_client(settings), get_store(settings.home), Batch(requests), card,
-                              status=status))
+    async def _run(self, settings: Settings, card: JobCard, batch: Batch, status: BatchStatus) -> list[GeneratedImage]:
+        return list(await run(shared_client(settings), get_store(settings.home), batch, card, status=status))
 
     def _job_finished(self, job: Job) -> None:
         self.jobs.remove(job)

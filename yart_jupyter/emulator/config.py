@@ -55,7 +55,8 @@ FAULT_KINDS = (
     "status",        # answer with an error status (500, 502, 503, 504, 429, ...)
     "drop_before",   # close the connection before doing anything
     "drop_after",    # do the work, then close the connection without answering
-    "slow",          # wait ``seconds`` before answering
+    "slow",          # wait ``seconds`` before doing anything (the request is in flight, nothing made yet)
+    "slow_after",    # do the work, then wait ``seconds`` before answering (made, answer not yet read)
     "malformed",     # answer 200 with a body that is not JSON
     "truncated",     # answer 200 with half of the real body
     "fail",          # the operation finishes with an error (start phase only)

@@ -32,6 +32,9 @@ async def apply_fault(fault: Fault, request: web.Request, handler: Handler) -> w
         request[FAILURE] = (fault.code, fault.message)
         return await handler(request)
     response = await handler(request)
+    if fault.kind == "slow_after":
+        await asyncio.sleep(fault.seconds)
+        return response
     if fault.kind == "drop_after":
         raise Dropped()
     assert isinstance(response, web.Response) and response.body is not None

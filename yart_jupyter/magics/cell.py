@@ -91,20 +91,22 @@ def plan(face: Face, line: str, body: str) -> Plan:
 async def run(face: Face, line: str, body: str) -> None:
     """Run a cell: wait for it (an interrupt is one line naming what still runs), or in the background."""
     from ..display import CellView
-    from ..engine import Batch
+    from ..engine import Batch, prepare, wait_for_starts
     from ..jobs import JOBS
     from ..status import BatchStatus
 
     cell = plan(face, line, body)
-    batch = Batch(cell.requests, timeout=cell.options.timeout, use_cache=not cell.options.no_cache,
-                  out=cell.options.out, notebook=face.notebook_name())
     status = BatchStatus(len(cell.requests))
+    batch = prepare(face.store(), Batch(cell.requests, timeout=cell.options.timeout,
+                                        use_cache=not cell.options.no_cache, out=cell.options.out,
+                                        notebook=face.notebook_name()), status)
     view = CellView(status, errors_in_place=cell.options.background)
     if cell.options.background:
         count = len(cell.requests)
         description = f"{count} image{'s' if count > 1 else ''}: {cell.requests[0].prompt[:40]}"
         job = JOBS.submit(execute(face, batch, view, status, cell, background=True), description, status)
         face.set_result(job)
+        await wait_for_starts(status)  # so a blocking next cell cannot hold the start requests back
         return
     try:
         await execute(face, batch, view, status, cell, background=False)

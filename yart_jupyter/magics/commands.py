@@ -74,8 +74,3 @@ def rewrite_readme(path: str) -> bool:
     file.write_text(updated)
     return updated != text
 
-
-if __name__ == "__main__":
-    import sys
-
-    print("updated" if rewrite_readme(sys.argv[1] if len(sys.argv) > 1 else "README.md") else "up to date")

@@ -14,7 +14,8 @@ from .parsers import Parser
 def parser() -> Parser:
     p = Parser("%yandexart resume", "Collect operations started earlier (another cell, kernel or day).")
     p.add_argument("operation_id", nargs="?", help="the operation to collect")
-    p.add_argument("--all", action="store_true", help="every operation the store lists as pending")
+    p.add_argument("--all", action="store_true",
+                   help="everything the store lists as pending: operations to collect, generations to start")
     p.add_argument("--out", metavar="PATTERN", help="save to files, as in the cell's --out")
     p.add_argument("--var", metavar="NAME", help="also store the result in the variable NAME")
     p.add_argument("--timeout", type=float, metavar="S", help="give up waiting after S seconds")
@@ -23,30 +24,44 @@ def parser() -> Parser:
 
 async def run(face: Face, options: Any) -> None:
     from ..display import CellView, message_bundle
-    from ..engine import Batch
+    from ..engine import Batch, Intent, Item, prepare
     from ..engine import run as run_batch
+    from ..jobs import JOBS
     from ..status import BatchStatus
 
     check_var(options.var)
     store = face.store()
+    items: list[Item]
     if options.all:
         if options.operation_id:
             raise errors.MagicUsageError("give an operation id or --all, not both")
-        ids = [r.operation_id for r in await asyncio.to_thread(store.pending)]
-        if not ids:
-            face.show(message_bundle("Nothing pending: every recorded operation was collected."))
+        busy = {key for job in JOBS.running() for key in job.status.keys}
+        unsent = [r for r in await asyncio.to_thread(store.unsent) if r.idempotency_key not in busy]
+        items = [r.operation_id for r in await asyncio.to_thread(store.pending)]
+        for record in unsent:
+            request = record.request()
+            if request is not None and record.idempotency_key:
+                items.append(Intent(request, record.idempotency_key, resend=record.status == "submitting"))
+        if not items:
+            face.show(message_bundle("Nothing pending: every recorded generation was collected."))
             return
+        resent = sum(1 for r in unsent if r.status == "submitting")
+        if resent:
+            face.show(message_bundle(
+                f"{resent} generation{'s' if resent > 1 else ''} had a start request out when its kernel stopped, "
+                "with no answer recorded: re-sent with the same Idempotency-Key. The service deduplicates on it, "
+                "but it may or may not have generated (and billed) such an image twice.", "warning"))
     elif options.operation_id:
-        ids = [options.operation_id]
+        items = [options.operation_id]
     else:
         raise errors.MagicUsageError("%yandexart resume: give an operation_id, or --all")
     if options.out:
-        check_pattern(options.out, len(ids))
-    status = BatchStatus(len(ids))
+        check_pattern(options.out, len(items))
+    status = BatchStatus(len(items))
+    batch = prepare(store, Batch(items, timeout=options.timeout, out=options.out), status)
     view = CellView(status, errors_in_place=options.all)
     try:
-        images = await run_batch(face.client(), store, Batch(ids, timeout=options.timeout, out=options.out), view,
-                                 status=status)
+        images = await run_batch(face.client(), store, batch, view, status=status)
     except errors.BatchError as exc:
         from ..image import ImageSet
 
