@@ -148,3 +148,31 @@ def test_killed_after_the_server_accepted_it(world: tuple[str, dict[str, str], S
     stats = control(url, "stats")
     assert stats["operations_created"] == 1 and stats["idempotent_replays"] == 1, stats
     assert store.unsent() == [] and store.pending() == []
+
+
+@pytest.mark.unit
+def test_the_form_records_before_its_click_returns(shell: Any, thread_emulator: Any) -> None:
+    """A click records the generation as queued before the loop runs anything."""
+    source = (
+        "import yart_jupyter\nfrom yart_jupyter.store import get_store\n"
+        "_f = yart_jupyter.form()\n_f.prompt.value = 'a click'\n_f.seed.value = '71'\n_f.keep_seed.value = True\n"
+        "_job = _f.generate()\n_unsent = [r.status for r in get_store().unsent()]"  # no await in between
+    )
+    result = shell.run_cell("import asyncio\nawait asyncio.sleep(0)\n" + source)  # in the loop, as a kernel cell is
+    assert result.success, result.error_in_exec
+    assert shell.user_ns["_unsent"] == ["queued"]
+    assert shell.run_cell("_img = (await _job)[0]").success
+    assert shell.user_ns["_img"].seed == 71
+
+
+@pytest.mark.unit
+def test_submit_records_before_it_returns(shell: Any, thread_emulator: Any) -> None:
+    source = (
+        "import yart_jupyter\nfrom yart_jupyter.store import get_store\n"
+        "_job = yart_jupyter.submit('submitted', seed=72)\n_unsent = [r.status for r in get_store().unsent()]"
+    )
+    result = shell.run_cell("import asyncio\nawait asyncio.sleep(0)\n" + source)
+    assert result.success, result.error_in_exec
+    assert shell.user_ns["_unsent"] == ["queued"]
+    assert shell.run_cell("_img = await _job").success
+    assert shell.user_ns["_img"].seed == 72

@@ -17,11 +17,14 @@ __all__ = [
     "Message",
     "YandexArtClient",
     "__version__",
+    "configure",
     "errors",
     "form",
     "generate",
     "history",
     "prune",
+    "resume",
+    "submit",
 ]
 
 _LAZY = {
@@ -33,6 +36,9 @@ _LAZY = {
     "AspectRatio": ("request", "AspectRatio"),
     "build_request": ("request", "build_request"),
     "generate": ("api", "generate"),
+    "submit": ("api", "submit"),
+    "resume": ("api", "resume"),
+    "configure": ("settings", "configure"),
     "history": ("api", "history"),
     "form": ("widget", "form"),
     "prune": ("api", "prune"),

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from . import errors
-from .engine import Batch, run
+from .engine import Batch, prepare, run
 from .image import GeneratedImage, ImageSet
+from .jobs import JOBS, Job
 from .redact import get_logger
 from .request import AspectRatioLike, PromptLike
 from .settings import current
@@ -67,6 +68,34 @@ async def generate(
     images = await run(shared_client(settings), get_store(settings.home),
                        Batch([request], timeout=timeout, use_cache=cache), _CallbackView(on_update))
     return images[0]
+
+
+def submit(
+    prompt: PromptLike,
+    *,
+    seed: int | str | None = None,
+    aspect: AspectRatioLike | None = None,
+    mime_type: str | None = None,
+    model_uri: str | None = None,
+    timeout: float | None = None,
+    cache: bool = True,
+) -> Job:
+    """Start a generation in the background and return its job at once (``await job`` for the image).
+
+    Unlike ``asyncio.create_task(generate(...))``, the request is recorded in the store before this
+    returns, so a kernel that dies before the task ever runs still has it (``%yandexart pending``,
+    ``resume --all``). Call it where an event loop runs (a notebook cell does).
+    """
+    settings = current()
+    request = settings.request(prompt, seed=seed, aspect=aspect, mime_type=mime_type, model_uri=model_uri)
+    status = BatchStatus(1)
+    store = get_store(settings.home)
+    batch = prepare(store, Batch([request], timeout=timeout, use_cache=cache), status)
+
+    async def one() -> GeneratedImage:
+        return (await run(shared_client(settings), store, batch, _CallbackView(None), status=status))[0]
+
+    return JOBS.submit(one(), f"submit: {request.prompt[:40]}", status)
 
 
 async def resume(operation_id: str, *, timeout: float | None = None) -> GeneratedImage:
