@@ -30,11 +30,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-# The browser test drives Debian's chromium (Playwright cannot download its own browser here).
+# The browser test drives Debian's chromium (Playwright cannot download its own browser here); the
+# provenance tests read our image metadata back with exiftool, a real-world reader.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing Debian's chromium for the browser test"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v exiftool >/dev/null 2>&1 || { \
+		echo "installing Debian's exiftool for the provenance tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libimage-exiftool-perl >/dev/null; }
 
 pytest: $(STAMP) chromium
 	$(PY) -m pytest -q

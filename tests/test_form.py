@@ -11,6 +11,7 @@ import pytest
 from ipywidgets.widgets.widget import _instances
 
 from yart_jupyter.emulator import Duration, Emulator
+from yart_jupyter.provenance import picture_data, read_recipe
 from yart_jupyter.shared import close_shared_clients
 from yart_jupyter.store import get_store
 from yart_jupyter.widget import ImageCard, YandexArtForm, cell_text
@@ -159,7 +160,8 @@ async def test_card_actions(form: YandexArtForm, tmp_path: Path) -> None:
     card = (await click_and_wait(form))[0]
     card.save_button.click()
     saved = tmp_path / "saved" / "yandexart-7.jpg"
-    assert saved.read_bytes() == card.image.image_bytes and "saved" in card.details.value
+    assert picture_data(saved.read_bytes()) == picture_data(card.image.image_bytes) and "saved" in card.details.value
+    assert read_recipe(saved.read_bytes())["operation_id"] == card.image.operation_id
     card.save_button.click()
     assert (tmp_path / "saved" / "yandexart-7-2.jpg").exists()  # never overwritten
     form.seed.value = "1"

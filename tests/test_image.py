@@ -10,6 +10,7 @@ import pytest
 
 from yart_jupyter.emulator.images import render
 from yart_jupyter.image import GeneratedImage, ImageSet
+from yart_jupyter.provenance import picture_data, read_recipe
 from yart_jupyter.request import AspectRatio, Message
 
 
@@ -29,7 +30,8 @@ def test_caption_has_the_essentials() -> None:
 def test_save_never_overwrites_silently(tmp_path: Path) -> None:
     image = make_image()
     path = image.save(tmp_path / "sub" / "fox.jpg")
-    assert path.read_bytes() == image.image_bytes
+    assert picture_data(path.read_bytes()) == picture_data(image.image_bytes)  # the picture, unchanged
+    assert read_recipe(path.read_bytes())["operation_id"] == image.operation_id
     with pytest.raises(FileExistsError):
         image.save(path)
     image.save(path, overwrite=True)
@@ -41,7 +43,8 @@ def test_save_never_overwrites_silently(tmp_path: Path) -> None:
 def test_mimebundle_is_a_figure_with_caption() -> None:
     for mime in ("image/jpeg", "image/png"):
         image = make_image(mime)
-        data = image._repr_mimebundle_()
+        data, metadata = image._repr_mimebundle_()
+        assert metadata["yart_jupyter"]["recipes"][0]["operation_id"] == image.operation_id
         encoded = base64.b64encode(image.image_bytes).decode()
         assert f'src="data:{mime};base64,{encoded}"' in data["text/html"]
         assert "seed 5" in data["text/html"] and "a red fox" in data["text/html"]
@@ -50,7 +53,7 @@ def test_mimebundle_is_a_figure_with_caption() -> None:
 
 def test_image_set_is_a_grid() -> None:
     images = ImageSet([make_image(), make_image("image/png")])
-    html = images._repr_mimebundle_()["text/html"]
+    html = images._repr_mimebundle_()[0]["text/html"]
     assert html.count("<figure") == 2
 
 

@@ -17,6 +17,7 @@ import yart_jupyter
 from yart_jupyter import errors
 from yart_jupyter.emulator import Duration, Emulator, standalone
 from yart_jupyter.image import GeneratedImage
+from yart_jupyter.provenance import picture_data
 from yart_jupyter.request import build_request
 from yart_jupyter.store import Store, get_store
 
@@ -151,9 +152,10 @@ def test_prune(shell: InteractiveShell) -> None:
 def test_save_and_out_copy_from_the_store(shell: InteractiveShell, tmp_path: Path) -> None:
     run(shell, "%%yandexart --seed 6 --out copy.jpg\nsaved")
     image: GeneratedImage = shell.user_ns["_"]
-    assert image.path is not None and (tmp_path / "copy.jpg").read_bytes() == image.path.read_bytes()
+    assert image.path is not None
+    assert picture_data((tmp_path / "copy.jpg").read_bytes()) == picture_data(image.path.read_bytes())
     image.path.write_bytes(image.path.read_bytes())  # the stored file is the source of the copy
-    assert image.save(tmp_path / "again.jpg").read_bytes() == image.image_bytes
+    assert picture_data(image.save(tmp_path / "again.jpg").read_bytes()) == picture_data(image.image_bytes)
 
 
 async def test_python_api_records_and_caches(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:

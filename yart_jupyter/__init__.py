@@ -37,6 +37,7 @@ _LAZY = {
     "build_request": ("request", "build_request"),
     "generate": ("api", "generate"),
     "submit": ("api", "submit"),
+    "info": ("provenance", "info"),
     "resume": ("api", "resume"),
     "configure": ("settings", "configure"),
     "history": ("api", "history"),

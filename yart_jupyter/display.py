@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -35,6 +36,8 @@ class Picture(Protocol):
     def prompt(self) -> str: ...
 
     def caption(self) -> str: ...
+
+    def recipe(self) -> dict[str, Any]: ...
 
 
 class Entry(Protocol):
@@ -67,7 +70,8 @@ def span(text: str, style: str = MUTED) -> str:
     return f'<span style="{style}">{html.escape(text)}</span>'
 
 _FIGURE = (
-    '<figure style="margin:0 12px 12px 0;display:inline-block;vertical-align:top;max-width:{width}px">'
+    '<figure data-yart-recipe="{recipe}" '
+    'style="margin:0 12px 12px 0;display:inline-block;vertical-align:top;max-width:{width}px">'
     '<img src="data:{mime};base64,{data}" alt="{alt}" style="width:100%;height:auto;border-radius:4px">'
     '<figcaption style="font:12px/1.4 monospace;opacity:.75;margin-top:4px">{caption}<br>{prompt}</figcaption>'
     "</figure>"
@@ -84,11 +88,42 @@ def images_bundle(images: Sequence[Picture], notes: Sequence[str] = ()) -> Bundl
         figures.append(_FIGURE.format(
             width=shown, mime=image.mime_type, data=base64.b64encode(image.image_bytes).decode("ascii"),
             alt=html.escape(image.prompt[:100], quote=True), caption=html.escape(image.caption()),
+            recipe=html.escape(json.dumps(image.recipe(), ensure_ascii=False), quote=True),
             prompt=html.escape(image.prompt[:160]),
         ))
     note_html = "".join(f'<div style="font:12px monospace;opacity:.8">{html.escape(n)}</div>' for n in notes)
     plain = "\n".join([*(f"{i.caption()}  {i.prompt[:80]}" for i in images), *notes])
     return {"text/html": f'<div class="yart-result">{"".join(figures)}{note_html}</div>', "text/plain": plain}
+
+
+def images_output(images: Sequence[Picture], notes: Sequence[str] = ()) -> tuple[Bundle, Bundle]:
+    """:func:`images_bundle` and its display metadata: every picture's recipe, so a saved notebook
+    keeps how each of its pictures was made (``yart_jupyter.info("notebook.ipynb")`` reads them)."""
+    return images_bundle(images, notes), {"yart_jupyter": {"recipes": [image.recipe() for image in images]}}
+
+
+def recipe_bundle(recipe: dict[str, Any], picture: bytes | None = None) -> Bundle:
+    """A recipe as a picture (when there is one), a table of its parameters and the cell that makes it."""
+    from .provenance import cell_text
+
+    rows = [("prompt", " | ".join(m["text"] for m in recipe["messages"]))]
+    rows += [("weights", ", ".join(f"{m.get('weight', 1):g}" for m in recipe["messages"]))]
+    rows += [(key.replace("_", " "), str(recipe[key])) for key in (
+        "seed", "aspect", "mime_type", "model_uri", "model_version", "operation_id", "submitted_at",
+        "finished_at", "generator") if recipe.get(key) is not None]
+    table = "".join(f"<tr><th style='text-align:left;padding-right:12px'>{html.escape(k)}</th>"
+                    f"<td>{html.escape(v)}</td></tr>" for k, v in rows)
+    cell = cell_text(recipe)
+    image = ""
+    if picture is not None:
+        mime = "image/png" if picture[:4] == b"\x89PNG" else "image/jpeg"
+        image = (f'<img src="data:{mime};base64,{base64.b64encode(picture).decode("ascii")}" '
+                 'style="max-width:320px;height:auto;border-radius:4px;float:left;margin:0 12px 8px 0">')
+    return {
+        "text/html": f'<div class="yart-info">{image}<table style="font:12px monospace">{table}</table>'
+                     f'<pre style="clear:both;font-size:12px">{html.escape(cell)}</pre></div>',
+        "text/plain": "\n".join([*(f"{k}: {v}" for k, v in rows), "", cell]),
+    }
 
 
 def status_bundle(text: str) -> Bundle:
@@ -128,13 +163,13 @@ class StatusLine:
         self._last = now
         self._show(status_bundle(text))
 
-    def replace(self, bundle: Bundle) -> None:
+    def replace(self, bundle: Bundle, metadata: Bundle | None = None) -> None:
         """Replace the status line with a final bundle (the result, or an error)."""
-        self._show(bundle)
+        self._show(bundle, metadata)
 
-    def _show(self, bundle: Bundle) -> None:
+    def _show(self, bundle: Bundle, metadata: Bundle | None = None) -> None:
         if self._handle is not None:
-            self._handle.update(bundle, raw=True)
+            self._handle.update(bundle, raw=True, metadata=metadata or {})
 
 
 class CellView:
@@ -154,7 +189,7 @@ class CellView:
     def finished(self, images: Sequence[Picture], failures: Sequence[Exception], notes: Sequence[str]) -> None:
         lines = [*notes, *(f"✖ {failure}" for failure in failures)]
         if images:
-            self.line.replace(images_bundle(images, lines))
+            self.line.replace(*images_output(images, lines))
         elif self.errors_in_place and lines:
             self.line.replace(message_bundle("; ".join(lines), "error"))
         else:

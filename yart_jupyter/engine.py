@@ -264,7 +264,7 @@ async def run(
         raise
     finally:
         ticker.cancel()
-    notes: list[str] = []
+    notes = version_notes(store, images)
     if batch.out and images:
         try:
             notes.append("saved " + ", ".join(str(p) for p in save_all(batch.out, list(images))))
@@ -276,6 +276,24 @@ async def run(
     if failures:
         raise errors.BatchError(failures, images, len(batch.items))
     return images
+
+
+def version_notes(store: Store | None, images: Sequence[GeneratedImage]) -> list[str]:
+    """The reproducibility guard: a line when pictures of one batch, or a stored answer and the
+    service today, come from different model versions (the same seed then gives another picture)."""
+    notes = []
+    versions = sorted({image.model_version for image in images if image.model_version})
+    if len(versions) > 1:
+        notes.append(f"⚠ these pictures come from {len(versions)} model versions ({', '.join(versions)}): "
+                     "the same seed on another model version is a different picture")
+    if store is not None:
+        for image in images:
+            latest = store.latest_model_version(image.model_uri) if image.cached and image.model_uri else None
+            if latest and image.model_version and latest != image.model_version:
+                notes.append(f"⚠ seed {image.seed} was answered from the store, made by model version "
+                             f"{image.model_version}; the service's newest answers come from {latest} "
+                             "(--no-cache makes it anew)")
+    return notes
 
 
 async def _tick(view: BatchView, status: BatchStatus) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -54,18 +53,6 @@ def write_atomic(target: Path, data: bytes) -> None:
             tmp.unlink()
 
 
-def copy_atomic(source: Path, target: Path) -> None:
-    """Copy a stored file through a temporary file and a rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def thumbnail(data: bytes, size: int = 256, quality: int = 80) -> bytes:
     """A small JPEG of a picture (gallery cards, history), so notebooks and widget state stay small."""
     import io
@@ -77,6 +64,16 @@ def thumbnail(data: bytes, size: int = 256, quality: int = 80) -> bytes:
         out = io.BytesIO()
         picture.convert("RGB").save(out, "JPEG", quality=quality)
     return out.getvalue()
+
+
+def same_pixels(first: bytes, second: bytes) -> bool:
+    """Whether two encoded pictures decode to the same pixels (their files may differ in metadata)."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(first)) as a, Image.open(io.BytesIO(second)) as b:
+        return bool(a.size == b.size and a.mode == b.mode and a.tobytes() == b.tobytes())
 
 
 def sniff_mime(data: bytes) -> str:
@@ -124,8 +121,15 @@ class GeneratedImage:
     def extension(self) -> str:
         return _EXTENSIONS.get(self.mime_type, ".img")
 
+    def recipe(self) -> dict[str, Any]:
+        """How this picture was made: everything :func:`yart_jupyter.info` reads back from its files."""
+        from .provenance import recipe
+
+        return recipe(self)
+
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-        """Write the image to ``path`` (a folder gets a generated name); never overwrites unless asked."""
+        """Write the image to ``path`` with its recipe embedded (a folder gets a generated name); the
+        service's compressed picture is written unchanged. Never overwrites unless asked."""
         target = Path(path).expanduser()
         if target.is_dir():
             target = target / f"yandexart-{self.seed if self.seed is not None else self.operation_id}{self.extension}"
@@ -133,10 +137,9 @@ class GeneratedImage:
             target = target.with_suffix(self.extension)
         if target.exists() and not overwrite:
             raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
-        if self.path is not None and self.path.exists():
-            copy_atomic(self.path, target)
-        else:
-            write_atomic(target, self.image_bytes)
+        from .provenance import embed
+
+        write_atomic(target, embed(self.image_bytes, self.recipe()))
         return target
 
     def caption(self) -> str:
@@ -163,20 +166,20 @@ class GeneratedImage:
             f"bytes={len(self.image_bytes)}, prompt={self.prompt[:40]!r})"
         )
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """The picture with its caption (HTML figure), and the caption as plain text."""
-        from .display import images_bundle
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The picture with its caption (HTML figure), the caption as plain text, and the recipe."""
+        from .display import images_output
 
-        return images_bundle([self])
+        return images_output([self])
 
 
 class ImageSet(list[GeneratedImage]):
     """Several results of one cell: a list that displays as a grid with captions."""
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from .display import images_bundle
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        from .display import images_output
 
-        return images_bundle(self)
+        return images_output(self)
 
     def save(self, folder: str | os.PathLike[str], *, overwrite: bool = False) -> list[Path]:
         """Save every image into ``folder`` with generated names."""

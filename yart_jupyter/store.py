@@ -385,6 +385,13 @@ class Store:
         rows = self._query(sql, (limit,))
         return [(float(r[0]), str(r[1]), str(r[2])) for r in rows if r[0] and r[0] > 0]
 
+    def latest_model_version(self, model_uri: str) -> str | None:
+        """The model version of the newest finished generation of ``model_uri`` (None when unknown)."""
+        rows = self._query("SELECT model_version FROM generations WHERE status='done' AND model_uri=?"
+                           " AND model_version IS NOT NULL AND model_version!='' ORDER BY finished_at DESC LIMIT 1",
+                           (model_uri,))
+        return str(rows[0][0]) if rows else None
+
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM generations")[0][0])
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from . import errors
+from . import errors, provenance
 from .config import Settings
 from .display import ERROR as _ERROR
 from .display import MUTED as _MUTED
@@ -35,13 +35,7 @@ CUSTOM = "custom W:H"
 
 def cell_text(image: GeneratedImage) -> str:
     """The ``%%yandexart`` cell that makes this picture again."""
-    lines = [f"%%yandexart --seed {image.seed} --aspect {image.aspect}"]
-    for index, message in enumerate(image.messages):
-        if index or message.weight != 1:
-            weight = f" {message.weight:g}" if message.weight != 1 else ""
-            lines.append(f"---{weight}")
-        lines.append(message.text.replace("{", "{{").replace("}", "}}"))
-    return "\n".join(lines)
+    return provenance.cell_text(image.recipe())
 
 
 class MessageRow(w.HBox):  # type: ignore[misc]

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import cancel, cell, form, history, jobs, pending, prune, resume
+from . import cancel, cell, form, history, info, jobs, pending, prune, rerun, resume
 from .face import Face
 from .parsers import Parser, ParserFactory
 
@@ -27,6 +27,8 @@ COMMANDS: dict[str, Command] = {
     "history": Command(history.parser, history.run),
     "prune": Command(prune.parser, prune.run),
     "form": Command(form.parser, form.run),
+    "info": Command(info.parser, info.run),
+    "rerun": Command(rerun.parser, rerun.run),
 }
 
 ONE_LINE = ("%yandexart PROMPT [options]",
@@ -48,11 +50,11 @@ def usage() -> str:
 def markdown() -> str:
     """The same reference as Markdown tables (README and the documentation site)."""
     lines = ["| cell option | what it does |", "|---|---|"]
-    lines += [f"| `{inv}` | {_cell(text)} |" for inv, text in cell.parser().rows()]
+    lines += [f"| `{_cell(inv)}` | {_cell(text)} |" for inv, text in cell.parser().rows()]
     lines += ["", "| line form | what it does |", "|---|---|", f"| `{ONE_LINE[0]}` | {ONE_LINE[1]} |"]
     for command in COMMANDS.values():
         p = command.parser()
-        lines.append(f"| `{p.format_usage().strip().removeprefix('usage: ')}` | {p.description} |")
+        lines.append(f"| `{_cell(p.format_usage().strip().removeprefix('usage: '))}` | {_cell(p.description or '')} |")
     lines.append("| `%yandexart help` | This reference. |")
     return "\n".join(lines)
 
