@@ -16,6 +16,8 @@ from yart_jupyter.errors import GenerationInterrupted
 from yart_jupyter.image import GeneratedImage, ImageSet
 from yart_jupyter.jobs import Job
 
+from .conftest import FOLDER, KEY
+
 
 def run(shell: InteractiveShell, source: str) -> tuple[Any, Any]:
     """Run a cell; return (the run result, the captured output)."""
@@ -280,30 +282,46 @@ def test_sync_fallback_without_the_transformer(shell: InteractiveShell) -> None:
     assert shell.user_ns["_"].seed == 8
 
 
-#: A cell that is async (so a loop is running) and calls the magic from code, not as a cell.
-NESTED = ("import asyncio\nawait asyncio.sleep(0)\n"
-          "get_ipython().run_cell_magic('yandexart', '--seed {seed}', '{prompt}')")
-
-
-def test_nested_call_from_a_running_loop(shell: InteractiveShell) -> None:
-    """run_cell_magic from code inside a running loop goes through the nest_asyncio seam."""
-    source = NESTED.format(seed=9, prompt="nested path")
-    result, _ = run(shell, source)
-    assert result.success, result.error_in_exec
-    assert shell.user_ns["_"].seed == 9
-
-
-def test_seam_that_cannot_nest_says_so_in_one_line(shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch,
-                                                   thread_emulator: Emulator) -> None:
+#: A shell whose async cell (so a loop is running) calls the magic from code, not as a cell; run in a
+#: fresh interpreter, because nest_asyncio patches asyncio for the rest of the process it runs in.
+NESTED = """
+import os, sys
+from IPython.core.interactiveshell import InteractiveShell
+if sys.argv[1] == "refuse":
     import nest_asyncio
-
-    def refuse(loop: Any = None) -> None:
+    def refuse(loop=None):
         raise ValueError("Can't patch loop of type <class 'SomeLoop'>")
+    nest_asyncio.apply = refuse
+ip = InteractiveShell.instance()
+ip.run_cell("%load_ext yart_jupyter")
+ip.run_cell(f"%config YandexArt.base_url = {os.environ['URL']!r}")
+result = ip.run_cell("import asyncio\\nawait asyncio.sleep(0)\\n"
+                     "get_ipython().run_cell_magic('yandexart', '--seed 9', 'nested path')")
+print("RESULT", "ok" if result.success else f"{type(result.error_in_exec).__name__}: {result.error_in_exec}")
+print("SEED", getattr(ip.user_ns.get("_"), "seed", None))
+"""
 
-    monkeypatch.setattr(nest_asyncio, "apply", refuse)
+
+def _nested(emulator: Emulator, tmp_path: Path, mode: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "URL": emulator.url, "YC_API_KEY": KEY, "YC_FOLDER_ID": FOLDER,
+           "YANDEXART_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, "-c", NESTED, mode], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_nested_call_from_a_running_loop(thread_emulator: Emulator, tmp_path: Path) -> None:
+    """run_cell_magic from code inside a running loop goes through the nest_asyncio seam."""
+    out = _nested(thread_emulator, tmp_path, "nest")
+    assert "RESULT ok" in out and "SEED 9" in out, out
+
+
+def test_seam_that_cannot_nest_says_so_in_one_line(thread_emulator: Emulator, tmp_path: Path) -> None:
     before = thread_emulator.stats.requests
-    source = NESTED.format(seed=10, prompt="no nesting")
-    result, _ = run(shell, source)
-    assert isinstance(result.error_in_exec, errors.ConfigurationError)
-    assert "Cannot wait for YandexART from synchronous code" in str(result.error_in_exec)
+    out = _nested(thread_emulator, tmp_path, "refuse")
+    assert "RESULT ConfigurationError: Cannot wait for YandexART from synchronous code" in out, out
     assert thread_emulator.stats.requests == before
