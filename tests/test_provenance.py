@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -31,7 +32,14 @@ from yart_jupyter.request import AspectRatio, Message
 
 from .test_magics import run
 
-PHOTO = Path(__file__).parent.parent.parent / "shared" / "testdata" / "photo-1024.jpg"
+#: The real photograph at the service's size (shared/ lies beside the checkout, in CI too).
+PHOTO = Path(os.environ.get("YART_SHARED", Path(__file__).resolve().parent.parent.parent / "shared")) / \
+    "testdata" / "photo-1024.jpg"
+
+
+@pytest.fixture(autouse=True)
+def _photo_is_there() -> None:
+    assert PHOTO.exists(), f"{PHOTO} is missing: shared/ must lie beside the checkout (or set YART_SHARED)"
 
 
 def photo_png() -> bytes:
