@@ -146,7 +146,7 @@ async def slow_api(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 async def test_wait_for_raises_timeout_error(slow_api: Emulator, isolated_store: Path) -> None:
-    with pytest.raises(TimeoutError):
+    with pytest.raises(asyncio.TimeoutError):  # the builtin TimeoutError from 3.11 on
         await asyncio.wait_for(yart_jupyter.generate("a cat", seed=1), 0.5)
     await asyncio.sleep(0.1)
     pending = Store(isolated_store).pending()  # nothing lost: the operation is recorded as pending
