@@ -196,8 +196,7 @@ class CellView:
             self.line.replace({"text/plain": ""})
 
     def stopped(self, status: BatchStatus) -> None:
-        message, hint = status.interrupted_text()
-        text = f"{message}. {hint}" if hint else message
+        text = status.interrupted_line()
         self.line.replace(message_bundle(text, "warning") if self.errors_in_place else {"text/plain": ""})
 
 

@@ -55,6 +55,11 @@ class BatchStatus:
             parts.append(f"{self.retries} retr{'y' if self.retries == 1 else 'ies'}")
         return " · ".join(parts)
 
+    def interrupted_line(self, collect: str = MAGIC_COLLECT) -> str:
+        """:meth:`interrupted_text` as one line, for a view that shows it in place."""
+        message, hint = self.interrupted_text(collect)
+        return f"{message}. {hint}" if hint else message
+
     def interrupted_text(self, collect: str = MAGIC_COLLECT) -> tuple[str, str]:
         """(message, hint) for an interrupt or a cancel: which operations still run, how to collect them
         (``collect`` is the face's command, with ``{op}`` for the id)."""

@@ -130,8 +130,7 @@ class JobCard(w.VBox):  # type: ignore[misc]
             self.images.children = [ImageCard(image, self.form) for image in images]
 
     def stopped(self, status: BatchStatus) -> None:
-        message, hint = status.interrupted_text()
-        self.progress_line.value = _html(f"{message}. {hint}" if hint else message, _ERROR)
+        self.progress_line.value = _html(status.interrupted_line(), _ERROR)
 
 
 class YandexArtForm(w.VBox):  # type: ignore[misc]
