@@ -40,7 +40,8 @@ def test_save_never_overwrites_silently(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.part"))
 
 
-def test_mimebundle_is_a_figure_with_caption() -> None:
+def test_mimebundle_is_a_figure_with_caption(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YANDEXART_INLINE", "full")  # the service's bytes, as before previews
     for mime in ("image/jpeg", "image/png"):
         image = make_image(mime)
         data, metadata = image._repr_mimebundle_()

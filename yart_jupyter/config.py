@@ -25,6 +25,8 @@ DEFAULT_BASE_URL = "https://llm.api.cloud.yandex.net"
 DEFAULT_IAM_URL = "https://iam.api.cloud.yandex.net/iam/v1/tokens"
 EMULATOR = "emulator"
 GENERATE_PATH = "/foundationModels/v1/imageGenerationAsync"
+#: What the ``inline`` setting may be: how a cell output embeds its pictures.
+INLINE_MODES = ("preview", "full", "none")
 #: The folder the embedded emulator answers for when none is configured.
 EMULATOR_FOLDER = "emulator-folder"
 
@@ -58,6 +60,9 @@ class Settings:
                                      "The folder's operation-read quota per second.")
     data_dir: str | None = _setting(None, "YANDEXART_HOME",
                                     "Folder of the local store (unset: the user's data folder).")
+    inline: str = _setting("preview", "YANDEXART_INLINE",
+                           "What cell outputs embed: 'preview' (a small JPEG at the shown size; the full "
+                           "picture stays in the store), 'full' (the service's bytes) or 'none'.")
 
     @classmethod
     def resolve(
@@ -100,6 +105,8 @@ class Settings:
         for name in ("request_timeout", "wait_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigurationError(f"{name} must be a positive number of seconds, not {getattr(self, name)!r}")
+        if self.inline not in INLINE_MODES:
+            raise ConfigurationError(f"inline must be one of {', '.join(map(repr, INLINE_MODES))}, not {self.inline!r}")
         try:
             AspectRatio.parse(self.default_aspect)
             validate_mime(self.mime_type)

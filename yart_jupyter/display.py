@@ -9,14 +9,19 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from .status import BatchStatus
 
 Bundle = dict[str, Any]
+
+#: The only symbols outputs use: each is in JupyterLab's default fonts (a browser test renders them).
+FAILED, WARNING, BULLET = "✖", "⚠", "•"
 
 #: Muted and error text styles that follow JupyterLab's light and dark themes (used by the form).
 MUTED = "color: var(--jp-ui-font-color2, #666); font-size: 12px"
@@ -28,6 +33,8 @@ class Picture(Protocol):
 
     image_bytes: bytes
     mime_type: str
+    #: Files the picture was saved to (a preview links to the first one).
+    saved: list[Path]
 
     @property
     def size(self) -> tuple[int, int] | None: ...
@@ -38,6 +45,8 @@ class Picture(Protocol):
     def caption(self) -> str: ...
 
     def recipe(self) -> dict[str, Any]: ...
+
+    def preview(self, longest: int) -> tuple[bytes, str, tuple[int, int]]: ...
 
 
 class Entry(Protocol):
@@ -72,22 +81,61 @@ def span(text: str, style: str = MUTED) -> str:
 _FIGURE = (
     '<figure data-yart-recipe="{recipe}" '
     'style="margin:0 12px 12px 0;display:inline-block;vertical-align:top;max-width:{width}px">'
-    '<img src="data:{mime};base64,{data}" alt="{alt}" style="width:100%;height:auto;border-radius:4px">'
+    '{picture}'
     '<figcaption style="font:12px/1.4 monospace;opacity:.75;margin-top:4px">{caption}<br>{prompt}</figcaption>'
     "</figure>"
 )
+_IMG = '<img src="data:{mime};base64,{data}" alt="{alt}" style="width:100%;height:auto;border-radius:4px">'
+_NONE = ('<div style="width:{width}px;max-width:100%;aspect-ratio:{ratio};display:flex;align-items:center;'
+         'justify-content:center;border:1px dashed var(--jp-border-color1, #bbb);border-radius:4px;'
+         'font:12px monospace;opacity:.7">not embedded (inline = none)</div>')
 
 
-def images_bundle(images: Sequence[Picture], notes: Sequence[str] = ()) -> Bundle:
-    """A grid of figures with captions (one image is a grid of one), plus any notes below."""
-    width, tallest = (720, 640) if len(images) == 1 else (340, 420)
+def shown_width(images: Sequence[Picture]) -> tuple[int, int]:
+    """The largest (width, height) in CSS pixels a figure is shown at: one image large, several smaller."""
+    return (720, 640) if len(images) == 1 else (340, 420)
+
+
+def _link(image: Picture) -> str | None:
+    """A relative link to the picture's saved file, when there is one under the notebook's folder."""
+    for path in image.saved:
+        try:
+            relative = os.path.relpath(path)
+        except ValueError:
+            continue
+        if not relative.startswith(".."):
+            return Path(relative).as_posix()
+    return None
+
+
+def images_bundle(images: Sequence[Picture], notes: Sequence[str] = (), inline: str = "preview") -> Bundle:
+    """A grid of figures with captions (one image is a grid of one), plus any notes below.
+
+    ``inline``: ``preview`` embeds each picture re-encoded at twice the size it is shown at (for
+    high-density screens) and says so in the caption; ``full`` embeds the service's bytes;
+    ``none`` embeds no picture. A preview of a saved picture links to the file.
+    """
+    width, tallest = shown_width(images)
     figures = []
     for image in images:
         size = image.size
         shown = min(width, size[0], tallest * size[0] // size[1]) if size else width
+        caption = image.caption()
+        link = _link(image)
+        if inline == "none":
+            picture = _NONE.format(width=shown, ratio=f"{size[0]}/{size[1]}" if size else "1")
+        else:
+            data, mime = image.image_bytes, image.mime_type
+            if inline == "preview":
+                data, mime, (w, h) = image.preview(2 * max(shown, shown * size[1] // size[0]) if size else 2 * shown)
+                if data is not image.image_bytes:
+                    caption += f" · preview {w}×{h}"
+            picture = _IMG.format(mime=mime, data=base64.b64encode(data).decode("ascii"),
+                                  alt=html.escape(image.prompt[:100], quote=True))
+        if link is not None:
+            picture = f'<a href="{html.escape(link, quote=True)}" title="full size: {html.escape(link)}">{picture}</a>'
         figures.append(_FIGURE.format(
-            width=shown, mime=image.mime_type, data=base64.b64encode(image.image_bytes).decode("ascii"),
-            alt=html.escape(image.prompt[:100], quote=True), caption=html.escape(image.caption()),
+            width=shown, picture=picture, caption=html.escape(caption),
             recipe=html.escape(json.dumps(image.recipe(), ensure_ascii=False), quote=True),
             prompt=html.escape(image.prompt[:160]),
         ))
@@ -96,10 +144,31 @@ def images_bundle(images: Sequence[Picture], notes: Sequence[str] = ()) -> Bundl
     return {"text/html": f'<div class="yart-result">{"".join(figures)}{note_html}</div>', "text/plain": plain}
 
 
-def images_output(images: Sequence[Picture], notes: Sequence[str] = ()) -> tuple[Bundle, Bundle]:
+def images_output(
+    images: Sequence[Picture], notes: Sequence[str] = (), inline: str = "preview",
+) -> tuple[Bundle, Bundle]:
     """:func:`images_bundle` and its display metadata: every picture's recipe, so a saved notebook
     keeps how each of its pictures was made (``yart_jupyter.info("notebook.ipynb")`` reads them)."""
-    return images_bundle(images, notes), {"yart_jupyter": {"recipes": [image.recipe() for image in images]}}
+    return images_bundle(images, notes, inline), {"yart_jupyter": {"recipes": [image.recipe() for image in images]}}
+
+
+def static_copy_bundle(images: Sequence[Picture], copy_id: str, inline: str = "preview") -> Bundle:
+    """What a form leaves in the notebook: its results as plain output (previews and captions), since
+    widget views vanish when the notebook is reopened without the kernel. The live form hides it
+    with a style rule naming ``copy_id``, so it shows only where the form no longer does."""
+    if not images:
+        return {"text/plain": ""}
+    grid = images_bundle(images, inline=inline)
+    title = (f'<div style="{MUTED};margin:4px 0">YandexART form results ({len(images)}, newest first; '
+             "a copy kept in the notebook, since the form needs the live kernel)</div>")
+    return {"text/html": f'<div class="yart-static-copy" data-form="{html.escape(copy_id, quote=True)}">'
+                         f'{title}{grid["text/html"]}</div>',
+            "text/plain": f"YandexART form results (newest first):\n{grid['text/plain']}"}
+
+
+def hide_static_copy(copy_id: str) -> str:
+    """The style rule a live form carries, so its static copy does not show twice."""
+    return f'<style>.yart-static-copy[data-form="{html.escape(copy_id, quote=True)}"]{{display:none}}</style>'
 
 
 def recipe_bundle(recipe: dict[str, Any], picture: bytes | None = None) -> Bundle:
@@ -126,18 +195,50 @@ def recipe_bundle(recipe: dict[str, Any], picture: bytes | None = None) -> Bundl
     }
 
 
-def status_bundle(text: str) -> Bundle:
-    """A one-line, in-place status."""
+#: The progress bar's parts: done, from the store, failed, running (theme colours, with fallbacks).
+_BAR_PARTS = (
+    "var(--jp-success-color1, #388e3c)",
+    "var(--jp-info-color1, #0288d1)",
+    "var(--jp-error-color1, #d32f2f)",
+    "repeating-linear-gradient(135deg, var(--jp-brand-color2, #90caf9) 0 6px, "
+    "var(--jp-brand-color3, #bbdefb) 6px 12px)",
+)
+
+
+def progress_bar_html(status: BatchStatus, width: int = 160) -> str:
+    """A bar in the theme's colours: done, from the store, failed and running parts of the batch."""
+    parts = "".join(
+        f'<div class="yart-bar-part" style="width:{share * 100:.1f}%;background:{colour}"></div>'
+        for share, colour in zip(status.fractions(), _BAR_PARTS, strict=True) if share > 0
+    )
+    return (f'<div class="yart-bar" role="progressbar" aria-valuemin="0" aria-valuemax="{status.total}" '
+            f'aria-valuenow="{status.done}" style="flex:0 0 {width}px;height:8px;border-radius:4px;display:flex;'
+            f'overflow:hidden;background:var(--jp-layout-color3, #e0e0e0)">{parts}</div>')
+
+
+def progress_text_bar(status: BatchStatus, width: int = 20) -> str:
+    """The bar in plain characters, for terminals and text outputs: ``[####==......]``."""
+    cells = []
+    for share, mark in zip(status.fractions(), "#+x=", strict=True):
+        cells.append(mark * round(share * width))
+    bar = "".join(cells)[:width]
+    return f"[{bar}{'.' * (width - len(bar))}]"
+
+
+def progress_bundle(status: BatchStatus) -> Bundle:
+    """A batch's progress: the bar, then done, running, cached, failed, time left and elapsed."""
+    text = status.text()
     return {
-        "text/html": f'<div class="yart-status" style="font:13px monospace;opacity:.85">⏳ {html.escape(text)}</div>',
-        "text/plain": f"⏳ {text}",
+        "text/html": f'<div class="yart-status" style="display:flex;align-items:center;gap:8px;font:12px '
+                     f'monospace;opacity:.9">{progress_bar_html(status)}<span>{html.escape(text)}</span></div>',
+        "text/plain": f"{progress_text_bar(status)} {text}",
     }
 
 
 def message_bundle(text: str, kind: str = "info") -> Bundle:
     """A one-line message: ``info``, ``warning`` or ``error``."""
     colour = {"error": "#d32f2f", "warning": "#ed6c02"}.get(kind, "inherit")
-    icon = {"error": "✖", "warning": "⚠"}.get(kind, "•")
+    icon = {"error": FAILED, "warning": WARNING}.get(kind, BULLET)
     style = f"font:13px monospace;color:{colour}"
     return {
         "text/html": f'<div class="yart-{kind}" style="{style}">{icon} {html.escape(text)}</div>',
@@ -146,22 +247,22 @@ def message_bundle(text: str, kind: str = "info") -> Bundle:
 
 
 class StatusLine:
-    """A display handle shown once and updated in place (throttled); works from background tasks."""
+    """A batch's progress shown once and updated in place (throttled); works from background tasks."""
 
-    def __init__(self, text: str, *, min_interval: float = 0.2) -> None:
+    def __init__(self, status: BatchStatus, *, min_interval: float = 0.25) -> None:
         from IPython.display import display
 
-        self._handle: Any = display(status_bundle(text), raw=True, display_id=True)  # type: ignore[no-untyped-call]
+        self._handle: Any = display(progress_bundle(status), raw=True, display_id=True)  # type: ignore[no-untyped-call]
         self._last = 0.0
         self._min_interval = min_interval
 
-    def update(self, text: str, *, force: bool = False) -> None:
-        """Show a new status text (skipped when the last update was very recent, unless forced)."""
+    def update(self, status: BatchStatus, *, force: bool = False) -> None:
+        """Show the new progress (skipped when the last update was very recent, unless forced)."""
         now = time.monotonic()
         if not force and now - self._last < self._min_interval:
             return
         self._last = now
-        self._show(status_bundle(text))
+        self._show(progress_bundle(status))
 
     def replace(self, bundle: Bundle, metadata: Bundle | None = None) -> None:
         """Replace the status line with a final bundle (the result, or an error)."""
@@ -179,17 +280,20 @@ class CellView:
     so there is nowhere else to print them); a waiting cell's errors are raised instead.
     """
 
-    def __init__(self, status: BatchStatus, *, errors_in_place: bool) -> None:
-        self.line = StatusLine(status.text())
+    def __init__(self, status: BatchStatus, *, errors_in_place: bool, inline: str = "preview") -> None:
+        self.line = StatusLine(status)
         self.errors_in_place = errors_in_place
+        self.inline = inline
 
     def progress(self, status: BatchStatus) -> None:
-        self.line.update(status.text())
+        self.line.update(status)
 
     def finished(self, images: Sequence[Picture], failures: Sequence[Exception], notes: Sequence[str]) -> None:
-        lines = [*notes, *(f"✖ {failure}" for failure in failures)]
+        lines = [*notes, *(f"{FAILED} {failure}" for failure in failures)]
         if images:
-            self.line.replace(*images_output(images, lines))
+            self.line.replace(*images_output(images, lines, self.inline))
+            if self.inline != "full":
+                show_full_size(images)
         elif self.errors_in_place and lines:
             self.line.replace(message_bundle("; ".join(lines), "error"))
         else:
@@ -198,6 +302,20 @@ class CellView:
     def stopped(self, status: BatchStatus) -> None:
         text = status.interrupted_line()
         self.line.replace(message_bundle(text, "warning") if self.errors_in_place else {"text/plain": ""})
+
+
+def show_full_size(images: Sequence[Picture]) -> None:
+    """Below previews, in a live kernel: one click shows a picture at full size (a plain shell has
+    no widgets, and needs none: ``img.image_bytes`` is the full picture)."""
+    from IPython import get_ipython
+    from IPython.display import display
+
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return
+    from .fullsize import full_size
+
+    display(full_size(images))  # type: ignore[no-untyped-call]
 
 
 def text_bundle(rows: Sequence[str]) -> Bundle:

@@ -185,7 +185,7 @@ async def run_batch(
                 store.mark_submitting(intent.key)
 
         def started(operation_id: str, request: GenerationRequest) -> None:  # on the loop, at once
-            status.operation_ids.append(operation_id)
+            status.mark_started(operation_id)
             status.unsent -= 1
             if store is not None:
                 store.record_started(operation_id, request, notebook=notebook, key=intent.key)
@@ -213,6 +213,8 @@ async def run_batch(
             intent = item if isinstance(item, Intent) else None
             if intent is not None and not exc.operation_id:
                 status.unsent -= 1
+            if exc.operation_id and final_status(exc) is not None:
+                status.failed_ids.add(exc.operation_id)
             await settle_failure(store, exc, intent)
             notify()
             raise
@@ -252,7 +254,11 @@ async def run(
     :class:`~.errors.BatchError` carrying every failure and every image that did arrive.
     """
     status = status or BatchStatus(len(batch.items))
-    status.operation_ids.extend(item for item in batch.items if isinstance(item, str))
+    for item in batch.items:
+        if isinstance(item, str):
+            status.mark_started(item)
+    if status.estimate is None:
+        status.estimate = lambda elapsed: DURATIONS.distribution().remaining(elapsed)
     ticker = asyncio.ensure_future(_tick(view, status))
     try:
         images, failures = await run_batch(

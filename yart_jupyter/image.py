@@ -66,6 +66,37 @@ def thumbnail(data: bytes, size: int = 256, quality: int = 80) -> bytes:
     return out.getvalue()
 
 
+#: Preview encoding: JPEG quality, and the largest PNG kept as PNG (bigger ones become JPEG).
+PREVIEW_QUALITY = 80
+PREVIEW_PNG_LIMIT = 120_000
+
+
+def preview(data: bytes, longest: int) -> tuple[bytes, str, tuple[int, int]]:
+    """A picture re-encoded for showing at most ``longest`` pixels on its longest side: a JPEG
+    (a PNG stays PNG when it is still small), never larger than the original. (bytes, mime, size)."""
+    import io
+
+    from PIL import Image
+
+    mime = sniff_mime(data)
+    with Image.open(io.BytesIO(data)) as picture:
+        picture.load()
+        original = picture.size
+        if max(picture.size) > longest:
+            picture.thumbnail((longest, longest), Image.Resampling.LANCZOS)
+        size = picture.size
+        if mime == "image/png":
+            out = io.BytesIO()
+            picture.save(out, "PNG", optimize=True)
+            if len(out.getvalue()) <= PREVIEW_PNG_LIMIT:
+                return (data, mime, original) if len(data) <= len(out.getvalue()) else (out.getvalue(), mime, size)
+        out = io.BytesIO()
+        picture.convert("RGB").save(out, "JPEG", quality=PREVIEW_QUALITY, optimize=True, progressive=True)
+    if mime == "image/jpeg" and len(out.getvalue()) >= len(data):
+        return data, mime, original
+    return out.getvalue(), "image/jpeg", size
+
+
 def same_pixels(first: bytes, second: bytes) -> bool:
     """Whether two encoded pictures decode to the same pixels (their files may differ in metadata)."""
     import io
@@ -100,6 +131,9 @@ class GeneratedImage:
     cached: bool = False
     #: The file in the local store, once recorded there.
     path: Path | None = field(default=None, repr=False)
+    #: Files written by ``--out`` or :meth:`save` (the notebook's previews link to the first).
+    saved: list[Path] = field(default_factory=list, repr=False)
+    _previews: dict[int, tuple[bytes, str, tuple[int, int]]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def duration(self) -> float | None:
@@ -121,6 +155,13 @@ class GeneratedImage:
     def extension(self) -> str:
         return _EXTENSIONS.get(self.mime_type, ".img")
 
+    def preview(self, longest: int) -> tuple[bytes, str, tuple[int, int]]:
+        """The picture as a cell output embeds it at ``longest`` pixels (see :func:`preview`); kept,
+        so showing it again costs nothing. ``image_bytes`` stays the service's exact bytes."""
+        if longest not in self._previews:
+            self._previews[longest] = preview(self.image_bytes, longest)
+        return self._previews[longest]
+
     def recipe(self) -> dict[str, Any]:
         """How this picture was made: everything :func:`yart_jupyter.info` reads back from its files."""
         from .provenance import recipe
@@ -140,6 +181,7 @@ class GeneratedImage:
         from .provenance import embed
 
         write_atomic(target, embed(self.image_bytes, self.recipe()))
+        self.saved.append(target)
         return target
 
     def caption(self) -> str:
@@ -167,10 +209,11 @@ class GeneratedImage:
         )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The picture with its caption (HTML figure), the caption as plain text, and the recipe."""
+        """The picture (as ``%config YandexArt.inline`` says) with its caption, and the recipe."""
         from .display import images_output
+        from .settings import current
 
-        return images_output([self])
+        return images_output([self], inline=current().inline)
 
 
 class ImageSet(list[GeneratedImage]):
@@ -178,8 +221,9 @@ class ImageSet(list[GeneratedImage]):
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
         from .display import images_output
+        from .settings import current
 
-        return images_output(self)
+        return images_output(self, inline=current().inline)
 
     def save(self, folder: str | os.PathLike[str], *, overwrite: bool = False) -> list[Path]:
         """Save every image into ``folder`` with generated names."""

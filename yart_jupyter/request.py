@@ -10,7 +10,7 @@ import math
 import re
 import secrets
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,9 +144,17 @@ class GenerationRequest:
         }
 
 
-def random_seed() -> int:
-    """A fresh seed from the whole valid range (never 0, which asks the server to choose)."""
-    return secrets.randbelow(MAX_SEED) + 1
+#: Random seeds are drawn from 1 to this: at most six digits, short to read, say and type again
+#: (any seed up to MAX_SEED can still be given; a random one only has to differ from the others).
+RANDOM_SEEDS = 999_999
+
+
+def random_seed(avoid: Collection[int] = ()) -> int:
+    """A fresh random seed of at most six digits (never 0, which asks the server to choose), not in ``avoid``."""
+    while True:
+        seed = secrets.randbelow(RANDOM_SEEDS) + 1
+        if seed not in avoid:
+            return seed
 
 
 def validate_text(text: Any, field_name: str = "prompt") -> str:

@@ -71,6 +71,13 @@ class LogNormal:
             return z / (self.sigma * t)  # the asymptote of the ratio below
         return math.exp(-z * z / 2) / (_SQRT2PI * self.sigma * t * survived)
 
+    def remaining(self, elapsed: float) -> float:
+        """The median time still to wait for a generation already running ``elapsed`` seconds."""
+        left = self.survival(elapsed)
+        if left <= 1e-9:
+            return self.median
+        return max(0.0, self.quantile(1.0 - left / 2.0) - elapsed)
+
     def quantile(self, q: float) -> float:
         return math.exp(self.mu + self.sigma * _SQRT2 * _erfinv(2.0 * q - 1.0))
 

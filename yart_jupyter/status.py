@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 #: How the notebook face says to collect an operation.
@@ -18,6 +19,8 @@ class BatchStatus:
     operation_ids: list[str] = field(default_factory=list)
     finished_ids: set[str] = field(default_factory=set)
     failed: int = 0
+    #: Operations that ended in a definitive failure (they no longer run on the server).
+    failed_ids: set[str] = field(default_factory=set)
     retries: int = 0
     cached: int = 0
     #: Set when the user cancelled the job on purpose (not an interrupt of a waiting cell).
@@ -26,6 +29,15 @@ class BatchStatus:
     unsent: int = 0
     #: The idempotency keys of the batch's generations (they name the store's records).
     keys: list[str] = field(default_factory=list)
+    #: When each operation started (monotonic seconds), for the time-left estimate.
+    started: dict[str, float] = field(default_factory=dict)
+    #: The learned model's median time still to wait for a generation running for so many seconds.
+    estimate: Callable[[float], float] | None = field(default=None, repr=False)
+
+    def mark_started(self, operation_id: str) -> None:
+        """An operation of the batch started on the server now."""
+        self.operation_ids.append(operation_id)
+        self.started.setdefault(operation_id, time.monotonic())
 
     @property
     def done(self) -> int:
@@ -38,13 +50,36 @@ class BatchStatus:
     @property
     def pending_ids(self) -> list[str]:
         """Operations started on the server and not yet collected."""
-        return [op for op in self.operation_ids if op not in self.finished_ids]
+        return [op for op in self.operation_ids if op not in self.finished_ids and op not in self.failed_ids]
+
+    @property
+    def running(self) -> int:
+        """Generations on their way: started and not collected, or their start not answered yet."""
+        return len(self.pending_ids) + self.unsent
+
+    def time_left(self) -> float | None:
+        """Seconds until the last running generation is likely done (None: nothing to estimate)."""
+        if self.estimate is None or not self.running:
+            return None
+        now = time.monotonic()
+        waits = [self.estimate(now - self.started.get(op, now)) for op in self.pending_ids]
+        if self.unsent:
+            waits.append(self.estimate(0.0))
+        return max(waits)
 
     def text(self) -> str:
-        """One status line: progress, time, operation ids, retries."""
-        parts = [f"YandexART · {self.done}/{self.total} done", f"{self.elapsed:.0f} s"]
+        """One status line: progress, what runs, time left and elapsed, operation ids, retries."""
+        parts = [f"YandexART · {self.done}/{self.total} done"]
+        if self.running:
+            parts.append(f"{self.running} running")
+        if self.cached:
+            parts.append(f"{self.cached} from the store")
         if self.failed:
             parts.append(f"{self.failed} failed")
+        left = self.time_left()
+        if left is not None:
+            parts.append(about_left(left))
+        parts.append(f"{self.elapsed:.0f} s")
         pending = self.pending_ids
         if pending:
             more = f" +{len(pending) - 1}" if len(pending) > 1 else ""
@@ -54,6 +89,12 @@ class BatchStatus:
         if self.retries:
             parts.append(f"{self.retries} retr{'y' if self.retries == 1 else 'ies'}")
         return " · ".join(parts)
+
+    def fractions(self) -> tuple[float, float, float, float]:
+        """Shares of the total that are done, from the store, failed and running (a progress bar's parts)."""
+        total = max(1, self.total)
+        return (len(self.finished_ids) / total, self.cached / total, self.failed / total,
+                min(self.running, self.total) / total)
 
     def interrupted_line(self, collect: str = MAGIC_COLLECT) -> str:
         """:meth:`interrupted_text` as one line, for a view that shows it in place."""
@@ -77,3 +118,12 @@ class BatchStatus:
             " (one id at a time, or `%yandexart resume --all`)" if len(pending) > 1 else ""
         )
         return message, hint
+
+
+def about_left(seconds: float) -> str:
+    """A time-left estimate as people say it: "about 9 s left", "about 2 min left"."""
+    if seconds < 1.5:
+        return "about 1 s left"
+    if seconds < 90:
+        return f"about {seconds:.0f} s left"
+    return f"about {seconds / 60:.0f} min left"

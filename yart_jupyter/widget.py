@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import ipywidgets as w
 from . import errors, provenance
 from .config import Settings
 from .display import ERROR as _ERROR
+from .display import FAILED, hide_static_copy, progress_bundle, static_copy_bundle
 from .display import MUTED as _MUTED
 from .display import span as _html
 from .engine import Batch, prepare, run, server_canceller
@@ -121,13 +123,15 @@ class JobCard(w.VBox):  # type: ignore[misc]
         self.form: YandexArtForm | None = None
 
     def progress(self, status: BatchStatus) -> None:
-        self.progress_line.value = _html(status.text())
+        self.progress_line.value = progress_bundle(status)["text/html"]
 
     def finished(self, images: ImageSet, failures: Sequence[errors.YandexArtError], notes: Sequence[str]) -> None:
         done = self.progress_line.value
-        self.progress_line.value = done + "".join("<br>" + _html(f"✖ {f}", _ERROR) for f in failures)
+        lines = [*(_html(note) for note in notes), *(_html(f"{FAILED} {f}", _ERROR) for f in failures)]
+        self.progress_line.value = done + "".join("<br>" + line for line in lines)
         if self.form is not None:
             self.images.children = [ImageCard(image, self.form) for image in images]
+            self.form.keep_copy(images)
 
     def stopped(self, status: BatchStatus) -> None:
         self.progress_line.value = _html(status.interrupted_line(), _ERROR)
@@ -164,6 +168,10 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
         self.cancel_button = w.Button(description="Cancel", icon="stop", disabled=True)
         self.problem = w.HTML("")
         self.gallery = w.VBox([])
+        #: Every picture the form made, newest first: the static copy left in the notebook shows them.
+        self.results: list[GeneratedImage] = []
+        self._copy_id = uuid.uuid4().hex[:12]
+        self._copy: Any = None
         self.jobs: list[Job] = []
         self._ready = False
         self._setup_error: str | None = None
@@ -174,7 +182,7 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
             w.HBox([self.aspect, self.custom_aspect, self.count, self.save_folder],
                    layout=w.Layout(flex_flow="row wrap")),
             w.HBox([self.generate_button, self.cancel_button, self.problem], layout=w.Layout(align_items="center")),
-            self.gallery,
+            self.gallery, w.HTML(hide_static_copy(self._copy_id)),
         ], layout=w.Layout(width="100%", max_width="980px"))
         self.add_class("yart-form")
         self._show_aspect(AspectRatio.parse(self.settings.default_aspect))
@@ -191,6 +199,21 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
             self._setup_task = asyncio.get_running_loop().create_task(self._describe_setup())
         except RuntimeError:
             self.setup.value = _html("(credentials are checked when the kernel's loop runs)")
+
+    def _ipython_display_(self) -> None:
+        """Show the form, and under it the place of its static copy (see :meth:`keep_copy`)."""
+        from IPython.display import display
+
+        display(self._repr_mimebundle_(), raw=True)  # type: ignore[no-untyped-call]
+        self._copy = display(static_copy_bundle(self.results, self._copy_id), raw=True,  # type: ignore[no-untyped-call]
+                             display_id=True)
+
+    def keep_copy(self, images: Sequence[GeneratedImage]) -> None:
+        """New pictures: update the plain-output copy of the results under the form (previews and
+        captions), which is what a notebook reopened without the kernel still shows."""
+        self.results[:0] = list(images)
+        if self._copy is not None:
+            self._copy.update(static_copy_bundle(self.results, self._copy_id, current().inline), raw=True)
 
     # -- setup -------------------------------------------------------------------------------
 

@@ -24,7 +24,8 @@ _lock = threading.Lock()
 
 
 def embedded() -> Emulator:
-    """The process's embedded emulator, started on first use (duration from YANDEXART_EMULATOR_DURATION)."""
+    """The process's embedded emulator, started on first use (generation times from
+    YANDEXART_EMULATOR_DURATION; YANDEXART_EMULATOR_PHOTO names a photograph to return for JPEGs)."""
     global _embedded
     with _lock:
         if _embedded is None:
@@ -32,6 +33,10 @@ def embedded() -> Emulator:
             spec = os.environ.get("YANDEXART_EMULATOR_DURATION")
             if spec:
                 config.duration = Duration.parse(spec)
+            photo = os.environ.get("YANDEXART_EMULATOR_PHOTO")
+            if photo:
+                with open(photo, "rb") as handle:
+                    config.photo = handle.read()
             emulator = Emulator(config)
             emulator.start_in_thread()
             atexit.register(emulator.stop_thread)

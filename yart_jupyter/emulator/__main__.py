@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault-rate", type=float, default=0.0, help="probability of a random 5xx/429")
     parser.add_argument("--random-seed", type=int, default=None, help="make durations and faults repeatable")
     parser.add_argument("--realistic-payloads", action="store_true", help="1-1.6 MB JPEGs, like the real service")
+    parser.add_argument("--photo", metavar="FILE", help="return this JPEG photograph for every JPEG generation")
     args = parser.parse_args(argv)
     config = EmulatorConfig(
         duration=Duration.parse(args.duration),
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> None:
         config.folders = set(args.folder)
     if args.moderate:
         config.moderation_words = {w.lower() for w in args.moderate}
+    if args.photo:
+        with open(args.photo, "rb") as handle:
+            config.photo = handle.read()
     if args.realistic_payloads:
         config.payload_bytes = (1_000_000, 1_600_000)
 

@@ -111,6 +111,9 @@ class EmulatorConfig:
     error_shape: str = "wrapped"  # "wrapped": {"error": {...}}; "flat": {"code", "message"}
     #: Grow JPEGs to this many bytes (0 keeps them small); realistic is 1-1.6 MB.
     payload_bytes: tuple[int, int] = (0, 0)
+    #: A real photograph returned for every JPEG result instead of a drawn scene: anything whose
+    #: result depends on how pictures compress (previews, notebook weight) is measured with it.
+    photo: bytes | None = field(default=None, repr=False)
     #: Random faults for soak tests: the probability and the kinds to draw from.
     fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = ("status",)

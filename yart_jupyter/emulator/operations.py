@@ -33,6 +33,10 @@ class Operation:
 
     def render(self, config: EmulatorConfig) -> asyncio.Future[bytes]:
         """Draw the operation's image in a worker thread (padded to a realistic size if asked)."""
+        if config.photo is not None and self.mime_type == "image/jpeg":
+            future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+            future.set_result(config.photo)
+            return future
         low, high = config.payload_bytes
         pad = random.Random(self.id).randint(low, high) if high else 0
         return asyncio.get_running_loop().run_in_executor(

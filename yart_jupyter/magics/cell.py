@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .. import errors
 from ..outputs import check_pattern
 from ..prompt import expand, parse_body, parse_seeds
-from ..request import ASPECT_PRESETS, GenerationRequest, Message
+from ..request import ASPECT_PRESETS, GenerationRequest, Message, random_seed
 from .face import Face, check_var
 from .parsers import Parser, split
 
@@ -83,6 +84,10 @@ def plan(face: Face, line: str, body: str) -> Plan:
                               model_uri=options.model)
         for seed in seeds
     ]
+    for index, request in enumerate(requests):  # a batch's random seeds differ from each other
+        others = {r.seed for r in requests[:index]}
+        if not request.seed_was_given and request.seed in others:
+            requests[index] = dataclasses.replace(request, seed=random_seed(others))
     if options.out:
         check_pattern(options.out, len(requests))
     return Plan(requests, options, single=len(requests) == 1)
@@ -100,7 +105,7 @@ async def run(face: Face, line: str, body: str) -> None:
     batch = prepare(face.store(), Batch(cell.requests, timeout=cell.options.timeout,
                                         use_cache=not cell.options.no_cache, out=cell.options.out,
                                         notebook=face.notebook_name()), status)
-    view = CellView(status, errors_in_place=cell.options.background)
+    view = CellView(status, errors_in_place=cell.options.background, inline=face.settings.inline)
     if cell.options.background:
         count = len(cell.requests)
         description = f"{count} image{'s' if count > 1 else ''}: {cell.requests[0].prompt[:40]}"

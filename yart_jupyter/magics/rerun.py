@@ -52,8 +52,8 @@ async def run(face: Face, options: Any) -> None:
     )
     status = BatchStatus(1)
     batch = prepare(face.store(), Batch([request], use_cache=not options.no_cache), status)
-    image = (await run_batch(face.client(), face.store(), batch, CellView(status, errors_in_place=False),
-                             status=status))[0]
+    view = CellView(status, errors_in_place=False, inline=face.settings.inline)
+    image = (await run_batch(face.client(), face.store(), batch, view, status=status))[0]
     same = await asyncio.to_thread(same_pixels, before, image.image_bytes)
     if image.cached:
         verdict = "answered from the local store (no API call); use --no-cache to generate it again"

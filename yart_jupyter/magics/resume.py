@@ -59,7 +59,7 @@ async def run(face: Face, options: Any) -> None:
         check_pattern(options.out, len(items))
     status = BatchStatus(len(items))
     batch = prepare(store, Batch(items, timeout=options.timeout, out=options.out), status)
-    view = CellView(status, errors_in_place=options.all)
+    view = CellView(status, errors_in_place=options.all, inline=face.settings.inline)
     try:
         images = await run_batch(face.client(), store, batch, view, status=status)
     except errors.BatchError as exc:
