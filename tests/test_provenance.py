@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -30,16 +29,13 @@ from yart_jupyter.provenance import (
 )
 from yart_jupyter.request import AspectRatio, Message
 
+from .shared_data import PHOTO, photo_bytes
 from .test_magics import run
-
-#: The real photograph at the service's size (shared/ lies beside the checkout, in CI too).
-PHOTO = Path(os.environ.get("YART_SHARED", Path(__file__).resolve().parent.parent.parent / "shared")) / \
-    "testdata" / "photo-1024.jpg"
 
 
 @pytest.fixture(autouse=True)
 def _photo_is_there() -> None:
-    assert PHOTO.exists(), f"{PHOTO} is missing: shared/ must lie beside the checkout (or set YART_SHARED)"
+    photo_bytes()
 
 
 def photo_png() -> bytes:
