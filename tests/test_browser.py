@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import tokenize
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,8 +32,45 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def output_glyphs() -> set[str]:
+    """Every non-ASCII character in the package's string literals: what outputs may show."""
+    glyphs = set()
+    for path in (ROOT / "yart_jupyter").rglob("*.py"):
+        if "emulator" in path.parts:
+            continue
+        with path.open("rb") as handle:
+            for token in tokenize.tokenize(handle.readline):
+                if token.type == tokenize.STRING:
+                    glyphs.update(ch for ch in token.string if ord(ch) > 127)
+    return glyphs
+
+
+#: Draws each glyph on a canvas in a font, and reports those drawn as the missing-glyph box (the
+#: drawing of unassigned code points) or as nothing.
+MISSING_GLYPHS_JS = """
+([glyphs, fonts]) => {
+  const canvas = document.createElement('canvas'); canvas.width = 48; canvas.height = 48;
+  const ctx = canvas.getContext('2d');
+  const draw = (ch, font) => {
+    ctx.clearRect(0, 0, 48, 48); ctx.font = font; ctx.fillStyle = '#000'; ctx.fillText(ch, 6, 34);
+    return ctx.getImageData(0, 0, 48, 48).data.join(',');
+  };
+  const missing = [];
+  for (const font of fonts) {
+    const boxes = [draw('\u0378', font), draw('\u0379', font)];
+    const blank = draw(' ', font);
+    for (const ch of glyphs) {
+      const drawn = draw(ch, font);
+      if (boxes.includes(drawn) || drawn === blank) missing.push(ch + ' in ' + font);
+    }
+  }
+  return missing;
+}
+"""
+
+
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """JupyterLab on loopback, with its own config, serving a copy of the notebooks."""
     base = tmp_path_factory.mktemp("lab")
     root = base / "root"
@@ -70,7 +108,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError(f"JupyterLab did not start; see {base / 'lab.log'}")
                 time.sleep(0.3)
-            yield url
+            yield url, root
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -78,15 +116,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.mark.timeout(240)
-def test_form_and_background_cell_in_jupyterlab(lab: str) -> None:
+def test_form_and_background_cell_in_jupyterlab(lab: tuple[str, Path]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
+    lab_url, root = lab
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 2200})
-            page.goto(f"{lab}/lab/tree/widget.ipynb")
+            page.goto(f"{lab_url}/lab/tree/widget.ipynb")
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
             page.wait_for_selector("#jp-main-statusbar >> text=/Idle/", timeout=60_000)
             form = page.locator(".yart-form")
@@ -127,11 +166,49 @@ def test_form_and_background_cell_in_jupyterlab(lab: str) -> None:
             # The --background cell: its late result replaced the status line in its own cell.
             cells = page.locator(".jp-CodeCell")
             background = cells.filter(has_text="--background")
-            expect(background.locator(".jp-OutputArea-output img")).to_be_visible(timeout=60_000)
-            expect(background.locator(".jp-OutputArea-output")).to_contain_text("seed 2024")
+            expect(background.locator(".yart-result img")).to_be_visible(timeout=60_000)
+            expect(background.locator(".yart-result")).to_contain_text("seed 2024")
             expect(cells.filter(has_text="%yandexart jobs").locator(".jp-OutputArea-output")).to_contain_text(
                 "j1", timeout=30_000
             )
+
+            # The notebook embeds a preview; one click shows the service's full picture, another hides it.
+            expect(background.locator(".yart-result")).to_contain_text("preview")
+            full_size = background.locator(".yart-full-size button:has-text('full size')")
+            expect(full_size).to_be_visible(timeout=30_000)
+            full_size.click()
+            full = background.locator(".yart-full-size img")
+            expect(full).to_be_visible(timeout=10_000)
+            width, height = (int(n) for n in re.search(r"(\d+)×(\d+) ·", background.locator(
+                ".yart-result figcaption").inner_text()).groups())
+            page.wait_for_function("img => img.naturalWidth > 0", arg=full.element_handle())
+            assert full.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [width, height]
+            background.screenshot(path=str(ARTIFACTS / "full-size.png"))
+            full_size.click()
+            expect(full).to_be_hidden()
+
+            # The live form hides its static copy; the saved notebook keeps it for a reopening.
+            copy = page.locator(".yart-static-copy")
+            expect(copy).to_have_count(1, timeout=30_000)
+            expect(copy).to_be_hidden()
+            page.click(".jp-Notebook")
+            page.keyboard.press("Control+s")
+            saved = root / "widget.ipynb"
+            deadline = time.monotonic() + 30
+            while "yart-static-copy" not in saved.read_text() and time.monotonic() < deadline:
+                time.sleep(0.3)
+            form_cell = next(c for c in json.loads(saved.read_text())["cells"] if "yart_jupyter.form()" in
+                             "".join(c["source"]))
+            static = "".join("".join(o.get("data", {}).get("text/html", "")) for o in form_cell["outputs"])
+            assert "yart-static-copy" in static and "seed 1234" in static and static.count("<img") == 2
+
+            # Every symbol outputs use renders in JupyterLab's fonts (the hourglass did not: the check
+            # must flag it, or it could not fail).
+            fonts = ["12px monospace", "13px " + page.evaluate("getComputedStyle(document.body).fontFamily")]
+            glyphs = sorted(output_glyphs())
+            assert page.evaluate(MISSING_GLYPHS_JS, [glyphs, fonts]) == []
+            assert page.evaluate(MISSING_GLYPHS_JS, [["\u23f3"], fonts[:1]]) != []
+
             form.screenshot(path=str(ARTIFACTS / "form.png"))
             page.screenshot(path=str(ARTIFACTS / "widget-notebook.png"), full_page=True)
         finally:
