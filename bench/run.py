@@ -235,6 +235,60 @@ async def memory(table: Table, count: int) -> None:
               adaptive=f"{first:.0f} MB @20 → {half:.0f} MB @{count // 2} → {last:.0f} MB @{count}")
 
 
+# -- notebook weight ----------------------------------------------------------------------------
+
+PHOTO = Path(os.environ.get("YART_SHARED", Path(__file__).resolve().parent.parent.parent / "shared")) / \
+    "testdata" / "photo-1024.jpg"
+
+
+def notebook_weight(table: Table) -> None:
+    """Bytes a picture adds to the saved .ipynb, measured on the real photograph in a real kernel
+    (nbclient): previews (the default) side by side with the service's full bytes (``inline = "full"``,
+    what every output embedded before)."""
+    import json
+
+    import nbformat
+
+    from yart_jupyter.image import preview
+    from yart_jupyter.notebook_runner import run_notebook
+
+    photo = PHOTO.read_bytes()
+    with tempfile.TemporaryDirectory() as work:
+        os.environ.update(YANDEXART_EMULATOR_PHOTO=str(PHOTO), YANDEXART_EMULATOR_DURATION="0.3",
+                          YANDEXART_BASE_URL="emulator", YANDEXART_HOME=str(Path(work) / "store"))
+        cells = ["%load_ext yart_jupyter"]
+        for mode in ("full", "preview"):
+            cells += [f"%config YandexArt.inline = {mode!r}", f"%%yandexart --seed 1-4\n{mode} four",
+                      f"%%yandexart --seed 9\n{mode} one"]
+        cells.append(f"_.path.read_bytes() == _.image_bytes == open({str(PHOTO)!r}, 'rb').read()")
+        notebook = nbformat.v4.new_notebook()
+        notebook.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+        nbformat.write(notebook, Path(work) / "weight.ipynb")
+        executed = run_notebook(Path(work) / "weight.ipynb", workdir=work, timeout=300)
+
+    def weight(index: int) -> int:
+        without = nbformat.from_dict(json.loads(nbformat.writes(executed)))
+        without.cells[index].outputs = []
+        return len(nbformat.writes(executed).encode()) - len(nbformat.writes(without).encode())
+
+    intact = executed.cells[-1].outputs[0]["data"]["text/plain"] == "True"
+    full4, full1, prev4, prev1 = weight(2) / 4, weight(3), weight(5) / 4, weight(6)
+    section = f"notebook weight (photo-1024.jpg, {len(photo) // 1000} KB)"
+    table.add(section, "bytes per image, 4-image cell", f"≤ 150 KB: {'PASS' if prev4 <= 150_000 else 'FAIL'}",
+              preview=f"{prev4 / 1000:.0f} KB (×{prev4 / full4:.2f})",
+              full=f"{full4 / 1000:.0f} KB ({full4 / len(photo):.2f}× the file)")
+    table.add(section, "bytes, single image", f"≤ 250 KB: {'PASS' if prev1 <= 250_000 else 'FAIL'}",
+              preview=f"{prev1 / 1000:.0f} KB (×{prev1 / full1:.2f})", full=f"{full1 / 1000:.0f} KB")
+    table.add(section, "full-size file in the store", f"the service's bytes: {'PASS' if intact else 'FAIL'}",
+              preview="byte-identical" if intact else "DIFFERS")
+    runs = 10
+    began = time.perf_counter()
+    for _ in range(runs):
+        preview(photo, 680)
+    table.add(section, "preview encoding time (680 px)", "",
+              preview=f"{(time.perf_counter() - began) / runs * 1000:.0f} ms per image, once")
+
+
 # -- start-up -----------------------------------------------------------------------------------
 
 def startup(table: Table, runs: int = 7) -> None:
@@ -253,7 +307,7 @@ def startup(table: Table, runs: int = 7) -> None:
 def main() -> None:
     """Run the chosen sections and print the table with the machine it ran on."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", default="latency,throughput,responsiveness,memory,startup")
+    parser.add_argument("--only", default="notebook,latency,throughput,responsiveness,memory,startup")
     parser.add_argument("--jobs", type=int, default=300, help="jobs per latency distribution")
     parser.add_argument("--out", default="bench/results.md")
     args = parser.parse_args()
@@ -262,6 +316,8 @@ def main() -> None:
     began = time.time()
     if "startup" in sections:
         startup(table)
+    if "notebook" in sections:
+        notebook_weight(table)
     if "responsiveness" in sections:
         asyncio.run(responsiveness(table, 50))
     if "memory" in sections:
