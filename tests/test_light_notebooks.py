@@ -246,3 +246,14 @@ def test_notebook_with_the_photograph_stays_light(tmp_path: Path, monkeypatch: p
     assert "yart-static-copy" in copy and "seed 77" in copy and len(embedded(copy)) == 1
     assert len(embedded(copy)[0][1]) < len(photo_bytes()) / 4
     assert "text/plain" in form_outputs[0]["data"]  # the widget view has a fallback too
+
+
+def test_static_copy_keeps_the_newest_and_the_live_form_hides_it() -> None:
+    from yart_jupyter.display import STATIC_COPY_LIMIT, hide_static_copy, static_copy_bundle
+
+    images = [photo_image(seed=s, operation_id=f"op{s}") for s in range(STATIC_COPY_LIMIT + 2)]
+    copy = static_copy_bundle(images, "abc")["text/html"]
+    assert copy.count("<figure") == STATIC_COPY_LIMIT and "2 older ones are in %yandexart history" in copy
+    assert 'data-form="abc"' in copy and 'seed 0 ' in copy and f"seed {STATIC_COPY_LIMIT + 1}" not in copy
+    assert '.yart-static-copy[data-form="abc"]{display:none}' in hide_static_copy("abc")
+    assert static_copy_bundle([], "abc") == {"text/plain": ""}

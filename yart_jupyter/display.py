@@ -152,14 +152,21 @@ def images_output(
     return images_bundle(images, notes, inline), {"yart_jupyter": {"recipes": [image.recipe() for image in images]}}
 
 
+#: The most pictures a form's static copy keeps (the newest): the notebook stays light however long
+#: the form is used; every picture is in the store and in ``%yandexart history``.
+STATIC_COPY_LIMIT = 24
+
+
 def static_copy_bundle(images: Sequence[Picture], copy_id: str, inline: str = "preview") -> Bundle:
-    """What a form leaves in the notebook: its results as plain output (previews and captions), since
-    widget views vanish when the notebook is reopened without the kernel. The live form hides it
-    with a style rule naming ``copy_id``, so it shows only where the form no longer does."""
+    """What a form leaves in the notebook: its newest results as plain output (previews and captions),
+    since widget views vanish when the notebook is reopened without the kernel. The live form hides
+    it with a style rule naming ``copy_id``, so it shows only where the form no longer does."""
     if not images:
         return {"text/plain": ""}
-    grid = images_bundle(images, inline=inline)
-    title = (f'<div style="{MUTED};margin:4px 0">YandexART form results ({len(images)}, newest first; '
+    grid = images_bundle(images[:STATIC_COPY_LIMIT], inline=inline)
+    older = len(images) - STATIC_COPY_LIMIT
+    more = f"; {older} older ones are in %yandexart history" if older > 0 else ""
+    title = (f'<div style="{MUTED};margin:4px 0">YandexART form results ({len(images)}, newest first{more}; '
              "a copy kept in the notebook, since the form needs the live kernel)</div>")
     return {"text/html": f'<div class="yart-static-copy" data-form="{html.escape(copy_id, quote=True)}">'
                          f'{title}{grid["text/html"]}</div>',

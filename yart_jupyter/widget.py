@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -121,12 +122,19 @@ class JobCard(w.VBox):  # type: ignore[misc]
                                          margin="6px 0", width="100%"))
         self.add_class("yart-job")
         self.form: YandexArtForm | None = None
+        self._status: BatchStatus | None = None
+        self._drawn = 0.0
 
     def progress(self, status: BatchStatus) -> None:
-        self.progress_line.value = progress_bundle(status)["text/html"]
+        """Redraw the bar, four times a second at most (each redraw is a message to the browser)."""
+        self._status = status
+        now = time.monotonic()
+        if now - self._drawn >= 0.25:
+            self._drawn = now
+            self.progress_line.value = progress_bundle(status)["text/html"]
 
     def finished(self, images: ImageSet, failures: Sequence[errors.YandexArtError], notes: Sequence[str]) -> None:
-        done = self.progress_line.value
+        done = progress_bundle(self._status)["text/html"] if self._status is not None else self.progress_line.value
         lines = [*(_html(note) for note in notes), *(_html(f"{FAILED} {f}", _ERROR) for f in failures)]
         self.progress_line.value = done + "".join("<br>" + line for line in lines)
         if self.form is not None:
