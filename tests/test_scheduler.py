@@ -26,9 +26,14 @@ def test_lognormal_quantile_inverts_cdf() -> None:
 
 
 def test_adaptive_schedule_shape() -> None:
-    unsure = AdaptivePolicy(DurationModel())  # nothing learned yet: the prior alone
-    assert unsure.next_delay(0, 0.0) == 1.0  # the first read comes by one second, in case the prior is wrong
-    assert unsure.next_delay(1, 1.0) > 1.0  # ... then nothing until completion becomes plausible
+    cold = AdaptivePolicy(DurationModel())  # an empty store: nothing finished yet
+    assert [cold.next_delay(n, 0.9 * n) for n in range(4)] == [0.9] * 4  # a quick generation is seen at once
+    assert 1.0 < cold.next_delay(4, 3.6) < cold.next_delay(6, 7.0) <= cold.cold_max  # then further apart
+    model = DurationModel()
+    model.observe(14.0)
+    unsure = AdaptivePolicy(model)  # one generation seen: the plan, with the first read by one second
+    assert unsure.next_delay(0, 0.0) == pytest.approx(0.9)  # (the cold floor, under 3.6 s while unsure)
+    assert unsure.next_delay(5, 4.0) > 1.0  # ... then nothing until completion becomes plausible
     policy = AdaptivePolicy(fixed=LogNormal.from_median(15, 0.3))
     first = policy.next_delay(0, 0.0)
     assert 8 < first < 10  # a confident model skips the early reads altogether
@@ -114,7 +119,7 @@ def test_watch_reports_reads_to_the_model() -> None:
 def test_read_plan_keeps_to_its_budget(dist: LogNormal) -> None:
     """The plan's expected reads are at most ``share`` of a 1 s poller's, and a simulation on the
     distribution itself agrees with what the plan expects."""
-    policy = AdaptivePolicy(fixed=dist)
+    policy = AdaptivePolicy(fixed=dist, cap_rate=math.inf)  # the plan alone (no per-operation cap)
     plan = policy.plan()
     assert plan.expected_reads <= policy.share * plan.one_second_reads * 1.01
     gaps = [b - a for a, b in itertools.pairwise(plan.times)]
@@ -127,6 +132,30 @@ def test_read_plan_keeps_to_its_budget(dist: LogNormal) -> None:
     assert stretched.expected_reads <= policy.share * stretched.one_second_reads * 1.01 or min(gaps) > 0.8 - 1e-9
     reads, _ = simulate(policy, dist, 4000, seed=1)
     assert sum(reads) / len(reads) == pytest.approx(plan.expected_reads, rel=0.04)
+    capped, _ = simulate(AdaptivePolicy(fixed=dist), dist, 4000, seed=1)  # the cap only ever removes reads
+    assert sum(capped) <= sum(reads)
+
+
+@pytest.mark.parametrize("dist", [LogNormal.from_median(15, 0.3), LogNormal.from_median(20, 1.0)])
+def test_no_operation_costs_much_more_than_a_one_second_poller(dist: LogNormal) -> None:
+    """The per-operation cap: wherever the plan is dense (the body, the slow tail), one generation
+    takes at most 1.3 times the reads a 1 s poller takes on it (for any that takes a few seconds)."""
+    policy = AdaptivePolicy(fixed=dist)
+    for seconds in [2.5 + 0.37 * k for k in range(400)]:
+        t, n = 0.0, 0
+        while t < seconds:
+            t += policy.next_delay(n, t)
+            n += 1
+        assert n <= 1.3 * math.ceil(seconds) + 1e-9, (seconds, n)
+    uncapped = AdaptivePolicy(fixed=dist, cap_rate=math.inf)
+    worst = 0.0
+    for seconds in [2.5 + 0.37 * k for k in range(400)]:
+        t, n = 0.0, 0
+        while t < seconds:
+            t += uncapped.next_delay(n, t)
+            n += 1
+        worst = max(worst, n / math.ceil(seconds))
+    assert worst > 1.3 or dist.sigma > 0.5  # without the cap the dense body costs more (so the test can fail)
 
 
 async def test_scheduler_reads_likely_ones_first() -> None:

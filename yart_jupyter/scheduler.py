@@ -386,6 +386,22 @@ class AdaptivePolicy:
     confident_after: int = 20
     first_read_by: float = 1.0
 
+    #: Before any generation has finished (an empty store), the prior is only a guess: reads come
+    #: every ``cold_interval`` up to ``cold_until`` seconds, so a generation much quicker than the
+    #: prior is still seen within a second, then further apart (``cold_growth`` of the time waited,
+    #: at most ``cold_max``), which costs fewer reads than a 1 s poller on any generation.
+    cold_interval: float = 0.9
+    cold_until: float = 3.6
+    cold_growth: float = 0.3
+    cold_max: float = 4.0
+    #: The per-operation cap: the n-th read of one operation comes no sooner than
+    #: ``(n - cap_free) / cap_rate`` seconds after its start, so no generation costs much more than
+    #: a 1 s poller would spend on it, wherever the plan is dense.
+    cap_rate: float = 1.15
+    cap_free: float = 1.0
+    plan_slack: int = 3
+    cold_floor: bool = True
+
     @property
     def distribution(self) -> LogNormal:
         """The current belief: the live model's (it keeps learning while we wait), or a fixed one."""
@@ -415,7 +431,26 @@ class AdaptivePolicy:
             return True
         return (self.model or DURATIONS).count(self.aspect, self.model_uri) >= self.confident_after
 
+    @property
+    def informed(self) -> bool:
+        """Whether any generation (of this kind, or any while this kind is new) has finished yet."""
+        if self.fixed is not None:
+            return True
+        return (self.model or DURATIONS).count(self.aspect, self.model_uri) > 0
+
     def next_delay(self, polls: int, elapsed: float) -> float:
+        """The plan's (or, from an empty store, the cold schedule's) next interval, within the cap."""
+        delay = self._planned(polls, elapsed) if self.informed else self._cold(elapsed)
+        if self.cold_floor and elapsed + self.cold_interval <= self.cold_until + 1e-9 and not self.confident:
+            delay = min(delay, self.cold_interval)
+        return max(delay, (polls + 1 - self.cap_free) / self.cap_rate - elapsed)
+
+    def _cold(self, elapsed: float) -> float:
+        if elapsed + self.cold_interval <= self.cold_until + 1e-9:
+            return self.cold_interval
+        return min(self.cold_max, max(self.cold_interval, self.cold_growth * elapsed))
+
+    def _planned(self, polls: int, elapsed: float) -> float:
         plan = self.plan()
         if polls == 0 and plan.times[0] > self.first_read_by and not self.confident:
             return max(0.0, self.first_read_by - elapsed)
@@ -424,7 +459,11 @@ class AdaptivePolicy:
         if index == 0:
             return times[0] - elapsed
         if index < len(times):  # the plan's interval here: the plan moves as the model learns, so
-            return times[index] - times[index - 1]  # its absolute times would bunch reads or skip them
+            delay = times[index] - times[index - 1]  # its absolute times would bunch reads or skip them
+            # never ahead of the plan's count: reads spent early (a cold start, a first read
+            # by first_read_by) are repaid by skipping the plan's next ones
+            ahead = polls - self.plan_slack
+            return max(delay, times[ahead] - elapsed) if 0 <= ahead < len(times) else delay
         return _tail_delay(elapsed, plan.tail_start, self.max_interval, self.tail_interval)
 
     def priority(self, last_read: float, now: float) -> float:
