@@ -8,6 +8,7 @@ import math
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -76,8 +77,8 @@ def test_duration_model_learns() -> None:
     learned = model.distribution("2:1", "m")
     assert 2.5 < learned.median < 4.5
     assert model.distribution("1:1", "m").median < 5  # an unseen aspect borrows from all generations
-    model.learn_once("store-a", lambda: [(10.0, "1:1", "m")] * 3)
-    model.learn_once("store-a", lambda: [(10.0, "1:1", "m")] * 3)  # loaded once per store
+    model.learn_once("store-a", lambda: [(9.0, 10.0, "1:1", "m")] * 3)
+    model.learn_once("store-a", lambda: [(9.0, 10.0, "1:1", "m")] * 3)  # loaded once per store
     assert model.count("1:1", "m") == 3
 
 
@@ -258,3 +259,51 @@ def test_a_wrong_or_short_model_never_leaves_long_gaps() -> None:
         assert delay <= max(2 * policy.max_interval, t / 4) + 1e-9
         t, n = t + delay, n + 1
     assert n < 60  # ... and it does back off
+
+
+async def test_the_store_keeps_what_each_wait_saw(client: YandexArtClient, emulator: Emulator,
+                                                   tmp_path: Path) -> None:
+    """A finished generation's record holds the span its reads saw; an interrupted wait leaves a
+    lower bound; at start-up the model learns both as such (not as exact durations)."""
+    from yart_jupyter.engine import run_batch
+    from yart_jupyter.store import Store
+
+    store = Store(tmp_path)
+    emulator.config.duration = Duration("fixed", 0.6)
+    requests = [client.build_request("spans", seed=s) for s in (1, 2, 3)]
+    images, failures = await run_batch(client, requests, store=store)
+    assert len(images) == 3 and not failures
+    spans = store.durations()
+    assert len(spans) == 3
+    for low, high, aspect, _ in spans:
+        assert high is not None and 0.3 < low < high < low + 0.25 and 0.6 <= high < 1.0 and aspect == "1:1"
+
+    emulator.config.duration = Duration("fixed", 30)
+    task = asyncio.ensure_future(run_batch(client, [client.build_request("slow", seed=9)], store=store))
+    await asyncio.sleep(1.0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    lower = [span for span in store.durations() if span[1] is None]
+    assert len(lower) == 1 and 0.5 < lower[0][0] < 1.0
+
+    model = DurationModel()
+    model.learn_once(str(store.home), store.durations)
+    assert model.count("1:1", client.build_request("x", seed=1).model_uri) == 3  # the bound is not a finish
+    highs = [high for _, high, _, _ in spans if high is not None]
+    learned = [math.exp(x) for x in model._all_exact] + [math.exp(b) for _, b in model._all_spans]
+    assert len(learned) == 3 and all(x <= max(highs) for x in learned)  # spans, not the collection time
+    assert model._all_lower and math.exp(model._all_lower[0]) == pytest.approx(lower[0][0])
+
+
+def test_records_from_before_spans_still_teach(tmp_path: Path) -> None:
+    """A store written by an older version has no spans: its submission-to-collection times are used."""
+    import sqlite3
+
+    from yart_jupyter.store import Store
+
+    store = Store(tmp_path)
+    with sqlite3.connect(store.db_path) as db:
+        db.execute("INSERT INTO generations (operation_id, status, prompt, messages, aspect, model_uri, "
+                   "submitted_at, finished_at) VALUES ('old', 'done', 'p', '[]', '1:1', 'm', 100.0, 112.5)")
+    assert store.durations() == [(12.5, 12.5, "1:1", "m")]

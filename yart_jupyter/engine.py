@@ -166,6 +166,8 @@ async def run_batch(
     if store is not None:
         await asyncio.to_thread(DURATIONS.learn_once, str(store.home), store.durations)
     queued = {item.key for item in items if isinstance(item, Intent)}
+    #: What each wait saw (see Progress.observed), kept with the record for the next start-up.
+    observed: dict[str, tuple[float, float | None]] = {}
 
     def notify() -> None:
         if on_update is not None:
@@ -176,6 +178,8 @@ async def run_batch(
             status.retries += 1
         if event.phase == "done" and event.operation_id:
             status.finished_ids.add(event.operation_id)
+        if event.observed is not None and event.operation_id:
+            observed[event.operation_id] = event.observed
         notify()
 
     async def generate(intent: Intent) -> GeneratedImage:
@@ -194,8 +198,16 @@ async def run_batch(
         image = await client.generate(intent.request, timeout=timeout, on_progress=progress, on_started=started,
                                       on_submitting=submitting, idempotency_key=intent.key)
         if store is not None:
-            await asyncio.to_thread(store.record_done, image)
+            await asyncio.to_thread(store.record_done, image, observed.get(image.operation_id))
         return image
+
+    def keep_lower_bounds() -> None:
+        """Operations whose wait ends before they finish: how long they were seen running."""
+        if store is not None:
+            for op in status.pending_ids:
+                seen = observed.get(op)
+                if seen is not None and seen[1] is None and seen[0] > 0:
+                    store.record_running(op, seen[0])
 
     async def one(item: Item) -> GeneratedImage:
         try:
@@ -209,6 +221,10 @@ async def run_batch(
             assert isinstance(item, Intent), item
             return await generate(item)
         except errors.YandexArtError as exc:
+            if isinstance(exc, errors.GenerationTimeoutError) and exc.operation_id in observed and store is not None:
+                seen = observed[exc.operation_id]
+                if seen[1] is None and seen[0] > 0:
+                    await asyncio.to_thread(store.record_running, exc.operation_id, seen[0])
             status.failed += 1
             intent = item if isinstance(item, Intent) else None
             if intent is not None and not exc.operation_id:
@@ -226,6 +242,7 @@ async def run_batch(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        keep_lower_bounds()
         if store is not None:
             for key in queued:  # never sent: nothing to collect, and nothing to start after a restart
                 store.settle_intent(key, "cancelled", "interrupted before it was sent")

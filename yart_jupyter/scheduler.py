@@ -143,6 +143,8 @@ class DurationModel:
         self._spans: dict[_Key, list[tuple[float, float]]] = {}
         self._all_exact: list[float] = []
         self._all_spans: list[tuple[float, float]] = []
+        self._lower: dict[_Key, list[float]] = {}
+        self._all_lower: list[float] = []
         self._lock = threading.Lock()
         self._loaded: set[str] = set()
         self._version = 0
@@ -176,14 +178,31 @@ class DurationModel:
                 self._keep(bucket, span)
             self._version += 1
 
-    def learn_once(self, source: str, history: Callable[[], Iterable[tuple[float, str, str]]]) -> None:
-        """Learn from a history of (seconds, aspect, model) once per ``source`` (a store path)."""
+    def observe_at_least(self, low: float, aspect: str = "", model: str = "") -> None:
+        """Learn from a generation last seen running ``low`` seconds after its start (never collected
+        by that wait): a lower bound, fitted as such, and not counted as a finished generation."""
+        if not low > 0:
+            return
+        with self._lock:
+            for bucket in (self._lower.setdefault((aspect, model), []), self._all_lower):
+                self._keep(bucket, math.log(low))
+            self._version += 1
+
+    def learn_once(self, source: str, history: Callable[[], Iterable[tuple[float, float | None, str, str]]]) -> None:
+        """Learn once per ``source`` (a store path) from what its waits saw: (low, high, aspect,
+        model) spans, ``high`` None for a generation still running when last seen — the same kinds
+        of evidence a live wait gives, so the model read back at start-up is the one it had."""
         with self._lock:
             if source in self._loaded:
                 return
             self._loaded.add(source)
-        for seconds, aspect, model in history():
-            self.observe(seconds, aspect, model)
+        for low, high, aspect, model in history():
+            if high is None:
+                self.observe_at_least(low, aspect, model)
+            elif low >= high:
+                self.observe(high, aspect, model)
+            else:
+                self.observe_between(low, high, aspect, model)
 
     def track(self, aspect: str, model: str) -> int:
         """An operation of this kind is running: until it ends, each read that finds it still
@@ -229,6 +248,7 @@ class DurationModel:
             spans = list(self._spans.get(key, ()) if own else self._all_spans)
             spans += [(math.log(seen), math.inf) for k, seen in self._running.values()
                       if (k == key or not own) and seen > 0.05]
+            spans += [(low, math.inf) for low in (self._lower.get(key, ()) if own else self._all_lower)]
         previous = cached[2] if cached is not None else None
         result = self._fit(exact, spans, previous) if exact or spans else self.prior
         with self._lock:

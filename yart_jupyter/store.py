@@ -58,13 +58,17 @@ CREATE TABLE IF NOT EXISTS generations (
     height        INTEGER,
     bytes         INTEGER,
     notebook      TEXT,
-    idempotency_key TEXT
+    idempotency_key TEXT,
+    seen_running  REAL,
+    seen_done     REAL
 );
 CREATE INDEX IF NOT EXISTS generations_cache ON generations (request_key, status);
 CREATE INDEX IF NOT EXISTS generations_time ON generations (submitted_at);
 CREATE INDEX IF NOT EXISTS generations_status ON generations (status);
 """
-_MIGRATIONS = {"idempotency_key": "ALTER TABLE generations ADD COLUMN idempotency_key TEXT"}
+_MIGRATIONS = {"idempotency_key": "ALTER TABLE generations ADD COLUMN idempotency_key TEXT",
+               "seen_running": "ALTER TABLE generations ADD COLUMN seen_running REAL",
+               "seen_done": "ALTER TABLE generations ADD COLUMN seen_done REAL"}
 _INDEXES = "CREATE UNIQUE INDEX IF NOT EXISTS generations_intent ON generations (idempotency_key)"
 
 
@@ -284,8 +288,12 @@ class Store:
 
         self._retry(insert)
 
-    def record_done(self, image: GeneratedImage) -> Path:
-        """Write the image file atomically, then mark the record done; returns the file's path."""
+    def record_done(self, image: GeneratedImage, observed: tuple[float, float | None] | None = None) -> Path:
+        """Write the image file atomically, then mark the record done; returns the file's path.
+
+        ``observed``: what the wait saw, in seconds after the start (the last read that found it
+        running, the read that found it done): what the schedule learns from at the next start-up.
+        """
         path = self.images / f"{image.operation_id}{image.extension}"
         data = image.image_bytes
         if not path.exists():
@@ -305,10 +313,11 @@ class Store:
                     )
                 db.execute(
                     "UPDATE generations SET status='done', finished_at=?, error=NULL, model_version=?,"
-                    " image_file=?, width=?, height=?, bytes=?, mime_type=COALESCE(mime_type, ?)"
+                    " image_file=?, width=?, height=?, bytes=?, mime_type=COALESCE(mime_type, ?),"
+                    " seen_running=COALESCE(?, seen_running), seen_done=COALESCE(?, seen_done)"
                     " WHERE operation_id=?",
                     (finished, image.model_version, path.name, size[0], size[1], len(data), image.mime_type,
-                     image.operation_id),
+                     observed[0] if observed else None, observed[1] if observed else None, image.operation_id),
                 )
 
         self._retry(update)
@@ -378,12 +387,33 @@ class Store:
             args.append(status)
         return self._select(" AND ".join(clauses) or "1", args, limit)
 
-    def durations(self, limit: int = 500) -> list[tuple[float, str, str]]:
-        """(seconds, aspect, model URI) of the latest finished generations, to learn the schedule from."""
-        sql = ("SELECT finished_at - submitted_at, COALESCE(aspect, ''), COALESCE(model_uri, '') FROM generations"
-               " WHERE status='done' AND finished_at IS NOT NULL ORDER BY submitted_at DESC LIMIT ?")
-        rows = self._query(sql, (limit,))
-        return [(float(r[0]), str(r[1]), str(r[2])) for r in rows if r[0] and r[0] > 0]
+    def record_running(self, operation_id: str, seen: float) -> None:
+        """A wait ended (interrupted, timed out) with the operation still running ``seen`` seconds after
+        its start: a lower bound on its duration, which the schedule learns from too."""
+        def update() -> None:
+            with self._transaction() as db:
+                db.execute("UPDATE generations SET seen_running=MAX(COALESCE(seen_running, 0), ?)"
+                           " WHERE operation_id=? AND status IN ('pending', 'expired')", (seen, operation_id))
+
+        self._retry(update)
+
+    def durations(self, limit: int = 500) -> list[tuple[float, float | None, str, str]]:
+        """What the latest generations' waits saw, to learn the schedule from: (low, high, aspect, model
+        URI) in seconds after the start, the generation finished after ``low`` and by ``high`` (None:
+        still running when last seen). A record from before spans were kept gives its submission-to-
+        collection time for both (an over-estimate: it includes the round trips)."""
+        sql = ("SELECT seen_running, seen_done, finished_at - submitted_at, status, COALESCE(aspect, ''),"
+               " COALESCE(model_uri, '') FROM generations WHERE (status='done' AND finished_at IS NOT NULL)"
+               " OR (status IN ('pending', 'expired') AND seen_running > 0) ORDER BY submitted_at DESC LIMIT ?")
+        spans: list[tuple[float, float | None, str, str]] = []
+        for running, done, total, status, aspect, model in self._query(sql, (limit,)):
+            if status != "done":
+                spans.append((float(running), None, str(aspect), str(model)))
+            elif done is not None and done > 0:
+                spans.append((float(running or 0.0), float(done), str(aspect), str(model)))
+            elif total and total > 0:
+                spans.append((float(total), float(total), str(aspect), str(model)))
+        return spans
 
     def latest_model_version(self, model_uri: str) -> str | None:
         """The model version of the newest finished generation of ``model_uri`` (None when unknown)."""

@@ -29,6 +29,9 @@ class Progress:
     polls: int = 0
     retries: int = 0
     detail: str = ""
+    #: What the reads saw, in seconds after the start: (the last read that found the operation
+    #: running, the read that found it done); the second is None while it is still running.
+    observed: tuple[float, float | None] | None = None
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -52,9 +55,9 @@ async def wait_for_operation(
     retries = 0
     polls = 0
 
-    def report(phase: str, detail: str = "") -> None:
+    def report(phase: str, detail: str = "", observed: tuple[float, float | None] | None = None) -> None:
         if on_progress is not None:
-            on_progress(Progress(phase, operation_id, time.monotonic() - started, polls, retries, detail))
+            on_progress(Progress(phase, operation_id, time.monotonic() - started, polls, retries, detail, observed))
 
     def retried(attempt: int, reason: str, delay: float) -> None:
         nonlocal retries
@@ -63,13 +66,15 @@ async def wait_for_operation(
 
     watch = policy.watch() if isinstance(policy, AdaptivePolicy) and not read_now else None
     sent = started
+    running = 0.0  # when the last read that found it running was sent (seconds after the start)
 
     def polled(operation: Operation, count: int) -> None:
-        nonlocal polls
+        nonlocal polls, running
         polls = count
+        running = sent - started
         if watch is not None:
-            watch.alive(sent - started)
-        report("polling")
+            watch.alive(running)
+        report("polling", observed=None if read_now else (running, None))  # resumed: times mean nothing
 
     async def read() -> Operation:
         nonlocal sent
@@ -97,7 +102,7 @@ async def wait_for_operation(
     if operation.error is not None:
         report("failed", operation.error.message)
         raise operation_error(operation)
-    report("done")
+    report("done", observed=(running, duration) if duration is not None and not read_now else None)
     return operation
 
 
