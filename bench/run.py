@@ -78,26 +78,20 @@ DISTRIBUTIONS = {  # as the emulator's --duration takes them
 
 
 async def latency(table: Table, jobs: int) -> None:
-    """The same operations watched by four pollers side by side: adaptive (warm and cold), 1 s, 10 s.
+    """The same operations watched by several pollers side by side: adaptive (learned and from an
+    empty store), 1 s, 10 s; then a burst of 30 first generations from an empty store, and the
+    demo's quick generations.
 
     Each distribution has its own emulator process, so serving reads does not compete with the
     client for the GIL; the done times come from the emulator afterwards.
     """
+    model_uri = f"art://{FOLDER}/yandex-art/latest"
 
-    async def one_distribution(name: str, duration: Duration, url: str) -> None:
-        model_uri = f"art://{FOLDER}/yandex-art/latest"
-        warm = DurationModel()
+    async def scenario(name: str, duration: Duration, url: str, count: int, spread: float,
+                       pollers: dict[str, Callable[[], PollPolicy]]) -> dict[str, dict[str, tuple[float, int]]]:
+        """Start ``count`` generations over ``spread`` seconds; per poller, per operation: (lag, reads)."""
         rng = random.Random(5)
-        for _ in range(40):  # what a store with earlier generations of this kind would hold
-            warm.observe(duration.sample(rng), "1:1", model_uri)
-        cold = DurationModel()
-        pollers: dict[str, Callable[[], PollPolicy]] = {
-            "adaptive (learned)": lambda: AdaptivePolicy(warm, "1:1", model_uri),
-            "adaptive (cold start)": lambda: AdaptivePolicy(cold, "1:1", model_uri),
-            "fixed 1 s": lambda: FixedPolicy(1.0),
-            "fixed 10 s": lambda: FixedPolicy(10.0),
-        }
-        detected: dict[str, list[tuple[str, float, int]]] = {p: [] for p in pollers}
+        detected: dict[str, dict[str, tuple[float, int]]] = {p: {} for p in pollers}
         async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={}, quotas=UNLIMITED) as client:
 
             async def watch(op: str, submitted: float, poller: str) -> None:
@@ -111,43 +105,86 @@ async def latency(table: Table, jobs: int) -> None:
                 request = client.build_request("latency", seed=1)
                 await client.wait(op, poll_policy=pollers[poller](), request=request, submitted=submitted,
                                   on_progress=progress)
-                detected[poller].append((op, time.time(), reads))
+                detected[poller][op] = (time.time(), reads)
 
             async def job(i: int) -> None:
-                await asyncio.sleep(rng.uniform(0, 60))
+                await asyncio.sleep(rng.uniform(0, spread))
                 submitted = time.monotonic()
                 op = await client.start(client.build_request("latency", seed=i + 1))
                 await asyncio.gather(*(watch(op, submitted, p) for p in pollers))
 
-            await asyncio.gather(*(job(i) for i in range(jobs)))
+            await asyncio.gather(*(job(i) for i in range(count)))
         async with aiohttp.ClientSession() as http, http.get(f"{url}/_emulator/operations") as response:
             ready = {op: times["ready_at"] for op, times in (await response.json()).items()}
-        results = {p: ([when - ready[op] for op, when, _ in rows], [n for _, _, n in rows])
-                   for p, rows in detected.items()}
+        return {p: {op: (when - ready[op], n) for op, (when, n) in rows.items()} for p, rows in detected.items()}
+
+    def report(section: str, name: str, results: dict[str, dict[str, tuple[float, int]]]) -> None:
         one_s = results["fixed 1 s"]
-        for poller, (lags, counts) in results.items():
-            p50, p95 = pct(lags, 0.5), pct(lags, 0.95)
-            reads = statistics.fmean(counts)
+        one_lags, one_reads = [lag for lag, _ in one_s.values()], statistics.fmean(n for _, n in one_s.values())
+        one_p50, one_p95 = pct(one_lags, 0.5), pct(one_lags, 0.95)
+        for poller, rows in results.items():
+            lags, counts = [lag for lag, _ in rows.values()], [n for _, n in rows.values()]
+            p50, p95, reads = pct(lags, 0.5), pct(lags, 0.95), statistics.fmean(counts)
             verdict = ""
             if poller.startswith("adaptive"):
-                one_reads, one_p50, one_p95 = statistics.fmean(one_s[1]), pct(one_s[0], 0.5), pct(one_s[0], 0.95)
-                # 20 ms of tolerance for timing noise on the latency side.
-                no_worse = p50 <= one_p50 + 0.02 and p95 <= one_p95 + 0.02 and reads <= one_reads
-                verdict = f"vs 1 s: reads ×{reads / one_reads:.2f}, p50 ×{p50 / one_p50:.2f}, p95 ×{p95 / one_p95:.2f}"
-                if name == "tight" and "learned" in poller:
-                    ok = p50 <= 0.3 and p95 <= 1.0 and no_worse
-                    verdict += f"; target p50≤0.3 p95≤1.0 reads≤1 s: {'PASS' if ok else 'FAIL'}"
+                worst = max(n / one_s[op][1] for op, (_, n) in rows.items())
+                verdict = (f"vs 1 s: reads ×{reads / one_reads:.2f}, p50 ×{p50 / one_p50:.2f}, "
+                           f"p95 ×{p95 / one_p95:.2f}, most reads of one op ×{worst:.2f}")
+                fewer = reads <= one_reads
+                if name == "demo":
+                    ok = max(lags) <= 1.0
+                    verdict = f"slowest {max(lags):.2f} s; target every image ≤ 1 s after ready: " + \
+                              ("PASS" if ok else "FAIL")
+                elif "learned" in poller:
+                    # 20 ms of tolerance for timing noise on the latency side
+                    no_worse = p50 <= one_p50 + 0.02 and p95 <= one_p95 + 0.02 and fewer
+                    ok = no_worse and worst <= 1.3 and (name != "tight" or (p50 <= 0.3 and p95 <= 1.0))
+                    target = "p50≤0.3 p95≤1.0 " if name == "tight" else ""
+                    verdict += f"; target {target}reads≤1 s, no worse, one op ≤×1.3: {'PASS' if ok else 'FAIL'}"
+                elif name == "tight":
+                    ok = fewer and p50 <= 0.35
+                    verdict += f"; target reads≤1 s, p50≤0.35: {'PASS' if ok else 'FAIL'}"
                 else:
-                    verdict += f"; no worse than 1 s on both: {'PASS' if no_worse else 'FAIL'}"
-            table.add(f"latency/{name} ({jobs} jobs)", poller, verdict,
-                      p50=f"{p50:.3f} s", p95=f"{p95:.3f} s", reads_per_image=f"{reads:.1f}")
+                    ok = fewer and p50 <= one_p50 * 1.05
+                    verdict += f"; target reads≤1 s, p50≤×1.05: {'PASS' if ok else 'FAIL'}"
+                if "burst" in section:
+                    verdict = verdict.replace("target", "as the empty-store target")
+            table.add(section, poller, verdict, p50=f"{p50:.3f} s", p95=f"{p95:.3f} s",
+                      reads_per_image=f"{reads:.1f}")
 
+    def pollers(learned: DurationModel | None) -> dict[str, Callable[[], PollPolicy]]:
+        cold = DurationModel()  # an empty store
+        chosen: dict[str, Callable[[], PollPolicy]] = {}
+        if learned is not None:
+            chosen["adaptive (learned)"] = lambda: AdaptivePolicy(learned, "1:1", model_uri)
+        chosen["adaptive (empty store)"] = lambda: AdaptivePolicy(cold, "1:1", model_uri)
+        chosen["fixed 1 s"] = lambda: FixedPolicy(1.0)
+        chosen["fixed 10 s"] = lambda: FixedPolicy(10.0)
+        return chosen
+
+    async def one_distribution(name: str, duration: Duration, url: str) -> None:
+        warm = DurationModel()
+        rng = random.Random(5)
+        for _ in range(40):  # what a store with earlier generations of this kind would hold
+            warm.observe(duration.sample(rng), "1:1", model_uri)
+        report(f"latency/{name} ({jobs} jobs over a minute)", name,
+               await scenario(name, duration, url, jobs, 60.0, pollers(warm)))
+
+    async def bursts(urls: dict[str, str]) -> None:
+        for name, spec in DISTRIBUTIONS.items():  # one at a time: 30 concurrent first generations each
+            report(f"latency/{name} burst (30 at once)", name,
+                   await scenario(name, Duration.parse(spec), urls[name], 30, 0.0, pollers(None)))
+
+    demo = "lognormal:2:0.3:0.5:5"  # as make demo's embedded emulator
     with contextlib.ExitStack() as stack:
         urls = {name: stack.enter_context(standalone("--duration", spec, "--random-seed", "11",
                                                      "--reads-per-second", "100000",
                                                      "--generate-per-minute", "100000"))
-                for name, spec in DISTRIBUTIONS.items()}
+                for name, spec in {**DISTRIBUTIONS, "demo": demo}.items()}
         await asyncio.gather(*(one_distribution(n, Duration.parse(spec), urls[n]) for n, spec in DISTRIBUTIONS.items()))
+        await bursts(urls)
+        report("latency/demo (13 images over 20 s, empty store)", "demo",
+               await scenario("demo", Duration.parse(demo), urls["demo"], 13, 20.0, pollers(None)))
 
 
 # -- throughput under quota ---------------------------------------------------------------------

@@ -120,7 +120,7 @@ def test_watch_reports_reads_to_the_model() -> None:
 def test_read_plan_keeps_to_its_budget(dist: LogNormal) -> None:
     """The plan's expected reads are at most ``share`` of a 1 s poller's, and a simulation on the
     distribution itself agrees with what the plan expects."""
-    policy = AdaptivePolicy(fixed=dist, cap_rate=math.inf)  # the plan alone (no per-operation cap)
+    policy = AdaptivePolicy(fixed=dist, cap_ratio=math.inf)  # the plan alone (no per-operation cap)
     plan = policy.plan()
     assert plan.expected_reads <= policy.share * plan.one_second_reads * 1.01
     gaps = [b - a for a, b in itertools.pairwise(plan.times)]
@@ -148,7 +148,7 @@ def test_no_operation_costs_much_more_than_a_one_second_poller(dist: LogNormal) 
             t += policy.next_delay(n, t)
             n += 1
         assert n <= 1.3 * math.ceil(seconds) + 1e-9, (seconds, n)
-    uncapped = AdaptivePolicy(fixed=dist, cap_rate=math.inf)
+    uncapped = AdaptivePolicy(fixed=dist, cap_ratio=math.inf)
     worst = 0.0
     for seconds in [2.5 + 0.37 * k for k in range(400)]:
         t, n = 0.0, 0

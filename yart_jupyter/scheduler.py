@@ -414,13 +414,12 @@ class AdaptivePolicy:
     cold_until: float = 3.6
     cold_growth: float = 0.3
     cold_max: float = 4.0
-    #: The per-operation cap: the n-th read of one operation comes no sooner than
-    #: ``(n - cap_free) / cap_rate`` seconds after its start, so no generation costs much more than
-    #: a 1 s poller would spend on it, wherever the plan is dense.
-    cap_rate: float = 1.15
-    cap_free: float = 1.0
+    #: The per-operation cap (see :meth:`earliest`): no generation costs more than this many times
+    #: the reads a 1 s poller would spend on it, wherever the plan is dense.
+    cap_ratio: float = 1.25
+    #: Reads spent early (the cold schedule, a first read by ``first_read_by``) are repaid: an
+    #: operation is never more than this many reads ahead of its plan's count.
     plan_slack: int = 3
-    cold_floor: bool = True
 
     @property
     def distribution(self) -> LogNormal:
@@ -460,10 +459,22 @@ class AdaptivePolicy:
 
     def next_delay(self, polls: int, elapsed: float) -> float:
         """The plan's (or, from an empty store, the cold schedule's) next interval, within the cap."""
+        confident = self.confident
         delay = self._planned(polls, elapsed) if self.informed else self._cold(elapsed)
-        if self.cold_floor and elapsed + self.cold_interval <= self.cold_until + 1e-9 and not self.confident:
+        if not confident and elapsed + self.cold_interval <= self.cold_until + 1e-9:
             delay = min(delay, self.cold_interval)
-        return max(delay, (polls + 1 - self.cap_free) / self.cap_rate - elapsed)
+        return max(delay, self.earliest(polls + 1, confident) - elapsed)
+
+    def earliest(self, n: int, confident: bool = True) -> float:
+        """The soonest the n-th read of one operation may come (seconds after its start).
+
+        With a learned model: so that whenever the operation finishes, it has cost at most
+        ``cap_ratio`` times the reads of a 1 s poller (which reads ``ceil(T)`` times on a generation
+        of T seconds). While unsure, the first read is not counted, so a quick generation is still
+        seen within a second.
+        """
+        counted = n + 1 if confident else n
+        return max(0.0, math.ceil(counted / self.cap_ratio - 1e-9) - 1.0)
 
     def _cold(self, elapsed: float) -> float:
         if elapsed + self.cold_interval <= self.cold_until + 1e-9:
