@@ -412,7 +412,7 @@ class AdaptivePolicy:
     #: at most ``cold_max``), which costs fewer reads than a 1 s poller on any generation.
     cold_interval: float = 0.9
     cold_until: float = 3.6
-    cold_growth: float = 0.3
+    cold_growth: float = 0.45
     cold_max: float = 4.0
     #: The per-operation cap (see :meth:`earliest`): no generation costs more than this many times
     #: the reads a 1 s poller would spend on it, wherever the plan is dense.
