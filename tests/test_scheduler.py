@@ -298,12 +298,13 @@ async def test_the_store_keeps_what_each_wait_saw(client: YandexArtClient, emula
 
 def test_records_from_before_spans_still_teach(tmp_path: Path) -> None:
     """A store written by an older version has no spans: its submission-to-collection times are used."""
+    import contextlib
     import sqlite3
 
     from yart_jupyter.store import Store
 
     store = Store(tmp_path)
-    with sqlite3.connect(store.db_path) as db:
+    with contextlib.closing(sqlite3.connect(store.db_path)) as db, db:  # closed, not only committed
         db.execute("INSERT INTO generations (operation_id, status, prompt, messages, aspect, model_uri, "
                    "submitted_at, finished_at) VALUES ('old', 'done', 'p', '[]', '1:1', 'm', 100.0, 112.5)")
     assert store.durations() == [(12.5, 12.5, "1:1", "m")]

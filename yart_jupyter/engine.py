@@ -201,13 +201,11 @@ async def run_batch(
             await asyncio.to_thread(store.record_done, image, observed.get(image.operation_id))
         return image
 
-    def keep_lower_bounds() -> None:
-        """Operations whose wait ends before they finish: how long they were seen running."""
-        if store is not None:
-            for op in status.pending_ids:
-                seen = observed.get(op)
-                if seen is not None and seen[1] is None and seen[0] > 0:
-                    store.record_running(op, seen[0])
+    def keep_lower_bound(operation_id: str) -> None:
+        """A wait ended before its operation finished: store how long it was seen running."""
+        seen = observed.get(operation_id)
+        if store is not None and seen is not None and seen[1] is None and seen[0] > 0:
+            store.record_running(operation_id, seen[0])
 
     async def one(item: Item) -> GeneratedImage:
         try:
@@ -221,10 +219,8 @@ async def run_batch(
             assert isinstance(item, Intent), item
             return await generate(item)
         except errors.YandexArtError as exc:
-            if isinstance(exc, errors.GenerationTimeoutError) and exc.operation_id in observed and store is not None:
-                seen = observed[exc.operation_id]
-                if seen[1] is None and seen[0] > 0:
-                    await asyncio.to_thread(store.record_running, exc.operation_id, seen[0])
+            if isinstance(exc, errors.GenerationTimeoutError) and exc.operation_id:
+                await asyncio.to_thread(keep_lower_bound, exc.operation_id)
             status.failed += 1
             intent = item if isinstance(item, Intent) else None
             if intent is not None and not exc.operation_id:
@@ -242,7 +238,8 @@ async def run_batch(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        keep_lower_bounds()
+        for operation_id in status.pending_ids:
+            keep_lower_bound(operation_id)
         if store is not None:
             for key in queued:  # never sent: nothing to collect, and nothing to start after a restart
                 store.settle_intent(key, "cancelled", "interrupted before it was sent")
