@@ -286,6 +286,9 @@ async def test_the_store_keeps_what_each_wait_saw(client: YandexArtClient, emula
         await task
     lower = [span for span in store.durations() if span[1] is None]
     assert len(lower) == 1 and 0.5 < lower[0][0] < 1.0
+    _, failures = await run_batch(client, [client.build_request("slow", seed=10)], store=store, timeout=1.2)
+    assert [type(f).__name__ for f in failures] == ["GenerationTimeoutError"]  # a timeout leaves one too
+    assert len([span for span in store.durations() if span[1] is None]) == 2
 
     model = DurationModel()
     model.learn_once(str(store.home), store.durations)
@@ -293,7 +296,8 @@ async def test_the_store_keeps_what_each_wait_saw(client: YandexArtClient, emula
     highs = [high for _, high, _, _ in spans if high is not None]
     learned = [math.exp(x) for x in model._all_exact] + [math.exp(b) for _, b in model._all_spans]
     assert len(learned) == 3 and all(x <= max(highs) for x in learned)  # spans, not the collection time
-    assert model._all_lower and math.exp(model._all_lower[0]) == pytest.approx(lower[0][0])
+    assert len(model._all_lower) == 2 and math.exp(max(model._all_lower)) == pytest.approx(
+        max(span[0] for span in store.durations() if span[1] is None))
 
 
 def test_records_from_before_spans_still_teach(tmp_path: Path) -> None:
