@@ -161,11 +161,18 @@ class RecordingView:
         self.texts.append("stopped")
 
 
-async def test_running_batch_shows_running_and_time_left(client: Any, emulator: Emulator) -> None:
+async def test_running_batch_shows_running_and_time_left(client: Any, emulator: Emulator,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from yart_jupyter import engine
     from yart_jupyter.emulator import Duration
     from yart_jupyter.engine import Batch, run
     from yart_jupyter.request import build_request
+    from yart_jupyter.scheduler import DurationModel
 
+    model = DurationModel()
+    monkeypatch.setattr(engine, "DURATIONS", model)
+    assert engine.time_left(1.0) is None  # nothing finished yet: no guess from the prior
+    model.observe(2.5, "1:1", "m")
     emulator.config.duration = Duration("fixed", 2.5)
     view = RecordingView()
     requests = [build_request("a slow one", seed=s, folder_id="emulator-folder") for s in (1, 2)]

@@ -272,7 +272,7 @@ async def run(
         if isinstance(item, str):
             status.mark_started(item)
     if status.estimate is None:
-        status.estimate = lambda elapsed: DURATIONS.distribution().remaining(elapsed)
+        status.estimate = time_left
     ticker = asyncio.ensure_future(_tick(view, status))
     try:
         images, failures = await run_batch(
@@ -314,6 +314,14 @@ def version_notes(store: Store | None, images: Sequence[GeneratedImage]) -> list
                              f"{image.model_version}; the service's newest answers come from {latest} "
                              "(--no-cache makes it anew)")
     return notes
+
+
+def time_left(elapsed: float) -> float | None:
+    """The learned model's median time still to wait for a generation running ``elapsed`` seconds;
+    None until a generation has finished (before that the model knows only its prior)."""
+    if DURATIONS.count() == 0:
+        return None
+    return DURATIONS.distribution().remaining(elapsed)
 
 
 async def _tick(view: BatchView, status: BatchStatus) -> None:

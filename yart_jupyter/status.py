@@ -31,8 +31,9 @@ class BatchStatus:
     keys: list[str] = field(default_factory=list)
     #: When each operation started (monotonic seconds), for the time-left estimate.
     started: dict[str, float] = field(default_factory=dict)
-    #: The learned model's median time still to wait for a generation running for so many seconds.
-    estimate: Callable[[float], float] | None = field(default=None, repr=False)
+    #: The learned model's median time still to wait for a generation running for so many seconds
+    #: (None while the model has nothing to go on: a guess from its prior would mislead).
+    estimate: Callable[[float], float | None] | None = field(default=None, repr=False)
 
     def mark_started(self, operation_id: str) -> None:
         """An operation of the batch started on the server now."""
@@ -65,7 +66,8 @@ class BatchStatus:
         waits = [self.estimate(now - self.started.get(op, now)) for op in self.pending_ids]
         if self.unsent:
             waits.append(self.estimate(0.0))
-        return max(waits)
+        known = [wait for wait in waits if wait is not None]
+        return max(known) if known and len(known) == len(waits) else None
 
     def text(self) -> str:
         """One status line: progress, what runs, time left and elapsed, operation ids, retries."""
