@@ -264,3 +264,20 @@ def test_static_copy_keeps_the_newest_and_the_live_form_hides_it() -> None:
     assert 'data-form="abc"' in copy and 'seed 0 ' in copy and f"seed {STATIC_COPY_LIMIT + 1}" not in copy
     assert '.yart-static-copy[data-form="abc"]{display:none}' in hide_static_copy("abc")
     assert static_copy_bundle([], "abc") == {"text/plain": ""}
+
+
+def test_full_size_buttons_read_the_stored_file(tmp_path: Path) -> None:
+    from yart_jupyter.fullsize import full_size
+
+    stored = tmp_path / "op1.jpg"
+    stored.write_bytes(photo_bytes())
+    viewer = full_size([photo_image(path=stored), photo_image(seed=6, operation_id="op2")])
+    assert [b.description for b in viewer.buttons] == ["seed 5", "seed 6"]
+    viewer.toggle(0)
+    assert viewer.picture.value == photo_bytes() and viewer.picture.layout.display == "block"
+    viewer.toggle(0)
+    assert viewer.picture.value == b"" and viewer.picture.layout.display == "none"  # hidden and freed
+    stored.unlink()
+    viewer.toggle(0)
+    assert "cannot be read" in viewer.note.value and viewer.picture.layout.display == "none"
+    assert "live kernel" in repr(viewer)

@@ -7,6 +7,7 @@ megabytes. Widgets need the live kernel: a saved notebook keeps the previews and
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,8 @@ class FullSize(w.VBox):  # type: ignore[misc]
         try:
             data = source.read_bytes() if isinstance(source, Path) else source
         except OSError as exc:
-            self.note.value = f'<span style="font:12px monospace;color:var(--jp-error-color1, #d32f2f)">' \
-                              f"{label}: the stored file cannot be read ({exc.strerror or exc})</span>"
+            reason = html.escape(f"{label}: the stored file cannot be read ({exc.strerror or exc})")
+            self.note.value = f'<span style="font:12px monospace;color:var(--jp-error-color1, #d32f2f)">{reason}</span>'
             return
         self._open = index
         self.picture.format = mime.split("/")[1]
