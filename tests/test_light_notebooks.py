@@ -91,6 +91,9 @@ def test_a_saved_picture_links_to_its_file(tmp_path: Path, monkeypatch: pytest.M
     image = photo_image()
     image.save(tmp_path / "out" / "portrait.jpg")
     assert 'href="out/portrait.jpg"' in images_bundle([image])["text/html"]
+    spaced = photo_image()
+    spaced.save(tmp_path / "my pictures" / "a portrait.jpg")
+    assert 'href="my%20pictures/a%20portrait.jpg"' in images_bundle([spaced])["text/html"]
     elsewhere = photo_image()
     elsewhere.saved.append(tmp_path.parent / "elsewhere.jpg")  # outside the notebook's folder: no link
     assert "href=" not in images_bundle([elsewhere])["text/html"]

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from .status import BatchStatus
 
@@ -104,7 +105,7 @@ def _link(image: Picture) -> str | None:
         except ValueError:
             continue
         if not relative.startswith(".."):
-            return Path(relative).as_posix()
+            return quote(Path(relative).as_posix())
     return None
 
 
