@@ -156,14 +156,17 @@ class DurationModel:
         bucket.append(value)
         del bucket[: max(0, len(bucket) - self.keep)]
 
+    def _record(self, by_kind: dict[_Key, list[Any]], every: list[Any], key: _Key, value: Any) -> None:
+        """Keep one piece of evidence for its kind and for all generations; refits follow."""
+        with self._lock:
+            for bucket in (by_kind.setdefault(key, []), every):
+                self._keep(bucket, value)
+            self._version += 1
+
     def observe(self, seconds: float, aspect: str = "", model: str = "") -> None:
         """Learn from one finished generation whose duration is known."""
-        if not seconds > 0:
-            return
-        with self._lock:
-            for bucket in (self._exact.setdefault((aspect, model), []), self._all_exact):
-                self._keep(bucket, math.log(seconds))
-            self._version += 1
+        if seconds > 0:
+            self._record(self._exact, self._all_exact, (aspect, model), math.log(seconds))
 
     def observe_between(self, low: float, high: float, aspect: str = "", model: str = "") -> None:
         """Learn from a generation that finished after ``low`` and by ``high`` seconds."""
@@ -173,20 +176,13 @@ class DurationModel:
             self.observe(math.sqrt(low * high), aspect, model)
             return
         span = (math.log(low) if low > 0 else -math.inf, math.log(high))
-        with self._lock:
-            for bucket in (self._spans.setdefault((aspect, model), []), self._all_spans):
-                self._keep(bucket, span)
-            self._version += 1
+        self._record(self._spans, self._all_spans, (aspect, model), span)
 
     def observe_at_least(self, low: float, aspect: str = "", model: str = "") -> None:
         """Learn from a generation last seen running ``low`` seconds after its start (never collected
         by that wait): a lower bound, fitted as such, and not counted as a finished generation."""
-        if not low > 0:
-            return
-        with self._lock:
-            for bucket in (self._lower.setdefault((aspect, model), []), self._all_lower):
-                self._keep(bucket, math.log(low))
-            self._version += 1
+        if low > 0:
+            self._record(self._lower, self._all_lower, (aspect, model), math.log(low))
 
     def learn_once(self, source: str, history: Callable[[], Iterable[tuple[float, float | None, str, str]]]) -> None:
         """Learn once per ``source`` (a store path) from what its waits saw: (low, high, aspect,
@@ -428,11 +424,11 @@ class AdaptivePolicy:
             return self.fixed
         return (self.model or DURATIONS).distribution(self.aspect, self.model_uri)
 
-    def plan(self, dist: LogNormal | None = None) -> ReadPlan:
+    def plan(self, dist: LogNormal | None = None, confident: bool | None = None) -> ReadPlan:
         """The read plan for a distribution (the current one by default); cached, since the
         distribution is rounded to what makes a difference to the plan."""
         dist = dist or self.distribution
-        share = self.share if self.confident else self.unsure_share
+        share = self.share if (self.confident if confident is None else confident) else self.unsure_share
         return _plan(round(dist.mu, 2), round(dist.sigma, 2), self.first_quantile, self.tail, self.min_interval,
                      self.max_interval, self.tail_interval, share, self.alpha)
 
@@ -443,24 +439,27 @@ class AdaptivePolicy:
         model = self.model or DURATIONS
         return Watch(model, self.aspect, self.model_uri, model.track(self.aspect, self.model_uri))
 
+    def _seen(self) -> float:
+        """How many finished generations the model rests on (a fixed distribution: all it needs)."""
+        if self.fixed is not None:
+            return math.inf
+        return (self.model or DURATIONS).count(self.aspect, self.model_uri)
+
     @property
     def confident(self) -> bool:
         """Whether the schedule rests on enough observed generations rather than on the prior."""
-        if self.fixed is not None:
-            return True
-        return (self.model or DURATIONS).count(self.aspect, self.model_uri) >= self.confident_after
+        return self._seen() >= self.confident_after
 
     @property
     def informed(self) -> bool:
         """Whether any generation (of this kind, or any while this kind is new) has finished yet."""
-        if self.fixed is not None:
-            return True
-        return (self.model or DURATIONS).count(self.aspect, self.model_uri) > 0
+        return self._seen() > 0
 
     def next_delay(self, polls: int, elapsed: float) -> float:
         """The plan's (or, from an empty store, the cold schedule's) next interval, within the cap."""
-        confident = self.confident
-        delay = self._planned(polls, elapsed) if self.informed else self._cold(elapsed)
+        seen = self._seen()  # once per read: the model's count takes its lock
+        confident = seen >= self.confident_after
+        delay = self._planned(polls, elapsed, confident) if seen > 0 else self._cold(elapsed)
         if not confident and elapsed + self.cold_interval <= self.cold_until + 1e-9:
             delay = min(delay, self.cold_interval)
         return max(delay, self.earliest(polls + 1, confident) - elapsed)
@@ -481,9 +480,9 @@ class AdaptivePolicy:
             return self.cold_interval
         return min(self.cold_max, max(self.cold_interval, self.cold_growth * elapsed))
 
-    def _planned(self, polls: int, elapsed: float) -> float:
-        plan = self.plan()
-        if polls == 0 and plan.times[0] > self.first_read_by and not self.confident:
+    def _planned(self, polls: int, elapsed: float, confident: bool) -> float:
+        plan = self.plan(confident=confident)
+        if polls == 0 and plan.times[0] > self.first_read_by and not confident:
             return max(0.0, self.first_read_by - elapsed)
         times = plan.times
         index = bisect.bisect_right(times, elapsed)
