@@ -157,6 +157,9 @@ class RecordingView:
         self.texts.append(status.text())
         self.bars.append(progress_bundle(status)["text/plain"])
 
+    def item(self, event: Any) -> None:
+        pass
+
     def finished(self, images: Any, failures: Any, notes: Any) -> None:
         self.texts.append("finished")
 

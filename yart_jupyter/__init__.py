@@ -12,16 +12,19 @@ from ._version import __version__
 
 __all__ = [
     "AspectRatio",
+    "Experiment",
     "GeneratedImage",
     "GenerationRequest",
     "Message",
     "YandexArtClient",
     "__version__",
+    "compare",
     "configure",
     "errors",
     "form",
     "generate",
     "history",
+    "load_experiment",
     "prune",
     "resume",
     "submit",
@@ -45,6 +48,9 @@ _LAZY = {
     "prune": ("api", "prune"),
     "Store": ("store", "Store"),
     "errors": ("errors", None),
+    "Experiment": ("experiment", "Experiment"),
+    "compare": ("comparison", "compare"),
+    "load_experiment": ("api", "load_experiment"),
 }
 
 

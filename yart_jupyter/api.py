@@ -9,9 +9,10 @@ that names the operations still running on the server (they stay pending in the 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from . import errors
-from .engine import Batch, prepare, run
+from .engine import Batch, ItemEvent, prepare, run
 from .image import GeneratedImage, ImageSet
 from .jobs import JOBS, Job
 from .redact import get_logger
@@ -20,6 +21,9 @@ from .settings import current
 from .shared import shared_client
 from .status import BatchStatus
 from .store import Record, get_store
+
+if TYPE_CHECKING:
+    from .experiment import Experiment
 
 log = get_logger("yart_jupyter")
 
@@ -33,6 +37,9 @@ class _CallbackView:
     def progress(self, status: BatchStatus) -> None:
         if self.on_update is not None:
             self.on_update(status)
+
+    def item(self, event: ItemEvent) -> None:
+        """Nothing to draw per item."""
 
     def finished(self, images: ImageSet, failures: Sequence[errors.YandexArtError], notes: Sequence[str]) -> None:
         """Nothing to draw: the caller gets the images, or the error."""
@@ -117,3 +124,10 @@ def prune(*, older_than_days: float | None = None, max_megabytes: float | None =
         older_than=older_than_days * 86400 if older_than_days is not None else None,
         max_bytes=int(max_megabytes * 1024 * 1024) if max_megabytes is not None else None,
     )
+
+
+def load_experiment(experiment_id: str) -> Experiment:
+    """A sweep from the local store (a prefix of its id will do), each cell with its stored picture."""
+    from .experiment import Experiment
+
+    return Experiment.load(get_store(current().home), experiment_id)

@@ -56,6 +56,8 @@ class Settings:
                                          "Send x-data-logging-enabled true/false (unset: do not send).")
     generations_per_minute: int = _setting(500, "YANDEXART_GENERATIONS_PER_MINUTE",
                                            "The folder's generation quota per minute.")
+    generations_per_day: int = _setting(5000, "YANDEXART_GENERATIONS_PER_DAY",
+                                        "The folder's generation quota per day (what a plan's cost is told against).")
     reads_per_second: int = _setting(50, "YANDEXART_READS_PER_SECOND",
                                      "The folder's operation-read quota per second.")
     data_dir: str | None = _setting(None, "YANDEXART_HOME",
@@ -99,7 +101,7 @@ class Settings:
         if self.base_url != EMULATOR:
             check_url(self.base_url, "base URL")
         check_url(self.iam_url, "IAM token URL")
-        for name in ("max_images", "generations_per_minute", "reads_per_second"):
+        for name in ("max_images", "generations_per_minute", "generations_per_day", "reads_per_second"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be a whole number of at least 1, not {getattr(self, name)!r}")
         for name in ("request_timeout", "wait_timeout"):

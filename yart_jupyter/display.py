@@ -296,6 +296,9 @@ class CellView:
     def progress(self, status: BatchStatus) -> None:
         self.line.update(status)
 
+    def item(self, event: Any) -> None:
+        """A plain cell shows the batch as a whole: its status line."""
+
     def finished(self, images: Sequence[Picture], failures: Sequence[Exception], notes: Sequence[str]) -> None:
         lines = [*notes, *(f"{FAILED} {failure}" for failure in failures)]
         if images:
@@ -340,11 +343,11 @@ def history_bundle(records: Sequence[Entry], thumbnails: Sequence[bytes | None])
     """A gallery of thumbnails with prompt, seed, aspect, time and duration."""
     cells = []
     lines = []
-    for record, thumb in zip(records, thumbnails, strict=True):
+    for number, (record, thumb) in enumerate(zip(records, thumbnails, strict=True), 1):
         duration = f"{record.duration:.1f} s" if record.duration is not None else ""
         meta = " · ".join(str(p) for p in (
-            f"seed {record.seed}" if record.seed is not None else "", record.aspect or "", _when(record.submitted_at),
-            duration, record.status if record.status != "done" else "", record.operation_id,
+            f"#{number}", f"seed {record.seed}" if record.seed is not None else "", record.aspect or "",
+            _when(record.submitted_at), duration, record.status if record.status != "done" else "", record.operation_id,
         ) if p)
         picture = (
             f'<img src="data:image/jpeg;base64,{base64.b64encode(thumb).decode("ascii")}" '
@@ -359,6 +362,40 @@ def history_bundle(records: Sequence[Entry], thumbnails: Sequence[bytes | None])
         )
         lines.append(f"{meta}  {record.prompt[:70]}")
     return {"text/html": f'<div class="yart-history">{"".join(cells)}</div>', "text/plain": "\n".join(lines)}
+
+
+class Sweep(Protocol):
+    """What a line of ``%yandexart history --experiments`` shows: a store ExperimentRecord."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def axes(self) -> tuple[tuple[str, tuple[Any, ...]], ...]: ...
+
+    @property
+    def items(self) -> tuple[tuple[tuple[Any, ...], str], ...]: ...
+
+
+def experiments_bundle(experiments: Sequence[Sweep]) -> Bundle:
+    """The store's sweeps, newest first: id, time, shape and title, and how to show one again."""
+    rows = []
+    for e in experiments:
+        shape = " × ".join(f"{name} {len(values)}" for name, values in e.axes)
+        rows.append((e.id, _when(e.created_at), f"{len(e.items)} ({shape})", e.title[:80]))
+    hint = "Show one again as its grid: %yandexart history --experiment ID"
+    cells = "".join("<tr>" + "".join(f"<td style='padding:1px 8px'>{html.escape(c)}</td>" for c in row) + "</tr>"
+                    for row in rows)
+    head = "".join(f"<th style='padding:1px 8px;text-align:left'>{h}</th>" for h in ("id", "made", "cells", "prompt"))
+    return {"text/html": f'<table class="yart-experiments" style="font:12px monospace"><tr>{head}</tr>{cells}</table>'
+                         f'<div style="font:12px monospace;opacity:.8">{hint}</div>',
+            "text/plain": "\n".join([*("  ".join(row) for row in rows), hint])}
 
 
 #: What ``%yandexart pending`` says of each state, and what ``resume --all`` will do with it.

@@ -59,11 +59,25 @@ class Cached:
 Item = GenerationRequest | Intent | Cached | str
 
 
+@dataclass(frozen=True)
+class ItemEvent:
+    """One item of a batch changed state: ``running`` (its operation started), ``done`` or ``failed``."""
+
+    index: int
+    state: str
+    operation_id: str | None = None
+    image: GeneratedImage | None = None
+    error: errors.YandexArtError | None = None
+
+
 class BatchView(Protocol):
     """Where a batch shows itself while it runs and when it ends."""
 
     def progress(self, status: BatchStatus) -> None:
         """The status changed (called often; throttle if drawing is costly)."""
+
+    def item(self, event: ItemEvent) -> None:
+        """One item changed state (a sweep's grid shows each cell's own state; others may ignore it)."""
 
     def finished(self, images: ImageSet, failures: Sequence[errors.YandexArtError], notes: Sequence[str]) -> None:
         """The batch ended: its pictures, a line per failure, and notes such as saved files."""
@@ -81,6 +95,8 @@ class Batch:
     use_cache: bool = True
     out: str | None = None
     notebook: str | None = None
+    #: Extra fields ``out`` may name, per item (a sweep's axis values: ``--out {style}-{seed}.jpg``).
+    fields: Sequence[dict[str, str]] = ()
 
 
 def prepare(store: Store | None, batch: Batch, status: BatchStatus) -> Batch:
@@ -153,6 +169,7 @@ async def run_batch(
     store: Store | None = None,
     use_cache: bool = True,
     notebook: str | None = None,
+    on_item: Callable[[ItemEvent], None] | None = None,
 ) -> tuple[ImageSet, list[errors.YandexArtError]]:
     """Generate (or collect) every item concurrently; return the images and the errors, in order.
 
@@ -173,6 +190,10 @@ async def run_batch(
         if on_update is not None:
             on_update(status)
 
+    def tell(event: ItemEvent) -> None:
+        if on_item is not None:
+            on_item(event)
+
     def progress(event: Progress) -> None:
         if event.phase == "retry":
             status.retries += 1
@@ -182,7 +203,7 @@ async def run_batch(
             observed[event.operation_id] = event.observed
         notify()
 
-    async def generate(intent: Intent) -> GeneratedImage:
+    async def generate(index: int, intent: Intent) -> GeneratedImage:
         def submitting() -> None:  # on the loop, right before the request goes out
             queued.discard(intent.key)
             if store is not None:
@@ -193,6 +214,7 @@ async def run_batch(
             status.unsent -= 1
             if store is not None:
                 store.record_started(operation_id, request, notebook=notebook, key=intent.key)
+            tell(ItemEvent(index, "running", operation_id))
             notify()
 
         image = await client.generate(intent.request, timeout=timeout, on_progress=progress, on_started=started,
@@ -207,17 +229,21 @@ async def run_batch(
         if store is not None and seen is not None and seen[1] is None and seen[0] > 0:
             store.record_running(operation_id, seen[0])
 
-    async def one(item: Item) -> GeneratedImage:
+    async def one(index: int, item: Item) -> GeneratedImage:
         try:
             if isinstance(item, Cached):
                 image = await asyncio.to_thread(item.record.to_image, cached=True)
                 status.cached += 1
+            elif isinstance(item, str):
+                tell(ItemEvent(index, "running", item))
+                image = await resume(client, item, store=store, timeout=timeout, on_progress=progress)
+            else:
+                assert isinstance(item, Intent), item
+                image = await generate(index, item)
+            tell(ItemEvent(index, "done", image.operation_id, image=image))
+            if isinstance(item, Cached):
                 notify()
-                return image
-            if isinstance(item, str):
-                return await resume(client, item, store=store, timeout=timeout, on_progress=progress)
-            assert isinstance(item, Intent), item
-            return await generate(item)
+            return image
         except errors.YandexArtError as exc:
             if isinstance(exc, errors.GenerationTimeoutError) and exc.operation_id:
                 await asyncio.to_thread(keep_lower_bound, exc.operation_id)
@@ -228,10 +254,11 @@ async def run_batch(
             if exc.operation_id and final_status(exc) is not None:
                 status.failed_ids.add(exc.operation_id)
             await settle_failure(store, exc, intent)
+            tell(ItemEvent(index, "failed", exc.operation_id, error=exc))
             notify()
             raise
 
-    tasks = [asyncio.ensure_future(one(item)) for item in items]
+    tasks = [asyncio.ensure_future(one(index, item)) for index, item in enumerate(items)]
     try:
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     except asyncio.CancelledError:
@@ -274,10 +301,17 @@ async def run(
     if status.estimate is None:
         status.estimate = time_left
     ticker = asyncio.ensure_future(_tick(view, status))
+    arrived: dict[int, GeneratedImage] = {}
+
+    def on_item(event: ItemEvent) -> None:
+        if event.image is not None:
+            arrived[event.index] = event.image
+        view.item(event)
+
     try:
         images, failures = await run_batch(
             client, batch.items, status=status, timeout=batch.timeout, on_update=view.progress, store=store,
-            use_cache=batch.use_cache, notebook=batch.notebook,
+            use_cache=batch.use_cache, notebook=batch.notebook, on_item=on_item,
         )
     except asyncio.CancelledError:
         view.stopped(status)
@@ -287,7 +321,9 @@ async def run(
     notes = version_notes(store, images)
     if batch.out and images:
         try:
-            notes.append("saved " + ", ".join(str(p) for p in save_all(batch.out, list(images))))
+            numbered = [(index + 1, image, batch.fields[index] if batch.fields else {})
+                        for index, image in sorted(arrived.items())]
+            notes.append("saved " + ", ".join(str(p) for p in save_all(batch.out, numbered)))
         except errors.StorageError as exc:
             failures.append(exc)
     view.finished(images, failures, notes)

@@ -65,6 +65,14 @@ CREATE TABLE IF NOT EXISTS generations (
 CREATE INDEX IF NOT EXISTS generations_cache ON generations (request_key, status);
 CREATE INDEX IF NOT EXISTS generations_time ON generations (submitted_at);
 CREATE INDEX IF NOT EXISTS generations_status ON generations (status);
+CREATE TABLE IF NOT EXISTS experiments (
+    id          TEXT PRIMARY KEY,
+    created_at  REAL NOT NULL,
+    title       TEXT NOT NULL,
+    axes        TEXT NOT NULL,
+    items       TEXT NOT NULL,
+    notebook    TEXT
+);
 """
 _MIGRATIONS = {"idempotency_key": "ALTER TABLE generations ADD COLUMN idempotency_key TEXT",
                "seen_running": "ALTER TABLE generations ADD COLUMN seen_running REAL",
@@ -131,6 +139,23 @@ class Record:
             operation_id=self.operation_id, model_version=self.model_version, model_uri=self.model_uri,
             submitted_at=self.submitted_at, done_at=self.finished_at, cached=cached, path=self.image_path,
         )
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    """A sweep as the store keeps it: its axes, and each cell's axis values and generation.
+
+    ``items``: (axis values, reference) per cell, where the reference is the generation's
+    idempotency key (it names the record from before its start) or, for a picture the store
+    already had, its operation id.
+    """
+
+    id: str
+    created_at: datetime
+    title: str
+    axes: tuple[tuple[str, tuple[Any, ...]], ...]
+    items: tuple[tuple[tuple[Any, ...], str], ...]
+    notebook: str | None
 
 
 class Store:
@@ -386,6 +411,39 @@ class Store:
             clauses.append("status=?")
             args.append(status)
         return self._select(" AND ".join(clauses) or "1", args, limit)
+
+    def record_experiment(self, experiment: ExperimentRecord) -> None:
+        """Keep a sweep (before any of its generations is sent, like each generation's own record)."""
+        axes = json.dumps([[name, list(values)] for name, values in experiment.axes], ensure_ascii=False)
+        items = json.dumps([[list(key), ref] for key, ref in experiment.items], ensure_ascii=False)
+
+        def insert() -> None:
+            with self._transaction() as db:
+                db.execute("INSERT OR REPLACE INTO experiments (id, created_at, title, axes, items, notebook)"
+                           " VALUES (?, ?, ?, ?, ?, ?)", (experiment.id, experiment.created_at.timestamp(),
+                                                         experiment.title, axes, items, experiment.notebook))
+
+        self._retry(insert)
+
+    def experiments(self, limit: int | None = 20, experiment_id: str | None = None) -> list[ExperimentRecord]:
+        """The newest sweeps first; ``experiment_id`` finds one (a unique prefix is enough)."""
+        sql, args = "SELECT * FROM experiments", []
+        if experiment_id is not None:
+            sql += " WHERE id LIKE ? ESCAPE '\\'"
+            args.append(experiment_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        sql += " ORDER BY created_at DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [ExperimentRecord(
+            id=row["id"], created_at=datetime.fromtimestamp(row["created_at"], timezone.utc), title=row["title"],
+            axes=tuple((name, tuple(values)) for name, values in json.loads(row["axes"])),
+            items=tuple((tuple(key), ref) for key, ref in json.loads(row["items"])), notebook=row["notebook"],
+        ) for row in self._query(sql, args)]
+
+    def find(self, reference: str) -> Record | None:
+        """A record by operation id or by the idempotency key its start carried."""
+        found = self._select("operation_id=? OR idempotency_key=?", (reference, reference), limit=1)
+        return found[0] if found else None
 
     def record_running(self, operation_id: str, seen: float) -> None:
         """A wait ended (interrupted, timed out) with the operation still running ``seen`` seconds after

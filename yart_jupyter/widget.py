@@ -23,7 +23,7 @@ from .display import ERROR as _ERROR
 from .display import FAILED, hide_static_copy, progress_bundle, static_copy_bundle
 from .display import MUTED as _MUTED
 from .display import span as _html
-from .engine import Batch, prepare, run, server_canceller
+from .engine import Batch, ItemEvent, prepare, run, server_canceller
 from .image import GeneratedImage, ImageSet, thumbnail
 from .jobs import JOBS, Job
 from .outputs import target_path
@@ -70,14 +70,17 @@ class ImageCard(w.HBox):  # type: ignore[misc]
         self.full_button = w.Button(description="Full size", icon="expand", tooltip="Show the full picture")
         for button in (self.save_button, self.reuse_button, self.cell_button, self.full_button):
             button.layout = w.Layout(width="auto")
+        self.pick = w.Checkbox(value=False, description="compare", indent=False, layout=w.Layout(width="90px"),
+                               tooltip="Tick two or more pictures to see them side by side")
+        self.pick.observe(lambda _: form.show_comparison(), "value")
         self.details = w.HTML("")
         self.cell = w.Textarea(value=cell_text(image), layout=w.Layout(width="100%", height="90px", display="none"))
         self.save_button.on_click(self.save)
         self.reuse_button.on_click(lambda _: form.reuse_seed(image))
         self.cell_button.on_click(self.toggle_cell)
         self.full_button.on_click(self.toggle_full)
-        actions = w.HBox([self.save_button, self.reuse_button, self.cell_button, self.full_button],
-                         layout=w.Layout(flex_flow="row wrap"))
+        actions = w.HBox([self.save_button, self.reuse_button, self.cell_button, self.full_button, self.pick],
+                         layout=w.Layout(flex_flow="row wrap", align_items="center"))
         info = w.VBox([self.caption, actions, self.details, self.cell], layout=w.Layout(flex="1 1 auto"))
         super().__init__([self.picture, info], layout=w.Layout(width="100%", margin="6px 0", align_items="flex-start"))
         self.add_class("yart-card")
@@ -133,6 +136,9 @@ class JobCard(w.VBox):  # type: ignore[misc]
             self._drawn = now
             self.progress_line.value = progress_bundle(status)["text/html"]
 
+    def item(self, event: ItemEvent) -> None:
+        """The card shows the batch as a whole."""
+
     def finished(self, images: ImageSet, failures: Sequence[errors.YandexArtError], notes: Sequence[str]) -> None:
         done = progress_bundle(self._status)["text/html"] if self._status is not None else self.progress_line.value
         lines = [*(_html(note) for note in notes), *(_html(f"{FAILED} {f}", _ERROR) for f in failures)]
@@ -175,6 +181,8 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
         self.generate_button = w.Button(description="Generate", button_style="primary", icon="paint-brush")
         self.cancel_button = w.Button(description="Cancel", icon="stop", disabled=True)
         self.problem = w.HTML("")
+        self.comparison = w.HTML("")
+        self.comparison.add_class("yart-form-compare")
         self.gallery = w.VBox([])
         #: Every picture the form made, newest first: the static copy left in the notebook shows them.
         self.results: list[GeneratedImage] = []
@@ -190,7 +198,7 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
             w.HBox([self.aspect, self.custom_aspect, self.count, self.save_folder],
                    layout=w.Layout(flex_flow="row wrap")),
             w.HBox([self.generate_button, self.cancel_button, self.problem], layout=w.Layout(align_items="center")),
-            self.gallery, w.HTML(hide_static_copy(self._copy_id)),
+            self.comparison, self.gallery, w.HTML(hide_static_copy(self._copy_id)),
         ], layout=w.Layout(width="100%", max_width="980px"))
         self.add_class("yart-form")
         self._show_aspect(AspectRatio.parse(self.settings.default_aspect))
@@ -222,6 +230,20 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
         self.results[:0] = list(images)
         if self._copy is not None:
             self._copy.update(static_copy_bundle(self.results, self._copy_id, current().inline), raw=True)
+
+    def cards(self) -> list[ImageCard]:
+        """Every picture card of the gallery, newest job first."""
+        return [card for job in self.gallery.children for card in job.images.children if isinstance(card, ImageCard)]
+
+    def show_comparison(self) -> None:
+        """The ticked cards side by side (as ``%yandexart compare`` shows them), or a hint with one ticked."""
+        from .comparison import Comparison, resolve
+
+        picked = [card.image for card in self.cards() if card.pick.value]
+        if len(picked) < 2:
+            self.comparison.value = _html("tick one more picture to compare") if picked else ""
+            return
+        self.comparison.value = Comparison([resolve(image, None) for image in picked]).bundle()["text/html"]
 
     # -- setup -------------------------------------------------------------------------------
 

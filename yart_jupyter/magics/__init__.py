@@ -12,10 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 
 from .. import settings
 from ..errors import MagicUsageError
+from ..sweep import expand_line
 from ..syncrun import run_sync
 from . import cell
 from .commands import COMMANDS, usage
@@ -52,12 +53,16 @@ class YandexArtMagics(Magics):
     """Generate images with YandexART (settings: ``%config YandexArt``)."""
 
     @cell_magic(MAGIC)  # type: ignore[arg-type]
+    @no_var_expand
     def yandexart_cell(self, line: str, cell: str) -> None:
-        run_sync(dispatch_cell(self.shell, line, cell))
+        shell = _loaded()
+        run_sync(dispatch_cell(shell, expand_line(line, shell.var_expand), cell))
 
     @line_magic(MAGIC)  # type: ignore[arg-type]
+    @no_var_expand
     def yandexart_line(self, line: str) -> None:
-        run_sync(dispatch_line(self.shell, line))
+        shell = _loaded()
+        run_sync(dispatch_line(shell, expand_line(line, shell.var_expand)))
 
 
 for _name in ("yandexart_cell", "yandexart_line"):
@@ -77,13 +82,13 @@ def _loaded() -> InteractiveShell:
 async def run_cell(line: str, cell: str) -> None:
     """What a transformed ``%%yandexart`` cell awaits (the line expanded as IPython would)."""
     shell = _loaded()
-    await dispatch_cell(shell, shell.var_expand(line), cell)  # type: ignore[no-untyped-call]
+    await dispatch_cell(shell, expand_line(line, shell.var_expand), cell)
 
 
 async def run_line(line: str) -> None:
     """What a transformed one-line ``%yandexart ...`` cell awaits."""
     shell = _loaded()
-    await dispatch_line(shell, shell.var_expand(line))  # type: ignore[no-untyped-call]
+    await dispatch_line(shell, expand_line(line, shell.var_expand))
 
 
 def _transformer(shell: InteractiveShell) -> Callable[[list[str]], list[str]]:

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from ..outputs import check_pattern
+from ..experiment import Experiment, Slot
+from ..outputs import check_new_file, check_pattern
 from ..prompt import expand, parse_body, parse_seeds
 from ..request import ASPECT_PRESETS, GenerationRequest, Message, random_seed
+from ..sweep import Axis, SweepError, Template, check_axes, parse_axis, placeholders, quota_line
+from ..sweep import expand as expand_sweep
 from .face import Face, check_var
 from .parsers import Parser, split
 
 if TYPE_CHECKING:
-    from ..display import CellView
-    from ..engine import Batch
+    from ..engine import Batch, BatchView
     from ..image import GeneratedImage, ImageSet
     from ..status import BatchStatus
 
@@ -26,7 +31,12 @@ The cell body is the prompt. Its lines are joined with spaces into one message; 
 starts another message and `--- W` one with weight W (default 1; the body may begin with such
 a line). {name} inserts a notebook variable or expression; {{ and }} are literal braces; --raw
 turns that off. At most 500 characters per message. The cell's value (_) is the GeneratedImage,
-or a list of them for several seeds; every generation is recorded in the local store."""
+or a list of them for several seeds; every generation is recorded in the local store.
+
+A sweep: --vary NAME=V1|V2|... (up to three axes, the seeds counting as one) makes one picture
+per combination; {NAME} is filled in the body (also in a `--- {NAME}` weight) and in --aspect,
+--mime, --model and --out. All cells share their seeds, so a column changes one thing only. The
+cell's value is then an Experiment: exp["oil painting", 3], .records(), .save_grid(path)."""
 
 
 def parser() -> Parser:
@@ -38,8 +48,16 @@ def parser() -> Parser:
                                                    "default: the default_aspect setting (1:1)")
     p.add_argument("--mime", metavar="TYPE", help="image/jpeg or image/png; default: the mime_type setting")
     p.add_argument("--model", metavar="URI", help="model URI; default: art://<folder>/yandex-art/latest")
-    p.add_argument("--out", metavar="PATTERN", help="save to files; {seed}, {n} and {op} are filled in; folders "
-                                                    "are created; an existing file is never overwritten")
+    p.add_argument("--vary", action="append", metavar="NAME=V1|V2",
+                   help="an axis of a sweep: a picture per value, {NAME} filled in the prompt and options; "
+                        "NAME={list} takes a notebook list; repeat for up to three axes (seeds count as one)")
+    p.add_argument("--dry-run", action="store_true", dest="dry_run",
+                   help="show the plan (each prompt, seed and aspect, how many generations, how many the store "
+                        "has, the quota it takes) and send nothing")
+    p.add_argument("--out", metavar="PATTERN", help="save to files; {seed}, {n}, {op} and a sweep's axes are filled "
+                                                    "in; folders are created; an existing file is never overwritten")
+    p.add_argument("--grid-out", metavar="FILE", dest="grid_out",
+                   help="also write a sweep's grid as one labelled picture (PNG, or JPEG by the name)")
     p.add_argument("--var", metavar="NAME", help="also store the result in the variable NAME")
     p.add_argument("--background", action="store_true",
                    help="return at once; the result replaces the status line when ready (see jobs)")
@@ -52,45 +70,105 @@ def parser() -> Parser:
     return p
 
 
+#: The most generations --dry-run lists (a plan far over max_images is refused without one).
+PLAN_LIMIT = 10_000
+
+
 @dataclass
 class Plan:
-    """A validated cell: its requests and options; nothing has been sent or shown."""
+    """A validated cell: its requests and options; nothing has been sent or shown.
+
+    ``experiment``: a sweep's grid (None for a plain cell); ``fields``: each request's axis values
+    and seed, as ``--out`` may name them.
+    """
 
     requests: list[GenerationRequest]
     options: Any
     single: bool
+    experiment: Experiment | None = None
+    fields: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    over_limit: str | None = None
 
 
-def plan(face: Face, line: str, body: str) -> Plan:
-    """Parse and validate everything before anything is sent."""
-    options = parser().parse_args(split(line))
-    pieces = parse_body(body)
-    if not options.raw:
-        pieces = [(expand(text, face.user_ns), weight) for text, weight in pieces]
-    messages = [Message(text, weight) for text, weight in pieces]
-    limit = face.settings.max_images
+def _seeds(options: Any, limit: int) -> tuple[list[int], set[int]]:
+    """The cell's seeds, and which of them were drawn at random (a sweep shares them across its cells)."""
     if options.seed is not None and options.count is not None:
         raise errors.MagicUsageError("give either --seed or --count, not both")
     if options.count is not None and not 1 <= options.count <= limit:
         raise errors.RequestValidationError(
             "--count", options.count, f"must be from 1 to {limit} (the max_images setting)")
-    seeds: list[int | None]
-    seeds = list(parse_seeds(options.seed, limit)) if options.seed is not None else [None] * (options.count or 1)
+    if options.seed is not None:
+        return list(parse_seeds(options.seed, limit)), set()
+    drawn: list[int] = []
+    for _ in range(options.count or 1):
+        drawn.append(random_seed(drawn))
+    return drawn, set(drawn)
+
+
+def plan(face: Face, line: str, body: str) -> Plan:
+    """Parse and validate everything before anything is sent (every combination of a sweep too)."""
+    options = parser().parse_args(split(line))
+    limit = face.settings.max_images
+    seeds, drawn = _seeds(options, limit)
     if options.timeout is not None and not options.timeout > 0:
         raise errors.RequestValidationError("--timeout", options.timeout, "must be a positive number of seconds")
     check_var(options.var)
-    requests = [
-        face.settings.request(messages, seed=seed, aspect=options.aspect, mime_type=options.mime,
-                              model_uri=options.model)
-        for seed in seeds
-    ]
-    for index, request in enumerate(requests):  # a batch's random seeds differ from each other
-        others = {r.seed for r in requests[:index]}
-        if not request.seed_was_given and request.seed in others:
-            requests[index] = dataclasses.replace(request, seed=random_seed(others))
+    axes = [parse_axis(definition, face.user_ns) for definition in options.vary or []]
+    if options.grid_out and not axes:
+        raise errors.MagicUsageError("--grid-out draws a sweep's grid: add a --vary axis (or use .save() per image)")
+    if options.grid_out:
+        check_new_file("--grid-out", options.grid_out)
+    template = Template(body, {"--aspect": options.aspect, "--mime": options.mime, "--model": options.model,
+                               "--out": options.out}, seeds, raw=options.raw)
+    over_limit = None
+    if axes:
+        _check_body_names(body, axes, face.user_ns, options.raw)
+        check_axes(axes, template)
+        size = math.prod(len(axis.values) for axis in axes) * len(seeds)
+        if size > limit:
+            shape = " × ".join(f"{a.name} {len(a.values)}" for a in axes)
+            shape += f" × seed {len(seeds)}" if len(seeds) > 1 else ""
+            over_limit = (f"this sweep makes {size} generations ({shape}); the limit is {limit} (max_images): "
+                          f"raise it with %config YandexArt.max_images = {size}")
+            if not options.dry_run or size > PLAN_LIMIT:
+                raise SweepError(over_limit + ", or see the plan with --dry-run", hint="")
+    expanded: dict[str, tuple[Message, ...]] = {}
+
+    def build(text: str, values: Mapping[str, str | None], seed: int | None) -> GenerationRequest:
+        if text not in expanded:
+            pieces = parse_body(text)
+            if not options.raw:
+                pieces = [(expand(piece, face.user_ns), weight) for piece, weight in pieces]
+            expanded[text] = tuple(Message(piece, weight) for piece, weight in pieces)
+        return face.settings.request(list(expanded[text]), seed=seed, aspect=values["--aspect"],
+                                     mime_type=values["--mime"], model_uri=values["--model"])
+
+    sweep = expand_sweep(axes, template, build)
+    requests = [dataclasses.replace(cell.request, seed_was_given=False) if cell.request.seed in drawn
+                else cell.request for cell in sweep]
+    names = [axis.name for axis in sweep.axes]
+    fields = [{**{name: str(value) for name, value in zip(names, cell.key, strict=True)},
+               "seed": str(request.seed)} for cell, request in zip(sweep, requests, strict=True)]
     if options.out:
-        check_pattern(options.out, len(requests))
-    return Plan(requests, options, single=len(requests) == 1)
+        check_pattern(options.out, len(requests), fields)
+    experiment = None
+    if axes:
+        experiment = Experiment.from_sweep(sweep, notebook=face.notebook_name())
+        for slot, request in zip(experiment.slots, requests, strict=True):
+            slot.request = request
+    return Plan(requests, options, single=len(requests) == 1 and not axes, experiment=experiment, fields=fields,
+                over_limit=over_limit)
+
+
+def _check_body_names(body: str, axes: list[Axis], namespace: Mapping[str, Any], raw: bool) -> None:
+    """A ``{NAME}`` of the body that is neither an axis nor a notebook name is a typo: say so first."""
+    if raw:
+        return
+    names = {axis.name for axis in axes}
+    for name in sorted(placeholders(body) - names):
+        if name not in namespace and not hasattr(builtins, name):
+            raise SweepError(f"the prompt mentions {{{name}}}, which is neither an axis "
+                             f"({', '.join(sorted(names))}) nor a notebook variable")
 
 
 async def run(face: Face, line: str, body: str) -> None:
@@ -101,11 +179,22 @@ async def run(face: Face, line: str, body: str) -> None:
     from ..status import BatchStatus
 
     cell = plan(face, line, body)
+    if cell.options.dry_run:
+        show_plan(face, cell)
+        return
     status = BatchStatus(len(cell.requests))
     batch = prepare(face.store(), Batch(cell.requests, timeout=cell.options.timeout,
                                         use_cache=not cell.options.no_cache, out=cell.options.out,
-                                        notebook=face.notebook_name()), status)
-    view = CellView(status, errors_in_place=cell.options.background, inline=face.settings.inline)
+                                        notebook=face.notebook_name(), fields=cell.fields), status)
+    view: BatchView
+    if cell.experiment is not None:
+        from ..grid import GridView
+
+        record_experiment(face, cell.experiment, batch)
+        view = GridView(cell.experiment, status, errors_in_place=cell.options.background,
+                        inline=face.settings.inline, grid_out=cell.options.grid_out)
+    else:
+        view = CellView(status, errors_in_place=cell.options.background, inline=face.settings.inline)
     if cell.options.background:
         count = len(cell.requests)
         description = f"{count} image{'s' if count > 1 else ''}: {cell.requests[0].prompt[:40]}"
@@ -120,16 +209,50 @@ async def run(face: Face, line: str, body: str) -> None:
         raise errors.GenerationInterrupted(message, hint=hint or None) from None
 
 
+def show_plan(face: Face, cell: Plan) -> None:
+    """``--dry-run``: the plan as a table; nothing is recorded or sent."""
+    from ..grid import plan_bundle
+
+    experiment = cell.experiment or _plain_experiment(cell)
+    store = face.store()
+    cached = [not cell.options.no_cache and r.seed_was_given and store.find_cached(r) is not None
+              for r in cell.requests]
+    settings = face.settings
+    quota = quota_line(len(cached) - sum(cached), settings.generations_per_minute, settings.generations_per_day)
+    face.show(plan_bundle(experiment, cached, quota, cell.over_limit))
+
+
+def _plain_experiment(cell: Plan) -> Experiment:
+    """A plain cell's plan shown like a sweep's: its seeds are its one axis."""
+    axis = Axis("seed", tuple(r.seed for r in cell.requests))
+    return Experiment(cell.requests[0].prompt, [axis], [Slot((r.seed,), r) for r in cell.requests])
+
+
+def record_experiment(face: Face, experiment: Experiment, batch: Batch) -> None:
+    """Keep the sweep in the store before anything is sent: each cell names its generation."""
+    from ..engine import Cached, Intent
+
+    references = []
+    for item in batch.items:
+        if isinstance(item, Intent):
+            references.append(item.key)
+        elif isinstance(item, Cached):
+            references.append(item.record.operation_id)
+        else:
+            references.append(str(item))
+    face.store().record_experiment(experiment.to_record(references))
+
+
 async def execute(
-    face: Face, batch: Batch, view: CellView, status: BatchStatus, cell: Plan, *, background: bool
-) -> GeneratedImage | ImageSet:
+    face: Face, batch: Batch, view: BatchView, status: BatchStatus, cell: Plan, *, background: bool
+) -> GeneratedImage | ImageSet | Experiment:
     """Run the batch through the engine and keep the result: ``--var``, and ``_`` for a waiting cell
     (a background job's cell has ended, so it leaves ``_`` to whatever ran since). A partial
-    result is kept too, before the error is raised."""
+    result is kept too, before the error is raised; a sweep's result is its Experiment."""
     from ..engine import run as run_batch
     from ..image import ImageSet
 
-    def keep(value: GeneratedImage | ImageSet) -> None:
+    def keep(value: GeneratedImage | ImageSet | Experiment) -> None:
         if background:
             if cell.options.var:
                 face.user_ns[cell.options.var] = value
@@ -139,9 +262,10 @@ async def execute(
     try:
         images = await run_batch(face.client(), face.store(), batch, view, status=status)
     except errors.BatchError as exc:
-        keep(ImageSet(exc.images))
+        keep(cell.experiment if cell.experiment is not None else ImageSet(exc.images))
         raise
-    result: GeneratedImage | ImageSet = images[0] if cell.single and images else images
+    result: GeneratedImage | ImageSet | Experiment = (
+        cell.experiment if cell.experiment is not None else images[0] if cell.single and images else images)
     keep(result)
     return result
 

@@ -1,18 +1,23 @@
-"""``%yandexart history [-n N] [--search TEXT]``: the local store's latest generations, as thumbnails."""
+"""``%yandexart history [-n N] [--search TEXT] [--experiments] [--experiment ID]``: the local store's
+latest generations as thumbnails, its sweeps, or one sweep shown again as its grid."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+from .. import errors
 from .face import Face
 from .parsers import Parser
 
 
 def parser() -> Parser:
-    p = Parser("%yandexart history", "Show the latest generations of the local store, newest first.")
+    p = Parser("%yandexart history", "Show the latest generations of the local store, newest first "
+                                     "(numbered: compare takes the numbers), or its sweeps.")
     p.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
     p.add_argument("--search", metavar="TEXT", help="only prompts containing TEXT (case-insensitive)")
+    p.add_argument("--experiments", action="store_true", help="list the sweeps (--vary cells) instead")
+    p.add_argument("--experiment", metavar="ID", help="show one sweep again as its grid (a prefix of its id will do)")
     return p
 
 
@@ -20,6 +25,22 @@ async def run(face: Face, options: Any) -> None:
     from ..display import history_bundle, message_bundle
 
     store = face.store()
+    if options.experiment:
+        from ..experiment import Experiment
+
+        try:
+            experiment = await asyncio.to_thread(Experiment.load, store, options.experiment)
+        except LookupError as exc:
+            raise errors.MagicUsageError(str(exc).strip("'\""), hint="") from None
+        face.display(experiment)
+        face.set_result(experiment)
+        return
+    if options.experiments:
+        from ..display import experiments_bundle
+
+        found = await asyncio.to_thread(store.experiments, options.n)
+        face.show(experiments_bundle(found) if found else message_bundle("No sweeps recorded yet."))
+        return
     records = await asyncio.to_thread(store.history, options.n, options.search)
     if not records:
         face.show(message_bundle("No generations recorded yet." if not options.search

@@ -1,0 +1,302 @@
+"""Experiments: --vary sweeps, their grid, plan, budget guard and store; compare; in a real InteractiveShell."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from yart_jupyter.comparison import Comparison, resolve, word_diff
+from yart_jupyter.emulator import Emulator
+from yart_jupyter.engine import ItemEvent
+from yart_jupyter.errors import ContentModerationError
+from yart_jupyter.experiment import Experiment
+from yart_jupyter.grid import grid_bundle
+from yart_jupyter.store import get_store
+from yart_jupyter.sweep import Axis, SweepError, expand_line, parse_axis
+from yart_jupyter.widget import YandexArtForm
+
+from .test_form import click_and_wait, form  # noqa: F401  (the form fixture)
+from .test_magics import html_outputs, run
+
+SWEEP = '%%yandexart --seed 1-4 --vary style="watercolour|oil painting|pixel art"\na fox in a snowy forest, {style}'
+
+
+def last_html(captured: Any) -> str:
+    return str(captured.outputs[-1].data.get("text/html", "")) if captured.outputs else ""
+
+
+def one_line_error(result: Any, captured: Any) -> str:
+    """The cell failed with one readable line, and printed no traceback."""
+    assert not result.success
+    assert "Traceback" not in captured.stdout + captured.stderr
+    lines = [line for line in (captured.stdout + captured.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_a_sweep_is_a_labelled_grid_and_an_experiment(shell: InteractiveShell, thread_emulator: Emulator) -> None:
+    result, captured = run(shell, SWEEP)
+    assert result.success, result.error_in_exec
+    exp = shell.user_ns["_"]
+    assert isinstance(exp, Experiment) and len(exp) == 12 and exp.shape() == "style 3 × seed 4"
+    assert thread_emulator.stats.operations_created == 12
+    image = exp["oil painting", 3]
+    assert image.seed == 3 and image.prompt == "a fox in a snowy forest, oil painting"
+    assert exp["oil painting", "3"] is image  # the seed as text finds it too
+    row = exp["pixel art"]
+    assert [i.seed for i in row] == [1, 2, 3, 4] and all(i.prompt.endswith("pixel art") for i in row)
+    assert len(list(exp)) == 12 and len(exp.images) == 12
+    # every style was made with the same four seeds: a column changes one thing only
+    assert {(i.prompt.split(", ")[1], i.seed) for i in exp} == {
+        (s, n) for s in ("watercolour", "oil painting", "pixel art") for n in (1, 2, 3, 4)}
+    page = last_html(captured)
+    assert page.count("<img ") == 12 and page.count("a fox in a snowy forest, {style}") == 1
+    for label in ("watercolour", "oil painting", "pixel art", ">1<", ">4<", "style \\ seed"):
+        assert label in page
+    assert len(re.findall(r"<tr>", page)) == 4  # the column labels, then a row per style
+    recipes = captured.outputs[-1].metadata["yart_jupyter"]["recipes"]
+    assert len(recipes) == 12 and captured.outputs[-1].metadata["yart_jupyter"]["experiment"] == exp.id
+    with pytest.raises(KeyError, match="not a value of style"):
+        exp["gouache", 1]
+
+
+def test_records_and_pandas(shell: InteractiveShell) -> None:
+    run(shell, '%%yandexart --seed 5 --vary "ar=1:1|16:9" --aspect {ar}\na lighthouse')
+    exp = shell.user_ns["_"]
+    rows = exp.records()
+    assert [r["ar"] for r in rows] == ["1:1", "16:9"] and [r["aspect"] for r in rows] == ["1:1", "16:9"]
+    first = rows[0]
+    for field in ("experiment", "prompt", "weights", "seed", "aspect", "mime_type", "model_uri", "model_version",
+                  "operation_id", "status", "duration", "file"):
+        assert field in first
+    assert first["status"] == "done" and first["seed"] == 5 and Path(first["file"]).is_file()
+    assert exp["16:9", ].size[0] > exp["16:9", ].size[1]
+    frame = exp.to_pandas()
+    assert list(frame["ar"]) == ["1:1", "16:9"] and frame.shape[0] == 2
+
+
+def test_weights_are_an_axis(shell: InteractiveShell) -> None:
+    result, _ = run(shell, '%%yandexart --seed 9 --vary "w=0.2|0.5|0.8"\na harbour at dusk\n--- {w}\noil painting')
+    assert result.success, result.error_in_exec
+    exp = shell.user_ns["_"]
+    assert [img.messages[1].weight for img in exp] == [0.2, 0.5, 0.8]
+    assert {img.messages[0].text for img in exp} == {"a harbour at dusk"}
+
+
+def test_values_from_a_notebook_list_and_other_expressions(shell: InteractiveShell) -> None:
+    shell.user_ns.update(styles=["ink", "chalk"], subject="an owl")
+    result, _ = run(shell, "%%yandexart --seed 2 --vary style={styles}\n{subject}, {style}")
+    assert result.success, result.error_in_exec
+    assert [i.prompt for i in shell.user_ns["_"]] == ["an owl, ink", "an owl, chalk"]
+    # IPython expands the line, but leaves a sweep's own braces to the sweep
+    assert expand_line('--vary s={styles} --aspect {ar} --vary "ar=1:1|2:1" --seed {n}',
+                       lambda line: line.replace("{n}", "7")) == \
+        '--vary s={styles} --aspect {ar} --vary "ar=1:1|2:1" --seed 7'
+
+
+def test_dry_run_shows_the_plan_and_sends_nothing(shell: InteractiveShell, thread_emulator: Emulator) -> None:
+    run(shell, '%%yandexart --seed 1 --vary "style=ink|chalk"\nan owl, {style}')
+    made = thread_emulator.stats.operations_created
+    result, captured = run(shell, '%%yandexart --seed 1 2 --vary "style=ink|chalk|coal" --dry-run\nan owl, {style}')
+    assert result.success, result.error_in_exec
+    assert thread_emulator.stats.operations_created == made
+    plain = captured.outputs[-1].data["text/plain"]
+    assert "an owl, coal" in plain and "6 generations (style 3 × seed 2)" in plain
+    assert "2 from the local store for free, 4 to send" in plain  # ink and chalk with seed 1 were made above
+    assert "4 of the 500 generations a minute (1 minute of quota)" in plain and "of the 5,000 a day" in plain
+    assert "Nothing was sent" in plain
+    queued = [r for r in get_store().history(None) if r.status in ("queued", "submitting")]
+    assert queued == []
+
+
+def test_the_budget_guard(shell: InteractiveShell, thread_emulator: Emulator) -> None:
+    source = '%%yandexart --seed 1-4 --vary "a=1|2|3" --vary "b=x|y"\n{a} {b}'
+    result, captured = run(shell, source)
+    line = one_line_error(result, captured)
+    assert "24 generations (a 3 × b 2 × seed 4)" in line and "the limit is 16" in line
+    assert "%config YandexArt.max_images = 24" in line and "--dry-run" in line
+    assert thread_emulator.stats.operations_created == 0
+    result, captured = run(shell, source.replace("\n", " --dry-run\n", 1))
+    assert result.success and "max_images = 24" in captured.outputs[-1].data["text/plain"]
+    assert thread_emulator.stats.operations_created == 0
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ('--vary "style=ink|chalk"\nan owl, {stlye}', "{stlye}, which is neither an axis (style) nor a notebook"),
+    ('--vary "style="\nan owl, {style}', "--vary style: the list of values is empty"),
+    ('--vary "style=ink||chalk"\nan owl, {style}', "--vary style: a value is empty"),
+    ('--vary "style=ink|chalk" --vary "style=coal"\nan owl, {style}', "--vary style is given twice"),
+    ('--vary "ar=1:1|7:1" --aspect {ar}\nan owl', "--vary ar=7:1 makes an invalid request"),
+    ('--seed 1 2 --vary "a=1|2" --vary "b=1|2" --vary "c=1|2"\n{a}{b}{c}', "at most 3 axes"),
+    ('--vary "style=ink|chalk"\nan owl', "--vary style is not used"),
+    ('--vary "seed=1|2"\nan owl {seed}', "the name seed is taken (use --seed for seeds)"),
+    ('--vary "style=ink|ink"\nan owl, {style}', "the value 'ink' is given twice"),
+    ('--vary "style=ink|chalk" --aspect {ar}\nan owl, {style}', "--aspect mentions {ar}, which is not an axis"),
+    ('--vary "w=0.5|-1"\nan owl\n--- {w}\nsnow', "--vary w=-1 makes an invalid request"),
+    ('--vary "style=ink|chalk" --out "pics/{seed}.jpg" --seed 1\nan owl, {style}',
+     "gives several pictures the same name: add {style} or {n}"),
+    ('--vary "style=ink|chalk" --vary "x={nope}"\nan owl, {style} {x}', "--vary x={nope}: cannot evaluate it"),
+])
+def test_bad_sweeps_are_one_line_and_send_nothing(
+    shell: InteractiveShell, thread_emulator: Emulator, source: str, expected: str,
+) -> None:
+    result, captured = run(shell, "%%yandexart " + source)
+    line = one_line_error(result, captured)
+    assert expected in line, line
+    assert "Nothing was sent" in line or "invalid" in line
+    assert thread_emulator.stats.operations_created == 0
+    assert get_store().history(None) == []
+
+
+def test_out_names_files_by_axis_values(shell: InteractiveShell, tmp_path: Path) -> None:
+    result, _ = run(shell, '%%yandexart --seed 3 --vary "style=ink|chalk" --out "sweep/{style}-{seed}.jpg"\n'
+                           "an owl, {style}")
+    assert result.success, result.error_in_exec
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == ["chalk-3.jpg", "ink-3.jpg"]
+    assert shell.user_ns["_"].records()[1]["file"].endswith("sweep/chalk-3.jpg")
+
+
+def test_grid_out_draws_a_labelled_contact_sheet(shell: InteractiveShell, tmp_path: Path) -> None:
+    from PIL import Image
+
+    result, captured = run(shell, '%%yandexart --seed 1-4 --vary "style=ink|chalk|coal" --grid-out grid.png\n'
+                                  "an owl, {style}")
+    assert result.success, result.error_in_exec
+    assert "grid saved to grid.png" in last_html(captured)
+    with Image.open(tmp_path / "grid.png") as sheet:
+        width, height = sheet.size
+        assert width > 4 * 256 and height > 3 * 256
+        gray = sheet.convert("L")
+        top = gray.crop((0, 0, width, 60))
+        assert top.getextrema()[0] < 80  # the title is drawn in dark ink
+        left = gray.crop((0, 120, 90, height))
+        assert left.getextrema()[0] < 80  # so are the row labels
+    exp = shell.user_ns["_"]
+    assert exp.save_grid(tmp_path / "again.jpg").stat().st_size > 10_000
+    with pytest.raises(FileExistsError):
+        exp.save_grid(tmp_path / "again.jpg")
+    result, captured = run(shell, '%%yandexart --seed 1 --vary "style=ink|chalk" --grid-out grid.png\nan owl, {style}')
+    assert "--grid-out 'grid.png' is invalid: exists already" in one_line_error(result, captured)
+
+
+def test_a_failed_cell_says_why_and_the_others_arrive(shell: InteractiveShell) -> None:
+    result, captured = run(shell, '%%yandexart --seed 1 --vary "mood=calm|forbidden|bright"\na sea, {mood}')
+    assert not result.success
+    exp = shell.user_ns["_"]
+    assert isinstance(exp, Experiment) and len(exp.images) == 2
+    assert exp.slot("forbidden", ).state == "failed"
+    assert isinstance(exp.slot("forbidden").error, ContentModerationError)
+    page = html_outputs(captured)
+    assert page.count("<img ") == 2 and "yart-slot-failed" in page and "1 of 3 failed" in page
+    with pytest.raises(KeyError, match="no picture"):
+        exp["forbidden"]
+
+
+def test_each_cell_shows_its_own_state() -> None:
+    axis = Axis("style", ("ink", "chalk", "coal"))
+    exp = Experiment("an owl, {style}", [axis], [])
+    from yart_jupyter.experiment import Slot
+    from yart_jupyter.request import build_request
+
+    exp.slots = [Slot((v,), build_request(f"an owl, {v}", seed=1, model_uri="art://f/yandex-art/latest"))
+                 for v in axis.values]
+    exp.update(ItemEvent(1, "running", "op-chalk"))
+    exp.update(ItemEvent(2, "failed", None, error=ContentModerationError("refused by moderation")))
+    page = grid_bundle(exp)["text/html"]
+    assert "yart-slot-queued" in page and "generating · op op-chalk" in page and "refused by moderation" in page
+    assert exp.counts() == {"queued": 1, "running": 1, "failed": 1}
+
+
+def test_background_sweep_fills_in(shell: InteractiveShell, thread_emulator: Emulator) -> None:
+    result, _ = run(shell, '%%yandexart --seed 1 2 --vary "style=ink|chalk" --background --var exp\nan owl, {style}')
+    assert result.success, result.error_in_exec
+    job = shell.user_ns["_"]
+    assert job.state == "running"
+    result, _ = run(shell, "_done = await _")
+    assert result.success, result.error_in_exec
+    exp = shell.user_ns["exp"]
+    assert isinstance(exp, Experiment) and len(exp.images) == 4 and shell.user_ns["_done"] is exp
+
+
+def test_experiments_are_kept_in_the_store(shell: InteractiveShell, thread_emulator: Emulator) -> None:
+    run(shell, SWEEP)
+    exp = shell.user_ns["_"]
+    made = thread_emulator.stats.operations_created
+    result, captured = run(shell, "%yandexart history --experiments")
+    assert exp.id in captured.outputs[-1].data["text/plain"] and "12 (style 3 × seed 4)" in \
+        captured.outputs[-1].data["text/plain"]
+    result, captured = run(shell, f"%yandexart history --experiment {exp.id[:8]}")
+    assert result.success, result.error_in_exec
+    again = shell.user_ns["_"]
+    assert isinstance(again, Experiment) and again.id == exp.id and len(again.images) == 12
+    assert again["oil painting", 3].operation_id == exp["oil painting", 3].operation_id
+    assert html_outputs(captured).count("<img ") == 12
+    assert thread_emulator.stats.operations_created == made  # shown from the store, nothing generated
+    import yart_jupyter
+
+    assert yart_jupyter.load_experiment(exp.id).shape() == "style 3 × seed 4"
+    result, captured = run(shell, "%yandexart history --experiment exp-nothing")
+    assert "no experiment 'exp-nothing'" in one_line_error(result, captured)
+    # run again: every picture comes from the store, and the new experiment is kept too
+    result, captured = run(shell, SWEEP)
+    assert thread_emulator.stats.operations_created == made
+    assert html_outputs(captured).count("from the store") >= 12
+    assert len(get_store().experiments()) == 2
+
+
+def test_parse_axis_values() -> None:
+    assert parse_axis("style = ink | chalk ", {}).values == ("ink", "chalk")
+    assert parse_axis("n_steps={range(3)}", {}).values == (0, 1, 2)
+    assert parse_axis("w={ws}", {"ws": (0.2, 0.8)}).labels == ("0.2", "0.8")
+    with pytest.raises(SweepError, match="needs a list of values, not str"):
+        parse_axis("w={ws}", {"ws": "0.2"})
+    with pytest.raises(SweepError, match="write NAME=V1"):
+        parse_axis("2x=a|b", {})
+
+
+def test_compare_two_operations(shell: InteractiveShell, tmp_path: Path) -> None:
+    run(shell, "%%yandexart --seed 4 --aspect 16:9 --out a.jpg\na red fox in the snow")
+    first = shell.user_ns["_"]
+    run(shell, "%%yandexart --seed 5\na small red fox in deep snow")
+    second = shell.user_ns["_"]
+    result, captured = run(shell, f"%yandexart compare {first.operation_id} {second.operation_id}")
+    assert result.success, result.error_in_exec
+    comparison = shell.user_ns["_"]
+    assert isinstance(comparison, Comparison)
+    assert set(comparison.differences()) == {"prompt", "seed", "aspect"}
+    page = html_outputs(captured)
+    assert page.count("<img ") == 2 and page.count("yart-changed") == 3
+    assert '<ins style="' in page and ">small</ins>" in page and ">deep</ins>" in page
+    # history entries and files name pictures too
+    result, captured = run(shell, "%yandexart compare #1 #2 a.jpg")
+    assert result.success, result.error_in_exec
+    sides = shell.user_ns["_"].sides
+    assert [s.label for s in sides] == ["#1", "#2", "a.jpg"]
+    assert sides[0].recipe["operation_id"] == second.operation_id
+    assert sides[2].recipe["operation_id"] == first.operation_id
+    result, captured = run(shell, "%yandexart compare #1 nonsense-id")
+    assert "is neither an operation id in the store" in one_line_error(result, captured)
+
+
+def test_word_diff() -> None:
+    out = word_diff("a red fox in the snow", "a small red fox in snow")
+    assert "<ins" in out and ">small</ins>" in out and ">the</del>" in out
+    assert word_diff("same words", "same words") == "same words"
+
+
+async def test_the_form_compares_two_picked_cards(form: YandexArtForm) -> None:  # noqa: F811
+    form.prompt.value = "a lighthouse on a cliff"
+    form.count.value = 2
+    cards = await click_and_wait(form)
+    assert len(cards) == 2
+    cards[0].pick.value = True
+    assert "one more" in form.comparison.value
+    cards[1].pick.value = True
+    assert form.comparison.value.count("<img ") == 2 and "yart-changed" in form.comparison.value
+    assert "seed" in Comparison([resolve(c.image, None) for c in cards]).differences()
+    cards[0].pick.value = False
+    assert "<img" not in form.comparison.value
