@@ -300,3 +300,15 @@ async def test_the_form_compares_two_picked_cards(form: YandexArtForm) -> None: 
     assert "seed" in Comparison([resolve(c.image, None) for c in cards]).differences()
     cards[0].pick.value = False
     assert "<img" not in form.comparison.value
+
+
+def test_a_third_axis_makes_one_grid_per_value(shell: InteractiveShell, thread_emulator: Emulator) -> None:
+    result, captured = run(shell, '%%yandexart --seed 1 2 --vary "light=dawn|dusk" --vary "ar=1:1|2:1" --aspect {ar}\n'
+                                  "a harbour at {light}")
+    assert result.success, result.error_in_exec
+    exp = shell.user_ns["_"]
+    assert exp.shape() == "light 2 × ar 2 × seed 2" and thread_emulator.stats.operations_created == 8
+    assert str(exp["dusk", "2:1", 2].aspect) == "2:1" and exp["dusk", "2:1", 2].prompt == "a harbour at dusk"
+    page = last_html(captured)
+    assert page.count('class="yart-grid-table"') == 2 and "light = dawn" in page and "light = dusk" in page
+    assert page.count("<img ") == 8 and "ar \\ seed" in page

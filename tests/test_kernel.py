@@ -47,9 +47,22 @@ def test_quickstart_runs_in_a_real_kernel(kernel_workdir: Path) -> None:
     # The background cell's status line was replaced by its image after the cell had finished.
     assert images_per_cell["%%yandexart --background --seed 99 --aspect banner"] == 1
     assert images_per_cell["op = img.operation_id"] == 1
-    assert sum(images_per_cell.values()) >= 13
+    assert sum(images_per_cell.values()) >= 13 + 12 + 2
     assert not any(o.output_type == "error" for c in code for o in c.outputs)
     assert (kernel_workdir / "quickstart-images" / "tree-21.jpg").exists()
+    # the sweep: its plan, then its labelled 3 × 4 grid (kept in the saved notebook), the contact sheet, compare
+    by_line = {c.source.splitlines()[0]: c for c in code}
+    sweep = '%%yandexart --seed 1-4 --vary style="watercolour|oil painting|pixel art"'
+    plan = "".join(o.get("data", {}).get("text/plain", "") for o in by_line[sweep + " --dry-run"].outputs)
+    assert "12 generations (style 3 × seed 4)" in plan and "Nothing was sent" in plan
+    grid = by_line[sweep + " --grid-out quickstart-images/fox-grid.png --var exp"]
+    page = "".join(o.get("data", {}).get("text/html", "") for o in grid.outputs)
+    assert images_per_cell[grid.source.splitlines()[0]] == 12 and "yart-grid" in page
+    assert all(label in page for label in ("watercolour", "oil painting", "pixel art", "style \\ seed"))
+    assert (kernel_workdir / "quickstart-images" / "fox-grid.png").stat().st_size > 50_000
+    compared = by_line['first, second = exp["watercolour", 1].operation_id, exp["pixel art", 2].operation_id']
+    page = "".join(o.get("data", {}).get("text/html", "") for o in compared.outputs)
+    assert page.count("<img ") == 2 and "yart-changed" in page and "<ins" in page
 
 
 @pytest.fixture
