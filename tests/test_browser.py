@@ -214,3 +214,78 @@ def test_form_and_background_cell_in_jupyterlab(lab: tuple[str, Path]) -> None:
         finally:
             browser.close()
     assert (ARTIFACTS / "form.png").stat().st_size > 10_000
+
+
+#: The contrast ratio (WCAG) of an element's text against the first opaque background behind it.
+CONTRAST_JS = """
+(el) => {
+  const rgb = (s) => s.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  let node = el, background = null;
+  while (node && node.nodeType === 1) {
+    const c = rgb(getComputedStyle(node).backgroundColor);
+    if (c.length < 4 || c[3] > 0.5) { background = c; break; }
+    node = node.parentElement;
+  }
+  background = background || [255, 255, 255];
+  const a = lum(rgb(getComputedStyle(el).color)), b = lum(background);
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}
+"""
+
+
+@pytest.mark.timeout(240)
+def test_sweep_grid_in_light_and_dark_themes(lab: tuple[str, Path]) -> None:
+    """A 3 × 4 sweep fills in its labelled grid in JupyterLab; its labels read well in both themes."""
+    from playwright.sync_api import expect, sync_playwright
+
+    lab_url, root = lab
+    ARTIFACTS.mkdir(exist_ok=True)
+    source = ('%%yandexart --seed 1-4 --vary style="watercolour|oil painting|pixel art"\n'
+              "a fox in a snowy forest, {style}")
+    cells = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": s}
+             for s in ("%load_ext yart_jupyter", source)]
+    kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    (root / "sweep.ipynb").write_text(json.dumps({"cells": cells, "metadata": kernel, "nbformat": 4,
+                                                  "nbformat_minor": 5}))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.goto(f"{lab_url}/lab/tree/sweep.ipynb")
+            page.wait_for_selector("#jp-main-statusbar >> text=/Idle/", timeout=60_000)
+            grid = page.locator(".yart-grid")
+            for _ in range(3):  # a click that lands while Lab is still settling can be lost: try again
+                page.click(".jp-Notebook")
+                page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+                page.click("li.lm-Menu-item[data-command='runmenu:run-all']")
+                try:
+                    expect(grid).to_be_visible(timeout=20_000)
+                    break
+                except AssertionError:
+                    page.screenshot(path=str(ARTIFACTS / "sweep-retry.png"))
+            expect(grid.locator("img")).to_have_count(12, timeout=60_000)
+            table = grid.locator("table.yart-grid-table")
+            expect(table.locator("tr")).to_have_count(4)
+            expect(table.locator("tr").first.locator("th")).to_have_count(5)  # the corner, then seeds 1-4
+            for label in ("watercolour", "oil painting", "pixel art"):
+                expect(table.locator("th", has_text=label)).to_have_count(1)
+            expect(grid.locator(".yart-grid-title")).to_have_text("a fox in a snowy forest, {style}")
+            for theme in ("light", "dark"):
+                if theme == "dark":
+                    page.click(".lm-MenuBar-itemLabel:text-is('Settings')")
+                    page.hover("li.lm-Menu-item:has-text('Theme')")
+                    page.click("li.lm-Menu-item[data-command='apputils:change-theme']:has-text('JupyterLab Dark')")
+                    page.wait_for_selector("body[data-jp-theme-light='false']", state="attached", timeout=30_000)
+                    page.wait_for_timeout(500)
+                for selector in (".yart-grid-title", "table.yart-grid-table th >> nth=2",
+                                 "table.yart-grid-table tr >> nth=1 >> th"):
+                    ratio = page.locator(f".yart-grid {selector}").first.evaluate(CONTRAST_JS)
+                    assert ratio >= 4.5, (theme, selector, ratio)
+                grid.screenshot(path=str(ARTIFACTS / f"sweep-grid-{theme}.png"))
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "sweep-grid-dark.png").stat().st_size > 20_000

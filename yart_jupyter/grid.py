@@ -122,8 +122,11 @@ def grid_bundle(
     for title, rows in sections:
         body = []
         for r, row in enumerate(rows):
-            label = (f'<th style="{_LABEL};font-weight:600;text-align:right;max-width:160px;overflow-wrap:anywhere">'
-                     f"{html.escape(row_labels[r])}</th>") if row_labels else ""
+            label = ""
+            if row_labels:
+                wrap = "white-space:nowrap" if len(row_labels[r]) <= 24 else "max-width:180px;overflow-wrap:break-word"
+                label = (f'<th style="{_LABEL};font-weight:600;text-align:right;{wrap}">'
+                         f"{html.escape(row_labels[r])}</th>")
             cells = "".join(f'<td style="padding:3px;vertical-align:top">{_slot_html(s, width, inline)}</td>'
                             for s in row)
             body.append(f"<tr>{label}{cells}</tr>")
