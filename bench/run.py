@@ -332,6 +332,47 @@ def notebook_weight(table: Table) -> None:
               preview=f"{(time.perf_counter() - began) / runs * 1000:.0f} ms per image, once")
 
 
+# -- a sweep's grid against its slowest generation ----------------------------------------------
+
+def sweep(table: Table, runs: int = 3) -> None:
+    """A 3 × 4 ``--vary`` sweep through the magic in a real InteractiveShell (the grid view redrawn as
+    pictures arrive): time to the full grid against the slowest of its twelve generations (the
+    emulator's own time for it, the floor no client can beat) and against the sum a loop would take."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    config = EmulatorConfig(duration=Duration("lognormal", 8.0, 0.3, 3.0, 30.0), random_seed=11)
+    emulator = Emulator(config)
+    url = emulator.start_in_thread()
+    try:
+        with tempfile.TemporaryDirectory() as home:
+            os.environ.update(YANDEXART_HOME=home, YC_API_KEY=KEY, YC_FOLDER_ID=FOLDER, YANDEXART_BASE_URL=url)
+            shell = InteractiveShell.instance()
+            shell.run_cell("%load_ext yart_jupyter")
+            for run in range(runs):
+                before = set(emulator.operations)
+                source = (f'%%yandexart --seed 1-4 --vary style="watercolour|oil painting|pixel art"\n'
+                          f"run {run}: a fox in a snowy forest, {{style}}")
+                began = time.perf_counter()
+                with capture_output():
+                    result = shell.run_cell(source)
+                total = time.perf_counter() - began
+                exp = shell.user_ns["_"]
+                ops = [o for key, o in emulator.operations.items() if key not in before]
+                slowest = max(o.ready_at - o.created for o in ops)
+                collected = max(image.duration or 0.0 for image in exp)
+                added = sum(o.ready_at - o.created for o in ops)
+                ok = result.success and len(exp.images) == 12 and total - slowest <= 1.0
+                table.add("sweep 3 × 4 (median 8 s generations)", f"run {run + 1}: time to the full grid",
+                          f"≤ slowest + 1 s: {'PASS' if ok else 'FAIL'}",
+                          grid=f"{total:.2f} s = slowest {slowest:.2f} s + {total - slowest:.2f} s "
+                               f"(×{total / slowest:.3f}); slowest collected after {collected:.2f} s",
+                          **{"one at a time": f"{added:.1f} s (×{added / total:.1f} the grid)"})
+            shell.run_cell("%unload_ext yart_jupyter")
+    finally:
+        emulator.stop_thread()
+
+
 # -- start-up -----------------------------------------------------------------------------------
 
 def startup(table: Table, runs: int = 7) -> None:
@@ -350,7 +391,7 @@ def startup(table: Table, runs: int = 7) -> None:
 def main() -> None:
     """Run the chosen sections and print the table with the machine it ran on."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", default="notebook,latency,throughput,responsiveness,memory,startup")
+    parser.add_argument("--only", default="notebook,sweep,latency,throughput,responsiveness,memory,startup")
     parser.add_argument("--jobs", type=int, default=300, help="jobs per latency distribution")
     parser.add_argument("--out", default="bench/results.md")
     args = parser.parse_args()
@@ -361,6 +402,8 @@ def main() -> None:
         startup(table)
     if "notebook" in sections:
         notebook_weight(table)
+    if "sweep" in sections:
+        sweep(table)
     if "responsiveness" in sections:
         asyncio.run(responsiveness(table, 50))
     if "memory" in sections:
