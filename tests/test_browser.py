@@ -255,11 +255,11 @@ def test_sweep_grid_in_light_and_dark_themes(lab: tuple[str, Path]) -> None:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            page.goto(f"{lab_url}/lab/tree/sweep.ipynb")
+            page.goto(f"{lab_url}/lab/tree/sweep.ipynb?reset")  # not the workspace the other test left
             page.wait_for_selector("#jp-main-statusbar >> text=/Idle/", timeout=60_000)
             grid = page.locator(".yart-grid")
             for _ in range(3):  # a click that lands while Lab is still settling can be lost: try again
-                page.click(".jp-Notebook")
+                page.click(".jp-Notebook >> visible=true")
                 page.click(".lm-MenuBar-itemLabel:text-is('Run')")
                 page.click("li.lm-Menu-item[data-command='runmenu:run-all']")
                 try:
