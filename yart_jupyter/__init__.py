@@ -18,6 +18,7 @@ __all__ = [
     "Message",
     "YandexArtClient",
     "__version__",
+    "batch",
     "compare",
     "configure",
     "errors",
@@ -51,6 +52,7 @@ _LAZY = {
     "Experiment": ("experiment", "Experiment"),
     "compare": ("comparison", "compare"),
     "load_experiment": ("api", "load_experiment"),
+    "batch": ("api", "batch"),
 }
 
 

@@ -9,7 +9,7 @@ that names the operations still running on the server (they stay pending in the 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .engine import Batch, ItemEvent, prepare, run
@@ -131,3 +131,62 @@ def load_experiment(experiment_id: str) -> Experiment:
     from .experiment import Experiment
 
     return Experiment.load(get_store(current().home), experiment_id)
+
+
+def batch(
+    rows: Any,
+    *,
+    prompt: str,
+    seed: int | str | None = None,
+    aspect: str | None = None,
+    mime_type: str | None = None,
+    model_uri: str | None = None,
+    out: str | None = None,
+    skip_invalid: bool = False,
+) -> Job:
+    """Generate a table of prompts: ``rows`` is a list of dicts, a CSV/JSONL path or a DataFrame;
+    ``prompt`` (and ``seed``, ``aspect``, ``out``) are templates filled from each row's columns.
+
+    Every row is validated before anything is sent (a :class:`~.bulk.BatchInputError` lists the bad
+    rows by number). Returns a job at once; ``await`` it for the :class:`~.bulk.BatchResult`. In a
+    notebook, a progress bar (done, from the store, failed, rate, time left) shows in the cell and is
+    replaced by the results table. Running the same batch again continues where it stopped.
+    """
+    from .bulk import load_rows
+    from .bulk import plan as plan_batch
+    from .bulk import run as run_rows
+
+    settings = current()
+    planned = plan_batch(load_rows(rows), settings, prompt=prompt, seed=seed, aspect=aspect, mime_type=mime_type,
+                         model_uri=model_uri, out=out, skip_invalid=skip_invalid)
+    store = get_store(settings.home)
+    status = BatchStatus(len(planned.valid))
+    status.show_rate = True
+    line = _status_line(status)
+
+    async def go() -> Any:
+        try:
+            result = await run_rows(shared_client(settings), store, settings, planned, status,
+                                    on_update=line.update if line is not None else None)
+        except BaseException:
+            if line is not None:
+                line.update(status, force=True)
+            raise
+        if line is not None:
+            line.replace({"text/html": result._repr_html_(), "text/plain": result.summary()})
+        return result
+
+    return JOBS.submit(go(), f"batch: {len(planned.rows)} rows", status)
+
+
+def _status_line(status: BatchStatus) -> Any:
+    """A live progress line in the current cell, when there is a notebook to show it in."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    if get_ipython() is None:
+        return None
+    from .display import StatusLine
+
+    return StatusLine(status)

@@ -34,6 +34,8 @@ class BatchStatus:
     #: The learned model's median time still to wait for a generation running for so many seconds
     #: (None while the model has nothing to go on: a guess from its prior would mislead).
     estimate: Callable[[float], float | None] | None = field(default=None, repr=False)
+    #: Show the rate (pictures a minute): a long batch's line says it.
+    show_rate: bool = False
 
     def mark_started(self, operation_id: str) -> None:
         """An operation of the batch started on the server now."""
@@ -79,6 +81,11 @@ class BatchStatus:
         if self.failed:
             parts.append(f"{self.failed} failed")
         left = self.time_left()
+        if self.show_rate and self.elapsed > 1 and self.finished_ids:
+            per_second = len(self.finished_ids) / self.elapsed
+            parts.append(f"{per_second * 60:.0f}/min")
+            remaining = self.total - self.done - self.failed
+            left = remaining / per_second if remaining > 0 else None
         if left is not None:
             parts.append(about_left(left))
         parts.append(f"{self.elapsed:.0f} s")

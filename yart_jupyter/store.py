@@ -440,6 +440,21 @@ class Store:
             items=tuple((tuple(key), ref) for key, ref in json.loads(row["items"])), notebook=row["notebook"],
         ) for row in self._query(sql, args)]
 
+    def find_unfinished(self, request: GenerationRequest) -> Record | None:
+        """The newest generation of exactly this request still on its way: pending on the server
+        (an operation id), or asked for and never answered (queued, submitting)."""
+        found = self._select("request_key=? AND status IN ('pending', 'queued', 'submitting')",
+                             (request_key(request),), limit=1)
+        return found[0] if found else None
+
+    def starts_since(self, moment: float) -> tuple[int, float | None]:
+        """How many generations were started (sent) since ``moment`` (epoch seconds), and the oldest
+        start among them: what the folder's daily quota has counted."""
+        rows = self._query("SELECT COUNT(*), MIN(submitted_at) FROM generations WHERE submitted_at >= ?"
+                           " AND status NOT IN ('queued') AND operation_id NOT LIKE 'intent:%'", (moment,))
+        count, oldest = rows[0]
+        return int(count), float(oldest) if oldest is not None else None
+
     def find(self, reference: str) -> Record | None:
         """A record by operation id or by the idempotency key its start carried."""
         found = self._select("operation_id=? OR idempotency_key=?", (reference, reference), limit=1)

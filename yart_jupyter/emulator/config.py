@@ -97,6 +97,8 @@ class EmulatorConfig:
     folders: set[str] = field(default_factory=lambda: {DEFAULT_FOLDER})
     duration: Duration = field(default_factory=lambda: Duration("lognormal", 1.5, 0.35, 0.3, 6.0))
     generate_per_minute: int = 500
+    #: Generations per day (the service's 5,000); a 429 RESOURCE_EXHAUSTED once used up.
+    generate_per_day: int | None = None
     #: The generation quota's window in seconds (60: "per minute"; shorter for quick benchmarks).
     generate_window: float = 60.0
     reads_per_second: int = 50

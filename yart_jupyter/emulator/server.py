@@ -64,6 +64,7 @@ class Emulator:
         self.iam = Iam(self.config)
         self._gen_times: collections.deque[float] = collections.deque()
         self._read_times: collections.deque[float] = collections.deque()
+        self._day_times: collections.deque[float] = collections.deque()
         self._rng = random.Random(self.config.random_seed)
         #: The latest requests (method, path, headers), newest last, for tests to inspect.
         self.recent: collections.deque[tuple[str, str, dict[str, str]]] = collections.deque(maxlen=500)
@@ -90,6 +91,7 @@ class Emulator:
             self.recent.clear()
             self._gen_times.clear()
             self._read_times.clear()
+            self._day_times.clear()
 
     def issue_token(self, ttl: float | None = None) -> str:
         """A fresh IAM token the emulator accepts until it expires."""
@@ -235,6 +237,8 @@ class Emulator:
         parsed = parse_start(body, request.headers.get("x-folder-id"), self.config, self._rng)
         self._quota(self._gen_times, self.config.generate_per_minute, self.config.generate_window,
                     "image generation requests")
+        if self.config.generate_per_day is not None:
+            self._quota(self._day_times, self.config.generate_per_day, 86_400.0, "image generation requests a day")
         messages, seed, aspect, mime = parsed
         op_id = "".join(self._rng.choice(_ID_ALPHABET) for _ in range(20))
         now = time.time()

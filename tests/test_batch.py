@@ -1,0 +1,279 @@
+"""Batch runs from a table and the ``yart`` command, against the emulator on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from yart_jupyter import batch, configure
+from yart_jupyter.bulk import BatchInputError, BatchResult, derived_seed, load_rows
+from yart_jupyter.emulator import Duration, Emulator
+from yart_jupyter.settings import current
+from yart_jupyter.shared import close_shared_clients
+from yart_jupyter.store import get_store
+
+from .conftest import FOLDER, KEY
+
+ROWS = [{"subject": s, "style": t} for s in ("a fox", "an owl", "a heron") for t in ("ink", "watercolour")]
+
+
+@pytest.fixture
+async def env(emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    monkeypatch.setenv("YANDEXART_BASE_URL", emulator.url)
+    monkeypatch.setenv("YC_API_KEY", KEY)
+    monkeypatch.setenv("YC_FOLDER_ID", FOLDER)
+    monkeypatch.chdir(tmp_path)
+    yield emulator
+    configure(generations_per_day=None)
+    await close_shared_clients()
+
+
+def metadata(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
+
+
+async def test_a_table_becomes_a_dataset_and_a_second_run_sends_nothing(env: Emulator, tmp_path: Path) -> None:
+    result = await batch(ROWS, prompt="{subject}, {style}", out="dataset/{n:05d}.jpg")
+    assert isinstance(result, BatchResult) and result.left == 0
+    assert [r["status"] for r in result.records()] == ["done"] * 6
+    assert env.stats.operations_created == 6
+    files = sorted(p.name for p in (tmp_path / "dataset").iterdir())
+    assert files == [f"{n:05d}.jpg" for n in range(1, 7)] + ["metadata.jsonl"]
+    lines = metadata(tmp_path / "dataset")
+    assert [line["file_name"] for line in lines] == [f"{n:05d}.jpg" for n in range(1, 7)]
+    first = lines[0]
+    assert first["subject"] == "a fox" and first["style"] == "ink" and first["prompt"] == "a fox, ink"
+    assert first["seed"] == derived_seed("a fox, ink", ROWS[0]) and first["operation_id"] and first["row"] == 1
+    records = result.records()
+    for field in ("row", "prompt", "seed", "aspect", "status", "error", "operation_id", "model_version",
+                  "duration", "file"):
+        assert field in records[0]
+    assert result.to_pandas().shape == (6, 10)
+    # the same batch again: every row is done already, nothing is sent, metadata has no duplicates
+    again = await batch(ROWS, prompt="{subject}, {style}", out="dataset/{n:05d}.jpg")
+    assert [r.status for r in again.rows] == ["earlier"] * 6 and env.stats.operations_created == 6
+    assert len(metadata(tmp_path / "dataset")) == 6
+    # the same prompts into another folder: answered from the store, still nothing sent
+    elsewhere = await batch(ROWS, prompt="{subject}, {style}", out="copy/{subject}-{style}.jpg")
+    assert [r.status for r in elsewhere.rows] == ["cached"] * 6 and env.stats.operations_created == 6
+    assert (tmp_path / "copy" / "an owl-watercolour.jpg").read_bytes()[:2] == b"\xff\xd8"
+
+
+async def test_csv_jsonl_and_dataframe_sources(env: Emulator, tmp_path: Path) -> None:
+    import pandas as pd
+
+    with open(tmp_path / "rows.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, ["subject", "style", "aspect"])
+        writer.writeheader()
+        writer.writerows([{"subject": "a boat", "style": "ink", "aspect": "16:9"},
+                          {"subject": "лиса", "style": "гуашь", "aspect": "1:1"}])
+    (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(r) for r in ROWS[:2]) + "\n")
+    assert load_rows(tmp_path / "rows.csv")[1] == {"subject": "лиса", "style": "гуашь", "aspect": "1:1"}
+    assert load_rows(str(tmp_path / "rows.jsonl")) == ROWS[:2]
+    assert load_rows(pd.DataFrame(ROWS[:3])) == ROWS[:3]
+    result = await batch(tmp_path / "rows.csv", prompt="{subject}, {style}", aspect="{aspect}", seed=7,
+                         out="csv/{n}-{seed}.jpg")
+    assert [(r.request.seed, str(r.request.aspect)) for r in result.rows] == [(7, "16:9"), (7, "1:1")]
+    assert (tmp_path / "csv" / "2-7.jpg").exists() and result.rows[1].request.prompt == "лиса, гуашь"
+
+
+@pytest.mark.parametrize(("rows", "options", "expected"), [
+    (ROWS, {"prompt": "{subject}, {colour}"}, "the prompt template names {colour}, which is not a column"),
+    ([], {"prompt": "{subject}"}, "the table has no rows"),
+    ([{"subject": "x" * 501}, {"subject": "ok"}, {"subject": ""}], {"prompt": "{subject}"},
+     "2 of 3 rows are invalid (row 1: prompt "),
+    (ROWS, {"prompt": "{subject}", "out": "d/{subject}.jpg"}, "row 2: out "),
+    (ROWS, {"prompt": "{subject}", "out": "one.jpg"}, "names one file for 6 rows"),
+    (ROWS, {"prompt": "{subject}", "aspect": "7:1"}, "the ratio must lie between 1:4 and 4:1"),
+    ("rows.txt", {"prompt": "{subject}"}, "give a .csv, .tsv or .jsonl file"),
+])
+async def test_bad_input_is_one_line_with_row_numbers(
+    env: Emulator, rows: Any, options: dict[str, Any], expected: str,
+) -> None:
+    with pytest.raises(BatchInputError) as caught:
+        batch(rows, **options)
+    assert expected in str(caught.value) and "Nothing was sent" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert env.stats.operations_created == 0 and get_store().history(None) == []
+
+
+async def test_bad_files_and_folders(env: Emulator, tmp_path: Path) -> None:
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "bad.jsonl").write_text('{"subject": "a fox"}\n{"subject": \n')
+    (tmp_path / "ragged.csv").write_text("subject,style\na fox,ink,extra\n")
+    for name, expected in (("empty.csv", "is empty (no header row)"), ("bad.jsonl", "line 2 is not valid JSON"),
+                           ("ragged.csv", "line 2 has more fields than the header")):
+        with pytest.raises(BatchInputError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+            batch(tmp_path / name, prompt="{subject}")
+    (tmp_path / "locked").mkdir(mode=0o500)
+    if not os.access(tmp_path / "locked", os.W_OK):  # root can write anywhere
+        with pytest.raises(BatchInputError, match="cannot be written"):
+            batch(ROWS, prompt="{subject}", out="locked/{n}.jpg")
+    assert env.stats.operations_created == 0
+
+
+async def test_skip_invalid_runs_the_rest(env: Emulator, tmp_path: Path) -> None:
+    rows = [{"subject": "a fox"}, {"subject": "x" * 600}, {"subject": "an owl"}]
+    result = await batch(rows, prompt="{subject}", out="skip/{n}.jpg", skip_invalid=True)
+    assert [r.status for r in result.rows] == ["done", "invalid", "done"]
+    assert "at most 500 characters" in (result.rows[1].error or "")
+    assert env.stats.operations_created == 2 and result.left == 0
+
+
+async def test_the_daily_quota_stops_cleanly_and_the_next_run_continues(env: Emulator, tmp_path: Path) -> None:
+    configure(generations_per_day=4)
+    result = await batch(ROWS, prompt="{subject}, {style}", out="quota/{n}.jpg")
+    assert [r.status for r in result.rows].count("done") == 4 and result.left == 2
+    assert "The daily quota (4 generations) ran out: 2 rows are left; it frees from" in result.summary()
+    assert env.stats.operations_created == 4
+    assert {r.status for r in get_store().history(None)} == {"done", "cancelled"}  # nothing left half-asked
+    configure(generations_per_day=5000)  # "the next day"
+    again = await batch(ROWS, prompt="{subject}, {style}", out="quota/{n}.jpg")
+    assert [r.status for r in again.rows] == ["earlier"] * 4 + ["done"] * 2
+    assert env.stats.operations_created == 6 and len(metadata(tmp_path / "quota")) == 6
+
+
+async def test_the_service_saying_the_day_is_used_up_stops_it_too(env: Emulator, tmp_path: Path) -> None:
+    env.config.generate_per_day = 3
+    result = await batch(ROWS, prompt="{subject}, {style}", out="server/{n}.jpg")
+    assert [r.status for r in result.rows].count("done") == 3
+    assert all(r.status in ("done", "quota") for r in result.rows) and result.left == 3
+    assert "ran out" in result.summary()
+
+
+async def test_an_interrupted_batch_resumes_without_paying_twice(env: Emulator, tmp_path: Path) -> None:
+    env.config.duration = Duration("uniform", 1.0, 2.0)
+    job = batch(ROWS, prompt="{subject}, {style}", out="cut/{n}.jpg")
+    while env.stats.operations_created < 6:
+        await asyncio.sleep(0.02)
+    job.task.cancel()
+    await asyncio.gather(job.task, return_exceptions=True)
+    assert len(get_store().pending()) == 6  # every started operation is kept to collect
+    env.config.duration = Duration("fixed", 0.1)
+    result = await batch(ROWS, prompt="{subject}, {style}", out="cut/{n}.jpg")
+    assert [r.status for r in result.rows] == ["done"] * 6 and env.stats.operations_created == 6
+    assert len(metadata(tmp_path / "cut")) == 6 and get_store().pending() == []
+
+
+async def test_the_folder_loads_as_a_hugging_face_dataset(env: Emulator, tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    await batch(ROWS, prompt="{subject}, {style}", out="hf/{n:05d}.jpg")
+    await batch(ROWS, prompt="{subject}, {style}", out="hf/{n:05d}.jpg")  # a re-run adds no duplicates
+    loaded = datasets.load_dataset("imagefolder", data_dir=str(tmp_path / "hf"), split="train",
+                                   cache_dir=str(tmp_path / "hf-cache"))
+    assert loaded.num_rows == 6
+    assert {"image", "subject", "style", "prompt", "seed", "operation_id"} <= set(loaded.column_names)
+    assert sorted(loaded["subject"]) == sorted(r["subject"] for r in ROWS)
+    assert loaded[0]["image"].size == (1024, 1024)
+
+
+async def test_progress_says_rate_and_time_left(env: Emulator) -> None:
+    env.config.duration = Duration("fixed", 0.3)
+    seen: list[str] = []
+    settings = current()
+    from yart_jupyter.bulk import plan, run
+    from yart_jupyter.shared import shared_client
+    from yart_jupyter.status import BatchStatus
+
+    planned = plan(ROWS, settings, prompt="{subject} {style}")
+    status = BatchStatus(len(planned.rows))
+    status.show_rate = True
+    await run(shared_client(settings), get_store(settings.home), settings, planned, status,
+              on_update=lambda s: seen.append(s.text()))
+    assert any("/min" in text and "left" in text for text in seen), seen[-3:]
+
+
+# -- the yart command -----------------------------------------------------------------------------
+
+@pytest.fixture
+def cli_env(thread_emulator: Emulator, tmp_path: Path, isolated_store: Path) -> Iterator[dict[str, str]]:
+    thread_emulator.reset()
+    thread_emulator.config.duration = Duration("fixed", 0.1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YC_", "YANDEXART_"))}
+    env.update(YANDEXART_BASE_URL=thread_emulator.url, YC_API_KEY=KEY, YC_FOLDER_ID=FOLDER,
+               YANDEXART_HOME=str(isolated_store))
+    yield env
+
+
+def yart(env: dict[str, str], cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "yart_jupyter.cli", *args], env=env, cwd=cwd, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def test_cli_generate_history_info_and_exit_codes(cli_env: dict[str, str], tmp_path: Path,
+                                                  thread_emulator: Emulator) -> None:
+    done = yart(cli_env, tmp_path, "generate", "a red fox", "--seed", "3", "--aspect", "16:9", "-o", "fox.jpg")
+    assert done.returncode == 0, done.stderr
+    assert "fox.jpg" in done.stdout and "seed 3" in done.stdout and (tmp_path / "fox.jpg").exists()
+    listed = yart(cli_env, tmp_path, "history")
+    assert listed.returncode == 0 and "a red fox" in listed.stdout and "seed 3" in listed.stdout
+    info = yart(cli_env, tmp_path, "info", "fox.jpg")
+    assert info.returncode == 0 and "%%yandexart --seed 3 --aspect 16:9" in info.stdout
+    bad = yart(cli_env, tmp_path, "generate", "x" * 501)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "at most 500 characters" in bad.stderr
+    exists = yart(cli_env, tmp_path, "generate", "a red fox", "--seed", "3", "-o", "fox.jpg")
+    assert exists.returncode == 2 and "exists" in exists.stderr
+    usage = yart(cli_env, tmp_path, "frobnicate")
+    assert usage.returncode == 2 and "invalid choice" in usage.stderr
+    assert "batch" in yart(cli_env, tmp_path, "--help").stdout
+    assert yart(cli_env, tmp_path, "pending").stdout.strip() == "nothing pending"
+    assert thread_emulator.stats.operations_created == 1
+
+
+def test_cli_batch_failures_give_exit_code_1(cli_env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps({"subject": s}) for s in
+                                                   ("a calm sea", "a forbidden sea", "a bright sea")))
+    run = yart(cli_env, tmp_path, "batch", "rows.jsonl", "--prompt", "{subject}", "--out", "out/{n}.jpg")
+    assert run.returncode == 1, run.stderr
+    assert "row 2:" in run.stdout and "terms of use" in run.stdout and "2 generated, 1 failed" in run.stdout
+    invalid = yart(cli_env, tmp_path, "batch", "rows.jsonl", "--prompt", "{colour}", "--out", "x/{n}.jpg")
+    assert invalid.returncode == 2 and "not a column" in invalid.stderr
+
+
+@pytest.mark.timeout(300)
+def test_cli_batch_killed_midway_then_run_again(cli_env: dict[str, str], tmp_path: Path,
+                                                thread_emulator: Emulator) -> None:
+    """SIGKILL in the middle of a 200-row batch, then the same command: every row done once."""
+    thread_emulator.config.duration = Duration("uniform", 1.0, 6.0)
+    with open(tmp_path / "rows.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["subject", "n_legs"])
+        writer.writerows([f"creature {i}", i % 7] for i in range(200))
+    command = [sys.executable, "-m", "yart_jupyter.cli", "batch", "rows.csv",
+               "--prompt", "{subject} with {n_legs} legs", "--out", "set/{n:05d}.jpg"]
+    # a quota of 100 a minute: half the rows start at once, half wait queued when the kill comes
+    slow = {**cli_env, "YANDEXART_GENERATIONS_PER_MINUTE": "100"}
+    killed = subprocess.Popen(command, env=slow, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    meta = tmp_path / "set" / "metadata.jsonl"
+    deadline = time.monotonic() + 120
+    while (not meta.exists() or meta.read_text().count("\n") < 30) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(30)
+    killed.stderr.close()  # type: ignore[union-attr]
+    made_before = thread_emulator.stats.operations_created
+    assert 30 <= meta.read_text().count("\n") < 200 and made_before < 200
+    queued = [r for r in get_store(cli_env["YANDEXART_HOME"]).history(None) if r.status in ("queued", "submitting")]
+    assert len(queued) == 200 - made_before  # the rows not started yet were recorded before the kill
+    thread_emulator.config.duration = Duration("fixed", 0.1)
+    again = subprocess.run(command, env=cli_env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert thread_emulator.stats.operations_created == 200  # 0 generated twice
+    images = sorted((tmp_path / "set").glob("*.jpg"))
+    assert len(images) == 200  # 0 lost
+    lines = [json.loads(line) for line in meta.read_text().splitlines()]
+    assert sorted(line["row"] for line in lines) == list(range(1, 201))
+    assert len({line["operation_id"] for line in lines}) == 200
+    print(f"killed after {made_before} starts; the second run collected or started the rest, "
+          f"{thread_emulator.stats.idempotent_replays} idempotent replays")
