@@ -277,3 +277,75 @@ def test_cli_batch_killed_midway_then_run_again(cli_env: dict[str, str], tmp_pat
     assert len({line["operation_id"] for line in lines}) == 200
     print(f"killed after {made_before} starts; the second run collected or started the rest, "
           f"{thread_emulator.stats.idempotent_replays} idempotent replays")
+
+
+@pytest.mark.timeout(120)
+def test_cli_ctrl_c_leaves_every_operation_resumable(cli_env: dict[str, str], tmp_path: Path,
+                                                     thread_emulator: Emulator) -> None:
+    thread_emulator.config.duration = Duration("fixed", 30.0)
+    (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps({"subject": f"a cat {i}"}) for i in range(5)))
+    command = [sys.executable, "-m", "yart_jupyter.cli", "batch", "rows.jsonl", "--prompt", "{subject}",
+               "--out", "cats/{n}.jpg"]
+    running = subprocess.Popen(command, env=cli_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 60
+    while thread_emulator.stats.operations_created < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    running.send_signal(signal.SIGINT)
+    _, err = running.communicate(timeout=60)
+    assert running.returncode == 130 and "yart resume --all" in err
+    pending = yart(cli_env, tmp_path, "pending")
+    assert pending.stdout.count("not collected") == 5
+    thread_emulator.config.duration = Duration("fixed", 0.1)
+    for op in list(thread_emulator.operations.values()):
+        op.ready_at = time.time()
+    resumed = yart(cli_env, tmp_path, "resume", "--all")
+    assert resumed.returncode == 0 and resumed.stdout.count("seed ") == 5
+    assert yart(cli_env, tmp_path, "pending").stdout.strip() == "nothing pending"
+    again = yart(cli_env, tmp_path, *command[3:])
+    assert again.returncode == 0 and "5 from the store" in again.stdout
+    assert thread_emulator.stats.operations_created == 5
+
+
+def test_cli_progress_on_a_terminal_and_in_a_log(cli_env: dict[str, str], tmp_path: Path) -> None:
+    import pty
+
+    (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps({"subject": f"a dog {i}"}) for i in range(12)))
+    args = ["batch", "rows.jsonl", "--prompt", "{subject}", "--out", "dogs/{n}.jpg"]
+    logged = yart(cli_env, tmp_path, *args)
+    assert logged.returncode == 0 and "\r" not in logged.stderr
+    assert "[####################] YandexART · 12/12 done" in logged.stderr  # plain lines, the last at 100%
+    main, secondary = pty.openpty()
+    tty_run = subprocess.run([sys.executable, "-m", "yart_jupyter.cli", *args[:-1], "dogs2/{n}.jpg"], env=cli_env,
+                             cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=secondary,
+                             timeout=120, text=True)
+    os.close(secondary)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(main)
+    assert tty_run.returncode == 0 and b"\r[" in screen and b"12 from the store" in screen
+
+
+def test_cli_runs_the_emulator(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "yart_jupyter.cli", "emulator", "--port", str(port)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        assert f"YandexART emulator on http://127.0.0.1:{port}" in server.stdout.readline()
+    finally:
+        server.terminate()
+        server.wait(10)
+        server.stdout.close()  # type: ignore[union-attr]

@@ -54,9 +54,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--out", help="save pattern ({seed}, {n}, {op})")
     i = sub.add_parser("info", help="the recipe written into an image file (or a notebook)")
     i.add_argument("path")
-    e = sub.add_parser("emulator", help="run the local emulator (arguments as python -m yart_jupyter.emulator)",
-                       add_help=False)
-    e.add_argument("rest", nargs=argparse.REMAINDER)
+    sub.add_parser("emulator", help="run the local emulator (its options as python -m yart_jupyter.emulator: "
+                                    "yart emulator --help)", add_help=False)
     return p
 
 
@@ -68,10 +67,12 @@ class Progress:
         self.tty = stream.isatty()
         self._last = 0.0
         self._shown = -1
+        self._status: BatchStatus | None = None
 
     def __call__(self, status: BatchStatus) -> None:
         from .display import progress_text_bar
 
+        self._status = status
         now = time.monotonic()
         if self.tty:
             if now - self._last >= 0.25:
@@ -86,8 +87,17 @@ class Progress:
             self.stream.flush()
 
     def end(self) -> None:
+        """Show the final state (a throttled update may have skipped it), and end the line."""
+        from .display import progress_text_bar
+
+        if self._status is None:
+            return
+        line = f"{progress_text_bar(self._status)} {self._status.text()}"
         if self.tty:
-            self.stream.write("\n")
+            self.stream.write(f"\r{line}\033[K\n")
+        elif self._shown < 10:  # the last plain line was not the finished one
+            self.stream.write(f"{line}\n")
+        self.stream.flush()
 
 
 async def _generate(settings: Settings, options: Any, out: TextIO) -> int:
@@ -196,12 +206,13 @@ def _info(options: Any, out: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; the exit code says how it went (see the module's docstring)."""
-    options = parser().parse_args(argv)
-    if options.command == "emulator":
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["emulator"]:  # its own options, parsed by the emulator
         from .emulator.__main__ import main as emulator
 
-        emulator(list(options.rest))
+        emulator(arguments[1:])
         return OK
+    options = parser().parse_args(arguments)
     from .settings import current
 
     out = sys.stdout
