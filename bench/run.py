@@ -278,6 +278,52 @@ async def memory(table: Table, count: int) -> None:
               adaptive=f"{first:.0f} MB @20 → {half:.0f} MB @{count // 2} → {last:.0f} MB @{count}")
 
 
+async def batch_rows(table: Table, count: int) -> None:
+    """``count`` table rows through the batch runner (files, metadata.jsonl, the store) against an
+    emulator in another process with quotas on (100 generations per 10 s, 50 reads/s) and 1-1.6 MB
+    pictures: the total time against the quota floor, and the process's memory as rows finish."""
+    from yart_jupyter.bulk import plan, run
+    from yart_jupyter.config import Settings
+    from yart_jupyter.status import BatchStatus
+
+    per, window, duration = 100, 10.0, 2.0
+    with standalone(*os.environ.get("BENCH_PAYLOADS", "--realistic-payloads").split(), "--duration", str(duration), "--generate-per-minute", str(per),
+                    "--generate-window", str(window), niced=True) as url, tempfile.TemporaryDirectory() as work:
+        settings = Settings.resolve({}, {}, {"base_url": url, "folder_id": FOLDER, "data_dir": str(Path(work) / "s")})
+        rows = [{"subject": f"row {i}", "style": ("ink", "oil", "chalk")[i % 3]} for i in range(count)]
+        planned = plan(rows, settings, prompt="{subject}, {style}", out=str(Path(work) / "set" / "{n:05d}.jpg"))
+        status = BatchStatus(count)
+        marks: dict[int, float] = {}
+        peak = 0.0
+
+        def sample(state: BatchStatus) -> None:
+            nonlocal peak
+            peak = max(peak, rss_mb())
+            for share in (10, 50, 100):
+                if state.done * 100 >= share * count and share not in marks:
+                    marks[share] = rss_mb()
+
+        async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={},
+                                   quotas=Quotas(per, 50, generation_window=window)) as client:
+            began = time.monotonic()
+            result = await run(client, Store(settings.home), settings, planned, status, on_update=sample)
+            total = time.monotonic() - began
+        files = len(list((Path(work) / "set").glob("*.jpg")))
+        lines = (Path(work) / "set" / "metadata.jsonl").read_text().count("\n")
+    floor = ((count - 1) // per) * window * (1 + 0.02) + duration  # the limiter's 2% slack on each window
+    lost = count - files
+    ok = total <= 1.1 * floor and lost == 0 and lines == count and result.left == 0
+    table.add(f"batch ({count} rows, 1-1.6 MB each)", "total time vs quota floor",
+              f"within 10% of floor, 0 lost: {'PASS' if ok else 'FAIL'}",
+              adaptive=f"{total:.1f} s / floor {floor:.1f} s (×{total / floor:.3f}); {files} files, "
+                       f"{lines} metadata lines, {result.left} left")
+    first, half, last = marks.get(10, 0.0), marks.get(50, 0.0), marks.get(100, 0.0)
+    flat = last - half <= 30.0
+    table.add(f"batch ({count} rows, 1-1.6 MB each)", "RSS as rows finish",
+              f"flat (second half grows ≤ 30 MB): {'PASS' if flat else 'FAIL'}",
+              adaptive=f"{first:.0f} MB @10% → {half:.0f} MB @50% → {last:.0f} MB @100%, peak {peak:.0f} MB")
+
+
 # -- notebook weight ----------------------------------------------------------------------------
 
 PHOTO = Path(os.environ.get("YART_SHARED", Path(__file__).resolve().parent.parent.parent / "shared")) / \
@@ -391,7 +437,8 @@ def startup(table: Table, runs: int = 7) -> None:
 def main() -> None:
     """Run the chosen sections and print the table with the machine it ran on."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", default="notebook,sweep,latency,throughput,responsiveness,memory,startup")
+    parser.add_argument("--only",
+                        default="notebook,sweep,batch,latency,throughput,responsiveness,memory,startup")
     parser.add_argument("--jobs", type=int, default=300, help="jobs per latency distribution")
     parser.add_argument("--out", default="bench/results.md")
     args = parser.parse_args()
@@ -408,6 +455,8 @@ def main() -> None:
         asyncio.run(responsiveness(table, 50))
     if "memory" in sections:
         asyncio.run(memory(table, 200))
+    if "batch" in sections:
+        asyncio.run(batch_rows(table, 1000))
     if "throughput" in sections:
         asyncio.run(throughput(table, 300))
     if "latency" in sections:

@@ -29,7 +29,7 @@ from .engine import Batch, Cached, Intent, Item, prepare, run_batch
 from .image import GeneratedImage, write_atomic
 from .request import RANDOM_SEEDS, GenerationRequest
 from .status import BatchStatus
-from .store import Store
+from .store import Record, Store, request_key
 
 #: The file of a dataset folder that ``datasets.load_dataset("imagefolder", data_dir=...)`` reads.
 METADATA = "metadata.jsonl"
@@ -397,7 +397,10 @@ async def run(
             row.status, row.error = "failed", f"{row.path} exists and was not made by this batch (never overwritten)"
             status.failed += 1
             continue
-        todo.append((row, _unfinished(store, row.request)))
+        todo.append((row, row.request))
+    unfinished = store.find_unfinished([request for _, request in todo if isinstance(request, GenerationRequest)])
+    todo = [(row, _unfinished(unfinished, item) if isinstance(item, GenerationRequest) else item)
+            for row, item in todo]
     requests = [item for _, item in todo if isinstance(item, GenerationRequest)]
     prepared = iter(prepare(store, Batch(requests, notebook=notebook), status).items)
     items = [(row, next(prepared) if isinstance(item, GenerationRequest) else item) for row, item in todo]
@@ -457,10 +460,10 @@ async def run(
     return result
 
 
-def _unfinished(store: Store, request: GenerationRequest) -> Item:
+def _unfinished(unfinished: Mapping[str, Record], request: GenerationRequest) -> Item:
     """An earlier run's generation of this request still on its way: its operation id to collect, or
     its intent to start again with the same Idempotency-Key; else the request itself."""
-    record = store.find_unfinished(request)
+    record = unfinished.get(request_key(request))
     if record is None:
         return request
     if record.status == "pending":

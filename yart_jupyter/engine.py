@@ -25,7 +25,7 @@ from .redact import get_logger
 from .request import GenerationRequest
 from .scheduler import DURATIONS
 from .status import BatchStatus
-from .store import Record, Store
+from .store import Record, Store, request_key
 
 log = get_logger("yart_jupyter.engine")
 
@@ -107,20 +107,25 @@ def prepare(store: Store | None, batch: Batch, status: BatchStatus) -> Batch:
     its start will carry. Requests the store already answered become :class:`Cached` items.
     """
     items: list[Item] = []
+    asked = [item for item in batch.items if isinstance(item, GenerationRequest)]
+    cached = store.find_many([r for r in asked if r.seed_was_given], ("done",)) \
+        if store is not None and batch.use_cache else {}
+    queued: list[tuple[GenerationRequest, str]] = []
     for item in batch.items:
         if isinstance(item, GenerationRequest):
-            record = store.find_cached(item) if store is not None and batch.use_cache and item.seed_was_given else None
+            record = cached.get(request_key(item)) if item.seed_was_given else None
             if record is not None:
                 items.append(Cached(record))
                 continue
             key = str(uuid.uuid4())
-            if store is not None:
-                store.record_queued(item, key, notebook=batch.notebook)
+            queued.append((item, key))
             item = Intent(item, key)
         if isinstance(item, Intent):
             status.unsent += 1
             status.keys.append(item.key)
         items.append(item)
+    if store is not None:
+        store.record_queued_many(queued, notebook=batch.notebook)
     return dataclasses.replace(batch, items=items)
 
 

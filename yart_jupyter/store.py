@@ -236,21 +236,26 @@ class Store:
 
     def record_queued(self, request: GenerationRequest, key: str, *, notebook: str | None = None) -> None:
         """Commit a generation as ``queued`` before anything is sent (its idempotency key names it)."""
+        self.record_queued_many([(request, key)], notebook=notebook)
+
+    def record_queued_many(self, intents: Sequence[tuple[GenerationRequest, str]], *,
+                           notebook: str | None = None) -> None:
+        """:meth:`record_queued` for many generations in one transaction (a batch of a thousand rows)."""
         when = datetime.now(timezone.utc).timestamp()
-        messages = json.dumps([[m.text, m.weight] for m in request.messages], ensure_ascii=False)
+        values = [(INTENT_PREFIX + key, request.prompt,
+                   json.dumps([[m.text, m.weight] for m in request.messages], ensure_ascii=False), request.seed,
+                   int(request.seed_was_given), str(request.aspect), request.mime_type, request.model_uri,
+                   request_key(request), when, notebook, key) for request, key in intents]
 
         def insert() -> None:
             with self._transaction() as db:
-                db.execute(
+                db.executemany(
                     "INSERT OR IGNORE INTO generations (operation_id, status, prompt, messages, seed, seed_given,"
                     " aspect, mime_type, model_uri, request_key, submitted_at, notebook, idempotency_key)"
-                    " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (INTENT_PREFIX + key, request.prompt, messages, request.seed, int(request.seed_was_given),
-                     str(request.aspect), request.mime_type, request.model_uri, request_key(request), when,
-                     notebook, key),
-                )
+                    " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
 
-        self._retry(insert)
+        if values:
+            self._retry(insert)
 
     def mark_submitting(self, key: str) -> None:
         """The start request of ``key`` is about to go out: from now on the service may have it."""
@@ -391,10 +396,24 @@ class Store:
 
     def find_cached(self, request: GenerationRequest) -> Record | None:
         """A finished record of exactly this request, whose image file is still there."""
-        for record in self._select("request_key=? AND status='done'", (request_key(request),)):
-            if record.image_path is not None and record.image_path.exists():
-                return record
-        return None
+        return self.find_many([request], ("done",)).get(request_key(request))
+
+    def find_many(self, requests: Sequence[GenerationRequest], statuses: Sequence[str]) -> dict[str, Record]:
+        """The newest record in one of ``statuses`` of each request, by request key, in a few queries
+        (a done record counts only while its image file is there)."""
+        keys = list(dict.fromkeys(request_key(r) for r in requests))
+        found: dict[str, Record] = {}
+        marks = ", ".join("?" for _ in statuses)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            where = f"request_key IN ({', '.join('?' for _ in chunk)}) AND status IN ({marks})"
+            for row in self._query(f"SELECT * FROM generations WHERE {where} ORDER BY submitted_at DESC",
+                                   [*chunk, *statuses]):
+                record = self._record(row)
+                usable = record.status != "done" or (record.image_path is not None and record.image_path.exists())
+                if usable and row["request_key"] not in found:
+                    found[row["request_key"]] = record
+        return found
 
     def pending(self) -> list[Record]:
         """Operations the service has (an operation id) that were never collected."""
@@ -440,12 +459,10 @@ class Store:
             items=tuple((tuple(key), ref) for key, ref in json.loads(row["items"])), notebook=row["notebook"],
         ) for row in self._query(sql, args)]
 
-    def find_unfinished(self, request: GenerationRequest) -> Record | None:
-        """The newest generation of exactly this request still on its way: pending on the server
-        (an operation id), or asked for and never answered (queued, submitting)."""
-        found = self._select("request_key=? AND status IN ('pending', 'queued', 'submitting')",
-                             (request_key(request),), limit=1)
-        return found[0] if found else None
+    def find_unfinished(self, requests: Sequence[GenerationRequest]) -> dict[str, Record]:
+        """The newest generation of each request still on its way, by request key: pending on the
+        server (an operation id), or asked for and never answered (queued, submitting)."""
+        return self.find_many(requests, ("pending", "queued", "submitting"))
 
     def starts_since(self, moment: float) -> tuple[int, float | None]:
         """How many generations were started (sent) since ``moment`` (epoch seconds), and the oldest

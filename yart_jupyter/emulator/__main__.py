@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", default="lognormal:1.5:0.35:0.3:6",
                         help="generation time: SECONDS, uniform:A:B or lognormal:MEDIAN:SIGMA[:LOW:HIGH]")
     parser.add_argument("--generate-per-minute", type=int, default=500)
+    parser.add_argument("--generate-window", type=float, default=60.0,
+                        help="the generation quota's window in seconds (60: per minute; shorter for benchmarks)")
     parser.add_argument("--generate-per-day", type=int, default=None, help="a daily generation quota (off by default)")
     parser.add_argument("--reads-per-second", type=int, default=50)
     parser.add_argument("--moderate", action="append", default=[], help="a word moderation refuses")
@@ -33,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         duration=Duration.parse(args.duration),
         generate_per_minute=args.generate_per_minute,
         generate_per_day=args.generate_per_day,
+        generate_window=args.generate_window,
         reads_per_second=args.reads_per_second,
         fault_rate=args.fault_rate,
         random_seed=args.random_seed,
