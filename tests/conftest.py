@@ -91,7 +91,7 @@ def shell(thread_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: 
 #: Tests that run real kernels or notebooks, by node name (the rest of their files are unit tests).
 KERNEL_TESTS = {"test_quickstart_and_errors_leak_no_secret", "test_form_as_last_line_is_displayed_once",
                 "test_notebook_and_exported_html_keep_every_recipe", "test_notebook_with_the_photograph_stays_light",
-                "test_experiments_in_a_real_kernel"}
+                "test_experiments_in_a_real_kernel", "test_batch_in_a_real_kernel"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

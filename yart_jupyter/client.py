@@ -165,14 +165,17 @@ class YandexArtClient:
                 raise RetryableError("start response without an operation id")
 
         limiter = self.connection.limiters().starts
-        await limiter.acquire()
+        taken = await limiter.acquire()
         if on_submitting is not None:
             on_submitting()
-        await self.connection.send(
-            "POST", GENERATE_PATH, json_body=request.to_json(),
-            headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())}, on_retry=on_retry, check=check,
-            limiter=limiter, limiter_held=True,
-        )
+        try:
+            await self.connection.send(
+                "POST", GENERATE_PATH, json_body=request.to_json(),
+                headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())}, on_retry=on_retry, check=check,
+                limiter=limiter, limiter_held=True,
+            )
+        finally:
+            limiter.settle(taken)
         log.debug("started operation %s (seed %s)", holder["id"], request.seed)
         return holder["id"]
 

@@ -54,15 +54,27 @@ class SlidingWindowLimiter:
             wait = max(wait, self._times[-1] + self.spacing - now)
         return wait
 
-    async def acquire(self) -> None:
-        """Wait for a free slot in the window, then take it."""
+    async def acquire(self) -> float:
+        """Wait for a free slot in the window, then take it; the slot's time is returned (see :meth:`settle`)."""
         async with self._lock:
             while True:
                 wait = self.delay()
                 if wait <= 0:
-                    self._times.append(time.monotonic())
-                    return
+                    taken = time.monotonic()
+                    self._times.append(taken)
+                    return taken
                 await asyncio.sleep(wait)
+
+    def settle(self, taken: float) -> None:
+        """The request of the slot taken at ``taken`` was answered: count it from now. The server
+        counted it when it arrived, which for a burst queued in the connection pool is later than
+        the slot was taken; so the next window opens late enough for the server's count too."""
+        try:
+            index = self._times.index(taken)
+        except ValueError:
+            return  # expired already
+        self._times[index] = max(taken, time.monotonic())
+        self._times = collections.deque(sorted(self._times))
 
     def penalize(self, seconds: float) -> None:
         """The service said 429: nobody sends through this limiter for ``seconds``."""

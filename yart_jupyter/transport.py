@@ -139,8 +139,9 @@ async def send(
                 continue
             if response.status in RETRY_STATUSES:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                if response.status == 429 and limiter is not None:
-                    limiter.penalize(retry_after if retry_after is not None else retry.delay(attempt))
+                if response.status == 429 and limiter is not None:  # never longer than a retry would wait
+                    limiter.penalize(min(retry_after, retry.max_retry_after) if retry_after is not None
+                                     else retry.delay(attempt))
                 error: BaseException = error_from_response(response, operation_id)
                 reason = f"HTTP {response.status}"
             elif response.status >= 400:
