@@ -116,6 +116,9 @@ async def test_bad_files_and_folders(env: Emulator, tmp_path: Path) -> None:
                            ("ragged.csv", "line 2 has more fields than the header")):
         with pytest.raises(BatchInputError, match=expected.replace("(", r"\(").replace(")", r"\)")):
             batch(tmp_path / name, prompt="{subject}")
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(BatchInputError, match="cannot be written"):
+        batch(ROWS, prompt="{subject}", out="a-file/{n}.jpg")
     (tmp_path / "locked").mkdir(mode=0o500)
     if not os.access(tmp_path / "locked", os.W_OK):  # root can write anywhere
         with pytest.raises(BatchInputError, match="cannot be written"):
@@ -245,7 +248,7 @@ def test_cli_batch_failures_give_exit_code_1(cli_env: dict[str, str], tmp_path: 
 def test_cli_batch_killed_midway_then_run_again(cli_env: dict[str, str], tmp_path: Path,
                                                 thread_emulator: Emulator) -> None:
     """SIGKILL in the middle of a 200-row batch, then the same command: every row done once."""
-    thread_emulator.config.duration = Duration("uniform", 1.0, 6.0)
+    thread_emulator.config.duration = Duration("uniform", 0.5, 3.0)
     with open(tmp_path / "rows.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["subject", "n_legs"])
