@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .image import write_atomic
 
 if TYPE_CHECKING:
-    from .experiment import Experiment
+    from .grid import GridSource
 
 _FONTS = ("DejaVuSans.ttf", "LiberationSans-Regular.ttf", "Arial.ttf")
 _INK, _MUTED, _PAPER, _EMPTY = (20, 20, 20), (110, 110, 110), (255, 255, 255), (236, 236, 236)
@@ -41,7 +41,7 @@ def _fit(draw: Any, text: str, font: Any, width: int) -> str:
     return text + "…"
 
 
-def contact_sheet(experiment: Experiment, *, cell: int = 256) -> Any:
+def contact_sheet(experiment: GridSource, *, cell: int = 256) -> Any:
     """The sheet as a PIL image: pictures fitted in ``cell``-pixel squares, labels in the margins."""
     from PIL import Image, ImageDraw
 
@@ -94,7 +94,7 @@ def contact_sheet(experiment: Experiment, *, cell: int = 256) -> Any:
     return sheet
 
 
-def save_contact_sheet(experiment: Experiment, path: Path, *, cell: int = 256, overwrite: bool = False) -> Path:
+def save_contact_sheet(experiment: GridSource, path: Path, *, cell: int = 256, overwrite: bool = False) -> Path:
     """Write the sheet to ``path``: JPEG for .jpg/.jpeg, else PNG (a name without a suffix gets .png)."""
     if path.suffix == "":
         path = path.with_suffix(".png")

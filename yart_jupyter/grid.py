@@ -13,15 +13,70 @@ import base64
 import html
 import json
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .display import FAILED, MUTED, Bundle, message_bundle, progress_bundle, show_full_size
 from .status import BatchStatus
 
 if TYPE_CHECKING:
     from .engine import ItemEvent
-    from .experiment import Experiment, Slot
+
+
+class GridCell(Protocol):
+    """What a cell of the grid shows: an experiment's Slot, as far as display is concerned."""
+
+    @property
+    def key(self) -> tuple[Any, ...]: ...
+
+    @property
+    def request(self) -> Any: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def operation_id(self) -> str | None: ...
+
+    @property
+    def image(self) -> Any: ...
+
+    @property
+    def error(self) -> Any: ...
+
+    @property
+    def note(self) -> str | None: ...
+
+
+class GridSource(Protocol):
+    """What the grid shows: an Experiment, as far as display is concerned (display imports no
+    experiment, so the experiment may show itself through this module)."""
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def axes(self) -> Sequence[Any]: ...
+
+    @property
+    def slots(self) -> Sequence[GridCell]: ...
+
+    @property
+    def size(self) -> int: ...
+
+    def shape(self) -> str: ...
+
+    def labels(self, slot: Any) -> dict[str, str]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def update(self, event: ItemEvent) -> None: ...
+
+    def save_grid(self, path: str) -> Path: ...
 
 _BORDER = "var(--jp-border-color2, rgba(128,128,128,.35))"
 _FILL = "var(--jp-layout-color2, rgba(128,128,128,.12))"
@@ -34,7 +89,7 @@ def cell_width(columns: int) -> int:
     return max(120, min(340, 960 // max(1, columns)))
 
 
-def layout(experiment: Experiment) -> tuple[list[tuple[str | None, list[list[Slot]]]], list[str], list[str]]:
+def layout(experiment: GridSource) -> tuple[list[tuple[str | None, list[Sequence[GridCell]]]], list[str], list[str]]:
     """(sections, row labels, column labels): each section is a title (the third axis' value) and rows of slots."""
     axes = experiment.axes
     cols = axes[-1]
@@ -50,7 +105,7 @@ def layout(experiment: Experiment) -> tuple[list[tuple[str | None, list[list[Slo
     return sections, list(rows.labels) if rows else [], list(cols.labels)
 
 
-def _ratio(slot: Slot) -> str:
+def _ratio(slot: GridCell) -> str:
     if slot.image is not None and slot.image.size:
         w, h = slot.image.size
         return f"{w}/{h}"
@@ -58,7 +113,7 @@ def _ratio(slot: Slot) -> str:
     return f"{aspect.width}/{aspect.height}" if aspect is not None else "1/1"
 
 
-def _slot_html(slot: Slot, width: int, inline: str) -> str:
+def _slot_html(slot: GridCell, width: int, inline: str) -> str:
     image = slot.image
     if image is not None and inline != "none":
         data, mime = image.image_bytes, image.mime_type
@@ -92,7 +147,7 @@ def _slot_html(slot: Slot, width: int, inline: str) -> str:
             f'font:11px/1.35 monospace;overflow-wrap:anywhere;{style}">{html.escape(text[:200])}</div>')
 
 
-def fixed_parameters(experiment: Experiment) -> list[str]:
+def fixed_parameters(experiment: GridSource) -> list[str]:
     """What all cells share and no axis names: aspect, seed, model (said once, above the grid)."""
     names = {axis.name for axis in experiment.axes}
     requests = [slot.request for slot in experiment.slots if slot.request is not None]
@@ -110,7 +165,7 @@ def fixed_parameters(experiment: Experiment) -> list[str]:
 
 
 def grid_bundle(
-    experiment: Experiment, *, inline: str = "preview", status: BatchStatus | None = None, notes: Sequence[str] = (),
+    experiment: GridSource, *, inline: str = "preview", status: BatchStatus | None = None, notes: Sequence[str] = (),
 ) -> Bundle:
     """The experiment as HTML tables (one per value of a third axis) and as plain text."""
     sections, row_labels, col_labels = layout(experiment)
@@ -157,7 +212,7 @@ def grid_bundle(
 
 
 def grid_output(
-    experiment: Experiment, *, inline: str = "preview", status: BatchStatus | None = None, notes: Sequence[str] = (),
+    experiment: GridSource, *, inline: str = "preview", status: BatchStatus | None = None, notes: Sequence[str] = (),
 ) -> tuple[Bundle, Bundle]:
     """:func:`grid_bundle` with the display metadata every picture output carries: the recipes."""
     recipes = [image.recipe() for image in experiment]
@@ -168,7 +223,7 @@ def grid_output(
 class Grid:
     """``exp.grid()``: the grid as an object Jupyter displays."""
 
-    def __init__(self, experiment: Experiment) -> None:
+    def __init__(self, experiment: GridSource) -> None:
         self.experiment = experiment
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[Bundle, Bundle]:
@@ -181,7 +236,7 @@ class GridView:
     """A sweep shown in its cell: the grid with the batch's progress bar, each cell updated as its
     generation starts, arrives or fails (redrawn at most four times a second, and once at the end)."""
 
-    def __init__(self, experiment: Experiment, status: BatchStatus, *, errors_in_place: bool,
+    def __init__(self, experiment: GridSource, status: BatchStatus, *, errors_in_place: bool,
                  inline: str = "preview", min_interval: float = 0.25, grid_out: str | None = None) -> None:
         from IPython.display import display
 
@@ -243,7 +298,7 @@ class GridView:
         self._draw([status.interrupted_line()], final=True)
 
 
-def plan_bundle(experiment: Experiment, cached: Sequence[bool], quota: str, limit_note: str | None) -> Bundle:
+def plan_bundle(experiment: GridSource, cached: Sequence[bool], quota: str, limit_note: str | None) -> Bundle:
     """``--dry-run``: every generation the sweep would make, and what it costs; nothing is sent."""
     names = [axis.name for axis in experiment.axes]
     header = [*names, "prompt", *(["seed"] if "seed" not in names else []), "aspect", "from the store"]
