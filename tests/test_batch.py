@@ -169,7 +169,12 @@ async def test_an_interrupted_batch_resumes_without_paying_twice(env: Emulator, 
     assert len(metadata(tmp_path / "cut")) == 6 and get_store().pending() == []
 
 
-async def test_the_folder_loads_as_a_hugging_face_dataset(env: Emulator, tmp_path: Path) -> None:
+async def test_the_folder_loads_as_a_hugging_face_dataset(
+    env: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):  # loopback only
+        monkeypatch.setenv(name, "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     datasets = pytest.importorskip("datasets")
     await batch(ROWS, prompt="{subject}, {style}", out="hf/{n:05d}.jpg")
     await batch(ROWS, prompt="{subject}, {style}", out="hf/{n:05d}.jpg")  # a re-run adds no duplicates
@@ -182,14 +187,16 @@ async def test_the_folder_loads_as_a_hugging_face_dataset(env: Emulator, tmp_pat
 
 
 async def test_progress_says_rate_and_time_left(env: Emulator) -> None:
-    env.config.duration = Duration("fixed", 0.3)
+    """Once a second has passed with pictures done and rows left, the line says the rate and the time left."""
+    env.config.duration = Duration("uniform", 0.3, 3.0)
+    rows = [{"subject": f"a bird {i}", "style": "ink"} for i in range(12)]
     seen: list[str] = []
     settings = current()
     from yart_jupyter.bulk import plan, run
     from yart_jupyter.shared import shared_client
     from yart_jupyter.status import BatchStatus
 
-    planned = plan(ROWS, settings, prompt="{subject} {style}")
+    planned = plan(rows, settings, prompt="{subject} {style}")
     status = BatchStatus(len(planned.rows))
     status.show_rate = True
     await run(shared_client(settings), get_store(settings.home), settings, planned, status,
