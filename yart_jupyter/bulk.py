@@ -356,16 +356,14 @@ class BatchResult:
     def _repr_html_(self) -> str:
         import html
 
-        head = "".join(f"<th style='text-align:left;padding:1px 6px'>{h}</th>" for h in
-                       ("row", "status", "seed", "prompt", "file", "error"))
-        body = "".join(
-            "<tr>" + "".join(f"<td style='padding:1px 6px'>{html.escape(str(v) if v is not None else '')}</td>"
-                             for v in (r.number, r.status, r.request.seed if r.request else "",
-                                       (r.request.prompt if r.request else "")[:60], r.path or "", r.error or ""))
-            + "</tr>" for r in self.rows[:50])
+        from .display import table_html
+
+        rows = [(r.number, r.status, r.request.seed if r.request else None,
+                 (r.request.prompt if r.request else "")[:60], r.path, r.error) for r in self.rows[:50]]
+        table = table_html(("row", "status", "seed", "prompt", "file", "error"), rows)
         more = f"<div>… and {len(self.rows) - 50} more rows (.records())</div>" if len(self.rows) > 50 else ""
         return (f'<div class="yart-batch-result" style="font:12px monospace"><div>{html.escape(self.summary())}</div>'
-                f'<table style="font:12px monospace">{head and "<tr>" + head + "</tr>"}{body}</table>{more}</div>')
+                f"{table}{more}</div>")
 
     def __repr__(self) -> str:
         return f"BatchResult({self.summary()})"

@@ -157,7 +157,8 @@ class Comparison:
                 changed = i > 0 and value != values[0] and name not in ("operation_id", "submitted_at")
                 shown = word_diff(first.value("prompt"), value) if name == "prompt" and changed \
                     else html.escape(value)
-                style = f"padding:2px 6px;vertical-align:top;max-width:{width}px;{_CHANGED if changed else ''}"
+                style = f"padding:2px 6px;vertical-align:top;text-align:left;max-width:{width}px;" + \
+                    (_CHANGED if changed else "")
                 cells.append(f'<td class="{"yart-changed" if changed else ""}" style="{style}">{shown}</td>')
             rows.append(f'<tr><th style="padding:2px 6px;text-align:left;vertical-align:top">{label}</th>'
                         f'{"".join(cells)}</tr>')

@@ -75,6 +75,18 @@ class Entry(Protocol):
     def duration(self) -> float | None: ...
 
 
+_CELL = "padding:1px 8px;text-align:left;vertical-align:top"
+
+
+def table_html(header: Sequence[str], rows: Sequence[Sequence[object]], css_class: str = "") -> str:
+    """A table of text, escaped, left-aligned in every renderer (exported HTML right-aligns cells)."""
+    head = "".join(f'<th style="{_CELL}">{html.escape(str(h))}</th>' for h in header)
+    body = "".join("<tr>" + "".join(f'<td style="{_CELL}">{html.escape("" if c is None else str(c))}</td>'
+                                    for c in row) + "</tr>" for row in rows)
+    return (f'<table class="{html.escape(css_class, quote=True)}" style="font:12px monospace;border-collapse:collapse">'
+            f"<tr>{head}</tr>{body}</table>")
+
+
 def span(text: str, style: str = MUTED) -> str:
     """A styled, escaped piece of HTML text (widget labels, captions, errors)."""
     return f'<span style="{style}">{html.escape(text)}</span>'
@@ -390,11 +402,8 @@ def experiments_bundle(experiments: Sequence[Sweep]) -> Bundle:
         shape = " × ".join(f"{name} {len(values)}" for name, values in e.axes)
         rows.append((e.id, _when(e.created_at), f"{len(e.items)} ({shape})", e.title[:80]))
     hint = "Show one again as its grid: %yandexart history --experiment ID"
-    cells = "".join("<tr>" + "".join(f"<td style='padding:1px 8px'>{html.escape(c)}</td>" for c in row) + "</tr>"
-                    for row in rows)
-    head = "".join(f"<th style='padding:1px 8px;text-align:left'>{h}</th>" for h in ("id", "made", "cells", "prompt"))
-    return {"text/html": f'<table class="yart-experiments" style="font:12px monospace"><tr>{head}</tr>{cells}</table>'
-                         f'<div style="font:12px monospace;opacity:.8">{hint}</div>',
+    table = table_html(("id", "made", "cells", "prompt"), rows, "yart-experiments")
+    return {"text/html": f'{table}<div style="font:12px monospace;opacity:.8">{hint}</div>',
             "text/plain": "\n".join([*("  ".join(row) for row in rows), hint])}
 
 

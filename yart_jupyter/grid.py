@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .display import FAILED, MUTED, Bundle, message_bundle, progress_bundle, show_full_size
+from .display import FAILED, MUTED, Bundle, message_bundle, progress_bundle, show_full_size, table_html
 from .status import BatchStatus
 
 if TYPE_CHECKING:
@@ -313,13 +313,9 @@ def plan_bundle(experiment: GridSource, cached: Sequence[bool], quota: str, limi
     hits = sum(cached)
     summary = (f"{experiment.size} generations ({experiment.shape()}); {hits} from the local store for free, "
                f"{experiment.size - hits} to send; {quota}. Nothing was sent (--dry-run).")
-    cells = "".join("<tr>" + "".join(f'<td style="padding:1px 8px">{html.escape(c)}</td>' for c in row) + "</tr>"
-                    for row in rows)
-    heads = "".join(f'<th style="padding:1px 8px;text-align:left">{html.escape(h)}</th>' for h in header)
     warning = message_bundle(limit_note, "warning")["text/html"] if limit_note else ""
     plain_rows = ["\t".join(header), *("\t".join(row) for row in rows)]
     return {"text/html": f'<div class="yart-plan"><div class="yart-grid-title" style="font:600 13px sans-serif">'
-                         f"{html.escape(experiment.title)}</div><table style=\"font:12px monospace;border-collapse:"
-                         f'collapse">{heads and "<tr>" + heads + "</tr>"}{cells}</table>'
+                         f"{html.escape(experiment.title)}</div>{table_html(header, rows)}"
                          f'<div style="font:12px monospace;margin-top:4px">{html.escape(summary)}</div>{warning}</div>',
             "text/plain": "\n".join([experiment.title, *plain_rows, summary, *([limit_note] if limit_note else [])])}
