@@ -332,6 +332,8 @@ async def batch_rows(table: Table, count: int, *, realistic: bool) -> None:
 
 PHOTO = Path(os.environ.get("YART_SHARED", Path(__file__).resolve().parent.parent.parent / "shared")) / \
     "testdata" / "photo-1024.jpg"
+if not PHOTO.exists():  # a bare clone: the copy the tests keep
+    PHOTO = Path(__file__).resolve().parent.parent / "tests" / "data" / "photo-1024.jpg"
 
 
 def notebook_weight(table: Table) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,17 @@ def shell(thread_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     ip.run_cell("%yandexart cancel all")
     ip.run_cell("%unload_ext yart_jupyter")
     ip.config.pop("YandexArt", None)  # %config values live in the shell's config, which outlives a test
+
+
+@pytest.fixture
+def kernel_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder for a notebook run in a real kernel on the embedded emulator, with no credentials from
+    the environment (the kernel inherits it)."""
+    for key in [k for k in os.environ if k.startswith(("YC_", "YANDEXART_")) and k != "YANDEXART_HOME"]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("YANDEXART_BASE_URL", "emulator")
+    monkeypatch.setenv("YANDEXART_EMULATOR_DURATION", "lognormal:0.6:0.3:0.2:1.5")
+    return tmp_path
 
 
 #: Tests that run real kernels or notebooks, by node name (the rest of their files are unit tests).

@@ -362,16 +362,11 @@ def test_cli_runs_the_emulator(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_batch_in_a_real_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batch_in_a_real_kernel(kernel_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In a real kernel (nbclient): the progress line is replaced by the results table; a bad table is
     one line with its row numbers; the output folder is a dataset; exported HTML keeps the table."""
-    import nbformat
+    from yart_jupyter.notebook_runner import run_cells, write_outputs
 
-    from yart_jupyter.notebook_runner import run_notebook, write_outputs
-
-    for key in [k for k in os.environ if k.startswith(("YC_", "YANDEXART_")) and k != "YANDEXART_HOME"]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("YANDEXART_BASE_URL", "emulator")
     monkeypatch.setenv("YANDEXART_EMULATOR_DURATION", "0.3")
     cells = [
         "import yart_jupyter\nrows = [{'subject': s} for s in ('a fox', 'an owl', 'a heron', 'a hare')]",
@@ -379,11 +374,7 @@ def test_batch_in_a_real_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         "result.summary(), result.left, len(open('ds/metadata.jsonl').read().splitlines())",
         "yart_jupyter.batch([{'subject': 'x' * 501}, {'subject': 'ok'}], prompt='{subject}')",
     ]
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(notebook, tmp_path / "batch.ipynb")
-    executed = run_notebook(tmp_path / "batch.ipynb", workdir=tmp_path, timeout=120, allow_errors=True)
+    executed = run_cells(cells, kernel_workdir / "batch.ipynb", timeout=120, allow_errors=True)
     _, ran, checked, bad = executed.cells
     table = "".join(o.get("data", {}).get("text/html", "") for o in ran.outputs)
     assert "yart-batch-result" in table and "4 rows: 4 generated" in table
@@ -392,5 +383,5 @@ def test_batch_in_a_real_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     error = next(o for o in bad.outputs if o.output_type == "error")
     assert error.ename == "BatchInputError" and len(error.traceback) == 1
     assert "1 of 2 rows are invalid (row 1: prompt" in error.evalue
-    _, html_file = write_outputs(executed, tmp_path / "out", "batch")
+    _, html_file = write_outputs(executed, kernel_workdir / "out", "batch")
     assert "yart-batch-result" in html_file.read_text()

@@ -12,8 +12,9 @@ import sys
 import time
 import tokenize
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,6 +68,20 @@ MISSING_GLYPHS_JS = """
   return missing;
 }
 """
+
+
+def run_all(page: Any, started: Callable[[], None], screenshot: str) -> None:
+    """Lab's Run > Run All, clicked again while ``started`` fails: a click that lands while Lab is
+    still settling can be lost."""
+    for _ in range(3):
+        page.click(".jp-Notebook >> visible=true")
+        page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+        page.click("li.lm-Menu-item[data-command='runmenu:run-all']")
+        try:
+            started()
+            return
+        except AssertionError:
+            page.screenshot(path=str(ARTIFACTS / screenshot))
 
 
 @pytest.fixture(scope="module")
@@ -129,17 +144,8 @@ def test_form_and_background_cell_in_jupyterlab(lab: tuple[str, Path]) -> None:
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
             page.wait_for_selector("#jp-main-statusbar >> text=/Idle/", timeout=60_000)
             form = page.locator(".yart-form")
-            for _ in range(3):  # a click that lands while Lab is still settling can be lost: try again
-                page.click(".jp-Notebook")
-                page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-                page.click("li.lm-Menu-item[data-command='runmenu:run-all']")
-                try:
-                    expect(page.locator(".jp-CodeCell .jp-InputPrompt").first).to_have_text(
-                        re.compile(r"\[(\*|\d+)\]"), timeout=10_000
-                    )
-                    break
-                except AssertionError:
-                    page.screenshot(path=str(ARTIFACTS / "run-all-retry.png"))
+            run_all(page, lambda: expect(page.locator(".jp-CodeCell .jp-InputPrompt").first).to_have_text(
+                re.compile(r"\[(\*|\d+)\]"), timeout=10_000), "run-all-retry.png")
             expect(form).to_be_visible(timeout=60_000)
             expect(form.locator(".widget-html").first).to_contain_text("YandexART")
             expect(form).to_contain_text("the embedded emulator", timeout=30_000)
@@ -258,15 +264,7 @@ def test_sweep_grid_in_light_and_dark_themes(lab: tuple[str, Path]) -> None:
             page.goto(f"{lab_url}/lab/tree/sweep.ipynb?reset")  # not the workspace the other test left
             page.wait_for_selector("#jp-main-statusbar >> text=/Idle/", timeout=60_000)
             grid = page.locator(".yart-grid")
-            for _ in range(3):  # a click that lands while Lab is still settling can be lost: try again
-                page.click(".jp-Notebook >> visible=true")
-                page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-                page.click("li.lm-Menu-item[data-command='runmenu:run-all']")
-                try:
-                    expect(grid).to_be_visible(timeout=20_000)
-                    break
-                except AssertionError:
-                    page.screenshot(path=str(ARTIFACTS / "sweep-retry.png"))
+            run_all(page, lambda: expect(grid).to_be_visible(timeout=20_000), "sweep-retry.png")
             expect(grid.locator("img")).to_have_count(12, timeout=60_000)
             table = grid.locator("table.yart-grid-table")
             expect(table.locator("tr")).to_have_count(4)

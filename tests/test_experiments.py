@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -316,16 +315,11 @@ def test_a_third_axis_makes_one_grid_per_value(shell: InteractiveShell, thread_e
 
 
 @pytest.mark.timeout(300)
-def test_experiments_in_a_real_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_experiments_in_a_real_kernel(kernel_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In a real kernel (nbclient): a two-axis sweep with a weight axis, a bad sweep (one line, nothing
     sent), the experiment shown again from the store, records as a DataFrame, and the exported HTML."""
-    import nbformat
+    from yart_jupyter.notebook_runner import run_cells, write_outputs
 
-    from yart_jupyter.notebook_runner import run_notebook, write_outputs
-
-    for key in [k for k in os.environ if k.startswith(("YC_", "YANDEXART_")) and k != "YANDEXART_HOME"]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("YANDEXART_BASE_URL", "emulator")
     monkeypatch.setenv("YANDEXART_EMULATOR_DURATION", "0.3")
     cells = [
         "%load_ext yart_jupyter",
@@ -335,11 +329,7 @@ def test_experiments_in_a_real_kernel(tmp_path: Path, monkeypatch: pytest.Monkey
         "again = _\nagain.id == exp.id, len(again.images), exp.to_pandas().shape, "
         "sorted(r['w'] for r in exp.records())",
     ]
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(notebook, tmp_path / "sweep.ipynb")
-    executed = run_notebook(tmp_path / "sweep.ipynb", workdir=tmp_path, timeout=120, allow_errors=True)
+    executed = run_cells(cells, kernel_workdir / "sweep.ipynb", timeout=120, allow_errors=True)
     sweep, bad, shown, checks = executed.cells[1:]
     page = "".join(o.get("data", {}).get("text/html", "") for o in sweep.outputs)
     assert page.count("<img ") == 4 and "w \\ seed" in page and ">0.2<" in page and ">0.8<" in page
@@ -348,6 +338,6 @@ def test_experiments_in_a_real_kernel(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "--vary ar=7:1 makes an invalid request" in error.evalue and "Nothing was sent" in error.evalue
     assert "".join(o.get("data", {}).get("text/html", "") for o in shown.outputs).count("<img ") == 4
     assert checks.outputs[0]["data"]["text/plain"] == "(True, 4, (4, 15), ['0.2', '0.2', '0.8', '0.8'])"
-    _, html_file = write_outputs(executed, tmp_path / "out", "sweep")
+    _, html_file = write_outputs(executed, kernel_workdir / "out", "sweep")
     exported = html_file.read_text()
     assert exported.count("yart-grid-table") >= 2 and "a harbour at dusk" in exported

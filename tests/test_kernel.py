@@ -24,15 +24,6 @@ def kernel_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def kernel_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key in [k for k in os.environ if k.startswith(("YC_", "YANDEXART_")) and k != "YANDEXART_HOME"]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("YANDEXART_BASE_URL", "emulator")
-    monkeypatch.setenv("YANDEXART_EMULATOR_DURATION", "lognormal:0.6:0.3:0.2:1.5")
-    return tmp_path
-
-
 @pytest.mark.timeout(300)
 def test_quickstart_runs_in_a_real_kernel(kernel_workdir: Path) -> None:
     notebook = run_notebook(ROOT / "notebooks" / "quickstart.ipynb", workdir=kernel_workdir, timeout=120)

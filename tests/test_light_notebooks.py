@@ -218,7 +218,7 @@ def cell_weight(notebook: Any, index: int) -> int:
 
 
 def test_notebook_with_the_photograph_stays_light(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from yart_jupyter.notebook_runner import run_notebook
+    from yart_jupyter.notebook_runner import run_cells
 
     monkeypatch.setenv("YANDEXART_EMULATOR_PHOTO", str(PHOTO))
     monkeypatch.setenv("YANDEXART_EMULATOR_DURATION", "0.3")
@@ -235,11 +235,7 @@ def test_notebook_with_the_photograph_stays_light(tmp_path: Path, monkeypatch: p
         '%config YandexArt.inline = "full"',
         "%%yandexart --seed 9\na portrait",
     ]
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    source = tmp_path / "light.ipynb"
-    nbformat.write(notebook, source)
-    executed = run_notebook(source, workdir=tmp_path, timeout=180)
+    executed = run_cells(cells, tmp_path / "light.ipynb", timeout=180)
     nbformat.write(executed, tmp_path / "executed.ipynb")
     assert not [o for c in executed.cells for o in c.outputs if o.output_type == "error"]
 

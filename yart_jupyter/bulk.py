@@ -25,8 +25,9 @@ from typing import Any
 
 from . import errors
 from .config import Settings
-from .engine import Batch, Cached, Intent, Item, prepare, run_batch
+from .engine import Batch, Cached, Intent, Item, prepare, run_batch, unfinished_item
 from .image import GeneratedImage, write_atomic
+from .outputs import unwritable
 from .request import RANDOM_SEEDS, GenerationRequest
 from .status import BatchStatus
 from .store import Record, Store, request_key
@@ -227,11 +228,9 @@ def plan(
 
 
 def _check_writable(root: Path) -> None:
-    folder = root
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise BatchInputError(f"the output folder {root} cannot be written ({folder} is not a writable folder)")
+    problem = unwritable(root)
+    if problem:
+        raise BatchInputError(f"the output folder {root} cannot be written ({problem})")
 
 
 # -- the dataset's metadata -------------------------------------------------------------------
@@ -459,15 +458,11 @@ async def run(
 
 
 def _unfinished(unfinished: Mapping[str, Record], request: GenerationRequest) -> Item:
-    """An earlier run's generation of this request still on its way: its operation id to collect, or
-    its intent to start again with the same Idempotency-Key; else the request itself."""
+    """An earlier run's generation of this request still on its way (collected, or started again
+    with its key); else the request itself."""
     record = unfinished.get(request_key(request))
-    if record is None:
-        return request
-    if record.status == "pending":
-        return record.operation_id
-    assert record.idempotency_key is not None
-    return Intent(request, record.idempotency_key, resend=record.status == "submitting")
+    item = unfinished_item(record) if record is not None else None
+    return item if item is not None else request
 
 
 def _write(row: Row, image: GeneratedImage, root: Path | None, metadata: Metadata | None) -> None:

@@ -142,17 +142,13 @@ async def _batch(settings: Settings, options: Any, out: TextIO) -> int:
 
 
 async def _resume(settings: Settings, options: Any, out: TextIO) -> int:
-    from .engine import Intent, run_batch
+    from .engine import run_batch, unfinished_items
     from .shared import shared_client
     from .store import get_store
 
     store = get_store(settings.home)
     if options.all:
-        items: list[Any] = [r.operation_id for r in store.pending()]
-        for record in store.unsent():
-            request = record.request()
-            if request is not None and record.idempotency_key:
-                items.append(Intent(request, record.idempotency_key, resend=record.status == "submitting"))
+        items: list[Any] = unfinished_items(store)
     elif options.operation_id:
         items = [options.operation_id]
     else:

@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -127,6 +127,24 @@ def prepare(store: Store | None, batch: Batch, status: BatchStatus) -> Batch:
     if store is not None:
         store.record_queued_many(queued, notebook=batch.notebook)
     return dataclasses.replace(batch, items=items)
+
+
+def unfinished_item(record: Record) -> Item | None:
+    """What finishes a record still on its way: its operation id to collect (pending), or its intent
+    to start again with the same Idempotency-Key (queued, or submitting with the answer lost)."""
+    if record.status == "pending":
+        return record.operation_id
+    request = record.request()
+    if record.status in ("queued", "submitting") and request is not None and record.idempotency_key:
+        return Intent(request, record.idempotency_key, resend=record.status == "submitting")
+    return None
+
+
+def unfinished_items(store: Store, busy: Collection[str] = ()) -> list[Item]:
+    """Every generation of the store still on its way (``resume --all``): pending operations, then
+    the generations never answered, except those whose idempotency keys are ``busy`` (running here)."""
+    records = store.pending() + [r for r in store.unsent() if r.idempotency_key not in busy]
+    return [item for item in map(unfinished_item, records) if item is not None]
 
 
 async def wait_for_starts(status: BatchStatus, limit: float = START_WAIT) -> None:

@@ -51,13 +51,21 @@ def check_new_file(option: str, name: str) -> None:
         raise RequestValidationError(option, name, "is a folder; give a file name or a pattern like dir/{seed}.jpg")
     if target.exists():
         raise RequestValidationError(option, name, "exists already; choose another name (files are never overwritten)")
-    parent = target.parent
+    problem = unwritable(target.parent)
+    if problem:
+        raise RequestValidationError(option, name, f"cannot be written: {problem}")
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why files cannot be made in ``folder`` (created as needed), or None when they can."""
+    parent = folder
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
-        raise RequestValidationError(option, name, f"cannot be written: {parent} is a file, not a folder")
+        return f"{parent} is a file, not a folder"
     if not os.access(parent, os.W_OK):
-        raise RequestValidationError(option, name, f"cannot be written: {parent} is not writable")
+        return f"{parent} is not writable"
+    return None
 
 
 def target_path(pattern: str, image: GeneratedImage, n: int, fields: Mapping[str, str] | None = None) -> Path:

@@ -24,7 +24,7 @@ def parser() -> Parser:
 
 async def run(face: Face, options: Any) -> None:
     from ..display import CellView, message_bundle
-    from ..engine import Batch, Intent, Item, prepare
+    from ..engine import Batch, Intent, Item, prepare, unfinished_items
     from ..engine import run as run_batch
     from ..jobs import JOBS
     from ..status import BatchStatus
@@ -36,16 +36,11 @@ async def run(face: Face, options: Any) -> None:
         if options.operation_id:
             raise errors.MagicUsageError("give an operation id or --all, not both")
         busy = {key for job in JOBS.running() for key in job.status.keys}
-        unsent = [r for r in await asyncio.to_thread(store.unsent) if r.idempotency_key not in busy]
-        items = [r.operation_id for r in await asyncio.to_thread(store.pending)]
-        for record in unsent:
-            request = record.request()
-            if request is not None and record.idempotency_key:
-                items.append(Intent(request, record.idempotency_key, resend=record.status == "submitting"))
+        items = await asyncio.to_thread(unfinished_items, store, busy)
         if not items:
             face.show(message_bundle("Nothing pending: every recorded generation was collected."))
             return
-        resent = sum(1 for r in unsent if r.status == "submitting")
+        resent = sum(1 for item in items if isinstance(item, Intent) and item.resend)
         if resent:
             face.show(message_bundle(
                 f"{resent} generation{'s' if resent > 1 else ''} had a start request out when its kernel stopped, "
