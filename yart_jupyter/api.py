@@ -143,6 +143,7 @@ def batch(
     model_uri: str | None = None,
     out: str | None = None,
     skip_invalid: bool = False,
+    resend_lost: bool = False,
 ) -> Job:
     """Generate a table of prompts: ``rows`` is a list of dicts, a CSV/JSONL path or a DataFrame;
     ``prompt`` (and ``seed``, ``aspect``, ``out``) are templates filled from each row's columns.
@@ -150,7 +151,9 @@ def batch(
     Every row is validated before anything is sent (a :class:`~.bulk.BatchInputError` lists the bad
     rows by number). Returns a job at once; ``await`` it for the :class:`~.bulk.BatchResult`. In a
     notebook, a progress bar (done, from the store, failed, rate, time left) shows in the cell and is
-    replaced by the results table. Running the same batch again continues where it stopped.
+    replaced by the results table. Running the same batch again continues where it stopped (a row
+    whose Images API request was sent and its answer lost is sent again only with ``resend_lost``).
+    ``model_uri``: a catalogue name (``aliceai-image-art-3.0``) or a URI.
     """
     from .bulk import load_rows
     from .bulk import plan as plan_batch
@@ -167,7 +170,7 @@ def batch(
     async def go() -> Any:
         try:
             result = await run_rows(shared_client(settings), store, settings, planned, status,
-                                    on_update=line.update if line is not None else None)
+                                    on_update=line.update if line is not None else None, resend_lost=resend_lost)
         except BaseException:
             if line is not None:
                 line.update(status, force=True)

@@ -35,7 +35,7 @@ from .store import Record, Store, request_key
 #: The file of a dataset folder that ``datasets.load_dataset("imagefolder", data_dir=...)`` reads.
 METADATA = "metadata.jsonl"
 #: What a finished batch's row can be.
-ROW_STATES = ("done", "cached", "earlier", "failed", "invalid", "quota", "interrupted")
+ROW_STATES = ("done", "cached", "earlier", "failed", "lost", "invalid", "quota", "interrupted")
 #: How many invalid rows an error names before it says "and N more".
 SHOWN_ROWS = 8
 DAY = 86_400.0
@@ -191,6 +191,7 @@ def plan(
                                           f"table (columns: {', '.join(columns) or 'none'})")
     if out is not None and not _fields(out) and len(rows) > 1:
         raise BatchInputError(f"out {out!r} names one file for {len(rows)} rows: add {{n}} or a column")
+    seeded = settings.model(model_uri).spec.seeds  # a model without seeds: every row is a new picture
     planned: list[Row] = []
     invalid: list[Row] = []
     targets: dict[Path, int] = {}
@@ -199,7 +200,7 @@ def plan(
         try:
             text = _fill(prompt, {**values, "n": number}, "prompt")
             chosen = (int(_fill(seed, values, "seed")) if isinstance(seed, str) and "{" in seed
-                      else seed if seed is not None else derived_seed(text, values))
+                      else seed if seed is not None else derived_seed(text, values) if seeded else None)
             ratio = _fill(aspect, values, "aspect") if aspect else None
             row.request = settings.request(text, seed=chosen, aspect=ratio, mime_type=mime_type, model_uri=model_uri)
             if out is not None:
@@ -339,13 +340,13 @@ class BatchResult:
     @property
     def left(self) -> int:
         """Rows not made yet (the quota stopped them, an interrupt, a failure): the next run's work."""
-        return sum(row.status in ("quota", "interrupted", "failed", "queued") for row in self.rows)
+        return sum(row.status in ("quota", "interrupted", "failed", "lost", "queued") for row in self.rows)
 
     def summary(self) -> str:
         counts = {state: sum(row.status == state for row in self.rows) for state in ROW_STATES}
         words = {"done": "generated", "cached": "from the store", "earlier": "done in an earlier run",
                  "failed": "failed", "invalid": "invalid (skipped)", "quota": "left for the quota",
-                 "interrupted": "interrupted"}
+                 "interrupted": "interrupted", "lost": "sent with the answer lost (not re-sent)"}
         parts = [f"{n} {words[state]}" for state, n in counts.items() if n]
         text = f"{len(self.rows)} rows: " + ", ".join(parts) + f" in {self.elapsed:.0f} s"
         if self.root is not None:
@@ -371,7 +372,7 @@ class BatchResult:
 async def run(
     client: Any, store: Store, settings: Settings, batch: Plan, status: BatchStatus, *,
     on_update: Callable[[BatchStatus], None] | None = None, notebook: str | None = None,
-    concurrency: int | None = None,
+    concurrency: int | None = None, resend_lost: bool = False,
 ) -> BatchResult:
     """Generate every valid row not made yet, write its file and metadata line, and return the table.
 
@@ -396,8 +397,17 @@ async def run(
             continue
         todo.append((row, row.request))
     unfinished = store.find_unfinished([request for _, request in todo if isinstance(request, GenerationRequest)])
-    todo = [(row, _unfinished(unfinished, item) if isinstance(item, GenerationRequest) else item)
-            for row, item in todo]
+    kept: list[tuple[Row, Item]] = []
+    for row, item in todo:
+        record = unfinished.get(request_key(item)) if isinstance(item, GenerationRequest) else None
+        if record is not None and record.answer_lost and not resend_lost:
+            row.status = "lost"
+            row.error = (f"sent, answer lost (intent {record.idempotency_key}; the Images API keeps nothing to "
+                         "collect): resend_lost=True (yart ... --resend-lost) sends it again")
+            status.failed += 1
+            continue
+        kept.append((row, _unfinished(unfinished, item, resend_lost) if isinstance(item, GenerationRequest) else item))
+    todo = kept
     requests = [item for _, item in todo if isinstance(item, GenerationRequest)]
     prepared = iter(prepare(store, Batch(requests, notebook=notebook), status).items)
     items = [(row, next(prepared) if isinstance(item, GenerationRequest) else item) for row, item in todo]
@@ -457,11 +467,11 @@ async def run(
     return result
 
 
-def _unfinished(unfinished: Mapping[str, Record], request: GenerationRequest) -> Item:
+def _unfinished(unfinished: Mapping[str, Record], request: GenerationRequest, resend_lost: bool = False) -> Item:
     """An earlier run's generation of this request still on its way (collected, or started again
     with its key); else the request itself."""
     record = unfinished.get(request_key(request))
-    item = unfinished_item(record) if record is not None else None
+    item = unfinished_item(record, resend_lost=resend_lost) if record is not None else None
     return item if item is not None else request
 
 

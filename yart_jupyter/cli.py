@@ -19,6 +19,8 @@ from .config import Settings
 from .status import BatchStatus
 
 OK, FAILED, INVALID, INTERRUPTED = 0, 1, 2, 130
+MODEL_HELP = ("a catalogue name (aliceai-image-art-3.0, yandex-art/latest: yart models) or a URI; "
+              "images:NAME for a model the Images API serves")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", help="a seed (default: a random one, printed)")
     g.add_argument("--aspect", help="W:H or a preset (default: the default_aspect setting)")
     g.add_argument("--mime", help="image/jpeg or image/png")
-    g.add_argument("--model", help="model URI")
+    g.add_argument("--model", help=MODEL_HELP)
     g.add_argument("-o", "--out", help="the file to write (default: yandexart-SEED.jpg); never overwritten")
     g.add_argument("--no-cache", action="store_true", help="generate anew even when the store has this request")
     b = sub.add_parser("batch", help="generate a table of prompts into a dataset folder",
@@ -40,10 +42,13 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", help="a seed for every row, or a column '{seed}' (default: one derived from the row)")
     b.add_argument("--aspect", help="W:H, a preset, or a column '{aspect}'")
     b.add_argument("--mime", help="image/jpeg or image/png")
-    b.add_argument("--model", help="model URI")
+    b.add_argument("--model", help=MODEL_HELP)
     b.add_argument("--out", required=True, help="file pattern: columns, {n} (the row number) and {seed}, "
                                                  "e.g. 'dataset/{n:05d}.jpg'; metadata.jsonl goes beside")
     b.add_argument("--skip-invalid", action="store_true", help="run the valid rows and list the invalid ones")
+    b.add_argument("--resend-lost", action="store_true", dest="resend_lost",
+                   help="send again the rows whose Images API request went out and whose answer was lost "
+                        "(it may bill them twice)")
     h = sub.add_parser("history", help="the latest generations of the store")
     h.add_argument("-n", type=int, default=20)
     h.add_argument("--search")
@@ -51,7 +56,11 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("resume", help="collect operations by id, or every pending one with --all")
     r.add_argument("operation_id", nargs="?")
     r.add_argument("--all", action="store_true")
+    r.add_argument("--resend-lost", action="store_true", dest="resend_lost",
+                   help="with --all: also send again the Images API requests whose answer was lost (it may bill "
+                        "them twice; the service keeps nothing to collect)")
     r.add_argument("-o", "--out", help="save pattern ({seed}, {n}, {op})")
+    sub.add_parser("models", help="the models the service serves and what each can do")
     i = sub.add_parser("info", help="the recipe written into an image file (or a notebook)")
     i.add_argument("path")
     sub.add_parser("emulator", help="run the local emulator (its options as python -m yart_jupyter.emulator: "
@@ -108,7 +117,8 @@ async def _generate(settings: Settings, options: Any, out: TextIO) -> int:
         check_new_file("-o", options.out)
     image = await generate(options.prompt, seed=options.seed, aspect=options.aspect, mime_type=options.mime,
                            model_uri=options.model, cache=not options.no_cache)
-    path = image.save(options.out or f"yandexart-{image.seed}{image.extension}")
+    path = image.save(options.out or f"yandexart-{image.seed if image.seed is not None else image.operation_id}"
+                                     f"{image.extension}")
     out.write(f"{path}  {image.caption()}\n")
     return OK
 
@@ -131,24 +141,30 @@ async def _batch(settings: Settings, options: Any, out: TextIO) -> int:
     progress = Progress(sys.stderr)
     try:
         result = await run(shared_client(settings), get_store(settings.home), settings, batch, status,
-                           on_update=progress)
+                           on_update=progress, resend_lost=options.resend_lost)
     finally:
         progress.end()
     for row in result.rows:
-        if row.status == "failed":
+        if row.status in ("failed", "lost"):
             out.write(f"row {row.number}: {row.error}\n")
     out.write(result.summary() + "\n")
     return OK if result.left == 0 else FAILED
 
 
 async def _resume(settings: Settings, options: Any, out: TextIO) -> int:
-    from .engine import run_batch, unfinished_items
+    from .engine import lost_answers, run_batch, unfinished_items
     from .shared import shared_client
     from .store import get_store
 
     store = get_store(settings.home)
+    if options.resend_lost and not options.all:
+        raise errors.MagicUsageError("yart resume: --resend-lost goes with --all", hint="")
     if options.all:
-        items: list[Any] = unfinished_items(store)
+        items: list[Any] = unfinished_items(store, resend_lost=options.resend_lost)
+        lost = [] if options.resend_lost else lost_answers(store)
+        if lost:
+            out.write(f"{len(lost)} Images API request{'s' if len(lost) > 1 else ''} sent with the answer lost "
+                      "left alone (sending again may bill twice): yart resume --all --resend-lost sends them\n")
     elif options.operation_id:
         items = [options.operation_id]
     else:
@@ -171,19 +187,20 @@ def _history(settings: Settings, options: Any, out: TextIO) -> int:
 
     for r in get_store(settings.home).history(options.n, options.search):
         when = r.submitted_at.astimezone().strftime("%Y-%m-%d %H:%M")
-        out.write(f"{when}  {r.status:9}  seed {r.seed}  {r.aspect or ''}  {r.operation_id}  {r.prompt[:60]}\n")
+        seed = f"seed {r.seed}" if r.seed is not None else "no seed"
+        out.write(f"{when}  {r.status:9}  {seed}  {r.aspect or ''}  {r.operation_id}  {r.prompt[:60]}\n")
     return OK
 
 
 def _pending(settings: Settings, out: TextIO) -> int:
-    from .display import PENDING_STATES
+    from .display import pending_state
     from .store import get_store
 
     store = get_store(settings.home)
     records = store.pending() + store.unsent()
     for r in records:
         out.write(f"{r.operation_id if r.status == 'pending' else '(no id yet)':24}  {r.prompt[:50]:50}  "
-                  f"{PENDING_STATES.get(r.status, r.status)}\n")
+                  f"{pending_state(r)}\n")
     if records:
         out.write("Collect or finish them with: yart resume --all\n")
     else:
@@ -220,6 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _pending(settings, out)
         if options.command == "info":
             return _info(options, out)
+        if options.command == "models":
+            from .models import table_text
+
+            out.write(table_text() + "\n")
+            return OK
         runner = {"generate": _generate, "batch": _batch, "resume": _resume}[options.command]
         return asyncio.run(_with_cleanup(runner(settings, options, out)))
     except KeyboardInterrupt:

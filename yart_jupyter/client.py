@@ -13,11 +13,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from types import TracebackType
 
+import aiohttp
+
 from . import errors
-from .config import GENERATE_PATH, Settings
+from .config import GENERATE_PATH, IMAGES_PATH, Settings
 from .connection import USER_AGENT, Connection
 from .credentials import Credentials
 from .image import GeneratedImage, sniff_mime
+from .images_api import IMAGES_MIN_TIMEOUT, ImagesAnswer, images_id, read_images_answer
 from .limits import Quotas
 from .operation import MalformedOperation, Operation, read_operation
 from .polling import PollPolicy
@@ -261,6 +264,9 @@ class YandexArtClient:
             prompt, seed=seed, aspect=aspect, mime_type=mime_type, model_uri=model_uri
         )
         await self.open()
+        if request.api == "images":
+            return await self.generate_now(request, on_progress=on_progress, on_started=on_started,
+                                           idempotency_key=idempotency_key, on_submitting=on_submitting)
         submitted = datetime.now(timezone.utc)
         clock = time.monotonic()
         if on_progress is not None:
@@ -290,6 +296,81 @@ class YandexArtClient:
             operation_id, timeout=timeout, on_progress=on_progress, request=request, submitted=clock
         )
         return self.to_image(operation, request, submitted)
+
+    async def generate_now(
+        self,
+        request: GenerationRequest,
+        *,
+        on_progress: ProgressCallback | None = None,
+        on_started: StartedCallback | None = None,
+        idempotency_key: str | None = None,
+        on_submitting: Callable[[], None] | None = None,
+    ) -> GeneratedImage:
+        """One synchronous request to the Images API: the picture comes back in its answer.
+
+        It is billed on arrival and the service keeps nothing to collect, so a request whose answer
+        was lost is never sent again here (:class:`~.errors.AnswerLostError`); refusals (429, 5xx)
+        are retried. The picture is named by an id made from ``idempotency_key`` (there is no
+        operation), and ``on_started`` runs with it once the answer is in, before it is returned.
+        """
+        await self.open()
+        key = idempotency_key or str(uuid.uuid4())
+        picture_id = images_id(key)
+        submitted = datetime.now(timezone.utc)
+        clock = time.monotonic()
+        if on_progress is not None:
+            on_progress(Progress("starting", None, 0.0))
+
+        def retried(attempt: int, reason: str, delay: float) -> None:
+            if on_progress is not None:
+                on_progress(Progress("retry", None, time.monotonic() - clock, retries=attempt, detail=reason))
+
+        answers: list[ImagesAnswer] = []
+
+        async def check(response: Response) -> None:
+            try:
+                answers.append(await read_images_answer(response.body))
+            except MalformedOperation as exc:
+                raise RetryableError(str(exc)) from None
+
+        limiter = self.connection.limiters().starts
+        taken = await limiter.acquire()
+        if on_submitting is not None:
+            on_submitting()
+        try:
+            await self.connection.send(
+                "POST", IMAGES_PATH, json_body=request.to_json(), headers={"Idempotency-Key": key},
+                on_retry=retried, check=check, limiter=limiter, limiter_held=True, api="images", replay=False,
+                timeout=max(self.settings.request_timeout, IMAGES_MIN_TIMEOUT), operation_id=None,
+            )
+        except errors.AnswerLostError as exc:
+            exc.message += f" [intent {key}]"
+            raise
+        finally:
+            limiter.settle(taken)
+        answer = answers[0]
+        data = answer.image if answer.image is not None else await self._download(answer.url or "", key)
+        await _notify_started(on_started, picture_id, request)
+        image = GeneratedImage(
+            image_bytes=data, mime_type=sniff_mime(data), seed=None, aspect=request.aspect,
+            messages=request.messages, operation_id=picture_id, model_version=None, model_uri=request.model_uri,
+            submitted_at=submitted, done_at=datetime.now(timezone.utc), revised_prompt=answer.revised_prompt,
+        )
+        if on_progress is not None:
+            on_progress(Progress("done", picture_id, time.monotonic() - clock))
+        log.debug("Images API answered %s", picture_id)
+        return image
+
+    async def _download(self, url: str, key: str) -> bytes:
+        """A picture the Images API answered with a link: fetched without credentials (they are for the API)."""
+        session = self.connection.require_session()
+        try:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=self.settings.request_timeout)) as got:
+                got.raise_for_status()
+                return await got.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise errors.AnswerLostError(
+                f"The picture was made but its link could not be read ({type(exc).__name__}) [intent {key}]") from None
 
     def to_image(
         self, operation: Operation, request: GenerationRequest | None, submitted: datetime | None = None

@@ -19,12 +19,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, RequestValidationError
+from .models import Model, resolve
 from .request import AspectRatio, AspectRatioLike, GenerationRequest, PromptLike, build_request, validate_mime
 
 DEFAULT_BASE_URL = "https://llm.api.cloud.yandex.net"
 DEFAULT_IAM_URL = "https://iam.api.cloud.yandex.net/iam/v1/tokens"
 EMULATOR = "emulator"
 GENERATE_PATH = "/foundationModels/v1/imageGenerationAsync"
+#: The synchronous OpenAI-compatible Images API (Alice AI ART) and its host.
+IMAGES_PATH = "/v1/images/generations"
+DEFAULT_IMAGES_URL = "https://ai.api.cloud.yandex.net"
 #: What the ``inline`` setting may be: how a cell output embeds its pictures.
 INLINE_MODES = ("preview", "full", "none")
 #: The folder the embedded emulator answers for when none is configured.
@@ -41,10 +45,14 @@ class Settings:
 
     base_url: str = _setting(DEFAULT_BASE_URL, "YANDEXART_BASE_URL",
                              "API base URL, or 'emulator' for the embedded emulator.")
+    images_url: str | None = _setting(None, "YANDEXART_IMAGES_URL",
+                                      "Images API base URL (unset: https://ai.api.cloud.yandex.net with the default "
+                                      "base_url, else base_url, which then serves both APIs' paths).")
     iam_url: str = _setting(DEFAULT_IAM_URL, "YANDEXART_IAM_URL", "Where IAM tokens are obtained.")
     folder_id: str | None = _setting(None, "YC_FOLDER_ID", "Yandex Cloud folder id (fills the model URI).")
     model_uri: str | None = _setting(None, "YANDEXART_MODEL_URI",
-                                     "Model URI (default art://<folder>/yandex-art/latest).")
+                                     "Model: a catalogue name (aliceai-image-art-3.0) or a URI; images:NAME for a "
+                                     "model the Images API serves (default yandex-art/latest).")
     default_aspect: str = _setting("1:1", "YANDEXART_ASPECT", "Aspect ratio when a request gives none.")
     mime_type: str = _setting("image/jpeg", "YANDEXART_MIME_TYPE", "image/jpeg or image/png.")
     max_images: int = _setting(16, "YANDEXART_MAX_IMAGES",
@@ -101,6 +109,8 @@ class Settings:
         if self.base_url != EMULATOR:
             check_url(self.base_url, "base URL")
         check_url(self.iam_url, "IAM token URL")
+        if self.images_url is not None:
+            check_url(self.images_url, "Images API URL")
         for name in ("max_images", "generations_per_minute", "generations_per_day", "reads_per_second"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be a whole number of at least 1, not {getattr(self, name)!r}")
@@ -112,6 +122,8 @@ class Settings:
         try:
             AspectRatio.parse(self.default_aspect)
             validate_mime(self.mime_type)
+            if self.model_uri:
+                resolve(self.model_uri, self.folder or "folder")
         except RequestValidationError as exc:
             raise ConfigurationError(f"default {exc}") from None
         return self
@@ -130,6 +142,17 @@ class Settings:
             prompt, seed=seed, aspect=aspect or self.default_aspect, mime_type=mime_type or self.mime_type,
             model_uri=model_uri or self.model_uri, folder_id=self.folder,
         )
+
+    def model(self, name: str | None = None) -> Model:
+        """The model ``name`` (default: the ``model_uri`` setting) resolved against the catalogue."""
+        return resolve(name or self.model_uri, self.folder)
+
+    @property
+    def images_base(self) -> str:
+        """Where the Images API is asked: ``images_url``, the real host, or the configured base URL."""
+        if self.images_url:
+            return self.images_url.rstrip("/")
+        return DEFAULT_IMAGES_URL if self.base_url.rstrip("/") == DEFAULT_BASE_URL else self.base_url.rstrip("/")
 
     @property
     def folder(self) -> str | None:
@@ -151,8 +174,8 @@ class Settings:
 
 
 #: The settings the HTTP client reads; the rest shape requests, waits or storage.
-CONNECTION_FIELDS = ("base_url", "iam_url", "folder_id", "request_timeout", "wait_timeout", "data_logging",
-                     "generations_per_minute", "reads_per_second")
+CONNECTION_FIELDS = ("base_url", "images_url", "iam_url", "folder_id", "request_timeout", "wait_timeout",
+                     "data_logging", "generations_per_minute", "reads_per_second")
 
 SETTINGS = tuple(fields(Settings))
 

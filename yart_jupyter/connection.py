@@ -18,6 +18,7 @@ from ._version import __version__
 from .config import EMULATOR, Settings
 from .credentials import ApiKey, Credentials, resolve_credentials
 from .limits import QuotaLimiters, Quotas, SlidingWindowLimiter, limiters_for
+from .models import Api
 from .transport import Response, RetryPolicy, send
 
 USER_AGENT = f"yart_jupyter/{__version__} (+aiohttp/{aiohttp.__version__})"
@@ -54,6 +55,13 @@ class Connection:
     @property
     def base_url(self) -> str:
         return self._resolved_url or self.settings.base_url
+
+    @property
+    def images_url(self) -> str:
+        """The Images API's base URL (the emulator serves both APIs)."""
+        if self.settings.base_url == EMULATOR:
+            return self.base_url
+        return self.settings.images_base
 
     @property
     def is_open(self) -> bool:
@@ -99,9 +107,12 @@ class Connection:
         """The quota limiters shared by every client of this endpoint and folder on this loop."""
         return limiters_for(self.base_url, self.folder_id, self.quotas)
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, api: Api) -> dict[str, str]:
         headers = {}
-        if self.folder_id and self.credentials and self.credentials.sends_folder_header:
+        if self.folder_id and api == "images":  # the OpenAI-compatible API names the folder as the project
+            headers["OpenAI-Project"] = self.folder_id
+            headers["x-folder-id"] = self.folder_id
+        elif self.folder_id and self.credentials and self.credentials.sends_folder_header:
             headers["x-folder-id"] = self.folder_id
         if self.settings.data_logging is not None:
             headers["x-data-logging-enabled"] = "true" if self.settings.data_logging else "false"
@@ -126,8 +137,13 @@ class Connection:
         check: Callable[[Response], Any] | None = None,
         limiter: SlidingWindowLimiter | None = None,
         limiter_held: bool = False,
+        api: Api = "operations",
+        replay: bool = True,
+        timeout: float | None = None,
     ) -> Response:
-        """One API request with authentication, retries and the quota limiter."""
+        """One API request with authentication, retries and the quota limiter; ``api`` picks the host
+        (the Images API's, or the operations API's), ``replay=False`` never re-sends a request whose
+        answer was lost (see :func:`~.transport.send`)."""
         session = self.require_session()
         credentials = self.credentials
         assert credentials is not None
@@ -135,12 +151,13 @@ class Connection:
         async def auth(refresh: bool) -> str:
             return await credentials.authorization(session, refresh)
 
+        base = self.images_url if api == "images" else self.base_url
         return await send(
-            session, method, f"{self.base_url}{path}",
-            json_body=json_body, headers={**self._headers(), **(headers or {})},
+            session, method, f"{base}{path}",
+            json_body=json_body, headers={**self._headers(api), **(headers or {})},
             auth=auth, refreshable=credentials.refreshable, retry=self.retry,
-            timeout=self.settings.request_timeout, operation_id=operation_id,
-            on_retry=on_retry, check=check, limiter=limiter, limiter_held=limiter_held,
+            timeout=timeout or self.settings.request_timeout, operation_id=operation_id,
+            on_retry=on_retry, check=check, limiter=limiter, limiter_held=limiter_held, replay=replay,
         )
 
 

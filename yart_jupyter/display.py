@@ -74,6 +74,12 @@ class Entry(Protocol):
     @property
     def duration(self) -> float | None: ...
 
+    @property
+    def api(self) -> str: ...
+
+    @property
+    def answer_lost(self) -> bool: ...
+
 
 _CELL = "padding:1px 8px;text-align:left;vertical-align:top"
 
@@ -415,6 +421,21 @@ PENDING_STATES = {
 }
 
 
+#: The state of a synchronous request sent whose answer never came.
+LOST_STATE = ("sent, answer lost (the Images API keeps nothing to collect; resume --all --resend-lost sends it "
+              "again, which may bill it twice)")
+
+
+def pending_state(record: Entry) -> str:
+    """How ``pending`` describes a record still on its way; an operation the service no longer keeps is
+    said to have expired."""
+    if record.answer_lost:
+        return LOST_STATE
+    if record.status == "pending" and record.submitted_at.timestamp() < time.time() - 3 * 86400:
+        return "expired on the server (results are kept 3 days)"
+    return PENDING_STATES.get(record.status, record.status)
+
+
 def records_table(records: Sequence[Entry], running_here: set[str]) -> Bundle:
     """A table of records (for ``%yandexart pending``): operations, then generations never started."""
     rows = []
@@ -422,9 +443,10 @@ def records_table(records: Sequence[Entry], running_here: set[str]) -> Bundle:
     for r in records:
         unsent = r.status in ("queued", "submitting")
         here = r.operation_id in running_here
-        note = "in progress in this kernel" if here else PENDING_STATES.get(r.status, r.status)
+        note = "in progress in this kernel" if here else pending_state(r)
         cells = ("(no id yet)" if unsent else r.operation_id, _when(r.submitted_at),
-                 str(r.seed) if r.seed is not None else "", r.aspect or "", r.prompt[:60], note)
+                 str(r.seed) if r.seed is not None else "no seed" if r.api == "images" else "", r.aspect or "",
+                 r.prompt[:60], note)
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
         plain.append("  ".join(cells))
     header = "".join(f"<th>{h}</th>" for h in ("operation", "submitted", "seed", "aspect", "prompt", "state"))

@@ -129,22 +129,33 @@ def prepare(store: Store | None, batch: Batch, status: BatchStatus) -> Batch:
     return dataclasses.replace(batch, items=items)
 
 
-def unfinished_item(record: Record) -> Item | None:
+def unfinished_item(record: Record, *, resend_lost: bool = False) -> Item | None:
     """What finishes a record still on its way: its operation id to collect (pending), or its intent
-    to start again with the same Idempotency-Key (queued, or submitting with the answer lost)."""
+    to start again with the same Idempotency-Key (queued, or submitting with the answer lost).
+
+    A synchronous request whose answer was lost (the Images API keeps nothing to collect) is sent
+    again only with ``resend_lost``: it was billed on arrival, and sending it again bills again."""
     if record.status == "pending":
         return record.operation_id
+    if record.answer_lost and not resend_lost:
+        return None
     request = record.request()
     if record.status in ("queued", "submitting") and request is not None and record.idempotency_key:
         return Intent(request, record.idempotency_key, resend=record.status == "submitting")
     return None
 
 
-def unfinished_items(store: Store, busy: Collection[str] = ()) -> list[Item]:
+def unfinished_items(store: Store, busy: Collection[str] = (), *, resend_lost: bool = False) -> list[Item]:
     """Every generation of the store still on its way (``resume --all``): pending operations, then
-    the generations never answered, except those whose idempotency keys are ``busy`` (running here)."""
+    the generations never answered, except those whose idempotency keys are ``busy`` (running here)
+    and, unless ``resend_lost``, Images API requests whose answer was lost."""
     records = store.pending() + [r for r in store.unsent() if r.idempotency_key not in busy]
-    return [item for item in map(unfinished_item, records) if item is not None]
+    return [item for record in records if (item := unfinished_item(record, resend_lost=resend_lost)) is not None]
+
+
+def lost_answers(store: Store, busy: Collection[str] = ()) -> list[Record]:
+    """Images API requests sent whose answer never came (``resume --all`` leaves them to the user)."""
+    return [r for r in store.unsent() if r.answer_lost and r.idempotency_key not in busy]
 
 
 async def wait_for_starts(status: BatchStatus, limit: float = START_WAIT) -> None:
@@ -178,6 +189,9 @@ async def settle_failure(store: Store | None, error: errors.YandexArtError, inte
         outcome = final_status(error)
         if outcome is not None:
             await asyncio.to_thread(store.record_failed, error.operation_id, outcome, str(error))
+    elif intent is not None and intent.request.api == "images":
+        if not isinstance(error, errors.AnswerLostError):  # refused: a synchronous answer is never ambiguous
+            store.settle_intent(intent.key, "failed", str(error))
     elif intent is not None and not isinstance(error, AMBIGUOUS):
         store.settle_intent(intent.key, "failed", str(error))  # refused at its start: nothing was made
 
@@ -229,10 +243,13 @@ async def run_batch(
     async def generate(index: int, intent: Intent) -> GeneratedImage:
         def submitting() -> None:  # on the loop, right before the request goes out
             queued.discard(intent.key)
+            if intent.request.api == "images":
+                status.awaiting_answer.add(intent.key)
             if store is not None:
                 store.mark_submitting(intent.key)
 
         def started(operation_id: str, request: GenerationRequest) -> None:  # on the loop, at once
+            status.awaiting_answer.discard(intent.key)
             status.mark_started(operation_id)
             status.unsent -= 1
             if store is not None:
@@ -274,6 +291,8 @@ async def run_batch(
             intent = item if isinstance(item, Intent) else None
             if intent is not None and not exc.operation_id:
                 status.unsent -= 1
+                if not isinstance(exc, errors.AnswerLostError):
+                    status.awaiting_answer.discard(intent.key)
             if exc.operation_id and final_status(exc) is not None:
                 status.failed_ids.add(exc.operation_id)
             await settle_failure(store, exc, intent)
@@ -341,7 +360,8 @@ async def run(
         raise
     finally:
         ticker.cancel()
-    notes = version_notes(store, images)
+    notes = model_notes([item.request for item in batch.items if isinstance(item, Intent)])
+    notes += version_notes(store, images)
     if batch.out and images:
         try:
             numbered = [(index + 1, image, batch.fields[index] if batch.fields else {})
@@ -355,6 +375,22 @@ async def run(
     if failures:
         raise errors.BatchError(failures, images, len(batch.items))
     return images
+
+
+def model_notes(requests: Sequence[GenerationRequest]) -> list[str]:
+    """What the models of a batch could not do as asked, said once each: weights the service documents
+    as unsupported, several messages combined into one prompt, a prompt the service rewrote."""
+    from .models import WEIGHTS_UNSUPPORTED
+
+    notes = []
+    if any(request.weighted for request in requests):
+        notes.append(f"⚠ {WEIGHTS_UNSUPPORTED}: the weights were sent, but the pictures may not follow them")
+    combined = sorted({request.model.name for request in requests if len(request.messages) > 1
+                       and not request.model.messages})
+    if combined:
+        notes.append(f"ℹ {', '.join(combined)} takes one prompt: the messages were sent joined by '; ' "
+                     "(without their weights)")
+    return notes
 
 
 def version_notes(store: Store | None, images: Sequence[GeneratedImage]) -> list[str]:

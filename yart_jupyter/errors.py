@@ -102,6 +102,10 @@ class PermissionDeniedError(YandexArtError):
     )
 
 
+class ModelDeniedError(PermissionDeniedError):
+    """``Access to model … denied``: a retired model, a missing role or an API key's scope; never retried."""
+
+
 class QuotaExceededError(YandexArtError):
     """The folder's quota is used up (HTTP 429 RESOURCE_EXHAUSTED) and retries did not help."""
 
@@ -124,6 +128,14 @@ class GenerationTimeoutError(YandexArtError, TimeoutError):
 
 class ServiceUnavailableError(YandexArtError):
     """The service kept failing (5xx, dropped connections, timeouts) after every retry."""
+
+
+class AnswerLostError(ServiceUnavailableError):
+    """A synchronous request (the Images API) reached the server but its answer was lost: the
+    picture may have been made and billed, and the service keeps nothing to collect."""
+
+    hint = ("It is not sent again on its own (that may bill twice): `%yandexart resume --all --resend-lost` "
+            "(yart resume --all --resend-lost) sends it anew when you decide to")
 
 
 class OperationCancelledError(YandexArtError):

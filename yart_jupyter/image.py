@@ -131,6 +131,8 @@ class GeneratedImage:
     cached: bool = False
     #: The file in the local store, once recorded there.
     path: Path | None = field(default=None, repr=False)
+    #: The prompt the service says it drew, when it rewrote ours (the Images API may).
+    revised_prompt: str | None = None
     #: Files written by ``--out`` or :meth:`save` (the notebook's previews link to the first).
     saved: list[Path] = field(default_factory=list, repr=False)
     _previews: dict[int, tuple[bytes, str, tuple[int, int]]] = field(default_factory=dict, repr=False, compare=False)
@@ -189,6 +191,8 @@ class GeneratedImage:
         parts = []
         if self.seed is not None:
             parts.append(f"seed {self.seed}")
+        elif self.operation_id.startswith("img-"):
+            parts.append("no seed")
         if self.aspect is not None:
             parts.append(f"aspect {self.aspect}")
         size = self.size

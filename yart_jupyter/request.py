@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import RequestValidationError
+from .models import Api, ModelSpec, combine, resolve, spec_for_uri
 
 MAX_TEXT = 500
 MAX_SEED = 2**63 - 1
@@ -115,11 +116,33 @@ class GenerationRequest:
     """A validated request, ready to send: what the server is asked for, nothing more."""
 
     messages: tuple[Message, ...]
-    seed: int
+    #: None on a model without seeds (every request is a new picture): no seed is sent or shown.
+    seed: int | None
     aspect: AspectRatio = field(default_factory=AspectRatio)
     mime_type: str = DEFAULT_MIME
     model_uri: str = ""
     seed_was_given: bool = True
+    api: Api = "operations"
+
+    @property
+    def model(self) -> ModelSpec:
+        """The catalogue entry of this request's model."""
+        return spec_for_uri(self.model_uri, self.api)
+
+    @property
+    def reproducible(self) -> bool:
+        """True when the same request gives the same picture again (a seed was chosen and sent)."""
+        return self.seed is not None and self.seed_was_given
+
+    @property
+    def sent_prompt(self) -> str:
+        """The one prompt a single-prompt model is sent (several messages combined, see :func:`combine`)."""
+        return combine([m.text for m in self.messages])
+
+    @property
+    def weighted(self) -> bool:
+        """True when a message carries a weight other than 1 (which the service documents as unsupported)."""
+        return any(m.weight != 1 for m in self.messages)
 
     @property
     def prompt(self) -> str:
@@ -129,12 +152,16 @@ class GenerationRequest:
         return " | ".join(f"{m.text} ({_format_weight(m.weight)})" for m in self.messages)
 
     def to_json(self) -> dict[str, Any]:
-        """The request body in the protobuf JSON mapping the REST API documents."""
+        """The request body: the Images API's ``{model, prompt, size}``, or the asynchronous API's
+        protobuf JSON mapping."""
+        if self.api == "images":
+            return {"model": self.model_uri, "prompt": self.sent_prompt,
+                    "size": f"{self.aspect.width}x{self.aspect.height}"}
         return {
             "modelUri": self.model_uri,
             "generationOptions": {
                 "mimeType": self.mime_type,
-                "seed": str(self.seed),
+                **({"seed": str(self.seed)} if self.seed is not None else {}),
                 "aspectRatio": {
                     "widthRatio": str(self.aspect.width),
                     "heightRatio": str(self.aspect.height),
@@ -272,23 +299,38 @@ def build_request(
     model_uri: str | None = None,
     folder_id: str | None = None,
 ) -> GenerationRequest:
-    """Validate everything and return a request; with no seed, pick one so the result is reproducible."""
+    """Validate everything against the model's abilities and return a request; with no seed, pick
+    one so the result is reproducible (on a model with seeds). ``model_uri``: a catalogue name or
+    a full URI (see :func:`~.models.resolve`)."""
     messages = normalize_messages(prompt)
+    if model_uri is not None and not isinstance(model_uri, str):
+        raise RequestValidationError("model", model_uri, "must be a model name or URI")
+    if model_uri is not None and model_uri.strip().startswith("art://"):
+        validate_model_uri(model_uri)
+    if folder_id is not None and "art://" not in (model_uri or ""):
+        validate_folder_id(folder_id)
+    model = resolve(model_uri, folder_id)
+    spec = model.spec
     given = seed is not None
-    chosen = validate_seed(seed) if seed is not None else random_seed()
+    if given and not spec.seeds:
+        raise RequestValidationError(
+            "seed", seed, f"{spec.name} takes no seed (every request is a new picture): "
+            "ask for N samples with --count N (count=N in Python) instead")
+    chosen = (validate_seed(seed) if seed is not None else random_seed()) if spec.seeds else None
     ratio = AspectRatio.parse(aspect)
+    refusal = spec.check_ratio(ratio.width, ratio.height)
+    if refusal:
+        raise RequestValidationError("aspect", str(ratio), refusal)
     mime = validate_mime(mime_type)
-    if model_uri is None:
-        if not folder_id:
+    if mime not in spec.mime_types:
+        raise RequestValidationError("mime_type", mime, f"{spec.name} makes {' or '.join(spec.mime_types)} only")
+    if not spec.messages and len(messages) > 1:
+        combined = combine([m.text for m in messages])
+        if len(combined) > spec.prompt_limit:
             raise RequestValidationError(
-                "folder_id", folder_id,
-                "is needed for the default model URI: set YC_FOLDER_ID, pass folder_id=, "
-                "or give model_uri='art://<folder>/yandex-art/latest'",
-            )
-        uri = default_model_uri(validate_folder_id(folder_id))
-    else:
-        uri = validate_model_uri(model_uri)
-    return GenerationRequest(messages, chosen, ratio, mime, uri, given)
+                "prompt", combined, f"{spec.name} takes one prompt: the messages are combined into one, which "
+                f"must have at most {spec.prompt_limit} characters; it has {len(combined)}")
+    return GenerationRequest(messages, chosen, ratio, mime, model.uri, given and spec.seeds, spec.api)
 
 
 def _format_weight(weight: float) -> str:

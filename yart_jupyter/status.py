@@ -36,6 +36,8 @@ class BatchStatus:
     estimate: Callable[[float], float | None] | None = field(default=None, repr=False)
     #: Show the rate (pictures a minute): a long batch's line says it.
     show_rate: bool = False
+    #: Intents whose synchronous request (the Images API) is out, its answer not yet in.
+    awaiting_answer: set[str] = field(default_factory=set)
 
     def mark_started(self, operation_id: str) -> None:
         """An operation of the batch started on the server now."""
@@ -93,6 +95,8 @@ class BatchStatus:
         if pending:
             more = f" +{len(pending) - 1}" if len(pending) > 1 else ""
             parts.append(f"op {pending[0]}{more}")
+        elif self.awaiting_answer:
+            parts.append("generating (Images API)")
         elif not self.operation_ids and self.done < self.total:
             parts.append("starting")
         if self.retries:
@@ -114,6 +118,12 @@ class BatchStatus:
         """(message, hint) for an interrupt or a cancel: which operations still run, how to collect them
         (``collect`` is the face's command, with ``{op}`` for the id)."""
         pending = self.pending_ids
+        lost = len(self.awaiting_answer)
+        if lost and not pending:
+            return (f"Interrupted; {lost} request{'s' if lost > 1 else ''} to the Images API "
+                    f"{'were' if lost > 1 else 'was'} sent and the answer is lost (it may be billed; the service "
+                    "keeps nothing to collect)", "%yandexart pending lists it; "
+                    "`%yandexart resume --all --resend-lost` sends it again if you decide to")
         if self.cancelled_by_user:
             ids = f": {', '.join(pending)} asked to stop on the server" if pending else ""
             return f"Cancelled{ids}", ""

@@ -60,7 +60,9 @@ CREATE TABLE IF NOT EXISTS generations (
     notebook      TEXT,
     idempotency_key TEXT,
     seen_running  REAL,
-    seen_done     REAL
+    seen_done     REAL,
+    api           TEXT,
+    revised_prompt TEXT
 );
 CREATE INDEX IF NOT EXISTS generations_cache ON generations (request_key, status);
 CREATE INDEX IF NOT EXISTS generations_time ON generations (submitted_at);
@@ -76,7 +78,9 @@ CREATE TABLE IF NOT EXISTS experiments (
 """
 _MIGRATIONS = {"idempotency_key": "ALTER TABLE generations ADD COLUMN idempotency_key TEXT",
                "seen_running": "ALTER TABLE generations ADD COLUMN seen_running REAL",
-               "seen_done": "ALTER TABLE generations ADD COLUMN seen_done REAL"}
+               "seen_done": "ALTER TABLE generations ADD COLUMN seen_done REAL",
+               "api": "ALTER TABLE generations ADD COLUMN api TEXT",
+               "revised_prompt": "ALTER TABLE generations ADD COLUMN revised_prompt TEXT"}
 _INDEXES = "CREATE UNIQUE INDEX IF NOT EXISTS generations_intent ON generations (idempotency_key)"
 
 
@@ -113,6 +117,14 @@ class Record:
     bytes: int | None
     notebook: str | None
     idempotency_key: str | None = None
+    #: The API that served it: "operations" (an operation id to collect) or "images" (synchronous).
+    api: str = "operations"
+    revised_prompt: str | None = None
+
+    @property
+    def answer_lost(self) -> bool:
+        """A synchronous request that went out and whose answer never came: nothing to collect."""
+        return self.api == "images" and self.status == "submitting"
 
     @property
     def duration(self) -> float | None:
@@ -122,11 +134,12 @@ class Record:
 
     def request(self) -> GenerationRequest | None:
         """The request as it was sent (None for an operation the store only knows by id)."""
-        if self.seed is None or not self.messages:
+        if (self.seed is None and self.api != "images") or not self.messages:
             return None
         return GenerationRequest(
             self.messages, self.seed, AspectRatio.parse(self.aspect or "1:1"),
             self.mime_type or "image/jpeg", self.model_uri or "", self.seed_given,
+            "images" if self.api == "images" else "operations",
         )
 
     def to_image(self, *, cached: bool = False) -> GeneratedImage:
@@ -138,6 +151,7 @@ class Record:
             aspect=AspectRatio.parse(self.aspect) if self.aspect else None, messages=self.messages,
             operation_id=self.operation_id, model_version=self.model_version, model_uri=self.model_uri,
             submitted_at=self.submitted_at, done_at=self.finished_at, cached=cached, path=self.image_path,
+            revised_prompt=self.revised_prompt,
         )
 
 
@@ -245,14 +259,14 @@ class Store:
         values = [(INTENT_PREFIX + key, request.prompt,
                    json.dumps([[m.text, m.weight] for m in request.messages], ensure_ascii=False), request.seed,
                    int(request.seed_was_given), str(request.aspect), request.mime_type, request.model_uri,
-                   request_key(request), when, notebook, key) for request, key in intents]
+                   request_key(request), when, notebook, key, request.api) for request, key in intents]
 
         def insert() -> None:
             with self._transaction() as db:
                 db.executemany(
                     "INSERT OR IGNORE INTO generations (operation_id, status, prompt, messages, seed, seed_given,"
-                    " aspect, mime_type, model_uri, request_key, submitted_at, notebook, idempotency_key)"
-                    " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+                    " aspect, mime_type, model_uri, request_key, submitted_at, notebook, idempotency_key, api)"
+                    " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
 
         if values:
             self._retry(insert)
@@ -307,13 +321,13 @@ class Store:
                         return
                 db.execute(
                     "INSERT OR IGNORE INTO generations (operation_id, status, prompt, messages, seed, seed_given,"
-                    " aspect, mime_type, model_uri, request_key, submitted_at, notebook)"
-                    " VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " aspect, mime_type, model_uri, request_key, submitted_at, notebook, api)"
+                    " VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (operation_id, request.prompt if request else "", messages,
                      request.seed if request else None, int(request.seed_was_given) if request else 0,
                      str(request.aspect) if request else None, request.mime_type if request else None,
                      request.model_uri if request else None, request_key(request) if request else None,
-                     when, notebook),
+                     when, notebook, request.api if request else None),
                 )
 
         self._retry(insert)
@@ -344,10 +358,11 @@ class Store:
                 db.execute(
                     "UPDATE generations SET status='done', finished_at=?, error=NULL, model_version=?,"
                     " image_file=?, width=?, height=?, bytes=?, mime_type=COALESCE(mime_type, ?),"
-                    " seen_running=COALESCE(?, seen_running), seen_done=COALESCE(?, seen_done)"
-                    " WHERE operation_id=?",
+                    " seen_running=COALESCE(?, seen_running), seen_done=COALESCE(?, seen_done),"
+                    " revised_prompt=COALESCE(?, revised_prompt) WHERE operation_id=?",
                     (finished, image.model_version, path.name, size[0], size[1], len(data), image.mime_type,
-                     observed[0] if observed else None, observed[1] if observed else None, image.operation_id),
+                     observed[0] if observed else None, observed[1] if observed else None, image.revised_prompt,
+                     image.operation_id),
                 )
 
         self._retry(update)
@@ -387,7 +402,8 @@ class Store:
             error=row["error"], model_version=row["model_version"],
             image_path=self.images / row["image_file"] if row["image_file"] else None,
             width=row["width"], height=row["height"], bytes=row["bytes"], notebook=row["notebook"],
-            idempotency_key=row["idempotency_key"],
+            idempotency_key=row["idempotency_key"], api=row["api"] or "operations",
+            revised_prompt=row["revised_prompt"],
         )
 
     def get(self, operation_id: str) -> Record | None:
@@ -493,8 +509,9 @@ class Store:
         still running when last seen). A record from before spans were kept gives its submission-to-
         collection time for both (an over-estimate: it includes the round trips)."""
         sql = ("SELECT seen_running, seen_done, finished_at - submitted_at, status, COALESCE(aspect, ''),"
-               " COALESCE(model_uri, '') FROM generations WHERE (status='done' AND finished_at IS NOT NULL)"
-               " OR (status IN ('pending', 'expired') AND seen_running > 0) ORDER BY submitted_at DESC LIMIT ?")
+               " COALESCE(model_uri, '') FROM generations WHERE COALESCE(api, '') != 'images' AND"
+               " ((status='done' AND finished_at IS NOT NULL)"
+               " OR (status IN ('pending', 'expired') AND seen_running > 0)) ORDER BY submitted_at DESC LIMIT ?")
         spans: list[tuple[float, float | None, str, str]] = []
         for running, done, total, status, aspect, model in self._query(sql, (limit,)):
             if status != "done":

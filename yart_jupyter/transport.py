@@ -10,6 +10,7 @@ import asyncio
 import email.utils
 import json
 import random
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,7 +28,13 @@ log = get_logger("yart_jupyter.transport")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
-_MODERATION_MARKERS = ("violate the terms of use", "violate the terms of usage", "terms of use")
+#: How the service words a moderation refusal, in English and in Russian ("I can't generate this
+#: image. Let's try another topic.").
+_MODERATION_MARKERS = ("violate the terms of use", "violate the terms of usage", "terms of use",
+                       "не могу сгенерировать", "попробуем другую тему")
+_DENIED = re.compile(r"access to model (\S+) denied", re.IGNORECASE)
+_FOLDER_MISMATCH = re.compile(r"folder id .* does not match", re.IGNORECASE)
+_PROMPT_SIZE = re.compile(r"prompt (?:positive )?size (\d+) exceeds limit \((\d+)\)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,7 @@ async def send(
     check: Callable[[Response], Awaitable[None]] | None = None,
     limiter: SlidingWindowLimiter | None = None,
     limiter_held: bool = False,
+    replay: bool = True,
 ) -> Response:
     """Send one logical request, retrying transient failures; return the successful response.
 
@@ -104,7 +112,10 @@ async def send(
     :class:`RetryableError` for a 200 whose body is unusable (truncated or malformed JSON).
     Errors come back typed (see :mod:`.errors`). With a ``limiter`` every attempt waits for a
     quota slot (the first one is already taken when ``limiter_held``), and a 429 pauses everyone
-    who shares it.
+    who shares it. ``replay=False`` (a request billed on arrival, whose answer cannot be asked for
+    again): once the request may have reached the server, a lost answer (dropped connection,
+    timeout, an unusable 200) raises :class:`~.errors.AnswerLostError` instead of sending it again;
+    refusals (429, 5xx) and connections that never opened are still retried.
     """
     client_request_id = str(uuid.uuid4())
     started = time.monotonic()
@@ -151,8 +162,12 @@ async def send(
                     await check(response)
                 return response
         except RetryableError as exc:
+            if not replay:
+                raise _lost(exc.reason, operation_id, client_request_id) from None
             error, reason = exc, exc.reason
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
+            if not replay and not isinstance(exc, aiohttp.ClientConnectorError):
+                raise _lost(_describe(exc, timeout), operation_id, client_request_id) from None
             error, reason = exc, _describe(exc, timeout)
         elapsed = time.monotonic() - started
         delay = retry.delay(attempt, retry_after)
@@ -195,7 +210,7 @@ def parse_error_body(body: bytes) -> tuple[int | None, str]:
         wrapped = data.get("error")
         inner: dict[str, Any] = wrapped if isinstance(wrapped, dict) else data
         code = inner.get("grpcCode", inner.get("code"))
-        message = inner.get("message") or inner.get("httpStatus") or ""
+        message = inner.get("message") or (wrapped if isinstance(wrapped, str) else "") or inner.get("httpStatus") or ""
         return (code if isinstance(code, int) else None), str(message)
     return None, str(data)[:200]
 
@@ -213,9 +228,19 @@ def error_for(
     text = message or "no message"
     ids.setdefault("status", status)
     ids.setdefault("grpc_code", code)
+    if is_moderation(text):  # on either API, as a 400 or as an operation's error
+        return errors.ContentModerationError(f"Content moderation refused the prompt: {text}", **ids)
     if status == 400 or code == 3:
-        if is_moderation(text):
-            return errors.ContentModerationError(f"Content moderation refused the prompt: {text}", **ids)
+        size = _PROMPT_SIZE.search(text)
+        if size:
+            return errors.InvalidRequestError(
+                f"The prompt is too long for the service: {size.group(1)} characters, at most {size.group(2)} "
+                f"(the messages together) ({text})", hint="Shorten the prompt", **ids)
+        if _FOLDER_MISMATCH.search(text):
+            return errors.InvalidRequestError(
+                f"The folder does not match the credentials: {text}",
+                hint="An API key or service account works in its own folder only: set YC_FOLDER_ID "
+                     "(or %config YandexArt.folder_id) to the folder the service account belongs to", **ids)
         return errors.InvalidRequestError(f"The server refused the request: {text}", **ids)
     if status == 401 or code == 16:
         return errors.AuthenticationError(
@@ -223,6 +248,10 @@ def error_for(
             **ids,
         )
     if status == 403 or code == 7:
+        denied = _DENIED.search(text)
+        if denied:
+            return errors.ModelDeniedError(f"Access to the model denied: {text}", hint=denied_hint(denied.group(1)),
+                                           **ids)
         return errors.PermissionDeniedError(f"Permission denied: {text}", **ids)
     if status == 404 or code == 5:
         return errors.OperationNotFoundError(f"Not found: {text}", **ids)
@@ -235,6 +264,22 @@ def error_for(
     return errors.ServiceUnavailableError(
         f"The service failed (HTTP {status}): {text}" if status else f"The service failed: {text}", **ids
     )
+
+
+def denied_hint(uri: str) -> str:
+    """The likely causes of ``Access to model … denied``, most likely first, each with what to do."""
+    from .models import LIVING_MODEL
+
+    causes = []
+    if re.match(r"art://yandex-art", uri):
+        causes.append("the model URI has no folder: art://<folder>/<model>")
+    elif "/yandex-art" in uri:
+        causes.append(f"the model is retired (yandex-art is reported denied since September 2026): switch with "
+                      f'%config YandexArt.model_uri = "{LIVING_MODEL}"')
+    causes.append("the account lacks the role ai.imageGeneration.user in the folder")
+    causes.append("an API key lacks the scope yc.ai.imageGeneration.execute")
+    causes.append("the cloud has no active billing account")
+    return "Likely causes, in order: " + "; ".join(f"({n}) {c}" for n, c in enumerate(causes, 1))
 
 
 def error_from_response(response: Response, operation_id: str | None = None) -> errors.YandexArtError:
@@ -255,6 +300,13 @@ def _describe(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
         return f"cannot connect ({exc.os_error})"
     return f"connection error ({type(exc).__name__})"
+
+
+def _lost(reason: str, operation_id: str | None, client_request_id: str) -> errors.AnswerLostError:
+    return errors.AnswerLostError(
+        f"The request was sent but its answer was lost ({reason}); it may have been made and billed",
+        operation_id=operation_id, client_request_id=client_request_id,
+    )
 
 
 def _final_error(

@@ -25,7 +25,9 @@ _lock = threading.Lock()
 
 def embedded() -> Emulator:
     """The process's embedded emulator, started on first use (generation times from
-    YANDEXART_EMULATOR_DURATION; YANDEXART_EMULATOR_PHOTO names a photograph to return for JPEGs)."""
+    YANDEXART_EMULATOR_DURATION, Images API answers from YANDEXART_EMULATOR_IMAGES_DURATION;
+    YANDEXART_EMULATOR_DENY lists models to deny; YANDEXART_EMULATOR_PHOTO names a photograph to
+    return for JPEGs)."""
     global _embedded
     with _lock:
         if _embedded is None:
@@ -33,6 +35,12 @@ def embedded() -> Emulator:
             spec = os.environ.get("YANDEXART_EMULATOR_DURATION")
             if spec:
                 config.duration = Duration.parse(spec)
+            spec = os.environ.get("YANDEXART_EMULATOR_IMAGES_DURATION")
+            if spec:
+                config.images_duration = Duration.parse(spec)
+            denied = os.environ.get("YANDEXART_EMULATOR_DENY")
+            if denied:
+                config.denied_models = {name.strip() for name in denied.split(",") if name.strip()}
             photo = os.environ.get("YANDEXART_EMULATOR_PHOTO")
             if photo:
                 with open(photo, "rb") as handle:

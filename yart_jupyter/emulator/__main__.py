@@ -30,6 +30,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--random-seed", type=int, default=None, help="make durations and faults repeatable")
     parser.add_argument("--realistic-payloads", action="store_true", help="1-1.6 MB JPEGs, like the real service")
     parser.add_argument("--photo", metavar="FILE", help="return this JPEG photograph for every JPEG generation")
+    parser.add_argument("--images-duration", default="uniform:3:6",
+                        help="how long one Images API request takes (the service: about 3-6 s)")
+    parser.add_argument("--deny", action="append", default=[], metavar="MODEL",
+                        help="answer 403 Access to model … denied for MODEL (e.g. yandex-art/latest, as reported "
+                             "since 2026-09); repeatable")
+    parser.add_argument("--russian-moderation", action="store_true",
+                        help="refuse moderated prompts on the asynchronous API in Russian, as reported")
     args = parser.parse_args(argv)
     config = EmulatorConfig(
         duration=Duration.parse(args.duration),
@@ -39,6 +46,9 @@ def main(argv: list[str] | None = None) -> None:
         reads_per_second=args.reads_per_second,
         fault_rate=args.fault_rate,
         random_seed=args.random_seed,
+        images_duration=Duration.parse(args.images_duration),
+        denied_models=set(args.deny),
+        russian_moderation=args.russian_moderation,
     )
     if args.api_key:
         config.api_keys = set(args.api_key)

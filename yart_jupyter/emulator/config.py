@@ -61,7 +61,7 @@ FAULT_KINDS = (
     "truncated",     # answer 200 with half of the real body
     "fail",          # the operation finishes with an error (start phase only)
 )
-PHASES = ("start", "poll", "token", "cancel", "any")
+PHASES = ("start", "poll", "token", "cancel", "images", "any")
 
 
 @dataclass
@@ -121,6 +121,22 @@ class EmulatorConfig:
     fault_kinds: tuple[str, ...] = ("status",)
     max_body_bytes: int = 64 * 1024
     random_seed: int | None = None
+    #: How long one Images API request takes (the service: about 3-6 s).
+    images_duration: Duration = field(default_factory=lambda: Duration("uniform", 3.0, 6.0))
+    #: Models the Images API serves (short names).
+    images_models: set[str] = field(default_factory=lambda: {"aliceai-image-art-3.0"})
+    #: Models whose use is denied (403 Access to model … denied), as the retired yandex-art is reported.
+    denied_models: set[str] = field(default_factory=set)
+    #: Models whose operations never finish (yandex-art-2.0 is reported to stay ``done: false``).
+    hanging_models: set[str] = field(default_factory=lambda: {"yandex-art-2.0"})
+    #: Answer the Images API with a ``url`` to the picture instead of ``b64_json``, and with this
+    #: ``revised_prompt`` (None: none).
+    images_as_url: bool = False
+    #: The Images API's error bodies: "yandex-flat" (as reported), "openai", "wrapped" or "flat".
+    images_error_shape: str = "yandex-flat"
+    #: Refuse moderated prompts on the asynchronous API in Russian too (as reported since 2025).
+    russian_moderation: bool = False
+    revised_prompt: str | None = None
 
     @property
     def default_api_key(self) -> str:

@@ -48,9 +48,12 @@ def render(
     aspect: AspectRatio,
     mime_type: str = "image/jpeg",
     pad_to: int = 0,
+    size: tuple[int, int] | None = None,
+    label: str | None = None,
 ) -> bytes:
-    """Draw the picture for a request and encode it; ``pad_to`` grows JPEGs to a realistic size."""
-    width, height = aspect.pixel_size()
+    """Draw the picture for a request and encode it; ``pad_to`` grows JPEGs to a realistic size,
+    ``size`` fixes the pixel size (a model with fixed sizes), ``label`` replaces the seed line."""
+    width, height = size or aspect.pixel_size()
     rng = random.Random(request_digest(messages, seed, aspect.width, aspect.height))
     colours = _palette(rng)
     sky_top, sky_bottom = colours[0], colours[1]
@@ -79,7 +82,7 @@ def render(
         points.append((width, height))
         draw.polygon(points, fill=colours[2 + layer])
     font = ImageFont.load_default(size=max(14, height // 40))
-    label = f"EMULATED · seed {seed} · {aspect}"
+    label = label or f"EMULATED · seed {seed} · {aspect}"
     prompt = str(messages[0].get("text", ""))[:80] if messages else ""
     pad = max(8, height // 80)
     box = draw.textbbox((0, 0), label, font=font)

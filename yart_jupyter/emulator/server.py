@@ -8,8 +8,11 @@ every fault can be tested for real, over HTTP.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
+import functools
 import ipaddress
+import math
 import random
 import string
 import threading
@@ -23,9 +26,10 @@ from aiohttp import web
 from .config import EmulatorConfig, Fault
 from .faults import FAILURE, apply_fault
 from .iam import Iam
+from .images import render
 from .operations import Operation
 from .shapes import ApiError, Dropped, drop, dumps, error_response, ids, operation_stub
-from .validation import parse_start
+from .validation import model_name, parse_images, parse_start
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -40,6 +44,8 @@ class Stats:
     operations_created: int = 0
     faults_injected: int = 0
     idempotent_replays: int = 0
+    #: Pictures the Images API made (each one billed).
+    images_generated: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +55,7 @@ class Stats:
             "operations_created": self.operations_created,
             "faults_injected": self.faults_injected,
             "idempotent_replays": self.idempotent_replays,
+            "images_generated": self.images_generated,
         }
 
 
@@ -61,6 +68,7 @@ class Emulator:
         self.faults: list[Fault] = []
         self.stats = Stats()
         self._idempotency: dict[str, str] = {}
+        self._pictures: dict[str, bytes] = {}
         self.iam = Iam(self.config)
         self._gen_times: collections.deque[float] = collections.deque()
         self._read_times: collections.deque[float] = collections.deque()
@@ -118,6 +126,8 @@ class Emulator:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_body_bytes, middlewares=[self._middleware])
         app.router.add_post("/foundationModels/v1/imageGenerationAsync", self._start)
+        app.router.add_post("/v1/images/generations", self._images)
+        app.router.add_get("/_emulator/pictures/{id}", self._picture)
         app.router.add_route("*", "/operations/{id}:cancel", self._cancel)
         app.router.add_get("/operations/{id}", self._read)
         app.router.add_post("/iam/v1/tokens", self.iam.tokens)
@@ -201,16 +211,18 @@ class Emulator:
             drop(request)
             raise asyncio.CancelledError() from None
         except ApiError as exc:
-            response = self._error(exc.status, exc.message, exc.headers)
+            response = self._error(exc.status, exc.message, exc.headers, phase)
         except web.HTTPException as exc:
-            response = self._error(exc.status, exc.reason)
+            response = self._error(exc.status, exc.reason, None, phase)
         except Exception as exc:  # never crash on garbage: answer 500 in the real shape
-            response = self._error(500, f"internal emulator error: {type(exc).__name__}")
+            response = self._error(500, f"internal emulator error: {type(exc).__name__}", None, phase)
         self.stats.by_status[response.status] += 1
         return response
 
-    def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-        return error_response(status, message, self.config.error_shape, headers)
+    def _error(self, status: int, message: str, headers: dict[str, str] | None = None,
+               phase: str = "start") -> web.Response:
+        shape = self.config.images_error_shape if phase == "images" else self.config.error_shape
+        return error_response(status, message, shape, headers)
 
     def _quota(self, window: collections.deque[float], limit: int, span: float, what: str) -> None:
         now = time.monotonic()
@@ -242,9 +254,11 @@ class Emulator:
         messages, seed, aspect, mime = parsed
         op_id = "".join(self._rng.choice(_ID_ALPHABET) for _ in range(20))
         now = time.time()
+        model = model_name(str(body["modelUri"]).split("/", 3)[3])
+        hangs = model in self.config.hanging_models  # reported: such operations stay done: false
         op = self.operations[op_id] = Operation(
-            op_id, messages, seed, aspect, mime, now, now + self.config.duration.sample(self._rng),
-            failure=request.get(FAILURE),
+            op_id, messages, seed, aspect, mime, now,
+            math.inf if hangs else now + self.config.duration.sample(self._rng), failure=request.get(FAILURE),
         )
         if op.failure is None:  # drawn while it "generates", so it is there the moment it is done
             op.rendering = op.render(self.config)
@@ -252,6 +266,49 @@ class Emulator:
             self._idempotency[key] = op_id
         self.stats.operations_created += 1
         return web.json_response(operation_stub(op_id), headers=ids())
+
+    async def _images(self, request: web.Request) -> web.Response:
+        """The synchronous Images API: the picture in the answer after a few seconds, a new one each call."""
+        self.iam.authenticate(request)
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "Request body is not valid JSON") from None
+        folder = request.headers.get("OpenAI-Project") or request.headers.get("x-folder-id")
+        name, prompt, size, ratio = parse_images(body, folder, self.config)
+        self._quota(self._gen_times, self.config.generate_per_minute, self.config.generate_window,
+                    "image generation requests")
+        if self.config.generate_per_day is not None:
+            self._quota(self._day_times, self.config.generate_per_day, 86_400.0, "image generation requests a day")
+        self.stats.operations_created += 1
+        self.stats.images_generated += 1
+        started = time.monotonic()
+        seed = self._rng.randrange(1, 2**31)  # never reported: every call is a new picture
+        if self.config.photo is not None:
+            picture = self.config.photo
+        else:
+            low, high = self.config.payload_bytes
+            pad = self._rng.randint(low, high) if high else 0
+            picture = await asyncio.get_running_loop().run_in_executor(
+                None, functools.partial(render, [{"text": prompt, "weight": 1}], seed, ratio, "image/jpeg", pad,
+                                        size=size, label=f"EMULATED · {name} · {size[0]}×{size[1]}"))
+        await asyncio.sleep(max(0.0, self.config.images_duration.sample(self._rng) - (time.monotonic() - started)))
+        item: dict[str, Any] = {}
+        if self.config.images_as_url:
+            picture_id = "".join(self._rng.choice(_ID_ALPHABET) for _ in range(20))
+            self._pictures[picture_id] = picture
+            item["url"] = f"{self.url}/_emulator/pictures/{picture_id}"
+        else:
+            item["b64_json"] = base64.b64encode(picture).decode("ascii")
+        if self.config.revised_prompt:
+            item["revised_prompt"] = self.config.revised_prompt
+        return web.json_response({"created": int(time.time()), "data": [item]}, headers=ids(), dumps=dumps)
+
+    async def _picture(self, request: web.Request) -> web.Response:
+        picture = self._pictures.get(request.match_info["id"])
+        if picture is None:
+            raise ApiError(404, "no such picture")
+        return web.Response(body=picture, content_type="image/jpeg")
 
     async def _read(self, request: web.Request) -> web.Response:
         self.iam.authenticate(request)
@@ -305,6 +362,8 @@ def _phase(path: str) -> str:
         return "control"
     if path.startswith("/foundationModels/"):
         return "start"
+    if path.startswith("/v1/images/"):
+        return "images"
     if path.endswith(":cancel"):
         return "cancel"
     if path.startswith("/operations/"):

@@ -14,6 +14,8 @@ TYPE_URL = "type.googleapis.com/yandex.cloud.ai.foundation_models.v1.image_gener
 MODERATION_MESSAGE = (
     "it is not possible to generate an image from this request because it may violate the terms of use"
 )
+#: The refusal the service is reported to give on either API (HTTP 400, code 3, a flat body).
+RUSSIAN_MODERATION = "Я не могу сгенерировать это изображение. Давайте попробуем другую тему."
 CODE_FOR_HTTP = {400: 3, 401: 16, 403: 7, 404: 5, 429: 8, 500: 13, 502: 14, 503: 14, 504: 4}
 STATUS_TEXT = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
                429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
@@ -37,8 +39,12 @@ class ApiError(Exception):
 def error_response(status: int, message: str, shape: str, headers: dict[str, str] | None = None) -> web.Response:
     """An error in one of the two shapes the service uses (``flat`` or nested under ``error``)."""
     code = CODE_FOR_HTTP.get(status, 13)
-    if shape == "flat":
-        body: dict[str, Any] = {"code": code, "message": message, "details": []}
+    if shape == "yandex-flat":  # as reported on the Images API: the message twice, "error" a string
+        body: dict[str, Any] = {"error": message, "code": code, "message": message, "details": []}
+    elif shape == "openai":
+        body = {"error": {"message": message, "type": "invalid_request_error", "code": str(code)}}
+    elif shape == "flat":
+        body = {"code": code, "message": message, "details": []}
     else:
         body = {"error": {"grpcCode": code, "httpCode": status, "message": message,
                           "httpStatus": STATUS_TEXT.get(status, "Error"), "details": []}}

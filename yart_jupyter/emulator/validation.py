@@ -6,9 +6,10 @@ import random
 import re
 from typing import Any
 
+from ..models import lookup
 from ..request import MAX_SEED, MAX_TEXT, AspectRatio
 from .config import EmulatorConfig
-from .shapes import MODERATION_MESSAGE, ApiError, int_field
+from .shapes import MODERATION_MESSAGE, RUSSIAN_MODERATION, ApiError, int_field
 
 
 def parse_start(
@@ -18,10 +19,11 @@ def parse_start(
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object")
     uri = body.get("modelUri")
-    match = re.fullmatch(r"art://([^/]+)/yandex-art(?:/latest|/rc)?", uri) if isinstance(uri, str) else None
+    match = re.fullmatch(r"art://([^/]+)/(yandex-art(?:/latest|/rc)?|yandex-art-2\.0(?:/latest)?)", uri) \
+        if isinstance(uri, str) else None
     if not isinstance(uri, str) or not uri.startswith("art://"):
         raise ApiError(400, f"Invalid model uri: {uri!r}")
-    if match is None or match.group(1) == "yandex-art":
+    if match is None or match.group(1) == "yandex-art" or model_name(match.group(2)) in config.denied_models:
         raise ApiError(403, f"Access to model {uri} denied")
     folder = match.group(1)
     if folder not in config.folders or (folder_header and folder_header not in config.folders):
@@ -66,6 +68,49 @@ def parse_start(
             raise ApiError(400, "negative prompts are currently not supported")
         lowered = text.lower()
         if any(word in lowered for word in config.moderation_words):
-            raise ApiError(400, MODERATION_MESSAGE)
+            raise ApiError(400, RUSSIAN_MODERATION if config.russian_moderation else MODERATION_MESSAGE)
         cleaned.append({"text": text, "weight": weight})
     return cleaned, seed, aspect, mime
+
+
+def model_name(path: str) -> str:
+    """``yandex-art/latest`` and ``yandex-art`` name one model; so do ``X/latest`` and ``X``."""
+    name = path.removesuffix("/latest").removesuffix("/rc")
+    return "yandex-art/latest" if name == "yandex-art" else name
+
+
+def parse_images(
+    body: Any, folder_header: str | None, config: EmulatorConfig
+) -> tuple[str, str, tuple[int, int], AspectRatio]:
+    """(model, prompt, pixel size, asked ratio) of a valid Images API body; else the service's error."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "Request body must be a JSON object")
+    uri = body.get("model")
+    match = re.fullmatch(r"art://([^/]+)/(.+)", uri) if isinstance(uri, str) else None
+    if match is None:
+        raise ApiError(400, f"Invalid model uri: {uri!r}")
+    folder, name = match.group(1), model_name(match.group(2))
+    if name in config.denied_models:
+        raise ApiError(403, f"Access to model {uri} denied")
+    if name not in config.images_models:
+        raise ApiError(404, f"Model {uri} not found")
+    if folder not in config.folders:
+        raise ApiError(403, f"Permission to [resource-manager.folder {folder}] denied")
+    if folder_header and folder_header != folder:
+        raise ApiError(400, f"Specified folder ID '{folder_header}' does not match with service account folder")
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ApiError(400, "prompt must be a non-empty string")
+    if len(prompt) > MAX_TEXT:
+        raise ApiError(400, f"Prompt positive size {len(prompt)} exceeds limit ({MAX_TEXT})")
+    size = body.get("size", "1x1")
+    sized = re.fullmatch(r"(\d+)x(\d+)", size) if isinstance(size, str) else None
+    if sized is None or int(sized.group(1)) < 1 or int(sized.group(2)) < 1:
+        raise ApiError(400, f"size must be two positive integers separated by x, not {size!r}")
+    width, height = int(sized.group(1)), int(sized.group(2))
+    if any(word in prompt.lower() for word in config.moderation_words):
+        raise ApiError(400, RUSSIAN_MODERATION)
+    sizes = lookup(name)
+    snapped = sizes.snap(width, height) if sizes is not None else None
+    ratio = AspectRatio(width, height) if max(width, height) <= 1000 else AspectRatio(1, 1)
+    return name, prompt, snapped or ratio.pixel_size(), ratio
