@@ -156,7 +156,7 @@ def fixed_parameters(experiment: GridSource) -> list[str]:
     if len(aspects) == 1:
         parts.append(f"aspect {aspects.pop()}")
     seeds = {r.seed for r in requests}
-    if "seed" not in names and len(seeds) == 1:
+    if "seed" not in names and len(seeds) == 1 and None not in seeds:
         parts.append(f"seed {seeds.pop()}")
     models = {r.model_uri for r in requests}
     if len(models) == 1:
@@ -308,7 +308,7 @@ def plan_bundle(experiment: GridSource, cached: Sequence[bool], quota: str, limi
         assert request is not None
         weights = " · ".join(f"{m.weight:g}" for m in request.messages) if len(request.messages) > 1 else ""
         prompt = request.prompt + (f"  (weights {weights})" if weights else "")
-        seed = [] if "seed" in names else [str(request.seed)]
+        seed = [] if "seed" in names else [str(request.seed) if request.seed is not None else "no seed"]
         rows.append([*experiment.labels(slot).values(), prompt, *seed, str(request.aspect), "yes" if hit else ""])
     hits = sum(cached)
     summary = (f"{experiment.size} generations ({experiment.shape()}); {hits} from the local store for free, "

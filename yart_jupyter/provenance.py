@@ -47,6 +47,7 @@ class Recorded(Protocol):
     operation_id: str
     submitted_at: datetime | None
     done_at: datetime | None
+    revised_prompt: str | None
 
 
 def recipe(image: Recorded) -> dict[str, Any]:
@@ -66,6 +67,8 @@ def recipe(image: Recorded) -> dict[str, Any]:
         "submitted_at": utc(image.submitted_at),
         "finished_at": utc(image.done_at),
         "generator": f"yart_jupyter {__version__}",
+        **({"no_seed": True} if image.seed is None and image.operation_id.startswith("img-") else {}),
+        **({"revised_prompt": image.revised_prompt} if image.revised_prompt else {}),
     }
 
 
@@ -74,7 +77,8 @@ def summary(data: Mapping[str, Any]) -> str:
     prompt = " | ".join(
         m["text"] + (f" (weight {m['weight']:g})" if m.get("weight", 1) != 1 else "") for m in data["messages"]
     )
-    parts = [prompt, f"Seed: {data['seed']}", f"Aspect: {data['aspect']}", f"Model: {data['model_uri']}"]
+    seed = "none (the model takes no seed)" if data.get("seed") is None else data["seed"]
+    parts = [prompt, f"Seed: {seed}", f"Aspect: {data['aspect']}", f"Model: {data['model_uri']}"]
     if data.get("model_version"):
         parts.append(f"Model version: {data['model_version']}")
     parts += [f"Operation: {data['operation_id']}", f"Generator: {data['generator']}"]
@@ -83,7 +87,9 @@ def summary(data: Mapping[str, Any]) -> str:
 
 def cell_text(data: Mapping[str, Any]) -> str:
     """The ``%%yandexart`` cell that makes this picture again."""
-    lines = [f"%%yandexart --seed {data['seed']} --aspect {data['aspect']}"]
+    seed = f"--seed {data['seed']} " if data.get("seed") is not None else ""
+    model = f" --model {data['model_uri']}" if data.get("seed") is None and data.get("model_uri") else ""
+    lines = [f"%%yandexart {seed}--aspect {data['aspect']}{model}"]
     if data.get("mime_type") and data["mime_type"] != "image/jpeg":
         lines[0] += f" --mime {data['mime_type']}"
     for index, message in enumerate(data["messages"]):

@@ -148,8 +148,10 @@ class Template:
 
     body: str
     options: Mapping[str, str | None]
-    seeds: Sequence[int | None]
+    seeds: Sequence[int | str | None]
     raw: bool = False
+    #: The seeds' axis: ``seed``, or ``sample`` (#1…#N) on a model without seeds.
+    seed_axis: str = SEED_AXIS
 
     def uses(self) -> dict[str, set[str]]:
         """For each field (``prompt``, ``--aspect``, ...), the axis names it mentions."""
@@ -204,7 +206,7 @@ def check_axes(axes: Sequence[Axis], template: Template) -> None:
     seeds_vary = len(template.seeds) > 1
     total = len(axes) + (1 if seeds_vary else 0)
     if total > MAX_AXES:
-        listed = ", ".join(names + ([SEED_AXIS] if seeds_vary else []))
+        listed = ", ".join(names + ([template.seed_axis] if seeds_vary else []))
         raise SweepError(f"a sweep has at most {MAX_AXES} axes (seeds count as one); this one has {total}: {listed}")
     uses = template.uses()
     for name in names:
@@ -226,17 +228,20 @@ def expand(axes: Sequence[Axis], template: Template, build: Builder) -> Sweep:
     check_axes(axes, template)
     all_axes = list(axes)
     if len(template.seeds) > 1:
-        all_axes.append(Axis(SEED_AXIS, tuple(template.seeds)))
+        all_axes.append(Axis(template.seed_axis, tuple(template.seeds)))
     uses = template.uses()
     cells = []
     for combo in itertools.product(*(axis.values for axis in all_axes)):
         values = {axis.name: str(value) for axis, value in zip(all_axes, combo, strict=True)}
-        seed = values.pop(SEED_AXIS, None)
+        seed = values.pop(template.seed_axis, None)
+        if template.seed_axis != SEED_AXIS:  # samples of a model without seeds: no seed is sent
+            seed = None
         body = template.body if template.raw else fill(template.body, values, escape=True)
         options = {name: fill(value, values, escape=False) if value is not None else None
                    for name, value in template.options.items()}
         try:
-            request = build(body, options, int(seed) if seed is not None else template.seeds[0])
+            first = template.seeds[0] if template.seed_axis == SEED_AXIS else None
+            request = build(body, options, int(seed) if seed is not None else first)  # type: ignore[arg-type]
         except RequestValidationError as exc:
             raise _blame(exc, values, uses) from None
         cells.append(Cell(tuple(combo), request))

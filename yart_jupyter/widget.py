@@ -26,6 +26,7 @@ from .display import span as _html
 from .engine import Batch, ItemEvent, prepare, run, server_canceller
 from .image import GeneratedImage, ImageSet, thumbnail
 from .jobs import JOBS, Job
+from .models import ModelSpec
 from .outputs import target_path
 from .request import ASPECT_PRESETS, MAX_TEXT, AspectRatio, GenerationRequest, Message, random_seed
 from .settings import current
@@ -77,6 +78,8 @@ class ImageCard(w.HBox):  # type: ignore[misc]
         self.cell = w.Textarea(value=cell_text(image), layout=w.Layout(width="100%", height="90px", display="none"))
         self.save_button.on_click(self.save)
         self.reuse_button.on_click(lambda _: form.reuse_seed(image))
+        if image.seed is None:  # a model without seeds: there is no seed to reuse
+            self.reuse_button.layout.display = "none"
         self.cell_button.on_click(self.toggle_cell)
         self.full_button.on_click(self.toggle_full)
         actions = w.HBox([self.save_button, self.reuse_button, self.cell_button, self.full_button, self.pick],
@@ -168,6 +171,12 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
                            style={"description_width": "40px"})
         self.random_button = w.Button(icon="random", tooltip="A new random seed", layout=w.Layout(width="36px"))
         self.keep_seed = w.Checkbox(value=False, description="keep seed", indent=False, layout=w.Layout(width="100px"))
+        choices = model_choices(self.settings)
+        configured = model_spec(None, self.settings)
+        self.model = w.Dropdown(options=choices, value=configured.name if configured.known else choices[-1][1],
+                                description="Model", layout=w.Layout(width="330px"),
+                                style={"description_width": "45px"})
+        self.seed_note = w.HTML("")
         self.aspect = w.Dropdown(
             options=[(f"{name} ({w_}:{h})", f"{w_}:{h}") for name, (w_, h) in ASPECT_PRESETS.items()] + [
                 (CUSTOM, CUSTOM)],
@@ -194,7 +203,8 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
         super().__init__([
             w.HTML('<b style="font-size: 14px">YandexART</b>'), self.setup,
             self.prompt, self.counter, self.messages, self.add_message,
-            w.HBox([self.seed, self.random_button, self.keep_seed], layout=w.Layout(flex_flow="row wrap")),
+            w.HBox([self.model, self.seed, self.random_button, self.keep_seed, self.seed_note],
+                   layout=w.Layout(flex_flow="row wrap", align_items="center")),
             w.HBox([self.aspect, self.custom_aspect, self.count, self.save_folder],
                    layout=w.Layout(flex_flow="row wrap")),
             w.HBox([self.generate_button, self.cancel_button, self.problem], layout=w.Layout(align_items="center")),
@@ -205,6 +215,8 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
         for widget in (self.prompt, self.seed, self.aspect, self.custom_aspect, self.count):
             widget.observe(lambda _: self.validate(), "value")
         self.aspect.observe(self._aspect_changed, "value")
+        self.model.observe(lambda _: self._model_changed(), "value")
+        self._model_changed()
         self.add_message.on_click(lambda _: self.add_message_row())
         self.random_button.on_click(lambda _: self.new_seed())
         self.generate_button.on_click(lambda _: self.generate())
@@ -292,6 +304,21 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
             self.aspect.value = CUSTOM
             self.custom_aspect.value = ratio
 
+    def _model_changed(self) -> None:
+        """A model without seeds turns the seed field off and says why; the rest validates anew."""
+        spec = model_spec(self.model.value, current())
+        for widget in (self.seed, self.random_button, self.keep_seed):
+            widget.disabled = not spec.seeds
+        if spec.seeds:
+            self.seed.placeholder = "random"
+            self.seed_note.value = ""
+        else:
+            self.seed.value = ""
+            self.seed.placeholder = "no seed"
+            self.seed_note.value = _html(f"{spec.name} takes no seed: every picture is new (Count gives samples)",
+                                         _MUTED)
+        self.validate()
+
     def _aspect_changed(self, change: Any) -> None:
         self.custom_aspect.layout.display = "block" if change["new"] == CUSTOM else "none"
 
@@ -333,19 +360,22 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
             raise errors.RequestValidationError("count", count, f"must be from 1 to {limit} (the max_images setting)")
         seeds: list[int | str | None] = (
             [min(base_seed + i, 2**63 - 1) for i in range(count)] if base_seed is not None
+            else [None] * count if self.seed.disabled
             else [self.seed.value.strip() or None]
         )
-        return [settings.request(self._messages(), seed=seed, aspect=self._aspect_value()) for seed in seeds]
+        return [settings.request(self._messages(), seed=seed, aspect=self._aspect_value(), model_uri=self.model.value)
+                for seed in seeds]
 
     def generate(self) -> Job | None:
         """Start a job on the kernel's loop and return at once."""
         if self.validate() is not None:
             return None
-        if not self.keep_seed.value or not self.seed.value.strip():
+        seeded = not self.seed.disabled
+        if seeded and (not self.keep_seed.value or not self.seed.value.strip()):
             self.new_seed()
         settings = current()
         try:
-            requests = self._requests(settings, int(self.seed.value))
+            requests = self._requests(settings, int(self.seed.value) if seeded else None)
         except errors.YandexArtError as exc:
             self.problem.value = _html(str(exc), _ERROR)
             return None
@@ -375,6 +405,28 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
             settings = current()
             canceller = server_canceller(shared_client(settings), get_store(settings.home))
             asyncio.get_running_loop().create_task(JOBS.cancel(running, cancel_remote=canceller))
+
+
+def model_spec(name: str | None, settings: Settings) -> ModelSpec:
+    """The catalogue entry of a model name or URI (default: the configured model); no folder needed."""
+    from .models import resolve
+
+    try:
+        return resolve(name or settings.model_uri, settings.folder or "folder").spec
+    except errors.RequestValidationError:
+        return resolve(None, "folder").spec
+
+
+def model_choices(settings: Settings) -> list[tuple[str, str]]:
+    """The form's models: the catalogue's, and the configured one when the catalogue does not list it."""
+    from .models import API_NAMES, CATALOGUE
+
+    choices = [(f"{spec.name} · {API_NAMES[spec.api]}{'' if spec.seeds else ' · no seed'}", spec.name)
+               for spec in CATALOGUE.values()]
+    configured = model_spec(None, settings)
+    if not configured.known and settings.model_uri:
+        choices.append((f"{settings.model_uri} · {API_NAMES[configured.api]}", settings.model_uri))
+    return choices
 
 
 def form() -> YandexArtForm:

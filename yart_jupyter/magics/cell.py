@@ -43,11 +43,17 @@ def parser() -> Parser:
     presets = ", ".join(f"{name} ({w}:{h})" for name, (w, h) in ASPECT_PRESETS.items())
     p = Parser("%%yandexart", "Generate images with YandexART.\n\n" + BODY)
     p.add_argument("--seed", nargs="+", metavar="N", help="one image per seed; ranges A-B allowed (--seed 1 5-8)")
-    p.add_argument("--count", type=int, metavar="N", help="N images with random seeds (each seed is reported)")
+    p.add_argument("--count", type=int, metavar="N", help="N images with random seeds (each seed is reported); on a "
+                                                          "model without seeds, N samples (#1…#N)")
     p.add_argument("--aspect", metavar="W:H", help=f"whole numbers from 1:4 to 4:1, or a preset: {presets}; "
                                                    "default: the default_aspect setting (1:1)")
     p.add_argument("--mime", metavar="TYPE", help="image/jpeg or image/png; default: the mime_type setting")
-    p.add_argument("--model", metavar="URI", help="model URI; default: art://<folder>/yandex-art/latest")
+    p.add_argument("--model", metavar="NAME", help="a model of %%yandexart models (aliceai-image-art-3.0, "
+                                                   "yandex-art/latest) or a URI; images:NAME for an unlisted model "
+                                                   "of the Images API; default: the model_uri setting")
+    p.add_argument("--allow-weights", action="store_true", dest="allow_weights",
+                   help="run a sweep whose pictures differ only by weights (the service documents weights as not "
+                        "supported, so it most likely pays for identical pictures)")
     p.add_argument("--vary", action="append", metavar="NAME=V1|V2",
                    help="an axis of a sweep: a picture per value, {NAME} filled in the prompt and options; "
                         "NAME={list} takes a notebook list; repeat for up to three axes (seeds count as one)")
@@ -90,13 +96,20 @@ class Plan:
     over_limit: str | None = None
 
 
-def _seeds(options: Any, limit: int) -> tuple[list[int], set[int]]:
-    """The cell's seeds, and which of them were drawn at random (a sweep shares them across its cells)."""
+def _seeds(options: Any, limit: int, seedless: str | None = None) -> tuple[list[Any], set[int]]:
+    """The cell's seeds, and which of them were drawn at random (a sweep shares them across its cells).
+    On a model without seeds (``seedless`` names it) they are samples, ``#1``…``#N``."""
     if options.seed is not None and options.count is not None:
         raise errors.MagicUsageError("give either --seed or --count, not both")
     if options.count is not None and not 1 <= options.count <= limit:
         raise errors.RequestValidationError(
             "--count", options.count, f"must be from 1 to {limit} (the max_images setting)")
+    if seedless is not None:
+        if options.seed is not None:
+            raise errors.RequestValidationError(
+                "--seed", " ".join(options.seed), f"{seedless} takes no seed (every request is a new picture): "
+                f"ask for N samples with --count N")
+        return [f"#{n}" for n in range(1, (options.count or 1) + 1)], set()
     if options.seed is not None:
         return list(parse_seeds(options.seed, limit)), set()
     drawn: list[int] = []
@@ -109,7 +122,9 @@ def plan(face: Face, line: str, body: str) -> Plan:
     """Parse and validate everything before anything is sent (every combination of a sweep too)."""
     options = parser().parse_args(split(line))
     limit = face.settings.max_images
-    seeds, drawn = _seeds(options, limit)
+    model = face.settings.model(options.model) if "{" not in (options.model or "") else None
+    seedless = model.spec.name if model is not None and not model.spec.seeds else None
+    seeds, drawn = _seeds(options, limit, seedless)
     if options.timeout is not None and not options.timeout > 0:
         raise errors.RequestValidationError("--timeout", options.timeout, "must be a positive number of seconds")
     check_var(options.var)
@@ -119,7 +134,8 @@ def plan(face: Face, line: str, body: str) -> Plan:
     if options.grid_out:
         check_new_file("--grid-out", options.grid_out)
     template = Template(body, {"--aspect": options.aspect, "--mime": options.mime, "--model": options.model,
-                               "--out": options.out}, seeds, raw=options.raw)
+                               "--out": options.out}, seeds, raw=options.raw,
+                        seed_axis="sample" if seedless else "seed")
     over_limit = None
     if axes:
         _check_body_names(body, axes, face.user_ns, options.raw)
@@ -140,15 +156,20 @@ def plan(face: Face, line: str, body: str) -> Plan:
             if not options.raw:
                 pieces = [(expand(piece, face.user_ns), weight) for piece, weight in pieces]
             expanded[text] = tuple(Message(piece, weight) for piece, weight in pieces)
+        if seed in drawn and not face.settings.model(values["--model"]).spec.seeds:
+            seed = None  # a drawn seed on a model without seeds (a --vary over models): nothing to send
         return face.settings.request(list(expanded[text]), seed=seed, aspect=values["--aspect"],
                                      mime_type=values["--mime"], model_uri=values["--model"])
 
     sweep = expand_sweep(axes, template, build)
     requests = [dataclasses.replace(cell.request, seed_was_given=False) if cell.request.seed in drawn
                 else cell.request for cell in sweep]
+    if not options.allow_weights:
+        check_weights(requests)
     names = [axis.name for axis in sweep.axes]
     fields = [{**{name: str(value) for name, value in zip(names, cell.key, strict=True)},
-               "seed": str(request.seed)} for cell, request in zip(sweep, requests, strict=True)]
+               "seed": str(request.seed) if request.seed is not None else ""}
+              for cell, request in zip(sweep, requests, strict=True)]
     if options.out:
         check_pattern(options.out, len(requests), fields)
     experiment = None
@@ -158,6 +179,21 @@ def plan(face: Face, line: str, body: str) -> Plan:
             slot.request = request
     return Plan(requests, options, single=len(requests) == 1 and not axes, experiment=experiment, fields=fields,
                 over_limit=over_limit)
+
+
+def check_weights(requests: list[GenerationRequest]) -> None:
+    """Refuse pictures that differ only by their weights: the service documents weights as not supported,
+    so such a sweep most likely pays for identical pictures (``--allow-weights`` runs it anyway)."""
+    from ..models import WEIGHTS_UNSUPPORTED
+
+    groups: dict[tuple[Any, ...], set[tuple[float, ...]]] = {}
+    for request in requests:
+        same = (tuple(m.text for m in request.messages), request.seed, str(request.aspect), request.mime_type,
+                request.model_uri)
+        groups.setdefault(same, set()).add(tuple(m.weight for m in request.messages))
+    if any(len(weights) > 1 for weights in groups.values()):
+        raise SweepError(f"this sweep's pictures differ only by their weights, and {WEIGHTS_UNSUPPORTED}: it would "
+                         "most likely pay for identical pictures; add --allow-weights to run it anyway", hint="")
 
 
 def _check_body_names(body: str, axes: list[Axis], namespace: Mapping[str, Any], raw: bool) -> None:
@@ -224,8 +260,14 @@ def show_plan(face: Face, cell: Plan) -> None:
 
 def _plain_experiment(cell: Plan) -> Experiment:
     """A plain cell's plan shown like a sweep's: its seeds are its one axis."""
-    axis = Axis("seed", tuple(r.seed for r in cell.requests))
-    return Experiment(cell.requests[0].prompt, [axis], [Slot((r.seed,), r) for r in cell.requests])
+    if cell.requests[0].seed is None:
+        keys: list[Any] = [f"#{n}" for n in range(1, len(cell.requests) + 1)]
+        axis = Axis("sample", tuple(keys))
+    else:
+        keys = [r.seed for r in cell.requests]
+        axis = Axis("seed", tuple(keys))
+    return Experiment(cell.requests[0].prompt, [axis], [Slot((k,), r) for k, r in zip(keys, cell.requests,
+                                                                                      strict=True)])
 
 
 def record_experiment(face: Face, experiment: Experiment, batch: Batch) -> None:

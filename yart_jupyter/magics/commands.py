@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import cancel, cell, compare, form, history, info, jobs, pending, prune, rerun, resume
+from . import cancel, cell, compare, form, history, info, jobs, models, pending, prune, rerun, resume
 from .face import Face
 from .parsers import Parser, ParserFactory
 
@@ -30,6 +30,7 @@ COMMANDS: dict[str, Command] = {
     "info": Command(info.parser, info.run),
     "rerun": Command(rerun.parser, rerun.run),
     "compare": Command(compare.parser, compare.run),
+    "models": Command(models.parser, models.run),
 }
 
 ONE_LINE = ("%yandexart PROMPT [options]",

@@ -64,5 +64,8 @@ async def run(face: Face, options: Any) -> None:
     old, new = recipe.get("model_version"), image.model_version
     if old and new and old != new:
         verdict += f"; model version {old} then, {new} now: the same seed on another model version is another picture"
+    if recipe.get("seed") is None:
+        verdict = ("a new picture: the model takes no seed, so no request makes the same picture again "
+                   "(the old one stays in the store)")
     face.show(message_bundle(f"Rerun of {recipe['operation_id']}: {verdict}.", "info" if same else "warning"))
     face.set_result(image)

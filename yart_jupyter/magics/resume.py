@@ -16,6 +16,9 @@ def parser() -> Parser:
     p.add_argument("operation_id", nargs="?", help="the operation to collect")
     p.add_argument("--all", action="store_true",
                    help="everything the store lists as pending: operations to collect, generations to start")
+    p.add_argument("--resend-lost", action="store_true", dest="resend_lost",
+                   help="with --all: also send again the Images API requests whose answer was lost (the service "
+                        "keeps nothing to collect; it may bill them twice)")
     p.add_argument("--out", metavar="PATTERN", help="save to files, as in the cell's --out")
     p.add_argument("--var", metavar="NAME", help="also store the result in the variable NAME")
     p.add_argument("--timeout", type=float, metavar="S", help="give up waiting after S seconds")
@@ -24,7 +27,7 @@ def parser() -> Parser:
 
 async def run(face: Face, options: Any) -> None:
     from ..display import CellView, message_bundle
-    from ..engine import Batch, Intent, Item, prepare, unfinished_items
+    from ..engine import Batch, Intent, Item, lost_answers, prepare, unfinished_items
     from ..engine import run as run_batch
     from ..jobs import JOBS
     from ..status import BatchStatus
@@ -32,15 +35,23 @@ async def run(face: Face, options: Any) -> None:
     check_var(options.var)
     store = face.store()
     items: list[Item]
+    if options.resend_lost and not options.all:
+        raise errors.MagicUsageError("--resend-lost goes with --all")
     if options.all:
         if options.operation_id:
             raise errors.MagicUsageError("give an operation id or --all, not both")
         busy = {key for job in JOBS.running() for key in job.status.keys}
-        items = await asyncio.to_thread(unfinished_items, store, busy)
+        items = await asyncio.to_thread(lambda: unfinished_items(store, busy, resend_lost=options.resend_lost))
+        lost = [] if options.resend_lost else await asyncio.to_thread(lost_answers, store, busy)
+        if lost:
+            face.show(message_bundle(
+                f"{len(lost)} Images API request{'s' if len(lost) > 1 else ''} went out and the answer was lost: "
+                "left alone (the service keeps nothing to collect, and sending again may bill twice); "
+                "`%yandexart resume --all --resend-lost` sends them again.", "warning"))
         if not items:
             face.show(message_bundle("Nothing pending: every recorded generation was collected."))
             return
-        resent = sum(1 for item in items if isinstance(item, Intent) and item.resend)
+        resent = sum(1 for item in items if isinstance(item, Intent) and item.resend and item.request.api != "images")
         if resent:
             face.show(message_bundle(
                 f"{resent} generation{'s' if resent > 1 else ''} had a start request out when its kernel stopped, "
