@@ -22,7 +22,7 @@ FOLDER = "emulator-folder"
 
 def fast_config(**overrides: Any) -> EmulatorConfig:
     """An emulator config whose generations take a tenth of a second."""
-    config = EmulatorConfig(duration=Duration("fixed", 0.1), random_seed=7)
+    config = EmulatorConfig(duration=Duration("fixed", 0.1), random_seed=7, images_duration=Duration("fixed", 0.2))
     for name, value in overrides.items():
         setattr(config, name, value)
     return config
@@ -83,6 +83,8 @@ def shell(thread_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     ip.run_cell(f"%config YandexArt.base_url = {thread_emulator.url!r}")
     thread_emulator.reset()
     thread_emulator.config.duration = Duration("fixed", 0.1)
+    thread_emulator.config.images_duration = Duration("fixed", 0.2)
+    thread_emulator.config.denied_models = set()
     yield ip
     ip.run_cell("%yandexart cancel all")
     ip.run_cell("%unload_ext yart_jupyter")

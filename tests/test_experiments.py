@@ -80,7 +80,10 @@ def test_records_and_pandas(shell: InteractiveShell) -> None:
 
 
 def test_weights_are_an_axis(shell: InteractiveShell) -> None:
-    result, _ = run(shell, '%%yandexart --seed 9 --vary "w=0.2|0.5|0.8"\na harbour at dusk\n--- {w}\noil painting')
+    cell = '%%yandexart --seed 9{} --vary "w=0.2|0.5|0.8"\na harbour at dusk\n--- {{w}}\noil painting'
+    refused, _ = run(shell, cell.format(""))  # weights are documented as unsupported: refused unless asked
+    assert not refused.success and "--allow-weights" in str(refused.error_in_exec)
+    result, _ = run(shell, cell.format(" --allow-weights"))
     assert result.success, result.error_in_exec
     exp = shell.user_ns["_"]
     assert [img.messages[1].weight for img in exp] == [0.2, 0.5, 0.8]
@@ -323,7 +326,7 @@ def test_experiments_in_a_real_kernel(kernel_workdir: Path, monkeypatch: pytest.
     monkeypatch.setenv("YANDEXART_EMULATOR_DURATION", "0.3")
     cells = [
         "%load_ext yart_jupyter",
-        '%%yandexart --seed 1 2 --vary "w=0.2|0.8" --var exp\na harbour at dusk\n--- {w}\noil painting',
+        '%%yandexart --seed 1 2 --allow-weights --vary "w=0.2|0.8" --var exp\na harbour at dusk\n--- {w}\noil painting',
         '%%yandexart --vary "ar=1:1|7:1" --aspect {ar}\na harbour',
         "%yandexart history --experiment {exp.id}",
         "again = _\nagain.id == exp.id, len(again.images), exp.to_pandas().shape, "

@@ -133,7 +133,7 @@ def resolve(name: str | None, folder_id: str | None) -> Model:
     else:
         if not text or text.startswith("art:") or not re.fullmatch(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)?", text):
             raise RequestValidationError(
-                "model", name, "name a model (yandex-art/latest, aliceai-image-art-3.0; %yandexart models lists "
+                "model_uri", name, "name a model (yandex-art/latest, aliceai-image-art-3.0; %yandexart models lists "
                 "them) or give its URI art://<folder>/<model>")
         if not folder_id:
             raise RequestValidationError(

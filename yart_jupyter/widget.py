@@ -363,7 +363,10 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
             else [None] * count if self.seed.disabled
             else [self.seed.value.strip() or None]
         )
-        return [settings.request(self._messages(), seed=seed, aspect=self._aspect_value(), model_uri=self.model.value)
+        model = self.model.value
+        if settings.model_uri and model_spec(None, settings).name == model:
+            model = settings.model_uri  # the configured model keeps its own folder
+        return [settings.request(self._messages(), seed=seed, aspect=self._aspect_value(), model_uri=model)
                 for seed in seeds]
 
     def generate(self) -> Job | None:
