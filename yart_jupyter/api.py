@@ -15,6 +15,7 @@ from . import errors
 from .engine import Batch, ItemEvent, prepare, run
 from .image import GeneratedImage, ImageSet
 from .jobs import JOBS, Job
+from .models import chosen
 from .redact import get_logger
 from .request import AspectRatioLike, PromptLike
 from .settings import current
@@ -56,6 +57,7 @@ async def generate(
     seed: int | str | None = None,
     aspect: AspectRatioLike | None = None,
     mime_type: str | None = None,
+    model: str | None = None,
     model_uri: str | None = None,
     timeout: float | None = None,
     cache: bool = True,
@@ -67,11 +69,13 @@ async def generate(
 
     With no seed a random one is chosen and recorded; with an explicit seed that was generated
     before, the stored image is returned at once (``cache=False`` forces a new generation).
-    Left out, ``aspect``, ``mime_type`` and ``model_uri`` come from the settings.
+    Left out, ``aspect``, ``mime_type`` and ``model`` come from the settings; ``model`` is a catalogue
+    name (``aliceai-image-art-3.0``) or a URI (``model_uri`` is the same, kept for older code).
     ``base_url="emulator"`` (or ``YANDEXART_BASE_URL=emulator``) uses the embedded emulator.
     """
     settings = current(base_url=base_url, folder_id=folder_id)
-    request = settings.request(prompt, seed=seed, aspect=aspect, mime_type=mime_type, model_uri=model_uri)
+    request = settings.request(prompt, seed=seed, aspect=aspect, mime_type=mime_type,
+                               model_uri=chosen(model, model_uri))
     images = await run(shared_client(settings), get_store(settings.home),
                        Batch([request], timeout=timeout, use_cache=cache), _CallbackView(on_update))
     return images[0]
@@ -83,6 +87,7 @@ def submit(
     seed: int | str | None = None,
     aspect: AspectRatioLike | None = None,
     mime_type: str | None = None,
+    model: str | None = None,
     model_uri: str | None = None,
     timeout: float | None = None,
     cache: bool = True,
@@ -94,7 +99,8 @@ def submit(
     ``resume --all``). Call it where an event loop runs (a notebook cell does).
     """
     settings = current()
-    request = settings.request(prompt, seed=seed, aspect=aspect, mime_type=mime_type, model_uri=model_uri)
+    request = settings.request(prompt, seed=seed, aspect=aspect, mime_type=mime_type,
+                               model_uri=chosen(model, model_uri))
     status = BatchStatus(1)
     store = get_store(settings.home)
     batch = prepare(store, Batch([request], timeout=timeout, use_cache=cache), status)
@@ -140,6 +146,7 @@ def batch(
     seed: int | str | None = None,
     aspect: str | None = None,
     mime_type: str | None = None,
+    model: str | None = None,
     model_uri: str | None = None,
     out: str | None = None,
     skip_invalid: bool = False,
@@ -153,7 +160,7 @@ def batch(
     notebook, a progress bar (done, from the store, failed, rate, time left) shows in the cell and is
     replaced by the results table. Running the same batch again continues where it stopped (a row
     whose Images API request was sent and its answer lost is sent again only with ``resend_lost``).
-    ``model_uri``: a catalogue name (``aliceai-image-art-3.0``) or a URI.
+    ``model``: a catalogue name (``aliceai-image-art-3.0``) or a URI.
     """
     from .bulk import load_rows
     from .bulk import plan as plan_batch
@@ -161,7 +168,7 @@ def batch(
 
     settings = current()
     planned = plan_batch(load_rows(rows), settings, prompt=prompt, seed=seed, aspect=aspect, mime_type=mime_type,
-                         model_uri=model_uri, out=out, skip_invalid=skip_invalid)
+                         model_uri=chosen(model, model_uri), out=out, skip_invalid=skip_invalid)
     store = get_store(settings.home)
     status = BatchStatus(len(planned.valid))
     status.show_rate = True

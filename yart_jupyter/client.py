@@ -22,6 +22,7 @@ from .credentials import Credentials
 from .image import GeneratedImage, sniff_mime
 from .images_api import IMAGES_MIN_TIMEOUT, ImagesAnswer, images_id, read_images_answer
 from .limits import Quotas
+from .models import chosen
 from .operation import MalformedOperation, Operation, read_operation
 from .polling import PollPolicy
 from .redact import get_logger
@@ -139,10 +140,12 @@ class YandexArtClient:
         seed: int | str | None = None,
         aspect: AspectRatioLike | None = None,
         mime_type: str | None = None,
+        model: str | None = None,
         model_uri: str | None = None,
     ) -> GenerationRequest:
         """Validate a request locally (nothing is sent); this client's settings fill the defaults."""
-        return self.settings.request(prompt, seed=seed, aspect=aspect, mime_type=mime_type, model_uri=model_uri)
+        return self.settings.request(prompt, seed=seed, aspect=aspect, mime_type=mime_type,
+                                     model_uri=chosen(model, model_uri))
 
     async def start(
         self, request: GenerationRequest, *, on_retry: RetryCallback | None = None,
@@ -248,6 +251,7 @@ class YandexArtClient:
         seed: int | str | None = None,
         aspect: AspectRatioLike | None = None,
         mime_type: str | None = None,
+        model: str | None = None,
         model_uri: str | None = None,
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
@@ -261,7 +265,7 @@ class YandexArtClient:
         a caller can record it before any waiting starts (nothing is lost if the wait is interrupted).
         """
         request = prompt if isinstance(prompt, GenerationRequest) else self.build_request(
-            prompt, seed=seed, aspect=aspect, mime_type=mime_type, model_uri=model_uri
+            prompt, seed=seed, aspect=aspect, mime_type=mime_type, model_uri=chosen(model, model_uri)
         )
         await self.open()
         if request.api == "images":

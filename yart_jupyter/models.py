@@ -99,6 +99,13 @@ class Model:
     spec: ModelSpec
 
 
+def chosen(model: str | None, model_uri: str | None) -> str | None:
+    """The model a call names: ``model=`` (the short spelling) or ``model_uri=`` (kept for old code)."""
+    if model and model_uri and model != model_uri:
+        raise RequestValidationError("model", model, f"name one model: model={model!r} or model_uri={model_uri!r}")
+    return model or model_uri
+
+
 def lookup(name: str) -> ModelSpec | None:
     """The catalogue entry of a short name (``yandex-art`` and ``/latest`` forms included)."""
     key = name.strip().strip("/")

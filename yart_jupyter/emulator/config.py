@@ -61,7 +61,7 @@ FAULT_KINDS = (
     "truncated",     # answer 200 with half of the real body
     "fail",          # the operation finishes with an error (start phase only)
 )
-PHASES = ("start", "poll", "token", "cancel", "images", "any")
+PHASES = ("start", "poll", "token", "cancel", "images", "picture", "any")
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..request import AspectRatio
 from .config import EmulatorConfig, Fault
 from .faults import FAILURE, apply_fault
 from .iam import Iam
@@ -46,6 +47,9 @@ class Stats:
     idempotent_replays: int = 0
     #: Pictures the Images API made (each one billed).
     images_generated: int = 0
+    #: Images API requests being worked on now, and the most at once (a sweep's must overlap).
+    images_in_flight: int = 0
+    images_peak: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +60,7 @@ class Stats:
             "faults_injected": self.faults_injected,
             "idempotent_replays": self.idempotent_replays,
             "images_generated": self.images_generated,
+            "images_peak": self.images_peak,
         }
 
 
@@ -282,6 +287,15 @@ class Emulator:
             self._quota(self._day_times, self.config.generate_per_day, 86_400.0, "image generation requests a day")
         self.stats.operations_created += 1
         self.stats.images_generated += 1
+        self.stats.images_in_flight += 1
+        self.stats.images_peak = max(self.stats.images_peak, self.stats.images_in_flight)
+        try:
+            return await self._make_picture(name, prompt, size, ratio)
+        finally:
+            self.stats.images_in_flight -= 1
+
+    async def _make_picture(self, name: str, prompt: str, size: tuple[int, int], ratio: AspectRatio) -> web.Response:
+        """Draw the picture and answer once the emulated generation time has passed."""
         started = time.monotonic()
         seed = self._rng.randrange(1, 2**31)  # never reported: every call is a new picture
         if self.config.photo is not None:
@@ -358,6 +372,8 @@ class Emulator:
 
 
 def _phase(path: str) -> str:
+    if path.startswith("/_emulator/pictures/"):
+        return "picture"
     if path.startswith("/_emulator/"):
         return "control"
     if path.startswith("/foundationModels/"):

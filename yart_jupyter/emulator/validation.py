@@ -23,7 +23,7 @@ def parse_start(
         if isinstance(uri, str) else None
     if not isinstance(uri, str) or not uri.startswith("art://"):
         raise ApiError(400, f"Invalid model uri: {uri!r}")
-    if match is None or match.group(1) == "yandex-art" or model_name(match.group(2)) in config.denied_models:
+    if match is None or match.group(1) == "yandex-art" or is_denied(model_name(match.group(2)), config):
         raise ApiError(403, f"Access to model {uri} denied")
     folder = match.group(1)
     if folder not in config.folders or (folder_header and folder_header not in config.folders):
@@ -79,6 +79,11 @@ def model_name(path: str) -> str:
     return "yandex-art/latest" if name == "yandex-art" else name
 
 
+def is_denied(name: str, config: EmulatorConfig) -> bool:
+    """Whether the configured denials name this model (``yandex-art`` and ``yandex-art/latest`` alike)."""
+    return name in {model_name(denied) for denied in config.denied_models}
+
+
 def parse_images(
     body: Any, folder_header: str | None, config: EmulatorConfig
 ) -> tuple[str, str, tuple[int, int], AspectRatio]:
@@ -90,7 +95,7 @@ def parse_images(
     if match is None:
         raise ApiError(400, f"Invalid model uri: {uri!r}")
     folder, name = match.group(1), model_name(match.group(2))
-    if name in config.denied_models:
+    if is_denied(name, config):
         raise ApiError(403, f"Access to model {uri} denied")
     if name not in config.images_models:
         raise ApiError(404, f"Model {uri} not found")

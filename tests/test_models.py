@@ -1,0 +1,352 @@
+"""Every model the service serves: the catalogue, the Images API against the emulator over loopback,
+and each face (magic, form, batch, ``yart``) on a model without seeds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from yart_jupyter import errors
+from yart_jupyter.client import Progress, YandexArtClient
+from yart_jupyter.emulator import Duration, Emulator
+from yart_jupyter.image import GeneratedImage, image_size
+from yart_jupyter.images_api import is_images_id
+from yart_jupyter.models import CATALOGUE, DEFAULT_MODEL, LIVING_MODEL, resolve, table_text
+from yart_jupyter.store import get_store
+
+from .conftest import FOLDER, KEY
+
+ALICE = LIVING_MODEL
+
+
+# -- the catalogue ---------------------------------------------------------------------------------
+
+def test_the_catalogue_knows_todays_models() -> None:
+    assert DEFAULT_MODEL == "yandex-art/latest" and ALICE == "aliceai-image-art-3.0"
+    assert {"yandex-art/latest", "yandex-art-2.0", ALICE} <= set(CATALOGUE)
+    alice = CATALOGUE[ALICE]
+    assert alice.api == "images" and not alice.seeds and not alice.weights
+    assert CATALOGUE["yandex-art/latest"].api == "operations" and CATALOGUE["yandex-art/latest"].seeds
+    assert "2026-09" in CATALOGUE["yandex-art/latest"].status and "2026-08" in CATALOGUE["yandex-art-2.0"].status
+    text = table_text()
+    for name in CATALOGUE:
+        assert name in text
+    assert "Images API" in text and "no" in text
+
+
+@pytest.mark.parametrize("name,uri,api", [
+    (None, f"art://{FOLDER}/yandex-art/latest", "operations"),
+    (ALICE, f"art://{FOLDER}/{ALICE}", "images"),
+    (f"art://other/{ALICE}", f"art://other/{ALICE}", "images"),
+    ("yandex-art-2.0", f"art://{FOLDER}/yandex-art-2.0", "operations"),
+    ("images:brand-new-model", f"art://{FOLDER}/brand-new-model", "images"),
+    ("operations:brand-new-model", f"art://{FOLDER}/brand-new-model", "operations"),
+    ("brand-new-model", f"art://{FOLDER}/brand-new-model", "operations"),
+])
+def test_a_model_is_named_by_short_name_or_uri(name: str | None, uri: str, api: str) -> None:
+    model = resolve(name, FOLDER)
+    assert (model.uri, model.spec.api) == (uri, api)
+    assert model.spec.known == (name is None or "brand-new" not in name)
+
+
+def test_bad_model_names_are_refused() -> None:
+    for bad in ("art://", "two words", "https://example.com/model"):
+        with pytest.raises(errors.RequestValidationError, match="model_uri"):
+            resolve(bad, FOLDER)
+    with pytest.raises(errors.RequestValidationError, match="folder_id"):
+        resolve(ALICE, None)
+
+
+# -- the Images API, from the client -------------------------------------------------------------
+
+async def test_images_api_round_trip(client: YandexArtClient, emulator: Emulator) -> None:
+    request = client.build_request("a lighthouse at dawn", aspect="16:9", model=ALICE)
+    assert request.api == "images" and request.seed is None and not request.reproducible
+    assert request.to_json() == {"model": f"art://{FOLDER}/{ALICE}", "prompt": "a lighthouse at dawn",
+                                 "size": "16x9"}
+    events: list[Progress] = []
+    image = await client.generate(request, on_progress=events.append)
+    assert image.seed is None and is_images_id(image.operation_id)
+    assert image_size(image.image_bytes) == (1344, 768)  # the model's own size for 16:9
+    assert image.model_uri == f"art://{FOLDER}/{ALICE}" and image.revised_prompt is None
+    assert [e.phase for e in events] == ["starting", "done"]
+    method, path, headers = emulator.recent[0]
+    assert (method, path) == ("POST", "/v1/images/generations")
+    assert headers["Authorization"] == f"Api-Key {KEY}"
+    assert headers["OpenAI-Project"] == FOLDER and headers["x-folder-id"] == FOLDER
+    assert emulator.stats.images_generated == 1 and not emulator.operations
+
+
+async def test_images_api_answers_with_a_link_and_a_revised_prompt(client: YandexArtClient,
+                                                                   emulator: Emulator) -> None:
+    emulator.config.images_as_url = True
+    emulator.config.revised_prompt = "a lighthouse at dawn, soft light"
+    image = await client.generate("a lighthouse", model=ALICE)
+    assert image.revised_prompt == "a lighthouse at dawn, soft light" and image.image_bytes[:2] == b"\xff\xd8"
+    download = emulator.recent[-1]
+    assert download[0] == "GET" and download[1].startswith("/_emulator/pictures/")
+    assert "Authorization" not in download[2]  # the API's credentials are not handed to a picture link
+    emulator.inject("status", "picture", status=404)
+    with pytest.raises(errors.AnswerLostError, match="link could not be read"):
+        await client.generate("a lighthouse", model=ALICE)
+    assert emulator.stats.images_generated == 2
+
+
+def test_a_seed_on_a_seedless_model_is_one_clear_line(make_client: Callable[..., YandexArtClient]) -> None:
+    client = make_client()
+    with pytest.raises(errors.RequestValidationError) as caught:
+        client.build_request("a fox", seed=5, model=ALICE)
+    text = str(caught.value)
+    assert ALICE in text and "no seed" in text and "--count" in text and "\n" not in text
+    with pytest.raises(errors.RequestValidationError, match="at most 500"):
+        client.build_request("x" * 501, model=ALICE)
+    with pytest.raises(errors.RequestValidationError, match="one model"):
+        client.build_request("x", model=ALICE, model_uri="yandex-art/latest")
+
+
+@pytest.mark.parametrize("shape", ["yandex-flat", "openai", "wrapped", "flat"])
+async def test_every_error_shape_is_understood(shape: str, client: YandexArtClient, emulator: Emulator) -> None:
+    emulator.config.images_error_shape = shape
+    with pytest.raises(errors.ContentModerationError) as moderated:
+        await client.generate("something forbidden", model=ALICE)
+    assert "terms of use" in str(moderated.value) or "Я не могу" in str(moderated.value)
+    emulator.config.denied_models = {ALICE}
+    with pytest.raises(errors.ModelDeniedError) as denied:
+        await client.generate("a fox", model=ALICE)
+    assert f"art://{FOLDER}/{ALICE}" in str(denied.value) and "ai.imageGeneration.user" in str(denied.value)
+    assert emulator.stats.by_phase["images"] == 2  # neither refusal is retried
+    assert emulator.stats.images_generated == 0
+
+
+async def test_russian_moderation_on_the_asynchronous_api(client: YandexArtClient, emulator: Emulator) -> None:
+    emulator.config.russian_moderation = True
+    with pytest.raises(errors.ContentModerationError) as caught:
+        await client.generate("something forbidden", seed=1)
+    assert "Я не могу сгенерировать" in str(caught.value) and "Content moderation" in str(caught.value)
+
+
+async def test_the_retired_model_says_what_to_do(client: YandexArtClient, emulator: Emulator) -> None:
+    emulator.config.denied_models = {"yandex-art"}
+    with pytest.raises(errors.ModelDeniedError) as caught:
+        await client.generate("a fox", seed=1)
+    text = str(caught.value)
+    assert "retired" in text and f'%config YandexArt.model_uri = "{ALICE}"' in text
+    assert text.index("retired") < text.index("ai.imageGeneration.user")  # the likely cause first
+    assert emulator.stats.operations_created == 0
+
+
+async def test_folder_mismatch(client: YandexArtClient, emulator: Emulator) -> None:
+    emulator.config.folders.add("other-folder")
+    with pytest.raises(errors.InvalidRequestError, match="does not match") as caught:
+        await client.generate("a fox", model=f"art://other-folder/{ALICE}")
+    assert "folder" in str(caught.value)
+    request = client.build_request("a fox", model="images:unlisted-model")
+    assert request.api == "images"
+
+
+async def test_refusals_are_retried(client: YandexArtClient, emulator: Emulator) -> None:
+    emulator.inject("status", "images", status=429, retry_after=0.01)
+    emulator.inject("status", "images", status=503)
+    image = await client.generate("a fox", model=ALICE)
+    assert image.image_bytes and emulator.stats.by_phase["images"] == 3 and emulator.stats.images_generated == 1
+
+
+async def test_an_answer_lost_after_sending_is_not_sent_again(client: YandexArtClient, emulator: Emulator) -> None:
+    emulator.inject("drop_after", "images")
+    with pytest.raises(errors.AnswerLostError) as caught:
+        await client.generate("a fox", model=ALICE, idempotency_key="k-1")
+    assert "[intent k-1]" in str(caught.value)
+    assert emulator.stats.images_generated == 1 and emulator.stats.by_phase["images"] == 1
+
+
+async def test_a_sweep_of_twelve_runs_at_once(client: YandexArtClient, emulator: Emulator) -> None:
+    emulator.config.images_duration = Duration("fixed", 1.0)
+    images = await asyncio.gather(*(client.generate(f"a fox, take {i}", model=ALICE) for i in range(12)))
+    assert len({image.operation_id for image in images}) == 12
+    assert emulator.stats.images_peak == 12  # the pool does not serialise them
+
+
+# -- the magic -------------------------------------------------------------------------------------
+
+def run(shell: InteractiveShell, source: str) -> tuple[Any, Any]:
+    with capture_output() as captured:
+        result = shell.run_cell(source, store_history=True)
+    return result, captured
+
+
+def text_of(captured: Any) -> str:
+    return "".join(o.data.get("text/html", "") + o.data.get("text/plain", "") for o in captured.outputs)
+
+
+def test_an_alice_cell_and_its_limits(shell: InteractiveShell, thread_emulator: Emulator,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    result, captured = run(shell, f"%%yandexart --model {ALICE} --aspect 16:9\na lighthouse at dawn")
+    assert result.success, result.error_in_exec
+    image = shell.user_ns["_"]
+    assert isinstance(image, GeneratedImage) and image.seed is None and image.size == (1344, 768)
+    shown = text_of(captured)
+    assert "no seed" in shown and "seed None" not in shown
+    refused = shell.run_cell(f"%%yandexart --model {ALICE} --seed 5\na fox")
+    message = str(refused.error_in_exec)
+    assert isinstance(refused.error_in_exec, errors.RequestValidationError)
+    assert ALICE in message and "--count" in message
+    printed = capsys.readouterr()
+    assert "Traceback" not in printed.out + printed.err
+    assert thread_emulator.stats.images_generated == 1
+    # the same cell again is a new picture: a seedless request is never answered from the store
+    again, _ = run(shell, f"%%yandexart --model {ALICE} --aspect 16:9\na lighthouse at dawn")
+    assert again.success and shell.user_ns["_"].operation_id != image.operation_id
+    assert thread_emulator.stats.images_generated == 2
+
+
+def test_count_gives_samples_and_a_sweep_a_sample_axis(shell: InteractiveShell, thread_emulator: Emulator) -> None:
+    result, _ = run(shell, f"%%yandexart --model {ALICE} --count 3\na fox")
+    assert result.success, result.error_in_exec
+    assert len(shell.user_ns["_"]) == 3 and thread_emulator.stats.images_generated == 3
+    swept, captured = run(shell, f'%%yandexart --model {ALICE} --count 2 --vary "style=ink|oil"\na fox, {{style}}')
+    assert swept.success, swept.error_in_exec
+    exp = shell.user_ns["_"]
+    assert len(exp) == 4 and all(img.seed is None for img in exp)
+    shown = text_of(captured)
+    assert "#1" in shown and "#2" in shown
+    assert thread_emulator.stats.images_generated == 7
+
+
+def test_models_command_and_model_from_config(shell: InteractiveShell, thread_emulator: Emulator) -> None:
+    _, captured = run(shell, "%yandexart models")
+    shown = text_of(captured)
+    for name in CATALOGUE:
+        assert name in shown
+    shell.run_cell(f'%config YandexArt.model_uri = "{ALICE}"')
+    result, _ = run(shell, "%%yandexart\na fox")
+    assert result.success, result.error_in_exec
+    assert shell.user_ns["_"].model_uri == f"art://{FOLDER}/{ALICE}"
+    assert thread_emulator.stats.images_generated == 1
+
+
+def test_the_denied_default_model_says_how_to_switch(shell: InteractiveShell, thread_emulator: Emulator) -> None:
+    thread_emulator.config.denied_models = {"yandex-art"}
+    result = shell.run_cell("%%yandexart --seed 1863\na fox")
+    assert isinstance(result.error_in_exec, errors.ModelDeniedError)
+    assert f'%config YandexArt.model_uri = "{ALICE}"' in str(result.error_in_exec)
+
+
+def test_a_lost_answer_is_recorded_and_sent_again_only_when_asked(shell: InteractiveShell,
+                                                                  thread_emulator: Emulator) -> None:
+    thread_emulator.inject("drop_after", "images")
+    lost = shell.run_cell(f"%%yandexart --model {ALICE}\na heron")
+    assert isinstance(lost.error_in_exec, errors.AnswerLostError)
+    records = get_store().history(None)
+    assert len(records) == 1 and records[0].answer_lost and records[0].api == "images"
+    _, pending = run(shell, "%yandexart pending")
+    assert "lost" in text_of(pending)
+    _, left = run(shell, "%yandexart resume --all")
+    assert "--resend-lost" in text_of(left) and thread_emulator.stats.images_generated == 1
+    resent, _ = run(shell, "%yandexart resume --all --resend-lost")
+    assert resent.success, resent.error_in_exec
+    assert thread_emulator.stats.images_generated == 2
+    assert [r.status for r in get_store().history(None)] == ["done"]
+    assert "Nothing pending" in text_of(run(shell, "%yandexart pending")[1])
+
+
+# -- the form, batch and yart --------------------------------------------------------------------
+
+async def test_the_form_on_a_seedless_model(emulator: Emulator, monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    from yart_jupyter.shared import close_shared_clients
+    from yart_jupyter.widget import YandexArtForm
+
+    monkeypatch.setenv("YANDEXART_BASE_URL", emulator.url)
+    monkeypatch.setenv("YC_API_KEY", KEY)
+    monkeypatch.setenv("YC_FOLDER_ID", FOLDER)
+    monkeypatch.chdir(tmp_path)
+    form = YandexArtForm()
+    try:
+        assert ALICE in [value for _, value in form.model.options]
+        form.seed.value = "42"
+        form.model.value = ALICE
+        assert form.seed.disabled and form.seed.value == "" and "takes no seed" in form.seed_note.value
+        form.prompt.value = "a heron"
+        form.count.value = 2
+        form.generate_button.click()
+        await asyncio.gather(form.jobs[-1].task, return_exceptions=True)
+        cards = list(form.gallery.children[0].images.children)
+        assert len(cards) == 2 and all(card.image.seed is None for card in cards)
+        assert "no seed" in cards[0].caption.value and "seed None" not in cards[0].caption.value
+        assert emulator.stats.images_generated == 2
+        form.model.value = "yandex-art/latest"
+        assert not form.seed.disabled and form.seed_note.value == ""
+    finally:
+        await close_shared_clients()
+
+
+async def test_batch_on_a_seedless_model(emulator: Emulator, monkeypatch: pytest.MonkeyPatch,
+                                         tmp_path: Path) -> None:
+    from yart_jupyter import batch
+    from yart_jupyter.shared import close_shared_clients
+
+    monkeypatch.setenv("YANDEXART_BASE_URL", emulator.url)
+    monkeypatch.setenv("YC_API_KEY", KEY)
+    monkeypatch.setenv("YC_FOLDER_ID", FOLDER)
+    monkeypatch.chdir(tmp_path)
+    try:
+        rows = [{"subject": s} for s in ("a fox", "an owl", "a heron")]
+        result = await batch(rows, prompt="{subject}", model=ALICE, out="set/{n}.jpg")
+        assert [r["status"] for r in result.records()] == ["done"] * 3
+        lines = [json.loads(line) for line in (tmp_path / "set" / "metadata.jsonl").read_text().splitlines()]
+        assert all(line["seed"] is None for line in lines)
+        again = await batch(rows, prompt="{subject}", model=ALICE, out="set/{n}.jpg")
+        assert [r.status for r in again.rows] == ["earlier"] * 3  # files made already: nothing re-bought
+        assert emulator.stats.images_generated == 3
+    finally:
+        await close_shared_clients()
+
+
+def test_yart_models_and_generate_on_alice(thread_emulator: Emulator, tmp_path: Path, isolated_store: Path) -> None:
+    thread_emulator.reset()
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("YC_", "YANDEXART_"))}
+    env.update(YANDEXART_BASE_URL=thread_emulator.url, YC_API_KEY=KEY, YC_FOLDER_ID=FOLDER,
+               YANDEXART_HOME=str(isolated_store))
+
+    def yart(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "yart_jupyter.cli", *args], env=env, cwd=tmp_path, text=True,
+                              capture_output=True, timeout=120)
+
+    listed = yart("models")
+    assert listed.returncode == 0 and all(name in listed.stdout for name in CATALOGUE)
+    made = yart("generate", "a red fox", "--model", ALICE, "--aspect", "16:9", "-o", "fox.jpg")
+    assert made.returncode == 0, made.stderr
+    assert "no seed" in made.stdout and (tmp_path / "fox.jpg").read_bytes()[:2] == b"\xff\xd8"
+    refused = yart("generate", "a red fox", "--model", ALICE, "--seed", "3")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "--count" in refused.stderr
+    history = yart("history")
+    assert "no seed" in history.stdout and "seed None" not in history.stdout
+    assert thread_emulator.stats.images_generated == 1
+
+
+@pytest.mark.parametrize("status,body,kind,needle", [
+    (400, {"error": "Prompt positive size 702 exceeds limit (500)", "code": 3,
+           "message": "Prompt positive size 702 exceeds limit (500)", "details": []},
+     errors.InvalidRequestError, "Shorten the prompt"),
+    (400, {"error": {"message": "Specified folder ID 'b1g' does not match with service account folder",
+                     "type": "invalid_request_error", "code": 3}}, errors.InvalidRequestError, "YC_FOLDER_ID"),
+    (403, {"code": 7, "message": f"Access to model art://{FOLDER}/{ALICE} denied"}, errors.ModelDeniedError,
+     "yc.ai.imageGeneration.execute"),
+    (400, {"error": "Я не могу сгенерировать это изображение. Давайте попробуем другую тему.", "code": 3},
+     errors.ContentModerationError, "Content moderation"),
+])
+def test_the_services_real_answers_are_read(status: int, body: dict[str, Any], kind: type, needle: str) -> None:
+    from yart_jupyter.transport import error_for, parse_error_body
+
+    code, message = parse_error_body(json.dumps(body).encode())
+    error = error_for(status, code, message)
+    assert isinstance(error, kind) and needle in str(error), str(error)
