@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,3 +111,50 @@ def test_interrupt_ends_the_cell_and_reports_ids(kernel: tuple[KernelManager, Bl
     content, messages = execute(kc, count)
     printed = "".join(m["content"].get("text", "") for m in messages if m["msg_type"] == "stream")
     assert printed.strip() == "0"
+
+
+@pytest.mark.timeout(180)
+def test_a_kernel_killed_mid_request_on_the_images_api_loses_nothing_and_pays_once() -> None:
+    """SIGKILL while a synchronous Images API request is out: the record says "sent, answer lost";
+    resume --all leaves it alone; --resend-lost sends it once more and collects the picture."""
+    from yart_jupyter.store import get_store
+
+    cell = "%%yandexart --model aliceai-image-art-3.0\na slow heron"
+    km, kc = start_new_kernel(kernel_name="python3", env=kernel_env(YANDEXART_EMULATOR_IMAGES_DURATION="60"))
+    try:
+        assert execute(kc, "%load_ext yart_jupyter")[0]["status"] == "ok"
+        kc.execute(cell)
+        store = get_store(os.environ["YANDEXART_HOME"])
+        deadline = time.monotonic() + 60
+        while not any(r.status == "submitting" for r in store.history(None)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the request itself is on the wire (its 60 s are far from over)
+        km.signal_kernel(signal.SIGKILL)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    [record] = store.history(None)
+    assert record.answer_lost and record.api == "images"
+
+    km, kc = start_new_kernel(kernel_name="python3", env=kernel_env(YANDEXART_EMULATOR_IMAGES_DURATION="0.2"))
+    try:
+        assert execute(kc, "%load_ext yart_jupyter")[0]["status"] == "ok"
+
+        def shown(code: str) -> str:
+            content, messages = execute(kc, code)
+            assert content["status"] == "ok", content
+            return " ".join(m["content"].get("data", {}).get("text/plain", "") + m["content"].get("text", "")
+                            for m in messages)
+
+        assert "sent, answer lost (the Images API keeps nothing to collect" in shown("%yandexart pending")
+        assert "left alone" in shown("%yandexart resume --all")
+        assert get_store(os.environ["YANDEXART_HOME"]).get(record.operation_id).status == "submitting"
+        shown("%yandexart resume --all --resend-lost")
+        assert "Nothing pending" in shown("%yandexart pending")
+        [done] = store.history(None)
+        assert done.status == "done" and done.seed is None
+        billed = shown("from yart_jupyter.emulator import embedded; print(embedded().stats.images_generated)")
+        assert billed.strip() == "1"  # this kernel sent it once, on request
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
