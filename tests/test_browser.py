@@ -101,6 +101,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
         JUPYTER_CONFIG_DIR=str(base / "config"), JUPYTERLAB_SETTINGS_DIR=str(base / "settings"),
         JUPYTER_RUNTIME_DIR=str(base / "runtime"), YANDEXART_BASE_URL="emulator",
         YANDEXART_HOME=str(base / "store"), YANDEXART_EMULATOR_DURATION="1.5",
+        YANDEXART_EMULATOR_IMAGES_DURATION="1.5",
     )
     command = [
         sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
@@ -207,6 +208,22 @@ def test_form_and_background_cell_in_jupyterlab(lab: tuple[str, Path]) -> None:
                              "".join(c["source"]))
             static = "".join("".join(o.get("data", {}).get("text/html", "")) for o in form_cell["outputs"])
             assert "yart-static-copy" in static and "seed 1234" in static and static.count("<img") == 2
+
+            # Alice AI ART, chosen in the form: the seed field is off and says why; the picture has no seed.
+            from yart_jupyter.models import API_NAMES, CATALOGUE, LIVING_MODEL
+
+            alice = CATALOGUE[LIVING_MODEL]
+            form.locator(".widget-dropdown:has-text('Model') select").select_option(
+                label=f"{alice.name} · {API_NAMES[alice.api]} · no seed")
+            expect(form.locator("input[placeholder='no seed']")).to_be_disabled()
+            expect(form).to_contain_text("takes no seed")
+            generate.click()
+            expect(form.locator(".yart-job")).to_have_count(3, timeout=30_000)
+            alice_card = form.locator(".yart-job").first.locator(".yart-card")
+            expect(alice_card.locator("img")).to_be_visible(timeout=60_000)
+            expect(alice_card).to_contain_text("no seed")
+            expect(alice_card).not_to_contain_text("seed 1234")
+            form.screenshot(path=str(ARTIFACTS / "form-alice.png"))
 
             # Every symbol outputs use renders in JupyterLab's fonts (the hourglass did not: the check
             # must flag it, or it could not fail).

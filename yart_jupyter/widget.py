@@ -174,7 +174,7 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
         choices = model_choices(self.settings)
         configured = model_spec(None, self.settings)
         self.model = w.Dropdown(options=choices, value=configured.name if configured.known else choices[-1][1],
-                                description="Model", layout=w.Layout(width="330px"),
+                                description="Model", layout=w.Layout(width="420px"),
                                 style={"description_width": "45px"})
         self.seed_note = w.HTML("")
         self.aspect = w.Dropdown(
