@@ -50,6 +50,8 @@ class Stats:
     #: Images API requests being worked on now, and the most at once (a sweep's must overlap).
     images_in_flight: int = 0
     images_peak: int = 0
+    #: How long each Images API request was made to take, in order (a benchmark's floor).
+    images_seconds: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -306,7 +308,9 @@ class Emulator:
             picture = await asyncio.get_running_loop().run_in_executor(
                 None, functools.partial(render, [{"text": prompt, "weight": 1}], seed, ratio, "image/jpeg", pad,
                                         size=size, label=f"EMULATED · {name} · {size[0]}×{size[1]}"))
-        await asyncio.sleep(max(0.0, self.config.images_duration.sample(self._rng) - (time.monotonic() - started)))
+        seconds = self.config.images_duration.sample(self._rng)
+        self.stats.images_seconds.append(seconds)
+        await asyncio.sleep(max(0.0, seconds - (time.monotonic() - started)))
         item: dict[str, Any] = {}
         if self.config.images_as_url:
             picture_id = "".join(self._rng.choice(_ID_ALPHABET) for _ in range(20))
