@@ -99,6 +99,7 @@ def kernel_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(key)
     monkeypatch.setenv("YANDEXART_BASE_URL", "emulator")
     monkeypatch.setenv("YANDEXART_EMULATOR_DURATION", "lognormal:0.6:0.3:0.2:1.5")
+    monkeypatch.setenv("YANDEXART_EMULATOR_IMAGES_DURATION", "uniform:0.3:0.8")
     return tmp_path
 
 

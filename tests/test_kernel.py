@@ -35,11 +35,18 @@ def test_quickstart_runs_in_a_real_kernel(kernel_workdir: Path) -> None:
     }
     assert images_per_cell["%%yandexart --seed 1863 --aspect 2:1"] == 1
     assert images_per_cell["%%yandexart --seed 1-4 --aspect square"] == 4
+    assert images_per_cell["%%yandexart --model aliceai-image-art-3.0 --aspect 2:1"] == 1
     assert images_per_cell["%%yandexart --seed 21 22 --out quickstart-images/tree-{seed}.jpg --var trees"] == 2
     # The background cell's status line was replaced by its image after the cell had finished.
     assert images_per_cell["%%yandexart --background --seed 99 --aspect banner"] == 1
     assert images_per_cell["op = img.operation_id"] == 1
-    assert sum(images_per_cell.values()) >= 13 + 12 + 2
+    assert sum(images_per_cell.values()) >= 14 + 12 + 2
+    by_first_line = {c.source.splitlines()[0]: c for c in code}
+    alice = "".join(o.get("data", {}).get("text/html", "") for o in by_first_line[
+        "%%yandexart --model aliceai-image-art-3.0 --aspect 2:1"].outputs)
+    assert "no seed" in alice and "1344×768" in alice and "seed None" not in alice  # 2:1 snaps to 7:4
+    models = "".join(o.get("data", {}).get("text/plain", "") for o in by_first_line["%yandexart models"].outputs)
+    assert "aliceai-image-art-3.0" in models and "reported denied since 2026-09" in models
     assert not any(o.output_type == "error" for c in code for o in c.outputs)
     assert (kernel_workdir / "quickstart-images" / "tree-21.jpg").exists()
     # the sweep: its plan, then its labelled 3 × 4 grid (kept in the saved notebook), the contact sheet, compare

@@ -92,6 +92,8 @@ async def test_images_api_answers_with_a_link_and_a_revised_prompt(client: Yande
     emulator.config.revised_prompt = "a lighthouse at dawn, soft light"
     image = await client.generate("a lighthouse", model=ALICE)
     assert image.revised_prompt == "a lighthouse at dawn, soft light" and image.image_bytes[:2] == b"\xff\xd8"
+    assert "the service drew: a lighthouse at dawn, soft light" in image.prompt_line
+    assert image.recipe()["revised_prompt"] == "a lighthouse at dawn, soft light"
     download = emulator.recent[-1]
     assert download[0] == "GET" and download[1].startswith("/_emulator/pictures/")
     assert "Authorization" not in download[2]  # the API's credentials are not handed to a picture link

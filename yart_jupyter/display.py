@@ -156,10 +156,10 @@ def images_bundle(images: Sequence[Picture], notes: Sequence[str] = (), inline: 
         figures.append(_FIGURE.format(
             width=shown, picture=picture, caption=html.escape(caption),
             recipe=html.escape(json.dumps(image.recipe(), ensure_ascii=False), quote=True),
-            prompt=html.escape(image.prompt[:160]),
+            prompt=html.escape(image.prompt_line[:320]),
         ))
     note_html = "".join(f'<div style="font:12px monospace;opacity:.8">{html.escape(n)}</div>' for n in notes)
-    plain = "\n".join([*(f"{i.caption()}  {i.prompt[:80]}" for i in images), *notes])
+    plain = "\n".join([*(f"{i.caption()}  {i.prompt_line[:160]}" for i in images), *notes])
     return {"text/html": f'<div class="yart-result">{"".join(figures)}{note_html}</div>', "text/plain": plain}
 
 

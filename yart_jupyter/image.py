@@ -186,6 +186,13 @@ class GeneratedImage:
         self.saved.append(target)
         return target
 
+    @property
+    def prompt_line(self) -> str:
+        """The prompt as shown under the picture, with the service's rewrite of it when it sent one."""
+        if self.revised_prompt and self.revised_prompt != self.prompt:
+            return f"{self.prompt} (the service drew: {self.revised_prompt})"
+        return self.prompt
+
     def caption(self) -> str:
         """One short line: seed, aspect, pixel size, duration, operation id."""
         parts = []

@@ -184,6 +184,13 @@ def table_rows() -> list[list[str]]:
 TABLE_HEADER = ["model", "API", "seed", "weights", "aspect ratios", "prompt limit", "status"]
 
 
+def table_markdown() -> str:
+    """:func:`table_rows` as a Markdown table (the docs' Models page is filled from it)."""
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table_rows()]
+    return "\n".join(lines)
+
+
 def table_text() -> str:
     """:func:`table_rows` as aligned plain text (the ``yart models`` output)."""
     rows = [TABLE_HEADER, *table_rows()]

@@ -64,7 +64,7 @@ class ImageCard(w.HBox):  # type: ignore[misc]
         self._form = form
         self._thumb = thumbnail(image.image_bytes, 320, 85)
         self.picture = w.Image(value=self._thumb, format="jpeg", layout=w.Layout(width="256px"))
-        self.caption = w.HTML(_html(image.caption()) + "<br>" + _html(image.prompt[:200], "font-size: 12px"))
+        self.caption = w.HTML(_html(image.caption()) + "<br>" + _html(image.prompt_line[:400], "font-size: 12px"))
         self.save_button = w.Button(description="Save", icon="save", tooltip=f"Save into {form.save_folder.value}")
         self.reuse_button = w.Button(description="Reuse seed", icon="repeat", tooltip="Put this seed in the form")
         self.cell_button = w.Button(description="Cell text", icon="code", tooltip="The equivalent %%yandexart cell")
