@@ -1,8 +1,14 @@
-"""MkDocs hook: fill the reference placeholders from the code, so the docs cannot drift from it."""
+"""MkDocs hooks: fill the reference placeholders from the code, so the docs cannot drift from it, and
+check that every fenced block renders as a code block (strict mode does not see one that renders as
+a line of inline text, as a fence indented less than its list item needs does)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+_FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
+_CODE_BLOCK = re.compile(r"<pre[\s>]")
 
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
@@ -13,3 +19,39 @@ def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     return (markdown.replace("<!-- options-reference -->", options())
             .replace("<!-- settings-reference -->", reference())
             .replace("<!-- models-reference -->", table_markdown()))
+
+
+def fenced_blocks(markdown: str) -> int:
+    """How many fenced blocks the Markdown source opens (a closing fence matches its opening one)."""
+    count, opened = 0, ""
+    for line in markdown.splitlines():
+        match = _FENCE.match(line)
+        if match is None:
+            continue
+        fence = match.group(1)
+        if not opened:
+            count, opened = count + 1, fence
+        elif fence[0] == opened[0] and len(fence) >= len(opened) and not line.strip()[len(fence):].strip():
+            opened = ""
+    return count
+
+
+def check_fences(markdown: str, html: str, name: str) -> None:
+    """Fail when a page renders fewer code blocks than its source has fences, or has a fence indented
+    1-3 spaces (Python-Markdown continues a list item at 4: such a fence ends the list)."""
+    from mkdocs.exceptions import PluginError
+
+    for number, line in enumerate(markdown.splitlines(), 1):
+        match = _FENCE.match(line)
+        if match is not None and 0 < len(line) - len(line.lstrip(" ")) < 4:
+            raise PluginError(f"{name}: line {number}: a fenced block indented less than 4 spaces ends its list "
+                              "item; indent the fence and its list item's text by 4")
+    fences, blocks = fenced_blocks(markdown), len(_CODE_BLOCK.findall(html))
+    if blocks < fences:
+        raise PluginError(f"{name}: {fences} fenced blocks but {blocks} rendered as code blocks; a fence inside "
+                          "a list item must be indented like the item's text")
+
+
+def on_page_content(html: str, page: Any, **kwargs: Any) -> str:
+    check_fences(page.markdown, html, page.file.src_path)
+    return html

@@ -331,7 +331,7 @@ def test_no_resource_warnings_from_the_store(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("mkdocs") is None, reason="needs the docs extra")
-def test_docs_build_fails_on_a_broken_link(tmp_path: Path) -> None:
+def test_docs_build_fails_on_a_broken_link_or_a_fence_that_is_not_code(tmp_path: Path) -> None:
     import shutil
 
     root = Path(__file__).parent.parent
@@ -342,6 +342,16 @@ def test_docs_build_fails_on_a_broken_link(tmp_path: Path) -> None:
     assert subprocess.run(build, cwd=tmp_path, capture_output=True, env=env, timeout=120).returncode == 0
     page = (tmp_path / "site" / "reference" / "index.html").read_text()
     assert "--no-cache" in page and "default_aspect" in page  # the generated reference is there
-    with (tmp_path / "docs" / "tests.md").open("a") as handle:
-        handle.write("\n[a broken link](nowhere.md)\n")
+    page = (tmp_path / "site" / "experiments" / "index.html").read_text()
+    before = page[:page.index('<pre><span></span><code>%%yandexart --seed 7 --vary ar=')]
+    assert before.rfind("<li>") > before.rfind("</li>")  # the fence is a code block inside its list item
+    clean = (tmp_path / "docs" / "tests.md").read_text()
+    inline = "\n> ```\n> %%yandexart --seed 1\na fence that renders inline\n```\n"
+    (tmp_path / "docs" / "tests.md").write_text(clean + inline)
+    fenced = subprocess.run(build, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert fenced.returncode != 0 and "fenced blocks but" in fenced.stderr
+    (tmp_path / "docs" / "tests.md").write_text(clean + "\n- an item\n\n  ```\n  %%yandexart --seed 1\n  ```\n")
+    shallow = subprocess.run(build, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert shallow.returncode != 0 and "indented less than 4 spaces" in shallow.stderr
+    (tmp_path / "docs" / "tests.md").write_text(clean + "\n[a broken link](nowhere.md)\n")
     assert subprocess.run(build, cwd=tmp_path, capture_output=True, env=env, timeout=120).returncode != 0
