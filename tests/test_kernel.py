@@ -26,8 +26,10 @@ def kernel_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.mark.timeout(300)
-def test_quickstart_runs_in_a_real_kernel(kernel_workdir: Path) -> None:
+def test_quickstart_runs_in_a_real_kernel(kernel_workdir: Path, capfd: pytest.CaptureFixture[str]) -> None:
     notebook = run_notebook(ROOT / "notebooks" / "quickstart.ipynb", workdir=kernel_workdir, timeout=120)
+    printed = capfd.readouterr()
+    assert "without encryption" not in printed.err + printed.out  # make demo's first output is what it made
     code = [c for c in notebook.cells if c.cell_type == "code"]
     images_per_cell = {
         c.source.splitlines()[0]: sum(o.get("data", {}).get("text/html", "").count("<img ") for o in c.outputs)

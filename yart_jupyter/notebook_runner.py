@@ -8,6 +8,8 @@ Stock nbclient drops output messages whose parent is not the cell now executing,
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,12 +46,20 @@ def run_notebook(
     allow_errors: bool = False,
 ) -> Any:
     """Execute ``source`` in a fresh ``python3`` kernel and return the executed notebook."""
+    from traitlets.config import Config
+
     notebook = nbformat.read(os.fspath(source), as_version=4)
+    # Local sockets, not TCP: nothing else on the machine can reach the kernel, and it has no reason to
+    # warn that TCP is unencrypted (a newcomer's first output should be what the demo made).
+    sockets = tempfile.mkdtemp(prefix="yart-kernel-")  # absolute: the kernel runs in another folder
     client = LateUpdateClient(
-        notebook, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
+        notebook, config=Config(KernelManager={"transport": "ipc", "ip": os.path.join(sockets, "k")}), timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
         resources={"metadata": {"path": os.fspath(workdir or Path(source).parent)}},
     )
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
     return notebook
 
 
