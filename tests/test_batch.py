@@ -373,9 +373,14 @@ def test_batch_in_a_real_kernel(kernel_workdir: Path, monkeypatch: pytest.Monkey
         "result = await yart_jupyter.batch(rows, prompt='{subject}, ink', out='ds/{n:03d}.jpg')",
         "result.summary(), result.left, len(open('ds/metadata.jsonl').read().splitlines())",
         "yart_jupyter.batch([{'subject': 'x' * 501}, {'subject': 'ok'}], prompt='{subject}')",
+        "again = await yart_jupyter.batch(rows[:2], prompt='{subject}, oil', out='oil/{n:03d}.jpg')\nagain",
+        "again",
     ]
     executed = run_cells(cells, kernel_workdir / "batch.ipynb", timeout=120, allow_errors=True)
-    _, ran, checked, bad = executed.cells
+    _, ran, checked, bad, shown_once, later = executed.cells
+    for cell in (shown_once, later):  # the value as the cell's last line: one table, in its own cell too
+        tables = "".join(o.get("data", {}).get("text/html", "") for o in cell.outputs).count("yart-batch-result")
+        assert tables == 1, cell.outputs
     table = "".join(o.get("data", {}).get("text/html", "") for o in ran.outputs)
     assert "yart-batch-result" in table and "4 rows: 4 generated" in table
     assert "(\'4 rows: 4 generated in" in checked.outputs[0]["data"]["text/plain"]

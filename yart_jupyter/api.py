@@ -173,6 +173,7 @@ def batch(
     status = BatchStatus(len(planned.valid))
     status.show_rate = True
     line = _status_line(status)
+    cell = _execution_count()
 
     async def go() -> Any:
         try:
@@ -184,9 +185,20 @@ def batch(
             raise
         if line is not None:
             line.replace({"text/html": result._repr_html_(), "text/plain": result.summary()})
+            result.shown_in = cell
         return result
 
     return JOBS.submit(go(), f"batch: {len(planned.rows)} rows", status)
+
+
+def _execution_count() -> int | None:
+    """The number of the cell running now (None outside IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return None if shell is None else int(shell.execution_count)
 
 
 def _status_line(status: BatchStatus) -> Any:

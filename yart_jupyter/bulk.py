@@ -325,6 +325,8 @@ class BatchResult:
     quota_note: str | None = None
     elapsed: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
+    #: The execution count of the cell whose progress line became this table (None: not drawn yet).
+    shown_in: int | None = None
 
     def records(self) -> list[dict[str, Any]]:
         return [row.record() for row in self.rows]
@@ -367,6 +369,17 @@ class BatchResult:
 
     def __repr__(self) -> str:
         return f"BatchResult({self.summary()})"
+
+    def _ipython_display_(self) -> None:
+        """The results table, unless the cell that ran the batch drew it already (its progress line
+        became the table): the value as that cell's last line would draw it twice."""
+        from IPython import get_ipython
+        from IPython.display import display
+
+        shell = get_ipython()
+        if self.shown_in is not None and shell is not None and shell.execution_count == self.shown_in:
+            return
+        display({"text/html": self._repr_html_(), "text/plain": repr(self)}, raw=True)  # type: ignore[no-untyped-call]
 
 
 async def run(

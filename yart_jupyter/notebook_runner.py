@@ -52,8 +52,9 @@ def run_notebook(
     # Local sockets, not TCP: nothing else on the machine can reach the kernel, and it has no reason to
     # warn that TCP is unencrypted (a newcomer's first output should be what the demo made).
     sockets = tempfile.mkdtemp(prefix="yart-kernel-")  # absolute: the kernel runs in another folder
+    local = Config(KernelManager={"transport": "ipc", "ip": os.path.join(sockets, "k")})
     client = LateUpdateClient(
-        notebook, config=Config(KernelManager={"transport": "ipc", "ip": os.path.join(sockets, "k")}), timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
+        notebook, config=local, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
         resources={"metadata": {"path": os.fspath(workdir or Path(source).parent)}},
     )
     try:
