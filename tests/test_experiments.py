@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from yart_jupyter.comparison import Comparison, resolve, word_diff
-from yart_jupyter.emulator import Emulator
+from yart_jupyter.comparison import PARAMETERS, Comparison, resolve, word_diff
+from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.engine import ItemEvent
 from yart_jupyter.errors import ContentModerationError
 from yart_jupyter.experiment import Experiment
@@ -283,6 +284,22 @@ def test_compare_two_operations(shell: InteractiveShell, tmp_path: Path) -> None
     assert sides[2].recipe["operation_id"] == first.operation_id
     result, captured = run(shell, "%yandexart compare #1 nonsense-id")
     assert "is neither an operation id in the store" in one_line_error(result, captured)
+
+
+def test_compare_says_when_each_picture_of_a_sweep_was_made(shell: InteractiveShell,
+                                                            thread_emulator: Emulator) -> None:
+    thread_emulator.config.duration = Duration("uniform", 0.1, 1.2)
+    result, _ = run(shell, '%%yandexart --seed 1-3 --vary "style=ink|oil"\na fox, {style}')
+    assert result.success, result.error_in_exec
+    exp = shell.user_ns["_"]
+    first, last = sorted(exp, key=lambda image: image.done_at)[::len(exp) - 1]
+    assert abs((first.submitted_at - last.submitted_at).total_seconds()) < 0.5  # one sweep: asked for at once
+    run(shell, f"%yandexart compare {first.operation_id} {last.operation_id}")
+    assert ("finished_at", "made") in PARAMETERS
+    made = [side.value("finished_at") for side in shell.user_ns["_"].sides]
+    assert made[0] != made[1] and made[0] < made[1]
+    assert made[1].startswith(last.done_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"))
+    assert "finished_at" not in shell.user_ns["_"].differences()  # times always differ: not a difference
 
 
 def test_word_diff() -> None:

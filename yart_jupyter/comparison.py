@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 #: The parameters compared, in the table's order, with their labels.
 PARAMETERS = (("prompt", "prompt"), ("weights", "weights"), ("seed", "seed"), ("aspect", "aspect"),
               ("mime_type", "type"), ("model_uri", "model"), ("model_version", "model version"),
-              ("operation_id", "operation"), ("submitted_at", "made"))
+              ("operation_id", "operation"), ("finished_at", "made"))
+#: Parameters that differ between any two pictures, so never highlighted.
+_ALWAYS_DIFFERENT = ("operation_id", "finished_at")
 _CHANGED = "background:var(--jp-warn-color3, rgba(255,193,7,.28))"
 _INSERTED = "background:var(--jp-success-color3, rgba(76,175,80,.3));text-decoration:none"
 _DELETED = "background:var(--jp-error-color3, rgba(244,67,54,.25))"
@@ -52,6 +54,9 @@ class Side:
             return " | ".join(str(m.get("text", "")) for m in messages)
         if name == "weights":
             return ", ".join(f"{float(m.get('weight', 1)):g}" for m in messages)
+        if name == "finished_at":  # when this picture was made (a sweep asks for all of them at once)
+            moment = self.recipe.get("finished_at") or self.recipe.get("submitted_at")
+            return re.sub(r"(\.\d{3})\d*", r"\1", str(moment)) if moment else ""
         value = self.recipe.get(name)
         return "" if value is None else str(value)
 
@@ -124,7 +129,7 @@ class Comparison:
         found = {}
         for name, _ in PARAMETERS:
             values = [side.value(name) for side in self.sides]
-            if len(set(values)) > 1 and name not in ("operation_id", "submitted_at"):
+            if len(set(values)) > 1 and name not in _ALWAYS_DIFFERENT:
                 found[name] = values
         return found
 
@@ -154,7 +159,7 @@ class Comparison:
                 continue
             cells = []
             for i, value in enumerate(values):
-                changed = i > 0 and value != values[0] and name not in ("operation_id", "submitted_at")
+                changed = i > 0 and value != values[0] and name not in _ALWAYS_DIFFERENT
                 shown = word_diff(first.value("prompt"), value) if name == "prompt" and changed \
                     else html.escape(value)
                 style = f"padding:2px 6px;vertical-align:top;text-align:left;max-width:{width}px;" + \
