@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DEMO_STAMP := $(VENV)/.demo-installed
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest pythons docs reference emulator clean chromium bench
+.PHONY: demo test lint typecheck pytest pythons docs reference emulator clean chromium bench screenshots
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ pytest: $(STAMP) chromium
 # The documentation site, strict: a broken link or a missing page fails the build.
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site  # not --quiet: it hides the warnings strict mode counts
+
+# The docs' pictures (docs/images): the browser test that shoots every output the pages describe, in
+# JupyterLab's light and dark themes, against the embedded emulator. Run it when an output changes.
+screenshots: $(STAMP) chromium
+	YART_SCREENSHOTS=docs/images $(PY) -m pytest -q -p no:cacheprovider tests/test_browser.py -k docs_pictures
 
 # Rewrite README's option table from the magic's parsers (a test fails while it is stale).
 reference: $(STAMP)

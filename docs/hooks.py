@@ -7,6 +7,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+#: Pages that describe an output, and the pictures of it each must show (docs/images/NAME-THEME.jpg,
+#: made by ``make screenshots``), so a page cannot lose its picture or point at one that is gone.
+PICTURED = {"index.md": ("magic", "form"), "magic.md": ("magic", "progress"),
+            "experiments.md": ("dry-run", "sweep", "compare"), "form.md": ("form",), "batch.md": ("batch",),
+            "provenance.md": ("info",)}
 _FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
 _CODE_BLOCK = re.compile(r"<pre[\s>]")
 
@@ -52,6 +57,22 @@ def check_fences(markdown: str, html: str, name: str) -> None:
                           "a list item must be indented like the item's text")
 
 
-def on_page_content(html: str, page: Any, **kwargs: Any) -> str:
+def check_pictures(markdown: str, name: str, docs_dir: str) -> None:
+    """Fail when a page that describes an output does not show its pictures, in both themes."""
+    from pathlib import Path
+
+    from mkdocs.exceptions import PluginError
+
+    for picture in PICTURED.get(name, ()):
+        for theme in ("light", "dark"):
+            path = f"images/{picture}-{theme}.jpg"
+            if f"]({path}#only-{theme})" not in markdown:
+                raise PluginError(f"{name}: shows no {path}#only-{theme} (the {picture} picture)")
+            if not (Path(docs_dir) / path).is_file():
+                raise PluginError(f"{name}: {path} does not exist; run make screenshots")
+
+
+def on_page_content(html: str, page: Any, config: Any, **kwargs: Any) -> str:
     check_fences(page.markdown, html, page.file.src_path)
+    check_pictures(page.markdown, page.file.src_path, config["docs_dir"])
     return html

@@ -304,3 +304,102 @@ def test_sweep_grid_in_light_and_dark_themes(lab: tuple[str, Path]) -> None:
         finally:
             browser.close()
     assert (ARTIFACTS / "sweep-grid-dark.png").stat().st_size > 20_000
+
+
+#: The docs' pictures: one notebook of the outputs the pages describe, shot in JupyterLab in both
+#: themes. ``make screenshots`` writes them into docs/images; the test suite into test-artifacts.
+SHOTS = Path(os.environ.get("YART_SCREENSHOTS") or ARTIFACTS / "docs-images")
+TOUR = [
+    "%load_ext yart_jupyter\nimport yart_jupyter\nfrom yart_jupyter.emulator import Duration, embedded",
+    "%%yandexart --seed 1863 --aspect 2:1\na pattern of pastel colored succulents, top view",
+    'embedded().config.duration = Duration("uniform", 3.0, 15.0)',
+    "%%yandexart --seed 1-6 --no-cache\na harbour at dusk, long exposure",
+    'embedded().config.duration = Duration("fixed", 1.0)',
+    '%%yandexart --seed 1-4 --vary style="watercolour|oil painting|pixel art" --dry-run\n'
+    "a fox in a snowy forest, {style}",
+    '%%yandexart --seed 1-4 --vary style="watercolour|oil painting|pixel art" --var exp\n'
+    "a fox in a snowy forest, {style}",
+    'first, second = exp["watercolour", 1].operation_id, exp["pixel art", 2].operation_id\n'
+    "%yandexart compare {first} {second}",
+    "%%yandexart --seed 5 --aspect 4:3 --out red-fox.jpg\na red fox in the snow",
+    "%yandexart info red-fox.jpg",
+    "rows = [{'subject': s, 'style': t} for s in ('a fox', 'an owl', 'a heron') for t in ('ink', 'chalk')]\n"
+    "result = await yart_jupyter.batch(rows, prompt='{subject}, {style}', out='dataset/{n:03d}.jpg')",
+    "yart_jupyter.form()",
+]
+
+
+@pytest.mark.timeout(300)
+def test_the_docs_pictures_in_light_and_dark(lab: tuple[str, Path]) -> None:
+    """Every output the docs describe, shot where users see it: the magic's picture and caption, the
+    progress bar mid-run, the dry-run plan, a sweep grid, compare, info, a batch's table, the form."""
+    from playwright.sync_api import expect, sync_playwright
+
+    lab_url, root = lab
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    cells = [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": s}
+             for s in TOUR]
+    kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    (root / "tour.ipynb").write_text(json.dumps({"cells": cells, "metadata": kernel, "nbformat": 4,
+                                                 "nbformat_minor": 5}))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400}, device_scale_factor=1)
+            page.goto(f"{lab_url}/lab/tree/tour.ipynb?reset")
+            page.wait_for_selector("#jp-main-statusbar >> text=/Idle/", timeout=60_000)
+
+            def cell(index: int) -> Any:
+                return page.locator(".jp-Notebook .jp-CodeCell").nth(index)
+
+            def output(index: int) -> Any:
+                return cell(index).locator(".jp-OutputArea")
+
+            def shoot(name: str, target: Any, theme: str) -> None:
+                target.scroll_into_view_if_needed()
+                target.screenshot(path=str(SHOTS / f"{name}-{theme}.jpg"), type="jpeg", quality=85)
+
+            def progress(theme: str) -> None:  # the slow cell mid-run: some pictures in, some running
+                bar = output(3).locator(".yart-bar")
+                try:
+                    expect(bar).to_be_visible(timeout=60_000)
+                except AssertionError:
+                    page.screenshot(path=str(ARTIFACTS / f"tour-{theme}-failed.png"), full_page=True)
+                    raise
+                expect(output(3)).to_contain_text(re.compile(r"\b[1-5]/6 done"), timeout=60_000)
+                shoot("progress", output(3), theme)
+
+            run_all(page, lambda: expect(output(1).locator("img")).to_be_visible(timeout=30_000), "tour-retry.png")
+            progress("light")
+            form = page.locator(".yart-form")
+            expect(form).to_be_visible(timeout=120_000)
+            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached(
+                timeout=60_000)
+            form.locator("textarea").first.fill("a grey heron in the reeds, morning mist")
+            form.locator("input[placeholder='random']").fill("42")
+            form.locator("button.jupyter-button:has-text('Generate')").click()
+            expect(form.locator(".yart-card img").first).to_be_visible(timeout=60_000)
+            expect(output(6).locator(".yart-grid img")).to_have_count(12, timeout=60_000)
+            expect(output(10).locator(".yart-batch-result")).to_be_visible(timeout=60_000)
+            for theme in ("light", "dark"):
+                if theme == "dark":
+                    page.click(".lm-MenuBar-itemLabel:text-is('Settings')")
+                    page.hover("li.lm-Menu-item:has-text('Theme')")
+                    page.click("li.lm-Menu-item[data-command='apputils:change-theme']:has-text('JupyterLab Dark')")
+                    page.wait_for_selector("body[data-jp-theme-light='false']", state="attached", timeout=30_000)
+                    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached()
+                    cell(2).locator(".jp-InputArea-editor").click()  # the slow cell again, for its bar
+                    page.keyboard.press("Shift+Enter")
+                    page.keyboard.press("Shift+Enter")
+                    progress("dark")
+                    cell(4).locator(".jp-InputArea-editor").click()
+                    page.keyboard.press("Shift+Enter")
+                for name, index in (("magic", 1), ("dry-run", 5), ("sweep", 6), ("compare", 7), ("info", 9),
+                                    ("batch", 10)):
+                    shoot(name, output(index), theme)
+                shoot("form", form, theme)
+        finally:
+            browser.close()
+    for name in ("magic", "progress", "dry-run", "sweep", "compare", "info", "batch", "form"):
+        for theme in ("light", "dark"):
+            assert (SHOTS / f"{name}-{theme}.jpg").stat().st_size > 5_000, (name, theme)

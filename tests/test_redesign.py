@@ -345,6 +345,8 @@ def test_docs_build_fails_on_a_broken_link_or_a_fence_that_is_not_code(tmp_path:
     page = (tmp_path / "site" / "experiments" / "index.html").read_text()
     before = page[:page.index('<pre><span></span><code>%%yandexart --seed 7 --vary ar=')]
     assert before.rfind("<li>") > before.rfind("</li>")  # the fence is a code block inside its list item
+    page = (tmp_path / "site" / "provenance" / "index.html").read_text()
+    assert 'src="../images/info-light.jpg#only-light"' in page  # the page shows its output
     clean = (tmp_path / "docs" / "tests.md").read_text()
     inline = "\n> ```\n> %%yandexart --seed 1\na fence that renders inline\n```\n"
     (tmp_path / "docs" / "tests.md").write_text(clean + inline)
@@ -353,5 +355,10 @@ def test_docs_build_fails_on_a_broken_link_or_a_fence_that_is_not_code(tmp_path:
     (tmp_path / "docs" / "tests.md").write_text(clean + "\n- an item\n\n  ```\n  %%yandexart --seed 1\n  ```\n")
     shallow = subprocess.run(build, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
     assert shallow.returncode != 0 and "indented less than 4 spaces" in shallow.stderr
+    (tmp_path / "docs" / "tests.md").write_text(clean)
+    (tmp_path / "docs" / "images" / "info-dark.jpg").unlink()
+    gone = subprocess.run(build, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert gone.returncode != 0 and "info-dark.jpg does not exist" in gone.stderr
+    shutil.copy(root / "docs" / "images" / "info-dark.jpg", tmp_path / "docs" / "images")
     (tmp_path / "docs" / "tests.md").write_text(clean + "\n[a broken link](nowhere.md)\n")
     assert subprocess.run(build, cwd=tmp_path, capture_output=True, env=env, timeout=120).returncode != 0
