@@ -44,7 +44,11 @@ pytest: $(STAMP) chromium
 	$(PY) -m pytest -q
 
 # The documentation site, strict: a broken link or a missing page fails the build.
-docs: $(STAMP)
+# The quickstart as the demo renders it is a page of the site: made when the notebook or the code is newer.
+demo-output/quickstart.html: notebooks/quickstart.ipynb $(wildcard yart_jupyter/*.py yart_jupyter/*/*.py) $(DEMO_STAMP)
+	$(PY) -m yart_jupyter.demo notebooks/quickstart.ipynb
+
+docs: $(STAMP) demo-output/quickstart.html
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site  # not --quiet: it hides the warnings strict mode counts
 
 # The docs' pictures (docs/images): the browser test that shoots every output the pages describe, in

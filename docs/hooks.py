@@ -72,6 +72,21 @@ def check_pictures(markdown: str, name: str, docs_dir: str) -> None:
                 raise PluginError(f"{name}: {path} does not exist; run make screenshots")
 
 
+def on_post_build(config: Any, **kwargs: Any) -> None:
+    """Put the quickstart as ``make demo`` rendered it beside its page (docs/quickstart.md)."""
+    import shutil
+    from pathlib import Path
+
+    from mkdocs.exceptions import PluginError
+
+    rendered = Path(config["config_file_path"]).parent / "demo-output" / "quickstart.html"
+    if not rendered.is_file():
+        raise PluginError(f"{rendered} is missing: make docs runs make demo first")
+    target = Path(config["site_dir"]) / "quickstart" / "notebook.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(rendered, target)
+
+
 def on_page_content(html: str, page: Any, config: Any, **kwargs: Any) -> str:
     check_fences(page.markdown, html, page.file.src_path)
     check_pictures(page.markdown, page.file.src_path, config["docs_dir"])

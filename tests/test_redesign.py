@@ -337,6 +337,8 @@ def test_docs_build_fails_on_a_broken_link_or_a_fence_that_is_not_code(tmp_path:
     root = Path(__file__).parent.parent
     shutil.copytree(root / "docs", tmp_path / "docs")
     shutil.copy(root / "mkdocs.yml", tmp_path)
+    (tmp_path / "demo-output").mkdir()  # what make demo writes (make docs makes it first)
+    (tmp_path / "demo-output" / "quickstart.html").write_text("<html><body>the quickstart</body></html>")
     build = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")]
     env = {**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"}
     assert subprocess.run(build, cwd=tmp_path, capture_output=True, env=env, timeout=120).returncode == 0
@@ -347,6 +349,7 @@ def test_docs_build_fails_on_a_broken_link_or_a_fence_that_is_not_code(tmp_path:
     assert before.rfind("<li>") > before.rfind("</li>")  # the fence is a code block inside its list item
     page = (tmp_path / "site" / "provenance" / "index.html").read_text()
     assert 'src="../images/info-light.jpg#only-light"' in page  # the page shows its output
+    assert "the quickstart" in (tmp_path / "site" / "quickstart" / "notebook.html").read_text()
     clean = (tmp_path / "docs" / "tests.md").read_text()
     inline = "\n> ```\n> %%yandexart --seed 1\na fence that renders inline\n```\n"
     (tmp_path / "docs" / "tests.md").write_text(clean + inline)
