@@ -85,10 +85,22 @@ def run_all(page: Any, started: Callable[[], None], screenshot: str) -> None:
         try:
             started()
             return
-        except AssertionError:
-            pass
+        except AssertionError as error:
+            why = str(error).splitlines()[:3]
     page.screenshot(path=str(ARTIFACTS / screenshot))
-    raise AssertionError(f"Run All never showed the notebook running (see test-artifacts/{screenshot})")
+    raise AssertionError(f"Run All never showed the notebook running (see test-artifacts/{screenshot}): {why}")
+
+
+def use_theme(page: Any, theme: str) -> None:
+    """Lab's light or dark theme through Settings > Theme (a no-op when it is already on)."""
+    light = "true" if theme == "light" else "false"
+    if page.locator(f"body[data-jp-theme-light='{light}']").count():
+        return
+    page.click(".lm-MenuBar-itemLabel:text-is('Settings')")
+    page.hover("li.lm-Menu-item:has-text('Theme')")
+    label = "JupyterLab Light" if theme == "light" else "JupyterLab Dark"
+    page.click(f"li.lm-Menu-item[data-command='apputils:change-theme']:has-text('{label}')")
+    page.wait_for_selector(f"body[data-jp-theme-light='{light}']", state="attached", timeout=30_000)
 
 
 @pytest.fixture(scope="module")
@@ -298,10 +310,7 @@ def test_sweep_grid_in_light_and_dark_themes(lab: tuple[str, Path]) -> None:
             expect(grid.locator(".yart-grid-title")).to_have_text("a fox in a snowy forest, {style}")
             for theme in ("light", "dark"):
                 if theme == "dark":
-                    page.click(".lm-MenuBar-itemLabel:text-is('Settings')")
-                    page.hover("li.lm-Menu-item:has-text('Theme')")
-                    page.click("li.lm-Menu-item[data-command='apputils:change-theme']:has-text('JupyterLab Dark')")
-                    page.wait_for_selector("body[data-jp-theme-light='false']", state="attached", timeout=30_000)
+                    use_theme(page, "dark")
                     page.wait_for_timeout(500)
                 for selector in (".yart-grid-title", "table.yart-grid-table th >> nth=2",
                                  "table.yart-grid-table tr >> nth=1 >> th"):
@@ -377,7 +386,10 @@ def test_the_docs_pictures_in_light_and_dark(lab: tuple[str, Path]) -> None:
                 expect(output(3)).to_contain_text(re.compile(r"\b[1-5]/6 done"), timeout=60_000)
                 shoot("progress", output(3), theme)
 
-            run_all(page, lambda: expect(output(1).locator("img")).to_be_visible(timeout=30_000), "tour-retry.png")
+            use_theme(page, "light")  # the sweep test may have left Lab dark
+            # .first: the picture, then the full-size button's (empty) image widget
+            run_all(page, lambda: expect(output(1).locator("img").first).to_be_visible(timeout=30_000),
+                    "tour-retry.png")
             progress("light")
             form = page.locator(".yart-form")
             expect(form).to_be_visible(timeout=120_000)
@@ -391,10 +403,7 @@ def test_the_docs_pictures_in_light_and_dark(lab: tuple[str, Path]) -> None:
             expect(output(10).locator(".yart-batch-result")).to_be_visible(timeout=60_000)
             for theme in ("light", "dark"):
                 if theme == "dark":
-                    page.click(".lm-MenuBar-itemLabel:text-is('Settings')")
-                    page.hover("li.lm-Menu-item:has-text('Theme')")
-                    page.click("li.lm-Menu-item[data-command='apputils:change-theme']:has-text('JupyterLab Dark')")
-                    page.wait_for_selector("body[data-jp-theme-light='false']", state="attached", timeout=30_000)
+                    use_theme(page, "dark")
                     expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_be_attached()
                     cell(2).locator(".jp-InputArea-editor").click()  # the slow cell again, for its bar
                     page.keyboard.press("Shift+Enter")
