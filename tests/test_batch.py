@@ -155,6 +155,26 @@ async def test_the_service_saying_the_day_is_used_up_stops_it_too(env: Emulator,
     assert "ran out" in result.summary()
 
 
+async def test_a_kill_between_the_file_and_its_metadata_line_is_completed_not_refused(
+        env: Emulator, tmp_path: Path) -> None:
+    """A process killed after writing a row's picture but before its metadata line: the next run
+    recognises the file by its embedded recipe and completes the line from the store (free); a
+    file that is not this row's picture is still never overwritten."""
+    await batch(ROWS, prompt="{subject}, {style}", out="cut/{n}.jpg")
+    lines = (tmp_path / "cut" / "metadata.jsonl").read_text().splitlines()
+    (tmp_path / "cut" / "metadata.jsonl").write_text("\n".join(lines[:2] + lines[3:]) + "\n")  # row 3's line lost
+    foreign = (tmp_path / "cut" / "5.jpg")
+    foreign.write_bytes((tmp_path / "cut" / "6.jpg").read_bytes())  # row 6's picture where row 5's goes
+    (tmp_path / "cut" / "metadata.jsonl").write_text(
+        "\n".join(line for line in (tmp_path / "cut" / "metadata.jsonl").read_text().splitlines()
+                  if json.loads(line)["file_name"] != "5.jpg") + "\n")
+    again = await batch(ROWS, prompt="{subject}, {style}", out="cut/{n}.jpg")
+    assert [r.status for r in again.rows] == ["earlier", "earlier", "cached", "earlier", "failed", "earlier"]
+    assert "was not made by this batch" in (again.rows[4].error or "")
+    assert env.stats.operations_created == 6  # nothing paid twice
+    assert sorted(line["row"] for line in metadata(tmp_path / "cut")) == [1, 2, 3, 4, 6]
+
+
 async def test_an_interrupted_batch_resumes_without_paying_twice(env: Emulator, tmp_path: Path) -> None:
     env.config.duration = Duration("uniform", 1.0, 2.0)
     job = batch(ROWS, prompt="{subject}, {style}", out="cut/{n}.jpg")

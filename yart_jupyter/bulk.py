@@ -405,6 +405,9 @@ async def run(
                 row.status = "earlier"
                 status.cached += 1
                 continue
+            if isinstance(row.request, GenerationRequest) and _carries(row.path, row.request):
+                todo.append((row, row.request))  # its metadata line was cut off: the store answers it
+                continue
             row.status, row.error = "failed", f"{row.path} exists and was not made by this batch (never overwritten)"
             status.failed += 1
             continue
@@ -486,6 +489,20 @@ def _unfinished(unfinished: Mapping[str, Record], request: GenerationRequest, re
     record = unfinished.get(request_key(request))
     item = unfinished_item(record, resend_lost=resend_lost) if record is not None else None
     return item if item is not None else request
+
+
+def _carries(path: Path, request: GenerationRequest) -> bool:
+    """Whether the file at ``path`` embeds this request's recipe: an earlier run wrote it and was
+    stopped before its metadata line (a kill between the two writes), so it is ours to complete."""
+    from .provenance import ProvenanceError, read_recipe
+
+    try:
+        recipe = read_recipe(path.read_bytes())
+    except (OSError, ProvenanceError):
+        return False
+    messages = [(m.get("text"), m.get("weight")) for m in recipe["messages"] if isinstance(m, dict)]
+    return (recipe.get("seed") == request.seed and recipe.get("model_uri") == request.model_uri
+            and messages == [(m.text, m.weight) for m in request.messages])
 
 
 def _write(row: Row, image: GeneratedImage, root: Path | None, metadata: Metadata | None) -> None:
