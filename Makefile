@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	touch $(STAMP) $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)
-	$(PY) -m yart_jupyter.demo notebooks/quickstart.ipynb
+	$(PY) -m yart_jupyter.notebook.demo notebooks/quickstart.ipynb
 
 lint: $(STAMP)
 	$(PY) -m ruff check yart_jupyter tests bench docs
@@ -46,7 +46,7 @@ pytest: $(STAMP) chromium
 # The documentation site, strict: a broken link or a missing page fails the build.
 # The quickstart as the demo renders it is a page of the site: made when the notebook or the code is newer.
 demo-output/quickstart.html: notebooks/quickstart.ipynb $(wildcard yart_jupyter/*.py yart_jupyter/*/*.py) $(DEMO_STAMP)
-	$(PY) -m yart_jupyter.demo notebooks/quickstart.ipynb
+	$(PY) -m yart_jupyter.notebook.demo notebooks/quickstart.ipynb
 
 docs: $(STAMP) demo-output/quickstart.html
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site  # not --quiet: it hides the warnings strict mode counts
@@ -58,7 +58,7 @@ screenshots: $(STAMP) chromium
 
 # Rewrite README's option table from the magic's parsers (a test fails while it is stale).
 reference: $(STAMP)
-	$(PY) -m yart_jupyter.magics README.md
+	$(PY) -m yart_jupyter.notebook.magics README.md
 
 # The suite on every other supported Python the machine has, each in its own venv (.venv-3.X).
 pythons: $(STAMP)

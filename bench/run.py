@@ -23,12 +23,12 @@ from pathlib import Path
 
 import aiohttp
 
-from yart_jupyter.client import Progress, YandexArtClient
+from yart_jupyter.clients.client import Progress, YandexArtClient
+from yart_jupyter.clients.limits import Quotas
+from yart_jupyter.clients.polling import FixedPolicy, PollPolicy
+from yart_jupyter.clients.scheduler import AdaptivePolicy, DurationModel
 from yart_jupyter.emulator import Duration, Emulator, EmulatorConfig, standalone
 from yart_jupyter.engine import run_batch
-from yart_jupyter.limits import Quotas
-from yart_jupyter.polling import FixedPolicy, PollPolicy
-from yart_jupyter.scheduler import AdaptivePolicy, DurationModel
 from yart_jupyter.store import Store
 
 KEY, FOLDER = "emulator-key", "emulator-folder"
@@ -284,9 +284,9 @@ async def batch_rows(table: Table, count: int, *, realistic: bool) -> None:
     against the quota floor, and the process's memory as rows finish. ``realistic``: 1-1.6 MB
     pictures (the service's size; on a 2-core machine the emulator making them competes for the CPU),
     else the emulator's small synthetic ones."""
-    from yart_jupyter.bulk import plan, run
-    from yart_jupyter.config import Settings
-    from yart_jupyter.status import BatchStatus
+    from yart_jupyter.batches import plan_table, run_table
+    from yart_jupyter.core.config import Settings
+    from yart_jupyter.core.status import BatchStatus
 
     per, window, duration = 100, 10.0, 2.0
     payloads = ["--realistic-payloads"] if realistic else []
@@ -294,7 +294,7 @@ async def batch_rows(table: Table, count: int, *, realistic: bool) -> None:
                     "--generate-window", str(window), niced=True) as url, tempfile.TemporaryDirectory() as work:
         settings = Settings.resolve({}, {}, {"base_url": url, "folder_id": FOLDER, "data_dir": str(Path(work) / "s")})
         rows = [{"subject": f"row {i}", "style": ("ink", "oil", "chalk")[i % 3]} for i in range(count)]
-        planned = plan(rows, settings, prompt="{subject}, {style}", out=str(Path(work) / "set" / "{n:05d}.jpg"))
+        planned = plan_table(rows, settings, prompt="{subject}, {style}", out=str(Path(work) / "set" / "{n:05d}.jpg"))
         status = BatchStatus(count)
         marks: dict[int, float] = {}
         peak = 0.0
@@ -309,7 +309,7 @@ async def batch_rows(table: Table, count: int, *, realistic: bool) -> None:
         async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={},
                                    quotas=Quotas(per, 50, generation_window=window)) as client:
             began = time.monotonic()
-            result = await run(client, Store(settings.home), settings, planned, status, on_update=sample)
+            result = await run_table(client, Store(settings.home), settings, planned, status, on_update=sample)
             total = time.monotonic() - began
         files = len(list((Path(work) / "set").glob("*.jpg")))
         lines = (Path(work) / "set" / "metadata.jsonl").read_text().count("\n")
@@ -344,8 +344,8 @@ def notebook_weight(table: Table) -> None:
 
     import nbformat
 
-    from yart_jupyter.image import preview
-    from yart_jupyter.notebook_runner import run_notebook
+    from yart_jupyter.media.image import preview
+    from yart_jupyter.notebook.runner import run_notebook
 
     photo = PHOTO.read_bytes()
     with tempfile.TemporaryDirectory() as work:

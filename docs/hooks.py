@@ -17,9 +17,9 @@ _CODE_BLOCK = re.compile(r"<pre[\s>]")
 
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
-    from yart_jupyter.magics.commands import markdown as options
-    from yart_jupyter.models import table_markdown
-    from yart_jupyter.settings import reference
+    from yart_jupyter.core.models import table_markdown
+    from yart_jupyter.core.settings import reference
+    from yart_jupyter.notebook.magics.commands import markdown as options
 
     return (markdown.replace("<!-- options-reference -->", options())
             .replace("<!-- settings-reference -->", reference())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -10,10 +11,12 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from yart_jupyter.client import YandexArtClient
+from yart_jupyter.clients.client import YandexArtClient
+from yart_jupyter.clients.polling import FixedPolicy
+from yart_jupyter.clients.shared import close_shared_clients
+from yart_jupyter.clients.transport import RetryPolicy
 from yart_jupyter.emulator import Duration, Emulator, EmulatorConfig
-from yart_jupyter.polling import FixedPolicy
-from yart_jupyter.transport import RetryPolicy
+from yart_jupyter.notebook.widget import YandexArtForm
 
 FAST_RETRY = RetryPolicy(max_attempts=5, base_delay=0.01, max_delay=0.05, max_elapsed=10.0, max_retry_after=2.0)
 KEY = "emulator-key"
@@ -89,6 +92,23 @@ def shell(thread_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     ip.run_cell("%yandexart cancel all")
     ip.run_cell("%unload_ext yart_jupyter")
     ip.config.pop("YandexArt", None)  # %config values live in the shell's config, which outlives a test
+
+
+@pytest.fixture
+async def form(emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[YandexArtForm]:
+    """The form, set up against a fresh emulator; its jobs cancelled and the shared client closed after."""
+    monkeypatch.setenv("YANDEXART_BASE_URL", emulator.url)
+    monkeypatch.setenv("YC_API_KEY", KEY)
+    monkeypatch.setenv("YC_FOLDER_ID", FOLDER)
+    monkeypatch.chdir(tmp_path)
+    panel = YandexArtForm()
+    assert panel._setup_task is not None
+    await panel._setup_task
+    yield panel
+    for job in panel.jobs:
+        job.task.cancel()
+    await asyncio.gather(*(job.task for job in panel.jobs), return_exceptions=True)
+    await close_shared_clients()
 
 
 @pytest.fixture

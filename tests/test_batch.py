@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from yart_jupyter import batch, configure
-from yart_jupyter.bulk import BatchInputError, BatchResult, derived_seed, load_rows
+from yart_jupyter.batches import BatchInputError, BatchResult, derived_seed, load_rows
+from yart_jupyter.clients.shared import close_shared_clients
+from yart_jupyter.core.settings import current
 from yart_jupyter.emulator import Duration, Emulator
-from yart_jupyter.settings import current
-from yart_jupyter.shared import close_shared_clients
 from yart_jupyter.store import get_store
 
 from .conftest import FOLDER, KEY
@@ -212,14 +212,14 @@ async def test_progress_says_rate_and_time_left(env: Emulator) -> None:
     rows = [{"subject": f"a bird {i}", "style": "ink"} for i in range(12)]
     seen: list[str] = []
     settings = current()
-    from yart_jupyter.bulk import plan, run
-    from yart_jupyter.shared import shared_client
-    from yart_jupyter.status import BatchStatus
+    from yart_jupyter.batches import plan_table, run_table
+    from yart_jupyter.clients.shared import shared_client
+    from yart_jupyter.core.status import BatchStatus
 
-    planned = plan(rows, settings, prompt="{subject} {style}")
+    planned = plan_table(rows, settings, prompt="{subject} {style}")
     status = BatchStatus(len(planned.rows))
     status.show_rate = True
-    await run(shared_client(settings), get_store(settings.home), settings, planned, status,
+    await run_table(shared_client(settings), get_store(settings.home), settings, planned, status,
               on_update=lambda s: seen.append(s.text()))
     assert any("/min" in text and "left" in text for text in seen), seen[-3:]
 
@@ -385,7 +385,7 @@ def test_cli_runs_the_emulator(tmp_path: Path) -> None:
 def test_batch_in_a_real_kernel(kernel_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In a real kernel (nbclient): the progress line is replaced by the results table; a bad table is
     one line with its row numbers; the output folder is a dataset; exported HTML keeps the table."""
-    from yart_jupyter.notebook_runner import run_cells, write_outputs
+    from yart_jupyter.notebook.runner import run_cells, write_outputs
 
     monkeypatch.setenv("YANDEXART_EMULATOR_DURATION", "0.3")
     cells = [

@@ -229,7 +229,7 @@ def test_form_and_background_cell_in_jupyterlab(lab: tuple[str, Path]) -> None:
             assert "yart-static-copy" in static and "seed 1234" in static and static.count("<img") == 2
 
             # Alice AI ART, chosen in the form: the seed field is off and says why; the picture has no seed.
-            from yart_jupyter.models import API_NAMES, CATALOGUE, LIVING_MODEL
+            from yart_jupyter.core.models import API_NAMES, CATALOGUE, LIVING_MODEL
 
             alice = CATALOGUE[LIVING_MODEL]
             form.locator(".widget-dropdown:has-text('Model') select").select_option(

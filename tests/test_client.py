@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from yart_jupyter import errors
-from yart_jupyter.client import Progress, YandexArtClient
+from yart_jupyter.clients.client import Progress, YandexArtClient
+from yart_jupyter.clients.transport import RetryPolicy
+from yart_jupyter.core.request import GenerationRequest, Message
 from yart_jupyter.emulator import Duration, Emulator
-from yart_jupyter.image import image_size
-from yart_jupyter.request import GenerationRequest, Message
-from yart_jupyter.transport import RetryPolicy
+from yart_jupyter.media.image import image_size
 
 from .conftest import FOLDER, KEY
 

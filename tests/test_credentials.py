@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from yart_jupyter import errors
-from yart_jupyter.client import YandexArtClient
-from yart_jupyter.credentials import (
+from yart_jupyter.clients.client import YandexArtClient
+from yart_jupyter.clients.credentials import (
     ApiKey,
     IamToken,
     Metadata,
@@ -201,7 +201,7 @@ async def test_secrets_absent_from_debug_logs_and_errors(
 
 
 def test_iam_expiry_parsing() -> None:
-    from yart_jupyter.credentials import _parse_expiry
+    from yart_jupyter.clients.credentials import _parse_expiry
 
     assert abs(_parse_expiry("2030-01-01T00:00:00.123456789Z") - 1893456000.123456) < 1e-3
     assert _parse_expiry(None) > time.time() + 3600

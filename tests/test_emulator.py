@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from yart_jupyter.client import YandexArtClient
+from yart_jupyter.clients.client import YandexArtClient
+from yart_jupyter.core.request import AspectRatio
 from yart_jupyter.emulator import Duration, Emulator, standalone
 from yart_jupyter.emulator.images import render
-from yart_jupyter.image import GeneratedImage
-from yart_jupyter.request import AspectRatio
+from yart_jupyter.media.image import GeneratedImage
 
 from .conftest import FOLDER, KEY
 
@@ -162,7 +162,7 @@ def test_standalone_process(tmp_path: Path) -> None:
 
 async def test_embedded_emulator_via_python_api() -> None:
     import yart_jupyter
-    from yart_jupyter.shared import close_shared_clients
+    from yart_jupyter.clients.shared import close_shared_clients
 
     image = await yart_jupyter.generate("embedded", seed=11, aspect="1:1", base_url="emulator")
     again = await yart_jupyter.generate("embedded", seed=11, aspect="1:1", base_url="emulator")

@@ -10,18 +10,17 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from yart_jupyter.comparison import PARAMETERS, Comparison, resolve, word_diff
 from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.engine import ItemEvent
 from yart_jupyter.errors import ContentModerationError
-from yart_jupyter.experiment import Experiment
-from yart_jupyter.grid import grid_bundle
+from yart_jupyter.experiments.comparison import PARAMETERS, Comparison, resolve, word_diff
+from yart_jupyter.experiments.experiment import Experiment
+from yart_jupyter.experiments.grid import grid_bundle
+from yart_jupyter.experiments.sweep import Axis, SweepError, expand_line, parse_axis
+from yart_jupyter.notebook.widget import YandexArtForm
 from yart_jupyter.store import get_store
-from yart_jupyter.sweep import Axis, SweepError, expand_line, parse_axis
-from yart_jupyter.widget import YandexArtForm
 
-from .test_form import click_and_wait, form  # noqa: F401  (the form fixture)
-from .test_magics import html_outputs, run
+from .helpers import click_and_wait, html_outputs, run_cell
 
 SWEEP = '%%yandexart --seed 1-4 --vary style="watercolour|oil painting|pixel art"\na fox in a snowy forest, {style}'
 
@@ -40,7 +39,7 @@ def one_line_error(result: Any, captured: Any) -> str:
 
 
 def test_a_sweep_is_a_labelled_grid_and_an_experiment(shell: InteractiveShell, thread_emulator: Emulator) -> None:
-    result, captured = run(shell, SWEEP)
+    result, captured = run_cell(shell, SWEEP)
     assert result.success, result.error_in_exec
     exp = shell.user_ns["_"]
     assert isinstance(exp, Experiment) and len(exp) == 12 and exp.shape() == "style 3 × seed 4"
@@ -66,7 +65,7 @@ def test_a_sweep_is_a_labelled_grid_and_an_experiment(shell: InteractiveShell, t
 
 
 def test_records_and_pandas(shell: InteractiveShell) -> None:
-    run(shell, '%%yandexart --seed 5 --vary "ar=1:1|16:9" --aspect {ar}\na lighthouse')
+    run_cell(shell, '%%yandexart --seed 5 --vary "ar=1:1|16:9" --aspect {ar}\na lighthouse')
     exp = shell.user_ns["_"]
     rows = exp.records()
     assert [r["ar"] for r in rows] == ["1:1", "16:9"] and [r["aspect"] for r in rows] == ["1:1", "16:9"]
@@ -82,9 +81,9 @@ def test_records_and_pandas(shell: InteractiveShell) -> None:
 
 def test_weights_are_an_axis(shell: InteractiveShell) -> None:
     cell = '%%yandexart --seed 9{} --vary "w=0.2|0.5|0.8"\na harbour at dusk\n--- {{w}}\noil painting'
-    refused, _ = run(shell, cell.format(""))  # weights are documented as unsupported: refused unless asked
+    refused, _ = run_cell(shell, cell.format(""))  # weights are documented as unsupported: refused unless asked
     assert not refused.success and "--allow-weights" in str(refused.error_in_exec)
-    result, _ = run(shell, cell.format(" --allow-weights"))
+    result, _ = run_cell(shell, cell.format(" --allow-weights"))
     assert result.success, result.error_in_exec
     exp = shell.user_ns["_"]
     assert [img.messages[1].weight for img in exp] == [0.2, 0.5, 0.8]
@@ -93,7 +92,7 @@ def test_weights_are_an_axis(shell: InteractiveShell) -> None:
 
 def test_values_from_a_notebook_list_and_other_expressions(shell: InteractiveShell) -> None:
     shell.user_ns.update(styles=["ink", "chalk"], subject="an owl")
-    result, _ = run(shell, "%%yandexart --seed 2 --vary style={styles}\n{subject}, {style}")
+    result, _ = run_cell(shell, "%%yandexart --seed 2 --vary style={styles}\n{subject}, {style}")
     assert result.success, result.error_in_exec
     assert [i.prompt for i in shell.user_ns["_"]] == ["an owl, ink", "an owl, chalk"]
     # IPython expands the line, but leaves a sweep's own braces to the sweep
@@ -103,9 +102,10 @@ def test_values_from_a_notebook_list_and_other_expressions(shell: InteractiveShe
 
 
 def test_dry_run_shows_the_plan_and_sends_nothing(shell: InteractiveShell, thread_emulator: Emulator) -> None:
-    run(shell, '%%yandexart --seed 1 --vary "style=ink|chalk"\nan owl, {style}')
+    run_cell(shell, '%%yandexart --seed 1 --vary "style=ink|chalk"\nan owl, {style}')
     made = thread_emulator.stats.operations_created
-    result, captured = run(shell, '%%yandexart --seed 1 2 --vary "style=ink|chalk|coal" --dry-run\nan owl, {style}')
+    result, captured = run_cell(shell,
+        '%%yandexart --seed 1 2 --vary "style=ink|chalk|coal" --dry-run\nan owl, {style}')
     assert result.success, result.error_in_exec
     assert thread_emulator.stats.operations_created == made
     plain = captured.outputs[-1].data["text/plain"]
@@ -119,12 +119,12 @@ def test_dry_run_shows_the_plan_and_sends_nothing(shell: InteractiveShell, threa
 
 def test_the_budget_guard(shell: InteractiveShell, thread_emulator: Emulator) -> None:
     source = '%%yandexart --seed 1-4 --vary "a=1|2|3" --vary "b=x|y"\n{a} {b}'
-    result, captured = run(shell, source)
+    result, captured = run_cell(shell, source)
     line = one_line_error(result, captured)
     assert "24 generations (a 3 × b 2 × seed 4)" in line and "the limit is 16" in line
     assert "%config YandexArt.max_images = 24" in line and "--dry-run" in line
     assert thread_emulator.stats.operations_created == 0
-    result, captured = run(shell, source.replace("\n", " --dry-run\n", 1))
+    result, captured = run_cell(shell, source.replace("\n", " --dry-run\n", 1))
     assert result.success and "max_images = 24" in captured.outputs[-1].data["text/plain"]
     assert thread_emulator.stats.operations_created == 0
 
@@ -148,7 +148,7 @@ def test_the_budget_guard(shell: InteractiveShell, thread_emulator: Emulator) ->
 def test_bad_sweeps_are_one_line_and_send_nothing(
     shell: InteractiveShell, thread_emulator: Emulator, source: str, expected: str,
 ) -> None:
-    result, captured = run(shell, "%%yandexart " + source)
+    result, captured = run_cell(shell, "%%yandexart " + source)
     line = one_line_error(result, captured)
     assert expected in line, line
     assert "Nothing was sent" in line or "invalid" in line
@@ -157,7 +157,7 @@ def test_bad_sweeps_are_one_line_and_send_nothing(
 
 
 def test_out_names_files_by_axis_values(shell: InteractiveShell, tmp_path: Path) -> None:
-    result, _ = run(shell, '%%yandexart --seed 3 --vary "style=ink|chalk" --out "sweep/{style}-{seed}.jpg"\n'
+    result, _ = run_cell(shell, '%%yandexart --seed 3 --vary "style=ink|chalk" --out "sweep/{style}-{seed}.jpg"\n'
                            "an owl, {style}")
     assert result.success, result.error_in_exec
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == ["chalk-3.jpg", "ink-3.jpg"]
@@ -167,7 +167,7 @@ def test_out_names_files_by_axis_values(shell: InteractiveShell, tmp_path: Path)
 def test_grid_out_draws_a_labelled_contact_sheet(shell: InteractiveShell, tmp_path: Path) -> None:
     from PIL import Image
 
-    result, captured = run(shell, '%%yandexart --seed 1-4 --vary "style=ink|chalk|coal" --grid-out grid.png\n'
+    result, captured = run_cell(shell, '%%yandexart --seed 1-4 --vary "style=ink|chalk|coal" --grid-out grid.png\n'
                                   "an owl, {style}")
     assert result.success, result.error_in_exec
     assert "grid saved to grid.png" in last_html(captured)
@@ -183,12 +183,13 @@ def test_grid_out_draws_a_labelled_contact_sheet(shell: InteractiveShell, tmp_pa
     assert exp.save_grid(tmp_path / "again.jpg").stat().st_size > 10_000
     with pytest.raises(FileExistsError):
         exp.save_grid(tmp_path / "again.jpg")
-    result, captured = run(shell, '%%yandexart --seed 1 --vary "style=ink|chalk" --grid-out grid.png\nan owl, {style}')
+    result, captured = run_cell(shell,
+        '%%yandexart --seed 1 --vary "style=ink|chalk" --grid-out grid.png\nan owl, {style}')
     assert "--grid-out 'grid.png' is invalid: exists already" in one_line_error(result, captured)
 
 
 def test_a_failed_cell_says_why_and_the_others_arrive(shell: InteractiveShell) -> None:
-    result, captured = run(shell, '%%yandexart --seed 1 --vary "mood=calm|forbidden|bright"\na sea, {mood}')
+    result, captured = run_cell(shell, '%%yandexart --seed 1 --vary "mood=calm|forbidden|bright"\na sea, {mood}')
     assert not result.success
     exp = shell.user_ns["_"]
     assert isinstance(exp, Experiment) and len(exp.images) == 2
@@ -203,8 +204,8 @@ def test_a_failed_cell_says_why_and_the_others_arrive(shell: InteractiveShell) -
 def test_each_cell_shows_its_own_state() -> None:
     axis = Axis("style", ("ink", "chalk", "coal"))
     exp = Experiment("an owl, {style}", [axis], [])
-    from yart_jupyter.experiment import Slot
-    from yart_jupyter.request import build_request
+    from yart_jupyter.core.request import build_request
+    from yart_jupyter.experiments.experiment import Slot
 
     exp.slots = [Slot((v,), build_request(f"an owl, {v}", seed=1, model_uri="art://f/yandex-art/latest"))
                  for v in axis.values]
@@ -216,24 +217,25 @@ def test_each_cell_shows_its_own_state() -> None:
 
 
 def test_background_sweep_fills_in(shell: InteractiveShell, thread_emulator: Emulator) -> None:
-    result, _ = run(shell, '%%yandexart --seed 1 2 --vary "style=ink|chalk" --background --var exp\nan owl, {style}')
+    result, _ = run_cell(shell,
+        '%%yandexart --seed 1 2 --vary "style=ink|chalk" --background --var exp\nan owl, {style}')
     assert result.success, result.error_in_exec
     job = shell.user_ns["_"]
     assert job.state == "running"
-    result, _ = run(shell, "_done = await _")
+    result, _ = run_cell(shell, "_done = await _")
     assert result.success, result.error_in_exec
     exp = shell.user_ns["exp"]
     assert isinstance(exp, Experiment) and len(exp.images) == 4 and shell.user_ns["_done"] is exp
 
 
 def test_experiments_are_kept_in_the_store(shell: InteractiveShell, thread_emulator: Emulator) -> None:
-    run(shell, SWEEP)
+    run_cell(shell, SWEEP)
     exp = shell.user_ns["_"]
     made = thread_emulator.stats.operations_created
-    result, captured = run(shell, "%yandexart history --experiments")
+    result, captured = run_cell(shell, "%yandexart history --experiments")
     assert exp.id in captured.outputs[-1].data["text/plain"] and "12 (style 3 × seed 4)" in \
         captured.outputs[-1].data["text/plain"]
-    result, captured = run(shell, f"%yandexart history --experiment {exp.id[:8]}")
+    result, captured = run_cell(shell, f"%yandexart history --experiment {exp.id[:8]}")
     assert result.success, result.error_in_exec
     again = shell.user_ns["_"]
     assert isinstance(again, Experiment) and again.id == exp.id and len(again.images) == 12
@@ -243,10 +245,10 @@ def test_experiments_are_kept_in_the_store(shell: InteractiveShell, thread_emula
     import yart_jupyter
 
     assert yart_jupyter.load_experiment(exp.id).shape() == "style 3 × seed 4"
-    result, captured = run(shell, "%yandexart history --experiment exp-nothing")
+    result, captured = run_cell(shell, "%yandexart history --experiment exp-nothing")
     assert "no experiment 'exp-nothing'" in one_line_error(result, captured)
     # run again: every picture comes from the store, and the new experiment is kept too
-    result, captured = run(shell, SWEEP)
+    result, captured = run_cell(shell, SWEEP)
     assert thread_emulator.stats.operations_created == made
     assert html_outputs(captured).count("from the store") >= 12
     assert len(get_store().experiments()) == 2
@@ -263,11 +265,11 @@ def test_parse_axis_values() -> None:
 
 
 def test_compare_two_operations(shell: InteractiveShell, tmp_path: Path) -> None:
-    run(shell, "%%yandexart --seed 4 --aspect 16:9 --out a.jpg\na red fox in the snow")
+    run_cell(shell, "%%yandexart --seed 4 --aspect 16:9 --out a.jpg\na red fox in the snow")
     first = shell.user_ns["_"]
-    run(shell, "%%yandexart --seed 5\na small red fox in deep snow")
+    run_cell(shell, "%%yandexart --seed 5\na small red fox in deep snow")
     second = shell.user_ns["_"]
-    result, captured = run(shell, f"%yandexart compare {first.operation_id} {second.operation_id}")
+    result, captured = run_cell(shell, f"%yandexart compare {first.operation_id} {second.operation_id}")
     assert result.success, result.error_in_exec
     comparison = shell.user_ns["_"]
     assert isinstance(comparison, Comparison)
@@ -276,25 +278,25 @@ def test_compare_two_operations(shell: InteractiveShell, tmp_path: Path) -> None
     assert page.count("<img ") == 2 and page.count("yart-changed") == 3
     assert '<ins style="' in page and ">small</ins>" in page and ">deep</ins>" in page
     # history entries and files name pictures too
-    result, captured = run(shell, "%yandexart compare #1 #2 a.jpg")
+    result, captured = run_cell(shell, "%yandexart compare #1 #2 a.jpg")
     assert result.success, result.error_in_exec
     sides = shell.user_ns["_"].sides
     assert [s.label for s in sides] == ["#1", "#2", "a.jpg"]
     assert sides[0].recipe["operation_id"] == second.operation_id
     assert sides[2].recipe["operation_id"] == first.operation_id
-    result, captured = run(shell, "%yandexart compare #1 nonsense-id")
+    result, captured = run_cell(shell, "%yandexart compare #1 nonsense-id")
     assert "is neither an operation id in the store" in one_line_error(result, captured)
 
 
 def test_compare_says_when_each_picture_of_a_sweep_was_made(shell: InteractiveShell,
                                                             thread_emulator: Emulator) -> None:
     thread_emulator.config.duration = Duration("uniform", 0.1, 1.2)
-    result, _ = run(shell, '%%yandexart --seed 1-3 --vary "style=ink|oil"\na fox, {style}')
+    result, _ = run_cell(shell, '%%yandexart --seed 1-3 --vary "style=ink|oil"\na fox, {style}')
     assert result.success, result.error_in_exec
     exp = shell.user_ns["_"]
     first, last = sorted(exp, key=lambda image: image.done_at)[::len(exp) - 1]
     assert abs((first.submitted_at - last.submitted_at).total_seconds()) < 0.5  # one sweep: asked for at once
-    run(shell, f"%yandexart compare {first.operation_id} {last.operation_id}")
+    run_cell(shell, f"%yandexart compare {first.operation_id} {last.operation_id}")
     assert ("finished_at", "made") in PARAMETERS
     made = [side.value("finished_at") for side in shell.user_ns["_"].sides]
     assert made[0] != made[1] and made[0] < made[1]
@@ -308,7 +310,7 @@ def test_word_diff() -> None:
     assert word_diff("same words", "same words") == "same words"
 
 
-async def test_the_form_compares_two_picked_cards(form: YandexArtForm) -> None:  # noqa: F811
+async def test_the_form_compares_two_picked_cards(form: YandexArtForm) -> None:
     form.prompt.value = "a lighthouse on a cliff"
     form.count.value = 2
     cards = await click_and_wait(form)
@@ -323,7 +325,8 @@ async def test_the_form_compares_two_picked_cards(form: YandexArtForm) -> None: 
 
 
 def test_a_third_axis_makes_one_grid_per_value(shell: InteractiveShell, thread_emulator: Emulator) -> None:
-    result, captured = run(shell, '%%yandexart --seed 1 2 --vary "light=dawn|dusk" --vary "ar=1:1|2:1" --aspect {ar}\n'
+    result, captured = run_cell(shell,
+        '%%yandexart --seed 1 2 --vary "light=dawn|dusk" --vary "ar=1:1|2:1" --aspect {ar}\n'
                                   "a harbour at {light}")
     assert result.success, result.error_in_exec
     exp = shell.user_ns["_"]
@@ -338,7 +341,7 @@ def test_a_third_axis_makes_one_grid_per_value(shell: InteractiveShell, thread_e
 def test_experiments_in_a_real_kernel(kernel_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In a real kernel (nbclient): a two-axis sweep with a weight axis, a bad sweep (one line, nothing
     sent), the experiment shown again from the store, records as a DataFrame, and the exported HTML."""
-    from yart_jupyter.notebook_runner import run_cells, write_outputs
+    from yart_jupyter.notebook.runner import run_cells, write_outputs
 
     monkeypatch.setenv("YANDEXART_EMULATOR_DURATION", "0.3")
     cells = [

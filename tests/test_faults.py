@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from yart_jupyter import errors
-from yart_jupyter.client import YandexArtClient
-from yart_jupyter.credentials import OAuthToken
+from yart_jupyter.clients.client import YandexArtClient
+from yart_jupyter.clients.credentials import OAuthToken
+from yart_jupyter.clients.polling import FixedPolicy
+from yart_jupyter.clients.transport import RetryPolicy
 from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.engine import run_batch
-from yart_jupyter.polling import FixedPolicy
 from yart_jupyter.store import get_store
-from yart_jupyter.transport import RetryPolicy
 
 from .conftest import FAULT_RESULTS
 

@@ -10,36 +10,14 @@ import ipywidgets as w
 import pytest
 from ipywidgets.widgets.widget import _instances
 
+from yart_jupyter.clients.shared import close_shared_clients
+from yart_jupyter.core.provenance import picture_data, read_recipe
 from yart_jupyter.emulator import Duration, Emulator
-from yart_jupyter.provenance import picture_data, read_recipe
-from yart_jupyter.shared import close_shared_clients
+from yart_jupyter.notebook.widget import YandexArtForm, cell_text
 from yart_jupyter.store import get_store
-from yart_jupyter.widget import ImageCard, YandexArtForm, cell_text
 
 from .conftest import FOLDER, KEY
-
-
-@pytest.fixture
-async def form(emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> YandexArtForm:
-    monkeypatch.setenv("YANDEXART_BASE_URL", emulator.url)
-    monkeypatch.setenv("YC_API_KEY", KEY)
-    monkeypatch.setenv("YC_FOLDER_ID", FOLDER)
-    monkeypatch.chdir(tmp_path)
-    panel = YandexArtForm()
-    assert panel._setup_task is not None
-    await panel._setup_task
-    yield panel
-    for job in panel.jobs:
-        job.task.cancel()
-    await asyncio.gather(*(job.task for job in panel.jobs), return_exceptions=True)
-    await close_shared_clients()
-
-
-async def click_and_wait(panel: YandexArtForm) -> list[ImageCard]:
-    panel.generate_button.click()
-    job = panel.jobs[-1]
-    await asyncio.gather(job.task, return_exceptions=True)
-    return list(panel.gallery.children[0].images.children)
+from .helpers import click_and_wait
 
 
 async def test_setup_line_is_redacted(form: YandexArtForm, emulator: Emulator) -> None:
@@ -211,8 +189,8 @@ async def test_no_secret_in_widget_state(form: YandexArtForm) -> None:
 
 
 def test_cell_text_escapes_braces_and_weights() -> None:
-    from yart_jupyter.image import GeneratedImage
-    from yart_jupyter.request import AspectRatio, Message
+    from yart_jupyter.core.request import AspectRatio, Message
+    from yart_jupyter.media.image import GeneratedImage
 
     image = GeneratedImage(b"", "image/jpeg", 5, AspectRatio(2, 1), (Message("a {b}", 2.0), Message("c", 1.0)), "op")
     assert cell_text(image) == "%%yandexart --seed 5 --aspect 2:1\n--- 2\na {{b}}\n---\nc"

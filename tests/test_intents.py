@@ -25,7 +25,7 @@ from yart_jupyter.emulator import standalone
 from yart_jupyter.store import Store
 
 from .conftest import FOLDER, KEY
-from .test_kernel import execute
+from .helpers import execute
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(180)]
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager, start_new_kernel
 
-from yart_jupyter.notebook_runner import run_notebook
+from yart_jupyter.notebook.runner import run_notebook
+
+from .helpers import execute
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,26 +74,6 @@ def kernel() -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
-
-
-def execute(kc: BlockingKernelClient, code: str, timeout: float = 60) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run code; return the reply content and the iopub messages of that request."""
-    msg_id = kc.execute(code)
-    reply = kc.get_shell_msg(timeout=timeout)
-    while reply["parent_header"].get("msg_id") != msg_id:
-        reply = kc.get_shell_msg(timeout=timeout)
-    return reply["content"], drain(kc, msg_id)
-
-
-def drain(kc: BlockingKernelClient, msg_id: str, wait: float = 0.5) -> list[dict[str, Any]]:
-    messages = []
-    while True:
-        try:
-            msg = kc.get_iopub_msg(timeout=wait)
-        except queue.Empty:
-            return messages
-        if msg["parent_header"].get("msg_id") == msg_id:
-            messages.append(msg)
 
 
 @pytest.mark.timeout(120)

@@ -16,15 +16,15 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from PIL import Image
 
-from yart_jupyter.display import images_bundle, progress_bundle
+from yart_jupyter.clients.scheduler import LogNormal
+from yart_jupyter.core.request import RANDOM_SEEDS, AspectRatio, Message, random_seed
+from yart_jupyter.core.status import BatchStatus, about_left
 from yart_jupyter.emulator import Emulator
-from yart_jupyter.image import GeneratedImage, preview
-from yart_jupyter.request import RANDOM_SEEDS, AspectRatio, Message, random_seed
-from yart_jupyter.scheduler import LogNormal
-from yart_jupyter.status import BatchStatus, about_left
+from yart_jupyter.media.image import GeneratedImage, preview
+from yart_jupyter.present.display import images_bundle, progress_bundle
 
+from .helpers import html_outputs, run_cell
 from .shared_data import PHOTO, photo_bytes
-from .test_magics import html_outputs, run
 
 #: The issue's targets: bytes a picture adds to the saved notebook.
 PER_IMAGE_IN_FOUR = 150_000
@@ -103,24 +103,24 @@ def test_inline_setting_in_the_magic(shell: InteractiveShell, thread_emulator: E
                                     caplog: pytest.LogCaptureFixture) -> None:
     thread_emulator.config.photo = photo_bytes()
     try:
-        _, captured = run(shell, "%%yandexart --seed 1 2\na portrait")
+        _, captured = run_cell(shell, "%%yandexart --seed 1 2\na portrait")
         pictures = embedded(html_outputs(captured))
         assert len(pictures) == 2 and all(len(d) < len(photo_bytes()) / 4 for _, d in pictures)
         assert "preview" in html_outputs(captured)
         images = shell.user_ns["_"]
         assert all(image.image_bytes == photo_bytes() for image in images)  # the service's exact bytes
 
-        run(shell, '%config YandexArt.inline = "full"')
-        _, captured = run(shell, "%%yandexart --seed 3\na portrait")
+        run_cell(shell, '%config YandexArt.inline = "full"')
+        _, captured = run_cell(shell, "%%yandexart --seed 3\na portrait")
         assert [d for _, d in embedded(html_outputs(captured))] == [photo_bytes()]
 
-        run(shell, '%config YandexArt.inline = "none"')
-        _, captured = run(shell, "%%yandexart --seed 4\na portrait")
+        run_cell(shell, '%config YandexArt.inline = "none"')
+        _, captured = run_cell(shell, "%%yandexart --seed 4\na portrait")
         assert "<img" not in html_outputs(captured) and "seed 4" in html_outputs(captured)
 
-        run(shell, '%config YandexArt.inline = "huge"')
+        run_cell(shell, '%config YandexArt.inline = "huge"')
         assert "inline must be one of 'preview', 'full', 'none', not 'huge'" in caplog.text
-        assert shell.run_cell("from yart_jupyter.settings import current\ncurrent().inline").result == "none"
+        assert shell.run_cell("from yart_jupyter.core.settings import current\ncurrent().inline").result == "none"
     finally:
         thread_emulator.config.photo = None
 
@@ -169,11 +169,10 @@ class RecordingView:
 
 async def test_running_batch_shows_running_and_time_left(client: Any, emulator: Emulator,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from yart_jupyter import engine
+    from yart_jupyter.clients.scheduler import DurationModel
+    from yart_jupyter.core.request import build_request
     from yart_jupyter.emulator import Duration
-    from yart_jupyter.engine import Batch, run
-    from yart_jupyter.request import build_request
-    from yart_jupyter.scheduler import DurationModel
+    from yart_jupyter.engine import Batch, engine, run_in_view
 
     model = DurationModel()
     monkeypatch.setattr(engine, "DURATIONS", model)
@@ -182,7 +181,7 @@ async def test_running_batch_shows_running_and_time_left(client: Any, emulator: 
     emulator.config.duration = Duration("fixed", 2.5)
     view = RecordingView()
     requests = [build_request("a slow one", seed=s, folder_id="emulator-folder") for s in (1, 2)]
-    images = await run(client, None, Batch(requests), view)
+    images = await run_in_view(client, None, Batch(requests), view)
     assert len(images) == 2 and view.texts[-1] == "finished"
     running = [t for t in view.texts if "2 running" in t]
     assert running and any(re.search(r"about \d+ s left", t) for t in running), view.texts
@@ -190,7 +189,7 @@ async def test_running_batch_shows_running_and_time_left(client: Any, emulator: 
 
 
 def test_glyphs_are_the_few_that_render() -> None:
-    from yart_jupyter import display
+    from yart_jupyter.present import display
 
     bundle = progress_bundle(BatchStatus(3))
     assert "⏳" not in json.dumps(bundle, ensure_ascii=False)
@@ -203,7 +202,7 @@ def test_random_seeds_are_short_and_distinct_in_a_batch(shell: InteractiveShell)
     seeds = {random_seed() for _ in range(2000)}
     assert all(1 <= s <= RANDOM_SEEDS for s in seeds) and len(str(RANDOM_SEEDS)) == 6
     assert random_seed(avoid=set(range(1, RANDOM_SEEDS))) == RANDOM_SEEDS
-    run(shell, "%%yandexart --count 8\na fox")
+    run_cell(shell, "%%yandexart --count 8\na fox")
     drawn = [image.seed for image in shell.user_ns["_"]]
     assert len(set(drawn)) == 8 and all(len(str(s)) <= 6 for s in drawn)
 
@@ -218,7 +217,7 @@ def cell_weight(notebook: Any, index: int) -> int:
 
 
 def test_notebook_with_the_photograph_stays_light(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from yart_jupyter.notebook_runner import run_cells
+    from yart_jupyter.notebook.runner import run_cells
 
     monkeypatch.setenv("YANDEXART_EMULATOR_PHOTO", str(PHOTO))
     monkeypatch.setenv("YANDEXART_EMULATOR_DURATION", "0.3")
@@ -258,7 +257,7 @@ def test_notebook_with_the_photograph_stays_light(tmp_path: Path, monkeypatch: p
 
 
 def test_static_copy_keeps_the_newest_and_the_live_form_hides_it() -> None:
-    from yart_jupyter.display import STATIC_COPY_LIMIT, hide_static_copy, static_copy_bundle
+    from yart_jupyter.present.display import STATIC_COPY_LIMIT, hide_static_copy, static_copy_bundle
 
     images = [photo_image(seed=s, operation_id=f"op{s}") for s in range(STATIC_COPY_LIMIT + 2)]
     copy = static_copy_bundle(images, "abc")["text/html"]
@@ -269,7 +268,7 @@ def test_static_copy_keeps_the_newest_and_the_live_form_hides_it() -> None:
 
 
 def test_full_size_buttons_read_the_stored_file(tmp_path: Path) -> None:
-    from yart_jupyter.fullsize import full_size
+    from yart_jupyter.present.fullsize import full_size
 
     stored = tmp_path / "op1.jpg"
     stored.write_bytes(photo_bytes())

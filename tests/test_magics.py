@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -12,22 +11,12 @@ from IPython.utils.capture import capture_output
 
 from yart_jupyter import errors
 from yart_jupyter.emulator import Duration, Emulator
+from yart_jupyter.engine.jobs import Job
 from yart_jupyter.errors import GenerationInterrupted
-from yart_jupyter.image import GeneratedImage, ImageSet
-from yart_jupyter.jobs import Job
+from yart_jupyter.media.image import GeneratedImage, ImageSet
 
 from .conftest import FOLDER, KEY
-
-
-def run(shell: InteractiveShell, source: str) -> tuple[Any, Any]:
-    """Run a cell; return (the run result, the captured output)."""
-    with capture_output() as captured:
-        result = shell.run_cell(source, store_history=True)
-    return result, captured
-
-
-def html_outputs(captured: Any) -> str:
-    return "".join(o.data.get("text/html", "") for o in captured.outputs)
+from .helpers import html_outputs, run_cell
 
 
 def test_load_and_unload(shell: InteractiveShell) -> None:
@@ -48,7 +37,7 @@ def test_help_documents_every_option(shell: InteractiveShell) -> None:
 
 
 def test_cell_generates_and_sets_the_value(shell: InteractiveShell, thread_emulator: Emulator) -> None:
-    result, captured = run(shell, "%%yandexart --seed 1863 --aspect 2:1\na pattern of\n  pastel succulents")
+    result, captured = run_cell(shell, "%%yandexart --seed 1863 --aspect 2:1\na pattern of\n  pastel succulents")
     assert result.success, result.error_in_exec
     image = shell.user_ns["_"]
     assert isinstance(image, GeneratedImage) and image.seed == 1863 and str(image.aspect) == "2:1"
@@ -62,22 +51,22 @@ def test_cell_generates_and_sets_the_value(shell: InteractiveShell, thread_emula
 
 def test_weights_and_variables(shell: InteractiveShell, thread_emulator: Emulator) -> None:
     shell.user_ns["style"] = "ukiyo-e"
-    result, _ = run(shell, "%%yandexart --seed 3\n--- 2\nMount Fuji, {style} {{x}}\n--- 0.3\nsoft light")
+    result, _ = run_cell(shell, "%%yandexart --seed 3\n--- 2\nMount Fuji, {style} {{x}}\n--- 0.3\nsoft light")
     assert result.success, result.error_in_exec
     op = thread_emulator.operations[shell.user_ns["_"].operation_id]
     assert op.messages == [{"text": "Mount Fuji, ukiyo-e {x}", "weight": 2.0}, {"text": "soft light", "weight": 0.3}]
-    result, _ = run(shell, "%%yandexart --seed 3 --raw\n{style}")
+    result, _ = run_cell(shell, "%%yandexart --seed 3 --raw\n{style}")
     assert thread_emulator.operations[shell.user_ns["_"].operation_id].messages[0]["text"] == "{style}"
 
 
 def test_line_variables_are_expanded(shell: InteractiveShell) -> None:
     shell.user_ns["my_seed"] = 77
-    result, _ = run(shell, "%%yandexart --seed {my_seed}\na tree")
+    result, _ = run_cell(shell, "%%yandexart --seed {my_seed}\na tree")
     assert result.success and shell.user_ns["_"].seed == 77
 
 
 def test_several_seeds_make_a_grid(shell: InteractiveShell) -> None:
-    result, captured = run(shell, "%%yandexart --seed 1 4-6 --aspect wide\nfoxes")
+    result, captured = run_cell(shell, "%%yandexart --seed 1 4-6 --aspect wide\nfoxes")
     assert result.success, result.error_in_exec
     images = shell.user_ns["_"]
     assert isinstance(images, ImageSet) and [i.seed for i in images] == [1, 4, 5, 6]
@@ -85,7 +74,7 @@ def test_several_seeds_make_a_grid(shell: InteractiveShell) -> None:
 
 
 def test_count_picks_reported_random_seeds(shell: InteractiveShell) -> None:
-    result, _ = run(shell, "%%yandexart --count 3 --aspect tall --mime png\nrain")
+    result, _ = run_cell(shell, "%%yandexart --count 3 --aspect tall --mime png\nrain")
     assert result.success, result.error_in_exec
     images = shell.user_ns["_"]
     assert len({i.seed for i in images}) == 3
@@ -93,12 +82,12 @@ def test_count_picks_reported_random_seeds(shell: InteractiveShell) -> None:
 
 
 def test_out_and_var(shell: InteractiveShell, tmp_path: Path) -> None:
-    result, captured = run(shell, "%%yandexart --seed 21 22 --out pics/tree-{seed}-{n}.jpg --var trees\noak")
+    result, captured = run_cell(shell, "%%yandexart --seed 21 22 --out pics/tree-{seed}-{n}.jpg --var trees\noak")
     assert result.success, result.error_in_exec
     assert sorted(p.name for p in (tmp_path / "pics").iterdir()) == ["tree-21-1.jpg", "tree-22-2.jpg"]
     assert [t.seed for t in shell.user_ns["trees"]] == [21, 22]
     assert "saved" in html_outputs(captured)
-    run(shell, "%%yandexart --seed 21 --out pics/tree-{seed}-{n}.jpg\noak")
+    run_cell(shell, "%%yandexart --seed 21 --out pics/tree-{seed}-{n}.jpg\noak")
     assert (tmp_path / "pics" / "tree-21-1-2.jpg").exists()  # never overwritten
 
 
@@ -108,7 +97,7 @@ def test_config_lists_settings(shell: InteractiveShell) -> None:
     for name in ("folder_id", "base_url", "default_aspect", "wait_timeout", "request_timeout", "max_images"):
         assert name in captured.stdout
     shell.run_cell("%config YandexArt.default_aspect = 'banner'")
-    run(shell, "%%yandexart --seed 5\nconfigured")
+    run_cell(shell, "%%yandexart --seed 5\nconfigured")
     assert str(shell.user_ns["_"].aspect) == "2:1"
     shell.run_cell("%config YandexArt.default_aspect = '1:1'")
 
@@ -176,7 +165,7 @@ def test_server_errors_are_one_line_with_ids(
 
 def test_partial_failure_shows_the_images_then_raises(shell: InteractiveShell, thread_emulator: Emulator) -> None:
     thread_emulator.inject("fail", "start", message="one broke")
-    result, captured = run(shell, "%%yandexart --seed 1 2 3 --var partial\nthree")
+    result, captured = run_cell(shell, "%%yandexart --seed 1 2 3 --var partial\nthree")
     error = result.error_in_exec
     assert isinstance(error, errors.BatchError) and len(error.failures) == 1 and len(error.images) == 2
     assert isinstance(error.failures[0], errors.OperationFailedError)
@@ -197,7 +186,7 @@ def test_interrupt_cancels_and_reports(shell: InteractiveShell, thread_emulator:
     thread_emulator.config.duration = Duration("fixed", 30)
     source = """
 import asyncio
-from yart_jupyter import magics
+from yart_jupyter.notebook import magics
 _task = asyncio.ensure_future(magics.run_cell("--seed 1 2", "a slow one"))
 await asyncio.sleep(1.0)
 _task.cancel()
@@ -209,7 +198,7 @@ await asyncio.sleep(0.05)  # let cancelled tasks finish unwinding
 _left = [t for t in asyncio.all_tasks()
          if t is not asyncio.current_task() and t.get_name() != "yart_jupyter-close-clients"]
 """
-    result, _ = run(shell, source)
+    result, _ = run_cell(shell, source)
     assert result.success, result.error_in_exec
     error = shell.user_ns["_err"]
     assert isinstance(error, GenerationInterrupted)
@@ -220,24 +209,24 @@ _left = [t for t in asyncio.all_tasks()
 
 def test_background_job(shell: InteractiveShell, thread_emulator: Emulator) -> None:
     thread_emulator.config.duration = Duration("fixed", 0.5)
-    result, captured = run(shell, "%%yandexart --background --seed 9\nbackground")
+    result, captured = run_cell(shell, "%%yandexart --background --seed 9\nbackground")
     assert result.success, result.error_in_exec
     job = shell.user_ns["_"]
     assert isinstance(job, Job) and job.state == "running"
     assert "YandexART" in captured.outputs[0].data["text/plain"]
-    _, listing = run(shell, "%yandexart jobs")
+    _, listing = run_cell(shell, "%yandexart jobs")
     assert any(re.search(rf"^{job.id}\s+running", o.data["text/plain"], re.M) for o in listing.outputs)
-    result, _ = run(shell, "_img = await _")
+    result, _ = run_cell(shell, "_img = await _")
     assert result.success and shell.user_ns["_img"].seed == 9
     assert job.state == "done"
 
 
 def test_background_error_is_shown_in_its_cell(shell: InteractiveShell, thread_emulator: Emulator) -> None:
     thread_emulator.inject("fail", "start", message="bg failure")
-    first, captured = run(shell, "%%yandexart --background --seed 9\nbackground")
+    first, captured = run_cell(shell, "%%yandexart --background --seed 9\nbackground")
     assert first.success
     job = shell.user_ns["_"]
-    _result, later = run(shell, "import asyncio\nawait asyncio.wait([_.task])")
+    _result, later = run_cell(shell, "import asyncio\nawait asyncio.wait([_.task])")
     assert job.state == "failed"
     assert any("bg failure" in o.data.get("text/html", "") for o in later.outputs + captured.outputs)
     with pytest.raises(errors.OperationFailedError):
@@ -246,20 +235,20 @@ def test_background_error_is_shown_in_its_cell(shell: InteractiveShell, thread_e
 
 def test_cancel_background_job_and_server_operation(shell: InteractiveShell, thread_emulator: Emulator) -> None:
     thread_emulator.config.duration = Duration("fixed", 30)
-    run(shell, "%%yandexart --background --seed 9\nlong")
+    run_cell(shell, "%%yandexart --background --seed 9\nlong")
     job = shell.user_ns["_"]
-    run(shell, "import asyncio\nawait asyncio.sleep(0.5)")
+    run_cell(shell, "import asyncio\nawait asyncio.sleep(0.5)")
     op_id = job.status.operation_ids[0]
-    _, captured = run(shell, f"%yandexart cancel {job.id}")
+    _, captured = run_cell(shell, f"%yandexart cancel {job.id}")
     assert job.state == "cancelled"
     assert op_id in captured.outputs[0].data["text/plain"]
     assert thread_emulator.operations[op_id].cancelled
 
 
 def test_resume(shell: InteractiveShell, thread_emulator: Emulator, tmp_path: Path) -> None:
-    run(shell, "%%yandexart --seed 31\nresume me")
+    run_cell(shell, "%%yandexart --seed 31\nresume me")
     op_id = shell.user_ns["_"].operation_id
-    result, _captured = run(shell, f"%yandexart resume {op_id} --out again.jpg --var back")
+    result, _captured = run_cell(shell, f"%yandexart resume {op_id} --out again.jpg --var back")
     assert result.success, result.error_in_exec
     assert shell.user_ns["back"].operation_id == op_id and (tmp_path / "again.jpg").exists()
     result = shell.run_cell("%yandexart resume nosuchoperation00000")
@@ -267,7 +256,7 @@ def test_resume(shell: InteractiveShell, thread_emulator: Emulator, tmp_path: Pa
 
 
 def test_line_magic_one_liner(shell: InteractiveShell) -> None:
-    result, _ = run(shell, "%yandexart a quick red fox --seed 4 --aspect square")
+    result, _ = run_cell(shell, "%yandexart a quick red fox --seed 4 --aspect square")
     assert result.success, result.error_in_exec
     assert shell.user_ns["_"].prompt == "a quick red fox" and shell.user_ns["_"].seed == 4
 
@@ -275,7 +264,7 @@ def test_line_magic_one_liner(shell: InteractiveShell) -> None:
 def test_sync_fallback_without_the_transformer(shell: InteractiveShell) -> None:
     shell.autoawait = False
     try:
-        result, _ = run(shell, "%%yandexart --seed 8\nsync path")
+        result, _ = run_cell(shell, "%%yandexart --seed 8\nsync path")
     finally:
         shell.autoawait = True
     assert result.success, result.error_in_exec

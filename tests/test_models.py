@@ -16,11 +16,11 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from yart_jupyter import errors
-from yart_jupyter.client import Progress, YandexArtClient
+from yart_jupyter.clients.client import Progress, YandexArtClient
+from yart_jupyter.clients.images_api import is_images_id
+from yart_jupyter.core.models import CATALOGUE, DEFAULT_MODEL, LIVING_MODEL, resolve, table_text
 from yart_jupyter.emulator import Duration, Emulator
-from yart_jupyter.image import GeneratedImage, image_size
-from yart_jupyter.images_api import is_images_id
-from yart_jupyter.models import CATALOGUE, DEFAULT_MODEL, LIVING_MODEL, resolve, table_text
+from yart_jupyter.media.image import GeneratedImage, image_size
 from yart_jupyter.store import get_store
 
 from .conftest import FOLDER, KEY
@@ -179,7 +179,7 @@ async def test_a_sweep_of_twelve_runs_at_once(client: YandexArtClient, emulator:
 
 # -- the magic -------------------------------------------------------------------------------------
 
-def run(shell: InteractiveShell, source: str) -> tuple[Any, Any]:
+def run_cell(shell: InteractiveShell, source: str) -> tuple[Any, Any]:
     with capture_output() as captured:
         result = shell.run_cell(source, store_history=True)
     return result, captured
@@ -191,7 +191,7 @@ def text_of(captured: Any) -> str:
 
 def test_an_alice_cell_and_its_limits(shell: InteractiveShell, thread_emulator: Emulator,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    result, captured = run(shell, f"%%yandexart --model {ALICE} --aspect 16:9\na lighthouse at dawn")
+    result, captured = run_cell(shell, f"%%yandexart --model {ALICE} --aspect 16:9\na lighthouse at dawn")
     assert result.success, result.error_in_exec
     image = shell.user_ns["_"]
     assert isinstance(image, GeneratedImage) and image.seed is None and image.size == (1344, 768)
@@ -205,16 +205,16 @@ def test_an_alice_cell_and_its_limits(shell: InteractiveShell, thread_emulator: 
     assert "Traceback" not in printed.out + printed.err
     assert thread_emulator.stats.images_generated == 1
     # the same cell again is a new picture: a seedless request is never answered from the store
-    again, _ = run(shell, f"%%yandexart --model {ALICE} --aspect 16:9\na lighthouse at dawn")
+    again, _ = run_cell(shell, f"%%yandexart --model {ALICE} --aspect 16:9\na lighthouse at dawn")
     assert again.success and shell.user_ns["_"].operation_id != image.operation_id
     assert thread_emulator.stats.images_generated == 2
 
 
 def test_count_gives_samples_and_a_sweep_a_sample_axis(shell: InteractiveShell, thread_emulator: Emulator) -> None:
-    result, _ = run(shell, f"%%yandexart --model {ALICE} --count 3\na fox")
+    result, _ = run_cell(shell, f"%%yandexart --model {ALICE} --count 3\na fox")
     assert result.success, result.error_in_exec
     assert len(shell.user_ns["_"]) == 3 and thread_emulator.stats.images_generated == 3
-    swept, captured = run(shell, f'%%yandexart --model {ALICE} --count 2 --vary "style=ink|oil"\na fox, {{style}}')
+    swept, captured = run_cell(shell, f'%%yandexart --model {ALICE} --count 2 --vary "style=ink|oil"\na fox, {{style}}')
     assert swept.success, swept.error_in_exec
     exp = shell.user_ns["_"]
     assert len(exp) == 4 and all(img.seed is None for img in exp)
@@ -224,12 +224,12 @@ def test_count_gives_samples_and_a_sweep_a_sample_axis(shell: InteractiveShell, 
 
 
 def test_models_command_and_model_from_config(shell: InteractiveShell, thread_emulator: Emulator) -> None:
-    _, captured = run(shell, "%yandexart models")
+    _, captured = run_cell(shell, "%yandexart models")
     shown = text_of(captured)
     for name in CATALOGUE:
         assert name in shown
     shell.run_cell(f'%config YandexArt.model_uri = "{ALICE}"')
-    result, _ = run(shell, "%%yandexart\na fox")
+    result, _ = run_cell(shell, "%%yandexart\na fox")
     assert result.success, result.error_in_exec
     assert shell.user_ns["_"].model_uri == f"art://{FOLDER}/{ALICE}"
     assert thread_emulator.stats.images_generated == 1
@@ -249,23 +249,23 @@ def test_a_lost_answer_is_recorded_and_sent_again_only_when_asked(shell: Interac
     assert isinstance(lost.error_in_exec, errors.AnswerLostError)
     records = get_store().history(None)
     assert len(records) == 1 and records[0].answer_lost and records[0].api == "images"
-    _, pending = run(shell, "%yandexart pending")
+    _, pending = run_cell(shell, "%yandexart pending")
     assert "lost" in text_of(pending)
-    _, left = run(shell, "%yandexart resume --all")
+    _, left = run_cell(shell, "%yandexart resume --all")
     assert "--resend-lost" in text_of(left) and thread_emulator.stats.images_generated == 1
-    resent, _ = run(shell, "%yandexart resume --all --resend-lost")
+    resent, _ = run_cell(shell, "%yandexart resume --all --resend-lost")
     assert resent.success, resent.error_in_exec
     assert thread_emulator.stats.images_generated == 2
     assert [r.status for r in get_store().history(None)] == ["done"]
-    assert "Nothing pending" in text_of(run(shell, "%yandexart pending")[1])
+    assert "Nothing pending" in text_of(run_cell(shell, "%yandexart pending")[1])
 
 
 # -- the form, batch and yart --------------------------------------------------------------------
 
 async def test_the_form_on_a_seedless_model(emulator: Emulator, monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path) -> None:
-    from yart_jupyter.shared import close_shared_clients
-    from yart_jupyter.widget import YandexArtForm
+    from yart_jupyter.clients.shared import close_shared_clients
+    from yart_jupyter.notebook.widget import YandexArtForm
 
     monkeypatch.setenv("YANDEXART_BASE_URL", emulator.url)
     monkeypatch.setenv("YC_API_KEY", KEY)
@@ -294,7 +294,7 @@ async def test_the_form_on_a_seedless_model(emulator: Emulator, monkeypatch: pyt
 async def test_batch_on_a_seedless_model(emulator: Emulator, monkeypatch: pytest.MonkeyPatch,
                                          tmp_path: Path) -> None:
     from yart_jupyter import batch
-    from yart_jupyter.shared import close_shared_clients
+    from yart_jupyter.clients.shared import close_shared_clients
 
     monkeypatch.setenv("YANDEXART_BASE_URL", emulator.url)
     monkeypatch.setenv("YC_API_KEY", KEY)
@@ -347,7 +347,7 @@ def test_yart_models_and_generate_on_alice(thread_emulator: Emulator, tmp_path: 
      errors.ContentModerationError, "Content moderation"),
 ])
 def test_the_services_real_answers_are_read(status: int, body: dict[str, Any], kind: type, needle: str) -> None:
-    from yart_jupyter.transport import error_for, parse_error_body
+    from yart_jupyter.clients.transport import error_for, parse_error_body
 
     code, message = parse_error_body(json.dumps(body).encode())
     error = error_for(status, code, message)

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from yart_jupyter.operation import DECODE_SLICE, MalformedOperation, parse_operation
+from yart_jupyter.clients.operation import DECODE_SLICE, MalformedOperation, parse_operation
 
 
 def body(image: bytes, **extra: object) -> bytes:
@@ -61,7 +61,7 @@ async def test_big_bodies_are_decoded_while_the_loop_keeps_running() -> None:
     split across a slice boundary is still undone."""
     import asyncio
 
-    from yart_jupyter.operation import read_operation
+    from yart_jupyter.clients.operation import read_operation
 
     image = os.urandom(DECODE_SLICE * 6)
     raw = body(image).replace(b"/", b"\\/")

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from yart_jupyter.core.prompt import expand, parse_body, parse_seeds
 from yart_jupyter.errors import RequestValidationError
-from yart_jupyter.prompt import expand, parse_body, parse_seeds
 
 
 def test_lines_join_into_one_message() -> None:

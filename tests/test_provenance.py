@@ -18,19 +18,19 @@ from IPython.core.interactiveshell import InteractiveShell
 from PIL import Image
 
 from yart_jupyter import errors
-from yart_jupyter.emulator import Emulator
-from yart_jupyter.image import GeneratedImage
-from yart_jupyter.provenance import (
+from yart_jupyter.core.provenance import (
     ProvenanceError,
     embed,
     info,
     picture_data,
     read_recipe,
 )
-from yart_jupyter.request import AspectRatio, Message
+from yart_jupyter.core.request import AspectRatio, Message
+from yart_jupyter.emulator import Emulator
+from yart_jupyter.media.image import GeneratedImage
 
+from .helpers import run_cell
 from .shared_data import PHOTO, photo_bytes
-from .test_magics import run
 
 
 @pytest.fixture(autouse=True)
@@ -95,7 +95,7 @@ def test_real_world_readers(image: GeneratedImage, tmp_path: Path) -> None:
 
 
 def test_every_writer_embeds_the_recipe(shell: InteractiveShell, tmp_path: Path) -> None:
-    run(shell, f"%%yandexart --seed 5 6 --out {tmp_path}/cell-{{seed}}.jpg\na fox in the snow")
+    run_cell(shell, f"%%yandexart --seed 5 6 --out {tmp_path}/cell-{{seed}}.jpg\na fox in the snow")
     for seed in (5, 6):
         recipe = info(tmp_path / f"cell-{seed}.jpg")
         assert isinstance(recipe, dict) and recipe["seed"] == seed
@@ -112,7 +112,7 @@ def test_every_writer_embeds_the_recipe(shell: InteractiveShell, tmp_path: Path)
 
 
 def test_notebook_and_exported_html_keep_every_recipe(tmp_path: Path) -> None:
-    from yart_jupyter.notebook_runner import run_notebook, write_outputs
+    from yart_jupyter.notebook.runner import run_notebook, write_outputs
 
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
@@ -189,7 +189,7 @@ def test_info_magic_errors_send_nothing(shell: InteractiveShell, thread_emulator
 
 def test_info_shows_the_cell_that_makes_it_again(shell: InteractiveShell, tmp_path: Path) -> None:
     path = make(PHOTO.read_bytes(), "image/jpeg").save(tmp_path / "made.jpg")
-    _result, captured = run(shell, f"%yandexart info {path}")
+    _result, captured = run_cell(shell, f"%yandexart info {path}")
     html = captured.outputs[-1].data["text/html"]
     assert "%%yandexart --seed 1863 --aspect 2:1" in html and "--- 0.3" in html and "{{curly}}" in html
     assert "yandex-art-2.5" in html and "<img" in html
@@ -198,22 +198,22 @@ def test_info_shows_the_cell_that_makes_it_again(shell: InteractiveShell, tmp_pa
 def test_rerun_from_a_file_and_from_an_operation(shell: InteractiveShell, thread_emulator: Emulator,
                                                  tmp_path: Path) -> None:
     thread_emulator.config.model_version = "v1"
-    run(shell, f"%%yandexart --seed 12 --out {tmp_path}/first.jpg\na heron")
+    run_cell(shell, f"%%yandexart --seed 12 --out {tmp_path}/first.jpg\na heron")
     first = shell.user_ns["_"]
-    _, captured = run(shell, f"%yandexart rerun {tmp_path}/first.jpg")
+    _, captured = run_cell(shell, f"%yandexart rerun {tmp_path}/first.jpg")
     assert "answered from the local store" in captured.outputs[-1].data["text/plain"]
-    _, captured = run(shell, f"%yandexart rerun {first.operation_id} --no-cache")
+    _, captured = run_cell(shell, f"%yandexart rerun {first.operation_id} --no-cache")
     assert "identical" in captured.outputs[-1].data["text/plain"]
     assert shell.user_ns["_"].operation_id != first.operation_id  # made again, really
     thread_emulator.config.model_version = "v2"
-    _, captured = run(shell, f"%yandexart rerun {tmp_path}/first.jpg --no-cache")
+    _, captured = run_cell(shell, f"%yandexart rerun {tmp_path}/first.jpg --no-cache")
     assert "model version v1 then, v2 now" in captured.outputs[-1].data["text/plain"]
 
 
 def test_mixed_model_versions_are_noted(shell: InteractiveShell, thread_emulator: Emulator) -> None:
     thread_emulator.config.model_version = "v1"
-    run(shell, "%%yandexart --seed 21\na crane")
+    run_cell(shell, "%%yandexart --seed 21\na crane")
     thread_emulator.config.model_version = "v2"
-    _, captured = run(shell, "%%yandexart --seed 21 22\na crane")  # 21 from the store (v1), 22 made by v2
+    _, captured = run_cell(shell, "%%yandexart --seed 21 22\na crane")  # 21 from the store (v1), 22 made by v2
     text = captured.outputs[-1].data["text/plain"]
     assert "2 model versions (v1, v2)" in text and "answered from the store" in text

@@ -16,16 +16,17 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 import yart_jupyter
-from yart_jupyter import errors, settings
-from yart_jupyter.config import CONNECTION_FIELDS
+from yart_jupyter import errors
+from yart_jupyter.clients.shared import _clients, close_shared_clients
+from yart_jupyter.core import settings
+from yart_jupyter.core.config import CONNECTION_FIELDS
 from yart_jupyter.emulator import Duration, Emulator
-from yart_jupyter.jobs import JOBS
-from yart_jupyter.magics.cell import split_line
-from yart_jupyter.shared import _clients, close_shared_clients
+from yart_jupyter.engine.jobs import JOBS
+from yart_jupyter.notebook.magics.cell import split_line
 from yart_jupyter.store import Store
 
 from .conftest import FOLDER, KEY
-from .test_magics import run
+from .helpers import run_cell
 
 # -- 1. one owner: every setting reaches every face -------------------------------------------
 
@@ -50,10 +51,10 @@ def test_every_setting_reaches_every_face(shell: InteractiveShell, name: str, va
     source = textwrap.dedent("""
         await __import__("asyncio").sleep(0)  # run on the loop, as a notebook cell with the magic does
         import yart_jupyter
-        from yart_jupyter import settings as _s
-        from yart_jupyter.magics import cell as _cell
-        from yart_jupyter.magics.face import Face as _Face
-        from yart_jupyter.shared import shared_client as _shared
+        from yart_jupyter.core import settings as _s
+        from yart_jupyter.notebook.magics import cell as _cell
+        from yart_jupyter.notebook.magics.face import Face as _Face
+        from yart_jupyter.clients.shared import shared_client as _shared
         _face = _Face(get_ipython())
         _magic_request = _cell.plan(_face, "", "a probe").requests[0]
         _magic_settings = _face.client().settings
@@ -220,8 +221,8 @@ def test_concurrent_first_calls_open_one_session(thread_emulator: Emulator, tmp_
 def test_first_cell_with_several_seeds_opens_one_session(shell: InteractiveShell) -> None:
     from IPython.core.async_helpers import get_asyncio_loop
 
-    shell.run_cell("from yart_jupyter.shared import close_shared_clients\nawait close_shared_clients()")
-    run(shell, "%%yandexart --seed 1-4\nfour at once")
+    shell.run_cell("from yart_jupyter.clients.shared import close_shared_clients\nawait close_shared_clients()")
+    run_cell(shell, "%%yandexart --seed 1-4\nfour at once")
     clients = list(_clients[get_asyncio_loop()].values())  # type: ignore[no-untyped-call]
     assert len(clients) == 1 and clients[0].connection.is_open
 
@@ -231,7 +232,7 @@ def test_first_cell_with_several_seeds_opens_one_session(shell: InteractiveShell
 def test_form_as_last_line_is_displayed_once(tmp_path: Path) -> None:
     import nbformat
 
-    from yart_jupyter.notebook_runner import run_notebook
+    from yart_jupyter.notebook.runner import run_notebook
 
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
@@ -254,7 +255,7 @@ def test_one_line_prompt_may_contain_double_dash(shell: InteractiveShell) -> Non
     assert split_line("a cat -- at night --seed 3") == ("a cat -- at night", "--seed 3")
     assert split_line("a --seedless cat") == ("a --seedless cat", "")
     assert split_line("a cat --aspect=2:1") == ("a cat", "--aspect=2:1")
-    run(shell, "%yandexart a cat -- at night --seed 3")
+    run_cell(shell, "%yandexart a cat -- at night --seed 3")
     image = shell.user_ns["_"]
     assert image.prompt == "a cat -- at night" and image.seed == 3
 
@@ -262,7 +263,7 @@ def test_one_line_prompt_may_contain_double_dash(shell: InteractiveShell) -> Non
 # -- 6. finished jobs free their images ----------------------------------------------------------
 
 async def test_finished_background_job_frees_its_images(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    from yart_jupyter.status import BatchStatus
+    from yart_jupyter.core.status import BatchStatus
 
     monkeypatch.setenv("YC_API_KEY", KEY)
     settings.configure(base_url=emulator.url, folder_id=FOLDER)
@@ -284,7 +285,7 @@ async def test_finished_background_job_frees_its_images(emulator: Emulator, monk
 # -- 8. messages, prune, docs --------------------------------------------------------------------
 
 def test_no_credentials_message_names_only_real_settings() -> None:
-    from yart_jupyter.credentials import HOW_TO_PROVIDE
+    from yart_jupyter.clients.credentials import HOW_TO_PROVIDE
 
     assert "%config YandexArt.api_key" not in HOW_TO_PROVIDE
     for name in ("YC_API_KEY", "YC_IAM_TOKEN", "YC_FOLDER_ID"):
@@ -293,7 +294,7 @@ def test_no_credentials_message_names_only_real_settings() -> None:
 
 def test_prune_keeps_files_when_the_delete_fails(shell: InteractiveShell, isolated_store: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    run(shell, "%%yandexart --seed 21\nto be pruned")
+    run_cell(shell, "%%yandexart --seed 21\nto be pruned")
     store = Store(isolated_store)
     record = store.history(1)[0]
     assert record.image_path is not None and record.image_path.exists()
@@ -310,8 +311,8 @@ def test_prune_keeps_files_when_the_delete_fails(shell: InteractiveShell, isolat
 
 
 def test_readme_and_help_come_from_the_parsers() -> None:
-    from yart_jupyter.magics import YandexArtMagics
-    from yart_jupyter.magics.commands import markdown, usage
+    from yart_jupyter.notebook.magics import YandexArtMagics
+    from yart_jupyter.notebook.magics.commands import markdown, usage
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert markdown() in readme, "README.s option table is stale: run `make reference`"

@@ -11,10 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from yart_jupyter import errors
-from yart_jupyter.client import YandexArtClient
-from yart_jupyter.config import Settings
+from yart_jupyter.clients.client import YandexArtClient
+from yart_jupyter.core.config import Settings
+from yart_jupyter.core.request import MAX_SEED, AspectRatio, build_request
 from yart_jupyter.emulator import Emulator
-from yart_jupyter.request import MAX_SEED, AspectRatio, build_request
 
 BAD_REQUESTS: list[tuple[str, dict[str, Any], str]] = [
     ("empty prompt", {"prompt": ""}, "prompt"),

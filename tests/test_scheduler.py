@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from yart_jupyter.client import YandexArtClient
+from yart_jupyter.clients.client import YandexArtClient
+from yart_jupyter.clients.limits import Quotas, SlidingWindowLimiter
+from yart_jupyter.clients.operation import Operation
+from yart_jupyter.clients.scheduler import AdaptivePolicy, DurationModel, LogNormal, PollScheduler
 from yart_jupyter.emulator import Duration, Emulator
-from yart_jupyter.limits import Quotas, SlidingWindowLimiter
-from yart_jupyter.operation import Operation
-from yart_jupyter.scheduler import AdaptivePolicy, DurationModel, LogNormal, PollScheduler
 
 
 def test_lognormal_quantile_inverts_cdf() -> None:
@@ -208,7 +208,7 @@ async def test_on_429_everyone_slows_down_and_nothing_is_dropped(
 ) -> None:
     emulator.config.generate_per_minute = 4
     emulator.config.generate_window = 1.0
-    from yart_jupyter.transport import RetryPolicy
+    from yart_jupyter.clients.transport import RetryPolicy
 
     retry = RetryPolicy(max_attempts=20, base_delay=0.05, max_delay=0.5, max_elapsed=30)
     async with make_client(quotas=Quotas(500, 50), retry=retry) as client:  # the client does not know the quota
@@ -236,7 +236,7 @@ async def test_waiting_for_quota_does_not_use_up_the_retry_budget(
     make_client: Callable[..., YandexArtClient], emulator: Emulator
 ) -> None:
     """A start that queued for quota longer than the retry budget still gets its retries (found by the soak)."""
-    from yart_jupyter.transport import RetryPolicy
+    from yart_jupyter.clients.transport import RetryPolicy
 
     emulator.inject("drop_after", "start", times=3)
     retry = RetryPolicy(max_attempts=5, base_delay=0.01, max_delay=0.05, max_elapsed=0.5)

@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from IPython.core.interactiveshell import InteractiveShell
 
 from yart_jupyter import errors
-from yart_jupyter import settings as yart_settings
-from yart_jupyter.client import YandexArtClient
-from yart_jupyter.credentials import OAuthToken
+from yart_jupyter.clients.client import YandexArtClient
+from yart_jupyter.clients.credentials import OAuthToken
+from yart_jupyter.core import settings as yart_settings
 from yart_jupyter.emulator import Emulator, standalone
-from yart_jupyter.notebook_runner import run_notebook
+from yart_jupyter.notebook.runner import run_notebook
 
 from .conftest import FOLDER, KEY
 
@@ -51,10 +51,10 @@ def test_quickstart_and_errors_leak_no_secret(tmp_path: Path, isolated_store: Pa
         ))
         notebook.cells.append(nbformat.v4.new_code_cell(
             "os.environ['YC_API_KEY'] = os.environ['WRONG_KEY']\n"
-            "from yart_jupyter.shared import close_shared_clients\nawait close_shared_clients()"
+            "from yart_jupyter.clients.shared import close_shared_clients\nawait close_shared_clients()"
         ))
         notebook.cells.append(nbformat.v4.new_code_cell("%%yandexart --seed 1\nthis fails with the wrong key"))
-        notebook.cells.append(nbformat.v4.new_code_cell("print(repr(yart_jupyter.shared.shared_client()))"))
+        notebook.cells.append(nbformat.v4.new_code_cell("print(repr(yart_jupyter.clients.shared.shared_client()))"))
         source = tmp_path / "secrets.ipynb"
         nbformat.write(notebook, source)
         env_backup = dict(os.environ)
@@ -94,7 +94,7 @@ def test_magic_configuration_errors_send_nothing(
     shell: InteractiveShell, thread_emulator: Emulator, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    close = "from yart_jupyter.shared import close_shared_clients\nawait close_shared_clients()"
+    close = "from yart_jupyter.clients.shared import close_shared_clients\nawait close_shared_clients()"
     shell.run_cell(close)
     monkeypatch.delenv("YC_FOLDER_ID")
     result = shell.run_cell("%%yandexart --seed 1\nno folder")

@@ -15,18 +15,18 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import yart_jupyter
 from yart_jupyter import errors
+from yart_jupyter.core.provenance import picture_data
+from yart_jupyter.core.request import build_request
 from yart_jupyter.emulator import Duration, Emulator, standalone
-from yart_jupyter.image import GeneratedImage
-from yart_jupyter.provenance import picture_data
-from yart_jupyter.request import build_request
+from yart_jupyter.media.image import GeneratedImage
 from yart_jupyter.store import Store, get_store
 
 from .conftest import FOLDER, KEY
-from .test_magics import run
+from .helpers import execute, run_cell
 
 
 def test_blocking_generation_is_recorded(shell: InteractiveShell, isolated_store: Path) -> None:
-    run(shell, "%%yandexart --seed 5 --aspect 16:9\na kingfisher\n--- 0.5\nblue")
+    run_cell(shell, "%%yandexart --seed 5 --aspect 16:9\na kingfisher\n--- 0.5\nblue")
     image = shell.user_ns["_"]
     record = get_store().get(image.operation_id)
     assert record is not None and record.status == "done"
@@ -39,24 +39,24 @@ def test_blocking_generation_is_recorded(shell: InteractiveShell, isolated_store
 
 
 def test_cache_hit_and_no_cache(shell: InteractiveShell, thread_emulator: Emulator) -> None:
-    run(shell, "%%yandexart --seed 42\na cached owl")
+    run_cell(shell, "%%yandexart --seed 42\na cached owl")
     first = shell.user_ns["_"]
     created = thread_emulator.stats.operations_created
-    result, captured = run(shell, "%%yandexart --seed 42\na cached owl")
+    result, captured = run_cell(shell, "%%yandexart --seed 42\na cached owl")
     again = shell.user_ns["_"]
     assert result.success and again.cached and again.operation_id == first.operation_id
     assert thread_emulator.stats.operations_created == created  # no API call
     assert "cached" in captured.outputs[-1].data["text/html"]
-    run(shell, "%%yandexart --seed 42 --no-cache\na cached owl")
+    run_cell(shell, "%%yandexart --seed 42 --no-cache\na cached owl")
     assert shell.user_ns["_"].operation_id != first.operation_id and not shell.user_ns["_"].cached
     assert thread_emulator.stats.operations_created == created + 1
-    run(shell, "%%yandexart --seed 42 --aspect wide\na cached owl")  # another request: not cached
+    run_cell(shell, "%%yandexart --seed 42 --aspect wide\na cached owl")  # another request: not cached
     assert thread_emulator.stats.operations_created == created + 2
 
 
 def test_without_seed_never_cached(shell: InteractiveShell, thread_emulator: Emulator) -> None:
-    run(shell, "%%yandexart\nrandom seed")
-    run(shell, "%%yandexart\nrandom seed")
+    run_cell(shell, "%%yandexart\nrandom seed")
+    run_cell(shell, "%%yandexart\nrandom seed")
     assert thread_emulator.stats.operations_created == 2
 
 
@@ -73,10 +73,10 @@ def test_failure_cancel_timeout_and_expiry_are_recorded(shell: InteractiveShell,
     assert isinstance(timed_out, errors.GenerationTimeoutError)
     assert store.get(timed_out.operation_id).status == "pending"  # type: ignore[union-attr]
 
-    run(shell, "%%yandexart --background --seed 3\ncancel me")
+    run_cell(shell, "%%yandexart --background --seed 3\ncancel me")
     job = shell.user_ns["_"]
-    run(shell, "import asyncio\nawait asyncio.sleep(0.4)")
-    run(shell, f"%yandexart cancel {job.id}")
+    run_cell(shell, "import asyncio\nawait asyncio.sleep(0.4)")
+    run_cell(shell, f"%yandexart cancel {job.id}")
     assert store.get(job.status.operation_ids[0]).status == "cancelled"  # type: ignore[union-attr]
 
     thread_emulator.config.keep_seconds = 0
@@ -88,20 +88,20 @@ def test_failure_cancel_timeout_and_expiry_are_recorded(shell: InteractiveShell,
 
 
 def test_background_and_resume_are_recorded(shell: InteractiveShell, thread_emulator: Emulator) -> None:
-    run(shell, "%%yandexart --background --seed 8\nin the back")
-    run(shell, "_img = await _")
+    run_cell(shell, "%%yandexart --background --seed 8\nin the back")
+    run_cell(shell, "_img = await _")
     assert get_store().get(shell.user_ns["_img"].operation_id).status == "done"  # type: ignore[union-attr]
     thread_emulator.config.duration = Duration("fixed", 30)
     shell.run_cell("%%yandexart --seed 9 --timeout 0.2\nlater")
     op = get_store().pending()[0].operation_id
     thread_emulator.operations[op].ready_at = 0  # it finishes on the server meanwhile
-    result, _ = run(shell, f"%yandexart resume {op}")
+    result, _ = run_cell(shell, f"%yandexart resume {op}")
     assert result.success, result.error_in_exec
     image = shell.user_ns["_"]
     assert image.seed == 9 and image.prompt == "later"  # the request comes back from the store
     assert get_store().get(op).status == "done"  # type: ignore[union-attr]
     reads = thread_emulator.stats.by_phase["poll"]
-    run(shell, f"%yandexart resume {op}")  # now straight from the store
+    run_cell(shell, f"%yandexart resume {op}")  # now straight from the store
     assert thread_emulator.stats.by_phase["poll"] == reads
 
 
@@ -110,26 +110,26 @@ def test_pending_and_resume_all(shell: InteractiveShell, thread_emulator: Emulat
     shell.run_cell("%%yandexart --seed 1 2 --timeout 0.2\ntwo slow ones")
     pending = get_store().pending()
     assert len(pending) == 2
-    _, listing = run(shell, "%yandexart pending")
+    _, listing = run_cell(shell, "%yandexart pending")
     text = listing.outputs[0].data["text/plain"]
     assert all(r.operation_id in text for r in pending) and "resume --all" in text
     for record in pending:
         thread_emulator.operations[record.operation_id].ready_at = 0
-    result, captured = run(shell, "%yandexart resume --all")
+    result, captured = run_cell(shell, "%yandexart resume --all")
     assert result.success, result.error_in_exec
     assert captured.outputs[-1].data["text/html"].count("<figure") == 2
     assert get_store().pending() == []
-    _, listing = run(shell, "%yandexart pending")
+    _, listing = run_cell(shell, "%yandexart pending")
     assert "Nothing pending" in listing.outputs[0].data["text/plain"]
 
 
 def test_history_gallery_and_search(shell: InteractiveShell) -> None:
-    run(shell, "%%yandexart --seed 1\na green heron")
-    run(shell, "%%yandexart --seed 2\na red fox")
-    _, captured = run(shell, "%yandexart history -n 5")
+    run_cell(shell, "%%yandexart --seed 1\na green heron")
+    run_cell(shell, "%%yandexart --seed 2\na red fox")
+    _, captured = run_cell(shell, "%yandexart history -n 5")
     html = captured.outputs[0].data["text/html"]
     assert html.count("<figure") == 2 and "a green heron" in html and "seed 2" in html
-    _, captured = run(shell, "%yandexart history --search HERON")
+    _, captured = run_cell(shell, "%yandexart history --search HERON")
     assert captured.outputs[0].data["text/html"].count("<figure") == 1
     records = yart_jupyter.history(search="fox")
     assert [r.prompt for r in records] == ["a red fox"]
@@ -137,20 +137,20 @@ def test_history_gallery_and_search(shell: InteractiveShell) -> None:
 
 
 def test_prune(shell: InteractiveShell) -> None:
-    run(shell, "%%yandexart --seed 1 2 3\nthree to prune")
+    run_cell(shell, "%%yandexart --seed 1 2 3\nthree to prune")
     store = get_store()
     assert store.count() == 3
     removed, freed = yart_jupyter.prune(max_megabytes=0)
     assert removed == 3 and freed > 0 and store.count() == 0
     assert not list((store.home / "images").iterdir())
-    run(shell, "%%yandexart --seed 4\nold one")
-    _, captured = run(shell, "%yandexart prune --older-than 0")
+    run_cell(shell, "%%yandexart --seed 4\nold one")
+    _, captured = run_cell(shell, "%yandexart prune --older-than 0")
     assert "Pruned 1 record" in captured.outputs[0].data["text/plain"]
     assert isinstance(shell.run_cell("%yandexart prune").error_in_exec, errors.YandexArtError)
 
 
 def test_save_and_out_copy_from_the_store(shell: InteractiveShell, tmp_path: Path) -> None:
-    run(shell, "%%yandexart --seed 6 --out copy.jpg\nsaved")
+    run_cell(shell, "%%yandexart --seed 6 --out copy.jpg\nsaved")
     image: GeneratedImage = shell.user_ns["_"]
     assert image.path is not None
     assert picture_data((tmp_path / "copy.jpg").read_bytes()) == picture_data(image.path.read_bytes())
@@ -161,7 +161,7 @@ def test_save_and_out_copy_from_the_store(shell: InteractiveShell, tmp_path: Pat
 async def test_python_api_records_and_caches(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("YC_API_KEY", KEY)
     monkeypatch.setenv("YC_FOLDER_ID", FOLDER)
-    from yart_jupyter.shared import close_shared_clients
+    from yart_jupyter.clients.shared import close_shared_clients
 
     first = await yart_jupyter.generate("api cache", seed=3, base_url=emulator.url)
     second = await yart_jupyter.generate("api cache", seed=3, base_url=emulator.url)
@@ -173,7 +173,7 @@ async def test_python_api_records_and_caches(emulator: Emulator, monkeypatch: py
 
 
 def test_no_credential_in_the_store(shell: InteractiveShell, isolated_store: Path) -> None:
-    run(shell, "%%yandexart --seed 1\nsecret check")
+    run_cell(shell, "%%yandexart --seed 1\nsecret check")
     for path in isolated_store.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes()
@@ -207,7 +207,6 @@ def test_kernel_killed_while_pending_is_resumed(isolated_store: Path, tmp_path: 
     """SIGKILL a kernel mid-wait; a new kernel lists the operation as pending and collects it."""
     from jupyter_client.manager import start_new_kernel
 
-    from .test_kernel import execute
 
     with standalone("--duration", "4") as url:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("YC_", "YANDEXART_"))}

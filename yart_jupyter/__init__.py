@@ -32,25 +32,25 @@ __all__ = [
 ]
 
 _LAZY = {
-    "YandexArtClient": ("client", "YandexArtClient"),
-    "Progress": ("client", "Progress"),
-    "GeneratedImage": ("image", "GeneratedImage"),
-    "GenerationRequest": ("request", "GenerationRequest"),
-    "Message": ("request", "Message"),
-    "AspectRatio": ("request", "AspectRatio"),
-    "build_request": ("request", "build_request"),
+    "YandexArtClient": ("clients.client", "YandexArtClient"),
+    "Progress": ("clients.client", "Progress"),
+    "GeneratedImage": ("media.image", "GeneratedImage"),
+    "GenerationRequest": ("core.request", "GenerationRequest"),
+    "Message": ("core.request", "Message"),
+    "AspectRatio": ("core.request", "AspectRatio"),
+    "build_request": ("core.request", "build_request"),
     "generate": ("api", "generate"),
     "submit": ("api", "submit"),
-    "info": ("provenance", "info"),
+    "info": ("core.provenance", "info"),
     "resume": ("api", "resume"),
-    "configure": ("settings", "configure"),
+    "configure": ("core.settings", "configure"),
     "history": ("api", "history"),
-    "form": ("widget", "form"),
+    "form": ("notebook.widget", "form"),
     "prune": ("api", "prune"),
     "Store": ("store", "Store"),
     "errors": ("errors", None),
-    "Experiment": ("experiment", "Experiment"),
-    "compare": ("comparison", "compare"),
+    "Experiment": ("experiments.experiment", "Experiment"),
+    "compare": ("experiments.comparison", "compare"),
     "load_experiment": ("api", "load_experiment"),
     "batch": ("api", "batch"),
 }
@@ -71,13 +71,13 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext yart_jupyter``: register ``%%yandexart`` and ``%yandexart``."""
-    from .magics import load
+    from .notebook.magics import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext yart_jupyter``: remove them cleanly."""
-    from .magics import unload
+    from .notebook.magics import unload
 
     unload(ipython)

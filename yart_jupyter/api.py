@@ -11,20 +11,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import errors
-from .engine import Batch, ItemEvent, prepare, run
-from .image import GeneratedImage, ImageSet
-from .jobs import JOBS, Job
-from .models import chosen
-from .redact import get_logger
-from .request import AspectRatioLike, PromptLike
-from .settings import current
-from .shared import shared_client
-from .status import BatchStatus
+from .clients.shared import shared_client
+from .core import errors
+from .core.models import chosen
+from .core.redact import get_logger
+from .core.request import AspectRatioLike, PromptLike
+from .core.settings import current
+from .core.status import BatchStatus
+from .engine import Batch, ItemEvent, prepare, run_in_view
+from .engine.jobs import JOBS, Job
+from .media.image import GeneratedImage, ImageSet
 from .store import Record, get_store
 
 if TYPE_CHECKING:
-    from .experiment import Experiment
+    from .experiments.experiment import Experiment
 
 log = get_logger("yart_jupyter")
 
@@ -76,8 +76,8 @@ async def generate(
     settings = current(base_url=base_url, folder_id=folder_id)
     request = settings.request(prompt, seed=seed, aspect=aspect, mime_type=mime_type,
                                model_uri=chosen(model, model_uri))
-    images = await run(shared_client(settings), get_store(settings.home),
-                       Batch([request], timeout=timeout, use_cache=cache), _CallbackView(on_update))
+    images = await run_in_view(shared_client(settings), get_store(settings.home),
+                               Batch([request], timeout=timeout, use_cache=cache), _CallbackView(on_update))
     return images[0]
 
 
@@ -106,7 +106,7 @@ def submit(
     batch = prepare(store, Batch([request], timeout=timeout, use_cache=cache), status)
 
     async def one() -> GeneratedImage:
-        return (await run(shared_client(settings), store, batch, _CallbackView(None), status=status))[0]
+        return (await run_in_view(shared_client(settings), store, batch, _CallbackView(None), status=status))[0]
 
     return JOBS.submit(one(), f"submit: {request.prompt[:40]}", status)
 
@@ -114,8 +114,8 @@ def submit(
 async def resume(operation_id: str, *, timeout: float | None = None) -> GeneratedImage:
     """Collect an operation started earlier (its image is recorded in the store like any other)."""
     settings = current()
-    images = await run(shared_client(settings), get_store(settings.home), Batch([operation_id], timeout=timeout),
-                       _CallbackView(None))
+    images = await run_in_view(shared_client(settings), get_store(settings.home),
+                               Batch([operation_id], timeout=timeout), _CallbackView(None))
     return images[0]
 
 
@@ -134,7 +134,7 @@ def prune(*, older_than_days: float | None = None, max_megabytes: float | None =
 
 def load_experiment(experiment_id: str) -> Experiment:
     """A sweep from the local store (a prefix of its id will do), each cell with its stored picture."""
-    from .experiment import Experiment
+    from .experiments.experiment import Experiment
 
     return Experiment.load(get_store(current().home), experiment_id)
 
@@ -162,12 +162,10 @@ def batch(
     whose Images API request was sent and its answer lost is sent again only with ``resend_lost``).
     ``model``: a catalogue name (``aliceai-image-art-3.0``) or a URI.
     """
-    from .bulk import load_rows
-    from .bulk import plan as plan_batch
-    from .bulk import run as run_rows
+    from .batches import load_rows, plan_table, run_table
 
     settings = current()
-    planned = plan_batch(load_rows(rows), settings, prompt=prompt, seed=seed, aspect=aspect, mime_type=mime_type,
+    planned = plan_table(load_rows(rows), settings, prompt=prompt, seed=seed, aspect=aspect, mime_type=mime_type,
                          model_uri=chosen(model, model_uri), out=out, skip_invalid=skip_invalid)
     store = get_store(settings.home)
     status = BatchStatus(len(planned.valid))
@@ -177,8 +175,8 @@ def batch(
 
     async def go() -> Any:
         try:
-            result = await run_rows(shared_client(settings), store, settings, planned, status,
-                                    on_update=line.update if line is not None else None, resend_lost=resend_lost)
+            result = await run_table(shared_client(settings), store, settings, planned, status,
+                                     on_update=line.update if line is not None else None, resend_lost=resend_lost)
         except BaseException:
             if line is not None:
                 line.update(status, force=True)
@@ -209,6 +207,6 @@ def _status_line(status: BatchStatus) -> Any:
         return None
     if get_ipython() is None:
         return None
-    from .display import StatusLine
+    from .present.display import StatusLine
 
     return StatusLine(status)

@@ -1,187 +1,50 @@
-"""One hierarchy of typed errors, each a single readable line.
+"""The package's errors, public as ``yart_jupyter.errors``: one typed hierarchy, each a one-line message.
 
-Every error carries what support asks for when it is known: the operation id, the server's
-``x-request-id`` and our ``x-client-request-id``. In a notebook, ``_render_traceback_`` makes
-IPython print that one line instead of a traceback wall.
+Defined in :mod:`yart_jupyter.core.errors`; this module is their public address.
 """
 
-from __future__ import annotations
+from .core.errors import (
+    AnswerLostError,
+    AuthenticationError,
+    BatchError,
+    ConfigurationError,
+    ContentModerationError,
+    CredentialsNotFoundError,
+    GenerationInterrupted,
+    GenerationTimeoutError,
+    InvalidRequestError,
+    MagicUsageError,
+    ModelDeniedError,
+    OperationCancelledError,
+    OperationFailedError,
+    OperationNotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RequestValidationError,
+    ServiceUnavailableError,
+    StorageError,
+    YandexArtError,
+)
 
-from collections.abc import Sequence
-from typing import Any
-
-from .redact import redact
-
-
-class YandexArtError(Exception):
-    """Base of every error raised by yart_jupyter."""
-
-    #: A short hint on what to do, appended to the message when set.
-    hint: str = ""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        operation_id: str | None = None,
-        request_id: str | None = None,
-        client_request_id: str | None = None,
-        status: int | None = None,
-        grpc_code: int | None = None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = " ".join(str(message).split())
-        self.operation_id = operation_id
-        self.request_id = request_id
-        self.client_request_id = client_request_id
-        self.status = status
-        self.grpc_code = grpc_code
-        if hint is not None:
-            self.hint = hint
-
-    def __str__(self) -> str:
-        parts = [self.message.rstrip(".") + "."]
-        if self.hint:
-            parts.append(self.hint.rstrip(".") + ".")
-        ids = []
-        if self.operation_id:
-            ids.append(f"operation {self.operation_id}")
-        if self.request_id:
-            ids.append(f"request id {self.request_id}")
-        if ids:
-            parts.append(f"[{', '.join(ids)}]")
-        return redact(" ".join(parts))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self)!r})"
-
-    def _render_traceback_(self) -> list[str]:
-        """IPython hook: show the one-line message instead of a traceback."""
-        return [f"{type(self).__name__}: {self}"]
-
-
-class InvalidRequestError(YandexArtError, ValueError):
-    """The request was refused as invalid (by our validation or by the server: HTTP 400)."""
-
-
-class RequestValidationError(InvalidRequestError):
-    """A request field is out of range; raised before anything is sent."""
-
-    def __init__(self, field: str, value: Any, limit: str) -> None:
-        shown = repr(value)
-        if len(shown) > 60:
-            shown = shown[:57] + "..."
-        super().__init__(f"{field} {shown} is invalid: {limit}")
-        self.field = field
-        self.value = value
-        self.limit = limit
-
-
-class ContentModerationError(InvalidRequestError):
-    """The prompt was rejected by content moderation (terms of use)."""
-
-    hint = "Rephrase the prompt; this is a content-policy refusal, not a bug"
-
-
-class AuthenticationError(YandexArtError):
-    """Credentials are missing, wrong or expired (HTTP 401)."""
-
-
-class CredentialsNotFoundError(AuthenticationError):
-    """No credentials could be found in any of the places we look."""
-
-
-class PermissionDeniedError(YandexArtError):
-    """The credentials are valid but not allowed to do this (HTTP 403)."""
-
-    hint = (
-        "Likely causes: the folder id is missing from the model URI (art://<folder>/yandex-art/latest), "
-        "the account lacks the role ai.imageGeneration.user in that folder, "
-        "or the cloud has no active billing account"
-    )
-
-
-class ModelDeniedError(PermissionDeniedError):
-    """``Access to model … denied``: a retired model, a missing role or an API key's scope; never retried."""
-
-
-class QuotaExceededError(YandexArtError):
-    """The folder's quota is used up (HTTP 429 RESOURCE_EXHAUSTED) and retries did not help."""
-
-    hint = "Wait and re-run, or ask for a larger quota in the Yandex Cloud console"
-
-
-class OperationFailedError(YandexArtError):
-    """The server accepted the generation but the operation finished with an error."""
-
-
-class OperationNotFoundError(YandexArtError, LookupError):
-    """The operation id is unknown or expired (results are kept for three days)."""
-
-    hint = "Results are kept for three days; check the id or generate again"
-
-
-class GenerationTimeoutError(YandexArtError, TimeoutError):
-    """Waiting exceeded its time limit; the operation may still finish on the server."""
-
-
-class ServiceUnavailableError(YandexArtError):
-    """The service kept failing (5xx, dropped connections, timeouts) after every retry."""
-
-
-class AnswerLostError(ServiceUnavailableError):
-    """A synchronous request (the Images API) reached the server but its answer was lost: the
-    picture may have been made and billed, and the service keeps nothing to collect."""
-
-    hint = ("It is not sent again on its own (that may bill twice): `%yandexart resume --all --resend-lost` "
-            "(yart resume --all --resend-lost) sends it anew when you decide to")
-
-
-class OperationCancelledError(YandexArtError):
-    """The operation was cancelled before it produced an image."""
-
-
-class StorageError(YandexArtError, OSError):
-    """A result could not be written to disk (the image itself is still shown and kept)."""
-
-
-class ConfigurationError(YandexArtError, ValueError):
-    """A setting is unusable (a base URL that is not http(s), secrets over plain http, ...)."""
-
-
-class MagicUsageError(YandexArtError):
-    """Options or a subcommand of ``%yandexart`` that it does not understand."""
-
-    hint = "See %yandexart help"
-
-
-class GenerationInterrupted(YandexArtError):
-    """The magic's one-line account of an interrupt: which operations still run on the server.
-
-    Only the notebook face raises it; the Python API lets :class:`asyncio.CancelledError` through.
-    """
-
-
-class BatchError(YandexArtError):
-    """Some generations of a batch failed; ``failures`` holds every error, ``images`` what succeeded."""
-
-    def __init__(
-        self, failures: Sequence[YandexArtError], images: Sequence[Any] = (), total: int | None = None
-    ) -> None:
-        self.failures = list(failures)
-        self.images = list(images)
-        self.total = total if total is not None else len(self.failures) + len(self.images)
-        first = self.failures[0] if self.failures else None
-        super().__init__(
-            f"{len(self.failures)} of {self.total} generations failed; the first: "
-            f"{first.message if first else 'unknown'}",
-            operation_id=first.operation_id if first else None, request_id=first.request_id if first else None,
-        )
-
-    def _render_traceback_(self) -> list[str]:
-        lines = [f"{type(self).__name__}: {self}"]
-        lines.extend(f"  ✖ {type(f).__name__}: {f}" for f in self.failures[1:10])
-        if len(self.failures) > 10:
-            lines.append(f"  ... and {len(self.failures) - 10} more (see .failures)")
-        return lines
+__all__ = [
+    "AnswerLostError",
+    "AuthenticationError",
+    "BatchError",
+    "ConfigurationError",
+    "ContentModerationError",
+    "CredentialsNotFoundError",
+    "GenerationInterrupted",
+    "GenerationTimeoutError",
+    "InvalidRequestError",
+    "MagicUsageError",
+    "ModelDeniedError",
+    "OperationCancelledError",
+    "OperationFailedError",
+    "OperationNotFoundError",
+    "PermissionDeniedError",
+    "QuotaExceededError",
+    "RequestValidationError",
+    "ServiceUnavailableError",
+    "StorageError",
+    "YandexArtError",
+]

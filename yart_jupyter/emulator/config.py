@@ -6,7 +6,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from ..config import EMULATOR_FOLDER
+from ..core.config import EMULATOR_FOLDER
 
 DEFAULT_API_KEY = "emulator-key"
 DEFAULT_FOLDER = EMULATOR_FOLDER

@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ..request import AspectRatio
+from ..core.request import AspectRatio
 
 
 def request_digest(messages: Sequence[dict[str, Any]], seed: int, width: int, height: int) -> bytes:

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..request import AspectRatio
+from ..core.request import AspectRatio
 from .config import EmulatorConfig
 from .images import render
 from .shapes import TYPE_URL, rfc3339

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..request import AspectRatio
+from ..core.request import AspectRatio
 from .config import EmulatorConfig, Fault
 from .faults import FAILURE, apply_fault
 from .iam import Iam

@@ -6,8 +6,8 @@ import random
 import re
 from typing import Any
 
-from ..models import lookup
-from ..request import MAX_SEED, MAX_TEXT, AspectRatio
+from ..core.models import lookup
+from ..core.request import MAX_SEED, MAX_TEXT, AspectRatio
 from .config import EmulatorConfig
 from .shapes import MODERATION_MESSAGE, RUSSIAN_MODERATION, ApiError, int_field
 

@@ -1,0 +1,273 @@
+"""The ``yart`` command: the notebook's engine, store and settings in a terminal.
+
+Exit codes scripts can test: 0 everything done, 1 some generations failed (or the daily quota left
+rows for later), 2 invalid input (nothing was sent), 130 interrupted (every started operation stays
+pending in the store: ``yart resume --all`` or the same ``yart batch`` again collects it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from ..core import errors
+from ..core.config import Settings
+from ..core.status import BatchStatus
+
+OK, FAILED, INVALID, INTERRUPTED = 0, 1, 2, 130
+MODEL_HELP = ("a catalogue name (aliceai-image-art-3.0, yandex-art/latest: yart models) or a URI; "
+              "images:NAME for a model the Images API serves")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="yart", description="YandexART from a terminal, on the same store and "
+                                "settings as the notebook (YANDEXART_* and YC_* environment variables).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    g = sub.add_parser("generate", help="generate one picture", description="Generate one picture and save it.")
+    g.add_argument("prompt")
+    g.add_argument("--seed", help="a seed (default: a random one, printed)")
+    g.add_argument("--aspect", help="W:H or a preset (default: the default_aspect setting)")
+    g.add_argument("--mime", help="image/jpeg or image/png")
+    g.add_argument("--model", help=MODEL_HELP)
+    g.add_argument("-o", "--out", help="the file to write (default: yandexart-SEED.jpg); never overwritten")
+    g.add_argument("--no-cache", action="store_true", help="generate anew even when the store has this request")
+    b = sub.add_parser("batch", help="generate a table of prompts into a dataset folder",
+                       description="Every row validated first; resumable: run it again to continue.")
+    b.add_argument("table", help="a .csv, .tsv or .jsonl file")
+    b.add_argument("--prompt", required=True, help="a template filled from each row: '{subject}, {style}'")
+    b.add_argument("--seed", help="a seed for every row, or a column '{seed}' (default: one derived from the row)")
+    b.add_argument("--aspect", help="W:H, a preset, or a column '{aspect}'")
+    b.add_argument("--mime", help="image/jpeg or image/png")
+    b.add_argument("--model", help=MODEL_HELP)
+    b.add_argument("--out", required=True, help="file pattern: columns, {n} (the row number) and {seed}, "
+                                                 "e.g. 'dataset/{n:05d}.jpg'; metadata.jsonl goes beside")
+    b.add_argument("--skip-invalid", action="store_true", help="run the valid rows and list the invalid ones")
+    b.add_argument("--resend-lost", action="store_true", dest="resend_lost",
+                   help="send again the rows whose Images API request went out and whose answer was lost "
+                        "(it may bill them twice)")
+    h = sub.add_parser("history", help="the latest generations of the store")
+    h.add_argument("-n", type=int, default=20)
+    h.add_argument("--search")
+    sub.add_parser("pending", help="operations started and never collected, and generations never sent")
+    r = sub.add_parser("resume", help="collect operations by id, or every pending one with --all")
+    r.add_argument("operation_id", nargs="?")
+    r.add_argument("--all", action="store_true")
+    r.add_argument("--resend-lost", action="store_true", dest="resend_lost",
+                   help="with --all: also send again the Images API requests whose answer was lost (it may bill "
+                        "them twice; the service keeps nothing to collect)")
+    r.add_argument("-o", "--out", help="save pattern ({seed}, {n}, {op})")
+    sub.add_parser("models", help="the models the service serves and what each can do")
+    i = sub.add_parser("info", help="the recipe written into an image file (or a notebook)")
+    i.add_argument("path")
+    sub.add_parser("emulator", help="run the local emulator (its options as python -m yart_jupyter.emulator: "
+                                    "yart emulator --help)", add_help=False)
+    return p
+
+
+class Progress:
+    """A batch's progress: one line rewritten in place on a terminal, plain lines (every 10%) otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._last = 0.0
+        self._shown = -1
+        self._status: BatchStatus | None = None
+
+    def __call__(self, status: BatchStatus) -> None:
+        from ..present.display import progress_text_bar
+
+        self._status = status
+        now = time.monotonic()
+        if self.tty:
+            if now - self._last >= 0.25:
+                self._last = now
+                self.stream.write(f"\r{progress_text_bar(status)} {status.text()}\033[K")
+                self.stream.flush()
+            return
+        step = (10 * (status.done + status.failed)) // max(1, status.total)
+        if step > self._shown or now - self._last >= 30:
+            self._shown, self._last = step, now
+            self.stream.write(f"{progress_text_bar(status)} {status.text()}\n")
+            self.stream.flush()
+
+    def end(self) -> None:
+        """Show the final state (a throttled update may have skipped it), and end the line."""
+        from ..present.display import progress_text_bar
+
+        if self._status is None:
+            return
+        line = f"{progress_text_bar(self._status)} {self._status.text()}"
+        if self.tty:
+            self.stream.write(f"\r{line}\033[K\n")
+        elif self._shown < 10:  # the last plain line was not the finished one
+            self.stream.write(f"{line}\n")
+        self.stream.flush()
+
+
+async def _generate(settings: Settings, options: Any, out: TextIO) -> int:
+    from ..api import generate
+    from ..media.outputs import check_new_file
+
+    if options.out:
+        check_new_file("-o", options.out)
+    image = await generate(options.prompt, seed=options.seed, aspect=options.aspect, mime_type=options.mime,
+                           model_uri=options.model, cache=not options.no_cache)
+    path = image.save(options.out or f"yandexart-{image.seed if image.seed is not None else image.operation_id}"
+                                     f"{image.extension}")
+    out.write(f"{path}  {image.caption()}\n")
+    return OK
+
+
+async def _batch(settings: Settings, options: Any, out: TextIO) -> int:
+    from ..batches import load_rows, plan_table, run_table
+    from ..clients.shared import shared_client
+    from ..store import get_store
+
+    seed: int | str | None = options.seed
+    if isinstance(seed, str) and "{" not in seed:
+        seed = int(seed) if seed.isdigit() else seed
+    batch = plan_table(load_rows(options.table), settings, prompt=options.prompt, seed=seed, aspect=options.aspect,
+                 mime_type=options.mime, model_uri=options.model, out=options.out, skip_invalid=options.skip_invalid)
+    for row in batch.rows:
+        if row.status == "invalid":
+            out.write(f"row {row.number}: {row.error} (skipped)\n")
+    status = BatchStatus(len(batch.valid))
+    status.show_rate = True
+    progress = Progress(sys.stderr)
+    try:
+        result = await run_table(shared_client(settings), get_store(settings.home), settings, batch, status,
+                                 on_update=progress, resend_lost=options.resend_lost)
+    finally:
+        progress.end()
+    for row in result.rows:
+        if row.status in ("failed", "lost"):
+            out.write(f"row {row.number}: {row.error}\n")
+    out.write(result.summary() + "\n")
+    return OK if result.left == 0 else FAILED
+
+
+async def _resume(settings: Settings, options: Any, out: TextIO) -> int:
+    from ..clients.shared import shared_client
+    from ..engine import lost_answers, run_batch, unfinished_items
+    from ..store import get_store
+
+    store = get_store(settings.home)
+    if options.resend_lost and not options.all:
+        raise errors.MagicUsageError("yart resume: --resend-lost goes with --all", hint="")
+    if options.all:
+        items: list[Any] = unfinished_items(store, resend_lost=options.resend_lost)
+        lost = [] if options.resend_lost else lost_answers(store)
+        if lost:
+            out.write(f"{len(lost)} Images API request{'s' if len(lost) > 1 else ''} sent with the answer lost "
+                      "left alone (sending again may bill twice): yart resume --all --resend-lost sends them\n")
+    elif options.operation_id:
+        items = [options.operation_id]
+    else:
+        raise errors.MagicUsageError("yart resume: give an operation id, or --all", hint="")
+    if not items:
+        out.write("nothing to resume\n")
+        return OK
+    images, failures = await run_batch(shared_client(settings), items, store=store)
+    for number, image in enumerate(images, 1):
+        saved = f"{image.save(options.out.format(seed=image.seed, n=number, op=image.operation_id))}  " \
+            if options.out else ""
+        out.write(f"{saved}{image.caption()}\n")
+    for failure in failures:
+        out.write(f"✖ {failure}\n")
+    return FAILED if failures else OK
+
+
+def _history(settings: Settings, options: Any, out: TextIO) -> int:
+    from ..store import get_store
+
+    for r in get_store(settings.home).history(options.n, options.search):
+        when = r.submitted_at.astimezone().strftime("%Y-%m-%d %H:%M")
+        seed = f"seed {r.seed}" if r.seed is not None else "no seed"
+        out.write(f"{when}  {r.status:9}  {seed}  {r.aspect or ''}  {r.operation_id}  {r.prompt[:60]}\n")
+    return OK
+
+
+def _pending(settings: Settings, out: TextIO) -> int:
+    from ..present.display import pending_state
+    from ..store import get_store
+
+    store = get_store(settings.home)
+    records = store.pending() + store.unsent()
+    for r in records:
+        out.write(f"{r.operation_id if r.status == 'pending' else '(no id yet)':24}  {r.prompt[:50]:50}  "
+                  f"{pending_state(r)}\n")
+    if records:
+        out.write("Collect or finish them with: yart resume --all\n")
+    else:
+        out.write("nothing pending\n")
+    return OK
+
+
+def _info(options: Any, out: TextIO) -> int:
+    from ..core.provenance import cell_text, info, summary
+
+    found = info(options.path)
+    for recipe in found if isinstance(found, list) else [found]:
+        out.write(f"{summary(recipe)}\n{cell_text(recipe)}\n")
+    return OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the exit code says how it went (see the module's docstring)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["emulator"]:  # its own options, parsed by the emulator
+        from ..emulator.__main__ import main as emulator
+
+        emulator(arguments[1:])
+        return OK
+    options = parser().parse_args(arguments)
+    from ..core.settings import current
+
+    out = sys.stdout
+    try:
+        settings = current()
+        if options.command == "history":
+            return _history(settings, options, out)
+        if options.command == "pending":
+            return _pending(settings, out)
+        if options.command == "info":
+            return _info(options, out)
+        if options.command == "models":
+            from ..core.models import table_text
+
+            out.write(table_text() + "\n")
+            return OK
+        runner = {"generate": _generate, "batch": _batch, "resume": _resume}[options.command]
+        return asyncio.run(_with_cleanup(runner(settings, options, out)))
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted: every started operation stays pending in the store; "
+                         "collect them with 'yart resume --all' (or run the same batch again)\n")
+        return INTERRUPTED
+    except (errors.InvalidRequestError, errors.MagicUsageError, errors.ConfigurationError) as exc:
+        sys.stderr.write(f"yart: {exc}\n")
+        return INVALID
+    except errors.YandexArtError as exc:
+        sys.stderr.write(f"yart: {exc}\n")
+        return FAILED
+    except FileExistsError as exc:
+        sys.stderr.write(f"yart: {exc}\n")
+        return INVALID
+
+
+async def _with_cleanup(work: Any) -> int:
+    from ..clients.shared import close_shared_clients
+
+    try:
+        return int(await work)
+    finally:
+        await close_shared_clients()
+
+
+def entry() -> None:
+    """The console script."""
+    sys.exit(main())

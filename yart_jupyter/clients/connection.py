@@ -1,0 +1,163 @@
+"""One authenticated HTTP session to one endpoint: opened once, even by concurrent first callers.
+
+It resolves where to talk to (the real service, a URL, or the embedded emulator) and with which
+credentials, holds the aiohttp session, and sends requests through the retrying transport within
+the folder's quotas. It knows nothing of generations or of IPython.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+
+from .._version import __version__
+from ..core import errors
+from ..core.config import EMULATOR, Settings
+from ..core.models import Api
+from .credentials import ApiKey, Credentials, resolve_credentials
+from .limits import QuotaLimiters, Quotas, SlidingWindowLimiter, limiters_for
+from .transport import Response, RetryPolicy, send
+
+USER_AGENT = f"yart_jupyter/{__version__} (+aiohttp/{aiohttp.__version__})"
+
+
+class Connection:
+    """The endpoint, credentials and HTTP session of a client; reopened after :meth:`close`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        credentials: Credentials | None = None,
+        api_key: str | None = None,
+        iam_token: str | None = None,
+        env: Mapping[str, str] | None = None,
+        retry: RetryPolicy | None = None,
+        quotas: Quotas | None = None,
+    ) -> None:
+        self.settings = settings
+        self.retry = retry or RetryPolicy()
+        self.quotas = quotas or Quotas(settings.generations_per_minute, settings.reads_per_second)
+        self.folder_id = settings.folder
+        self._explicit = credentials
+        self._api_key = api_key
+        self._iam_token = iam_token
+        self._env = env
+        self.credentials: Credentials | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self._resolved_url: str | None = None
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self._resolved_url or self.settings.base_url
+
+    @property
+    def images_url(self) -> str:
+        """The Images API's base URL (the emulator serves both APIs)."""
+        if self.settings.base_url == EMULATOR:
+            return self.base_url
+        return self.settings.images_base
+
+    @property
+    def is_open(self) -> bool:
+        return self.session is not None and not self.session.closed
+
+    def _open_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
+
+    async def open(self) -> None:
+        """Resolve the endpoint and credentials and open the session; concurrent callers share one."""
+        async with self._open_lock():
+            if self.is_open:
+                return
+            self._resolved_url, self.credentials = await self._resolve()
+            self.session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
+
+    async def close(self) -> None:
+        """Close the session (idempotent)."""
+        session, self.session = self.session, None
+        if session is not None:
+            await session.close()
+
+    async def _resolve(self) -> tuple[str, Credentials]:
+        if self.settings.base_url == EMULATOR:
+            from ..emulator import embedded
+
+            emulator = await asyncio.to_thread(embedded)
+            credentials = self._explicit or (
+                resolve_credentials(api_key=self._api_key, iam_token=self._iam_token, env={})
+                if self._api_key or self._iam_token
+                else ApiKey(emulator.config.default_api_key, "the embedded emulator")
+            )
+            return emulator.url, credentials
+        credentials = self._explicit or resolve_credentials(
+            api_key=self._api_key, iam_token=self._iam_token, iam_url=self.settings.iam_url, env=self._env
+        )
+        return self.settings.base_url.rstrip("/"), credentials
+
+    def limiters(self) -> QuotaLimiters:
+        """The quota limiters shared by every client of this endpoint and folder on this loop."""
+        return limiters_for(self.base_url, self.folder_id, self.quotas)
+
+    def _headers(self, api: Api) -> dict[str, str]:
+        headers = {}
+        if self.folder_id and api == "images":  # the OpenAI-compatible API names the folder as the project
+            headers["OpenAI-Project"] = self.folder_id
+            headers["x-folder-id"] = self.folder_id
+        elif self.folder_id and self.credentials and self.credentials.sends_folder_header:
+            headers["x-folder-id"] = self.folder_id
+        if self.settings.data_logging is not None:
+            headers["x-data-logging-enabled"] = "true" if self.settings.data_logging else "false"
+        return headers
+
+    def require_session(self) -> aiohttp.ClientSession:
+        if self.session is None or self.session.closed:
+            raise errors.ConfigurationError(
+                "The client is not open: use `async with YandexArtClient(...) as client:`"
+            )
+        return self.session
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        operation_id: str | None = None,
+        on_retry: Callable[[int, str, float], None] | None = None,
+        check: Callable[[Response], Any] | None = None,
+        limiter: SlidingWindowLimiter | None = None,
+        limiter_held: bool = False,
+        api: Api = "operations",
+        replay: bool = True,
+        timeout: float | None = None,
+    ) -> Response:
+        """One API request with authentication, retries and the quota limiter; ``api`` picks the host
+        (the Images API's, or the operations API's), ``replay=False`` never re-sends a request whose
+        answer was lost (see :func:`~.transport.send`)."""
+        session = self.require_session()
+        credentials = self.credentials
+        assert credentials is not None
+
+        async def auth(refresh: bool) -> str:
+            return await credentials.authorization(session, refresh)
+
+        base = self.images_url if api == "images" else self.base_url
+        return await send(
+            session, method, f"{base}{path}",
+            json_body=json_body, headers={**self._headers(api), **(headers or {})},
+            auth=auth, refreshable=credentials.refreshable, retry=self.retry,
+            timeout=timeout or self.settings.request_timeout, operation_id=operation_id,
+            on_retry=on_retry, check=check, limiter=limiter, limiter_held=limiter_held, replay=replay,
+        )
+
+

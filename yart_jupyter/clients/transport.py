@@ -1,0 +1,322 @@
+"""One HTTP exchange with retries: backoff with jitter, ``Retry-After``, one credential refresh.
+
+Both the API client and the token exchanges go through :func:`send`, so every request gets the
+same retry rules, the same error mapping and the same refusal to leak credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from ..core import errors
+from ..core.config import check_secure
+from ..core.redact import get_logger
+from .limits import SlidingWindowLimiter
+
+log = get_logger("yart_jupyter.clients.transport")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+#: How the service words a moderation refusal, in English and in Russian ("I can't generate this
+#: image. Let's try another topic.").
+_MODERATION_MARKERS = ("violate the terms of use", "violate the terms of usage", "terms of use",
+                       "не могу сгенерировать", "попробуем другую тему")
+_DENIED = re.compile(r"access to model (\S+) denied", re.IGNORECASE)
+_FOLDER_MISMATCH = re.compile(r"folder id .* does not match", re.IGNORECASE)
+_PROMPT_SIZE = re.compile(r"prompt (?:positive )?size (\d+) exceeds limit \((\d+)\)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient failures are retried: exponential backoff with jitter, bounded twice."""
+
+    max_attempts: int = 6
+    base_delay: float = 0.5
+    factor: float = 2.0
+    max_delay: float = 20.0
+    max_elapsed: float = 120.0
+    max_retry_after: float = 120.0
+
+    def delay(self, retry: int, retry_after: float | None = None) -> float:
+        """Seconds to sleep before retry number ``retry`` (1-based)."""
+        backoff = min(self.max_delay, self.base_delay * self.factor ** (retry - 1))
+        jittered = backoff * random.uniform(0.5, 1.0)
+        if retry_after is not None:
+            return max(jittered, min(retry_after, self.max_retry_after))
+        return jittered
+
+
+@dataclass
+class Response:
+    """A completed HTTP exchange: status, headers and the raw body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    client_request_id: str
+
+    @property
+    def request_id(self) -> str | None:
+        return self.headers.get("x-request-id") or self.headers.get("x-server-trace-id")
+
+    def json(self) -> Any:
+        """The body as JSON (only small bodies come here: operations go through read_operation)."""
+        return json.loads(self.body)
+
+
+class RetryableError(Exception):
+    """Raised by a response check to ask :func:`send` for another attempt."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+AuthHeader = Callable[[bool], Awaitable[str | None]]
+RetryListener = Callable[[int, str, float], None]
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    json_body: Any = None,
+    headers: Mapping[str, str] | None = None,
+    auth: AuthHeader | None = None,
+    refreshable: bool = True,
+    retry: RetryPolicy = RetryPolicy(),
+    timeout: float = 60.0,
+    operation_id: str | None = None,
+    on_retry: RetryListener | None = None,
+    check: Callable[[Response], Awaitable[None]] | None = None,
+    limiter: SlidingWindowLimiter | None = None,
+    limiter_held: bool = False,
+    replay: bool = True,
+) -> Response:
+    """Send one logical request, retrying transient failures; return the successful response.
+
+    ``auth(refresh)`` returns the Authorization header value (``refresh=True`` after a 401:
+    exactly one refresh is tried, when the credentials are ``refreshable``). ``check`` may raise
+    :class:`RetryableError` for a 200 whose body is unusable (truncated or malformed JSON).
+    Errors come back typed (see :mod:`.errors`). With a ``limiter`` every attempt waits for a
+    quota slot (the first one is already taken when ``limiter_held``), and a 429 pauses everyone
+    who shares it. ``replay=False`` (a request billed on arrival, whose answer cannot be asked for
+    again): once the request may have reached the server, a lost answer (dropped connection,
+    timeout, an unusable 200) raises :class:`~.errors.AnswerLostError` instead of sending it again;
+    refusals (429, 5xx) and connections that never opened are still retried.
+    """
+    client_request_id = str(uuid.uuid4())
+    started = time.monotonic()
+    attempt = 0
+    refreshed = False
+    refresh_next = False
+    while True:
+        attempt += 1
+        if limiter is not None and not (limiter_held and attempt == 1):
+            queued = time.monotonic()
+            await limiter.acquire()
+            started += time.monotonic() - queued  # waiting for quota is not part of the retry budget
+        request_headers = {"x-client-request-id": client_request_id, **(headers or {})}
+        if auth is not None:
+            check_secure(url)
+            value = await auth(refresh_next)
+            refresh_next = False
+            if value:
+                request_headers["Authorization"] = value
+        retry_after: float | None = None
+        try:
+            async with session.request(
+                method, url, json=json_body, headers=request_headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as raw:
+                body = await raw.read()
+                response = Response(raw.status, raw.headers, body, client_request_id)
+            if response.status == 401 and auth is not None and refreshable and not refreshed:
+                refreshed = True
+                refresh_next = True
+                log.debug("%s %s: 401, refreshing credentials once", method, url)
+                continue
+            if response.status in RETRY_STATUSES:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if response.status == 429 and limiter is not None:  # never longer than a retry would wait
+                    limiter.penalize(min(retry_after, retry.max_retry_after) if retry_after is not None
+                                     else retry.delay(attempt))
+                error: BaseException = error_from_response(response, operation_id)
+                reason = f"HTTP {response.status}"
+            elif response.status >= 400:
+                raise error_from_response(response, operation_id)
+            else:
+                if check is not None:
+                    await check(response)
+                return response
+        except RetryableError as exc:
+            if not replay:
+                raise _lost(exc.reason, operation_id, client_request_id) from None
+            error, reason = exc, exc.reason
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
+            if not replay and not isinstance(exc, aiohttp.ClientConnectorError):
+                raise _lost(_describe(exc, timeout), operation_id, client_request_id) from None
+            error, reason = exc, _describe(exc, timeout)
+        elapsed = time.monotonic() - started
+        delay = retry.delay(attempt, retry_after)
+        if attempt >= retry.max_attempts or elapsed + delay > retry.max_elapsed:
+            raise _final_error(error, reason, attempt, operation_id, client_request_id) from None
+        if method == "POST" and not isinstance(error, errors.YandexArtError):
+            log.warning(
+                "%s %s: %s after the request was sent; retrying with the same Idempotency-Key",
+                method, url, reason,
+            )
+        log.debug("%s %s: %s; retry %d in %.2f s", method, url, reason, attempt, delay)
+        if on_retry is not None:
+            on_retry(attempt, reason, delay)
+        await asyncio.sleep(delay)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: either a number or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def parse_error_body(body: bytes) -> tuple[int | None, str]:
+    """(gRPC code, message) from either documented error shape, or from whatever came back."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        text = body.decode("utf-8", "replace").strip()
+        return None, text[:200]
+    if isinstance(data, dict):
+        wrapped = data.get("error")
+        inner: dict[str, Any] = wrapped if isinstance(wrapped, dict) else data
+        code = inner.get("grpcCode", inner.get("code"))
+        message = inner.get("message") or (wrapped if isinstance(wrapped, str) else "") or inner.get("httpStatus") or ""
+        return (code if isinstance(code, int) else None), str(message)
+    return None, str(data)[:200]
+
+
+def is_moderation(message: str) -> bool:
+    """True when a message is the content-moderation refusal."""
+    lowered = message.lower()
+    return any(marker in lowered for marker in _MODERATION_MARKERS)
+
+
+def error_for(
+    status: int | None, code: int | None, message: str, **ids: Any
+) -> errors.YandexArtError:
+    """Map an HTTP status and/or gRPC code to the error class users catch."""
+    text = message or "no message"
+    ids.setdefault("status", status)
+    ids.setdefault("grpc_code", code)
+    if is_moderation(text):  # on either API, as a 400 or as an operation's error
+        return errors.ContentModerationError(f"Content moderation refused the prompt: {text}", **ids)
+    if status == 400 or code == 3:
+        size = _PROMPT_SIZE.search(text)
+        if size:
+            return errors.InvalidRequestError(
+                f"The prompt is too long for the service: {size.group(1)} characters, at most {size.group(2)} "
+                f"(the messages together) ({text})", hint="Shorten the prompt", **ids)
+        if _FOLDER_MISMATCH.search(text):
+            return errors.InvalidRequestError(
+                f"The folder does not match the credentials: {text}",
+                hint="An API key or service account works in its own folder only: set YC_FOLDER_ID "
+                     "(or %config YandexArt.folder_id) to the folder the service account belongs to", **ids)
+        return errors.InvalidRequestError(f"The server refused the request: {text}", **ids)
+    if status == 401 or code == 16:
+        return errors.AuthenticationError(
+            f"Authentication failed: {text}", hint="Check that the API key or IAM token is valid and not expired",
+            **ids,
+        )
+    if status == 403 or code == 7:
+        denied = _DENIED.search(text)
+        if denied:
+            return errors.ModelDeniedError(f"Access to the model denied: {text}", hint=denied_hint(denied.group(1)),
+                                           **ids)
+        return errors.PermissionDeniedError(f"Permission denied: {text}", **ids)
+    if status == 404 or code == 5:
+        return errors.OperationNotFoundError(f"Not found: {text}", **ids)
+    if status == 429 or code == 8:
+        return errors.QuotaExceededError(f"Quota exceeded: {text}", **ids)
+    if code == 1:
+        return errors.OperationCancelledError(f"Cancelled: {text}", **ids)
+    if status == 504 or code == 4:
+        return errors.ServiceUnavailableError(f"The service timed out: {text}", **ids)
+    return errors.ServiceUnavailableError(
+        f"The service failed (HTTP {status}): {text}" if status else f"The service failed: {text}", **ids
+    )
+
+
+def denied_hint(uri: str) -> str:
+    """The likely causes of ``Access to model … denied``, most likely first, each with what to do."""
+    from ..core.models import LIVING_MODEL
+
+    causes = []
+    if re.match(r"art://yandex-art", uri):
+        causes.append("the model URI has no folder: art://<folder>/<model>")
+    elif "/yandex-art" in uri:
+        causes.append(f"the model is retired (yandex-art is reported denied since September 2026): switch with "
+                      f'%config YandexArt.model_uri = "{LIVING_MODEL}"')
+    causes.append("the account lacks the role ai.imageGeneration.user in the folder")
+    causes.append("an API key lacks the scope yc.ai.imageGeneration.execute")
+    causes.append("the cloud has no active billing account")
+    return "Likely causes, in order: " + "; ".join(f"({n}) {c}" for n, c in enumerate(causes, 1))
+
+
+def error_from_response(response: Response, operation_id: str | None = None) -> errors.YandexArtError:
+    """The typed error for an HTTP error response."""
+    code, message = parse_error_body(response.body)
+    return error_for(
+        response.status, code, message,
+        operation_id=operation_id, request_id=response.request_id,
+        client_request_id=response.client_request_id,
+    )
+
+
+def _describe(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"no response within {timeout:g} s"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server dropped the connection"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect ({exc.os_error})"
+    return f"connection error ({type(exc).__name__})"
+
+
+def _lost(reason: str, operation_id: str | None, client_request_id: str) -> errors.AnswerLostError:
+    return errors.AnswerLostError(
+        f"The request was sent but its answer was lost ({reason}); it may have been made and billed",
+        operation_id=operation_id, client_request_id=client_request_id,
+    )
+
+
+def _final_error(
+    error: BaseException, reason: str, attempts: int, operation_id: str | None, client_request_id: str
+) -> errors.YandexArtError:
+    tries = f"after {attempts} attempt{'s' if attempts > 1 else ''}"
+    if isinstance(error, errors.YandexArtError):
+        error.message = f"{error.message} ({tries})"
+        return error
+    return errors.ServiceUnavailableError(
+        f"The service is unreachable: {reason} {tries}",
+        operation_id=operation_id, client_request_id=client_request_id,
+    )

@@ -1,0 +1,119 @@
+"""Waiting for one operation: reads on the loop's scheduler, progress events, a timeout naming the id.
+
+Cancellation (an interrupt, ``asyncio.wait_for``, ``asyncio.timeout``, a TaskGroup) passes
+through untouched; only our own time limit becomes :class:`~.errors.GenerationTimeoutError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from ..core import errors
+from .limits import SlidingWindowLimiter
+from .operation import Operation
+from .polling import PollPolicy
+from .scheduler import AdaptivePolicy, scheduler
+from .transport import error_for
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a waiting caller may show: one event of a generation's life."""
+
+    phase: str  # "starting", "started", "polling", "retry", "done", "failed"
+    operation_id: str | None
+    elapsed: float
+    polls: int = 0
+    retries: int = 0
+    detail: str = ""
+    #: What the reads saw, in seconds after the start: (the last read that found the operation
+    #: running, the read that found it done); the second is None while it is still running.
+    observed: tuple[float, float | None] | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
+RetryCallback = Callable[[int, str, float], None]
+#: Reads an operation once, within a quota slot the caller already holds.
+Reader = Callable[[str, RetryCallback], Awaitable[Operation]]
+
+
+async def wait_for_operation(
+    read_operation: Reader,
+    operation_id: str,
+    *,
+    policy: PollPolicy,
+    limiter: SlidingWindowLimiter,
+    limit: float,
+    started: float,
+    read_now: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> Operation:
+    """Read until done within ``limit`` seconds of ``started`` (monotonic); raise the operation's error."""
+    retries = 0
+    polls = 0
+
+    def report(phase: str, detail: str = "", observed: tuple[float, float | None] | None = None) -> None:
+        if on_progress is not None:
+            on_progress(Progress(phase, operation_id, time.monotonic() - started, polls, retries, detail, observed))
+
+    def retried(attempt: int, reason: str, delay: float) -> None:
+        nonlocal retries
+        retries += 1
+        report("retry", reason)
+
+    watch = policy.watch() if isinstance(policy, AdaptivePolicy) and not read_now else None
+    sent = started
+    running = 0.0  # when the last read that found it running was sent (seconds after the start)
+
+    def polled(operation: Operation, count: int) -> None:
+        nonlocal polls, running
+        polls = count
+        running = sent - started
+        if watch is not None:
+            watch.alive(running)
+        report("polling", observed=None if read_now else (running, None))  # resumed: times mean nothing
+
+    async def read() -> Operation:
+        nonlocal sent
+        sent = time.monotonic()  # what the server saw, it saw after this
+        return await read_operation(operation_id, retried)
+
+    duration: float | None = None
+    try:
+        operation = await asyncio.wait_for(
+            scheduler().wait(read, policy, started=started, limiter=limiter, read_now=read_now, on_poll=polled),
+            max(0.0, limit - (time.monotonic() - started)),
+        )
+        if operation.error is None:
+            duration = sent - started
+    except asyncio.TimeoutError:
+        raise errors.GenerationTimeoutError(
+            f"Gave up waiting after {time.monotonic() - started:.0f} s (timeout {limit:g} s); "
+            "the generation may still finish",
+            operation_id=operation_id,
+            hint=f"Collect it later with `%yandexart resume {operation_id}` or yart_jupyter.resume('{operation_id}')",
+        ) from None
+    finally:
+        if watch is not None:
+            watch.finished(duration)
+    if operation.error is not None:
+        report("failed", operation.error.message)
+        raise operation_error(operation)
+    report("done", observed=(running, duration) if duration is not None and not read_now else None)
+    return operation
+
+
+def operation_error(operation: Operation) -> errors.YandexArtError:
+    """The typed error of a finished operation that failed."""
+    assert operation.error is not None
+    code, message = operation.error.code, operation.error.message
+    mapped = error_for(None, code, message, operation_id=operation.id, grpc_code=code)
+    if isinstance(mapped, (errors.ContentModerationError, errors.OperationCancelledError)):
+        return mapped
+    return errors.OperationFailedError(
+        f"The generation failed (code {code}): {message or 'no message'}",
+        operation_id=operation.id, grpc_code=code,
+    )

@@ -1,0 +1,242 @@
+"""The result of a generation: bytes plus everything needed to reproduce and cite it."""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..core.request import AspectRatio, Message
+
+_EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png"}
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) read from a JPEG or PNG header, without decoding the picture."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return int(width), int(height)
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2:i + 4])
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            return int(width), int(height)
+        i += 2 + length
+    return None
+
+
+def write_atomic(target: Path, data: bytes) -> None:
+    """Write through a temporary file and a rename, so a crash never leaves half a picture."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def thumbnail(data: bytes, size: int = 256, quality: int = 80) -> bytes:
+    """A small JPEG of a picture (gallery cards, history), so notebooks and widget state stay small."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as picture:
+        picture.thumbnail((size, size))
+        out = io.BytesIO()
+        picture.convert("RGB").save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+#: Preview encoding: JPEG quality, and the largest PNG kept as PNG (bigger ones become JPEG).
+PREVIEW_QUALITY = 80
+PREVIEW_PNG_LIMIT = 120_000
+
+
+def preview(data: bytes, longest: int) -> tuple[bytes, str, tuple[int, int]]:
+    """A picture re-encoded for showing at most ``longest`` pixels on its longest side: a JPEG
+    (a PNG stays PNG when it is still small), never larger than the original. (bytes, mime, size)."""
+    import io
+
+    from PIL import Image
+
+    mime = sniff_mime(data)
+    with Image.open(io.BytesIO(data)) as picture:
+        picture.load()
+        original = picture.size
+        if max(picture.size) > longest:
+            picture.thumbnail((longest, longest), Image.Resampling.LANCZOS)
+        size = picture.size
+        if mime == "image/png":
+            out = io.BytesIO()
+            picture.save(out, "PNG", optimize=True)
+            if len(out.getvalue()) <= PREVIEW_PNG_LIMIT:
+                return (data, mime, original) if len(data) <= len(out.getvalue()) else (out.getvalue(), mime, size)
+        out = io.BytesIO()
+        picture.convert("RGB").save(out, "JPEG", quality=PREVIEW_QUALITY, optimize=True, progressive=True)
+    if mime == "image/jpeg" and len(out.getvalue()) >= len(data):
+        return data, mime, original
+    return out.getvalue(), "image/jpeg", size
+
+
+def same_pixels(first: bytes, second: bytes) -> bool:
+    """Whether two encoded pictures decode to the same pixels (their files may differ in metadata)."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(first)) as a, Image.open(io.BytesIO(second)) as b:
+        return bool(a.size == b.size and a.mode == b.mode and a.tobytes() == b.tobytes())
+
+
+def sniff_mime(data: bytes) -> str:
+    """The mime type the bytes really are (the server may ignore the one asked for)."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    return "image/jpeg"
+
+
+@dataclass
+class GeneratedImage:
+    """A generated picture with its request, operation id and timings; displays itself in Jupyter."""
+
+    image_bytes: bytes = field(repr=False)
+    mime_type: str
+    seed: int | None
+    aspect: AspectRatio | None
+    messages: tuple[Message, ...]
+    operation_id: str
+    model_version: str | None = None
+    model_uri: str | None = None
+    submitted_at: datetime | None = None
+    done_at: datetime | None = None
+    cached: bool = False
+    #: The file in the local store, once recorded there.
+    path: Path | None = field(default=None, repr=False)
+    #: The prompt the service says it drew, when it rewrote ours (the Images API may).
+    revised_prompt: str | None = None
+    #: Files written by ``--out`` or :meth:`save` (the notebook's previews link to the first).
+    saved: list[Path] = field(default_factory=list, repr=False)
+    _previews: dict[int, tuple[bytes, str, tuple[int, int]]] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from submission to the moment we had the image."""
+        if self.submitted_at and self.done_at:
+            return (self.done_at - self.submitted_at).total_seconds()
+        return None
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(width, height) in pixels."""
+        return image_size(self.image_bytes)
+
+    @property
+    def prompt(self) -> str:
+        return " | ".join(m.text for m in self.messages)
+
+    @property
+    def extension(self) -> str:
+        return _EXTENSIONS.get(self.mime_type, ".img")
+
+    def preview(self, longest: int) -> tuple[bytes, str, tuple[int, int]]:
+        """The picture as a cell output embeds it at ``longest`` pixels (see :func:`preview`); kept,
+        so showing it again costs nothing. ``image_bytes`` stays the service's exact bytes."""
+        if longest not in self._previews:
+            self._previews[longest] = preview(self.image_bytes, longest)
+        return self._previews[longest]
+
+    def recipe(self) -> dict[str, Any]:
+        """How this picture was made: everything :func:`yart_jupyter.info` reads back from its files."""
+        from ..core.provenance import recipe
+
+        return recipe(self)
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the image to ``path`` with its recipe embedded (a folder gets a generated name); the
+        service's compressed picture is written unchanged. Never overwrites unless asked."""
+        target = Path(path).expanduser()
+        if target.is_dir():
+            target = target / f"yandexart-{self.seed if self.seed is not None else self.operation_id}{self.extension}"
+        if target.suffix == "":
+            target = target.with_suffix(self.extension)
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+        from ..core.provenance import embed
+
+        write_atomic(target, embed(self.image_bytes, self.recipe()))
+        self.saved.append(target)
+        return target
+
+    @property
+    def prompt_line(self) -> str:
+        """The prompt as shown under the picture, with the service's rewrite of it when it sent one."""
+        if self.revised_prompt and self.revised_prompt != self.prompt:
+            return f"{self.prompt} (the service drew: {self.revised_prompt})"
+        return self.prompt
+
+    def caption(self) -> str:
+        """One short line: seed, aspect, pixel size, duration, operation id."""
+        parts = []
+        if self.seed is not None:
+            parts.append(f"seed {self.seed}")
+        elif self.operation_id.startswith("img-"):
+            parts.append("no seed")
+        if self.aspect is not None:
+            parts.append(f"aspect {self.aspect}")
+        size = self.size
+        if size:
+            parts.append(f"{size[0]}×{size[1]}")
+        if self.cached:
+            parts.append("cached (no API call)")
+        elif self.duration is not None:
+            parts.append(f"{self.duration:.1f} s")
+        parts.append(f"op {self.operation_id}")
+        return " · ".join(parts)
+
+    def __repr__(self) -> str:
+        return (
+            f"GeneratedImage(seed={self.seed}, aspect={str(self.aspect) if self.aspect else None!r}, "
+            f"size={self.size}, mime_type={self.mime_type!r}, operation_id={self.operation_id!r}, "
+            f"bytes={len(self.image_bytes)}, prompt={self.prompt[:40]!r})"
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The picture (as ``%config YandexArt.inline`` says) with its caption, and the recipe."""
+        from ..core.settings import current
+        from ..present.display import images_output
+
+        return images_output([self], inline=current().inline)
+
+
+class ImageSet(list[GeneratedImage]):
+    """Several results of one cell: a list that displays as a grid with captions."""
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        from ..core.settings import current
+        from ..present.display import images_output
+
+        return images_output(self, inline=current().inline)
+
+    def save(self, folder: str | os.PathLike[str], *, overwrite: bool = False) -> list[Path]:
+        """Save every image into ``folder`` with generated names."""
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return [image.save(folder, overwrite=overwrite) for image in self]

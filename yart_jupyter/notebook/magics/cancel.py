@@ -1,0 +1,32 @@
+"""``%yandexart cancel [JOB|OP|all]``: stop background jobs and ask the server to stop their operations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...core.errors import MagicUsageError
+from .face import Face
+from .parsers import Parser
+
+
+def parser() -> Parser:
+    p = Parser("%yandexart cancel", "Cancel running background jobs, and their operations where the server allows.")
+    p.add_argument("target", nargs="?", default="all", metavar="JOB|OP|all",
+                   help="a job id (j1), an operation id it started, or all (the default)")
+    return p
+
+
+async def run(face: Face, options: Any) -> None:
+    from ...engine import server_canceller
+    from ...engine.jobs import JOBS
+    from ...present.display import message_bundle
+
+    jobs = JOBS.find(options.target)
+    if not jobs and options.target == "all":
+        face.show(message_bundle("No running jobs."))
+        return
+    if not jobs:
+        raise MagicUsageError(f"no running job or operation {options.target!r}; see %yandexart jobs")
+    cancelled = await JOBS.cancel(jobs, cancel_remote=server_canceller(face.client(), face.store()))
+    remote = f"; server-side cancel confirmed for {', '.join(cancelled)}" if cancelled else ""
+    face.show(message_bundle(f"Cancelled {', '.join(j.id for j in jobs)}{remote}."))

@@ -1,0 +1,50 @@
+"""``%yandexart history [-n N] [--search TEXT] [--experiments] [--experiment ID]``: the local store's
+latest generations as thumbnails, its sweeps, or one sweep shown again as its grid."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ...core import errors
+from .face import Face
+from .parsers import Parser
+
+
+def parser() -> Parser:
+    p = Parser("%yandexart history", "Show the latest generations of the local store, newest first "
+                                     "(numbered: compare takes the numbers), or its sweeps.")
+    p.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
+    p.add_argument("--search", metavar="TEXT", help="only prompts containing TEXT (case-insensitive)")
+    p.add_argument("--experiments", action="store_true", help="list the sweeps (--vary cells) instead")
+    p.add_argument("--experiment", metavar="ID", help="show one sweep again as its grid (a prefix of its id will do)")
+    return p
+
+
+async def run(face: Face, options: Any) -> None:
+    from ...present.display import history_bundle, message_bundle
+
+    store = face.store()
+    if options.experiment:
+        from ...experiments.experiment import Experiment
+
+        try:
+            experiment = await asyncio.to_thread(Experiment.load, store, options.experiment)
+        except LookupError as exc:
+            raise errors.MagicUsageError(str(exc).strip("'\""), hint="") from None
+        face.display(experiment)
+        face.set_result(experiment)
+        return
+    if options.experiments:
+        from ...present.display import experiments_bundle
+
+        found = await asyncio.to_thread(store.experiments, options.n)
+        face.show(experiments_bundle(found) if found else message_bundle("No sweeps recorded yet."))
+        return
+    records = await asyncio.to_thread(store.history, options.n, options.search)
+    if not records:
+        face.show(message_bundle("No generations recorded yet." if not options.search
+                                 else f"No generation matches {options.search!r}."))
+        return
+    thumbs = await asyncio.to_thread(lambda: [store.thumbnail(r) for r in records])
+    face.show(history_bundle(records, thumbs))

@@ -1,0 +1,28 @@
+"""``%yandexart pending``: operations recorded as started and never collected."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from .face import Face
+from .parsers import Parser
+
+
+def parser() -> Parser:
+    return Parser("%yandexart pending", "List generations not finished: operations never collected, and "
+                                        "generations asked for whose start was never answered (resume --all).")
+
+
+async def run(face: Face, options: Any) -> None:
+    from ...engine.jobs import JOBS
+    from ...present.display import message_bundle, records_table
+
+    store = face.store()
+    records = await asyncio.to_thread(lambda: [*store.pending(), *store.unsent()])
+    if not records:
+        face.show(message_bundle("Nothing pending: every recorded generation was collected."))
+        return
+    running = {op for job in JOBS.running() for op in job.status.operation_ids}
+    running |= {f"intent:{key}" for job in JOBS.running() for key in job.status.keys}
+    face.show(records_table(records, running))

@@ -1,0 +1,70 @@
+"""``%yandexart rerun PATH|OPERATION_ID [--no-cache]``: make a picture again from its recipe, and compare."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from ...core import errors
+from .face import Face
+from .parsers import Parser
+
+
+def parser() -> Parser:
+    p = Parser("%yandexart rerun", "Generate a picture again with the same parameters (from an image file's "
+                                   "recipe or a recorded operation) and say whether the pixels match.")
+    p.add_argument("source", metavar="PATH|OPERATION_ID", help="an image saved by yart_jupyter, or an operation id")
+    p.add_argument("--no-cache", action="store_true", dest="no_cache",
+                   help="generate anew even when the local store has this exact request")
+    return p
+
+
+def _origin(face: Face, source: str) -> tuple[dict[str, Any], bytes]:
+    """The recipe and the picture to compare with: from a file, else from the store."""
+    from ...core.provenance import info
+
+    path = Path(source).expanduser()
+    if path.exists():
+        found = info(path)
+        if isinstance(found, list):
+            raise errors.MagicUsageError("%yandexart rerun: give one image file, not a notebook")
+        return found, path.read_bytes()
+    record = face.store().get(source)
+    if record is None or record.request() is None:
+        raise errors.MagicUsageError(f"%yandexart rerun: {source!r} is neither a file nor an operation in the store")
+    image = record.to_image()
+    return image.recipe(), image.image_bytes
+
+
+async def run(face: Face, options: Any) -> None:
+    from ...core.request import Message
+    from ...core.status import BatchStatus
+    from ...engine import Batch, prepare, run_in_view
+    from ...media.image import same_pixels
+    from ...present.display import CellView, message_bundle
+
+    recipe, before = await asyncio.to_thread(_origin, face, options.source)
+    request = face.settings.request(
+        [Message(m["text"], m.get("weight", 1.0)) for m in recipe["messages"]], seed=recipe["seed"],
+        aspect=recipe["aspect"], mime_type=recipe.get("mime_type"), model_uri=recipe.get("model_uri"),
+    )
+    status = BatchStatus(1)
+    batch = prepare(face.store(), Batch([request], use_cache=not options.no_cache), status)
+    view = CellView(status, errors_in_place=False, inline=face.settings.inline)
+    image = (await run_in_view(face.client(), face.store(), batch, view, status=status))[0]
+    same = await asyncio.to_thread(same_pixels, before, image.image_bytes)
+    if image.cached:
+        verdict = "answered from the local store (no API call); use --no-cache to generate it again"
+    elif same:
+        verdict = "the new pixels are identical to the old ones"
+    else:
+        verdict = "the new pixels differ from the old ones"
+    old, new = recipe.get("model_version"), image.model_version
+    if old and new and old != new:
+        verdict += f"; model version {old} then, {new} now: the same seed on another model version is another picture"
+    if recipe.get("seed") is None:
+        verdict = ("a new picture: the model takes no seed, so no request makes the same picture again "
+                   "(the old one stays in the store)")
+    face.show(message_bundle(f"Rerun of {recipe['operation_id']}: {verdict}.", "info" if same else "warning"))
+    face.set_result(image)

@@ -1,0 +1,437 @@
+"""The ipywidgets form: another thin face on the engine, which never blocks the kernel.
+
+Generate starts a task on the kernel's loop and returns at once; each job shows its progress and
+then its pictures in a gallery (newest first). Widgets never carry a secret: credentials come from
+the environment or configuration, and the form only shows where they came from, redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+
+from ..clients.shared import shared_client
+from ..core import errors, provenance
+from ..core.config import Settings
+from ..core.models import ModelSpec
+from ..core.request import ASPECT_PRESETS, MAX_TEXT, AspectRatio, GenerationRequest, Message, random_seed
+from ..core.settings import current
+from ..core.status import BatchStatus
+from ..engine import Batch, ItemEvent, prepare, run_in_view, server_canceller
+from ..engine.jobs import JOBS, Job
+from ..media.image import GeneratedImage, ImageSet, thumbnail
+from ..media.outputs import target_path
+from ..present.display import ERROR as _ERROR
+from ..present.display import FAILED, hide_static_copy, progress_bundle, static_copy_bundle
+from ..present.display import MUTED as _MUTED
+from ..present.display import span as _html
+from ..store import get_store
+
+CUSTOM = "custom W:H"
+
+
+def cell_text(image: GeneratedImage) -> str:
+    """The ``%%yandexart`` cell that makes this picture again."""
+    return provenance.cell_text(image.recipe())
+
+
+class MessageRow(w.HBox):  # type: ignore[misc]
+    """An extra weighted message: its text, its weight, and a button to remove it."""
+
+    def __init__(self, on_change: Callable[[], object], on_remove: Callable[[MessageRow], None]) -> None:
+        self.text = w.Text(placeholder="another message, e.g. a style", layout=w.Layout(flex="1 1 auto"))
+        self.weight = w.FloatText(value=0.5, step=0.1, description="weight", layout=w.Layout(width="150px"),
+                                  style={"description_width": "50px"})
+        self.remove = w.Button(icon="times", tooltip="Remove this message", layout=w.Layout(width="36px"))
+        super().__init__([self.text, self.weight, self.remove], layout=w.Layout(width="100%"))
+        for widget in (self.text, self.weight):
+            widget.observe(lambda _: on_change(), "value")
+        self.remove.on_click(lambda _: on_remove(self))
+
+
+class ImageCard(w.HBox):  # type: ignore[misc]
+    """One picture in the gallery with its caption and actions."""
+
+    def __init__(self, image: GeneratedImage, form: YandexArtForm) -> None:
+        self.image = image
+        self._form = form
+        self._thumb = thumbnail(image.image_bytes, 320, 85)
+        self.picture = w.Image(value=self._thumb, format="jpeg", layout=w.Layout(width="256px"))
+        self.caption = w.HTML(_html(image.caption()) + "<br>" + _html(image.prompt_line[:400], "font-size: 12px"))
+        self.save_button = w.Button(description="Save", icon="save", tooltip=f"Save into {form.save_folder.value}")
+        self.reuse_button = w.Button(description="Reuse seed", icon="repeat", tooltip="Put this seed in the form")
+        self.cell_button = w.Button(description="Cell text", icon="code", tooltip="The equivalent %%yandexart cell")
+        self.full_button = w.Button(description="Full size", icon="expand", tooltip="Show the full picture")
+        for button in (self.save_button, self.reuse_button, self.cell_button, self.full_button):
+            button.layout = w.Layout(width="auto")
+        self.pick = w.Checkbox(value=False, description="compare", indent=False, layout=w.Layout(width="90px"),
+                               tooltip="Tick two or more pictures to see them side by side")
+        self.pick.observe(lambda _: form.show_comparison(), "value")
+        self.details = w.HTML("")
+        self.cell = w.Textarea(value=cell_text(image), layout=w.Layout(width="100%", height="90px", display="none"))
+        self.save_button.on_click(self.save)
+        self.reuse_button.on_click(lambda _: form.reuse_seed(image))
+        if image.seed is None:  # a model without seeds: there is no seed to reuse
+            self.reuse_button.layout.display = "none"
+        self.cell_button.on_click(self.toggle_cell)
+        self.full_button.on_click(self.toggle_full)
+        actions = w.HBox([self.save_button, self.reuse_button, self.cell_button, self.full_button, self.pick],
+                         layout=w.Layout(flex_flow="row wrap", align_items="center"))
+        info = w.VBox([self.caption, actions, self.details, self.cell], layout=w.Layout(flex="1 1 auto"))
+        super().__init__([self.picture, info], layout=w.Layout(width="100%", margin="6px 0", align_items="flex-start"))
+        self.add_class("yart-card")
+
+    def save(self, _: Any = None) -> Path | None:
+        """Save the picture into the form's folder (never overwriting)."""
+        try:
+            pattern = str(Path(self._form.save_folder.value or ".") / "yandexart-{seed}")
+            path = self.image.save(target_path(pattern, self.image, 1))
+        except OSError as exc:
+            self.details.value = _html(f"Could not save: {exc}", _ERROR)
+            return None
+        self.details.value = _html(f"saved {path}")
+        return path
+
+    def toggle_cell(self, _: Any = None) -> None:
+        shown = self.cell.layout.display != "none"
+        self.cell.layout.display = "none" if shown else "block"
+
+    def toggle_full(self, _: Any = None) -> None:
+        if self.full_button.description == "Full size":
+            self.picture.value = self.image.image_bytes
+            self.picture.format = self.image.mime_type.split("/")[1]
+            self.picture.layout.width = "100%"
+            self.full_button.description = "Thumbnail"
+        else:
+            self.picture.value = self._thumb
+            self.picture.format = "jpeg"
+            self.picture.layout.width = "256px"
+            self.full_button.description = "Full size"
+
+
+class JobCard(w.VBox):  # type: ignore[misc]
+    """One Generate click: its progress line, then its pictures (or its error)."""
+
+    def __init__(self, title: str) -> None:
+        self.title = w.HTML(_html(title, "font-weight: 600; font-size: 12px"))
+        self.progress_line = w.HTML(_html("starting ..."))
+        self.images = w.VBox([])
+        super().__init__([self.title, self.progress_line, self.images],
+                         layout=w.Layout(border="1px solid var(--jp-border-color2, #ddd)", padding="6px",
+                                         margin="6px 0", width="100%"))
+        self.add_class("yart-job")
+        self.form: YandexArtForm | None = None
+        self._status: BatchStatus | None = None
+        self._drawn = 0.0
+
+    def progress(self, status: BatchStatus) -> None:
+        """Redraw the bar, four times a second at most (each redraw is a message to the browser)."""
+        self._status = status
+        now = time.monotonic()
+        if now - self._drawn >= 0.25:
+            self._drawn = now
+            self.progress_line.value = progress_bundle(status)["text/html"]
+
+    def item(self, event: ItemEvent) -> None:
+        """The card shows the batch as a whole."""
+
+    def finished(self, images: ImageSet, failures: Sequence[errors.YandexArtError], notes: Sequence[str]) -> None:
+        done = progress_bundle(self._status)["text/html"] if self._status is not None else self.progress_line.value
+        lines = [*(_html(note) for note in notes), *(_html(f"{FAILED} {f}", _ERROR) for f in failures)]
+        self.progress_line.value = done + "".join("<br>" + line for line in lines)
+        if self.form is not None:
+            self.images.children = [ImageCard(image, self.form) for image in images]
+            self.form.keep_copy(images)
+
+    def stopped(self, status: BatchStatus) -> None:
+        self.progress_line.value = _html(status.interrupted_line(), _ERROR)
+
+
+class YandexArtForm(w.VBox):  # type: ignore[misc]
+    """The form; ``yart_jupyter.form()`` shows one."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        #: The settings this form was made with; Generate reads the current ones again.
+        self.settings = settings or current()
+        self.setup = w.HTML(_html("resolving credentials ..."))
+        self.prompt = w.Textarea(placeholder="Describe the picture, e.g. a lighthouse on a cliff at dawn",
+                                 layout=w.Layout(width="100%", height="80px"))
+        self.counter = w.HTML(_html(f"0/{MAX_TEXT}"))
+        self.messages = w.VBox([])
+        self.add_message = w.Button(description="Add message", icon="plus", tooltip="Add a weighted message",
+                                    layout=w.Layout(width="auto", align_self="flex-start"))
+        self.seed = w.Text(placeholder="random", description="Seed", layout=w.Layout(width="260px"),
+                           style={"description_width": "40px"})
+        self.random_button = w.Button(icon="random", tooltip="A new random seed", layout=w.Layout(width="36px"))
+        self.keep_seed = w.Checkbox(value=False, description="keep seed", indent=False, layout=w.Layout(width="100px"))
+        choices = model_choices(self.settings)
+        configured = model_spec(None, self.settings)
+        self.model = w.Dropdown(options=choices, value=configured.name if configured.known else choices[-1][1],
+                                description="Model", layout=w.Layout(width="420px"),
+                                style={"description_width": "45px"})
+        self.seed_note = w.HTML("")
+        self.aspect = w.Dropdown(
+            options=[(f"{name} ({w_}:{h})", f"{w_}:{h}") for name, (w_, h) in ASPECT_PRESETS.items()] + [
+                (CUSTOM, CUSTOM)],
+            value=None, description="Aspect", layout=w.Layout(width="230px"), style={"description_width": "50px"},
+        )
+        self.custom_aspect = w.Text(placeholder="W:H", layout=w.Layout(width="80px", display="none"))
+        self.count = w.BoundedIntText(value=1, min=1, max=self.settings.max_images, description="Count",
+                                      layout=w.Layout(width="130px"), style={"description_width": "45px"})
+        self.save_folder = w.Text(value="yandexart-images", description="Save to",
+                                  layout=w.Layout(width="320px"), style={"description_width": "50px"})
+        self.generate_button = w.Button(description="Generate", button_style="primary", icon="paint-brush")
+        self.cancel_button = w.Button(description="Cancel", icon="stop", disabled=True)
+        self.problem = w.HTML("")
+        self.comparison = w.HTML("")
+        self.comparison.add_class("yart-form-compare")
+        self.gallery = w.VBox([])
+        #: Every picture the form made, newest first: the static copy left in the notebook shows them.
+        self.results: list[GeneratedImage] = []
+        self._copy_id = uuid.uuid4().hex[:12]
+        self._copy: Any = None
+        self.jobs: list[Job] = []
+        self._ready = False
+        self._setup_error: str | None = None
+        super().__init__([
+            w.HTML('<b style="font-size: 14px">YandexART</b>'), self.setup,
+            self.prompt, self.counter, self.messages, self.add_message,
+            w.HBox([self.model, self.seed, self.random_button, self.keep_seed, self.seed_note],
+                   layout=w.Layout(flex_flow="row wrap", align_items="center")),
+            w.HBox([self.aspect, self.custom_aspect, self.count, self.save_folder],
+                   layout=w.Layout(flex_flow="row wrap")),
+            w.HBox([self.generate_button, self.cancel_button, self.problem], layout=w.Layout(align_items="center")),
+            self.comparison, self.gallery, w.HTML(hide_static_copy(self._copy_id)),
+        ], layout=w.Layout(width="100%", max_width="980px"))
+        self.add_class("yart-form")
+        self._show_aspect(AspectRatio.parse(self.settings.default_aspect))
+        for widget in (self.prompt, self.seed, self.aspect, self.custom_aspect, self.count):
+            widget.observe(lambda _: self.validate(), "value")
+        self.aspect.observe(self._aspect_changed, "value")
+        self.model.observe(lambda _: self._model_changed(), "value")
+        self._model_changed()
+        self.add_message.on_click(lambda _: self.add_message_row())
+        self.random_button.on_click(lambda _: self.new_seed())
+        self.generate_button.on_click(lambda _: self.generate())
+        self.cancel_button.on_click(lambda _: self.cancel())
+        self.validate()
+        self._setup_task: asyncio.Task[None] | None = None
+        try:
+            self._setup_task = asyncio.get_running_loop().create_task(self._describe_setup())
+        except RuntimeError:
+            self.setup.value = _html("(credentials are checked when the kernel's loop runs)")
+
+    def _ipython_display_(self) -> None:
+        """Show the form, and under it the place of its static copy (see :meth:`keep_copy`)."""
+        from IPython.display import display
+
+        display(self._repr_mimebundle_(), raw=True)  # type: ignore[no-untyped-call]
+        self._copy = display(static_copy_bundle(self.results, self._copy_id), raw=True,  # type: ignore[no-untyped-call]
+                             display_id=True)
+
+    def keep_copy(self, images: Sequence[GeneratedImage]) -> None:
+        """New pictures: update the plain-output copy of the results under the form (previews and
+        captions), which is what a notebook reopened without the kernel still shows."""
+        self.results[:0] = list(images)
+        if self._copy is not None:
+            self._copy.update(static_copy_bundle(self.results, self._copy_id, current().inline), raw=True)
+
+    def cards(self) -> list[ImageCard]:
+        """Every picture card of the gallery, newest job first."""
+        return [card for job in self.gallery.children for card in job.images.children if isinstance(card, ImageCard)]
+
+    def show_comparison(self) -> None:
+        """The ticked cards side by side (as ``%yandexart compare`` shows them), or a hint with one ticked."""
+        from ..experiments.comparison import Comparison, resolve
+
+        picked = [card.image for card in self.cards() if card.pick.value]
+        if len(picked) < 2:
+            self.comparison.value = _html("tick one more picture to compare") if picked else ""
+            return
+        self.comparison.value = Comparison([resolve(image, None) for image in picked]).bundle()["text/html"]
+
+    # -- setup -------------------------------------------------------------------------------
+
+    async def _describe_setup(self) -> None:
+        """Show which credentials, folder and endpoint are in use, secrets redacted."""
+        client = shared_client(self.settings)
+        try:
+            await client.open()
+        except errors.YandexArtError as exc:
+            self._setup_error = f"{type(exc).__name__}: {exc}"
+            self.setup.value = _html(self._setup_error, _ERROR)
+            self.validate()
+            return
+        creds = client.credentials.describe() if client.credentials else "none"
+        self.setup.value = _html(f"endpoint {client.base_url} · folder {client.folder_id} · {creds}")
+
+    # -- messages, seeds, aspect ----------------------------------------------------------------
+
+    def add_message_row(self) -> MessageRow:
+        row = MessageRow(self.validate, self._remove_row)
+        self.messages.children = (*self.messages.children, row)
+        self.validate()
+        return row
+
+    def _remove_row(self, row: MessageRow) -> None:
+        self.messages.children = tuple(r for r in self.messages.children if r is not row)
+        self.validate()
+
+    def new_seed(self) -> int:
+        seed = random_seed()
+        self.seed.value = str(seed)
+        return seed
+
+    def reuse_seed(self, image: GeneratedImage) -> None:
+        """Put a picture's seed (and aspect) back in the form and keep it."""
+        self.seed.value = str(image.seed)
+        self.keep_seed.value = True
+        if image.aspect is not None:
+            self._show_aspect(image.aspect)
+
+    def _show_aspect(self, aspect: AspectRatio) -> None:
+        ratio = str(aspect)
+        if ratio in [v for _, v in self.aspect.options]:
+            self.aspect.value = ratio
+        else:
+            self.aspect.value = CUSTOM
+            self.custom_aspect.value = ratio
+
+    def _model_changed(self) -> None:
+        """A model without seeds turns the seed field off and says why; the rest validates anew."""
+        spec = model_spec(self.model.value, current())
+        for widget in (self.seed, self.random_button, self.keep_seed):
+            widget.disabled = not spec.seeds
+        if spec.seeds:
+            self.seed.placeholder = "random"
+            self.seed_note.value = ""
+        else:
+            self.seed.value = ""
+            self.seed.placeholder = "no seed"
+            self.seed_note.value = _html(f"{spec.name} takes no seed: every picture is new (Count gives samples)",
+                                         _MUTED)
+        self.validate()
+
+    def _aspect_changed(self, change: Any) -> None:
+        self.custom_aspect.layout.display = "block" if change["new"] == CUSTOM else "none"
+
+    # -- validation --------------------------------------------------------------------------
+
+    def _messages(self) -> list[Message]:
+        items = [Message(self.prompt.value, 1.0)]
+        for row in self.messages.children:
+            weight = row.weight.value
+            items.append(Message(row.text.value, weight if weight is not None else math.nan))
+        return items
+
+    def _aspect_value(self) -> str:
+        return str(self.custom_aspect.value if self.aspect.value == CUSTOM else self.aspect.value)
+
+    def validate(self) -> str | None:
+        """Check every field; disable Generate and say why when something is wrong."""
+        length = len(self.prompt.value.strip())
+        over = length > MAX_TEXT
+        self.counter.value = _html(f"{length}/{MAX_TEXT}", _ERROR if over else _MUTED)
+        problem = self._setup_error and "fix the credentials first (see above)"
+        if problem is None:
+            try:
+                self._requests(current())
+            except (errors.RequestValidationError, errors.ConfigurationError) as exc:
+                problem = str(exc)
+        self.generate_button.disabled = problem is not None
+        self.problem.value = _html(problem, _ERROR) if problem else ""
+        return problem
+
+    # -- generating --------------------------------------------------------------------------
+
+    def _requests(self, settings: Settings, base_seed: int | None = None) -> list[GenerationRequest]:
+        """Every request of one click (seeds from ``base_seed`` on), validated against ``settings``; without
+        ``base_seed``, the one request that validation needs. Nothing is sent."""
+        limit = settings.max_images
+        count = self.count.value or 0
+        if not 1 <= count <= limit:
+            raise errors.RequestValidationError("count", count, f"must be from 1 to {limit} (the max_images setting)")
+        seeds: list[int | str | None] = (
+            [min(base_seed + i, 2**63 - 1) for i in range(count)] if base_seed is not None
+            else [None] * count if self.seed.disabled
+            else [self.seed.value.strip() or None]
+        )
+        model = self.model.value
+        if settings.model_uri and model_spec(None, settings).name == model:
+            model = settings.model_uri  # the configured model keeps its own folder
+        return [settings.request(self._messages(), seed=seed, aspect=self._aspect_value(), model_uri=model)
+                for seed in seeds]
+
+    def generate(self) -> Job | None:
+        """Start a job on the kernel's loop and return at once."""
+        if self.validate() is not None:
+            return None
+        seeded = not self.seed.disabled
+        if seeded and (not self.keep_seed.value or not self.seed.value.strip()):
+            self.new_seed()
+        settings = current()
+        try:
+            requests = self._requests(settings, int(self.seed.value) if seeded else None)
+        except errors.YandexArtError as exc:
+            self.problem.value = _html(str(exc), _ERROR)
+            return None
+        card = JobCard(f"{len(requests)} × {requests[0].prompt[:80]}")
+        card.form = self
+        self.gallery.children = (card, *self.gallery.children)
+        status = BatchStatus(len(requests))
+        store = get_store(settings.home)
+        batch = prepare(store, Batch(requests), status)  # recorded before the click returns
+        job = JOBS.submit(self._run(settings, card, batch, status), f"form: {requests[0].prompt[:40]}", status)
+        self.jobs.append(job)
+        self.cancel_button.disabled = False
+        job.task.add_done_callback(lambda _: self._job_finished(job))
+        return job
+
+    async def _run(self, settings: Settings, card: JobCard, batch: Batch, status: BatchStatus) -> list[GeneratedImage]:
+        return list(await run_in_view(shared_client(settings), get_store(settings.home), batch, card, status=status))
+
+    def _job_finished(self, job: Job) -> None:
+        self.jobs.remove(job)
+        self.cancel_button.disabled = not self.jobs
+
+    def cancel(self) -> None:
+        """Cancel the form's running jobs (and their operations on the server)."""
+        running = [job for job in self.jobs if job.state == "running"]
+        if running:
+            settings = current()
+            canceller = server_canceller(shared_client(settings), get_store(settings.home))
+            asyncio.get_running_loop().create_task(JOBS.cancel(running, cancel_remote=canceller))
+
+
+def model_spec(name: str | None, settings: Settings) -> ModelSpec:
+    """The catalogue entry of a model name or URI (default: the configured model); no folder needed."""
+    from ..core.models import resolve
+
+    try:
+        return resolve(name or settings.model_uri, settings.folder or "folder").spec
+    except errors.RequestValidationError:
+        return resolve(None, "folder").spec
+
+
+def model_choices(settings: Settings) -> list[tuple[str, str]]:
+    """The form's models: the catalogue's, and the configured one when the catalogue does not list it."""
+    from ..core.models import API_NAMES, CATALOGUE
+
+    choices = [(f"{spec.name} · {API_NAMES[spec.api]}{'' if spec.seeds else ' · no seed'}", spec.name)
+               for spec in CATALOGUE.values()]
+    configured = model_spec(None, settings)
+    if not configured.known and settings.model_uri:
+        choices.append((f"{settings.model_uri} · {API_NAMES[configured.api]}", settings.model_uri))
+    return choices
+
+
+def form() -> YandexArtForm:
+    """A new YandexART form; the last line of a cell (or ``display()``) shows it."""
+    return YandexArtForm()
