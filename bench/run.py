@@ -24,9 +24,10 @@ from pathlib import Path
 import aiohttp
 
 from yart_jupyter.clients.client import Progress, YandexArtClient
+from yart_jupyter.clients.durations import DurationModel
 from yart_jupyter.clients.limits import Quotas
 from yart_jupyter.clients.polling import FixedPolicy, PollPolicy
-from yart_jupyter.clients.scheduler import AdaptivePolicy, DurationModel
+from yart_jupyter.clients.read_policy import AdaptivePolicy
 from yart_jupyter.emulator import Duration, Emulator, EmulatorConfig, standalone
 from yart_jupyter.engine import run_batch
 from yart_jupyter.store import Store

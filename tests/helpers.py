@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
+import struct
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import nbformat
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+
+from yart_jupyter.core.provenance import PNG_SIGNATURE
+from yart_jupyter.notebook.runner import run_notebook
 
 if TYPE_CHECKING:
     from jupyter_client.blocking.client import BlockingKernelClient
@@ -54,3 +62,30 @@ async def click_and_wait(panel: YandexArtForm) -> list[ImageCard]:
     job = panel.jobs[-1]
     await asyncio.gather(job.task, return_exceptions=True)
     return list(panel.gallery.children[0].images.children)
+
+
+def picture_data(data: bytes) -> bytes:
+    """The compressed picture alone (JPEG scan data on, or the PNG's IDAT payloads), to compare two files."""
+    if data[:8] == PNG_SIGNATURE:
+        parts, at = [], 8
+        while at + 12 <= len(data):
+            (length,) = struct.unpack(">I", data[at:at + 4])
+            if data[at + 4:at + 8] == b"IDAT":
+                parts.append(data[at + 8:at + 8 + length])
+            at += 12 + length
+        return b"".join(parts)
+    start = data.find(b"\xff\xda")
+    if data[:2] != b"\xff\xd8" or start < 0:
+        raise ValueError("it is not a JPEG or PNG image")
+    return data[start:]
+
+
+def run_cells(
+    cells: Sequence[str], path: str | os.PathLike[str], *, timeout: int = 300, allow_errors: bool = False,
+) -> Any:
+    """Write code cells as a notebook at ``path`` and execute it there, in a fresh ``python3`` kernel."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, os.fspath(path))
+    return run_notebook(path, workdir=Path(path).parent, timeout=timeout, allow_errors=allow_errors)

@@ -24,6 +24,7 @@ from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.store import get_store
 
 from .conftest import FOLDER, KEY
+from .helpers import run_cells
 
 ROWS = [{"subject": s, "style": t} for s in ("a fox", "an owl", "a heron") for t in ("ink", "watercolour")]
 
@@ -385,7 +386,7 @@ def test_cli_runs_the_emulator(tmp_path: Path) -> None:
 def test_batch_in_a_real_kernel(kernel_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In a real kernel (nbclient): the progress line is replaced by the results table; a bad table is
     one line with its row numbers; the output folder is a dataset; exported HTML keeps the table."""
-    from yart_jupyter.notebook.runner import run_cells, write_outputs
+    from yart_jupyter.notebook.runner import write_outputs
 
     monkeypatch.setenv("YANDEXART_EMULATOR_DURATION", "0.3")
     cells = [

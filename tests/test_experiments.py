@@ -20,7 +20,7 @@ from yart_jupyter.experiments.sweep import Axis, SweepError, expand_line, parse_
 from yart_jupyter.notebook.widget import YandexArtForm
 from yart_jupyter.store import get_store
 
-from .helpers import click_and_wait, html_outputs, run_cell
+from .helpers import click_and_wait, html_outputs, run_cell, run_cells
 
 SWEEP = '%%yandexart --seed 1-4 --vary style="watercolour|oil painting|pixel art"\na fox in a snowy forest, {style}'
 
@@ -341,7 +341,7 @@ def test_a_third_axis_makes_one_grid_per_value(shell: InteractiveShell, thread_e
 def test_experiments_in_a_real_kernel(kernel_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In a real kernel (nbclient): a two-axis sweep with a weight axis, a bad sweep (one line, nothing
     sent), the experiment shown again from the store, records as a DataFrame, and the exported HTML."""
-    from yart_jupyter.notebook.runner import run_cells, write_outputs
+    from yart_jupyter.notebook.runner import write_outputs
 
     monkeypatch.setenv("YANDEXART_EMULATOR_DURATION", "0.3")
     cells = [

@@ -11,13 +11,13 @@ import pytest
 from ipywidgets.widgets.widget import _instances
 
 from yart_jupyter.clients.shared import close_shared_clients
-from yart_jupyter.core.provenance import picture_data, read_recipe
+from yart_jupyter.core.provenance import read_recipe
 from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.notebook.widget import YandexArtForm, cell_text
 from yart_jupyter.store import get_store
 
 from .conftest import FOLDER, KEY
-from .helpers import click_and_wait
+from .helpers import click_and_wait, picture_data
 
 
 async def test_setup_line_is_redacted(form: YandexArtForm, emulator: Emulator) -> None:

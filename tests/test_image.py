@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from yart_jupyter.core.provenance import picture_data, read_recipe
+from yart_jupyter.core.provenance import read_recipe
 from yart_jupyter.core.request import AspectRatio, Message
 from yart_jupyter.emulator.images import render
 from yart_jupyter.media.image import GeneratedImage, ImageSet
+
+from .helpers import picture_data
 
 
 def make_image(mime: str = "image/jpeg") -> GeneratedImage:

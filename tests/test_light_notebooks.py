@@ -16,14 +16,14 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from PIL import Image
 
-from yart_jupyter.clients.scheduler import LogNormal
+from yart_jupyter.clients.durations import LogNormal
 from yart_jupyter.core.request import RANDOM_SEEDS, AspectRatio, Message, random_seed
 from yart_jupyter.core.status import BatchStatus, about_left
 from yart_jupyter.emulator import Emulator
 from yart_jupyter.media.image import GeneratedImage, preview
 from yart_jupyter.present.display import images_bundle, progress_bundle
 
-from .helpers import html_outputs, run_cell
+from .helpers import html_outputs, run_cell, run_cells
 from .shared_data import PHOTO, photo_bytes
 
 #: The issue's targets: bytes a picture adds to the saved notebook.
@@ -169,7 +169,7 @@ class RecordingView:
 
 async def test_running_batch_shows_running_and_time_left(client: Any, emulator: Emulator,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from yart_jupyter.clients.scheduler import DurationModel
+    from yart_jupyter.clients.durations import DurationModel
     from yart_jupyter.core.request import build_request
     from yart_jupyter.emulator import Duration
     from yart_jupyter.engine import Batch, engine, run_in_view
@@ -217,7 +217,6 @@ def cell_weight(notebook: Any, index: int) -> int:
 
 
 def test_notebook_with_the_photograph_stays_light(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from yart_jupyter.notebook.runner import run_cells
 
     monkeypatch.setenv("YANDEXART_EMULATOR_PHOTO", str(PHOTO))
     monkeypatch.setenv("YANDEXART_EMULATOR_DURATION", "0.3")

@@ -22,14 +22,13 @@ from yart_jupyter.core.provenance import (
     ProvenanceError,
     embed,
     info,
-    picture_data,
     read_recipe,
 )
 from yart_jupyter.core.request import AspectRatio, Message
 from yart_jupyter.emulator import Emulator
 from yart_jupyter.media.image import GeneratedImage
 
-from .helpers import run_cell
+from .helpers import picture_data, run_cell
 from .shared_data import PHOTO, photo_bytes
 
 

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from yart_jupyter.clients.client import YandexArtClient
+from yart_jupyter.clients.durations import DurationModel, LogNormal
 from yart_jupyter.clients.limits import Quotas, SlidingWindowLimiter
 from yart_jupyter.clients.operation import Operation
-from yart_jupyter.clients.scheduler import AdaptivePolicy, DurationModel, LogNormal, PollScheduler
+from yart_jupyter.clients.read_policy import AdaptivePolicy
+from yart_jupyter.clients.scheduler import PollScheduler
 from yart_jupyter.emulator import Duration, Emulator
 
 

@@ -15,14 +15,13 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import yart_jupyter
 from yart_jupyter import errors
-from yart_jupyter.core.provenance import picture_data
 from yart_jupyter.core.request import build_request
 from yart_jupyter.emulator import Duration, Emulator, standalone
 from yart_jupyter.media.image import GeneratedImage
 from yart_jupyter.store import Store, get_store
 
 from .conftest import FOLDER, KEY
-from .helpers import execute, run_cell
+from .helpers import execute, picture_data, run_cell
 
 
 def test_blocking_generation_is_recorded(shell: InteractiveShell, isolated_store: Path) -> None:

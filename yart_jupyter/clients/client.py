@@ -23,11 +23,12 @@ from ..core.request import AspectRatioLike, GenerationRequest, PromptLike
 from ..media.image import GeneratedImage, sniff_mime
 from .connection import USER_AGENT, Connection
 from .credentials import Credentials
+from .durations import DURATIONS
 from .images_api import IMAGES_MIN_TIMEOUT, ImagesAnswer, images_id, read_images_answer
 from .limits import Quotas
 from .operation import MalformedOperation, Operation, read_operation
 from .polling import PollPolicy
-from .scheduler import DURATIONS, AdaptivePolicy
+from .read_policy import AdaptivePolicy
 from .transport import Response, RetryableError, RetryPolicy
 from .waiting import Progress, ProgressCallback, RetryCallback, wait_for_operation
 

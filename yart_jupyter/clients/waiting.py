@@ -15,7 +15,8 @@ from ..core import errors
 from .limits import SlidingWindowLimiter
 from .operation import Operation
 from .polling import PollPolicy
-from .scheduler import AdaptivePolicy, scheduler
+from .read_policy import AdaptivePolicy
+from .scheduler import scheduler
 from .transport import error_for
 
 

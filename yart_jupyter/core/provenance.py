@@ -192,22 +192,6 @@ def _packets(data: bytes) -> list[bytes]:
     return found
 
 
-def picture_data(data: bytes) -> bytes:
-    """The compressed picture alone (JPEG scan data on, or the PNG's IDAT payloads), to compare two files."""
-    if data[:8] == PNG_SIGNATURE:
-        parts, at = [], 8
-        while at + 12 <= len(data):
-            (length,) = struct.unpack(">I", data[at:at + 4])
-            if data[at + 4:at + 8] == b"IDAT":
-                parts.append(data[at + 8:at + 8 + length])
-            at += 12 + length
-        return b"".join(parts)
-    start = data.find(b"\xff\xda")
-    if data[:2] != b"\xff\xd8" or start < 0:
-        raise ProvenanceError("it is not a JPEG or PNG image")
-    return data[start:]
-
-
 _RECIPE = re.compile(r"<yart:recipe>(.*?)</yart:recipe>", re.S)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..clients.client import Progress, YandexArtClient
-from ..clients.scheduler import DURATIONS
+from ..clients.durations import DURATIONS
 from ..core import errors
 from ..core.redact import get_logger
 from ..core.request import GenerationRequest

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +61,6 @@ def run_notebook(
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
     return notebook
-
-
-def run_cells(
-    cells: Sequence[str], path: str | os.PathLike[str], *, timeout: int = 300, allow_errors: bool = False,
-) -> Any:
-    """Write code cells as a notebook at ``path`` and execute it there, in a fresh ``python3`` kernel."""
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(notebook, os.fspath(path))
-    return run_notebook(path, workdir=Path(path).parent, timeout=timeout, allow_errors=allow_errors)
 
 
 def write_outputs(notebook: Any, out_dir: str | os.PathLike[str], stem: str) -> tuple[Path, Path]:

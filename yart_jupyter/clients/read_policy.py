@@ -1,0 +1,239 @@
+"""When to read a generation of one kind: the adaptive policy, from the learned distribution of durations.
+
+The official SDK reads every 10 s; most clients every 1-5 s. We do not read while completion is
+unlikely, read densely while it is likely, and back off in the long tail, spending no more reads than
+a 1-second poller would.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import math
+from dataclasses import dataclass
+
+from .durations import DURATIONS, DurationModel, LogNormal
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """When to read a generation of one kind: offsets in seconds from its start through the
+    body of its distribution; past ``tail_start`` the policy backs off."""
+
+    times: tuple[float, ...]
+    tail_start: float
+    expected_reads: float
+    one_second_reads: float
+
+
+def _tail_delay(elapsed: float, tail_start: float, interval: float, ceiling: float) -> float:
+    """Back-off past the tail quantile: growing with the square of how far past it we are, up to
+    ``ceiling``, but never more than a quarter of the time waited so far (a model that was wrong
+    about a generation costs it a quarter more wait at most)."""
+    grown = interval * max(1.0, elapsed / tail_start) ** 2
+    return float(max(min(interval, elapsed), min(ceiling, grown, elapsed / 4)))
+
+
+@functools.lru_cache(maxsize=128)
+def _plan(mu: float, sigma: float, first_quantile: float, tail: float, min_interval: float,
+          max_interval: float, tail_interval: float, share: float, alpha: float) -> ReadPlan:
+    dist = LogNormal(mu, sigma)
+    start, tail_start = dist.quantile(first_quantile), dist.quantile(tail)
+    horizon = dist.quantile(0.999999)
+
+    tail_reads, t = 0.0, tail_start
+    while t < horizon:
+        tail_reads += dist.survival(t)
+        t += _tail_delay(t, tail_start, max_interval, tail_interval)
+    # hazard ** -alpha and survival along the body, on a grid fine enough for both to vary little
+    step = max(min_interval, (tail_start - start) / 600)
+    grid = [(dist.hazard(t) ** -alpha, dist.survival(t))
+            for t in (start + i * step for i in range(int((tail_start - start) / step) + 2))]
+
+    def build(scale: float, stretch: bool) -> tuple[list[float], float]:
+        """Intervals ``scale * hazard ** -alpha``: below ``max_interval`` (denser where completion
+        is likeliest) or, to ``stretch`` a budget that cannot afford that, above it (sparser
+        where completion is least likely)."""
+        low, high = (max_interval, 2 * max_interval) if stretch else (min_interval, max_interval)
+        times, reads, t = [start], 1.0, start
+        while t < tail_start:
+            shape, survived = grid[int((t - start) / step)]
+            reads += survived
+            t += min(high, max(low, scale * shape))
+            times.append(t)
+        return times, reads + tail_reads
+
+    one_second = math.fsum(dist.survival(float(k)) for k in range(int(horizon) + 1))
+    budget = share * one_second
+    # Denser where completion is likeliest, down to the budget; or, when even reading every
+    # max_interval would cost more than that, sparser where it is least likely (at most twice
+    # max_interval apart: a short generation costs only a few reads anyway).
+    stretch = build(0.0, True)[1] > budget
+    low, high = 1e-4, 1e4  # the scale of the intervals: bisect (in logs) for the budget
+    for _ in range(18):
+        middle = math.sqrt(low * high)
+        if build(middle, stretch)[1] > budget:
+            low = middle
+        else:
+            high = middle
+    times, reads = build(high, stretch)
+    return ReadPlan(tuple(times), tail_start, reads, one_second)
+
+
+@dataclass
+class Watch:
+    """What the live model learns from one wait: reads that found the operation running, then
+    the span in which it finished."""
+
+    model: DurationModel | None
+    aspect: str = ""
+    model_uri: str = ""
+    token: int = -1
+    last_seen: float = 0.0
+
+    def alive(self, elapsed: float) -> None:
+        """A read sent ``elapsed`` seconds after the start found the operation running."""
+        if self.model is not None:
+            self.last_seen = elapsed
+            self.model.alive(self.token, elapsed)
+
+    def finished(self, elapsed: float | None) -> None:
+        """The read sent ``elapsed`` seconds after the start found it done (None: never known)."""
+        if self.model is not None:
+            self.model.untrack(self.token)
+            if elapsed is not None:
+                self.model.observe_between(self.last_seen, elapsed, self.aspect, self.model_uri)
+
+
+@dataclass(frozen=True)
+class AdaptivePolicy:
+    """Spend a 1-second poller's reads (or fewer) where they buy the most latency.
+
+    From the learned distribution of generation times, a plan of read times is worked out once
+    per distribution: no read before the ``first_quantile``; then intervals proportional to
+    ``hazard ** -alpha``, dense where a running generation is likeliest to finish (the
+    mean-latency-optimal schedule under a read budget has alpha 0.5; 0.75 buys a lower median),
+    scaled so the expected reads are ``share`` of a 1 s poller's (``unsure_share`` while the
+    model rests on its prior, whose estimate of that is a guess too). Intervals stay under
+    ``max_interval``, a little under a second so that, counting the few generations that finish
+    before the first read or in the tail, latency stays below a 1 s poller's; when the budget
+    cannot afford reads that close (a wide distribution), they stretch where completion is least
+    likely. Past the ``tail`` quantile, reads back off up to ``tail_interval`` (see
+    :func:`_tail_delay`).
+    """
+
+    model: DurationModel | None = None
+    aspect: str = ""
+    model_uri: str = ""
+    fixed: LogNormal | None = None
+    min_interval: float = 0.05
+    max_interval: float = 0.95
+    share: float = 0.95
+    unsure_share: float = 0.85
+    alpha: float = 0.75
+    first_quantile: float = 0.02
+    tail: float = 0.995
+    tail_interval: float = 10.0
+
+    #: Until the model has seen this many generations, the first read comes by ``first_read_by``
+    #: seconds, in case the prior is wrong (one extra read at most).
+    confident_after: int = 20
+    first_read_by: float = 1.0
+
+    #: Before any generation has finished (an empty store), the prior is only a guess: reads come
+    #: every ``cold_interval`` up to ``cold_until`` seconds, so a generation much quicker than the
+    #: prior is still seen within a second, then further apart (``cold_growth`` of the time waited,
+    #: at most ``cold_max``), which costs fewer reads than a 1 s poller on any generation.
+    cold_interval: float = 0.9
+    cold_until: float = 3.6
+    cold_growth: float = 0.45
+    cold_max: float = 4.0
+    #: The per-operation cap (see :meth:`earliest`): no generation costs more than this many times
+    #: the reads a 1 s poller would spend on it, wherever the plan is dense.
+    cap_ratio: float = 1.25
+    #: Reads spent early (the cold schedule, a first read by ``first_read_by``) are repaid: an
+    #: operation is never more than this many reads ahead of its plan's count.
+    plan_slack: int = 4
+
+    @property
+    def distribution(self) -> LogNormal:
+        """The current belief: the live model's (it keeps learning while we wait), or a fixed one."""
+        if self.fixed is not None:
+            return self.fixed
+        return (self.model or DURATIONS).distribution(self.aspect, self.model_uri)
+
+    def plan(self, dist: LogNormal | None = None, confident: bool | None = None) -> ReadPlan:
+        """The read plan for a distribution (the current one by default); cached, since the
+        distribution is rounded to what makes a difference to the plan."""
+        dist = dist or self.distribution
+        share = self.share if (self.confident if confident is None else confident) else self.unsure_share
+        return _plan(round(dist.mu, 2), round(dist.sigma, 2), self.first_quantile, self.tail, self.min_interval,
+                     self.max_interval, self.tail_interval, share, self.alpha)
+
+    def watch(self) -> Watch:
+        """Tell the live model an operation of this kind is running; it learns from the reads."""
+        if self.fixed is not None:
+            return Watch(None)
+        model = self.model or DURATIONS
+        return Watch(model, self.aspect, self.model_uri, model.track(self.aspect, self.model_uri))
+
+    def _seen(self) -> float:
+        """How many finished generations the model rests on (a fixed distribution: all it needs)."""
+        if self.fixed is not None:
+            return math.inf
+        return (self.model or DURATIONS).count(self.aspect, self.model_uri)
+
+    @property
+    def confident(self) -> bool:
+        """Whether the schedule rests on enough observed generations rather than on the prior."""
+        return self._seen() >= self.confident_after
+
+
+    def next_delay(self, polls: int, elapsed: float) -> float:
+        """The plan's (or, from an empty store, the cold schedule's) next interval, within the cap."""
+        seen = self._seen()  # once per read: the model's count takes its lock
+        confident = seen >= self.confident_after
+        delay = self._planned(polls, elapsed, confident) if seen > 0 else self._cold(elapsed)
+        if not confident and elapsed + self.cold_interval <= self.cold_until + 1e-9:
+            delay = min(delay, self.cold_interval)
+        return max(delay, self.earliest(polls + 1, confident) - elapsed)
+
+    def earliest(self, n: int, confident: bool = True) -> float:
+        """The soonest the n-th read of one operation may come (seconds after its start).
+
+        With a learned model: so that whenever the operation finishes, counting the read that finds
+        it done, it has cost at most ``cap_ratio`` times the ``ceil(T)`` reads a 1 s poller takes on
+        a generation of T seconds. While unsure, the first read is not counted, so a generation
+        much quicker than the prior is still seen within a second.
+        """
+        counted = n + 1 if confident else n
+        return max(0.0, math.ceil(counted / self.cap_ratio - 1e-9) - 1.0)
+
+    def _cold(self, elapsed: float) -> float:
+        if elapsed + self.cold_interval <= self.cold_until + 1e-9:
+            return self.cold_interval
+        return min(self.cold_max, max(self.cold_interval, self.cold_growth * elapsed))
+
+    def _planned(self, polls: int, elapsed: float, confident: bool) -> float:
+        plan = self.plan(confident=confident)
+        if polls == 0 and plan.times[0] > self.first_read_by and not confident:
+            return max(0.0, self.first_read_by - elapsed)
+        times = plan.times
+        index = bisect.bisect_right(times, elapsed)
+        if index == 0:
+            return times[0] - elapsed
+        if index < len(times):  # the plan's interval here: the plan moves as the model learns, so
+            delay = times[index] - times[index - 1]  # its absolute times would bunch reads or skip them
+            # never ahead of the plan's count: reads spent early (a cold start, a first read
+            # by first_read_by) are repaid by skipping the plan's next ones
+            ahead = polls - self.plan_slack
+            return max(delay, times[ahead] - elapsed) if 0 <= ahead < len(times) else delay
+        return _tail_delay(elapsed, plan.tail_start, self.max_interval, self.tail_interval)
+
+    def priority(self, last_read: float, now: float) -> float:
+        """The chance the operation finished between ``last_read`` and ``now`` (elapsed seconds)."""
+        dist = self.distribution
+        survived = dist.survival(last_read)
+        if survived <= 1e-12:
+            return 1.0
+        return (survived - dist.survival(now)) / survived

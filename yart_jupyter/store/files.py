@@ -1,0 +1,58 @@
+"""The store's files: pruning old records with their pictures, and thumbnails made once."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..media.image import thumbnail, write_atomic
+from .queries import Queries
+from .records import Record
+
+
+class Files(Queries):
+    """Pictures and thumbnails on disk, and pruning them with their records."""
+
+    def prune(self, *, older_than: float | None = None, max_bytes: int | None = None) -> tuple[int, int]:
+        """Delete records (and their files) older than ``older_than`` seconds, then the oldest until the
+        images take at most ``max_bytes``; pending, queued and submitting ones are kept. Returns (records, bytes)."""
+        doomed: list[Record] = []
+        finished = [r for r in self._select("status NOT IN ('pending', 'queued', 'submitting')")]
+        if older_than is not None:
+            cutoff = datetime.now(timezone.utc).timestamp() - older_than
+            doomed.extend(r for r in finished if r.submitted_at.timestamp() < cutoff)
+        if max_bytes is not None:
+            kept = [r for r in finished if r not in doomed]
+            total = sum(r.bytes or 0 for r in kept)
+            for record in reversed(kept):  # oldest first
+                if total <= max_bytes:
+                    break
+                doomed.append(record)
+                total -= record.bytes or 0
+
+        def delete(db: sqlite3.Connection) -> None:
+            db.executemany("DELETE FROM generations WHERE operation_id=?", [(r.operation_id,) for r in doomed])
+
+        self._write(delete)  # the records go first: a failure here leaves every file in place
+        freed = 0
+        for record in doomed:
+            if record.image_path is not None and record.image_path.exists():
+                freed += record.image_path.stat().st_size
+                record.image_path.unlink()
+            self.thumbnail_path(record.operation_id).unlink(missing_ok=True)
+        return len(doomed), freed
+
+    def thumbnail_path(self, operation_id: str) -> Path:
+        return self.home / "thumbs" / f"{operation_id}.jpg"
+
+    def thumbnail(self, record: Record, size: int = 256) -> bytes | None:
+        """A small JPEG of a record's image (made once, then kept)."""
+        path = self.thumbnail_path(record.operation_id)
+        if path.exists():
+            return path.read_bytes()
+        if record.image_path is None or not record.image_path.exists():
+            return None
+        data = thumbnail(record.image_path.read_bytes(), size)
+        write_atomic(path, data)
+        return data

@@ -1,0 +1,130 @@
+"""Reading the store: one record, the cache, what is unfinished, history, and what the schedule learns from."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from ..core.request import GenerationRequest, Message
+from .database import Database
+from .records import Record, request_key
+
+
+class Queries(Database):
+    """Every read of the ``generations`` table."""
+
+    def _select(self, where: str = "1", args: Sequence[Any] = (), limit: int | None = None) -> list[Record]:
+        sql = f"SELECT * FROM generations WHERE {where} ORDER BY submitted_at DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [self._record(row) for row in self._query(sql, args)]
+
+    def _record(self, row: sqlite3.Row) -> Record:
+        messages = tuple(Message(text, weight) for text, weight in json.loads(row["messages"] or "[]"))
+        return Record(
+            operation_id=row["operation_id"], status=row["status"], prompt=row["prompt"], messages=messages,
+            seed=row["seed"], seed_given=bool(row["seed_given"]), aspect=row["aspect"], mime_type=row["mime_type"],
+            model_uri=row["model_uri"],
+            submitted_at=datetime.fromtimestamp(row["submitted_at"], timezone.utc),
+            finished_at=datetime.fromtimestamp(row["finished_at"], timezone.utc) if row["finished_at"] else None,
+            error=row["error"], model_version=row["model_version"],
+            image_path=self.images / row["image_file"] if row["image_file"] else None,
+            width=row["width"], height=row["height"], bytes=row["bytes"], notebook=row["notebook"],
+            idempotency_key=row["idempotency_key"], api=row["api"] or "operations",
+            revised_prompt=row["revised_prompt"],
+        )
+
+    def get(self, operation_id: str) -> Record | None:
+        found = self._select("operation_id=?", (operation_id,))
+        return found[0] if found else None
+
+    def find(self, reference: str) -> Record | None:
+        """A record by operation id or by the idempotency key its start carried."""
+        found = self._select("operation_id=? OR idempotency_key=?", (reference, reference), limit=1)
+        return found[0] if found else None
+
+    def find_cached(self, request: GenerationRequest) -> Record | None:
+        """A finished record of exactly this request, whose image file is still there."""
+        return self.find_many([request], ("done",)).get(request_key(request))
+
+    def find_many(self, requests: Sequence[GenerationRequest], statuses: Sequence[str]) -> dict[str, Record]:
+        """The newest record in one of ``statuses`` of each request, by request key, in a few queries
+        (a done record counts only while its image file is there)."""
+        keys = list(dict.fromkeys(request_key(r) for r in requests))
+        found: dict[str, Record] = {}
+        marks = ", ".join("?" for _ in statuses)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            where = f"request_key IN ({', '.join('?' for _ in chunk)}) AND status IN ({marks})"
+            for row in self._query(f"SELECT * FROM generations WHERE {where} ORDER BY submitted_at DESC",
+                                   [*chunk, *statuses]):
+                record = self._record(row)
+                usable = record.status != "done" or (record.image_path is not None and record.image_path.exists())
+                if usable and row["request_key"] not in found:
+                    found[row["request_key"]] = record
+        return found
+
+    def find_unfinished(self, requests: Sequence[GenerationRequest]) -> dict[str, Record]:
+        """The newest generation of each request still on its way, by request key: pending on the
+        server (an operation id), or asked for and never answered (queued, submitting)."""
+        return self.find_many(requests, ("pending", "queued", "submitting"))
+
+    def pending(self) -> list[Record]:
+        """Operations the service has (an operation id) that were never collected."""
+        return self._select("status='pending'")
+
+    def unsent(self) -> list[Record]:
+        """Generations asked for whose operation id was never recorded (queued, or submitting)."""
+        return self._select("status IN ('queued', 'submitting')")
+
+    def history(self, limit: int | None = 20, search: str | None = None, status: str | None = None) -> list[Record]:
+        """The newest records first; ``search`` matches the prompt (case-insensitive)."""
+        clauses, args = [], []
+        if search:
+            clauses.append("prompt LIKE ? ESCAPE '\\'")
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            args.append(f"%{escaped}%")
+        if status:
+            clauses.append("status=?")
+            args.append(status)
+        return self._select(" AND ".join(clauses) or "1", args, limit)
+
+    def starts_since(self, moment: float) -> tuple[int, float | None]:
+        """How many generations were started (sent) since ``moment`` (epoch seconds), and the oldest
+        start among them: what the folder's daily quota has counted."""
+        rows = self._query("SELECT COUNT(*), MIN(submitted_at) FROM generations WHERE submitted_at >= ?"
+                           " AND status NOT IN ('queued') AND operation_id NOT LIKE 'intent:%'", (moment,))
+        count, oldest = rows[0]
+        return int(count), float(oldest) if oldest is not None else None
+
+    def durations(self, limit: int = 500) -> list[tuple[float, float | None, str, str]]:
+        """What the latest generations' waits saw, to learn the schedule from: (low, high, aspect, model
+        URI) in seconds after the start, the generation finished after ``low`` and by ``high`` (None:
+        still running when last seen). A record from before spans were kept gives its submission-to-
+        collection time for both (an over-estimate: it includes the round trips)."""
+        sql = ("SELECT seen_running, seen_done, finished_at - submitted_at, status, COALESCE(aspect, ''),"
+               " COALESCE(model_uri, '') FROM generations WHERE COALESCE(api, '') != 'images' AND"
+               " ((status='done' AND finished_at IS NOT NULL)"
+               " OR (status IN ('pending', 'expired') AND seen_running > 0)) ORDER BY submitted_at DESC LIMIT ?")
+        spans: list[tuple[float, float | None, str, str]] = []
+        for running, done, total, status, aspect, model in self._query(sql, (limit,)):
+            if status != "done":
+                spans.append((float(running), None, str(aspect), str(model)))
+            elif done is not None and done > 0:
+                spans.append((float(running or 0.0), float(done), str(aspect), str(model)))
+            elif total and total > 0:
+                spans.append((float(total), float(total), str(aspect), str(model)))
+        return spans
+
+    def latest_model_version(self, model_uri: str) -> str | None:
+        """The model version of the newest finished generation of ``model_uri`` (None when unknown)."""
+        rows = self._query("SELECT model_version FROM generations WHERE status='done' AND model_uri=?"
+                           " AND model_version IS NOT NULL AND model_version!='' ORDER BY finished_at DESC LIMIT 1",
+                           (model_uri,))
+        return str(rows[0][0]) if rows else None
+
+    def count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM generations")[0][0])
