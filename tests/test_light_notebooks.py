@@ -172,11 +172,11 @@ async def test_running_batch_shows_running_and_time_left(client: Any, emulator: 
     from yart_jupyter.clients.durations import DurationModel
     from yart_jupyter.core.request import build_request
     from yart_jupyter.emulator import Duration
-    from yart_jupyter.engine import Batch, engine, run_in_view
+    from yart_jupyter.engine import Batch, run_in_view, views
 
     model = DurationModel()
-    monkeypatch.setattr(engine, "DURATIONS", model)
-    assert engine.time_left(1.0) is None  # nothing finished yet: no guess from the prior
+    monkeypatch.setattr(views, "DURATIONS", model)
+    assert views.time_left(1.0) is None  # nothing finished yet: no guess from the prior
     model.observe(2.5, "1:1", "m")
     emulator.config.duration = Duration("fixed", 2.5)
     view = RecordingView()

@@ -1,5 +1,15 @@
-"""Batch runs from a table: rows validated, generated within the quotas into a dataset folder."""
+"""Batch runs from a table: every row validated first, then generated within the quotas into files and a
+``metadata.jsonl`` (the Hugging Face ``imagefolder`` layout); resumable, and never paid twice.
 
-from .batches import BatchInputError, BatchResult, derived_seed, load_rows, plan_table, run_table
+A row's seed, unless given, is derived from the row itself (its values and its prompt), so running
+the same batch again asks for the same pictures: rows already made come from the store or their
+files, rows still on the server are collected, and only rows never sent are started. Nothing here
+knows of IPython; the notebook (:func:`yart_jupyter.batch`) and the ``yart`` command are faces.
+"""
 
-__all__ = ["BatchInputError", "BatchResult", "derived_seed", "load_rows", "plan_table", "run_table"]
+from .plan import TablePlan, derived_seed, plan_table
+from .result import BatchResult
+from .run import run_table
+from .table import BatchInputError, load_rows
+
+__all__ = ["BatchInputError", "BatchResult", "TablePlan", "derived_seed", "load_rows", "plan_table", "run_table"]

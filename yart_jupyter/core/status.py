@@ -44,6 +44,46 @@ class BatchStatus:
         self.operation_ids.append(operation_id)
         self.started.setdefault(operation_id, time.monotonic())
 
+    # -- the one place each count changes --------------------------------------------------
+
+    def queued(self, key: str) -> None:
+        """A generation was recorded as asked for (``key`` names it); its start is not answered yet."""
+        if key not in self.keys:
+            self.keys.append(key)
+            self.unsent += 1
+
+    def submitting(self, key: str, *, synchronous: bool) -> None:
+        """The start of ``key`` is going out; a synchronous request's answer is the picture itself."""
+        if synchronous:
+            self.awaiting_answer.add(key)
+
+    def answered(self, key: str, operation_id: str) -> None:
+        """The start of ``key`` was answered with an operation id: it runs on the server now."""
+        self.awaiting_answer.discard(key)
+        self.mark_started(operation_id)
+        self.unsent -= 1
+
+    def dropped(self, key: str) -> None:
+        """A queued generation will not be sent (the daily quota ran out): it no longer counts as running."""
+        if key in self.keys:
+            self.unsent -= 1
+
+    def from_store(self) -> None:
+        """An item was answered without the service (the store had it, or an earlier run's file)."""
+        self.cached += 1
+
+    def failed_item(self, *, key: str | None = None, operation_id: str | None = None, answer_lost: bool = False,
+                    settled: bool = False) -> None:
+        """An item failed. ``key``: a start never answered with an id (no longer unsent; its answer
+        still awaited if ``answer_lost``); ``settled``: the operation no longer runs on the server."""
+        self.failed += 1
+        if key is not None and operation_id is None:
+            self.unsent -= 1
+            if not answer_lost:
+                self.awaiting_answer.discard(key)
+        if operation_id is not None and settled:
+            self.failed_ids.add(operation_id)
+
     @property
     def done(self) -> int:
         return len(self.finished_ids) + self.cached

@@ -1,21 +1,13 @@
-"""The engine under every face: a batch of generations run, recorded and presented once."""
+"""The engine under every face: a batch of generations run, recorded and presented once.
 
-from .engine import (
-    Batch,
-    BatchView,
-    Cached,
-    Intent,
-    Item,
-    ItemEvent,
-    lost_answers,
-    prepare,
-    run_batch,
-    run_in_view,
-    server_canceller,
-    unfinished_item,
-    unfinished_items,
-    wait_for_starts,
-)
+:mod:`.intents` (what is run, recorded before anything is sent), :mod:`.runner` (running it),
+:mod:`.outcomes` (how each item ends in the store), :mod:`.views` (presenting it), :mod:`.jobs`
+(background jobs of the process).
+"""
+
+from .intents import Batch, Cached, Intent, Item, lost_answers, prepare, unfinished_item, unfinished_items
+from .runner import ItemEvent, run_batch, server_canceller, wait_for_starts
+from .views import BatchView, run_in_view
 
 __all__ = ["Batch", "BatchView", "Cached", "Intent", "Item", "ItemEvent", "lost_answers", "prepare", "run_batch",
            "run_in_view", "server_canceller", "unfinished_item", "unfinished_items", "wait_for_starts"]

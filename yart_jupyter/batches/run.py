@@ -1,0 +1,150 @@
+"""Running a planned batch: rows made earlier skipped, unfinished ones collected, the rest started in quota."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from ..core import errors
+from ..core.config import Settings
+from ..core.request import GenerationRequest
+from ..core.status import BatchStatus
+from ..engine import Batch, Cached, Intent, Item, prepare, run_batch, unfinished_item
+from ..engine.outcomes import cancel_and_settle
+from ..store import Record, Store, request_key
+from .dataset import Metadata, carries_recipe, write_row
+from .plan import Row, TablePlan
+from .result import BatchResult
+
+DAY = 86_400.0
+
+
+@dataclass
+class Budget:
+    """The folder's daily generation quota as the store has seen it: starts in the last 24 hours."""
+
+    limit: int
+    used: int
+    oldest: float | None
+    exhausted: bool = False
+
+    def take(self) -> bool:
+        if self.exhausted or self.used >= self.limit:
+            self.exhausted = True
+            return False
+        self.used += 1
+        return True
+
+    def frees_at(self) -> datetime:
+        """When the next generation may start again: a day after the oldest start counted."""
+        base = self.oldest if self.oldest is not None else time.time()
+        return datetime.fromtimestamp(base + DAY, timezone.utc)
+
+
+async def run_table(
+    client: Any, store: Store, settings: Settings, batch: TablePlan, status: BatchStatus, *,
+    on_update: Callable[[BatchStatus], None] | None = None, notebook: str | None = None,
+    concurrency: int | None = None, resend_lost: bool = False,
+) -> BatchResult:
+    """Generate every valid row not made yet, write its file and metadata line, and return the table.
+
+    A row is skipped when an earlier run wrote its file for the same request; answered from the
+    store when it has the picture; collected when its operation is still pending from an earlier
+    run; and started only otherwise, while the daily quota lasts. An interrupt leaves every started
+    operation pending in the store (the next run collects it).
+    """
+    began = time.monotonic()
+    metadata = Metadata(batch.root) if batch.root is not None else None
+    todo: list[tuple[Row, Item]] = []
+    for row in batch.valid:
+        assert row.request is not None
+        if row.path is not None and row.path.exists():
+            relative = row.path.resolve().relative_to(batch.root.resolve()).as_posix() if batch.root else ""
+            if metadata is not None and metadata.has(relative, row.request):
+                row.status = "earlier"
+                status.from_store()
+                continue
+            if isinstance(row.request, GenerationRequest) and carries_recipe(row.path, row.request):
+                todo.append((row, row.request))  # its metadata line was cut off: the store answers it
+                continue
+            row.status, row.error = "failed", f"{row.path} exists and was not made by this batch (never overwritten)"
+            status.failed_item()
+            continue
+        todo.append((row, row.request))
+    unfinished = store.find_unfinished([request for _, request in todo if isinstance(request, GenerationRequest)])
+    kept: list[tuple[Row, Item]] = []
+    for row, item in todo:
+        record = unfinished.get(request_key(item)) if isinstance(item, GenerationRequest) else None
+        if record is not None and record.answer_lost and not resend_lost:
+            row.status = "lost"
+            row.error = (f"sent, answer lost (intent {record.idempotency_key}; the Images API keeps nothing to "
+                         "collect): resend_lost=True (yart ... --resend-lost) sends it again")
+            status.failed_item()
+            continue
+        kept.append((row, _unfinished(unfinished, item, resend_lost) if isinstance(item, GenerationRequest) else item))
+    todo = kept
+    requests = [item for _, item in todo if isinstance(item, GenerationRequest)]
+    prepared = iter(prepare(store, Batch(requests, notebook=notebook), status).items)
+    items = [(row, next(prepared) if isinstance(item, GenerationRequest) else item) for row, item in todo]
+    for _, item in items:
+        if isinstance(item, Intent):
+            status.queued(item.key)  # an earlier run's intent, started again with its key
+    count, oldest = store.starts_since(time.time() - DAY)
+    budget = Budget(settings.generations_per_day, count, oldest)
+    gate = asyncio.Semaphore(concurrency or max(8, settings.generations_per_minute))
+
+    async def one(row: Row, item: Item) -> None:
+        async with gate:
+            if isinstance(item, Intent) and not budget.take():
+                row.status = "quota"
+                status.dropped(item.key)
+                store.settle_intent(item.key, "cancelled", "the daily quota ran out; run the batch again")
+                return
+            images, failures = await run_batch(client, [item], status=status, store=store, on_update=on_update,
+                                               notebook=notebook)
+            if failures:
+                error = failures[0]
+                row.status, row.error, row.operation_id = "failed", str(error), error.operation_id
+                if isinstance(error, errors.QuotaExceededError):
+                    budget.exhausted = True
+                    row.status = "quota"
+                return
+            image = images[0]
+            row.operation_id, row.model_version, row.duration = image.operation_id, image.model_version, image.duration
+            row.status = "cached" if isinstance(item, Cached) or image.cached else "done"
+            if row.path is not None:
+                await asyncio.to_thread(write_row, row, image, batch.root, metadata)
+
+    tasks = [asyncio.ensure_future(one(row, item)) for row, item in items]
+    try:
+        await asyncio.gather(*tasks)
+    except asyncio.CancelledError:
+        await cancel_and_settle(tasks, store, (item.key for row, item in items
+                                               if row.status == "queued" and isinstance(item, Intent)))
+        for row, _ in items:
+            if row.status == "queued":
+                row.status = "interrupted"
+        raise
+    finally:
+        if metadata is not None:
+            await asyncio.to_thread(metadata.compact)
+    result = BatchResult(batch.rows, batch.root, elapsed=time.monotonic() - began)
+    quota_rows = sum(row.status == "quota" for row in batch.rows)
+    if quota_rows:
+        frees = budget.frees_at().astimezone()
+        result.quota_note = (f"The daily quota ({settings.generations_per_day:,} generations) ran out: "
+                             f"{quota_rows} rows are left; it frees from {frees:%Y-%m-%d %H:%M} "
+                             "(run the same batch again then: it continues where it stopped)")
+    return result
+
+
+def _unfinished(unfinished: Mapping[str, Record], request: GenerationRequest, resend_lost: bool = False) -> Item:
+    """An earlier run's generation of this request still on its way (collected, or started again
+    with its key); else the request itself."""
+    record = unfinished.get(request_key(request))
+    item = unfinished_item(record, resend_lost=resend_lost) if record is not None else None
+    return item if item is not None else request

@@ -1,0 +1,112 @@
+"""What the engine runs: requests recorded as intents before anything is sent, stored answers, ids to collect.
+
+:func:`prepare` commits a ``queued`` record of every request, with the idempotency key its start
+will carry, on the caller's turn: a kernel that dies right after still has them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from ..core.request import GenerationRequest
+from ..core.status import BatchStatus
+from ..store import Record, Store, request_key
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A generation recorded as asked for: its request and the idempotency key its start carries.
+
+    ``resend``: its start went out before and its answer was never recorded (after a crash); it
+    goes out again with the same key, which the service deduplicates on.
+    """
+
+    request: GenerationRequest
+    key: str
+    resend: bool = False
+
+
+@dataclass(frozen=True)
+class Cached:
+    """A request the local store has already answered (no API call)."""
+
+    record: Record
+
+
+#: A batch item: a request to generate (made an Intent by :func:`prepare`), an operation id to
+#: collect, or a stored answer.
+Item = GenerationRequest | Intent | Cached | str
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What to run: requests and/or operation ids to collect, with the cell's or form's options."""
+
+    items: Sequence[Item]
+    timeout: float | None = None
+    use_cache: bool = True
+    out: str | None = None
+    notebook: str | None = None
+    #: Extra fields ``out`` may name, per item (a sweep's axis values: ``--out {style}-{seed}.jpg``).
+    fields: Sequence[dict[str, str]] = ()
+
+
+def prepare(store: Store | None, batch: Batch, status: BatchStatus) -> Batch:
+    """Record every requested generation before anything is sent, synchronously, on the caller's turn.
+
+    A face calls it before it hands control back (a background cell, the form's click), so a
+    kernel that dies right after still has a ``queued`` record of each, with the idempotency key
+    its start will carry. Requests the store already answered become :class:`Cached` items.
+    """
+    items: list[Item] = []
+    asked = [item for item in batch.items if isinstance(item, GenerationRequest)]
+    cached = store.find_many([r for r in asked if r.seed_was_given], ("done",)) \
+        if store is not None and batch.use_cache else {}
+    queued: list[tuple[GenerationRequest, str]] = []
+    for item in batch.items:
+        if isinstance(item, GenerationRequest):
+            record = cached.get(request_key(item)) if item.seed_was_given else None
+            if record is not None:
+                items.append(Cached(record))
+                continue
+            key = str(uuid.uuid4())
+            queued.append((item, key))
+            item = Intent(item, key)
+        if isinstance(item, Intent):
+            status.queued(item.key)
+        items.append(item)
+    if store is not None:
+        store.record_queued_many(queued, notebook=batch.notebook)
+    return dataclasses.replace(batch, items=items)
+
+
+def unfinished_item(record: Record, *, resend_lost: bool = False) -> Item | None:
+    """What finishes a record still on its way: its operation id to collect (pending), or its intent
+    to start again with the same Idempotency-Key (queued, or submitting with the answer lost).
+
+    A synchronous request whose answer was lost (the Images API keeps nothing to collect) is sent
+    again only with ``resend_lost``: it was billed on arrival, and sending it again bills again."""
+    if record.status == "pending":
+        return record.operation_id
+    if record.answer_lost and not resend_lost:
+        return None
+    request = record.request()
+    if record.status in ("queued", "submitting") and request is not None and record.idempotency_key:
+        return Intent(request, record.idempotency_key, resend=record.status == "submitting")
+    return None
+
+
+def unfinished_items(store: Store, busy: Collection[str] = (), *, resend_lost: bool = False) -> list[Item]:
+    """Every generation of the store still on its way (``resume --all``): pending operations, then
+    the generations never answered, except those whose idempotency keys are ``busy`` (running here)
+    and, unless ``resend_lost``, Images API requests whose answer was lost."""
+    records = store.pending() + [r for r in store.unsent() if r.idempotency_key not in busy]
+    return [item for record in records if (item := unfinished_item(record, resend_lost=resend_lost)) is not None]
+
+
+def lost_answers(store: Store, busy: Collection[str] = ()) -> list[Record]:
+    """Images API requests sent whose answer never came (``resume --all`` leaves them to the user)."""
+    return [r for r in store.unsent() if r.answer_lost and r.idempotency_key not in busy]

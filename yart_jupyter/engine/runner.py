@@ -1,0 +1,229 @@
+"""Running a batch's items concurrently: each generated, collected or read from the store, and recorded.
+
+The store is kept up to date as the run goes (every operation id committed before its wait starts,
+every image written before it is returned); a cancellation cancels every local task and is
+re-raised, leaving the operations still running on the server ``pending`` in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from ..clients.client import Progress, YandexArtClient
+from ..clients.durations import DURATIONS
+from ..core import errors
+from ..core.request import GenerationRequest
+from ..core.status import BatchStatus
+from ..media.image import GeneratedImage, ImageSet
+from ..store import Store
+from .intents import Batch, Cached, Intent, Item, prepare
+from .outcomes import cancel_and_settle, final_status, settle_failure
+
+StatusCallback = Callable[[BatchStatus], None]
+#: How long ``--background`` waits for its start requests to go out before it returns.
+START_WAIT = 2.0
+#: The state an item of a batch moves to.
+ItemState = Literal["running", "done", "failed"]
+
+
+@dataclass(frozen=True)
+class ItemEvent:
+    """One item of a batch changed state: ``running`` (its operation started), ``done`` or ``failed``."""
+
+    index: int
+    state: ItemState
+    operation_id: str | None = None
+    image: GeneratedImage | None = None
+    error: errors.YandexArtError | None = None
+
+
+class _Run:
+    """One run of a batch's items: the status it keeps, the store it records in, what it tells the face."""
+
+    def __init__(self, client: YandexArtClient, status: BatchStatus, store: Store | None, *, timeout: float | None,
+                 notebook: str | None, on_update: StatusCallback | None,
+                 on_item: Callable[[ItemEvent], None] | None, queued: set[str]) -> None:
+        self.client, self.status, self.store, self.timeout, self.notebook = client, status, store, timeout, notebook
+        self.on_update, self.on_item = on_update, on_item
+        #: Intents whose start has not gone out yet (settled as cancelled if the run is cancelled).
+        self.queued = queued
+        #: What each wait saw (see Progress.observed), kept with the record for the next start-up.
+        self.observed: dict[str, tuple[float, float | None]] = {}
+
+    def notify(self) -> None:
+        if self.on_update is not None:
+            self.on_update(self.status)
+
+    def tell(self, event: ItemEvent) -> None:
+        if self.on_item is not None:
+            self.on_item(event)
+
+    def progress(self, event: Progress) -> None:
+        if event.phase == "retry":
+            self.status.retries += 1
+        if event.phase == "done" and event.operation_id:
+            self.status.finished_ids.add(event.operation_id)
+        if event.observed is not None and event.operation_id:
+            self.observed[event.operation_id] = event.observed
+        self.notify()
+
+    async def generate(self, index: int, intent: Intent) -> GeneratedImage:
+        status, store = self.status, self.store
+
+        def submitting() -> None:  # on the loop, right before the request goes out
+            self.queued.discard(intent.key)
+            status.submitting(intent.key, synchronous=intent.request.api == "images")
+            if store is not None:
+                store.mark_submitting(intent.key)
+
+        def started(operation_id: str, request: GenerationRequest) -> None:  # on the loop, at once
+            status.answered(intent.key, operation_id)
+            if store is not None:
+                store.record_started(operation_id, request, notebook=self.notebook, key=intent.key)
+            self.tell(ItemEvent(index, "running", operation_id))
+            self.notify()
+
+        image = await self.client.generate(intent.request, timeout=self.timeout, on_progress=self.progress,
+                                           on_started=started, on_submitting=submitting, idempotency_key=intent.key)
+        if store is not None:
+            await asyncio.to_thread(store.record_done, image, self.observed.get(image.operation_id))
+        return image
+
+    def keep_lower_bound(self, operation_id: str) -> None:
+        """A wait ended before its operation finished: store how long it was seen running."""
+        seen = self.observed.get(operation_id)
+        if self.store is not None and seen is not None and seen[1] is None and seen[0] > 0:
+            self.store.record_running(operation_id, seen[0])
+
+    async def one(self, index: int, item: Item) -> GeneratedImage:
+        try:
+            if isinstance(item, Cached):
+                image = await asyncio.to_thread(item.record.to_image, cached=True)
+                self.status.from_store()
+            elif isinstance(item, str):
+                self.tell(ItemEvent(index, "running", item))
+                image = await resume(self.client, item, store=self.store, timeout=self.timeout,
+                                     on_progress=self.progress)
+            else:
+                assert isinstance(item, Intent), item
+                image = await self.generate(index, item)
+            self.tell(ItemEvent(index, "done", image.operation_id, image=image))
+            if isinstance(item, Cached):
+                self.notify()
+            return image
+        except errors.YandexArtError as exc:
+            await self.failed(index, item, exc)
+            raise
+
+    async def failed(self, index: int, item: Item, exc: errors.YandexArtError) -> None:
+        if isinstance(exc, errors.GenerationTimeoutError) and exc.operation_id:
+            await asyncio.to_thread(self.keep_lower_bound, exc.operation_id)
+        intent = item if isinstance(item, Intent) else None
+        self.status.failed_item(key=intent.key if intent is not None else None, operation_id=exc.operation_id,
+                                answer_lost=isinstance(exc, errors.AnswerLostError),
+                                settled=final_status(exc) is not None)
+        await settle_failure(self.store, exc, intent)
+        self.tell(ItemEvent(index, "failed", exc.operation_id, error=exc))
+        self.notify()
+
+
+async def run_batch(
+    client: YandexArtClient,
+    items: Sequence[Item],
+    *,
+    status: BatchStatus | None = None,
+    timeout: float | None = None,
+    on_update: StatusCallback | None = None,
+    store: Store | None = None,
+    use_cache: bool = True,
+    notebook: str | None = None,
+    on_item: Callable[[ItemEvent], None] | None = None,
+) -> tuple[ImageSet, list[errors.YandexArtError]]:
+    """Generate (or collect) every item concurrently; return the images and the errors, in order.
+
+    A request with an explicit seed that the store already answered is served from it (no API
+    call) unless ``use_cache`` is false. A cancellation cancels every local task and is re-raised;
+    the operations still running on the server stay ``pending`` in the store and in ``status``.
+    """
+    status = status or BatchStatus(len(items))
+    if any(isinstance(item, GenerationRequest) for item in items):
+        items = prepare(store, Batch(items, use_cache=use_cache, notebook=notebook), status).items
+    if store is not None:
+        await asyncio.to_thread(DURATIONS.learn_once, str(store.home), store.durations)
+    run = _Run(client, status, store, timeout=timeout, notebook=notebook, on_update=on_update, on_item=on_item,
+               queued={item.key for item in items if isinstance(item, Intent)})
+    tasks = [asyncio.ensure_future(run.one(index, item)) for index, item in enumerate(items)]
+    try:
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    except asyncio.CancelledError:
+        await cancel_and_settle(tasks, store, run.queued)
+        for operation_id in status.pending_ids:
+            run.keep_lower_bound(operation_id)
+        raise
+    images = ImageSet()
+    failures: list[errors.YandexArtError] = []
+    for outcome in outcomes:
+        if isinstance(outcome, GeneratedImage):
+            images.append(outcome)
+        elif isinstance(outcome, errors.YandexArtError):
+            failures.append(outcome)
+        elif isinstance(outcome, BaseException):
+            raise outcome
+    run.notify()
+    return images, failures
+
+
+async def wait_for_starts(status: BatchStatus, limit: float = START_WAIT) -> None:
+    """Wait (at most ``limit`` seconds) until every start request of a batch went out and was answered."""
+    deadline = time.monotonic() + limit
+    while status.unsent and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+async def resume(
+    client: YandexArtClient,
+    operation_id: str,
+    *,
+    store: Store | None = None,
+    timeout: float | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> GeneratedImage:
+    """Collect an operation by id: from the store when it is already there, else from the server.
+
+    The stored request (prompt, seed, aspect) is attached to the result; an operation the server
+    no longer has is marked expired.
+    """
+    record = await asyncio.to_thread(store.get, operation_id) if store is not None else None
+    if record is not None and record.status == "done" and record.image_path and record.image_path.exists():
+        image = await asyncio.to_thread(record.to_image)
+        if on_progress is not None:
+            on_progress(Progress("done", operation_id, 0.0))
+        return image
+    if store is not None and record is None:
+        await asyncio.to_thread(store.record_started, operation_id, None)
+    image = await client.resume(operation_id, timeout=timeout, on_progress=on_progress)
+    request = record.request() if record is not None else None
+    if request is not None:
+        image.seed, image.aspect, image.messages = request.seed, request.aspect, request.messages
+        image.model_uri = request.model_uri
+    if record is not None:
+        image.submitted_at = record.submitted_at
+    if store is not None:
+        await asyncio.to_thread(store.record_done, image)
+    return image
+
+
+def server_canceller(client: YandexArtClient, store: Store | None) -> Callable[[str], Awaitable[bool]]:
+    """Cancel an operation on the server and, when the server confirms, record it as cancelled."""
+
+    async def cancel(operation_id: str) -> bool:
+        confirmed = await client.cancel(operation_id)
+        if confirmed and store is not None:
+            await asyncio.to_thread(store.record_failed, operation_id, "cancelled", "cancelled by the user")
+        return confirmed
+
+    return cancel

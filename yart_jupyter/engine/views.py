@@ -1,0 +1,139 @@
+"""A batch presented in a view: the live status, each item's state, then the pictures, notes and failures.
+
+A face (the magic's status line, the form's job card, a plain script) passes a :class:`BatchView`
+and gets the images back; ``out`` files are saved here. Cancellation passes through as
+:class:`asyncio.CancelledError`: only the notebook face turns it into a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Protocol
+
+from ..clients.client import YandexArtClient
+from ..clients.durations import DURATIONS
+from ..core import errors
+from ..core.request import GenerationRequest
+from ..core.status import BatchStatus
+from ..media.image import GeneratedImage, ImageSet
+from ..media.outputs import save_all
+from ..store import Store
+from .intents import Batch, Intent
+from .runner import ItemEvent, run_batch
+
+
+class BatchView(Protocol):
+    """Where a batch shows itself while it runs and when it ends."""
+
+    def progress(self, status: BatchStatus) -> None:
+        """The status changed (called often; throttle if drawing is costly)."""
+
+    def item(self, event: ItemEvent) -> None:
+        """One item changed state (a sweep's grid shows each cell's own state; others may ignore it)."""
+
+    def finished(self, images: ImageSet, failures: Sequence[errors.YandexArtError], notes: Sequence[str]) -> None:
+        """The batch ended: its pictures, a line per failure, and notes such as saved files."""
+
+    def stopped(self, status: BatchStatus) -> None:
+        """The batch was interrupted or cancelled; ``status`` knows what still runs on the server."""
+
+
+async def run_in_view(
+    client: YandexArtClient, store: Store | None, batch: Batch, view: BatchView, *,
+    status: BatchStatus | None = None,
+) -> ImageSet:
+    """Run a batch and present it in ``view``: live status, then the pictures and a line per failure.
+
+    Files named by ``batch.out`` are written (a failed save is one more failure; the pictures are
+    still shown). One failed item of a one-item batch raises its own error; more raise one
+    :class:`~.errors.BatchError` carrying every failure and every image that did arrive.
+    """
+    status = status or BatchStatus(len(batch.items))
+    for item in batch.items:
+        if isinstance(item, str):
+            status.mark_started(item)
+    if status.estimate is None:
+        status.estimate = time_left
+    ticker = asyncio.ensure_future(_tick(view, status))
+    arrived: dict[int, GeneratedImage] = {}
+
+    def on_item(event: ItemEvent) -> None:
+        if event.image is not None:
+            arrived[event.index] = event.image
+        view.item(event)
+
+    try:
+        images, failures = await run_batch(
+            client, batch.items, status=status, timeout=batch.timeout, on_update=view.progress, store=store,
+            use_cache=batch.use_cache, notebook=batch.notebook, on_item=on_item,
+        )
+    except asyncio.CancelledError:
+        view.stopped(status)
+        raise
+    finally:
+        ticker.cancel()
+    notes = model_notes([item.request for item in batch.items if isinstance(item, Intent)])
+    notes += version_notes(store, images)
+    if batch.out and images:
+        try:
+            numbered = [(index + 1, image, batch.fields[index] if batch.fields else {})
+                        for index, image in sorted(arrived.items())]
+            notes.append("saved " + ", ".join(str(p) for p in save_all(batch.out, numbered)))
+        except errors.StorageError as exc:
+            failures.append(exc)
+    view.finished(images, failures, notes)
+    if len(failures) == 1 and len(batch.items) == 1:
+        raise failures[0]
+    if failures:
+        raise errors.BatchError(failures, images, len(batch.items))
+    return images
+
+
+def model_notes(requests: Sequence[GenerationRequest]) -> list[str]:
+    """What the models of a batch could not do as asked, said once each: weights the service documents
+    as unsupported, several messages combined into one prompt, a prompt the service rewrote."""
+    from ..core.models import WEIGHTS_UNSUPPORTED
+
+    notes = []
+    if any(request.weighted for request in requests):
+        notes.append(f"⚠ {WEIGHTS_UNSUPPORTED}: the weights were sent, but the pictures may not follow them")
+    combined = sorted({request.model.name for request in requests if len(request.messages) > 1
+                       and not request.model.messages})
+    if combined:
+        notes.append(f"ℹ {', '.join(combined)} takes one prompt: the messages were sent joined by '; ' "
+                     "(without their weights)")
+    return notes
+
+
+def version_notes(store: Store | None, images: Sequence[GeneratedImage]) -> list[str]:
+    """The reproducibility guard: a line when pictures of one batch, or a stored answer and the
+    service today, come from different model versions (the same seed then gives another picture)."""
+    notes = []
+    versions = sorted({image.model_version for image in images if image.model_version})
+    if len(versions) > 1:
+        notes.append(f"⚠ these pictures come from {len(versions)} model versions ({', '.join(versions)}): "
+                     "the same seed on another model version is a different picture")
+    if store is not None:
+        for image in images:
+            latest = store.latest_model_version(image.model_uri) if image.cached and image.model_uri else None
+            if latest and image.model_version and latest != image.model_version:
+                notes.append(f"⚠ seed {image.seed} was answered from the store, made by model version "
+                             f"{image.model_version}; the service's newest answers come from {latest} "
+                             "(--no-cache makes it anew)")
+    return notes
+
+
+def time_left(elapsed: float) -> float | None:
+    """The learned model's median time still to wait for a generation running ``elapsed`` seconds;
+    None until a generation has finished (before that the model knows only its prior)."""
+    if DURATIONS.count() == 0:
+        return None
+    return DURATIONS.distribution().remaining(elapsed)
+
+
+async def _tick(view: BatchView, status: BatchStatus) -> None:
+    """Refresh the view every second, so elapsed time moves while nothing else happens."""
+    while True:
+        await asyncio.sleep(1.0)
+        view.progress(status)
