@@ -20,7 +20,8 @@ from yart_jupyter.notebook.runner import run_notebook
 if TYPE_CHECKING:
     from jupyter_client.blocking.client import BlockingKernelClient
 
-    from yart_jupyter.notebook.widget import ImageCard, YandexArtForm
+    from yart_jupyter.notebook.cards import ImageCard
+    from yart_jupyter.notebook.widget import YandexArtForm
 
 
 def run_cell(shell: InteractiveShell, source: str) -> tuple[Any, Any]:

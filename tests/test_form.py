@@ -13,7 +13,8 @@ from ipywidgets.widgets.widget import _instances
 from yart_jupyter.clients.shared import close_shared_clients
 from yart_jupyter.core.provenance import read_recipe
 from yart_jupyter.emulator import Duration, Emulator
-from yart_jupyter.notebook.widget import YandexArtForm, cell_text
+from yart_jupyter.notebook.cards import cell_text
+from yart_jupyter.notebook.widget import YandexArtForm
 from yart_jupyter.store import get_store
 
 from .conftest import FOLDER, KEY

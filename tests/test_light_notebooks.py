@@ -21,7 +21,8 @@ from yart_jupyter.core.request import RANDOM_SEEDS, AspectRatio, Message, random
 from yart_jupyter.core.status import BatchStatus, about_left
 from yart_jupyter.emulator import Emulator
 from yart_jupyter.media.image import GeneratedImage, preview
-from yart_jupyter.present.display import images_bundle, progress_bundle
+from yart_jupyter.present.pictures import images_bundle
+from yart_jupyter.present.progress import progress_bundle
 
 from .helpers import html_outputs, run_cell, run_cells
 from .shared_data import PHOTO, photo_bytes
@@ -189,7 +190,7 @@ async def test_running_batch_shows_running_and_time_left(client: Any, emulator: 
 
 
 def test_glyphs_are_the_few_that_render() -> None:
-    from yart_jupyter.present import display
+    from yart_jupyter.present import html as display
 
     bundle = progress_bundle(BatchStatus(3))
     assert "⏳" not in json.dumps(bundle, ensure_ascii=False)
@@ -256,7 +257,7 @@ def test_notebook_with_the_photograph_stays_light(tmp_path: Path, monkeypatch: p
 
 
 def test_static_copy_keeps_the_newest_and_the_live_form_hides_it() -> None:
-    from yart_jupyter.present.display import STATIC_COPY_LIMIT, hide_static_copy, static_copy_bundle
+    from yart_jupyter.present.pictures import STATIC_COPY_LIMIT, hide_static_copy, static_copy_bundle
 
     images = [photo_image(seed=s, operation_id=f"op{s}") for s in range(STATIC_COPY_LIMIT + 2)]
     copy = static_copy_bundle(images, "abc")["text/html"]

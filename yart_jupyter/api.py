@@ -207,6 +207,6 @@ def _status_line(status: BatchStatus) -> Any:
         return None
     if get_ipython() is None:
         return None
-    from .present.display import StatusLine
+    from .present.live import StatusLine
 
     return StatusLine(status)

@@ -54,7 +54,7 @@ class BatchResult:
     def _repr_html_(self) -> str:
         import html
 
-        from ..present.display import table_html
+        from ..present.html import table_html
 
         rows = [(r.number, r.status, r.request.seed if r.request else None,
                  (r.request.prompt if r.request else "")[:60], r.path, r.error) for r in self.rows[:50]]

@@ -79,7 +79,7 @@ class Progress:
         self._status: BatchStatus | None = None
 
     def __call__(self, status: BatchStatus) -> None:
-        from ..present.display import progress_text_bar
+        from ..present.progress import progress_text_bar
 
         self._status = status
         now = time.monotonic()
@@ -97,7 +97,7 @@ class Progress:
 
     def end(self) -> None:
         """Show the final state (a throttled update may have skipped it), and end the line."""
-        from ..present.display import progress_text_bar
+        from ..present.progress import progress_text_bar
 
         if self._status is None:
             return
@@ -193,7 +193,7 @@ def _history(settings: Settings, options: Any, out: TextIO) -> int:
 
 
 def _pending(settings: Settings, out: TextIO) -> int:
-    from ..present.display import pending_state
+    from ..present.records import pending_state
     from ..store import get_store
 
     store = get_store(settings.home)

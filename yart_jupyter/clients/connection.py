@@ -18,6 +18,7 @@ from ..core import errors
 from ..core.config import EMULATOR, Settings
 from ..core.models import Api
 from .credentials import ApiKey, Credentials, resolve_credentials
+from .endpoints import start_local
 from .limits import QuotaLimiters, Quotas, SlidingWindowLimiter, limiters_for
 from .transport import Response, RetryPolicy, send
 
@@ -89,15 +90,13 @@ class Connection:
 
     async def _resolve(self) -> tuple[str, Credentials]:
         if self.settings.base_url == EMULATOR:
-            from ..emulator import embedded
-
-            emulator = await asyncio.to_thread(embedded)
+            url, key = await asyncio.to_thread(start_local, EMULATOR)
             credentials = self._explicit or (
                 resolve_credentials(api_key=self._api_key, iam_token=self._iam_token, env={})
                 if self._api_key or self._iam_token
-                else ApiKey(emulator.config.default_api_key, "the embedded emulator")
+                else ApiKey(key, "the embedded emulator")
             )
-            return emulator.url, credentials
+            return url, credentials
         credentials = self._explicit or resolve_credentials(
             api_key=self._api_key, iam_token=self._iam_token, iam_url=self.settings.iam_url, env=self._env
         )

@@ -9,16 +9,31 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
+import aiohttp
+
+from ..core import errors
+from ..core.config import IMAGES_PATH, Settings
+from ..core.redact import get_logger
+from ..core.request import GenerationRequest
+from ..media.image import GeneratedImage, sniff_mime
+from .connection import Connection
 from .operation import DECODE_SLICE, MalformedOperation, _decode_steps
+from .transport import Response, RetryableError
+from .waiting import Progress, ProgressCallback, StartedCallback, notify_started
 
 #: The least time one Images API request is given: a generation takes seconds, and an answer cut
 #: off by a short timeout is a picture billed and lost.
 IMAGES_MIN_TIMEOUT = 60.0
 #: How a picture of the Images API is named (it has no operation id).
 IMAGES_ID_PREFIX = "img-"
+log = get_logger("yart_jupyter.clients.images_api")
 _B64_KEY = re.compile(rb'"b64_json"\s*:\s*"')
 
 
@@ -78,3 +93,85 @@ async def read_images_answer(body: bytes) -> ImagesAnswer:
         raise MalformedOperation("the Images API answer has neither b64_json nor url")
     revised = item.get("revised_prompt")
     return ImagesAnswer(image, url, revised if isinstance(revised, str) and revised else None)
+
+
+class ImagesApi:
+    """Generations as one synchronous request each: the picture is in the answer."""
+
+    def __init__(self, connection: Connection, settings: Settings) -> None:
+        self.connection = connection
+        self.settings = settings
+
+    async def generate(
+        self,
+        request: GenerationRequest,
+        *,
+        on_progress: ProgressCallback | None = None,
+        on_started: StartedCallback | None = None,
+        idempotency_key: str | None = None,
+        on_submitting: Callable[[], None] | None = None,
+    ) -> GeneratedImage:
+        """One synchronous request to the Images API: the picture comes back in its answer.
+
+        It is billed on arrival and the service keeps nothing to collect, so a request whose answer
+        was lost is never sent again here (:class:`~.errors.AnswerLostError`); refusals (429, 5xx)
+        are retried. The picture is named by an id made from ``idempotency_key`` (there is no
+        operation), and ``on_started`` runs with it once the answer is in, before it is returned.
+        """
+        key = idempotency_key or str(uuid.uuid4())
+        picture_id = images_id(key)
+        submitted = datetime.now(timezone.utc)
+        clock = time.monotonic()
+        if on_progress is not None:
+            on_progress(Progress("starting", None, 0.0))
+
+        def retried(attempt: int, reason: str, delay: float) -> None:
+            if on_progress is not None:
+                on_progress(Progress("retry", None, time.monotonic() - clock, retries=attempt, detail=reason))
+
+        answers: list[ImagesAnswer] = []
+
+        async def check(response: Response) -> None:
+            try:
+                answers.append(await read_images_answer(response.body))
+            except MalformedOperation as exc:
+                raise RetryableError(str(exc)) from None
+
+        limiter = self.connection.limiters().starts
+        taken = await limiter.acquire()
+        if on_submitting is not None:
+            on_submitting()
+        try:
+            await self.connection.send(
+                "POST", IMAGES_PATH, json_body=request.to_json(), headers={"Idempotency-Key": key},
+                on_retry=retried, check=check, limiter=limiter, limiter_held=True, api="images", replay=False,
+                timeout=max(self.settings.request_timeout, IMAGES_MIN_TIMEOUT), operation_id=None,
+            )
+        except errors.AnswerLostError as exc:
+            exc.message += f" [intent {key}]"
+            raise
+        finally:
+            limiter.settle(taken)
+        answer = answers[0]
+        data = answer.image if answer.image is not None else await self.download(answer.url or "", key)
+        await notify_started(on_started, picture_id, request)
+        image = GeneratedImage(
+            image_bytes=data, mime_type=sniff_mime(data), seed=None, aspect=request.aspect,
+            messages=request.messages, operation_id=picture_id, model_version=None, model_uri=request.model_uri,
+            submitted_at=submitted, done_at=datetime.now(timezone.utc), revised_prompt=answer.revised_prompt,
+        )
+        if on_progress is not None:
+            on_progress(Progress("done", picture_id, time.monotonic() - clock))
+        log.debug("Images API answered %s", picture_id)
+        return image
+
+    async def download(self, url: str, key: str) -> bytes:
+        """A picture the Images API answered with a link: fetched without credentials (they are for the API)."""
+        session = self.connection.require_session()
+        try:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=self.settings.request_timeout)) as got:
+                got.raise_for_status()
+                return await got.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise errors.AnswerLostError(
+                f"The picture was made but its link could not be read ({type(exc).__name__}) [intent {key}]") from None

@@ -7,11 +7,13 @@ through untouched; only our own time limit becomes :class:`~.errors.GenerationTi
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..core import errors
+from ..core.request import GenerationRequest
 from .limits import SlidingWindowLimiter
 from .operation import Operation
 from .polling import PollPolicy
@@ -118,3 +120,15 @@ def operation_error(operation: Operation) -> errors.YandexArtError:
         f"The generation failed (code {code}): {message or 'no message'}",
         operation_id=operation.id, grpc_code=code,
     )
+
+
+#: Called with the operation id (or a picture's id) as soon as it is known; plain or async.
+StartedCallback = Callable[[str, GenerationRequest], "Awaitable[None] | None"]
+
+
+async def notify_started(callback: StartedCallback | None, operation_id: str, request: GenerationRequest) -> None:
+    """Tell a caller the id of its generation (awaiting an async callback), so it can record it first."""
+    if callback is not None:
+        outcome = callback(operation_id, request)
+        if inspect.isawaitable(outcome):
+            await outcome

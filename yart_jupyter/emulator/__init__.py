@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from .config import Duration, EmulatorConfig, Fault
 from .server import Emulator, Stats
 
-__all__ = ["Duration", "Emulator", "EmulatorConfig", "Fault", "Stats", "embedded", "standalone"]
+__all__ = ["Duration", "Emulator", "EmulatorConfig", "Fault", "Stats", "embedded", "endpoint", "standalone"]
 
 _embedded: Emulator | None = None
 _lock = threading.Lock()
@@ -50,6 +50,12 @@ def embedded() -> Emulator:
             atexit.register(emulator.stop_thread)
             _embedded = emulator
         return _embedded
+
+
+def endpoint() -> tuple[str, str]:
+    """The embedded emulator as a local endpoint (``YANDEXART_BASE_URL=emulator``): its URL and API key."""
+    emulator = embedded()
+    return emulator.url, emulator.config.default_api_key
 
 
 @contextlib.contextmanager

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.status import BatchStatus
-from ..present.display import FAILED, MUTED, Bundle, message_bundle, progress_bundle, show_full_size, table_html
+from ..present.html import FAILED, MUTED, Bundle, message_bundle, table_html
+from ..present.live import show_full_size
+from ..present.progress import progress_bundle
 
 if TYPE_CHECKING:
     from ..engine import ItemEvent

@@ -222,7 +222,7 @@ class GeneratedImage:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """The picture (as ``%config YandexArt.inline`` says) with its caption, and the recipe."""
         from ..core.settings import current
-        from ..present.display import images_output
+        from ..present.pictures import images_output
 
         return images_output([self], inline=current().inline)
 
@@ -232,7 +232,7 @@ class ImageSet(list[GeneratedImage]):
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
         from ..core.settings import current
-        from ..present.display import images_output
+        from ..present.pictures import images_output
 
         return images_output(self, inline=current().inline)
 

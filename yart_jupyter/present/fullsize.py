@@ -1,6 +1,6 @@
 """Full size one click away: the buttons under a cell's previews that show the service's picture.
 
-The notebook keeps only previews (see :func:`.display.images_bundle`); the full picture stays in
+The notebook keeps only previews (see :func:`.pictures.images_bundle`); the full picture stays in
 the local store and is read from there when asked for, so a live view holds file names, not
 megabytes. Widgets need the live kernel: a saved notebook keeps the previews and their captions.
 """

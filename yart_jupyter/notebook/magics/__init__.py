@@ -31,7 +31,7 @@ async def dispatch_line(shell: Any, line: str) -> None:
     face = Face(shell)
     name, _, rest = line.strip().partition(" ")
     if name in ("", "help"):
-        from ...present.display import text_bundle
+        from ...present.html import text_bundle
 
         face.show(text_bundle(usage().splitlines()))
         return

@@ -19,7 +19,7 @@ def parser() -> Parser:
 async def run(face: Face, options: Any) -> None:
     from ...engine import server_canceller
     from ...engine.jobs import JOBS
-    from ...present.display import message_bundle
+    from ...present.html import message_bundle
 
     jobs = JOBS.find(options.target)
     if not jobs and options.target == "all":

@@ -212,7 +212,7 @@ async def run(face: Face, line: str, body: str) -> None:
     from ...core.status import BatchStatus
     from ...engine import Batch, prepare, wait_for_starts
     from ...engine.jobs import JOBS
-    from ...present.display import CellView
+    from ...present.live import CellView
 
     cell = plan(face, line, body)
     if cell.options.dry_run:

@@ -22,7 +22,8 @@ def parser() -> Parser:
 
 
 async def run(face: Face, options: Any) -> None:
-    from ...present.display import history_bundle, message_bundle
+    from ...present.html import message_bundle
+    from ...present.records import history_bundle
 
     store = face.store()
     if options.experiment:
@@ -36,7 +37,7 @@ async def run(face: Face, options: Any) -> None:
         face.set_result(experiment)
         return
     if options.experiments:
-        from ...present.display import experiments_bundle
+        from ...present.records import experiments_bundle
 
         found = await asyncio.to_thread(store.experiments, options.n)
         face.show(experiments_bundle(found) if found else message_bundle("No sweeps recorded yet."))

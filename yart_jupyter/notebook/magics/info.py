@@ -19,7 +19,7 @@ def parser() -> Parser:
 
 async def run(face: Face, options: Any) -> None:
     from ...core.provenance import info
-    from ...present.display import recipe_bundle
+    from ...present.pictures import recipe_bundle
 
     found = await asyncio.to_thread(info, options.path)
     recipes = found if isinstance(found, list) else [found]

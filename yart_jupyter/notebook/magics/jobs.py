@@ -14,7 +14,7 @@ def parser() -> Parser:
 
 async def run(face: Face, options: Any) -> None:
     from ...engine.jobs import JOBS
-    from ...present.display import message_bundle, text_bundle
+    from ...present.html import message_bundle, text_bundle
 
     rows = [f"{j.id:<4} {j.state:<9} {j.status.text()}  — {j.description}" for j in JOBS.running()]
     rows += [f"{f.id:<4} {f.state:<9} {f.summary}  — {f.description}" for f in list(JOBS.finished)[-10:]]

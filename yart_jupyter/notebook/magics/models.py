@@ -16,7 +16,7 @@ def parser() -> Parser:
 
 async def run(face: Face, options: Any) -> None:
     from ...core.models import LIVING_MODEL, TABLE_HEADER, table_rows, table_text
-    from ...present.display import table_html
+    from ...present.html import table_html
 
     current = face.settings.model_uri or "yandex-art/latest"
     switch = (f'Switch: <code>%config YandexArt.model_uri = "{LIVING_MODEL}"</code> or <code>--model '

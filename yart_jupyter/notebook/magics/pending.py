@@ -16,7 +16,8 @@ def parser() -> Parser:
 
 async def run(face: Face, options: Any) -> None:
     from ...engine.jobs import JOBS
-    from ...present.display import message_bundle, records_table
+    from ...present.html import message_bundle
+    from ...present.records import records_table
 
     store = face.store()
     records = await asyncio.to_thread(lambda: [*store.pending(), *store.unsent()])

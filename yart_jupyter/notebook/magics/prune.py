@@ -19,7 +19,7 @@ def parser() -> Parser:
 
 
 async def run(face: Face, options: Any) -> None:
-    from ...present.display import message_bundle
+    from ...present.html import message_bundle
 
     if options.older_than is None and options.max_size is None:
         raise errors.MagicUsageError("%yandexart prune: give --older-than DAYS and/or --max-size MB")

@@ -42,7 +42,8 @@ async def run(face: Face, options: Any) -> None:
     from ...core.status import BatchStatus
     from ...engine import Batch, prepare, run_in_view
     from ...media.image import same_pixels
-    from ...present.display import CellView, message_bundle
+    from ...present.html import message_bundle
+    from ...present.live import CellView
 
     recipe, before = await asyncio.to_thread(_origin, face, options.source)
     request = face.settings.request(

@@ -29,7 +29,8 @@ async def run(face: Face, options: Any) -> None:
     from ...core.status import BatchStatus
     from ...engine import Batch, Intent, Item, lost_answers, prepare, run_in_view, unfinished_items
     from ...engine.jobs import JOBS
-    from ...present.display import CellView, message_bundle
+    from ...present.html import message_bundle
+    from ...present.live import CellView
 
     check_var(options.var)
     store = face.store()

@@ -1,0 +1,87 @@
+"""Live outputs in a kernel: a status line updated in place, a cell's view of a batch, full-size buttons."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..core.status import BatchStatus
+from .html import FAILED, Bundle, message_bundle
+from .pictures import Picture, images_output
+from .progress import progress_bundle
+
+
+class StatusLine:
+    """A batch's progress shown once and updated in place (throttled); works from background tasks."""
+
+    def __init__(self, status: BatchStatus, *, min_interval: float = 0.25) -> None:
+        from IPython.display import display
+
+        self._handle: Any = display(progress_bundle(status), raw=True, display_id=True)  # type: ignore[no-untyped-call]
+        self._last = 0.0
+        self._min_interval = min_interval
+
+    def update(self, status: BatchStatus, *, force: bool = False) -> None:
+        """Show the new progress (skipped when the last update was very recent, unless forced)."""
+        now = time.monotonic()
+        if not force and now - self._last < self._min_interval:
+            return
+        self._last = now
+        self._show(progress_bundle(status))
+
+    def replace(self, bundle: Bundle, metadata: Bundle | None = None) -> None:
+        """Replace the status line with a final bundle (the result, or an error)."""
+        self._show(bundle, metadata)
+
+    def _show(self, bundle: Bundle, metadata: Bundle | None = None) -> None:
+        if self._handle is not None:
+            self._handle.update(bundle, raw=True, metadata=metadata or {})
+
+
+class CellView:
+    """A batch shown in a notebook cell: a status line updated in place, then the pictures.
+
+    ``errors_in_place``: a background job's errors replace its status line (its cell has ended,
+    so there is nowhere else to print them); a waiting cell's errors are raised instead.
+    """
+
+    def __init__(self, status: BatchStatus, *, errors_in_place: bool, inline: str = "preview") -> None:
+        self.line = StatusLine(status)
+        self.errors_in_place = errors_in_place
+        self.inline = inline
+
+    def progress(self, status: BatchStatus) -> None:
+        self.line.update(status)
+
+    def item(self, event: Any) -> None:
+        """A plain cell shows the batch as a whole: its status line."""
+
+    def finished(self, images: Sequence[Picture], failures: Sequence[Exception], notes: Sequence[str]) -> None:
+        lines = [*notes, *(f"{FAILED} {failure}" for failure in failures)]
+        if images:
+            self.line.replace(*images_output(images, lines, self.inline))
+            if self.inline != "full":
+                show_full_size(images)
+        elif self.errors_in_place and lines:
+            self.line.replace(message_bundle("; ".join(lines), "error"))
+        else:
+            self.line.replace({"text/plain": ""})
+
+    def stopped(self, status: BatchStatus) -> None:
+        text = status.interrupted_line()
+        self.line.replace(message_bundle(text, "warning") if self.errors_in_place else {"text/plain": ""})
+
+
+def show_full_size(images: Sequence[Picture]) -> None:
+    """Below previews, in a live kernel: one click shows a picture at full size (a plain shell has
+    no widgets, and needs none: ``img.image_bytes`` is the full picture)."""
+    from IPython import get_ipython
+    from IPython.display import display
+
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return
+    from .fullsize import full_size
+
+    display(full_size(images))  # type: ignore[no-untyped-call]

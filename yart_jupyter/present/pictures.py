@@ -1,0 +1,165 @@
+"""Pictures in a notebook: previews with captions and recipes, a form's static copy, a recipe card."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from .html import MUTED, Bundle
+
+
+class Picture(Protocol):
+    """What a figure shows: a GeneratedImage, as far as display is concerned."""
+
+    image_bytes: bytes
+    mime_type: str
+    #: Files the picture was saved to (a preview links to the first one).
+    saved: list[Path]
+
+    @property
+    def size(self) -> tuple[int, int] | None: ...
+
+    @property
+    def prompt(self) -> str: ...
+
+    @property
+    def prompt_line(self) -> str: ...
+
+    def caption(self) -> str: ...
+
+    def recipe(self) -> dict[str, Any]: ...
+
+    def preview(self, longest: int) -> tuple[bytes, str, tuple[int, int]]: ...
+
+
+_FIGURE = (
+    '<figure data-yart-recipe="{recipe}" '
+    'style="margin:0 12px 12px 0;display:inline-block;vertical-align:top;max-width:{width}px">'
+    '{picture}'
+    '<figcaption style="font:12px/1.4 monospace;opacity:.75;margin-top:4px">{caption}<br>{prompt}</figcaption>'
+    "</figure>"
+)
+_IMG = '<img src="data:{mime};base64,{data}" alt="{alt}" style="width:100%;height:auto;border-radius:4px">'
+_NONE = ('<div style="width:{width}px;max-width:100%;aspect-ratio:{ratio};display:flex;align-items:center;'
+         'justify-content:center;border:1px dashed var(--jp-border-color1, #bbb);border-radius:4px;'
+         'font:12px monospace;opacity:.7">not embedded (inline = none)</div>')
+
+
+def shown_width(images: Sequence[Picture]) -> tuple[int, int]:
+    """The largest (width, height) in CSS pixels a figure is shown at: one image large, several smaller."""
+    return (720, 640) if len(images) == 1 else (340, 420)
+
+
+def _link(image: Picture) -> str | None:
+    """A relative link to the picture's saved file, when there is one under the notebook's folder."""
+    for path in image.saved:
+        try:
+            relative = os.path.relpath(path)
+        except ValueError:
+            continue
+        if not relative.startswith(".."):
+            return quote(Path(relative).as_posix())
+    return None
+
+
+def images_bundle(images: Sequence[Picture], notes: Sequence[str] = (), inline: str = "preview") -> Bundle:
+    """A grid of figures with captions (one image is a grid of one), plus any notes below.
+
+    ``inline``: ``preview`` embeds each picture re-encoded at twice the size it is shown at (for
+    high-density screens) and says so in the caption; ``full`` embeds the service's bytes;
+    ``none`` embeds no picture. A preview of a saved picture links to the file.
+    """
+    width, tallest = shown_width(images)
+    figures = []
+    for image in images:
+        size = image.size
+        shown = min(width, size[0], tallest * size[0] // size[1]) if size else width
+        caption = image.caption()
+        link = _link(image)
+        if inline == "none":
+            picture = _NONE.format(width=shown, ratio=f"{size[0]}/{size[1]}" if size else "1")
+        else:
+            data, mime = image.image_bytes, image.mime_type
+            if inline == "preview":
+                data, mime, (w, h) = image.preview(2 * max(shown, shown * size[1] // size[0]) if size else 2 * shown)
+                if data is not image.image_bytes:
+                    caption += f" · preview {w}×{h}"
+            picture = _IMG.format(mime=mime, data=base64.b64encode(data).decode("ascii"),
+                                  alt=html.escape(image.prompt[:100], quote=True))
+        if link is not None:
+            picture = f'<a href="{html.escape(link, quote=True)}" title="full size: {html.escape(link)}">{picture}</a>'
+        figures.append(_FIGURE.format(
+            width=shown, picture=picture, caption=html.escape(caption),
+            recipe=html.escape(json.dumps(image.recipe(), ensure_ascii=False), quote=True),
+            prompt=html.escape(image.prompt_line[:320]),
+        ))
+    note_html = "".join(f'<div style="font:12px monospace;opacity:.8">{html.escape(n)}</div>' for n in notes)
+    plain = "\n".join([*(f"{i.caption()}  {i.prompt_line[:160]}" for i in images), *notes])
+    return {"text/html": f'<div class="yart-result">{"".join(figures)}{note_html}</div>', "text/plain": plain}
+
+
+def images_output(
+    images: Sequence[Picture], notes: Sequence[str] = (), inline: str = "preview",
+) -> tuple[Bundle, Bundle]:
+    """:func:`images_bundle` and its display metadata: every picture's recipe, so a saved notebook
+    keeps how each of its pictures was made (``yart_jupyter.info("notebook.ipynb")`` reads them)."""
+    return images_bundle(images, notes, inline), {"yart_jupyter": {"recipes": [image.recipe() for image in images]}}
+
+
+#: The most pictures a form's static copy keeps (the newest): the notebook stays light however long
+#: the form is used; every picture is in the store and in ``%yandexart history``.
+STATIC_COPY_LIMIT = 24
+
+
+def static_copy_bundle(images: Sequence[Picture], copy_id: str, inline: str = "preview") -> Bundle:
+    """What a form leaves in the notebook: its newest results as plain output (previews and captions),
+    since widget views vanish when the notebook is reopened without the kernel. The live form hides
+    it with a style rule naming ``copy_id``, so it shows only where the form no longer does."""
+    if not images:
+        return {"text/plain": ""}
+    grid = images_bundle(images[:STATIC_COPY_LIMIT], inline=inline)
+    older = len(images) - STATIC_COPY_LIMIT
+    more = f"; {older} older ones are in %yandexart history" if older > 0 else ""
+    title = (f'<div style="{MUTED};margin:4px 0">YandexART form results ({len(images)}, newest first{more}; '
+             "a copy kept in the notebook, since the form needs the live kernel)</div>")
+    return {"text/html": f'<div class="yart-static-copy" data-form="{html.escape(copy_id, quote=True)}">'
+                         f'{title}{grid["text/html"]}</div>',
+            "text/plain": f"YandexART form results (newest first):\n{grid['text/plain']}"}
+
+
+def hide_static_copy(copy_id: str) -> str:
+    """The style rule a live form carries, so its static copy does not show twice."""
+    return f'<style>.yart-static-copy[data-form="{html.escape(copy_id, quote=True)}"]{{display:none}}</style>'
+
+
+def recipe_bundle(recipe: dict[str, Any], picture: bytes | None = None) -> Bundle:
+    """A recipe as a picture (when there is one), a table of its parameters and the cell that makes it."""
+    from ..core.provenance import cell_text
+
+    rows = [("prompt", " | ".join(m["text"] for m in recipe["messages"]))]
+    rows += [("weights", ", ".join(f"{m.get('weight', 1):g}" for m in recipe["messages"]))]
+    rows += [(key.replace("_", " "), str(recipe[key])) for key in (
+        "seed", "aspect", "mime_type", "model_uri", "model_version", "operation_id", "submitted_at",
+        "finished_at", "generator") if recipe.get(key) is not None]
+    table = "".join(f"<tr><th style='text-align:left;padding-right:12px'>{html.escape(k)}</th>"
+                    f"<td>{html.escape(v)}</td></tr>" for k, v in rows)
+    cell = cell_text(recipe)
+    image = ""
+    if picture is not None:
+        mime = "image/png" if picture[:4] == b"\x89PNG" else "image/jpeg"
+        image = (f'<img src="data:{mime};base64,{base64.b64encode(picture).decode("ascii")}" '
+                 'style="max-width:320px;height:auto;border-radius:4px;float:left;margin:0 12px 8px 0">')
+    return {
+        "text/html": f'<div class="yart-info">{image}<table style="font:12px monospace">{table}</table>'
+                     f'<pre style="clear:both;font-size:12px">{html.escape(cell)}</pre></div>',
+        "text/plain": "\n".join([*(f"{k}: {v}" for k, v in rows), "", cell]),
+    }
+
+
+#: The progress bar's parts: done, from the store, failed, running (theme colours, with fallbacks).

@@ -1,0 +1,148 @@
+"""The store's records as tables: history with thumbnails, experiments, pending generations."""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from .html import Bundle, table_html
+
+
+class Entry(Protocol):
+    """What a history or pending row shows: a store Record, as far as display is concerned."""
+
+    @property
+    def operation_id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def prompt(self) -> str: ...
+
+    @property
+    def seed(self) -> int | None: ...
+
+    @property
+    def aspect(self) -> str | None: ...
+
+    @property
+    def submitted_at(self) -> datetime: ...
+
+    @property
+    def duration(self) -> float | None: ...
+
+    @property
+    def api(self) -> str: ...
+
+    @property
+    def answer_lost(self) -> bool: ...
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def history_bundle(records: Sequence[Entry], thumbnails: Sequence[bytes | None]) -> Bundle:
+    """A gallery of thumbnails with prompt, seed, aspect, time and duration."""
+    cells = []
+    lines = []
+    for number, (record, thumb) in enumerate(zip(records, thumbnails, strict=True), 1):
+        duration = f"{record.duration:.1f} s" if record.duration is not None else ""
+        meta = " · ".join(str(p) for p in (
+            f"#{number}", f"seed {record.seed}" if record.seed is not None else "", record.aspect or "",
+            _when(record.submitted_at), duration, record.status if record.status != "done" else "", record.operation_id,
+        ) if p)
+        picture = (
+            f'<img src="data:image/jpeg;base64,{base64.b64encode(thumb).decode("ascii")}" '
+            'style="width:100%;height:auto;border-radius:3px">'
+            if thumb else '<div style="height:120px;display:flex;align-items:center;justify-content:center;'
+            f'opacity:.6;font:12px monospace">{html.escape(record.status)}</div>'
+        )
+        cells.append(
+            '<figure style="margin:0 10px 10px 0;display:inline-block;vertical-align:top;width:200px">'
+            f'{picture}<figcaption style="font:11px/1.35 monospace;opacity:.8">'
+            f"{html.escape(record.prompt[:90])}<br>{html.escape(meta)}</figcaption></figure>"
+        )
+        lines.append(f"{meta}  {record.prompt[:70]}")
+    return {"text/html": f'<div class="yart-history">{"".join(cells)}</div>', "text/plain": "\n".join(lines)}
+
+
+class Sweep(Protocol):
+    """What a line of ``%yandexart history --experiments`` shows: a store ExperimentRecord."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def axes(self) -> tuple[tuple[str, tuple[Any, ...]], ...]: ...
+
+    @property
+    def items(self) -> tuple[tuple[tuple[Any, ...], str], ...]: ...
+
+
+def experiments_bundle(experiments: Sequence[Sweep]) -> Bundle:
+    """The store's sweeps, newest first: id, time, shape and title, and how to show one again."""
+    rows = []
+    for e in experiments:
+        shape = " × ".join(f"{name} {len(values)}" for name, values in e.axes)
+        rows.append((e.id, _when(e.created_at), f"{len(e.items)} ({shape})", e.title[:80]))
+    hint = "Show one again as its grid: %yandexart history --experiment ID"
+    table = table_html(("id", "made", "cells", "prompt"), rows, "yart-experiments")
+    return {"text/html": f'{table}<div style="font:12px monospace;opacity:.8">{hint}</div>',
+            "text/plain": "\n".join([*("  ".join(row) for row in rows), hint])}
+
+
+#: What ``%yandexart pending`` says of each state, and what ``resume --all`` will do with it.
+PENDING_STATES = {
+    "queued": "queued: never sent (resume --all starts it)",
+    "submitting": "start sent, answer unknown (resume --all re-sends it with the same Idempotency-Key)",
+    "pending": "not collected",
+}
+
+
+#: The state of a synchronous request sent whose answer never came.
+LOST_STATE = ("sent, answer lost (the Images API keeps nothing to collect; resume --all --resend-lost sends it "
+              "again, which may bill it twice)")
+
+
+def pending_state(record: Entry) -> str:
+    """How ``pending`` describes a record still on its way; an operation the service no longer keeps is
+    said to have expired."""
+    if record.answer_lost:
+        return LOST_STATE
+    if record.status == "pending" and record.submitted_at.timestamp() < time.time() - 3 * 86400:
+        return "expired on the server (results are kept 3 days)"
+    return PENDING_STATES.get(record.status, record.status)
+
+
+def records_table(records: Sequence[Entry], running_here: set[str]) -> Bundle:
+    """A table of records (for ``%yandexart pending``): operations, then generations never started."""
+    rows = []
+    plain = []
+    for r in records:
+        unsent = r.status in ("queued", "submitting")
+        here = r.operation_id in running_here
+        note = "in progress in this kernel" if here else pending_state(r)
+        cells = ("(no id yet)" if unsent else r.operation_id, _when(r.submitted_at),
+                 str(r.seed) if r.seed is not None else "no seed" if r.api == "images" else "", r.aspect or "",
+                 r.prompt[:60], note)
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        plain.append("  ".join(cells))
+    header = "".join(f"<th>{h}</th>" for h in ("operation", "submitted", "seed", "aspect", "prompt", "state"))
+    hint = "Collect or finish them with %yandexart resume --all (or one operation id at a time)."
+    return {
+        "text/html": f'<table class="yart-pending" style="font:12px monospace"><tr>{header}</tr>{"".join(rows)}</table>'
+                     f'<div style="font:12px monospace;opacity:.8">{hint}</div>',
+        "text/plain": "\n".join([*plain, hint]),
+    }
