@@ -109,7 +109,7 @@ class Progress:
         self.stream.flush()
 
 
-async def _generate(settings: Settings, options: Any, out: TextIO) -> int:
+async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     from ..api import generate
     from ..media.outputs import check_new_file
 
@@ -123,7 +123,7 @@ async def _generate(settings: Settings, options: Any, out: TextIO) -> int:
     return OK
 
 
-async def _batch(settings: Settings, options: Any, out: TextIO) -> int:
+async def _batch(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     from ..batches import load_rows, plan_table, run_table
     from ..clients.shared import shared_client
     from ..store import get_store
@@ -151,7 +151,7 @@ async def _batch(settings: Settings, options: Any, out: TextIO) -> int:
     return OK if result.left == 0 else FAILED
 
 
-async def _resume(settings: Settings, options: Any, out: TextIO) -> int:
+async def _resume(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     from ..clients.shared import shared_client
     from ..engine import lost_answers, run_batch, unfinished_items
     from ..store import get_store
@@ -182,7 +182,7 @@ async def _resume(settings: Settings, options: Any, out: TextIO) -> int:
     return FAILED if failures else OK
 
 
-def _history(settings: Settings, options: Any, out: TextIO) -> int:
+def _history(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     from ..store import get_store
 
     for r in get_store(settings.home).history(options.n, options.search):
@@ -208,7 +208,7 @@ def _pending(settings: Settings, out: TextIO) -> int:
     return OK
 
 
-def _info(options: Any, out: TextIO) -> int:
+def _info(options: argparse.Namespace, out: TextIO) -> int:
     from ..core.provenance import cell_text, info, summary
 
     found = info(options.path)

@@ -8,8 +8,8 @@ the folder's quotas. It knows nothing of generations or of IPython.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import replace
 
 import aiohttp
 
@@ -19,8 +19,8 @@ from ..core.config import EMULATOR, Settings
 from ..core.models import Api
 from .credentials import ApiKey, Credentials, resolve_credentials
 from .endpoints import start_local
-from .limits import QuotaLimiters, Quotas, SlidingWindowLimiter, limiters_for
-from .transport import Response, RetryPolicy, send
+from .limits import QuotaLimiters, Quotas, limiters_for
+from .transport import Delivery, Exchange, Response, RetryPolicy, send
 
 USER_AGENT = f"yart_jupyter/{__version__} (+aiohttp/{aiohttp.__version__})"
 
@@ -124,25 +124,10 @@ class Connection:
             )
         return self.session
 
-    async def send(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        operation_id: str | None = None,
-        on_retry: Callable[[int, str, float], None] | None = None,
-        check: Callable[[Response], Any] | None = None,
-        limiter: SlidingWindowLimiter | None = None,
-        limiter_held: bool = False,
-        api: Api = "operations",
-        replay: bool = True,
-        timeout: float | None = None,
-    ) -> Response:
-        """One API request with authentication, retries and the quota limiter; ``api`` picks the host
-        (the Images API's, or the operations API's), ``replay=False`` never re-sends a request whose
-        answer was lost (see :func:`~.transport.send`)."""
+    async def send(self, exchange: Exchange, delivery: Delivery | None = None, *,
+                   api: Api = "operations") -> Response:
+        """One API request (``exchange.url`` is a path on the host of ``api``: the Images API's, or the
+        operations API's) with this connection's credentials, retry policy and request timeout."""
         session = self.require_session()
         credentials = self.credentials
         assert credentials is not None
@@ -151,12 +136,9 @@ class Connection:
             return await credentials.authorization(session, refresh)
 
         base = self.images_url if api == "images" else self.base_url
-        return await send(
-            session, method, f"{base}{path}",
-            json_body=json_body, headers={**self._headers(api), **(headers or {})},
-            auth=auth, refreshable=credentials.refreshable, retry=self.retry,
-            timeout=timeout or self.settings.request_timeout, operation_id=operation_id,
-            on_retry=on_retry, check=check, limiter=limiter, limiter_held=limiter_held, replay=replay,
-        )
+        full = replace(exchange, url=f"{base}{exchange.url}", headers={**self._headers(api), **exchange.headers},
+                       timeout=exchange.timeout or self.settings.request_timeout)
+        return await send(session, full, replace(delivery or Delivery(), auth=auth, refreshable=credentials.refreshable,
+                                                 retry=self.retry))
 
 

@@ -25,7 +25,7 @@ import aiohttp
 from ..core.config import DEFAULT_IAM_URL
 from ..core.errors import AuthenticationError, ConfigurationError, CredentialsNotFoundError
 from ..core.redact import get_logger, mask, register_secret
-from .transport import Response, RetryableError, RetryPolicy, send
+from .transport import Delivery, Exchange, Response, RetryableError, RetryPolicy, send
 
 log = get_logger("yart_jupyter.clients.credentials")
 
@@ -162,10 +162,8 @@ class ExchangedToken(Credentials):
                 raise RetryableError("malformed token response") from None
 
         try:
-            response = await send(
-                session, "POST", url, json_body=payload, retry=self._retry,
-                timeout=self._timeout, check=check,
-            )
+            response = await send(session, Exchange("POST", url, json_body=payload, timeout=self._timeout, check=check),
+                                  Delivery(retry=self._retry))
         except AuthenticationError as exc:
             exc.message = f"The token exchange with {self.source} was refused: {exc.message}"
             raise
@@ -269,10 +267,8 @@ class Metadata(ExchangedToken):
         self._url = f"http://{address}{METADATA_PATH}"
 
     async def _fetch(self, session: aiohttp.ClientSession) -> tuple[str, float]:
-        response = await send(
-            session, "GET", self._url, headers={"Metadata-Flavor": "Google"},
-            retry=RetryPolicy(max_attempts=2, max_elapsed=10.0), timeout=5.0,
-        )
+        response = await send(session, Exchange("GET", self._url, headers={"Metadata-Flavor": "Google"}, timeout=5.0),
+                              Delivery(retry=RetryPolicy(max_attempts=2, max_elapsed=10.0)))
         try:
             data = response.json()
             token = str(data["access_token"])

@@ -25,7 +25,7 @@ from ..core.request import GenerationRequest
 from ..media.image import GeneratedImage, sniff_mime
 from .connection import Connection
 from .operation import DECODE_SLICE, MalformedOperation, _decode_steps
-from .transport import Response, RetryableError
+from .transport import Delivery, Exchange, Response, RetryableError
 from .waiting import Progress, ProgressCallback, StartedCallback, notify_started
 
 #: The least time one Images API request is given: a generation takes seconds, and an answer cut
@@ -143,9 +143,9 @@ class ImagesApi:
             on_submitting()
         try:
             await self.connection.send(
-                "POST", IMAGES_PATH, json_body=request.to_json(), headers={"Idempotency-Key": key},
-                on_retry=retried, check=check, limiter=limiter, limiter_held=True, api="images", replay=False,
-                timeout=max(self.settings.request_timeout, IMAGES_MIN_TIMEOUT), operation_id=None,
+                Exchange("POST", IMAGES_PATH, json_body=request.to_json(), headers={"Idempotency-Key": key},
+                         check=check, replay=False, timeout=max(self.settings.request_timeout, IMAGES_MIN_TIMEOUT)),
+                Delivery(limiter=limiter, limiter_held=True, on_retry=retried), api="images",
             )
         except errors.AnswerLostError as exc:
             exc.message += f" [intent {key}]"

@@ -22,7 +22,7 @@ from .durations import DURATIONS
 from .operation import MalformedOperation, Operation, read_operation
 from .polling import PollPolicy
 from .read_policy import AdaptivePolicy
-from .transport import Response, RetryableError
+from .transport import Delivery, Exchange, Response, RetryableError
 from .waiting import Progress, ProgressCallback, RetryCallback, StartedCallback, notify_started, wait_for_operation
 
 log = get_logger("yart_jupyter.clients.operations_api")
@@ -69,9 +69,9 @@ class OperationsApi:
             on_submitting()
         try:
             await self.connection.send(
-                "POST", GENERATE_PATH, json_body=request.to_json(),
-                headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())}, on_retry=on_retry, check=check,
-                limiter=limiter, limiter_held=True,
+                Exchange("POST", GENERATE_PATH, json_body=request.to_json(),
+                         headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())}, check=check),
+                Delivery(limiter=limiter, limiter_held=True, on_retry=on_retry),
             )
         finally:
             limiter.settle(taken)
@@ -93,8 +93,8 @@ class OperationsApi:
                 raise RetryableError(str(exc)) from None
 
         await self.connection.send(
-            "GET", f"/operations/{operation_id}", operation_id=operation_id, on_retry=on_retry, check=check,
-            limiter=self.connection.limiters().reads, limiter_held=limiter_held,
+            Exchange("GET", f"/operations/{operation_id}", operation_id=operation_id, check=check),
+            Delivery(limiter=self.connection.limiters().reads, limiter_held=limiter_held, on_retry=on_retry),
         )
         return parsed[0]
 
@@ -131,7 +131,8 @@ class OperationsApi:
     async def cancel(self, operation_id: str) -> bool:
         """Ask the server to cancel; True when it confirmed, False when it does not support it."""
         try:
-            await self.connection.send("POST", f"/operations/{operation_id}:cancel", operation_id=operation_id)
+            await self.connection.send(Exchange("POST", f"/operations/{operation_id}:cancel",
+                                                operation_id=operation_id))
         except (errors.InvalidRequestError, errors.OperationNotFoundError) as exc:
             log.debug("cancel of %s not honoured: %s", operation_id, exc)
             return False

@@ -14,7 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -87,24 +87,41 @@ AuthHeader = Callable[[bool], Awaitable[str | None]]
 RetryListener = Callable[[int, str, float], None]
 
 
-async def send(
-    session: aiohttp.ClientSession,
-    method: str,
-    url: str,
-    *,
-    json_body: Any = None,
-    headers: Mapping[str, str] | None = None,
-    auth: AuthHeader | None = None,
-    refreshable: bool = True,
-    retry: RetryPolicy = RetryPolicy(),
-    timeout: float = 60.0,
-    operation_id: str | None = None,
-    on_retry: RetryListener | None = None,
-    check: Callable[[Response], Awaitable[None]] | None = None,
-    limiter: SlidingWindowLimiter | None = None,
-    limiter_held: bool = False,
-    replay: bool = True,
-) -> Response:
+@dataclass(frozen=True)
+class Exchange:
+    """One logical request: what is sent, where, and how its answer is judged."""
+
+    method: str
+    #: The full URL (for :meth:`.Connection.send`, a path on the API's host).
+    url: str
+    json_body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    #: The operation the request is about: every error it raises names it.
+    operation_id: str | None = None
+    #: Seconds for one attempt (None: 60 s, or the connection's request timeout).
+    timeout: float | None = None
+    #: False for a request billed on arrival whose answer cannot be asked for again (see :func:`send`).
+    replay: bool = True
+    #: May raise :class:`RetryableError` for a 200 whose body is unusable (truncated or malformed).
+    check: Callable[[Response], Awaitable[None]] | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How an exchange is delivered: credentials, retries, the quota it spends, who hears of retries."""
+
+    #: ``auth(refresh)`` returns the Authorization header value.
+    auth: AuthHeader | None = None
+    #: Whether one credential refresh is tried after a 401.
+    refreshable: bool = True
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    limiter: SlidingWindowLimiter | None = None
+    #: The caller already took the first attempt's quota slot.
+    limiter_held: bool = False
+    on_retry: RetryListener | None = None
+
+
+async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Delivery | None = None) -> Response:
     """Send one logical request, retrying transient failures; return the successful response.
 
     ``auth(refresh)`` returns the Authorization header value (``refresh=True`` after a 401:
@@ -117,6 +134,12 @@ async def send(
     timeout, an unusable 200) raises :class:`~.errors.AnswerLostError` instead of sending it again;
     refusals (429, 5xx) and connections that never opened are still retried.
     """
+    method, url, json_body, headers = exchange.method, exchange.url, exchange.json_body, exchange.headers
+    operation_id, replay, check = exchange.operation_id, exchange.replay, exchange.check
+    timeout = exchange.timeout if exchange.timeout is not None else 60.0
+    delivery = delivery or Delivery()
+    auth, refreshable, retry = delivery.auth, delivery.refreshable, delivery.retry
+    limiter, limiter_held, on_retry = delivery.limiter, delivery.limiter_held, delivery.on_retry
     client_request_id = str(uuid.uuid4())
     started = time.monotonic()
     attempt = 0
@@ -128,7 +151,7 @@ async def send(
             queued = time.monotonic()
             await limiter.acquire()
             started += time.monotonic() - queued  # waiting for quota is not part of the retry budget
-        request_headers = {"x-client-request-id": client_request_id, **(headers or {})}
+        request_headers = {"x-client-request-id": client_request_id, **headers}
         if auth is not None:
             check_secure(url)
             value = await auth(refresh_next)

@@ -37,15 +37,15 @@ async def dispatch_line(shell: Any, line: str) -> None:
         return
     command = COMMANDS.get(name)
     if command is not None:
-        await command.run(face, command.parser().parse_args(split(rest)))
+        await command.handle(face, command.parser().parse_args(split(rest)))
         return
     prompt, options = cell.split_line(line)
-    await cell.run(face, options, prompt)
+    await cell.handle(face, options, prompt)
 
 
 async def dispatch_cell(shell: Any, line: str, body: str) -> None:
     """A ``%%yandexart`` cell."""
-    await cell.run(Face(shell), line, body)
+    await cell.handle(Face(shell), line, body)
 
 
 @magics_class

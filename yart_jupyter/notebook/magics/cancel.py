@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from argparse import Namespace
 
 from ...core.errors import MagicUsageError
 from .face import Face
@@ -16,7 +16,7 @@ def parser() -> Parser:
     return p
 
 
-async def run(face: Face, options: Any) -> None:
+async def handle(face: Face, options: Namespace) -> None:
     from ...engine import server_canceller
     from ...engine.jobs import JOBS
     from ...present.html import message_bundle

@@ -7,6 +7,7 @@ import builtins
 import dataclasses
 import math
 import re
+from argparse import Namespace
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -89,14 +90,14 @@ class Plan:
     """
 
     requests: list[GenerationRequest]
-    options: Any
+    options: Namespace
     single: bool
     experiment: Experiment | None = None
     fields: list[dict[str, str]] = dataclasses.field(default_factory=list)
     over_limit: str | None = None
 
 
-def _seeds(options: Any, limit: int, seedless: str | None = None) -> tuple[list[Any], set[int]]:
+def _seeds(options: Namespace, limit: int, seedless: str | None = None) -> tuple[list[Any], set[int]]:
     """The cell's seeds, and which of them were drawn at random (a sweep shares them across its cells).
     On a model without seeds (``seedless`` names it) they are samples, ``#1``…``#N``."""
     if options.seed is not None and options.count is not None:
@@ -207,7 +208,7 @@ def _check_body_names(body: str, axes: list[Axis], namespace: Mapping[str, Any],
                              f"({', '.join(sorted(names))}) nor a notebook variable")
 
 
-async def run(face: Face, line: str, body: str) -> None:
+async def handle(face: Face, line: str, body: str) -> None:
     """Run a cell: wait for it (an interrupt is one line naming what still runs), or in the background."""
     from ...core.status import BatchStatus
     from ...engine import Batch, prepare, wait_for_starts

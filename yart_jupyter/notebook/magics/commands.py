@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from . import cancel, cell, compare, form, history, info, jobs, models, pending, prune, rerun, resume
 from .face import Face
@@ -16,21 +16,21 @@ class Command:
     """One subcommand: its parser and what it does."""
 
     parser: ParserFactory
-    run: Callable[[Face, Any], Awaitable[None]]
+    handle: Callable[[Face, Namespace], Awaitable[None]]
 
 
 COMMANDS: dict[str, Command] = {
-    "jobs": Command(jobs.parser, jobs.run),
-    "cancel": Command(cancel.parser, cancel.run),
-    "resume": Command(resume.parser, resume.run),
-    "pending": Command(pending.parser, pending.run),
-    "history": Command(history.parser, history.run),
-    "prune": Command(prune.parser, prune.run),
-    "form": Command(form.parser, form.run),
-    "info": Command(info.parser, info.run),
-    "rerun": Command(rerun.parser, rerun.run),
-    "compare": Command(compare.parser, compare.run),
-    "models": Command(models.parser, models.run),
+    "jobs": Command(jobs.parser, jobs.handle),
+    "cancel": Command(cancel.parser, cancel.handle),
+    "resume": Command(resume.parser, resume.handle),
+    "pending": Command(pending.parser, pending.handle),
+    "history": Command(history.parser, history.handle),
+    "prune": Command(prune.parser, prune.handle),
+    "form": Command(form.parser, form.handle),
+    "info": Command(info.parser, info.handle),
+    "rerun": Command(rerun.parser, rerun.handle),
+    "compare": Command(compare.parser, compare.handle),
+    "models": Command(models.parser, models.handle),
 }
 
 ONE_LINE = ("%yandexart PROMPT [options]",

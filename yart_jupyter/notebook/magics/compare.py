@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from argparse import Namespace
 
 from .face import Face
 from .parsers import Parser
@@ -17,7 +17,7 @@ def parser() -> Parser:
     return p
 
 
-async def run(face: Face, options: Any) -> None:
+async def handle(face: Face, options: Namespace) -> None:
     from ...experiments.comparison import CompareError, compare
 
     if len(options.sources) < 2:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from argparse import Namespace
 
 from .face import Face
 from .parsers import Parser
@@ -12,7 +12,7 @@ def parser() -> Parser:
     return Parser("%yandexart form", "Show the widget form (the same engine, store and settings).")
 
 
-async def run(face: Face, options: Any) -> None:
+async def handle(face: Face, options: Namespace) -> None:
     from ..widget import form
 
     face.display(form())

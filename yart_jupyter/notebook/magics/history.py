@@ -4,7 +4,7 @@ latest generations as thumbnails, its sweeps, or one sweep shown again as its gr
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from argparse import Namespace
 
 from ...core import errors
 from .face import Face
@@ -21,7 +21,7 @@ def parser() -> Parser:
     return p
 
 
-async def run(face: Face, options: Any) -> None:
+async def handle(face: Face, options: Namespace) -> None:
     from ...present.html import message_bundle
     from ...present.records import history_bundle
 

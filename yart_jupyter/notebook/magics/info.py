@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from argparse import Namespace
 from pathlib import Path
-from typing import Any
 
 from .face import Face
 from .parsers import Parser
@@ -17,7 +17,7 @@ def parser() -> Parser:
     return p
 
 
-async def run(face: Face, options: Any) -> None:
+async def handle(face: Face, options: Namespace) -> None:
     from ...core.provenance import info
     from ...present.pictures import recipe_bundle
 

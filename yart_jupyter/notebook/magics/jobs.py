@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from argparse import Namespace
 
 from .face import Face
 from .parsers import Parser
@@ -12,7 +12,7 @@ def parser() -> Parser:
     return Parser("%yandexart jobs", "List this kernel's background jobs: running ones, then the last finished.")
 
 
-async def run(face: Face, options: Any) -> None:
+async def handle(face: Face, options: Namespace) -> None:
     from ...engine.jobs import JOBS
     from ...present.html import message_bundle, text_bundle
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from typing import Any
+from argparse import Namespace
 
 from .face import Face
 from .parsers import Parser
@@ -14,7 +14,7 @@ def parser() -> Parser:
                                        "prompt limit and what is known of each (with dates).")
 
 
-async def run(face: Face, options: Any) -> None:
+async def handle(face: Face, options: Namespace) -> None:
     from ...core.models import LIVING_MODEL, TABLE_HEADER, table_rows, table_text
     from ...present.html import table_html
 

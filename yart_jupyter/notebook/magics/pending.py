@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from argparse import Namespace
 
 from .face import Face
 from .parsers import Parser
@@ -14,7 +14,7 @@ def parser() -> Parser:
                                         "generations asked for whose start was never answered (resume --all).")
 
 
-async def run(face: Face, options: Any) -> None:
+async def handle(face: Face, options: Namespace) -> None:
     from ...engine.jobs import JOBS
     from ...present.html import message_bundle
     from ...present.records import records_table

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from argparse import Namespace
 
 from ...core import errors
 from .face import Face
@@ -18,7 +18,7 @@ def parser() -> Parser:
     return p
 
 
-async def run(face: Face, options: Any) -> None:
+async def handle(face: Face, options: Namespace) -> None:
     from ...present.html import message_bundle
 
     if options.older_than is None and options.max_size is None:

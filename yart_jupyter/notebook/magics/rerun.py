@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ def _origin(face: Face, source: str) -> tuple[dict[str, Any], bytes]:
     return image.recipe(), image.image_bytes
 
 
-async def run(face: Face, options: Any) -> None:
+async def handle(face: Face, options: Namespace) -> None:
     from ...core.request import Message
     from ...core.status import BatchStatus
     from ...engine import Batch, prepare, run_in_view

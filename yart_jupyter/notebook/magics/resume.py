@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from argparse import Namespace
 
 from ...core import errors
 from ...media.outputs import check_pattern
@@ -25,7 +25,7 @@ def parser() -> Parser:
     return p
 
 
-async def run(face: Face, options: Any) -> None:
+async def handle(face: Face, options: Namespace) -> None:
     from ...core.status import BatchStatus
     from ...engine import Batch, Intent, Item, lost_answers, prepare, run_in_view, unfinished_items
     from ...engine.jobs import JOBS
