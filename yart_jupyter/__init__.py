@@ -6,9 +6,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+
+if TYPE_CHECKING:  # what users' type checkers see: every public name with its real type
+    from . import errors
+    from .api import batch, generate, history, load_experiment, prune, resume, submit
+    from .clients.client import Progress, YandexArtClient
+    from .core.provenance import info
+    from .core.request import AspectRatio, GenerationRequest, Message, build_request
+    from .core.settings import configure
+    from .experiments.comparison import compare
+    from .experiments.experiment import Experiment
+    from .media.image import GeneratedImage
+    from .notebook.widget import form
+    from .store import Store
 
 __all__ = [
     "AspectRatio",
@@ -16,15 +29,19 @@ __all__ = [
     "GeneratedImage",
     "GenerationRequest",
     "Message",
+    "Progress",
+    "Store",
     "YandexArtClient",
     "__version__",
     "batch",
+    "build_request",
     "compare",
     "configure",
     "errors",
     "form",
     "generate",
     "history",
+    "info",
     "load_experiment",
     "prune",
     "resume",
