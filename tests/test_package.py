@@ -37,9 +37,7 @@ def unit_imports() -> dict[str, set[str]]:
     for file in PACKAGE.rglob("*.py"):
         parts = list(file.relative_to(PACKAGE).with_suffix("").parts)
         unit = parts[0]
-        base = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
-        if parts == ["__init__"]:
-            base = []
+        base = parts[:-1]  # the package a relative import starts from (for __init__ too)
         for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.ImportFrom) or node.level == 0:
                 continue
