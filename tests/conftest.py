@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -123,25 +125,34 @@ def kernel_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-#: Tests that run real kernels or notebooks, by node name (the rest of their files are unit tests).
-KERNEL_TESTS = {"test_quickstart_and_errors_leak_no_secret", "test_form_as_last_line_is_displayed_once",
-                "test_notebook_and_exported_html_keep_every_recipe", "test_notebook_with_the_photograph_stays_light",
-                "test_experiments_in_a_real_kernel", "test_batch_in_a_real_kernel"}
+#: The test tiers (pyproject's markers); every test is in exactly one.
+TIERS = ("unit", "kernel", "browser", "slow", "soak")
+#: What in a test's source means it runs a real kernel or notebook.
+KERNEL_USES = re.compile(r"\b(run_notebook|run_cells|start_new_kernel|execute\(kc)\b")
+KERNEL_FIXTURES = {"kernel", "kernel_workdir"}
+
+
+def tier_of(item: pytest.Item) -> str:
+    """A test's tier from what it uses: its own marker if it has one, else the browser file, a soak by
+    name, a real kernel (a kernel fixture, or a kernel or notebook started in its body), else unit."""
+    own = [mark.name for mark in getattr(item, "own_markers", []) if mark.name in TIERS]
+    if own:
+        return own[0]
+    if item.path.name == "test_browser.py":
+        return "browser"
+    if "soak" in item.name:
+        return "soak"
+    function = getattr(item, "function", None)
+    source = inspect.getsource(function) if function is not None else ""
+    if KERNEL_FIXTURES & set(getattr(item, "fixturenames", ())) or KERNEL_USES.search(source):
+        return "kernel"
+    return "unit"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put every test in one tier: unit, kernel, browser or soak (``pytest -m "not browser"`` ...)."""
+    """Put every test in exactly one tier (``pytest -m unit`` is the inner loop)."""
     for item in items:
-        module = item.path.name
-        if module == "test_browser.py":
-            tier = "browser"
-        elif "soak" in item.name:
-            tier = "soak"
-        elif module == "test_kernel.py" or item.originalname in KERNEL_TESTS:
-            tier = "kernel"
-        else:
-            tier = "unit"
-        item.add_marker(getattr(pytest.mark, tier))
+        item.add_marker(getattr(pytest.mark, tier_of(item)))
 
 
 #: (fault, phase, outcome, lost) rows collected by tests/test_faults.py, printed at the end.

@@ -27,7 +27,7 @@ from yart_jupyter.store import Store
 from .conftest import FOLDER, KEY
 from .helpers import execute
 
-pytestmark = [pytest.mark.kernel, pytest.mark.timeout(180)]
+pytestmark = pytest.mark.timeout(180)
 
 
 def control(url: str, path: str, body: Any = None) -> Any:

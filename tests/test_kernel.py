@@ -76,6 +76,28 @@ def kernel() -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
         km.shutdown_kernel(now=True)
 
 
+@pytest.mark.timeout(180)
+def test_make_demo_runs_twice(kernel_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second ``make demo`` starts from a clean pictures folder: files are never overwritten, so the
+    quickstart's --grid-out would otherwise stop the second run (found by running it twice)."""
+    import nbformat
+
+    from yart_jupyter.notebook import demo
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(
+        "import os\nfrom IPython.display import HTML\nos.makedirs('mini-images', exist_ok=True)\n"
+        "open('mini-images/grid.png', 'x').close()  # 'x': fails when the file exists\n"
+        "HTML('<img src=\"data:,\">')")]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    source = kernel_workdir / "mini.ipynb"
+    nbformat.write(notebook, os.fspath(source))
+    out = kernel_workdir / "out"
+    for _ in range(2):
+        demo.main([str(source), "--out", str(out)])
+    assert (out / "mini-images" / "grid.png").exists() and (out / "mini.html").exists()
+
+
 @pytest.mark.timeout(120)
 def test_interrupt_ends_the_cell_and_reports_ids(kernel: tuple[KernelManager, BlockingKernelClient]) -> None:
     km, kc = kernel

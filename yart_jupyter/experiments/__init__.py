@@ -1,0 +1,1 @@
+"""Experiments: sweeps (--vary), the grid that fills in, contact sheets, comparisons, and the Experiment value."""

@@ -1,0 +1,1 @@
+"""Pictures as values and files: the GeneratedImage and ImageSet types, and where --out puts files."""

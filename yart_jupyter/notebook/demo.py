@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -19,6 +20,9 @@ def main(argv: list[str] | None = None) -> None:
     source = Path(args.notebook)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    # One run's pictures: the previous run's go (saved files are never overwritten, so a second
+    # `make demo` would otherwise stop at its first --grid-out); the store is kept.
+    shutil.rmtree(out / f"{source.stem}-images", ignore_errors=True)
     os.environ["YANDEXART_BASE_URL"] = "emulator"  # the kernel inherits it: never the real service here
     os.environ.setdefault("YANDEXART_EMULATOR_DURATION", "lognormal:2:0.3:0.5:5")
     os.environ.setdefault("YANDEXART_HOME", str(out / "store"))  # the demo's records stay beside its output
