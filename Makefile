@@ -40,8 +40,11 @@ chromium:
 		echo "installing Debian's exiftool for the provenance tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libimage-exiftool-perl >/dev/null; }
 
+# Everything but the browser spread over 4 workers (the tests mostly wait), then the browser tests,
+# which drive one JupyterLab each and are timed against a real UI, on their own.
 pytest: $(STAMP) chromium
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 4 -m "not browser"
+	$(PY) -m pytest -q -m browser
 
 # The documentation site, strict: a broken link or a missing page fails the build.
 # The quickstart as the demo renders it is a page of the site: made when the notebook or the code is newer.

@@ -155,8 +155,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(getattr(pytest.mark, tier_of(item)))
 
 
-#: (fault, phase, outcome, lost) rows collected by tests/test_faults.py, printed at the end.
+#: (fault, phase, outcome, lost) rows collected by tests/test_faults.py, printed at the end. A test
+#: records its row as a user property, which reaches this process from pytest-xdist's workers too.
 FAULT_RESULTS: list[tuple[str, str, str, int]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect the fault rows the tests recorded (``record_property("fault_row", ...)``)."""
+    if report.when == "call":
+        FAULT_RESULTS.extend(tuple(value) for name, value in report.user_properties  # type: ignore[misc]
+                             if name == "fault_row")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

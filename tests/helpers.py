@@ -10,12 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import nbformat
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from yart_jupyter.core.provenance import PNG_SIGNATURE
-from yart_jupyter.notebook.runner import run_notebook
 
 if TYPE_CHECKING:
     from jupyter_client.blocking.client import BlockingKernelClient
@@ -85,6 +83,10 @@ def run_cells(
     cells: Sequence[str], path: str | os.PathLike[str], *, timeout: int = 300, allow_errors: bool = False,
 ) -> Any:
     """Write code cells as a notebook at ``path`` and execute it there, in a fresh ``python3`` kernel."""
+    import nbformat
+
+    from yart_jupyter.notebook.runner import run_notebook
+
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

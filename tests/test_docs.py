@@ -28,6 +28,7 @@ def test_readme_and_help_come_from_the_parsers() -> None:
 
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("mkdocs") is None, reason="needs the docs extra")
+@pytest.mark.slow  # runs a whole tool
 def test_docs_build_fails_on_a_broken_link_or_a_fence_that_is_not_code(tmp_path: Path) -> None:
     import shutil
 

@@ -21,8 +21,6 @@ from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.engine import run_batch
 from yart_jupyter.store import get_store
 
-from .conftest import FAULT_RESULTS
-
 FAULTS: dict[str, dict[str, Any]] = {
     "429 + Retry-After": {"kind": "status", "status": 429, "retry_after": 0.2},
     "429": {"kind": "status", "status": 429},
@@ -51,7 +49,8 @@ HANG = 20.0  # seconds: far past every timeout configured here
 
 @pytest.mark.parametrize("fault,phase", CASES, ids=[f"{f} @ {p}" for f, p in CASES])
 async def test_fault_matrix(
-    fault: str, phase: str, make_client: Callable[..., YandexArtClient], emulator: Emulator
+    fault: str, phase: str, make_client: Callable[..., YandexArtClient], emulator: Emulator,
+    record_property: Callable[[str, object], None],
 ) -> None:
     loop_errors: list[dict[str, Any]] = []
     asyncio.get_running_loop().set_exception_handler(lambda loop, context: loop_errors.append(context))
@@ -95,13 +94,14 @@ async def test_fault_matrix(
             assert emulator.stats.by_status[401] >= 1
     assert client.connection.session is None  # closed: no leaked connection
     lost = [op for op in emulator.operations if store.get(op) is None]
-    FAULT_RESULTS.append((fault, phase, outcome, len(lost)))
+    record_property("fault_row", (fault, phase, outcome, len(lost)))
     assert lost == [], f"operations missing from the store: {lost}"
     assert loop_errors == [], loop_errors
 
 
 @pytest.mark.timeout(300)
-async def test_soak(make_client: Callable[..., YandexArtClient], emulator: Emulator) -> None:
+async def test_soak(make_client: Callable[..., YandexArtClient], emulator: Emulator,
+                    record_property: Callable[[str, object], None]) -> None:
     """Many generations through 10% random faults: none lost, none recorded twice, memory bounded."""
     count = int(os.environ.get("YART_SOAK", "150"))
     emulator.config.duration = Duration("uniform", 0.02, 0.1)
@@ -128,7 +128,7 @@ async def test_soak(make_client: Callable[..., YandexArtClient], emulator: Emula
     assert ops == {r.operation_id for r in records}  # every operation the server made is recorded
     assert emulator.stats.faults_injected > count // 20
     assert all(r.status in ("done", "failed") for r in records), [r.status for r in records]
-    FAULT_RESULTS.append((f"soak: {count} generations, 10% faults ({emulator.stats.faults_injected} injected)",
-                          "all", f"{done} images, {failed} failed clearly", 0))
+    record_property("fault_row", (f"soak: {count} generations, 10% faults ({emulator.stats.faults_injected} injected)",
+                                  "all", f"{done} images, {failed} failed clearly", 0))
     if len(sizes) > 2:
         assert sizes[-1] - sizes[1] < 60 * 1024 * 1024  # bounded: no image bytes kept

@@ -12,8 +12,6 @@ import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager, start_new_kernel
 
-from yart_jupyter.notebook.runner import run_notebook
-
 from .helpers import execute
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +25,8 @@ def kernel_env(**extra: str) -> dict[str, str]:
 
 @pytest.mark.timeout(300)
 def test_quickstart_runs_in_a_real_kernel(kernel_workdir: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    from yart_jupyter.notebook.runner import run_notebook
+
     notebook = run_notebook(ROOT / "notebooks" / "quickstart.ipynb", workdir=kernel_workdir, timeout=120)
     printed = capfd.readouterr()
     assert "without encryption" not in printed.err + printed.out  # make demo's first output is what it made

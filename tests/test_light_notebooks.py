@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from PIL import Image
@@ -212,12 +211,16 @@ def test_random_seeds_are_short_and_distinct_in_a_batch(shell: InteractiveShell)
 
 def cell_weight(notebook: Any, index: int) -> int:
     """The bytes cell ``index``'s outputs add to the saved notebook."""
+    import nbformat
+
     without = nbformat.from_dict(json.loads(nbformat.writes(notebook)))
     without.cells[index].outputs = []
     return len(nbformat.writes(notebook).encode()) - len(nbformat.writes(without).encode())
 
 
 def test_notebook_with_the_photograph_stays_light(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+
+    import nbformat
 
     monkeypatch.setenv("YANDEXART_EMULATOR_PHOTO", str(PHOTO))
     monkeypatch.setenv("YANDEXART_EMULATOR_DURATION", "0.3")

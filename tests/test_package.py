@@ -79,6 +79,7 @@ def test_every_public_name_resolves_and_is_listed() -> None:
         yart_jupyter.no_such_name  # noqa: B018
 
 
+@pytest.mark.slow  # runs a whole tool
 def test_users_type_checkers_see_the_real_types(tmp_path: Path) -> None:
     """``yart_jupyter.generate`` is a coroutine function to mypy, not ``Any``: a wrong use is caught."""
     user = tmp_path / "user.py"

@@ -12,7 +12,6 @@ import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
-import nbformat
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from PIL import Image
@@ -111,6 +110,8 @@ def test_every_writer_embeds_the_recipe(shell: InteractiveShell, tmp_path: Path)
 
 
 def test_notebook_and_exported_html_keep_every_recipe(tmp_path: Path) -> None:
+    import nbformat
+
     from yart_jupyter.notebook.runner import run_notebook, write_outputs
 
     notebook = nbformat.v4.new_notebook()

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
-import nbformat
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,7 +20,6 @@ from yart_jupyter.clients.client import YandexArtClient
 from yart_jupyter.clients.credentials import OAuthToken
 from yart_jupyter.core import settings as yart_settings
 from yart_jupyter.emulator import Emulator, standalone
-from yart_jupyter.notebook.runner import run_notebook
 
 from .conftest import FOLDER, KEY
 
@@ -43,6 +41,10 @@ def scan(folder: Path, needles: tuple[str, ...]) -> list[str]:
 @pytest.mark.timeout(300)
 def test_quickstart_and_errors_leak_no_secret(tmp_path: Path, isolated_store: Path) -> None:
     """The quickstart and failing cells with distinctive credentials: the secret is nowhere."""
+    import nbformat
+
+    from yart_jupyter.notebook.runner import run_notebook
+
     with standalone("--duration", "0.3", "--api-key", SECRET) as url:
         notebook = nbformat.read(ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
         log_file = tmp_path / "debug.log"

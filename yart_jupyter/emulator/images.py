@@ -7,6 +7,7 @@ The same (messages, seed, aspect) always gives the same bytes; every picture is 
 from __future__ import annotations
 
 import colorsys
+import functools
 import hashlib
 import io
 import json
@@ -52,7 +53,16 @@ def render(
     label: str | None = None,
 ) -> bytes:
     """Draw the picture for a request and encode it; ``pad_to`` grows JPEGs to a realistic size,
-    ``size`` fixes the pixel size (a model with fixed sizes), ``label`` replaces the seed line."""
+    ``size`` fixes the pixel size (a model with fixed sizes), ``label`` replaces the seed line.
+    The same request gives the same bytes, so the latest pictures are kept (drawing one takes ~25 ms)."""
+    canonical = json.dumps([[str(m.get("text", "")), float(m.get("weight", 1))] for m in messages], ensure_ascii=False)
+    return _drawn(canonical, seed, aspect, mime_type, pad_to, size, label)
+
+
+@functools.lru_cache(maxsize=128)
+def _drawn(canonical: str, seed: int, aspect: AspectRatio, mime_type: str, pad_to: int,
+           size: tuple[int, int] | None, label: str | None) -> bytes:
+    messages = [{"text": text, "weight": weight} for text, weight in json.loads(canonical)]
     width, height = size or aspect.pixel_size()
     rng = random.Random(request_digest(messages, seed, aspect.width, aspect.height))
     colours = _palette(rng)
