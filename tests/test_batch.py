@@ -156,6 +156,32 @@ async def test_the_service_saying_the_day_is_used_up_stops_it_too(env: Emulator,
     assert "ran out" in result.summary()
 
 
+async def test_a_per_minute_429_is_never_the_days_quota(env: Emulator, tmp_path: Path) -> None:
+    """The service's per-minute refusal (``ai.imageGenerationRequestsPerMinute.rate exceeded``, spent by
+    anyone sharing the folder) left after the retries is a failed row to make again, not "the daily
+    quota ran out, come back tomorrow"."""
+    env.inject("status", phase="start", times=100, status=429, retry_after=0,
+               message="ai.imageGenerationRequestsPerMinute.rate exceeded")
+    result = await batch(ROWS[:2], prompt="{subject}, {style}", out="minute/{n}.jpg")
+    assert [r.status for r in result.rows] == ["failed", "failed"]
+    assert all("minute-term quota" in (r.error or "") and "run the batch again" in (r.error or "")
+               for r in result.rows)
+    assert result.quota_note is None and "ran out" not in result.summary() and result.left == 2
+    env.reset()
+    again = await batch(ROWS[:2], prompt="{subject}, {style}", out="minute/{n}.jpg")
+    assert [r.status for r in again.rows] == ["done", "done"]
+
+
+def test_a_quota_refusal_says_which_quota() -> None:
+    from yart_jupyter.core.errors import QuotaExceededError, quota_period
+
+    assert quota_period("ai.imageGenerationRequestsPerMinute.rate exceeded") == "minute"
+    assert quota_period("ai.imageGenerationRequestsPerDay.rate exceeded") == "day"
+    assert quota_period("Quota exceeded: operation reads limit is 50 per 1 s") == "second"
+    assert quota_period("Quota exceeded") is None
+    assert QuotaExceededError("Quota exceeded: ai.imageGenerationRequestsPerMinute.rate exceeded").period == "minute"
+
+
 async def test_a_kill_between_the_file_and_its_metadata_line_is_completed_not_refused(
         env: Emulator, tmp_path: Path) -> None:
     """A process killed after writing a row's picture but before its metadata line: the next run

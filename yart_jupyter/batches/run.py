@@ -109,9 +109,12 @@ async def run_table(
             if failures:
                 error = failures[0]
                 row.status, row.error, row.operation_id = "failed", str(error), error.operation_id
-                if isinstance(error, errors.QuotaExceededError):
-                    budget.exhausted = True
+                if isinstance(error, errors.QuotaExceededError) and error.period == "day":
+                    budget.exhausted = True  # the service says the day's quota is gone: start nothing more
                     row.status = "quota"
+                elif isinstance(error, errors.QuotaExceededError):
+                    row.error = (f"{error.message} (a {error.period or 'short'}-term quota, shared with everyone "
+                                 "using the folder; run the batch again to make this row)")
                 return
             image = images[0]
             row.operation_id, row.model_version, row.duration = image.operation_id, image.model_version, image.duration

@@ -7,8 +7,9 @@ IPython print that one line instead of a traceback wall.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from .redact import redact
 
@@ -107,9 +108,33 @@ class ModelDeniedError(PermissionDeniedError):
 
 
 class QuotaExceededError(YandexArtError):
-    """The folder's quota is used up (HTTP 429 RESOURCE_EXHAUSTED) and retries did not help."""
+    """The folder's quota is used up (HTTP 429 RESOURCE_EXHAUSTED) and retries did not help.
+
+    ``period`` is the quota the service named: ``"minute"`` (``ai.imageGenerationRequestsPerMinute.rate
+    exceeded``: anyone sharing the folder may have spent it, and it frees within a minute), ``"second"``,
+    ``"day"``, or None when the answer did not say. Only ``"day"`` means the day's quota is gone.
+    """
 
     hint = "Wait and re-run, or ask for a larger quota in the Yandex Cloud console"
+
+    @property
+    def period(self) -> Literal["second", "minute", "day"] | None:
+        return quota_period(self.message)
+
+
+_PERIODS: tuple[tuple[Literal["second", "minute", "day"], re.Pattern[str]], ...] = (
+    ("day", re.compile(r"per ?day|a day\b|daily|86[ ,]?400", re.I)),
+    ("minute", re.compile(r"per ?minute|a minute\b|per 60 ?s\b", re.I)),
+    ("second", re.compile(r"per ?second|a second\b|per 1 ?s\b", re.I)),
+)
+
+
+def quota_period(text: str) -> Literal["second", "minute", "day"] | None:
+    """Which quota a 429's text names (``...RequestsPerMinute.rate exceeded`` is per minute)."""
+    for period, pattern in _PERIODS:
+        if pattern.search(text):
+            return period
+    return None
 
 
 class OperationFailedError(YandexArtError):

@@ -60,13 +60,17 @@ class Routes:
         return error_response(status, message, shape, headers)
 
     def _quota(self, window: collections.deque[float], limit: int, span: float, what: str) -> None:
+        """Refuse with 429 past ``limit`` in ``span`` seconds; ``what`` names the quota as the service does
+        (``ai.imageGenerationRequestsPerMinute.rate exceeded`` is the real per-minute text)."""
         now = time.monotonic()
         while window and window[0] <= now - span:
             window.popleft()
         if len(window) >= limit:
             wait = window[0] + span - now
             headers = {"Retry-After": f"{max(1, int(wait + 0.999))}"} if self.config.send_retry_after else {}
-            raise ApiError(429, f"Quota exceeded: {what} limit is {limit} per {span:g} s", headers)
+            text = (f"{what}.rate exceeded" if what.startswith("ai.")
+                    else f"Quota exceeded: {what} limit is {limit} per {span:g} s")
+            raise ApiError(429, text, headers)
         window.append(now)
 
 
@@ -82,9 +86,9 @@ class Routes:
             return web.json_response(operation_stub(self._idempotency[key]), headers=ids())
         parsed = parse_start(body, request.headers.get("x-folder-id"), self.config, self._rng)
         self._quota(self._gen_times, self.config.generate_per_minute, self.config.generate_window,
-                    "image generation requests")
+                    "ai.imageGenerationRequestsPerMinute")
         if self.config.generate_per_day is not None:
-            self._quota(self._day_times, self.config.generate_per_day, 86_400.0, "image generation requests a day")
+            self._quota(self._day_times, self.config.generate_per_day, 86_400.0, "ai.imageGenerationRequestsPerDay")
         messages, seed, aspect, mime = parsed
         op_id = "".join(self._rng.choice(_ID_ALPHABET) for _ in range(20))
         now = time.time()
@@ -111,9 +115,9 @@ class Routes:
         folder = request.headers.get("OpenAI-Project") or request.headers.get("x-folder-id")
         name, prompt, size, ratio = parse_images(body, folder, self.config)
         self._quota(self._gen_times, self.config.generate_per_minute, self.config.generate_window,
-                    "image generation requests")
+                    "ai.imageGenerationRequestsPerMinute")
         if self.config.generate_per_day is not None:
-            self._quota(self._day_times, self.config.generate_per_day, 86_400.0, "image generation requests a day")
+            self._quota(self._day_times, self.config.generate_per_day, 86_400.0, "ai.imageGenerationRequestsPerDay")
         self.stats.operations_created += 1
         self.stats.images_generated += 1
         self.stats.images_in_flight += 1
