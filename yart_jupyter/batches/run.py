@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
+from ..clients.client import YandexArtClient
 from ..core import errors
 from ..core.config import Settings
 from ..core.request import GenerationRequest
@@ -46,7 +46,7 @@ class Budget:
 
 
 async def run_table(
-    client: Any, store: Store, settings: Settings, batch: TablePlan, status: BatchStatus, *,
+    client: YandexArtClient, store: Store, settings: Settings, batch: TablePlan, status: BatchStatus, *,
     on_update: Callable[[BatchStatus], None] | None = None, notebook: str | None = None,
     concurrency: int | None = None, resend_lost: bool = False,
 ) -> BatchResult:

@@ -77,11 +77,11 @@ class BatchStatus:
         """An item failed. ``key``: a start never answered with an id (no longer unsent; its answer
         still awaited if ``answer_lost``); ``settled``: the operation no longer runs on the server."""
         self.failed += 1
-        if key is not None and operation_id is None:
+        if key is not None and not operation_id:
             self.unsent -= 1
             if not answer_lost:
                 self.awaiting_answer.discard(key)
-        if operation_id is not None and settled:
+        if operation_id and settled:
             self.failed_ids.add(operation_id)
 
     @property
