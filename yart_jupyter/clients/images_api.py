@@ -26,7 +26,7 @@ from ..media.image import GeneratedImage, sniff_mime
 from .connection import Connection
 from .operation import DECODE_SLICE, MalformedOperation, _decode_steps
 from .transport import Delivery, Exchange, Response, RetryableError
-from .waiting import Progress, ProgressCallback, StartedCallback, notify_started
+from .waiting import Progress, ProgressCallback, StartedCallback, notify_started, start_progress
 
 #: The least time one Images API request is given: a generation takes seconds, and an answer cut
 #: off by a short timeout is a picture billed and lost.
@@ -121,13 +121,7 @@ class ImagesApi:
         key = idempotency_key or str(uuid.uuid4())
         picture_id = images_id(key)
         submitted = datetime.now(timezone.utc)
-        clock = time.monotonic()
-        if on_progress is not None:
-            on_progress(Progress("starting", None, 0.0))
-
-        def retried(attempt: int, reason: str, delay: float) -> None:
-            if on_progress is not None:
-                on_progress(Progress("retry", None, time.monotonic() - clock, retries=attempt, detail=reason))
+        clock, retried = start_progress(on_progress)
 
         answers: list[ImagesAnswer] = []
 

@@ -23,7 +23,15 @@ from .operation import MalformedOperation, Operation, read_operation
 from .polling import PollPolicy
 from .read_policy import AdaptivePolicy
 from .transport import Delivery, Exchange, Response, RetryableError
-from .waiting import Progress, ProgressCallback, RetryCallback, StartedCallback, notify_started, wait_for_operation
+from .waiting import (
+    Progress,
+    ProgressCallback,
+    RetryCallback,
+    StartedCallback,
+    notify_started,
+    start_progress,
+    wait_for_operation,
+)
 
 log = get_logger("yart_jupyter.clients.operations_api")
 
@@ -150,13 +158,7 @@ class OperationsApi:
     ) -> GeneratedImage:
         """Start, wait and return the image; ``on_started`` runs as soon as the operation id is known."""
         submitted = datetime.now(timezone.utc)
-        clock = time.monotonic()
-        if on_progress is not None:
-            on_progress(Progress("starting", None, 0.0))
-
-        def retried(attempt: int, reason: str, delay: float) -> None:
-            if on_progress is not None:
-                on_progress(Progress("retry", None, time.monotonic() - clock, retries=attempt, detail=reason))
+        clock, retried = start_progress(on_progress)
 
         start = asyncio.ensure_future(self.start(request, on_retry=retried, idempotency_key=idempotency_key,
                                                  on_submitting=on_submitting))

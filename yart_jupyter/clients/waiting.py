@@ -132,3 +132,17 @@ async def notify_started(callback: StartedCallback | None, operation_id: str, re
         outcome = callback(operation_id, request)
         if inspect.isawaitable(outcome):
             await outcome
+
+
+def start_progress(on_progress: ProgressCallback | None) -> tuple[float, RetryCallback]:
+    """Report a generation's start to ``on_progress``; return its clock (monotonic) and the retry
+    listener that reports each retry with the time since."""
+    clock = time.monotonic()
+    if on_progress is not None:
+        on_progress(Progress("starting", None, 0.0))
+
+    def retried(attempt: int, reason: str, delay: float) -> None:
+        if on_progress is not None:
+            on_progress(Progress("retry", None, time.monotonic() - clock, retries=attempt, detail=reason))
+
+    return clock, retried

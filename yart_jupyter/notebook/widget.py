@@ -141,16 +141,9 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
 
     async def _describe_setup(self) -> None:
         """Show which credentials, folder and endpoint are in use, secrets redacted."""
-        client = shared_client(self.settings)
-        try:
-            await client.open()
-        except errors.YandexArtError as exc:
-            self._setup_error = f"{type(exc).__name__}: {exc}"
-            self.setup.value = _html(self._setup_error, _ERROR)
+        self.setup.value, self._setup_error = await setup_line(self.settings)
+        if self._setup_error:
             self.validate()
-            return
-        creds = client.credentials.describe() if client.credentials else "none"
-        self.setup.value = _html(f"endpoint {client.base_url} · folder {client.folder_id} · {creds}")
 
     # -- messages, seeds, aspect ----------------------------------------------------------------
 
@@ -288,6 +281,18 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
             settings = current()
             canceller = server_canceller(shared_client(settings), get_store(settings.home))
             asyncio.get_running_loop().create_task(JOBS.cancel(running, cancel_remote=canceller))
+
+
+async def setup_line(settings: Settings) -> tuple[str, str | None]:
+    """The form's setup line (endpoint, folder, credentials; secrets redacted), and the error if setup failed."""
+    client = shared_client(settings)
+    try:
+        await client.open()
+    except errors.YandexArtError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        return _html(error, _ERROR), error
+    creds = client.credentials.describe() if client.credentials else "none"
+    return _html(f"endpoint {client.base_url} · folder {client.folder_id} · {creds}"), None
 
 
 def model_spec(name: str | None, settings: Settings) -> ModelSpec:
