@@ -157,6 +157,12 @@ class RecordingView:
         self.texts.append(status.text())
         self.bars.append(progress_bundle(status)["text/plain"])
 
+    def prepare_picture(self, image: Any) -> None:
+        pass
+
+    def prepare_finish(self, images: Any) -> list[str]:
+        return []
+
     def item(self, event: Any) -> None:
         pass
 

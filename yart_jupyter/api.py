@@ -39,6 +39,13 @@ class _CallbackView:
         if self.on_update is not None:
             self.on_update(status)
 
+    def prepare_finish(self, images: Sequence[Any]) -> list[str]:
+        """Nothing to write."""
+        return []
+
+    def prepare_picture(self, image: GeneratedImage) -> None:
+        """Nothing to draw."""
+
     def item(self, event: ItemEvent) -> None:
         """Nothing to draw per item."""
 

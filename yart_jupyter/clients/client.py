@@ -7,7 +7,7 @@ retries). It knows nothing of IPython: the magic, the widget and the Python API 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from types import TracebackType
 
@@ -24,7 +24,7 @@ from .operation import Operation
 from .operations_api import OperationsApi
 from .polling import PollPolicy
 from .transport import RetryPolicy
-from .waiting import Progress, ProgressCallback, RetryCallback, StartedCallback
+from .waiting import Progress, ProgressCallback, RetryCallback, StartedCallback, SubmittingCallback
 
 log = get_logger("yart_jupyter.clients.client")
 
@@ -145,7 +145,7 @@ class YandexArtClient:
 
     async def start(
         self, request: GenerationRequest, *, on_retry: RetryCallback | None = None,
-        idempotency_key: str | None = None, on_submitting: Callable[[], None] | None = None,
+        idempotency_key: str | None = None, on_submitting: SubmittingCallback | None = None,
     ) -> str:
         """Start a generation and return its operation id (see :meth:`.OperationsApi.start`)."""
         return await self.operations.start(request, on_retry=on_retry, idempotency_key=idempotency_key,
@@ -199,7 +199,7 @@ class YandexArtClient:
         on_progress: ProgressCallback | None = None,
         on_started: StartedCallback | None = None,
         idempotency_key: str | None = None,
-        on_submitting: Callable[[], None] | None = None,
+        on_submitting: SubmittingCallback | None = None,
     ) -> GeneratedImage:
         """Validate, start, wait and return the image: the whole round trip.
 
@@ -219,7 +219,7 @@ class YandexArtClient:
     async def generate_now(
         self, request: GenerationRequest, *, on_progress: ProgressCallback | None = None,
         on_started: StartedCallback | None = None, idempotency_key: str | None = None,
-        on_submitting: Callable[[], None] | None = None,
+        on_submitting: SubmittingCallback | None = None,
     ) -> GeneratedImage:
         """One synchronous request to the Images API (see :meth:`.ImagesApi.generate`)."""
         await self.open()

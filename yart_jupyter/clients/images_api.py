@@ -11,7 +11,6 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -22,11 +21,20 @@ from ..core import errors
 from ..core.config import IMAGES_PATH, Settings
 from ..core.redact import get_logger
 from ..core.request import GenerationRequest
+from ..core.steps import steps_on_loop
 from ..media.image import GeneratedImage, sniff_mime
 from .connection import Connection
 from .operation import DECODE_SLICE, MalformedOperation, _decode_steps
 from .transport import Delivery, Exchange, Response, RetryableError
-from .waiting import Progress, ProgressCallback, StartedCallback, notify_started, start_progress
+from .waiting import (
+    Progress,
+    ProgressCallback,
+    StartedCallback,
+    SubmittingCallback,
+    notify_started,
+    notify_submitting,
+    start_progress,
+)
 
 #: The least time one Images API request is given: a generation takes seconds, and an answer cut
 #: off by a short timeout is a picture billed and lost.
@@ -62,13 +70,8 @@ async def read_images_answer(body: bytes) -> ImagesAnswer:
     match = _B64_KEY.search(body) if len(body) > DECODE_SLICE else None
     end = body.find(b'"', match.end()) if match else -1
     if match and end > 0:
-        steps = _decode_steps(body[match.end():end])
         try:
-            while True:
-                next(steps)
-                await asyncio.sleep(0)
-        except StopIteration as done:
-            image = done.value
+            image = await steps_on_loop(_decode_steps(body[match.end():end]))
         except MalformedOperation as exc:
             raise MalformedOperation(str(exc).replace("operation", "answer")) from None
         body = body[:match.start()] + b'"b64_json":null' + body[end + 1:]
@@ -109,7 +112,7 @@ class ImagesApi:
         on_progress: ProgressCallback | None = None,
         on_started: StartedCallback | None = None,
         idempotency_key: str | None = None,
-        on_submitting: Callable[[], None] | None = None,
+        on_submitting: SubmittingCallback | None = None,
     ) -> GeneratedImage:
         """One synchronous request to the Images API: the picture comes back in its answer.
 
@@ -133,9 +136,8 @@ class ImagesApi:
 
         limiter = self.connection.limiters().starts
         taken = await limiter.acquire()
-        if on_submitting is not None:
-            on_submitting()
         try:
+            await notify_submitting(on_submitting)
             await self.connection.send(
                 Exchange("POST", IMAGES_PATH, json_body=request.to_json(), headers={"Idempotency-Key": key},
                          check=check, replay=False, timeout=max(self.settings.request_timeout, IMAGES_MIN_TIMEOUT)),

@@ -6,14 +6,15 @@ present or absent, an ``error`` even while ``done`` is false.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
 import re
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
+
+from ..core.steps import steps_now, steps_on_loop
 
 
 class MalformedOperation(ValueError):
@@ -90,21 +91,9 @@ def _parse_steps(body: bytes | str | dict[str, Any]) -> Generator[None, None, Op
     return _parse(body, None)
 
 
-def _advance(steps: Generator[None, None, Operation]) -> Operation | None:
-    """Take one step of a parse; the Operation once it is done."""
-    try:
-        next(steps)
-    except StopIteration as done:
-        return cast(Operation, done.value)
-    return None
-
-
 def parse_operation(body: bytes | str | dict[str, Any]) -> Operation:
     """Parse an Operation body (bytes, text or already-decoded JSON); decode the image if any."""
-    steps = _parse_steps(body)
-    while (operation := _advance(steps)) is None:
-        pass
-    return operation
+    return steps_now(_parse_steps(body))
 
 
 async def read_operation(body: bytes) -> Operation:
@@ -112,10 +101,7 @@ async def read_operation(body: bytes) -> Operation:
     no step takes more than a fraction of a millisecond, and no worker thread competes with the
     loop for the GIL (which, with the default 5 ms switch interval, stalls the loop for tens of
     milliseconds while several 1-2 MB bodies are decoded)."""
-    steps = _parse_steps(body)
-    while (operation := _advance(steps)) is None:
-        await asyncio.sleep(0)
-    return operation
+    return await steps_on_loop(_parse_steps(body))
 
 
 def _parse(body: bytes | str | dict[str, Any], decoded: bytes | None) -> Operation:

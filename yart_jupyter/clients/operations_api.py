@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timezone
 
 from ..core import errors
@@ -28,7 +27,9 @@ from .waiting import (
     ProgressCallback,
     RetryCallback,
     StartedCallback,
+    SubmittingCallback,
     notify_started,
+    notify_submitting,
     start_progress,
     wait_for_operation,
 )
@@ -50,7 +51,7 @@ class OperationsApi:
 
     async def start(
         self, request: GenerationRequest, *, on_retry: RetryCallback | None = None,
-        idempotency_key: str | None = None, on_submitting: Callable[[], None] | None = None,
+        idempotency_key: str | None = None, on_submitting: SubmittingCallback | None = None,
     ) -> str:
         """Start a generation and return its operation id.
 
@@ -73,9 +74,8 @@ class OperationsApi:
 
         limiter = self.connection.limiters().starts
         taken = await limiter.acquire()
-        if on_submitting is not None:
-            on_submitting()
         try:
+            await notify_submitting(on_submitting)
             await self.connection.send(
                 Exchange("POST", GENERATE_PATH, json_body=request.to_json(),
                          headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())}, check=check),
@@ -154,7 +154,7 @@ class OperationsApi:
         on_progress: ProgressCallback | None = None,
         on_started: StartedCallback | None = None,
         idempotency_key: str | None = None,
-        on_submitting: Callable[[], None] | None = None,
+        on_submitting: SubmittingCallback | None = None,
     ) -> GeneratedImage:
         """Start, wait and return the image; ``on_started`` runs as soon as the operation id is known."""
         submitted = datetime.now(timezone.utc)

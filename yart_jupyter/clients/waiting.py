@@ -124,12 +124,23 @@ def operation_error(operation: Operation) -> errors.YandexArtError:
 
 #: Called with the operation id (or a picture's id) as soon as it is known; plain or async.
 StartedCallback = Callable[[str, GenerationRequest], "Awaitable[None] | None"]
+#: Called right before a start request goes out (the quota allows it); plain or async.
+SubmittingCallback = Callable[[], "Awaitable[None] | None"]
 
 
 async def notify_started(callback: StartedCallback | None, operation_id: str, request: GenerationRequest) -> None:
     """Tell a caller the id of its generation (awaiting an async callback), so it can record it first."""
     if callback is not None:
         outcome = callback(operation_id, request)
+        if inspect.isawaitable(outcome):
+            await outcome
+
+
+async def notify_submitting(callback: SubmittingCallback | None) -> None:
+    """Tell a caller its start request is about to go out (awaiting an async callback): it records
+    that the service may have it from now on, and the request waits until that is written."""
+    if callback is not None:
+        outcome = callback()
         if inspect.isawaitable(outcome):
             await outcome
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..core import errors
-from ..store import Store
+from ..store import Store, off_loop
 from .intents import Intent
 
 #: What an interrupted batch's never-sent generation is recorded as.
@@ -40,12 +40,12 @@ async def settle_failure(store: Store | None, error: errors.YandexArtError, inte
     if error.operation_id:
         outcome = final_status(error)
         if outcome is not None:
-            await asyncio.to_thread(store.record_failed, error.operation_id, outcome, str(error))
+            await off_loop(store.record_failed, error.operation_id, outcome, str(error))
     elif intent is not None and intent.request.api == "images":
         if not isinstance(error, errors.AnswerLostError):  # refused: a synchronous answer is never ambiguous
-            store.settle_intent(intent.key, "failed", str(error))
+            await off_loop(store.settle_intent, intent.key, "failed", str(error))
     elif intent is not None and not isinstance(error, AMBIGUOUS):
-        store.settle_intent(intent.key, "failed", str(error))  # refused at its start: nothing was made
+        await off_loop(store.settle_intent, intent.key, "failed", str(error))  # refused at its start: nothing was made
 
 
 async def cancel_and_settle(
@@ -57,5 +57,10 @@ async def cancel_and_settle(
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     if store is not None:
-        for key in unsent:
-            store.settle_intent(key, "cancelled", INTERRUPTED_UNSENT)
+        keys = list(unsent)
+
+        def settle(target: Store) -> None:
+            for key in keys:
+                target.settle_intent(key, "cancelled", INTERRUPTED_UNSENT)
+
+        await off_loop(settle, store)

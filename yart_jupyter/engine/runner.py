@@ -18,12 +18,15 @@ from ..clients.durations import DURATIONS
 from ..core import errors
 from ..core.request import GenerationRequest
 from ..core.status import BatchStatus
+from ..core.steps import awaited
 from ..media.image import GeneratedImage, ImageSet
-from ..store import Store
+from ..store import Store, off_loop
 from .intents import Batch, Cached, Intent, Item, prepare
 from .outcomes import cancel_and_settle, final_status, settle_failure
 
 StatusCallback = Callable[[BatchStatus], None]
+#: Told of each item's change of state; plain or async (the batch's item waits for it).
+ItemCallback = Callable[["ItemEvent"], "Awaitable[None] | None"]
 #: How long ``--background`` waits for its start requests to go out before it returns.
 START_WAIT = 2.0
 #: The state an item of a batch moves to.
@@ -46,9 +49,10 @@ class _Run:
 
     def __init__(self, client: YandexArtClient, status: BatchStatus, store: Store | None, *, timeout: float | None,
                  notebook: str | None, on_update: StatusCallback | None,
-                 on_item: Callable[[ItemEvent], None] | None, queued: set[str]) -> None:
+                 on_item: ItemCallback | None, queued: set[str],
+                 prepare_picture: Callable[[GeneratedImage], None] | None = None) -> None:
         self.client, self.status, self.store, self.timeout, self.notebook = client, status, store, timeout, notebook
-        self.on_update, self.on_item = on_update, on_item
+        self.on_update, self.on_item, self.prepare_picture = on_update, on_item, prepare_picture
         #: Intents whose start has not gone out yet (settled as cancelled if the run is cancelled).
         self.queued = queued
         #: What each wait saw (see Progress.observed), kept with the record for the next start-up.
@@ -58,9 +62,9 @@ class _Run:
         if self.on_update is not None:
             self.on_update(self.status)
 
-    def tell(self, event: ItemEvent) -> None:
+    async def tell(self, event: ItemEvent) -> None:
         if self.on_item is not None:
-            self.on_item(event)
+            await awaited(self.on_item(event))
 
     def progress(self, event: Progress) -> None:
         if event.phase == "retry":
@@ -74,23 +78,23 @@ class _Run:
     async def generate(self, index: int, intent: Intent) -> GeneratedImage:
         status, store = self.status, self.store
 
-        def submitting() -> None:  # on the loop, right before the request goes out
+        async def submitting() -> None:  # right before the request goes out, which waits for the write
+            if store is not None:
+                await off_loop(store.mark_submitting, intent.key)  # cancelled meanwhile: still queued, unsent
             self.queued.discard(intent.key)
             status.submitting(intent.key, synchronous=intent.request.api == "images")
-            if store is not None:
-                store.mark_submitting(intent.key)
 
-        def started(operation_id: str, request: GenerationRequest) -> None:  # on the loop, at once
+        async def started(operation_id: str, request: GenerationRequest) -> None:  # committed before any wait
             status.answered(intent.key, operation_id)
             if store is not None:
-                store.record_started(operation_id, request, notebook=self.notebook, key=intent.key)
-            self.tell(ItemEvent(index, "running", operation_id))
+                await off_loop(store.record_started, operation_id, request, notebook=self.notebook, key=intent.key)
+            await self.tell(ItemEvent(index, "running", operation_id))
             self.notify()
 
         image = await self.client.generate(intent.request, timeout=self.timeout, on_progress=self.progress,
                                            on_started=started, on_submitting=submitting, idempotency_key=intent.key)
         if store is not None:
-            await asyncio.to_thread(store.record_done, image, self.observed.get(image.operation_id))
+            await off_loop(store.record_done, image, self.observed.get(image.operation_id))
         return image
 
     def keep_lower_bound(self, operation_id: str) -> None:
@@ -99,19 +103,25 @@ class _Run:
         if self.store is not None and seen is not None and seen[1] is None and seen[0] > 0:
             self.store.record_running(operation_id, seen[0])
 
+    def keep_lower_bounds(self, operation_ids: Sequence[str]) -> None:
+        for operation_id in operation_ids:
+            self.keep_lower_bound(operation_id)
+
     async def one(self, index: int, item: Item) -> GeneratedImage:
         try:
             if isinstance(item, Cached):
                 image = await asyncio.to_thread(item.record.to_image, cached=True)
                 self.status.from_store()
             elif isinstance(item, str):
-                self.tell(ItemEvent(index, "running", item))
+                await self.tell(ItemEvent(index, "running", item))
                 image = await resume(self.client, item, store=self.store, timeout=self.timeout,
                                      on_progress=self.progress)
             else:
                 assert isinstance(item, Intent), item
                 image = await self.generate(index, item)
-            self.tell(ItemEvent(index, "done", image.operation_id, image=image))
+            if self.prepare_picture is not None:
+                await asyncio.to_thread(self.prepare_picture, image)
+            await self.tell(ItemEvent(index, "done", image.operation_id, image=image))
             if isinstance(item, Cached):
                 self.notify()
             return image
@@ -121,13 +131,13 @@ class _Run:
 
     async def failed(self, index: int, item: Item, exc: errors.YandexArtError) -> None:
         if isinstance(exc, errors.GenerationTimeoutError) and exc.operation_id:
-            await asyncio.to_thread(self.keep_lower_bound, exc.operation_id)
+            await off_loop(self.keep_lower_bound, exc.operation_id)
         intent = item if isinstance(item, Intent) else None
         self.status.failed_item(key=intent.key if intent is not None else None, operation_id=exc.operation_id,
                                 answer_lost=isinstance(exc, errors.AnswerLostError),
                                 settled=final_status(exc) is not None)
         await settle_failure(self.store, exc, intent)
-        self.tell(ItemEvent(index, "failed", exc.operation_id, error=exc))
+        await self.tell(ItemEvent(index, "failed", exc.operation_id, error=exc))
         self.notify()
 
 
@@ -141,13 +151,16 @@ async def run_batch(
     store: Store | None = None,
     use_cache: bool = True,
     notebook: str | None = None,
-    on_item: Callable[[ItemEvent], None] | None = None,
+    on_item: ItemCallback | None = None,
+    prepare_picture: Callable[[GeneratedImage], None] | None = None,
 ) -> tuple[ImageSet, list[errors.YandexArtError]]:
     """Generate (or collect) every item concurrently; return the images and the errors, in order.
 
     A request with an explicit seed that the store already answered is served from it (no API
-    call) unless ``use_cache`` is false. A cancellation cancels every local task and is re-raised;
-    the operations still running on the server stay ``pending`` in the store and in ``status``.
+    call) unless ``use_cache`` is false. ``prepare_picture`` runs in a worker thread for each picture
+    before ``on_item`` tells of it (a view's previews: CPU work kept off the event loop). A
+    cancellation cancels every local task and is re-raised; the operations still running on the
+    server stay ``pending`` in the store and in ``status``.
     """
     status = status or BatchStatus(len(items))
     if any(isinstance(item, GenerationRequest) for item in items):
@@ -155,14 +168,13 @@ async def run_batch(
     if store is not None:
         await asyncio.to_thread(DURATIONS.learn_once, str(store.home), store.durations)
     run = _Run(client, status, store, timeout=timeout, notebook=notebook, on_update=on_update, on_item=on_item,
-               queued={item.key for item in items if isinstance(item, Intent)})
+               queued={item.key for item in items if isinstance(item, Intent)}, prepare_picture=prepare_picture)
     tasks = [asyncio.ensure_future(run.one(index, item)) for index, item in enumerate(items)]
     try:
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     except asyncio.CancelledError:
         await cancel_and_settle(tasks, store, run.queued)
-        for operation_id in status.pending_ids:
-            run.keep_lower_bound(operation_id)
+        await off_loop(run.keep_lower_bounds, list(status.pending_ids))
         raise
     images = ImageSet()
     failures: list[errors.YandexArtError] = []
@@ -204,7 +216,7 @@ async def resume(
             on_progress(Progress("done", operation_id, 0.0))
         return image
     if store is not None and record is None:
-        await asyncio.to_thread(store.record_started, operation_id, None)
+        await off_loop(store.record_started, operation_id, None)
     image = await client.resume(operation_id, timeout=timeout, on_progress=on_progress)
     request = record.request() if record is not None else None
     if request is not None:
@@ -213,7 +225,7 @@ async def resume(
     if record is not None:
         image.submitted_at = record.submitted_at
     if store is not None:
-        await asyncio.to_thread(store.record_done, image)
+        await off_loop(store.record_done, image)
     return image
 
 
@@ -223,7 +235,7 @@ def server_canceller(client: YandexArtClient, store: Store | None) -> Callable[[
     async def cancel(operation_id: str) -> bool:
         confirmed = await client.cancel(operation_id)
         if confirmed and store is not None:
-            await asyncio.to_thread(store.record_failed, operation_id, "cancelled", "cancelled by the user")
+            await off_loop(store.record_failed, operation_id, "cancelled", "cancelled by the user")
         return confirmed
 
     return cancel

@@ -8,7 +8,7 @@ and gets the images back; ``out`` files are saved here. Cancellation passes thro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 from ..clients.client import YandexArtClient
@@ -16,9 +16,10 @@ from ..clients.durations import DURATIONS
 from ..core import errors
 from ..core.request import GenerationRequest
 from ..core.status import BatchStatus
+from ..core.steps import awaited
 from ..media.image import GeneratedImage, ImageSet
 from ..media.outputs import save_all
-from ..store import Store
+from ..store import Store, off_loop
 from .intents import Batch, Intent
 from .runner import ItemEvent, run_batch
 
@@ -29,11 +30,23 @@ class BatchView(Protocol):
     def progress(self, status: BatchStatus) -> None:
         """The status changed (called often; throttle if drawing is costly)."""
 
-    def item(self, event: ItemEvent) -> None:
-        """One item changed state (a sweep's grid shows each cell's own state; others may ignore it)."""
+    def prepare_picture(self, image: GeneratedImage) -> None:
+        """A picture arrived: do the costly part of drawing it (previews, thumbnails). Called in a
+        worker thread before :meth:`item` tells of it, so the event loop keeps running meanwhile."""
 
-    def finished(self, images: ImageSet, failures: Sequence[errors.YandexArtError], notes: Sequence[str]) -> None:
-        """The batch ended: its pictures, a line per failure, and notes such as saved files."""
+    def prepare_finish(self, images: ImageSet) -> list[str]:
+        """The batch ended: do the costly part of its end (files the view writes) in a worker thread;
+        return lines for :meth:`finished` to show."""
+
+    def item(self, event: ItemEvent) -> Awaitable[None] | None:
+        """One item changed state (a sweep's grid shows each cell's own state; others may ignore it).
+        A view that builds widgets returns a coroutine, built a few widgets per turn of the loop."""
+
+    def finished(
+        self, images: ImageSet, failures: Sequence[errors.YandexArtError], notes: Sequence[str],
+    ) -> Awaitable[None] | None:
+        """The batch ended: its pictures, a line per failure, and notes such as saved files (plain or
+        async, as :meth:`item`)."""
 
     def stopped(self, status: BatchStatus) -> None:
         """The batch was interrupted or cancelled; ``status`` knows what still runs on the server."""
@@ -58,15 +71,15 @@ async def run_in_view(
     ticker = asyncio.ensure_future(_tick(view, status))
     arrived: dict[int, GeneratedImage] = {}
 
-    def on_item(event: ItemEvent) -> None:
+    def on_item(event: ItemEvent) -> Awaitable[None] | None:
         if event.image is not None:
             arrived[event.index] = event.image
-        view.item(event)
+        return view.item(event)
 
     try:
         images, failures = await run_batch(
             client, batch.items, status=status, timeout=batch.timeout, on_update=view.progress, store=store,
-            use_cache=batch.use_cache, notebook=batch.notebook, on_item=on_item,
+            use_cache=batch.use_cache, notebook=batch.notebook, on_item=on_item, prepare_picture=view.prepare_picture,
         )
     except asyncio.CancelledError:
         view.stopped(status)
@@ -79,10 +92,11 @@ async def run_in_view(
         try:
             numbered = [(index + 1, image, batch.fields[index] if batch.fields else {})
                         for index, image in sorted(arrived.items())]
-            notes.append("saved " + ", ".join(str(p) for p in save_all(batch.out, numbered)))
+            notes.append("saved " + ", ".join(str(p) for p in await off_loop(save_all, batch.out, numbered)))
         except errors.StorageError as exc:
             failures.append(exc)
-    view.finished(images, failures, notes)
+    notes += await off_loop(view.prepare_finish, images)
+    await awaited(view.finished(images, failures, notes))
     if len(failures) == 1 and len(batch.items) == 1:
         raise failures[0]
     if failures:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.status import BatchStatus
 from ..present.html import FAILED, MUTED, Bundle, message_bundle, table_html
-from ..present.live import show_full_size
+from ..present.live import StatusLine, show_full_size
 from ..present.progress import progress_bundle
 
 if TYPE_CHECKING:
@@ -91,6 +91,11 @@ def cell_width(columns: int) -> int:
     return max(120, min(340, 960 // max(1, columns)))
 
 
+def slot_longest(size: tuple[int, int] | None, width: int) -> int:
+    """The longest side a grid cell's preview is encoded at: twice the ``width`` it is shown at."""
+    return 2 * max(width, width * size[1] // size[0]) if size else 2 * width
+
+
 def layout(experiment: GridSource) -> tuple[list[tuple[str | None, list[Sequence[GridCell]]]], list[str], list[str]]:
     """(sections, row labels, column labels): each section is a title (the third axis' value) and rows of slots."""
     axes = experiment.axes
@@ -121,8 +126,7 @@ def _slot_html(slot: GridCell, width: int, inline: str) -> str:
         data, mime = image.image_bytes, image.mime_type
         size = image.size
         if inline == "preview":
-            longest = 2 * max(width, width * size[1] // size[0]) if size else 2 * width
-            data, mime, _ = image.preview(longest)
+            data, mime, _ = image.preview(slot_longest(size, width))
         note = "from the store" if image.cached else f"{image.duration:.1f} s" if image.duration is not None else ""
         caption = " · ".join(p for p in (note, f"op {image.operation_id}") if p)
         recipe = html.escape(json.dumps(image.recipe(), ensure_ascii=False), quote=True)
@@ -235,8 +239,12 @@ class Grid:
 
 
 class GridView:
-    """A sweep shown in its cell: the grid with the batch's progress bar, each cell updated as its
-    generation starts, arrives or fails (redrawn at most four times a second, and once at the end)."""
+    """A sweep shown in its cell: the batch's progress bar, and under it the grid, each cell updated as
+    its generation starts, arrives or fails (redrawn at most four times a second, and once at the end).
+
+    The bar is an output of its own: it moves every second, and redrawing it costs a few hundred
+    bytes, where the grid with its pictures is the size of every preview in it.
+    """
 
     def __init__(self, experiment: GridSource, status: BatchStatus, *, errors_in_place: bool,
                  inline: str = "preview", min_interval: float = 0.25, grid_out: str | None = None) -> None:
@@ -248,20 +256,21 @@ class GridView:
         self.inline = inline
         self.errors_in_place = errors_in_place
         self.min_interval = min_interval
+        self._width = cell_width(len(layout(experiment)[2]))
         self._last = 0.0
         self._later: asyncio.TimerHandle | None = None
+        self.line = StatusLine(status)
         self._handle: Any = display(  # type: ignore[no-untyped-call]
-            grid_bundle(experiment, inline=inline, status=status), raw=True, display_id=True)
+            grid_bundle(experiment, inline=inline), raw=True, display_id=True)
 
-    def _draw(self, notes: Sequence[str] = (), final: bool = False) -> None:
+    def _draw(self, notes: Sequence[str] = ()) -> None:
         self._last = time.monotonic()
         if self._later is not None:
             self._later.cancel()
             self._later = None
         if self._handle is None:
             return
-        bundle, metadata = grid_output(self.experiment, inline=self.inline,
-                                       status=None if final else self.status, notes=notes)
+        bundle, metadata = grid_output(self.experiment, inline=self.inline, notes=notes)
         self._handle.update(bundle, raw=True, metadata=metadata)
 
     def _soon(self) -> None:
@@ -275,29 +284,40 @@ class GridView:
             except RuntimeError:
                 self._draw()
 
+    def prepare_picture(self, image: Any) -> None:
+        """Off the loop: the preview an arriving picture is shown with in its cell of the grid."""
+        if self.inline == "preview":
+            image.preview(slot_longest(image.size, self._width))
+
+    def prepare_finish(self, images: Sequence[Any]) -> list[str]:
+        """Off the loop: ``--grid-out``'s picture of the whole grid, written; a line saying where."""
+        if not self.grid_out:
+            return []
+        try:
+            return [f"grid saved to {self.experiment.save_grid(self.grid_out)}"]
+        except OSError as exc:
+            return [f"{FAILED} could not save the grid to {self.grid_out}: {exc.strerror or exc}"]
+
     def progress(self, status: BatchStatus) -> None:
-        self._soon()
+        self.line.update(status)
 
     def item(self, event: ItemEvent) -> None:
         self.experiment.update(event)
         self._soon()
 
-    def finished(self, images: Sequence[Any], failures: Sequence[Exception], notes: Sequence[str]) -> None:
+    async def finished(self, images: Sequence[Any], failures: Sequence[Exception], notes: Sequence[str]) -> None:
         errors_shown = {id(slot.error) for slot in self.experiment.slots if slot.error is not None}
         extra = [f"{FAILED} {f}" for f in failures if id(f) not in errors_shown]
         failed = len(errors_shown)
         summary = [f"{FAILED} {failed} of {self.experiment.size} failed (each cell says why)"] if failed else []
-        if self.grid_out:
-            try:
-                summary.append(f"grid saved to {self.experiment.save_grid(self.grid_out)}")
-            except OSError as exc:
-                summary.append(f"{FAILED} could not save the grid to {self.grid_out}: {exc.strerror or exc}")
-        self._draw([*notes, *extra, *summary], final=True)
+        self.line.replace({"text/plain": ""})
+        self._draw([*notes, *extra, *summary])
         if images and self.inline != "full":
-            show_full_size(images)
+            await show_full_size(images)
 
     def stopped(self, status: BatchStatus) -> None:
-        self._draw([status.interrupted_line()], final=True)
+        self.line.replace({"text/plain": ""})
+        self._draw([status.interrupted_line()])
 
 
 def plan_bundle(experiment: GridSource, cached: Sequence[bool], quota: str, limit_note: str | None) -> Bundle:

@@ -136,6 +136,7 @@ class GeneratedImage:
     #: Files written by ``--out`` or :meth:`save` (the notebook's previews link to the first).
     saved: list[Path] = field(default_factory=list, repr=False)
     _previews: dict[int, tuple[bytes, str, tuple[int, int]]] = field(default_factory=dict, repr=False, compare=False)
+    _thumbnails: dict[tuple[int, int], bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def duration(self) -> float | None:
@@ -163,6 +164,12 @@ class GeneratedImage:
         if longest not in self._previews:
             self._previews[longest] = preview(self.image_bytes, longest)
         return self._previews[longest]
+
+    def thumbnail(self, size: int = 256, quality: int = 80) -> bytes:
+        """A small JPEG of the picture (see :func:`thumbnail`); kept, like :meth:`preview`."""
+        if (size, quality) not in self._thumbnails:
+            self._thumbnails[size, quality] = thumbnail(self.image_bytes, size, quality)
+        return self._thumbnails[size, quality]
 
     def recipe(self) -> dict[str, Any]:
         """How this picture was made: everything :func:`yart_jupyter.info` reads back from its files."""

@@ -10,20 +10,29 @@ from typing import Any, Protocol
 import ipywidgets as w
 
 from ..core import errors, provenance
+from ..core.settings import current
 from ..core.status import BatchStatus
+from ..core.steps import Steps, steps_now, steps_on_loop
 from ..engine import ItemEvent
-from ..media.image import GeneratedImage, ImageSet, thumbnail
+from ..media.image import GeneratedImage, ImageSet
 from ..media.outputs import target_path
 from ..present.html import ERROR as _ERROR
 from ..present.html import FAILED
 from ..present.html import span as _html
+from ..present.pictures import prepare_figure
 from ..present.progress import progress_bundle
+from ..present.widgets import button_style, checkbox_style, fixed_layout, html_style, text_style
+
+#: A gallery card's picture: (longest side, JPEG quality).
+CARD_THUMBNAIL = (320, 85)
 
 
 class Gallery(Protocol):
     """What a card asks of the form that holds it."""
 
     save_folder: w.Text
+    #: The pictures the form's static copy shows, newest first.
+    results: list[GeneratedImage]
 
     def show_comparison(self) -> None:
         """Redraw the comparison of the ticked pictures."""
@@ -58,32 +67,51 @@ class ImageCard(w.HBox):  # type: ignore[misc]
     """One picture in the gallery with its caption and actions."""
 
     def __init__(self, image: GeneratedImage, form: Gallery) -> None:
+        steps_now(self._build(image, form))
+
+    @classmethod
+    async def made(cls, image: GeneratedImage, form: Gallery) -> ImageCard:
+        """The same, built a few widgets per turn of the event loop (a card is some twenty widgets)."""
+        card = cls.__new__(cls)
+        await steps_on_loop(card._build(image, form))
+        return card
+
+    def _build(self, image: GeneratedImage, form: Gallery) -> Steps[None]:
         self.image = image
         self._form = form
-        self._thumb = thumbnail(image.image_bytes, 320, 85)
+        self._thumb = image.thumbnail(*CARD_THUMBNAIL)
         self.picture = w.Image(value=self._thumb, format="jpeg", layout=w.Layout(width="256px"))
-        self.caption = w.HTML(_html(image.caption()) + "<br>" + _html(image.prompt_line[:400], "font-size: 12px"))
-        self.save_button = w.Button(description="Save", icon="save", tooltip=f"Save into {form.save_folder.value}")
-        self.reuse_button = w.Button(description="Reuse seed", icon="repeat", tooltip="Put this seed in the form")
-        self.cell_button = w.Button(description="Cell text", icon="code", tooltip="The equivalent %%yandexart cell")
-        self.full_button = w.Button(description="Full size", icon="expand", tooltip="Show the full picture")
-        for button in (self.save_button, self.reuse_button, self.cell_button, self.full_button):
-            button.layout = w.Layout(width="auto")
-        self.pick = w.Checkbox(value=False, description="compare", indent=False, layout=w.Layout(width="90px"),
-                               tooltip="Tick two or more pictures to see them side by side")
+        self.caption = w.HTML(_html(image.caption()) + "<br>" + _html(image.prompt_line[:400], "font-size: 12px"),
+                              style=html_style(), layout=fixed_layout())
+        yield
+        auto = fixed_layout(width="auto")
+        self.save_button = w.Button(description="Save", icon="save", tooltip=f"Save into {form.save_folder.value}",
+                                    layout=auto, style=button_style())
+        self.reuse_button = w.Button(description="Reuse seed", icon="repeat", tooltip="Put this seed in the form",
+                                     style=button_style(),  # a model without seeds: there is no seed to reuse
+                                     layout=auto if image.seed is not None else fixed_layout(display="none"))
+        self.cell_button = w.Button(description="Cell text", icon="code", tooltip="The equivalent %%yandexart cell",
+                                    layout=auto, style=button_style())
+        yield
+        self.full_button = w.Button(description="Full size", icon="expand", tooltip="Show the full picture",
+                                    layout=auto, style=button_style())
+        self.pick = w.Checkbox(value=False, description="compare", indent=False, layout=fixed_layout(width="90px"),
+                               style=checkbox_style(), tooltip="Tick two or more pictures to see them side by side")
         self.pick.observe(lambda _: form.show_comparison(), "value")
-        self.details = w.HTML("")
-        self.cell = w.Textarea(value=cell_text(image), layout=w.Layout(width="100%", height="90px", display="none"))
+        self.details = w.HTML("", style=html_style(), layout=fixed_layout())
+        yield
+        self.cell = w.Textarea(value=cell_text(image), style=text_style(),
+                               layout=w.Layout(width="100%", height="90px", display="none"))
         self.save_button.on_click(self.save)
         self.reuse_button.on_click(lambda _: form.reuse_seed(image))
-        if image.seed is None:  # a model without seeds: there is no seed to reuse
-            self.reuse_button.layout.display = "none"
         self.cell_button.on_click(self.toggle_cell)
         self.full_button.on_click(self.toggle_full)
         actions = w.HBox([self.save_button, self.reuse_button, self.cell_button, self.full_button, self.pick],
-                         layout=w.Layout(flex_flow="row wrap", align_items="center"))
-        info = w.VBox([self.caption, actions, self.details, self.cell], layout=w.Layout(flex="1 1 auto"))
-        super().__init__([self.picture, info], layout=w.Layout(width="100%", margin="6px 0", align_items="flex-start"))
+                         layout=fixed_layout(flex_flow="row wrap", align_items="center"))
+        info = w.VBox([self.caption, actions, self.details, self.cell], layout=fixed_layout(flex="1 1 auto"))
+        yield
+        super().__init__([self.picture, info],
+                         layout=fixed_layout(width="100%", margin="6px 0", align_items="flex-start"))
         self.add_class("yart-card")
 
     def save(self, _: Any = None) -> Path | None:
@@ -128,6 +156,8 @@ class JobCard(w.VBox):  # type: ignore[misc]
         self.form: Gallery | None = None
         self._status: BatchStatus | None = None
         self._drawn = 0.0
+        #: The cards of the pictures arrived so far, by their place in the batch.
+        self._cards: dict[int, ImageCard] = {}
 
     def progress(self, status: BatchStatus) -> None:
         """Redraw the bar, four times a second at most (each redraw is a message to the browser)."""
@@ -137,15 +167,32 @@ class JobCard(w.VBox):  # type: ignore[misc]
             self._drawn = now
             self.progress_line.value = progress_bundle(status)["text/html"]
 
-    def item(self, event: ItemEvent) -> None:
-        """The card shows the batch as a whole."""
+    def prepare_finish(self, images: Sequence[Any]) -> list[str]:
+        """Nothing to write."""
+        return []
 
-    def finished(self, images: ImageSet, failures: Sequence[errors.YandexArtError], notes: Sequence[str]) -> None:
+    def prepare_picture(self, image: GeneratedImage) -> None:
+        """Off the loop: the card's thumbnail and the static copy's preview of an arriving picture."""
+        image.thumbnail(*CARD_THUMBNAIL)
+        single = self._status is not None and self._status.total == 1 and not (self.form and self.form.results)
+        prepare_figure(image, 1 if single else 2, current().inline)
+
+    async def item(self, event: ItemEvent) -> None:
+        """A picture arrived: its card joins the others in the batch's order (the gallery fills in as
+        pictures come, and no moment makes every card at once)."""
+        if event.image is not None and self.form is not None:
+            self._cards[event.index] = await ImageCard.made(event.image, self.form)
+            self.images.children = [self._cards[index] for index in sorted(self._cards)]
+
+    async def finished(self, images: ImageSet, failures: Sequence[errors.YandexArtError], notes: Sequence[str]) -> None:
         done = progress_bundle(self._status)["text/html"] if self._status is not None else self.progress_line.value
         lines = [*(_html(note) for note in notes), *(_html(f"{FAILED} {f}", _ERROR) for f in failures)]
         self.progress_line.value = done + "".join("<br>" + line for line in lines)
         if self.form is not None:
-            self.images.children = [ImageCard(image, self.form) for image in images]
+            shown = {id(card.image) for card in self._cards.values()}
+            late = [await ImageCard.made(image, self.form) for image in images if id(image) not in shown]
+            if late:  # pictures no event told of
+                self.images.children = [*self.images.children, *late]
             self.form.keep_copy(images)
 
     def stopped(self, status: BatchStatus) -> None:

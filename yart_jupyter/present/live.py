@@ -8,7 +8,7 @@ from typing import Any
 
 from ..core.status import BatchStatus
 from .html import FAILED, Bundle, message_bundle
-from .pictures import Picture, images_output
+from .pictures import Picture, images_output, prepare_figure
 from .progress import progress_bundle
 
 
@@ -48,21 +48,30 @@ class CellView:
 
     def __init__(self, status: BatchStatus, *, errors_in_place: bool, inline: str = "preview") -> None:
         self.line = StatusLine(status)
+        self.count = status.total
         self.errors_in_place = errors_in_place
         self.inline = inline
 
     def progress(self, status: BatchStatus) -> None:
         self.line.update(status)
 
+    def prepare_finish(self, images: Sequence[Any]) -> list[str]:
+        """Nothing to write."""
+        return []
+
+    def prepare_picture(self, image: Picture) -> None:
+        """Off the loop: the preview this picture will be shown with when every item arrives."""
+        prepare_figure(image, self.count, self.inline)
+
     def item(self, event: Any) -> None:
         """A plain cell shows the batch as a whole: its status line."""
 
-    def finished(self, images: Sequence[Picture], failures: Sequence[Exception], notes: Sequence[str]) -> None:
+    async def finished(self, images: Sequence[Picture], failures: Sequence[Exception], notes: Sequence[str]) -> None:
         lines = [*notes, *(f"{FAILED} {failure}" for failure in failures)]
         if images:
             self.line.replace(*images_output(images, lines, self.inline))
             if self.inline != "full":
-                show_full_size(images)
+                await show_full_size(images)
         elif self.errors_in_place and lines:
             self.line.replace(message_bundle("; ".join(lines), "error"))
         else:
@@ -73,15 +82,16 @@ class CellView:
         self.line.replace(message_bundle(text, "warning") if self.errors_in_place else {"text/plain": ""})
 
 
-def show_full_size(images: Sequence[Picture]) -> None:
+async def show_full_size(images: Sequence[Picture]) -> None:
     """Below previews, in a live kernel: one click shows a picture at full size (a plain shell has
-    no widgets, and needs none: ``img.image_bytes`` is the full picture)."""
+    no widgets, and needs none: ``img.image_bytes`` is the full picture). The buttons are made a
+    few per turn of the event loop."""
     from IPython import get_ipython
     from IPython.display import display
 
     shell = get_ipython()
     if shell is None or getattr(shell, "kernel", None) is None:
         return
-    from .fullsize import full_size
+    from .fullsize import full_size_soon
 
-    display(full_size(images))  # type: ignore[no-untyped-call]
+    display(await full_size_soon(images))  # type: ignore[no-untyped-call]

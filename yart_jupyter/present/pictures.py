@@ -51,9 +51,25 @@ _NONE = ('<div style="width:{width}px;max-width:100%;aspect-ratio:{ratio};displa
          'font:12px monospace;opacity:.7">not embedded (inline = none)</div>')
 
 
-def shown_width(images: Sequence[Picture]) -> tuple[int, int]:
-    """The largest (width, height) in CSS pixels a figure is shown at: one image large, several smaller."""
-    return (720, 640) if len(images) == 1 else (340, 420)
+def figure_box(count: int) -> tuple[int, int]:
+    """The largest (width, height) in CSS pixels a figure is shown at among ``count``: one image
+    large, several smaller."""
+    return (720, 640) if count == 1 else (340, 420)
+
+
+def figure_size(size: tuple[int, int] | None, count: int) -> tuple[int, int]:
+    """(CSS width a picture of ``size`` is shown at among ``count`` figures, the longest side its
+    preview is encoded at: twice what is shown, for high-density screens)."""
+    width, tallest = figure_box(count)
+    shown = min(width, size[0], tallest * size[0] // size[1]) if size else width
+    return shown, 2 * max(shown, shown * size[1] // size[0]) if size else 2 * shown
+
+
+def prepare_figure(image: Picture, count: int, inline: str = "preview") -> None:
+    """Encode the preview :func:`images_bundle` will embed for ``image`` among ``count`` figures (the
+    picture keeps it): the costly part of drawing, done where it does not hold up the event loop."""
+    if inline == "preview":
+        image.preview(figure_size(image.size, count)[1])
 
 
 def _link(image: Picture) -> str | None:
@@ -75,11 +91,10 @@ def images_bundle(images: Sequence[Picture], notes: Sequence[str] = (), inline: 
     high-density screens) and says so in the caption; ``full`` embeds the service's bytes;
     ``none`` embeds no picture. A preview of a saved picture links to the file.
     """
-    width, tallest = shown_width(images)
     figures = []
     for image in images:
         size = image.size
-        shown = min(width, size[0], tallest * size[0] // size[1]) if size else width
+        shown, longest = figure_size(size, len(images))
         caption = image.caption()
         link = _link(image)
         if inline == "none":
@@ -87,7 +102,7 @@ def images_bundle(images: Sequence[Picture], notes: Sequence[str] = (), inline: 
         else:
             data, mime = image.image_bytes, image.mime_type
             if inline == "preview":
-                data, mime, (w, h) = image.preview(2 * max(shown, shown * size[1] // size[0]) if size else 2 * shown)
+                data, mime, (w, h) = image.preview(longest)
                 if data is not image.image_bytes:
                     caption += f" · preview {w}×{h}"
             picture = _IMG.format(mime=mime, data=base64.b64encode(data).decode("ascii"),

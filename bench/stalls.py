@@ -1,0 +1,162 @@
+"""Event-loop stalls with 50 generations in flight: the engine alone, and the full notebook path in a
+real kernel (cell views with previews, a 4 × 4 sweep grid filling in, the form's gallery), on both
+APIs. A task ticking every 5 ms measures how late the loop runs it.
+
+Imported by ``bench/run.py`` (``--only responsiveness``); talks to an emulator on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+from yart_jupyter.clients.client import YandexArtClient
+from yart_jupyter.clients.limits import Quotas
+from yart_jupyter.emulator import standalone
+from yart_jupyter.engine import run_batch
+from yart_jupyter.store import Store
+
+KEY, FOLDER = "emulator-key", "emulator-folder"
+UNLIMITED = Quotas(100_000, 100_000)
+TICK = 0.005
+#: The models of the two APIs: operations (yandex-art/latest) and the Images API (Alice AI ART).
+MODELS = {"operations API": "yandex-art/latest", "Images API": "aliceai-image-art-3.0"}
+#: The emulator as the service is at its heaviest here: 1-1.6 MB pictures, 2-4 s generations.
+EMULATOR = ("--realistic-payloads", "--duration", "uniform:2:4")
+
+
+def summary(stalls: list[float]) -> tuple[float, float]:
+    """(worst, p99) of the stalls, in milliseconds."""
+    ordered = sorted(stalls)
+    return ordered[-1] * 1000, ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000
+
+
+async def engine_alone(model: str, count: int) -> tuple[list[float], float, int]:
+    """``count`` generations through the engine (store on, no display): (stalls, mean MB, failures)."""
+    with standalone(*EMULATOR, niced=True) as url, tempfile.TemporaryDirectory() as home:
+        store = Store(home)
+        async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={}, quotas=UNLIMITED) as client:
+            stalls: list[float] = []
+            running = True
+
+            async def tick() -> None:
+                last = time.perf_counter()
+                while running:
+                    await asyncio.sleep(TICK)
+                    now = time.perf_counter()
+                    stalls.append(now - last - TICK)
+                    last = now
+
+            ticker = asyncio.ensure_future(tick())
+            requests = [client.build_request("responsive", seed=i + 1, model_uri=model) for i in range(count)]
+            images, failures = await run_batch(client, requests, store=store)
+            running = False
+            await ticker
+    size = statistics.fmean(len(i.image_bytes) for i in images) / 1e6 if images else 0.0
+    return stalls, size, len(failures)
+
+
+#: Run in the kernel once the 50 are in flight (running a cell is the kernel at work, not a stall):
+#: a ticking task on the kernel's loop.
+METER = f"""
+import asyncio as _a, time as _t
+_stalls, _meter = [], {{"on": True}}
+async def _tick():
+    last = _t.perf_counter()
+    while _meter["on"]:
+        await _a.sleep({TICK})
+        now = _t.perf_counter()
+        _stalls.append(now - last - {TICK})
+        last = now
+_ticker = _a.get_running_loop().create_task(_tick())
+"""
+
+#: The last cell: wait until every job is done, stop the meter, print what it saw.
+REPORT = """
+from yart_jupyter.engine.jobs import JOBS as _J
+while _J.running():
+    await _a.sleep(0.05)
+_meter["on"] = False
+await _ticker
+import json as _j
+print("STALLS " + _j.dumps({"stalls": _stalls, "failed": [j.summary for j in _J.finished if j.state != "done"],
+                            "images": len(f.results)}))
+"""
+
+
+def notebook_cells(model: str) -> list[str]:
+    """What a researcher's notebook does at once: a form's click (16 pictures), two background cells
+    (16 and 2), and a 4 x 4 sweep filling in: 50 generations in flight, each face drawing its own."""
+    return [
+        f"%load_ext yart_jupyter\n%config YandexArt.model_uri = {model!r}\nimport yart_jupyter\n"
+        "import yart_jupyter.notebook.widget, yart_jupyter.experiments, yart_jupyter.present.fullsize",
+        "f = yart_jupyter.form()\nf.prompt.value = 'a fox in the gallery'\nf.count.value = 16\ndisplay(f)",
+        "f.generate_button.click()",
+        "%%yandexart --background --count 16\na fox in a cell",
+        "%%yandexart --background --count 2\ntwo more foxes",
+        "%%yandexart --background --count 4 --vary style=\"ink|oil|chalk|pixel art\"\na fox, {style}",
+        METER,
+        REPORT,
+    ]
+
+
+def notebook_path(model: str) -> tuple[list[float], int, list[str]]:
+    """The cells of :func:`notebook_cells` in a real kernel: (stalls, pictures in the form, failures)."""
+    from jupyter_client.manager import KernelManager
+
+    with standalone(*EMULATOR, niced=True) as url, tempfile.TemporaryDirectory() as home:
+        env = dict(os.environ, YANDEXART_BASE_URL=url, YC_API_KEY=KEY, YC_FOLDER_ID=FOLDER, YANDEXART_HOME=home)
+        manager = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(home, "kernel"))
+        manager.start_kernel(env=env, cwd=home)
+        client = manager.client()
+        client.start_channels()
+        parts: list[str] = []
+
+        def keep(msg: dict[str, Any]) -> None:
+            if msg["msg_type"] == "stream":
+                parts.append(msg["content"]["text"])
+
+        try:
+            client.wait_for_ready(timeout=60)
+            for source in notebook_cells(model):
+                reply = client.execute_interactive(source, timeout=300, output_hook=keep)
+                if reply["content"]["status"] != "ok":
+                    raise RuntimeError(f"a bench cell failed: {reply['content'].get('evalue')}")
+        finally:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
+    found = json.loads("".join(parts).split("STALLS ", 1)[1])
+    return found["stalls"], found["images"], found["failed"]
+
+
+def responsiveness(table: Any, count: int = 50) -> None:
+    """The rows: for each API, the engine alone and the notebook path; target worst ≤ 20 ms, p99 ≤ 5 ms."""
+    for api, model in MODELS.items():
+        stalls, size, failed = asyncio.run(engine_alone(model, count))
+        worst, p99 = summary(stalls)
+        ok = worst <= 20 and p99 <= 5 and not failed
+        section = f"responsiveness ({count} in flight, {size:.1f} MB pictures, {api})"
+        table.add(section, "engine alone: event-loop stall",
+                  f"worst ≤ 20 ms, p99 ≤ 5 ms: {'PASS' if ok else 'FAIL'}",
+                  adaptive=f"worst {worst:.1f} ms, p99 {p99:.1f} ms ({len(stalls)} ticks)")
+        stalls, shown, failures = notebook_path(model)
+        worst, p99 = summary(stalls)
+        ok = worst <= 20 and p99 <= 5 and not failures
+        table.add(section, "notebook path in a kernel (2 cells, 4 × 4 sweep, form): event-loop stall",
+                  f"worst ≤ 20 ms, p99 ≤ 5 ms: {'PASS' if ok else 'FAIL'}",
+                  adaptive=f"worst {worst:.1f} ms, p99 {p99:.1f} ms ({len(stalls)} ticks; {shown} in the form"
+                           + (f"; failed: {failures}" if failures else "") + ")")
+
+
+if __name__ == "__main__":
+    from run import Table  # type: ignore[import-not-found]
+
+    result = Table()
+    responsiveness(result, int(sys.argv[1]) if len(sys.argv) > 1 else 50)
+    print(result.render())
