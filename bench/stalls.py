@@ -18,6 +18,7 @@ from typing import Any
 
 from yart_jupyter.clients.client import YandexArtClient
 from yart_jupyter.clients.limits import Quotas
+from yart_jupyter.core.models import lookup
 from yart_jupyter.emulator import standalone
 from yart_jupyter.engine import run_batch
 from yart_jupyter.store import Store
@@ -54,7 +55,9 @@ async def engine_alone(model: str, count: int) -> tuple[list[float], float, int]
                     last = now
 
             ticker = asyncio.ensure_future(tick())
-            requests = [client.build_request("responsive", seed=i + 1, model_uri=model) for i in range(count)]
+            seeded = lookup(model) is None or lookup(model).seeds  # type: ignore[union-attr]
+            requests = [client.build_request("responsive", seed=i + 1 if seeded else None, model_uri=model)
+                        for i in range(count)]
             images, failures = await run_batch(client, requests, store=store)
             running = False
             await ticker

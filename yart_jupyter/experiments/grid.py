@@ -91,9 +91,10 @@ def cell_width(columns: int) -> int:
     return max(120, min(340, 960 // max(1, columns)))
 
 
-def slot_longest(size: tuple[int, int] | None, width: int) -> int:
-    """The longest side a grid cell's preview is encoded at: twice the ``width`` it is shown at."""
-    return 2 * max(width, width * size[1] // size[0]) if size else 2 * width
+def slot_longest(size: tuple[int, int] | None, width: int, scale: int = 2) -> int:
+    """The longest side a grid cell's preview is encoded at: ``scale`` times the ``width`` it is shown
+    at (twice, for high-density screens)."""
+    return scale * max(width, width * size[1] // size[0]) if size else scale * width
 
 
 def layout(experiment: GridSource) -> tuple[list[tuple[str | None, list[Sequence[GridCell]]]], list[str], list[str]]:
@@ -120,13 +121,13 @@ def _ratio(slot: GridCell) -> str:
     return f"{aspect.width}/{aspect.height}" if aspect is not None else "1/1"
 
 
-def _slot_html(slot: GridCell, width: int, inline: str) -> str:
+def _slot_html(slot: GridCell, width: int, inline: str, scale: int) -> str:
     image = slot.image
     if image is not None and inline != "none":
         data, mime = image.image_bytes, image.mime_type
         size = image.size
         if inline == "preview":
-            data, mime, _ = image.preview(slot_longest(size, width))
+            data, mime, _ = image.preview(slot_longest(size, width, scale))
         note = "from the store" if image.cached else f"{image.duration:.1f} s" if image.duration is not None else ""
         caption = " · ".join(p for p in (note, f"op {image.operation_id}") if p)
         recipe = html.escape(json.dumps(image.recipe(), ensure_ascii=False), quote=True)
@@ -172,8 +173,10 @@ def fixed_parameters(experiment: GridSource) -> list[str]:
 
 def grid_bundle(
     experiment: GridSource, *, inline: str = "preview", status: BatchStatus | None = None, notes: Sequence[str] = (),
+    scale: int = 2,
 ) -> Bundle:
-    """The experiment as HTML tables (one per value of a third axis) and as plain text."""
+    """The experiment as HTML tables (one per value of a third axis) and as plain text; previews at
+    ``scale`` times the size they are shown at."""
     sections, row_labels, col_labels = layout(experiment)
     width = cell_width(len(col_labels))
     axes = experiment.axes
@@ -188,7 +191,7 @@ def grid_bundle(
                 wrap = "white-space:nowrap" if len(row_labels[r]) <= 24 else "max-width:180px;overflow-wrap:break-word"
                 label = (f'<th style="{_LABEL};font-weight:600;text-align:right;{wrap}">'
                          f"{html.escape(row_labels[r])}</th>")
-            cells = "".join(f'<td style="padding:3px;vertical-align:top">{_slot_html(s, width, inline)}</td>'
+            cells = "".join(f'<td style="padding:3px;vertical-align:top">{_slot_html(s, width, inline, scale)}</td>'
                             for s in row)
             body.append(f"<tr>{label}{cells}</tr>")
         caption = (f'<div style="font:600 13px var(--jp-ui-font-family, sans-serif);margin:10px 0 2px">'
@@ -219,10 +222,11 @@ def grid_bundle(
 
 def grid_output(
     experiment: GridSource, *, inline: str = "preview", status: BatchStatus | None = None, notes: Sequence[str] = (),
+    scale: int = 2,
 ) -> tuple[Bundle, Bundle]:
     """:func:`grid_bundle` with the display metadata every picture output carries: the recipes."""
     recipes = [image.recipe() for image in experiment]
-    return (grid_bundle(experiment, inline=inline, status=status, notes=notes),
+    return (grid_bundle(experiment, inline=inline, status=status, notes=notes, scale=scale),
             {"yart_jupyter": {"recipes": recipes, "experiment": experiment.id}})
 
 
@@ -263,14 +267,16 @@ class GridView:
         self._handle: Any = display(  # type: ignore[no-untyped-call]
             grid_bundle(experiment, inline=inline), raw=True, display_id=True)
 
-    def _draw(self, notes: Sequence[str] = ()) -> None:
+    def _draw(self, notes: Sequence[str] = (), final: bool = False) -> None:
+        """Redraw the grid: while it fills in, with previews at the size shown (a third of the bytes
+        per redraw); at the end once more at twice that, for high-density screens."""
         self._last = time.monotonic()
         if self._later is not None:
             self._later.cancel()
             self._later = None
         if self._handle is None:
             return
-        bundle, metadata = grid_output(self.experiment, inline=self.inline, notes=notes)
+        bundle, metadata = grid_output(self.experiment, inline=self.inline, notes=notes, scale=2 if final else 1)
         self._handle.update(bundle, raw=True, metadata=metadata)
 
     def _soon(self) -> None:
@@ -285,9 +291,10 @@ class GridView:
                 self._draw()
 
     def prepare_picture(self, image: Any) -> None:
-        """Off the loop: the preview an arriving picture is shown with in its cell of the grid."""
+        """Off the loop: the previews an arriving picture is shown with in its cell of the grid."""
         if self.inline == "preview":
-            image.preview(slot_longest(image.size, self._width))
+            image.preview(slot_longest(image.size, self._width, 1))
+            image.preview(slot_longest(image.size, self._width, 2))
 
     def prepare_finish(self, images: Sequence[Any]) -> list[str]:
         """Off the loop: ``--grid-out``'s picture of the whole grid, written; a line saying where."""
@@ -311,13 +318,13 @@ class GridView:
         failed = len(errors_shown)
         summary = [f"{FAILED} {failed} of {self.experiment.size} failed (each cell says why)"] if failed else []
         self.line.replace({"text/plain": ""})
-        self._draw([*notes, *extra, *summary])
+        self._draw([*notes, *extra, *summary], final=True)
         if images and self.inline != "full":
             await show_full_size(images)
 
     def stopped(self, status: BatchStatus) -> None:
         self.line.replace({"text/plain": ""})
-        self._draw([status.interrupted_line()])
+        self._draw([status.interrupted_line()], final=True)
 
 
 def plan_bundle(experiment: GridSource, cached: Sequence[bool], quota: str, limit_note: str | None) -> Bundle:

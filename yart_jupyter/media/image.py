@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.request import AspectRatio, Message
+from .worker import WORKER
 
 _EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png"}
 
@@ -97,6 +98,19 @@ def preview(data: bytes, longest: int) -> tuple[bytes, str, tuple[int, int]]:
     return out.getvalue(), "image/jpeg", size
 
 
+def on_loop_thread() -> bool:
+    """True where an event loop runs: that thread encodes a picture at once rather than wait on a
+    pipe; other threads (a worker thread, a plain script) have the helper process do it (see
+    :mod:`.worker`)."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def same_pixels(first: bytes, second: bytes) -> bool:
     """Whether two encoded pictures decode to the same pixels (their files may differ in metadata)."""
     import io
@@ -136,7 +150,6 @@ class GeneratedImage:
     #: Files written by ``--out`` or :meth:`save` (the notebook's previews link to the first).
     saved: list[Path] = field(default_factory=list, repr=False)
     _previews: dict[int, tuple[bytes, str, tuple[int, int]]] = field(default_factory=dict, repr=False, compare=False)
-    _thumbnails: dict[tuple[int, int], bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def duration(self) -> float | None:
@@ -162,14 +175,11 @@ class GeneratedImage:
         """The picture as a cell output embeds it at ``longest`` pixels (see :func:`preview`); kept,
         so showing it again costs nothing. ``image_bytes`` stays the service's exact bytes."""
         if longest not in self._previews:
-            self._previews[longest] = preview(self.image_bytes, longest)
+            encoded = None if on_loop_thread() else WORKER.preview(self.image_bytes, longest)
+            if encoded is not None and encoded[0] == self.image_bytes:  # the original was smaller: keep it, once
+                encoded = (self.image_bytes, *encoded[1:])
+            self._previews[longest] = encoded or preview(self.image_bytes, longest)
         return self._previews[longest]
-
-    def thumbnail(self, size: int = 256, quality: int = 80) -> bytes:
-        """A small JPEG of the picture (see :func:`thumbnail`); kept, like :meth:`preview`."""
-        if (size, quality) not in self._thumbnails:
-            self._thumbnails[size, quality] = thumbnail(self.image_bytes, size, quality)
-        return self._thumbnails[size, quality]
 
     def recipe(self) -> dict[str, Any]:
         """How this picture was made: everything :func:`yart_jupyter.info` reads back from its files."""

@@ -10,7 +10,6 @@ from typing import Any, Protocol
 import ipywidgets as w
 
 from ..core import errors, provenance
-from ..core.settings import current
 from ..core.status import BatchStatus
 from ..core.steps import Steps, steps_now, steps_on_loop
 from ..engine import ItemEvent
@@ -19,12 +18,14 @@ from ..media.outputs import target_path
 from ..present.html import ERROR as _ERROR
 from ..present.html import FAILED
 from ..present.html import span as _html
-from ..present.pictures import prepare_figure
+from ..present.pictures import STATIC_COPY_SCALE, figure_size
 from ..present.progress import progress_bundle
 from ..present.widgets import button_style, checkbox_style, fixed_layout, html_style, text_style
 
-#: A gallery card's picture: (longest side, JPEG quality).
-CARD_THUMBNAIL = (320, 85)
+
+def card_longest(image: GeneratedImage) -> int:
+    """The longest side of a card's picture: the static copy's preview (one encoding serves both)."""
+    return figure_size(image.size, 2, STATIC_COPY_SCALE)[1]
 
 
 class Gallery(Protocol):
@@ -79,8 +80,9 @@ class ImageCard(w.HBox):  # type: ignore[misc]
     def _build(self, image: GeneratedImage, form: Gallery) -> Steps[None]:
         self.image = image
         self._form = form
-        self._thumb = image.thumbnail(*CARD_THUMBNAIL)
-        self.picture = w.Image(value=self._thumb, format="jpeg", layout=w.Layout(width="256px"))
+        self._thumb, mime, _ = image.preview(card_longest(image))  # the preview the form's static copy shows
+        self._thumb_format = mime.split("/")[1]
+        self.picture = w.Image(value=self._thumb, format=self._thumb_format, layout=w.Layout(width="256px"))
         self.caption = w.HTML(_html(image.caption()) + "<br>" + _html(image.prompt_line[:400], "font-size: 12px"),
                               style=html_style(), layout=fixed_layout())
         yield
@@ -137,7 +139,7 @@ class ImageCard(w.HBox):  # type: ignore[misc]
             self.full_button.description = "Thumbnail"
         else:
             self.picture.value = self._thumb
-            self.picture.format = "jpeg"
+            self.picture.format = self._thumb_format
             self.picture.layout.width = "256px"
             self.full_button.description = "Full size"
 
@@ -172,10 +174,8 @@ class JobCard(w.VBox):  # type: ignore[misc]
         return []
 
     def prepare_picture(self, image: GeneratedImage) -> None:
-        """Off the loop: the card's thumbnail and the static copy's preview of an arriving picture."""
-        image.thumbnail(*CARD_THUMBNAIL)
-        single = self._status is not None and self._status.total == 1 and not (self.form and self.form.results)
-        prepare_figure(image, 1 if single else 2, current().inline)
+        """Off the loop: the preview an arriving picture's card and the form's static copy show."""
+        image.preview(card_longest(image))
 
     async def item(self, event: ItemEvent) -> None:
         """A picture arrived: its card joins the others in the batch's order (the gallery fills in as

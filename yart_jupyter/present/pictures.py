@@ -57,19 +57,19 @@ def figure_box(count: int) -> tuple[int, int]:
     return (720, 640) if count == 1 else (340, 420)
 
 
-def figure_size(size: tuple[int, int] | None, count: int) -> tuple[int, int]:
+def figure_size(size: tuple[int, int] | None, count: int, scale: int = 2) -> tuple[int, int]:
     """(CSS width a picture of ``size`` is shown at among ``count`` figures, the longest side its
-    preview is encoded at: twice what is shown, for high-density screens)."""
+    preview is encoded at: ``scale`` times what is shown, twice for high-density screens)."""
     width, tallest = figure_box(count)
     shown = min(width, size[0], tallest * size[0] // size[1]) if size else width
-    return shown, 2 * max(shown, shown * size[1] // size[0]) if size else 2 * shown
+    return shown, scale * max(shown, shown * size[1] // size[0]) if size else scale * shown
 
 
-def prepare_figure(image: Picture, count: int, inline: str = "preview") -> None:
+def prepare_figure(image: Picture, count: int, inline: str = "preview", scale: int = 2) -> None:
     """Encode the preview :func:`images_bundle` will embed for ``image`` among ``count`` figures (the
     picture keeps it): the costly part of drawing, done where it does not hold up the event loop."""
     if inline == "preview":
-        image.preview(figure_size(image.size, count)[1])
+        image.preview(figure_size(image.size, count, scale)[1])
 
 
 def _link(image: Picture) -> str | None:
@@ -84,17 +84,21 @@ def _link(image: Picture) -> str | None:
     return None
 
 
-def images_bundle(images: Sequence[Picture], notes: Sequence[str] = (), inline: str = "preview") -> Bundle:
+def images_bundle(
+    images: Sequence[Picture], notes: Sequence[str] = (), inline: str = "preview", *, scale: int = 2,
+    gallery: bool = False,
+) -> Bundle:
     """A grid of figures with captions (one image is a grid of one), plus any notes below.
 
-    ``inline``: ``preview`` embeds each picture re-encoded at twice the size it is shown at (for
-    high-density screens) and says so in the caption; ``full`` embeds the service's bytes;
-    ``none`` embeds no picture. A preview of a saved picture links to the file.
+    ``inline``: ``preview`` embeds each picture re-encoded at ``scale`` times the size it is shown at
+    (twice, for high-density screens) and says so in the caption; ``full`` embeds the service's
+    bytes; ``none`` embeds no picture. A preview of a saved picture links to the file. A
+    ``gallery`` shows even one picture at the size of several.
     """
     figures = []
     for image in images:
         size = image.size
-        shown, longest = figure_size(size, len(images))
+        shown, longest = figure_size(size, 2 if gallery else len(images), scale)
         caption = image.caption()
         link = _link(image)
         if inline == "none":
@@ -130,15 +134,18 @@ def images_output(
 #: The most pictures a form's static copy keeps (the newest): the notebook stays light however long
 #: the form is used; every picture is in the store and in ``%yandexart history``.
 STATIC_COPY_LIMIT = 24
+#: The static copy's previews are at the size they are shown (the live form is where pictures are
+#: looked at): a third of the weight, and what the form's cards show too.
+STATIC_COPY_SCALE = 1
 
 
 def static_copy_bundle(images: Sequence[Picture], copy_id: str, inline: str = "preview") -> Bundle:
-    """What a form leaves in the notebook: its newest results as plain output (previews and captions),
+    """What a form leaves in the notebook: its newest results as plain output (small previews, captions),
     since widget views vanish when the notebook is reopened without the kernel. The live form hides
     it with a style rule naming ``copy_id``, so it shows only where the form no longer does."""
     if not images:
         return {"text/plain": ""}
-    grid = images_bundle(images[:STATIC_COPY_LIMIT], inline=inline)
+    grid = images_bundle(images[:STATIC_COPY_LIMIT], inline=inline, scale=STATIC_COPY_SCALE, gallery=True)
     older = len(images) - STATIC_COPY_LIMIT
     more = f"; {older} older ones are in %yandexart history" if older > 0 else ""
     title = (f'<div style="{MUTED};margin:4px 0">YandexART form results ({len(images)}, newest first{more}; '
