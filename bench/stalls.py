@@ -65,8 +65,8 @@ async def engine_alone(model: str, count: int) -> tuple[list[float], float, int]
     return stalls, size, len(failures)
 
 
-#: Run in the kernel once the 50 are in flight (running a cell is the kernel at work, not a stall):
-#: a ticking task on the kernel's loop.
+#: Run in the kernel once the 50 are in flight, in one cell with :data:`REPORT` (so no cell starts
+#: while it measures: running a cell is the kernel at work, not a stall): a ticking task.
 METER = f"""
 import asyncio as _a, time as _t
 _stalls, _meter = [], {{"on": True}}
@@ -104,8 +104,7 @@ def notebook_cells(model: str) -> list[str]:
         "%%yandexart --background --count 16\na fox in a cell",
         "%%yandexart --background --count 2\ntwo more foxes",
         "%%yandexart --background --count 4 --vary style=\"ink|oil|chalk|pixel art\"\na fox, {style}",
-        METER,
-        REPORT,
+        METER + REPORT,
     ]
 
 

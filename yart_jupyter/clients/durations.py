@@ -237,14 +237,14 @@ class DurationModel:
 
     def _fit(self, exact: list[float], spans: list[tuple[float, float]], start: LogNormal | None) -> LogNormal:
         """Lognormal fit of exact log-durations and of spans known to hold one (EM), blended with
-        the prior. EM starts from the previous fit, so its few iterations per refit add up to a
-        converged fit while generations run (starting from the early finishers alone, it would
-        stay biased short while most generations are still running)."""
+        the prior. EM starts from the previous fit, so its few iterations per refit (four; twelve
+        from the prior) add up to a converged fit while generations run (starting from the early
+        finishers alone, it would stay biased short while most generations are still running)."""
         w, prior = self.prior_weight, self.prior
         n = len(exact) + len(spans)
         total, squares = math.fsum(exact), math.fsum(x * x for x in exact)
         mu, sigma = (start.mu, start.sigma) if start is not None else (prior.mu, prior.sigma)
-        for _ in range(12 if spans else 1):
+        for _ in range((4 if start is not None else 12) if spans else 1):
             s1, s2 = total, squares
             for low, high in spans:
                 first, second = _truncated_moments(mu, sigma, low, high)

@@ -40,7 +40,7 @@ class BatchView(Protocol):
 
     def item(self, event: ItemEvent) -> Awaitable[None] | None:
         """One item changed state (a sweep's grid shows each cell's own state; others may ignore it).
-        A view that builds widgets returns a coroutine, built a few widgets per turn of the loop."""
+        A view that builds widgets returns a coroutine, built a widget per turn of the loop."""
 
     def finished(
         self, images: ImageSet, failures: Sequence[errors.YandexArtError], notes: Sequence[str],

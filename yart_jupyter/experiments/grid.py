@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.status import BatchStatus
+from ..core.steps import Steps, steps_now, steps_on_loop
 from ..present.html import FAILED, MUTED, Bundle, message_bundle, table_html
 from ..present.live import StatusLine, show_full_size
 from ..present.progress import progress_bundle
@@ -177,6 +178,14 @@ def grid_bundle(
 ) -> Bundle:
     """The experiment as HTML tables (one per value of a third axis) and as plain text; previews at
     ``scale`` times the size they are shown at."""
+    return steps_now(grid_bundle_steps(experiment, inline=inline, status=status, notes=notes, scale=scale))
+
+
+def grid_bundle_steps(
+    experiment: GridSource, *, inline: str = "preview", status: BatchStatus | None = None, notes: Sequence[str] = (),
+    scale: int = 2,
+) -> Steps[Bundle]:
+    """:func:`grid_bundle`, a row of pictures per step."""
     sections, row_labels, col_labels = layout(experiment)
     width = cell_width(len(col_labels))
     axes = experiment.axes
@@ -194,6 +203,7 @@ def grid_bundle(
             cells = "".join(f'<td style="padding:3px;vertical-align:top">{_slot_html(s, width, inline, scale)}</td>'
                             for s in row)
             body.append(f"<tr>{label}{cells}</tr>")
+            yield
         caption = (f'<div style="font:600 13px var(--jp-ui-font-family, sans-serif);margin:10px 0 2px">'
                    f"{html.escape(title)}</div>") if title else ""
         corner_cell = f'<th style="{_LABEL};{MUTED};font-weight:400">{html.escape(corner)}</th>' if row_labels else ""
@@ -225,9 +235,17 @@ def grid_output(
     scale: int = 2,
 ) -> tuple[Bundle, Bundle]:
     """:func:`grid_bundle` with the display metadata every picture output carries: the recipes."""
+    return steps_now(grid_output_steps(experiment, inline=inline, status=status, notes=notes, scale=scale))
+
+
+def grid_output_steps(
+    experiment: GridSource, *, inline: str = "preview", status: BatchStatus | None = None, notes: Sequence[str] = (),
+    scale: int = 2,
+) -> Steps[tuple[Bundle, Bundle]]:
+    """:func:`grid_output`, a row of pictures per step."""
     recipes = [image.recipe() for image in experiment]
-    return (grid_bundle(experiment, inline=inline, status=status, notes=notes, scale=scale),
-            {"yart_jupyter": {"recipes": recipes, "experiment": experiment.id}})
+    bundle = yield from grid_bundle_steps(experiment, inline=inline, status=status, notes=notes, scale=scale)
+    return bundle, {"yart_jupyter": {"recipes": recipes, "experiment": experiment.id}}
 
 
 class Grid:
@@ -244,14 +262,14 @@ class Grid:
 
 class GridView:
     """A sweep shown in its cell: the batch's progress bar, and under it the grid, each cell updated as
-    its generation starts, arrives or fails (redrawn at most four times a second, and once at the end).
+    its generation starts, arrives or fails (redrawn at most twice a second, and once at the end).
 
     The bar is an output of its own: it moves every second, and redrawing it costs a few hundred
     bytes, where the grid with its pictures is the size of every preview in it.
     """
 
     def __init__(self, experiment: GridSource, status: BatchStatus, *, errors_in_place: bool,
-                 inline: str = "preview", min_interval: float = 0.25, grid_out: str | None = None) -> None:
+                 inline: str = "preview", min_interval: float = 0.5, grid_out: str | None = None) -> None:
         from IPython.display import display
 
         self.grid_out = grid_out
@@ -262,33 +280,45 @@ class GridView:
         self.min_interval = min_interval
         self._width = cell_width(len(layout(experiment)[2]))
         self._last = 0.0
-        self._later: asyncio.TimerHandle | None = None
+        self._changed = False
+        self._redrawing: asyncio.Task[None] | None = None
         self.line = StatusLine(status)
         self._handle: Any = display(  # type: ignore[no-untyped-call]
             grid_bundle(experiment, inline=inline), raw=True, display_id=True)
 
-    def _draw(self, notes: Sequence[str] = (), final: bool = False) -> None:
-        """Redraw the grid: while it fills in, with previews at the size shown (a third of the bytes
-        per redraw); at the end once more at twice that, for high-density screens."""
+    async def _draw(self, notes: Sequence[str] = (), final: bool = False) -> None:
+        """Redraw the grid, a row per turn of the loop: while it fills in, with previews at the size
+        shown (a third of the bytes per redraw); at the end once more at twice that, for
+        high-density screens."""
         self._last = time.monotonic()
-        if self._later is not None:
-            self._later.cancel()
-            self._later = None
         if self._handle is None:
             return
-        bundle, metadata = grid_output(self.experiment, inline=self.inline, notes=notes, scale=2 if final else 1)
+        bundle, metadata = await steps_on_loop(grid_output_steps(self.experiment, inline=self.inline, notes=notes,
+                                                                 scale=2 if final else 1))
         self._handle.update(bundle, raw=True, metadata=metadata)
 
+    async def _redraws(self) -> None:
+        """Redraw as often as the throttle allows while something changed (a change is never left undrawn)."""
+        while self._changed:
+            await asyncio.sleep(max(0.0, self._last + self.min_interval - time.monotonic()))
+            self._changed = False
+            await self._draw()
+
     def _soon(self) -> None:
-        """Redraw now, or once the throttle allows (a change is never left undrawn)."""
-        wait = self._last + self.min_interval - time.monotonic()
-        if wait <= 0:
-            self._draw()
-        elif self._later is None:
-            try:
-                self._later = asyncio.get_running_loop().call_later(wait, self._draw)
-            except RuntimeError:
-                self._draw()
+        """Redraw soon (see :meth:`_redraws`); a view's events come from tasks on the loop."""
+        self._changed = True
+        if self._redrawing is None or self._redrawing.done():
+            self._redrawing = asyncio.get_running_loop().create_task(self._redraws())
+
+    def _stop_redraws(self) -> None:
+        self._changed = False
+        if self._redrawing is not None and not self._redrawing.done():
+            self._redrawing.cancel()
+
+    async def _final(self, notes: Sequence[str]) -> None:
+        """The last drawing: nothing drawn after it."""
+        self._stop_redraws()
+        await self._draw(notes, final=True)
 
     def prepare_picture(self, image: Any) -> None:
         """Off the loop: the previews an arriving picture is shown with in its cell of the grid."""
@@ -318,13 +348,17 @@ class GridView:
         failed = len(errors_shown)
         summary = [f"{FAILED} {failed} of {self.experiment.size} failed (each cell says why)"] if failed else []
         self.line.replace({"text/plain": ""})
-        self._draw([*notes, *extra, *summary], final=True)
+        await self._final([*notes, *extra, *summary])
         if images and self.inline != "full":
             await show_full_size(images)
 
     def stopped(self, status: BatchStatus) -> None:
+        """Interrupted: the grid as it is, drawn at once (the batch is being cancelled)."""
+        self._stop_redraws()
         self.line.replace({"text/plain": ""})
-        self._draw([status.interrupted_line()], final=True)
+        if self._handle is not None:
+            bundle, metadata = grid_output(self.experiment, inline=self.inline, notes=[status.interrupted_line()])
+            self._handle.update(bundle, raw=True, metadata=metadata)
 
 
 def plan_bundle(experiment: GridSource, cached: Sequence[bool], quota: str, limit_note: str | None) -> Bundle:

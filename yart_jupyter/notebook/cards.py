@@ -72,34 +72,40 @@ class ImageCard(w.HBox):  # type: ignore[misc]
 
     @classmethod
     async def made(cls, image: GeneratedImage, form: Gallery) -> ImageCard:
-        """The same, built a few widgets per turn of the event loop (a card is some twenty widgets)."""
+        """The same, built a widget per turn of the event loop (a card is a dozen widgets)."""
         card = cls.__new__(cls)
         await steps_on_loop(card._build(image, form))
         return card
 
     def _build(self, image: GeneratedImage, form: Gallery) -> Steps[None]:
+        """The card's widgets, one per step (each is a message to the browser)."""
         self.image = image
         self._form = form
         self._thumb, mime, _ = image.preview(card_longest(image))  # the preview the form's static copy shows
         self._thumb_format = mime.split("/")[1]
         self.picture = w.Image(value=self._thumb, format=self._thumb_format, layout=w.Layout(width="256px"))
+        yield
         self.caption = w.HTML(_html(image.caption()) + "<br>" + _html(image.prompt_line[:400], "font-size: 12px"),
                               style=html_style(), layout=fixed_layout())
         yield
         auto = fixed_layout(width="auto")
         self.save_button = w.Button(description="Save", icon="save", tooltip=f"Save into {form.save_folder.value}",
                                     layout=auto, style=button_style())
+        yield
         self.reuse_button = w.Button(description="Reuse seed", icon="repeat", tooltip="Put this seed in the form",
                                      style=button_style(),  # a model without seeds: there is no seed to reuse
                                      layout=auto if image.seed is not None else fixed_layout(display="none"))
+        yield
         self.cell_button = w.Button(description="Cell text", icon="code", tooltip="The equivalent %%yandexart cell",
                                     layout=auto, style=button_style())
         yield
         self.full_button = w.Button(description="Full size", icon="expand", tooltip="Show the full picture",
                                     layout=auto, style=button_style())
+        yield
         self.pick = w.Checkbox(value=False, description="compare", indent=False, layout=fixed_layout(width="90px"),
                                style=checkbox_style(), tooltip="Tick two or more pictures to see them side by side")
         self.pick.observe(lambda _: form.show_comparison(), "value")
+        yield
         self.details = w.HTML("", style=html_style(), layout=fixed_layout())
         yield
         self.cell = w.Textarea(value=cell_text(image), style=text_style(),
@@ -108,8 +114,10 @@ class ImageCard(w.HBox):  # type: ignore[misc]
         self.reuse_button.on_click(lambda _: form.reuse_seed(image))
         self.cell_button.on_click(self.toggle_cell)
         self.full_button.on_click(self.toggle_full)
+        yield
         actions = w.HBox([self.save_button, self.reuse_button, self.cell_button, self.full_button, self.pick],
                          layout=fixed_layout(flex_flow="row wrap", align_items="center"))
+        yield
         info = w.VBox([self.caption, actions, self.details, self.cell], layout=fixed_layout(flex="1 1 auto"))
         yield
         super().__init__([self.picture, info],

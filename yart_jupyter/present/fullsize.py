@@ -15,7 +15,7 @@ from typing import Any
 import ipywidgets as w
 
 from ..core.steps import Steps, steps_now, steps_on_loop
-from .widgets import WIDGETS_PER_STEP, button_style, fixed_layout, html_style
+from .widgets import button_style, fixed_layout, html_style
 
 
 class FullSize(w.VBox):  # type: ignore[misc]
@@ -26,7 +26,7 @@ class FullSize(w.VBox):  # type: ignore[misc]
 
     @classmethod
     async def made(cls, pictures: Sequence[tuple[str, Path | bytes, str]]) -> FullSize:
-        """The same, built a few widgets per turn of the event loop."""
+        """The same, built a widget per turn of the event loop."""
         viewer = cls.__new__(cls)
         await steps_on_loop(viewer._build(pictures))
         return viewer
@@ -43,9 +43,9 @@ class FullSize(w.VBox):  # type: ignore[misc]
                               style=button_style())
             button.on_click(lambda _, i=index: self.toggle(i))
             self.buttons.append(button)
-            if index % WIDGETS_PER_STEP == WIDGETS_PER_STEP - 1:
-                yield
+            yield  # a widget per step: each is a message to the browser
         self.picture = w.Image(layout=w.Layout(width="100%", max_width="1024px", display="none"))
+        yield
         self.note = w.HTML("", style=html_style(), layout=fixed_layout())
         yield
         title = [] if single else [w.HTML('<span style="font:12px monospace;opacity:.75">full size:</span>',
@@ -87,7 +87,7 @@ def full_size(images: Sequence[Any]) -> FullSize:
 
 
 async def full_size_soon(images: Sequence[Any]) -> FullSize:
-    """:func:`full_size`, built a few widgets per turn of the event loop."""
+    """:func:`full_size`, built a widget per turn of the event loop."""
     return await FullSize.made(full_size_pictures(images))
 
 

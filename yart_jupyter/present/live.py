@@ -8,7 +8,7 @@ from typing import Any
 
 from ..core.status import BatchStatus
 from .html import FAILED, Bundle, message_bundle
-from .pictures import Picture, images_output, prepare_figure
+from .pictures import Picture, images_output_soon, prepare_figure
 from .progress import progress_bundle
 
 
@@ -69,7 +69,7 @@ class CellView:
     async def finished(self, images: Sequence[Picture], failures: Sequence[Exception], notes: Sequence[str]) -> None:
         lines = [*notes, *(f"{FAILED} {failure}" for failure in failures)]
         if images:
-            self.line.replace(*images_output(images, lines, self.inline))
+            self.line.replace(*await images_output_soon(images, lines, self.inline))
             if self.inline != "full":
                 await show_full_size(images)
         elif self.errors_in_place and lines:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from ..core.steps import Steps, steps_now, steps_on_loop
 from .html import MUTED, Bundle
 
 
@@ -84,10 +85,10 @@ def _link(image: Picture) -> str | None:
     return None
 
 
-def images_bundle(
+def images_bundle_steps(
     images: Sequence[Picture], notes: Sequence[str] = (), inline: str = "preview", *, scale: int = 2,
     gallery: bool = False,
-) -> Bundle:
+) -> Steps[Bundle]:
     """A grid of figures with captions (one image is a grid of one), plus any notes below.
 
     ``inline``: ``preview`` embeds each picture re-encoded at ``scale`` times the size it is shown at
@@ -118,9 +119,18 @@ def images_bundle(
             recipe=html.escape(json.dumps(image.recipe(), ensure_ascii=False), quote=True),
             prompt=html.escape(image.prompt_line[:320]),
         ))
+        yield  # a figure per step
     note_html = "".join(f'<div style="font:12px monospace;opacity:.8">{html.escape(n)}</div>' for n in notes)
     plain = "\n".join([*(f"{i.caption()}  {i.prompt_line[:160]}" for i in images), *notes])
     return {"text/html": f'<div class="yart-result">{"".join(figures)}{note_html}</div>', "text/plain": plain}
+
+
+def images_bundle(
+    images: Sequence[Picture], notes: Sequence[str] = (), inline: str = "preview", *, scale: int = 2,
+    gallery: bool = False,
+) -> Bundle:
+    """:func:`images_bundle_steps` at once."""
+    return steps_now(images_bundle_steps(images, notes, inline, scale=scale, gallery=gallery))
 
 
 def images_output(
@@ -129,6 +139,14 @@ def images_output(
     """:func:`images_bundle` and its display metadata: every picture's recipe, so a saved notebook
     keeps how each of its pictures was made (``yart_jupyter.info("notebook.ipynb")`` reads them)."""
     return images_bundle(images, notes, inline), {"yart_jupyter": {"recipes": [image.recipe() for image in images]}}
+
+
+async def images_output_soon(
+    images: Sequence[Picture], notes: Sequence[str] = (), inline: str = "preview",
+) -> tuple[Bundle, Bundle]:
+    """:func:`images_output`, built a figure per turn of the event loop."""
+    bundle = await steps_on_loop(images_bundle_steps(images, notes, inline))
+    return bundle, {"yart_jupyter": {"recipes": [image.recipe() for image in images]}}
 
 
 #: The most pictures a form's static copy keeps (the newest): the notebook stays light however long

@@ -1,8 +1,8 @@
-"""Widgets made cheaply: shared layouts and styles, and views built a few widgets per turn of the loop.
+"""Widgets made cheaply: shared layouts and styles for the parts whose look never changes.
 
 Each widget is a message to the browser and about a millisecond of the kernel's loop, with one more
-for its layout and one for its style unless they are given. Parts whose look never changes share
-one layout and one style, and a view of many widgets is built as :mod:`~..core.steps`.
+for its layout and one for its style unless they are given; views of many widgets (the form's
+cards, the full-size buttons) are also built a widget per turn of the loop (:mod:`..core.steps`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ from functools import cache
 import ipywidgets as w
 from ipywidgets.widgets.widget_bool import CheckboxStyle
 from ipywidgets.widgets.widget_string import HTMLStyle, TextStyle
-
-#: How many widgets are made between two turns of the loop.
-WIDGETS_PER_STEP = 3
 
 
 @cache
