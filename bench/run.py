@@ -78,7 +78,8 @@ DISTRIBUTIONS = {  # as the emulator's --duration takes them
 }
 
 
-async def latency(table: Table, jobs: int) -> None:
+async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"spread", "burst", "cold", "demo"}),
+                  runs: int = 1) -> None:
     """The same operations watched by several pollers side by side: adaptive (learned and from an
     empty store), 1 s, 10 s; then a burst of 30 first generations from an empty store, and the
     demo's quick generations.
@@ -148,6 +149,12 @@ async def latency(table: Table, jobs: int) -> None:
                     ok = no_worse and worst5 <= 1.3 and (name != "tight" or (p50 <= 0.3 and p95 <= 1.0))
                     target = "p50≤0.3 p95≤1.0 " if name == "tight" else ""
                     verdict += f"; target {target}reads≤1 s, no worse, one op ≤×1.3: {'PASS' if ok else 'FAIL'}"
+                elif name == "cold" and "warm" in poller:
+                    ok = fewer and p50 <= 0.3
+                    verdict += f"; target reads≤1 s, p50≤0.3: {'PASS' if ok else 'FAIL'}"
+                elif name == "cold":
+                    ok = fewer and p50 <= 0.35 and p95 <= one_p95
+                    verdict += f"; target reads≤1 s, p50≤0.35, p95≤1 s poller's: {'PASS' if ok else 'FAIL'}"
                 elif name == "tight":
                     ok = fewer and p50 <= 0.35
                     verdict += f"; target reads≤1 s, p50≤0.35: {'PASS' if ok else 'FAIL'}"
@@ -159,21 +166,25 @@ async def latency(table: Table, jobs: int) -> None:
             table.add(section, poller, verdict, p50=f"{p50:.3f} s", p95=f"{p95:.3f} s",
                       reads_per_image=f"{reads:.1f}")
 
-    def pollers(learned: DurationModel | None) -> dict[str, Callable[[], PollPolicy]]:
+    def pollers(learned: DurationModel | None, label: str = "learned") -> dict[str, Callable[[], PollPolicy]]:
         cold = DurationModel()  # an empty store
         chosen: dict[str, Callable[[], PollPolicy]] = {}
         if learned is not None:
-            chosen["adaptive (learned)"] = lambda: AdaptivePolicy(learned, "1:1", model_uri)
+            chosen[f"adaptive ({label})"] = lambda: AdaptivePolicy(learned, "1:1", model_uri)
         chosen["adaptive (empty store)"] = lambda: AdaptivePolicy(cold, "1:1", model_uri)
         chosen["fixed 1 s"] = lambda: FixedPolicy(1.0)
         chosen["fixed 10 s"] = lambda: FixedPolicy(10.0)
         return chosen
 
-    async def one_distribution(name: str, duration: Duration, url: str) -> None:
+    def warmed(duration: Duration) -> DurationModel:
         warm = DurationModel()
         rng = random.Random(5)
         for _ in range(40):  # what a store with earlier generations of this kind would hold
             warm.observe(duration.sample(rng), "1:1", model_uri)
+        return warm
+
+    async def one_distribution(name: str, duration: Duration, url: str) -> None:
+        warm = warmed(duration)
         report(f"latency/{name} ({jobs} jobs over a minute)", name,
                await scenario(name, duration, url, jobs, 60.0, pollers(warm)))
 
@@ -188,10 +199,19 @@ async def latency(table: Table, jobs: int) -> None:
                                                      "--reads-per-second", "100000",
                                                      "--generate-per-minute", "100000"))
                 for name, spec in {**DISTRIBUTIONS, "demo": demo}.items()}
-        await asyncio.gather(*(one_distribution(n, Duration.parse(spec), urls[n]) for n, spec in DISTRIBUTIONS.items()))
-        await bursts(urls)
-        report("latency/demo (13 images over 20 s, empty store)", "demo",
-               await scenario("demo", Duration.parse(demo), urls["demo"], 13, 20.0, pollers(None)))
+        if "spread" in parts:
+            await asyncio.gather(*(one_distribution(n, Duration.parse(spec), urls[n])
+                                   for n, spec in DISTRIBUTIONS.items()))
+        if "burst" in parts:
+            await bursts(urls)
+        for run in range(1, runs + 1) if "cold" in parts else ():
+            # 30 first generations of one kind at once: from an empty store, and from a warm one
+            tight = Duration.parse(DISTRIBUTIONS["tight"])
+            report(f"latency/cold start, 30 at once, lognormal 15 s σ 0.3 (run {run})", "cold",
+                   await scenario("cold", tight, urls["tight"], 30, 0.0, pollers(warmed(tight), "warm store")))
+        if "demo" in parts:
+            report("latency/demo (13 images over 20 s, empty store)", "demo",
+                   await scenario("demo", Duration.parse(demo), urls["demo"], 13, 20.0, pollers(None)))
 
 
 # -- throughput under quota ---------------------------------------------------------------------
@@ -223,36 +243,7 @@ async def throughput(table: Table, count: int) -> None:
               **{"fixed 1 s": f"lost {lost}, failed {len(failures)}, 429s {emulator.stats.by_status.get(429, 0)}"})
 
 
-# -- kernel responsiveness and memory (emulator in another process) -----------------------------
-
-async def responsiveness(table: Table, count: int) -> None:
-    """``count`` generations in flight with 1-1.6 MB images; a ticking task measures loop stalls."""
-    with standalone("--realistic-payloads", "--duration", "uniform:2:4", niced=True) as url, \
-            tempfile.TemporaryDirectory() as home:
-        async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={}, quotas=UNLIMITED) as client:
-            stalls: list[float] = []
-            running = True
-
-            async def tick() -> None:
-                interval = 0.005
-                last = time.perf_counter()
-                while running:
-                    await asyncio.sleep(interval)
-                    now = time.perf_counter()
-                    stalls.append(now - last - interval)
-                    last = now
-
-            ticker = asyncio.ensure_future(tick())
-            requests = [client.build_request("responsive", seed=i + 1) for i in range(count)]
-            images, failures = await run_batch(client, requests, store=Store(home))
-            running = False
-            await ticker
-    size = statistics.fmean(len(i.image_bytes) for i in images) / 1e6
-    worst = max(stalls) * 1000
-    table.add(f"responsiveness ({count} in flight, {size:.1f} MB images)", "event-loop stall",
-              f"worst ≤ 20 ms: {'PASS' if worst <= 20 and not failures else 'FAIL'}",
-              adaptive=f"worst {worst:.1f} ms, p99 {pct(stalls, 0.99) * 1000:.1f} ms")
-
+# -- memory (emulator in another process; responsiveness is in bench/stalls.py) -----------------
 
 def rss_mb() -> float:
     with open("/proc/self/statm") as handle:
@@ -459,6 +450,7 @@ def main() -> None:
     parser.add_argument("--only",
                         default="notebook,sweep,batch,latency,throughput,responsiveness,memory,startup")
     parser.add_argument("--jobs", type=int, default=300, help="jobs per latency distribution")
+    parser.add_argument("--runs", type=int, default=1, help="runs of the cold-start rows")
     parser.add_argument("--out", default="bench/results.md")
     args = parser.parse_args()
     sections = set(args.only.split(","))
@@ -474,13 +466,17 @@ def main() -> None:
     if "sweep" in sections:
         sweep(table)
     if "responsiveness" in sections:
-        asyncio.run(responsiveness(table, 50))
+        from stalls import responsiveness  # the engine alone and the notebook path in a kernel
+
+        responsiveness(table, 50)
     if "memory" in sections:
         asyncio.run(memory(table, 200))
     if "throughput" in sections:
         asyncio.run(throughput(table, 300))
     if "latency" in sections:
-        asyncio.run(latency(table, args.jobs))
+        asyncio.run(latency(table, args.jobs, runs=args.runs))
+    if "cold" in sections and "latency" not in sections:
+        asyncio.run(latency(table, args.jobs, frozenset({"cold"}), runs=args.runs))
     machine = (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
                f"{platform.system()} {platform.release()}; run took {time.time() - began:.0f} s")
     text = f"{table.render()}\n\nMachine: {machine}\n"

@@ -29,7 +29,7 @@ def test_lognormal_quantile_inverts_cdf() -> None:
 
 
 def test_adaptive_schedule_shape() -> None:
-    cold = AdaptivePolicy(DurationModel())  # an empty store: nothing finished yet
+    cold = AdaptivePolicy(DurationModel(), cold_phase=0.5)  # an empty store: nothing finished yet
     assert [cold.next_delay(n, 0.9 * n) for n in range(4)] == [0.9] * 4  # a quick generation is seen at once
     assert 1.0 < cold.next_delay(4, 3.6) < cold.next_delay(6, 7.0) <= cold.cold_max  # then further apart
     model = DurationModel()
@@ -180,6 +180,52 @@ async def test_scheduler_reads_likely_ones_first() -> None:
     old = asyncio.ensure_future(sched.wait(reader("old"), policy, started=now - 11, limiter=limiter))
     await asyncio.gather(young, old)
     assert order == ["old", "young"]
+
+
+def test_a_burst_from_an_empty_store_is_read_at_spread_moments() -> None:
+    """Thirty generations started together are not all read at the same moments seconds apart (the
+    first ones to finish would all wait out the same gap): past the first seconds their cold reads
+    spread, each still within the cold schedule's bounds."""
+    model = DurationModel()
+    policies = [AdaptivePolicy(model) for _ in range(30)]
+    early = {p.next_delay(1, 0.9) for p in policies}
+    later = [p.next_delay(6, 7.0) for p in policies]
+    assert early == {0.9}  # a quick generation is still seen within a second
+    assert max(later) - min(later) > 1.0
+    assert all(0.9 <= d <= policies[0].cold_max for d in later)
+
+
+async def test_a_finished_generation_brings_the_others_reads_forward() -> None:
+    """Reads planned far apart while nothing was known come sooner once one generation finishes."""
+
+    class Learning:
+        """Reads every 10 s until something finished, then every 0.05 s."""
+
+        learned = False
+
+        def next_delay(self, polls: int, elapsed: float) -> float:
+            return 0.05 if self.learned or polls == 0 else 10.0
+
+    policy = Learning()
+    sched = PollScheduler()
+    reads: dict[str, int] = {"first": 0, "second": 0}
+
+    def reader(name: str, done_at: int) -> Callable[[], asyncio.Future[Operation]]:
+        async def read() -> Operation:
+            reads[name] += 1
+            if reads[name] >= done_at:
+                policy.learned = True
+                return Operation(name, done=True, image=b"x")
+            return Operation(name, done=False)
+        return read  # type: ignore[return-value]
+
+    now = time.monotonic()
+    second = asyncio.ensure_future(sched.wait(reader("second", 2), policy, started=now))  # type: ignore[arg-type]
+    await asyncio.sleep(0.2)  # its first read found it running: the next is 10 s away
+    first = asyncio.ensure_future(sched.wait(reader("first", 1), policy, started=now))  # type: ignore[arg-type]
+    began = time.monotonic()
+    await asyncio.wait_for(asyncio.gather(first, second), 5)
+    assert time.monotonic() - began < 2 and reads == {"first": 1, "second": 2}
 
 
 async def test_hundreds_in_flight_stay_within_the_read_quota(

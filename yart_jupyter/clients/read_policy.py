@@ -10,7 +10,8 @@ from __future__ import annotations
 import bisect
 import functools
 import math
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 
 from .durations import DURATIONS, DurationModel, LogNormal
 
@@ -148,6 +149,12 @@ class AdaptivePolicy:
     cold_until: float = 3.6
     cold_growth: float = 0.45
     cold_max: float = 4.0
+    #: Where this operation's growing cold reads fall: ``cold_growth`` times 0.5 to 1.5 (random per
+    #: operation; still at most ``cold_max``). Thirty generations started together would otherwise
+    #: all be read at the same moments seconds apart, and the first ones to finish would all wait
+    #: out the same gap; spread, some are read soon after they finish, and the first one seen
+    #: brings the others' reads forward (see :meth:`.scheduler.PollScheduler._replan`).
+    cold_phase: float = field(default_factory=random.random)
     #: The per-operation cap (see :meth:`earliest`): no generation costs more than this many times
     #: the reads a 1 s poller would spend on it, wherever the plan is dense.
     cap_ratio: float = 1.25
@@ -212,7 +219,8 @@ class AdaptivePolicy:
     def _cold(self, elapsed: float) -> float:
         if elapsed + self.cold_interval <= self.cold_until + 1e-9:
             return self.cold_interval
-        return min(self.cold_max, max(self.cold_interval, self.cold_growth * elapsed))
+        grown = min(self.cold_max, max(self.cold_interval, self.cold_growth * elapsed))
+        return min(self.cold_max, max(self.cold_interval, grown * (0.5 + self.cold_phase)))
 
     def _planned(self, polls: int, elapsed: float, confident: bool) -> float:
         plan = self.plan(confident=confident)

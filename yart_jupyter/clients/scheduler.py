@@ -139,11 +139,28 @@ class PollScheduler:
         if operation.done or operation.error is not None:
             if not waiter.future.done():
                 waiter.future.set_result(operation)
+            self._replan(now)
             return
         if waiter.on_poll is not None:
             waiter.on_poll(operation, waiter.polls)
         waiter.due = now + waiter.policy.next_delay(waiter.polls, waiter.last_read)
         self._schedule(waiter)
+
+
+    def _replan(self, now: float) -> None:
+        """A generation finished, so the model knows more: bring forward the next read of every
+        other operation whose schedule, asked again at its last read, now says sooner. (Before
+        anything finished, reads were spaced for an unknown duration, seconds apart; the first
+        finish shows where the others are likely to finish, and they should not wait out a read
+        planned for the ignorance of a moment ago.) Reads only come sooner, within each policy's
+        per-operation cap."""
+        for other in self._waiters:
+            if other.task is not None or other.future.done() or other.polls == 0:
+                continue
+            due = max(now, other.started + other.last_read + other.policy.next_delay(other.polls, other.last_read))
+            if due < other.due - 1e-3:
+                other.due = due
+                self._schedule(other)
 
 
 _schedulers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PollScheduler] = weakref.WeakKeyDictionary()

@@ -22,7 +22,6 @@ import aiohttp
 from ..core import errors
 from ..core.config import check_secure
 from ..core.redact import get_logger
-from ..core.steps import one_per_turn
 from .limits import SlidingWindowLimiter
 
 log = get_logger("yart_jupyter.clients.transport")
@@ -160,7 +159,6 @@ async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Del
             if value:
                 request_headers["Authorization"] = value
         retry_after: float | None = None
-        await one_per_turn()  # many requests due at once go out one per turn of the loop
         try:
             async with session.request(
                 method, url, json=json_body, headers=request_headers,

@@ -65,13 +65,17 @@ class PictureWorker:
     def close(self) -> None:
         """End the helper (it also ends by itself when this process goes)."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            try:
-                if process.stdin is not None:
-                    process.stdin.close()
-                process.wait(2)
-            except (OSError, subprocess.TimeoutExpired):
-                process.kill()
+        if process is None:
+            return
+        try:
+            if process.stdin is not None:
+                process.stdin.close()
+            process.wait(2)
+        except (OSError, subprocess.TimeoutExpired):
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 class PictureError(Exception):
