@@ -475,8 +475,8 @@ def main() -> None:
         asyncio.run(throughput(table, 300))
     if "latency" in sections:
         asyncio.run(latency(table, args.jobs, runs=args.runs))
-    if "cold" in sections and "latency" not in sections:
-        asyncio.run(latency(table, args.jobs, frozenset({"cold"}), runs=args.runs))
+    if "latency" not in sections and sections & {"burst", "cold"}:  # parts of it: --only burst,cold
+        asyncio.run(latency(table, args.jobs, frozenset(sections & {"burst", "cold"}), runs=args.runs))
     machine = (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
                f"{platform.system()} {platform.release()}; run took {time.time() - began:.0f} s")
     text = f"{table.render()}\n\nMachine: {machine}\n"

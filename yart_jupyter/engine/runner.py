@@ -16,6 +16,7 @@ from typing import Literal
 from ..clients.client import Progress, YandexArtClient
 from ..clients.durations import DURATIONS
 from ..core import errors
+from ..core.redact import get_logger
 from ..core.request import GenerationRequest
 from ..core.status import BatchStatus
 from ..core.steps import awaited
@@ -23,6 +24,8 @@ from ..media.image import GeneratedImage, ImageSet
 from ..store import Store, off_loop
 from .intents import Batch, Cached, Intent, Item, prepare
 from .outcomes import cancel_and_settle, final_status, settle_failure
+
+log = get_logger("yart_jupyter.engine.runner")
 
 StatusCallback = Callable[[BatchStatus], None]
 #: Told of each item's change of state; plain or async (the batch's item waits for it).
@@ -120,7 +123,10 @@ class _Run:
                 assert isinstance(item, Intent), item
                 image = await self.generate(index, item)
             if self.prepare_picture is not None:
-                await asyncio.to_thread(self.prepare_picture, image)
+                try:
+                    await asyncio.to_thread(self.prepare_picture, image)
+                except Exception as exc:  # a picture the view cannot draw is still kept and returned
+                    log.warning("could not prepare %s for display: %s", image.operation_id, exc)
             await self.tell(ItemEvent(index, "done", image.operation_id, image=image))
             if isinstance(item, Cached):
                 self.notify()

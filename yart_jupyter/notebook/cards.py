@@ -32,8 +32,6 @@ class Gallery(Protocol):
     """What a card asks of the form that holds it."""
 
     save_folder: w.Text
-    #: The pictures the form's static copy shows, newest first.
-    results: list[GeneratedImage]
 
     def show_comparison(self) -> None:
         """Redraw the comparison of the ticked pictures."""
