@@ -157,7 +157,7 @@ def responsiveness(table: Any, count: int = 50) -> None:
 
 
 if __name__ == "__main__":
-    from run import Table  # type: ignore[import-not-found]
+    from table import Table  # type: ignore[import-not-found]
 
     result = Table()
     responsiveness(result, int(sys.argv[1]) if len(sys.argv) > 1 else 50)

@@ -13,7 +13,7 @@ from yart_jupyter.clients.client import Progress, YandexArtClient
 from yart_jupyter.clients.transport import RetryPolicy
 from yart_jupyter.core.request import GenerationRequest, Message
 from yart_jupyter.emulator import Duration, Emulator
-from yart_jupyter.media.image import image_size
+from yart_jupyter.media.pixels import image_size
 
 from .conftest import FOLDER, KEY
 

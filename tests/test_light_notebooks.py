@@ -19,7 +19,8 @@ from yart_jupyter.clients.durations import LogNormal
 from yart_jupyter.core.request import RANDOM_SEEDS, AspectRatio, Message, random_seed
 from yart_jupyter.core.status import BatchStatus, about_left
 from yart_jupyter.emulator import Emulator
-from yart_jupyter.media.image import GeneratedImage, preview
+from yart_jupyter.media.image import GeneratedImage
+from yart_jupyter.media.pixels import preview
 from yart_jupyter.present.pictures import images_bundle
 from yart_jupyter.present.progress import progress_bundle
 

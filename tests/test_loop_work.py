@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from yart_jupyter.core.steps import one_per_turn, steps_now, steps_on_loop
-from yart_jupyter.media.image import GeneratedImage, preview
+from yart_jupyter.media.image import GeneratedImage
+from yart_jupyter.media.pixels import preview
 from yart_jupyter.media.worker import PictureWorker
 from yart_jupyter.store import off_loop
 

@@ -20,7 +20,8 @@ from yart_jupyter.clients.client import Progress, YandexArtClient
 from yart_jupyter.clients.images_api import is_images_id
 from yart_jupyter.core.models import CATALOGUE, DEFAULT_MODEL, LIVING_MODEL, resolve, table_text
 from yart_jupyter.emulator import Duration, Emulator
-from yart_jupyter.media.image import GeneratedImage, image_size
+from yart_jupyter.media.image import GeneratedImage
+from yart_jupyter.media.pixels import image_size
 from yart_jupyter.store import get_store
 
 from .conftest import FOLDER, KEY

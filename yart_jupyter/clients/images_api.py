@@ -22,7 +22,8 @@ from ..core.config import IMAGES_PATH, Settings
 from ..core.redact import get_logger
 from ..core.request import GenerationRequest
 from ..core.steps import steps_on_loop
-from ..media.image import GeneratedImage, sniff_mime
+from ..media.image import GeneratedImage
+from ..media.pixels import sniff_mime
 from .connection import Connection
 from .operation import DECODE_SLICE, MalformedOperation, _decode_steps
 from .transport import Delivery, Exchange, Response, RetryableError

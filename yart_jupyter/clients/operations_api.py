@@ -15,7 +15,8 @@ from ..core import errors
 from ..core.config import GENERATE_PATH, Settings
 from ..core.redact import get_logger
 from ..core.request import GenerationRequest
-from ..media.image import GeneratedImage, sniff_mime
+from ..media.image import GeneratedImage
+from ..media.pixels import sniff_mime
 from .connection import Connection
 from .durations import DURATIONS
 from .operation import MalformedOperation, Operation, read_operation

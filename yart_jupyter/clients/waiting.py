@@ -7,13 +7,13 @@ through untouched; only our own time limit becomes :class:`~.errors.GenerationTi
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..core import errors
 from ..core.request import GenerationRequest
+from ..core.steps import awaited
 from .limits import SlidingWindowLimiter
 from .operation import Operation
 from .polling import PollPolicy
@@ -131,18 +131,14 @@ SubmittingCallback = Callable[[], "Awaitable[None] | None"]
 async def notify_started(callback: StartedCallback | None, operation_id: str, request: GenerationRequest) -> None:
     """Tell a caller the id of its generation (awaiting an async callback), so it can record it first."""
     if callback is not None:
-        outcome = callback(operation_id, request)
-        if inspect.isawaitable(outcome):
-            await outcome
+        await awaited(callback(operation_id, request))
 
 
 async def notify_submitting(callback: SubmittingCallback | None) -> None:
     """Tell a caller its start request is about to go out (awaiting an async callback): it records
     that the service may have it from now on, and the request waits until that is written."""
     if callback is not None:
-        outcome = callback()
-        if inspect.isawaitable(outcome):
-            await outcome
+        await awaited(callback())
 
 
 def start_progress(on_progress: ProgressCallback | None) -> tuple[float, RetryCallback]:

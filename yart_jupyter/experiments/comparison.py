@@ -138,7 +138,7 @@ class Comparison:
 
     def bundle(self) -> dict[str, Any]:
         """The pictures at one size, then the table (HTML), and the table as plain text."""
-        from ..media.image import preview
+        from ..media.pixels import preview
 
         width = max(200, min(360, 1000 // len(self.sides)))
         pictures = []

@@ -25,6 +25,7 @@ from ..core.redact import get_logger
 
 log = get_logger("yart_jupyter.media.worker")
 
+
 class PictureWorker:
     """The parent's side: one helper process, one request at a time, started on first use."""
 
@@ -55,10 +56,12 @@ class PictureWorker:
                 return None
 
     def _started(self) -> subprocess.Popen[bytes]:
-        if self._process is None or self._process.poll() is not None:
+        if self._process is not None and self._process.poll() is not None:
+            self.close()  # it ended (killed?): a new one
+        if self._process is None:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "yart_jupyter.media.worker"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             )
         return self._process
 
@@ -101,7 +104,7 @@ atexit.register(WORKER.close)
 
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     """The helper's side: answer each request until the pipe closes."""
-    from .image import preview
+    from .pixels import preview
 
     while True:
         line = requests.readline()

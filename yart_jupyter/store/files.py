@@ -6,7 +6,8 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..media.image import thumbnail, write_atomic
+from ..media.image import write_atomic
+from ..media.pixels import thumbnail
 from .queries import Queries
 from .records import Record
 

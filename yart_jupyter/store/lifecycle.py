@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..core.request import GenerationRequest
-from ..media.image import GeneratedImage, image_size, write_atomic
+from ..media.image import GeneratedImage, write_atomic
+from ..media.pixels import image_size
 from .database import Database
 from .records import INTENT_PREFIX, STATUSES, request_key
 

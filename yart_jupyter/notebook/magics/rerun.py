@@ -42,7 +42,7 @@ async def handle(face: Face, options: Namespace) -> None:
     from ...core.request import Message
     from ...core.status import BatchStatus
     from ...engine import Batch, prepare, run_in_view
-    from ...media.image import same_pixels
+    from ...media.pixels import same_pixels
     from ...present.html import message_bundle
     from ...present.live import CellView
 
