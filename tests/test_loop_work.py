@@ -10,11 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from yart_jupyter.core.steps import one_per_turn, steps_now, steps_on_loop
+from yart_jupyter.core.steps import off_thread, one_per_turn, steps_now, steps_on_loop
 from yart_jupyter.media.image import GeneratedImage
 from yart_jupyter.media.pixels import preview
 from yart_jupyter.media.worker import PictureWorker
-from yart_jupyter.store import off_loop
 
 from .shared_data import PHOTO
 
@@ -28,7 +27,7 @@ async def test_a_cancelled_caller_still_waits_for_its_store_write() -> None:
         time.sleep(0.2)
         landed.append("written")
 
-    task = asyncio.ensure_future(off_loop(write))
+    task = asyncio.ensure_future(off_thread(write))
     await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -36,17 +35,22 @@ async def test_a_cancelled_caller_still_waits_for_its_store_write() -> None:
     assert landed == ["written"]
 
 
+class Turns:
+    """Counts the turns of the running loop (a callback that schedules itself again) until stopped."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.running = True
+        asyncio.get_running_loop().call_soon(self._tick)
+
+    def _tick(self) -> None:
+        self.count += 1
+        if self.running:
+            asyncio.get_running_loop().call_soon(self._tick)
+
+
 async def test_stepped_work_takes_turns_and_the_loop_runs_between_steps() -> None:
-    turns = 0
-    running = True
-
-    def count() -> None:
-        nonlocal turns
-        turns += 1
-        if running:
-            asyncio.get_running_loop().call_soon(count)
-
-    asyncio.get_running_loop().call_soon(count)
+    turns = Turns()
     order: list[str] = []
 
     def work(name: str) -> Iterator[None]:
@@ -56,32 +60,23 @@ async def test_stepped_work_takes_turns_and_the_loop_runs_between_steps() -> Non
         return name
 
     results = await asyncio.gather(steps_on_loop(work("a")), steps_on_loop(work("b")))  # type: ignore[arg-type]
-    running = False
+    turns.running = False
     assert results == ["a", "b"]
     assert order == ["a0", "a1", "a2", "b0", "b1", "b2"]  # one piece of work at a time, first come first
-    assert turns >= 5  # the loop ran between the steps
+    assert turns.count >= 5  # the loop ran between the steps
     assert steps_now(work("c")) == "c"  # type: ignore[arg-type]
 
 
 async def test_requests_due_together_go_out_one_per_turn() -> None:
-    turn = 0
-    running = True
-
-    def count() -> None:
-        nonlocal turn
-        turn += 1
-        if running:
-            asyncio.get_running_loop().call_soon(count)
-
-    asyncio.get_running_loop().call_soon(count)
+    turns = Turns()
     seen: list[int] = []
 
     async def send() -> None:
         await one_per_turn()
-        seen.append(turn)
+        seen.append(turns.count)
 
     await asyncio.gather(*(send() for _ in range(5)))
-    running = False
+    turns.running = False
     assert len(set(seen)) == 5  # no two in the same turn
 
 

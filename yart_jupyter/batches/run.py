@@ -13,9 +13,10 @@ from ..core import errors
 from ..core.config import Settings
 from ..core.request import GenerationRequest
 from ..core.status import BatchStatus
+from ..core.steps import off_thread
 from ..engine import Batch, Cached, Intent, Item, prepare, run_batch, unfinished_item
 from ..engine.outcomes import cancel_and_settle
-from ..store import Record, Store, off_loop, request_key
+from ..store import Record, Store, request_key
 from .dataset import Metadata, carries_recipe, write_row
 from .plan import Row, TablePlan
 from .result import BatchResult
@@ -102,7 +103,7 @@ async def run_table(
             if isinstance(item, Intent) and not budget.take():
                 row.status = "quota"
                 status.dropped(item.key)
-                await off_loop(store.settle_intent, item.key, "cancelled",
+                await off_thread(store.settle_intent, item.key, "cancelled",
                                "the daily quota ran out; run the batch again")
                 return
             images, failures = await run_batch(client, [item], status=status, store=store, on_update=on_update,

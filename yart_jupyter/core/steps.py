@@ -11,8 +11,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import weakref
-from collections.abc import Generator
-from typing import TypeVar
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
+
+from .redact import get_logger
+
+log = get_logger("yart_jupyter.core.steps")
 
 T = TypeVar("T")
 
@@ -22,12 +26,9 @@ Steps = Generator[None, None, T]
 
 def steps_now(steps: Steps[T]) -> T:
     """Run every step at once and return the result (for callers that cannot await)."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            result: T = done.value
-            return result
+    while (done := _step(steps)) is None:
+        pass
+    return done[0]
 
 
 async def steps_on_loop(steps: Steps[T]) -> T:
@@ -38,13 +39,39 @@ async def steps_on_loop(steps: Steps[T]) -> T:
     than thirty steps in every turn (which would hold the loop up just as one long piece of work).
     """
     async with _turn():
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                result: T = done.value
-                return result
+        while (done := _step(steps)) is None:
             await asyncio.sleep(0)
+        return done[0]
+
+
+def _step(steps: Steps[T]) -> tuple[T] | None:
+    """Take one step; once the work is done, its result (in a tuple, since a result may be None)."""
+    try:
+        next(steps)
+    except StopIteration as finished:
+        return (finished.value,)
+    return None
+
+
+async def off_thread(action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking call (a store write, a file saved) in a worker thread, so the loop goes on.
+
+    A caller cancelled meanwhile still waits for the call to end before it sees the cancellation:
+    a write is never left half-way from the caller's point of view, and whatever the caller does
+    next (settling what was cancelled) comes after it.
+    """
+    call = asyncio.ensure_future(asyncio.to_thread(action, *args, **kwargs))
+    try:
+        return await asyncio.shield(call)
+    except asyncio.CancelledError:
+        while not call.done():
+            try:
+                await asyncio.wait([call])
+            except asyncio.CancelledError:
+                continue
+        if not call.cancelled() and call.exception() is not None:
+            log.warning("a call failed in its thread while its caller was cancelled: %s", call.exception())
+        raise
 
 
 async def one_per_turn() -> None:

@@ -10,7 +10,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..core import errors
-from ..store import Store, off_loop
+from ..core.steps import off_thread
+from ..store import Store
 from .intents import Intent
 
 #: What an interrupted batch's never-sent generation is recorded as.
@@ -40,12 +41,12 @@ async def settle_failure(store: Store | None, error: errors.YandexArtError, inte
     if error.operation_id:
         outcome = final_status(error)
         if outcome is not None:
-            await off_loop(store.record_failed, error.operation_id, outcome, str(error))
+            await off_thread(store.record_failed, error.operation_id, outcome, str(error))
     elif intent is not None and intent.request.api == "images":
         if not isinstance(error, errors.AnswerLostError):  # refused: a synchronous answer is never ambiguous
-            await off_loop(store.settle_intent, intent.key, "failed", str(error))
+            await off_thread(store.settle_intent, intent.key, "failed", str(error))
     elif intent is not None and not isinstance(error, AMBIGUOUS):
-        await off_loop(store.settle_intent, intent.key, "failed", str(error))  # refused at its start: nothing was made
+        await off_thread(store.settle_intent, intent.key, "failed", str(error))  # refused at its start: none made
 
 
 async def cancel_and_settle(
@@ -63,4 +64,4 @@ async def cancel_and_settle(
             for key in keys:
                 target.settle_intent(key, "cancelled", INTERRUPTED_UNSENT)
 
-        await off_loop(settle, store)
+        await off_thread(settle, store)

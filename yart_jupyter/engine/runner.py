@@ -19,9 +19,9 @@ from ..core import errors
 from ..core.redact import get_logger
 from ..core.request import GenerationRequest
 from ..core.status import BatchStatus
-from ..core.steps import awaited
+from ..core.steps import awaited, off_thread
 from ..media.image import GeneratedImage, ImageSet
-from ..store import Store, off_loop
+from ..store import Store
 from .intents import Batch, Cached, Intent, Item, prepare
 from .outcomes import cancel_and_settle, final_status, settle_failure
 
@@ -83,21 +83,21 @@ class _Run:
 
         async def submitting() -> None:  # right before the request goes out, which waits for the write
             if store is not None:
-                await off_loop(store.mark_submitting, intent.key)  # cancelled meanwhile: still queued, unsent
+                await off_thread(store.mark_submitting, intent.key)  # cancelled meanwhile: still queued, unsent
             self.queued.discard(intent.key)
             status.submitting(intent.key, synchronous=intent.request.api == "images")
 
         async def started(operation_id: str, request: GenerationRequest) -> None:  # committed before any wait
             status.answered(intent.key, operation_id)
             if store is not None:
-                await off_loop(store.record_started, operation_id, request, notebook=self.notebook, key=intent.key)
+                await off_thread(store.record_started, operation_id, request, notebook=self.notebook, key=intent.key)
             await self.tell(ItemEvent(index, "running", operation_id))
             self.notify()
 
         image = await self.client.generate(intent.request, timeout=self.timeout, on_progress=self.progress,
                                            on_started=started, on_submitting=submitting, idempotency_key=intent.key)
         if store is not None:
-            await off_loop(store.record_done, image, self.observed.get(image.operation_id))
+            await off_thread(store.record_done, image, self.observed.get(image.operation_id))
         return image
 
     def keep_lower_bound(self, operation_id: str) -> None:
@@ -137,7 +137,7 @@ class _Run:
 
     async def failed(self, index: int, item: Item, exc: errors.YandexArtError) -> None:
         if isinstance(exc, errors.GenerationTimeoutError) and exc.operation_id:
-            await off_loop(self.keep_lower_bound, exc.operation_id)
+            await off_thread(self.keep_lower_bound, exc.operation_id)
         intent = item if isinstance(item, Intent) else None
         self.status.failed_item(key=intent.key if intent is not None else None, operation_id=exc.operation_id,
                                 answer_lost=isinstance(exc, errors.AnswerLostError),
@@ -180,7 +180,7 @@ async def run_batch(
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     except asyncio.CancelledError:
         await cancel_and_settle(tasks, store, run.queued)
-        await off_loop(run.keep_lower_bounds, list(status.pending_ids))
+        await off_thread(run.keep_lower_bounds, list(status.pending_ids))
         raise
     images = ImageSet()
     failures: list[errors.YandexArtError] = []
@@ -222,7 +222,7 @@ async def resume(
             on_progress(Progress("done", operation_id, 0.0))
         return image
     if store is not None and record is None:
-        await off_loop(store.record_started, operation_id, None)
+        await off_thread(store.record_started, operation_id, None)
     image = await client.resume(operation_id, timeout=timeout, on_progress=on_progress)
     request = record.request() if record is not None else None
     if request is not None:
@@ -231,7 +231,7 @@ async def resume(
     if record is not None:
         image.submitted_at = record.submitted_at
     if store is not None:
-        await off_loop(store.record_done, image)
+        await off_thread(store.record_done, image)
     return image
 
 
@@ -241,7 +241,7 @@ def server_canceller(client: YandexArtClient, store: Store | None) -> Callable[[
     async def cancel(operation_id: str) -> bool:
         confirmed = await client.cancel(operation_id)
         if confirmed and store is not None:
-            await off_loop(store.record_failed, operation_id, "cancelled", "cancelled by the user")
+            await off_thread(store.record_failed, operation_id, "cancelled", "cancelled by the user")
         return confirmed
 
     return cancel

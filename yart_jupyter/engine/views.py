@@ -16,10 +16,10 @@ from ..clients.durations import DURATIONS
 from ..core import errors
 from ..core.request import GenerationRequest
 from ..core.status import BatchStatus
-from ..core.steps import awaited
+from ..core.steps import awaited, off_thread
 from ..media.image import GeneratedImage, ImageSet
 from ..media.outputs import save_all
-from ..store import Store, off_loop
+from ..store import Store
 from .intents import Batch, Intent
 from .runner import ItemEvent, run_batch
 
@@ -92,10 +92,10 @@ async def run_in_view(
         try:
             numbered = [(index + 1, image, batch.fields[index] if batch.fields else {})
                         for index, image in sorted(arrived.items())]
-            notes.append("saved " + ", ".join(str(p) for p in await off_loop(save_all, batch.out, numbered)))
+            notes.append("saved " + ", ".join(str(p) for p in await off_thread(save_all, batch.out, numbered)))
         except errors.StorageError as exc:
             failures.append(exc)
-    notes += await off_loop(view.prepare_finish, images)
+    notes += await off_thread(view.prepare_finish, images)
     await awaited(view.finished(images, failures, notes))
     if len(failures) == 1 and len(batch.items) == 1:
         raise failures[0]

@@ -138,14 +138,18 @@ def images_output(
 ) -> tuple[Bundle, Bundle]:
     """:func:`images_bundle` and its display metadata: every picture's recipe, so a saved notebook
     keeps how each of its pictures was made (``yart_jupyter.info("notebook.ipynb")`` reads them)."""
-    return images_bundle(images, notes, inline), {"yart_jupyter": {"recipes": [image.recipe() for image in images]}}
+    return steps_now(_images_output_steps(images, notes, inline))
 
 
 async def images_output_soon(
     images: Sequence[Picture], notes: Sequence[str] = (), inline: str = "preview",
 ) -> tuple[Bundle, Bundle]:
     """:func:`images_output`, built a figure per turn of the event loop."""
-    bundle = await steps_on_loop(images_bundle_steps(images, notes, inline))
+    return await steps_on_loop(_images_output_steps(images, notes, inline))
+
+
+def _images_output_steps(images: Sequence[Picture], notes: Sequence[str], inline: str) -> Steps[tuple[Bundle, Bundle]]:
+    bundle = yield from images_bundle_steps(images, notes, inline)
     return bundle, {"yart_jupyter": {"recipes": [image.recipe() for image in images]}}
 
 

@@ -1,7 +1,6 @@
 """The store: every generation recorded, every picture kept, before and after it is made."""
 
-from .database import off_loop
 from .records import ExperimentRecord, Record, State, request_key
 from .store import Store, get_store
 
-__all__ = ["ExperimentRecord", "Record", "State", "Store", "get_store", "off_loop", "request_key"]
+__all__ = ["ExperimentRecord", "Record", "State", "Store", "get_store", "request_key"]

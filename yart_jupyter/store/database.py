@@ -5,7 +5,6 @@ Several kernels may share one store (WAL journal, short transactions, retries wh
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,27 +19,6 @@ from .schema import _INDEXES, _MIGRATIONS, _SCHEMA
 log = get_logger("yart_jupyter.store")
 
 T = TypeVar("T")
-
-
-async def off_loop(action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a store call in a worker thread, so the event loop (the kernel's) goes on meanwhile.
-
-    A caller cancelled meanwhile still waits for the call to end before it sees the cancellation:
-    a write is never left half-way from the caller's point of view, and whatever the caller does
-    next (settling what was cancelled) comes after it.
-    """
-    call = asyncio.ensure_future(asyncio.to_thread(action, *args, **kwargs))
-    try:
-        return await asyncio.shield(call)
-    except asyncio.CancelledError:
-        while not call.done():
-            try:
-                await asyncio.wait([call])
-            except asyncio.CancelledError:
-                continue
-        if not call.cancelled() and call.exception() is not None:
-            log.warning("a store write failed while its caller was cancelled: %s", call.exception())
-        raise
 
 
 class Database:
