@@ -31,7 +31,8 @@ typecheck: $(STAMP)
 	$(PY) -m mypy
 
 # The browser test drives Debian's chromium (Playwright cannot download its own browser here); the
-# provenance tests read our image metadata back with exiftool, a real-world reader.
+# provenance tests read our image metadata back with exiftool, a real-world reader; the team store's
+# tests start throwaway clusters of Debian's PostgreSQL.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing Debian's chromium for the browser test"; \
@@ -39,6 +40,9 @@ chromium:
 	@command -v exiftool >/dev/null 2>&1 || { \
 		echo "installing Debian's exiftool for the provenance tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libimage-exiftool-perl >/dev/null; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		echo "installing Debian's PostgreSQL for the team store's tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 # Everything but the browser spread over 4 workers (the tests mostly wait), then the browser tests,
 # which drive one JupyterLab each and are timed against a real UI, on their own.

@@ -19,6 +19,9 @@ from yart_jupyter.clients.shared import close_shared_clients
 from yart_jupyter.clients.transport import RetryPolicy
 from yart_jupyter.emulator import Duration, Emulator, EmulatorConfig
 from yart_jupyter.notebook.widget import YandexArtForm
+from yart_jupyter.store.store import forget_stores
+
+from .postgres import Cluster
 
 FAST_RETRY = RetryPolicy(max_attempts=5, base_delay=0.01, max_delay=0.05, max_elapsed=10.0, max_retry_after=2.0)
 KEY = "emulator-key"
@@ -39,6 +42,29 @@ def isolated_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     home = tmp_path_factory.mktemp("yart-home")
     monkeypatch.setenv("YANDEXART_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL cluster for this test process (started on first use, removed at the end)."""
+    cluster = Cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def team_store_url(pg_cluster: Cluster) -> Iterator[str]:
+    """A fresh team store's URL (an empty database); its connections are closed after the test."""
+    yield pg_cluster.new_database()
+    forget_stores()
+
+
+@pytest.fixture(params=["local", "team"])
+def store_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run a store test twice: on the local store (SQLite) and on a team's store (PostgreSQL)."""
+    if request.param == "team":
+        monkeypatch.setenv("YANDEXART_STORE", request.getfixturevalue("team_store_url"))
+    yield request.param
 
 
 @pytest.fixture

@@ -1,4 +1,7 @@
-"""The local store: every path records, the cache, history, pending, prune, concurrency, crashes."""
+"""The store: every path records, the cache, history, pending, prune, concurrency, crashes.
+
+The tests that go through the store's interface run twice (``store_backend``): on the local store
+(SQLite) and on a team's store (PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -23,20 +26,25 @@ from yart_jupyter.store import Store, get_store
 from .conftest import FOLDER, KEY
 from .helpers import execute, picture_data, run_cell
 
+both = pytest.mark.usefixtures("store_backend")
 
-def test_blocking_generation_is_recorded(shell: InteractiveShell, isolated_store: Path) -> None:
+
+@both
+def test_blocking_generation_is_recorded(shell: InteractiveShell, isolated_store: Path, store_backend: str) -> None:
     run_cell(shell, "%%yandexart --seed 5 --aspect 16:9\na kingfisher\n--- 0.5\nblue")
+    assert get_store().shared == (store_backend == "team")
     image = shell.user_ns["_"]
     record = get_store().get(image.operation_id)
     assert record is not None and record.status == "done"
     assert record.seed == 5 and record.aspect == "16:9" and record.seed_given
     assert [(m.text, m.weight) for m in record.messages] == [("a kingfisher", 1.0), ("blue", 0.5)]
     assert record.image_path is not None and record.image_path.read_bytes() == image.image_bytes
-    assert record.image_path.parent == isolated_store / "images"
+    assert record.image_path.parent == get_store().images
     assert record.width == image.size[0] and record.duration is not None
     assert image.path == record.image_path
 
 
+@both
 def test_cache_hit_and_no_cache(shell: InteractiveShell, thread_emulator: Emulator) -> None:
     run_cell(shell, "%%yandexart --seed 42\na cached owl")
     first = shell.user_ns["_"]
@@ -53,12 +61,14 @@ def test_cache_hit_and_no_cache(shell: InteractiveShell, thread_emulator: Emulat
     assert thread_emulator.stats.operations_created == created + 2
 
 
+@both
 def test_without_seed_never_cached(shell: InteractiveShell, thread_emulator: Emulator) -> None:
     run_cell(shell, "%%yandexart\nrandom seed")
     run_cell(shell, "%%yandexart\nrandom seed")
     assert thread_emulator.stats.operations_created == 2
 
 
+@both
 def test_failure_cancel_timeout_and_expiry_are_recorded(shell: InteractiveShell, thread_emulator: Emulator) -> None:
     store = get_store()
     thread_emulator.inject("fail", "start", message="kaput")
@@ -86,6 +96,7 @@ def test_failure_cancel_timeout_and_expiry_are_recorded(shell: InteractiveShell,
     assert record is not None and record.status == "expired" and "three days" in (record.error or "")
 
 
+@both
 def test_background_and_resume_are_recorded(shell: InteractiveShell, thread_emulator: Emulator) -> None:
     run_cell(shell, "%%yandexart --background --seed 8\nin the back")
     run_cell(shell, "_img = await _")
@@ -104,6 +115,7 @@ def test_background_and_resume_are_recorded(shell: InteractiveShell, thread_emul
     assert thread_emulator.stats.by_phase["poll"] == reads
 
 
+@both
 def test_pending_and_resume_all(shell: InteractiveShell, thread_emulator: Emulator) -> None:
     thread_emulator.config.duration = Duration("fixed", 30)
     shell.run_cell("%%yandexart --seed 1 2 --timeout 0.2\ntwo slow ones")
@@ -122,6 +134,7 @@ def test_pending_and_resume_all(shell: InteractiveShell, thread_emulator: Emulat
     assert "Nothing pending" in listing.outputs[0].data["text/plain"]
 
 
+@both
 def test_history_gallery_and_search(shell: InteractiveShell) -> None:
     run_cell(shell, "%%yandexart --seed 1\na green heron")
     run_cell(shell, "%%yandexart --seed 2\na red fox")
@@ -135,19 +148,21 @@ def test_history_gallery_and_search(shell: InteractiveShell) -> None:
     assert get_store().thumbnail_path(records[0].operation_id).exists()
 
 
+@both
 def test_prune(shell: InteractiveShell) -> None:
     run_cell(shell, "%%yandexart --seed 1 2 3\nthree to prune")
     store = get_store()
     assert store.count() == 3
     removed, freed = yart_jupyter.prune(max_megabytes=0)
     assert removed == 3 and freed > 0 and store.count() == 0
-    assert not list((store.home / "images").iterdir())
+    assert not list(store.images.iterdir())
     run_cell(shell, "%%yandexart --seed 4\nold one")
     _, captured = run_cell(shell, "%yandexart prune --older-than 0")
     assert "Pruned 1 record" in captured.outputs[0].data["text/plain"]
     assert isinstance(shell.run_cell("%yandexart prune").error_in_exec, errors.YandexArtError)
 
 
+@both
 def test_save_and_out_copy_from_the_store(shell: InteractiveShell, tmp_path: Path) -> None:
     run_cell(shell, "%%yandexart --seed 6 --out copy.jpg\nsaved")
     image: GeneratedImage = shell.user_ns["_"]
@@ -157,6 +172,7 @@ def test_save_and_out_copy_from_the_store(shell: InteractiveShell, tmp_path: Pat
     assert picture_data(image.save(tmp_path / "again.jpg").read_bytes()) == picture_data(image.image_bytes)
 
 
+@both
 async def test_python_api_records_and_caches(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("YC_API_KEY", KEY)
     monkeypatch.setenv("YC_FOLDER_ID", FOLDER)

@@ -83,7 +83,7 @@ async def generate(
     settings = current(base_url=base_url, folder_id=folder_id)
     request = settings.request(prompt, seed=seed, aspect=aspect, mime_type=mime_type,
                                model_uri=chosen(model, model_uri))
-    images = await run_in_view(shared_client(settings), get_store(settings.home),
+    images = await run_in_view(shared_client(settings), get_store(settings.store_location),
                                Batch([request], timeout=timeout, use_cache=cache), _CallbackView(on_update))
     return images[0]
 
@@ -109,7 +109,7 @@ def submit(
     request = settings.request(prompt, seed=seed, aspect=aspect, mime_type=mime_type,
                                model_uri=chosen(model, model_uri))
     status = BatchStatus(1)
-    store = get_store(settings.home)
+    store = get_store(settings.store_location)
     batch = prepare(store, Batch([request], timeout=timeout, use_cache=cache), status)
 
     async def one() -> GeneratedImage:
@@ -121,14 +121,15 @@ def submit(
 async def resume(operation_id: str, *, timeout: float | None = None) -> GeneratedImage:
     """Collect an operation started earlier (its image is recorded in the store like any other)."""
     settings = current()
-    images = await run_in_view(shared_client(settings), get_store(settings.home),
+    images = await run_in_view(shared_client(settings), get_store(settings.store_location),
                                Batch([operation_id], timeout=timeout), _CallbackView(None))
     return images[0]
 
 
-def history(limit: int | None = 20, search: str | None = None, status: str | None = None) -> list[Record]:
-    """The local store's records, newest first (``search`` matches prompts)."""
-    return get_store().history(limit, search, status)
+def history(limit: int | None = 20, search: str | None = None, status: str | None = None, *,
+            team: bool = False) -> list[Record]:
+    """My records in the store, newest first (``search`` matches prompts; ``team``: everyone's)."""
+    return get_store().history(limit, search, status, team=team)
 
 
 def prune(*, older_than_days: float | None = None, max_megabytes: float | None = None) -> tuple[int, int]:
@@ -143,7 +144,7 @@ def load_experiment(experiment_id: str) -> Experiment:
     """A sweep from the local store (a prefix of its id will do), each cell with its stored picture."""
     from .experiments.experiment import Experiment
 
-    return Experiment.load(get_store(current().home), experiment_id)
+    return Experiment.load(get_store(current().store_location), experiment_id)
 
 
 def batch(
@@ -174,7 +175,7 @@ def batch(
     settings = current()
     planned = plan_table(load_rows(rows), settings, prompt=prompt, seed=seed, aspect=aspect, mime_type=mime_type,
                          model_uri=chosen(model, model_uri), out=out, skip_invalid=skip_invalid)
-    store = get_store(settings.home)
+    store = get_store(settings.store_location)
     status = BatchStatus(len(planned.valid))
     status.show_rate = True
     line = _status_line(status)

@@ -26,6 +26,8 @@ MODEL_HELP = ("a catalogue name (aliceai-image-art-3.0, yandex-art/latest: yart 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="yart", description="YandexART from a terminal, on the same store and "
                                 "settings as the notebook (YANDEXART_* and YC_* environment variables).")
+    p.add_argument("--store", metavar="URL", help="a team's store: postgresql://user@host/db (default: "
+                   "YANDEXART_STORE, else the local store); the password from PGPASSWORD or ~/.pgpass")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     g = sub.add_parser("generate", help="generate one picture", description="Generate one picture and save it.")
     g.add_argument("prompt")
@@ -52,7 +54,15 @@ def parser() -> argparse.ArgumentParser:
     h = sub.add_parser("history", help="the latest generations of the store")
     h.add_argument("-n", type=int, default=20)
     h.add_argument("--search")
-    sub.add_parser("pending", help="operations started and never collected, and generations never sent")
+    h.add_argument("--team", action="store_true", help="everyone's generations, not only mine")
+    pe = sub.add_parser("pending", help="operations started and never collected, and generations never sent")
+    pe.add_argument("--team", action="store_true", help="everyone's (a teammate's are collected only by id)")
+    s = sub.add_parser("store", help="the store itself: copy one store into another")
+    store_commands = s.add_subparsers(dest="store_command", required=True, metavar="STORE_COMMAND")
+    c = store_commands.add_parser("copy", help="copy a store's records, sweeps and pictures into another (idempotent)",
+                                  description="SRC and DEST: a local store's folder or a postgresql:// URL.")
+    c.add_argument("source", metavar="SRC")
+    c.add_argument("destination", metavar="DEST")
     r = sub.add_parser("resume", help="collect operations by id, or every pending one with --all")
     r.add_argument("operation_id", nargs="?")
     r.add_argument("--all", action="store_true")
@@ -140,7 +150,7 @@ async def _batch(settings: Settings, options: argparse.Namespace, out: TextIO) -
     status.show_rate = True
     progress = Progress(sys.stderr)
     try:
-        result = await run_table(shared_client(settings), get_store(settings.home), settings, batch, status,
+        result = await run_table(shared_client(settings), get_store(settings.store_location), settings, batch, status,
                                  on_update=progress, resend_lost=options.resend_lost)
     finally:
         progress.end()
@@ -156,7 +166,7 @@ async def _resume(settings: Settings, options: argparse.Namespace, out: TextIO) 
     from ..engine import lost_answers, run_batch, unfinished_items
     from ..store import get_store
 
-    store = get_store(settings.home)
+    store = get_store(settings.store_location)
     if options.resend_lost and not options.all:
         raise errors.MagicUsageError("yart resume: --resend-lost goes with --all", hint="")
     if options.all:
@@ -183,28 +193,47 @@ async def _resume(settings: Settings, options: argparse.Namespace, out: TextIO) 
 
 
 def _history(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
+    from ..present.records import made_by
     from ..store import get_store
 
-    for r in get_store(settings.home).history(options.n, options.search):
+    for r in get_store(settings.store_location).history(options.n, options.search, team=options.team):
         when = r.submitted_at.astimezone().strftime("%Y-%m-%d %H:%M")
         seed = f"seed {r.seed}" if r.seed is not None else "no seed"
-        out.write(f"{when}  {r.status:9}  {seed}  {r.aspect or ''}  {r.operation_id}  {r.prompt[:60]}\n")
+        who = f"  ({made_by(r)})" if made_by(r) else ""
+        out.write(f"{when}  {r.status:9}  {seed}  {r.aspect or ''}  {r.operation_id}  {r.prompt[:60]}{who}\n")
     return OK
 
 
-def _pending(settings: Settings, out: TextIO) -> int:
-    from ..present.records import pending_state
+def _pending(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
+    from ..present.records import made_by, pending_state
     from ..store import get_store
 
-    store = get_store(settings.home)
-    records = store.pending() + store.unsent()
+    store = get_store(settings.store_location)
+    records = store.pending(team=options.team) + store.unsent(team=options.team)
     for r in records:
         out.write(f"{r.operation_id if r.status == 'pending' else '(no id yet)':24}  {r.prompt[:50]:50}  "
-                  f"{pending_state(r)}\n")
+                  f"{made_by(r) + ': collect by id' if made_by(r) else pending_state(r)}\n")
     if records:
         out.write("Collect or finish them with: yart resume --all\n")
     else:
         out.write("nothing pending\n")
+    return OK
+
+
+def _store_copy(options: argparse.Namespace, out: TextIO) -> int:
+    from ..store import get_store
+    from ..store.copy import copy_store
+
+    source, destination = get_store(options.source), get_store(options.destination)
+
+    def tell(done: int, total: int) -> None:  # a bar rewritten in place, ended when the copy is
+        filled = 30 * done // max(1, total)
+        sys.stderr.write(f"\rcopying [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} records"
+                         f"{chr(10) if done == total else ''}")
+        sys.stderr.flush()
+
+    result = copy_store(source, destination, tell)
+    out.write(f"{source.location} -> {destination.location}: {result.text()}\n")
     return OK
 
 
@@ -226,15 +255,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         emulator(arguments[1:])
         return OK
     options = parser().parse_args(arguments)
+    import os
+
     from ..core.settings import current
 
     out = sys.stdout
     try:
+        if options.store:  # this process's store, for every face the command uses
+            os.environ["YANDEXART_STORE"] = options.store
         settings = current()
         if options.command == "history":
             return _history(settings, options, out)
         if options.command == "pending":
-            return _pending(settings, out)
+            return _pending(settings, options, out)
+        if options.command == "store":
+            return _store_copy(options, out)
         if options.command == "info":
             return _info(options, out)
         if options.command == "models":

@@ -19,7 +19,7 @@ from ..core.config import EMULATOR, Settings
 from ..core.models import Api
 from .credentials import ApiKey, Credentials, resolve_credentials
 from .endpoints import start_local
-from .limits import QuotaLimiters, Quotas, limiters_for
+from .limits import Ledger, QuotaLimiters, Quotas, limiters_for
 from .transport import Delivery, Exchange, Response, RetryPolicy, send
 
 USER_AGENT = f"yart_jupyter/{__version__} (+aiohttp/{aiohttp.__version__})"
@@ -52,6 +52,8 @@ class Connection:
         self._resolved_url: str | None = None
         self._lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
+        #: The folder's quota as others spend it too (a team store's ledger); None: this process alone.
+        self.ledger: Ledger | None = None
 
     @property
     def base_url(self) -> str:
@@ -104,7 +106,7 @@ class Connection:
 
     def limiters(self) -> QuotaLimiters:
         """The quota limiters shared by every client of this endpoint and folder on this loop."""
-        return limiters_for(self.base_url, self.folder_id, self.quotas)
+        return limiters_for(self.base_url, self.folder_id, self.quotas, self.ledger)
 
     def _headers(self, api: Api) -> dict[str, str]:
         headers = {}

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, RequestValidationError
 from .models import Model, resolve
+from .redact import register_secret
 from .request import AspectRatio, AspectRatioLike, GenerationRequest, PromptLike, build_request, validate_mime
 
 DEFAULT_BASE_URL = "https://llm.api.cloud.yandex.net"
@@ -35,8 +36,8 @@ INLINE_MODES = ("preview", "full", "none")
 EMULATOR_FOLDER = "emulator-folder"
 
 
-def _setting(default: Any, env: str, help: str) -> Any:
-    return field(default=default, metadata={"env": env, "help": help})
+def _setting(default: Any, env: str, help: str, *, shown: bool = True) -> Any:
+    return field(default=default, metadata={"env": env, "help": help}, repr=shown)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ class Settings:
                                      "The folder's operation-read quota per second.")
     data_dir: str | None = _setting(None, "YANDEXART_HOME",
                                     "Folder of the local store (unset: the user's data folder).")
+    store: str | None = _setting(None, "YANDEXART_STORE",
+                                 "Where generations are kept: unset (the local store in data_dir) or a "
+                                 "postgresql://user@host/db URL (a team's store, shared by every kernel using it).",
+                                 shown=False)
     inline: str = _setting("preview", "YANDEXART_INLINE",
                            "What cell outputs embed: 'preview' (a small JPEG at the shown size; the full "
                            "picture stays in the store), 'full' (the service's bytes) or 'none'.")
@@ -117,6 +122,8 @@ class Settings:
         for name in ("request_timeout", "wait_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigurationError(f"{name} must be a positive number of seconds, not {getattr(self, name)!r}")
+        if self.store is not None:
+            check_store(self.store)
         if self.inline not in INLINE_MODES:
             raise ConfigurationError(f"inline must be one of {', '.join(map(repr, INLINE_MODES))}, not {self.inline!r}")
         try:
@@ -168,6 +175,11 @@ class Settings:
             return Path(self.data_dir).expanduser()
         return user_data_dir()
 
+    @property
+    def store_location(self) -> str:
+        """The store to use: the ``store`` URL (a team's), else the local store's folder."""
+        return self.store or str(self.home)
+
     def connection_key(self) -> tuple[Any, ...]:
         """The settings a client's connection depends on (two faces with equal keys share one)."""
         return tuple(getattr(self, name) for name in CONNECTION_FIELDS)
@@ -175,7 +187,7 @@ class Settings:
 
 #: The settings the HTTP client reads; the rest shape requests, waits or storage.
 CONNECTION_FIELDS = ("base_url", "images_url", "iam_url", "folder_id", "request_timeout", "wait_timeout",
-                     "data_logging", "generations_per_minute", "reads_per_second")
+                     "data_logging", "generations_per_minute", "reads_per_second", "store")
 
 SETTINGS = tuple(fields(Settings))
 
@@ -210,6 +222,18 @@ def user_data_dir(env: Mapping[str, str] | None = None) -> Path:
     else:
         base = Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     return base / "yart_jupyter"
+
+
+def check_store(location: str) -> str:
+    """A store setting is a ``postgresql://`` URL (a team's store); its password is masked from now on.
+    The local store's folder is ``data_dir``."""
+    parts = urlsplit(location)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            "store must be a postgresql://user@host/database URL (a team's store); the local store's folder is "
+            "set with data_dir (YANDEXART_HOME)")
+    register_secret(parts.password)
+    return location
 
 
 def check_url(url: str, what: str) -> str:

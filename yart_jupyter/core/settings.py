@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit
 
 from traitlets import Bool, Float, Int, TraitError, TraitType, Unicode, validate
 from traitlets.config import Configurable
@@ -32,6 +33,9 @@ def _trait(name: str) -> TraitType[Any, Any]:
 def _check(self: Configurable, proposal: Any) -> Any:
     """Refuse a value that makes the settings invalid, with the reason, before it is kept."""
     name, value = proposal["trait"].name, proposal["value"]
+    if name == "store" and value and urlsplit(str(value)).password:
+        raise TraitError("YandexArt.store refused: it holds a password, which a notebook would save; give the URL "
+                         "without it and the password in PGPASSWORD or ~/.pgpass, or the whole URL in YANDEXART_STORE")
     try:
         snapshot(self).replace(**{name: value})
     except ConfigurationError as exc:

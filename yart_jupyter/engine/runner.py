@@ -169,6 +169,7 @@ async def run_batch(
     server stay ``pending`` in the store and in ``status``.
     """
     status = status or BatchStatus(len(items))
+    share_quota(client, store)
     if any(isinstance(item, GenerationRequest) for item in items):
         items = prepare(store, Batch(items, use_cache=use_cache, notebook=notebook), status).items
     if store is not None:
@@ -195,6 +196,12 @@ async def run_batch(
     return images, failures
 
 
+def share_quota(client: YandexArtClient, store: Store | None) -> None:
+    """A team store's quota ledger goes to the client's limiters: the folder's quota, shared by everyone."""
+    if store is not None:
+        client.connection.ledger = store.quota_ledger()
+
+
 async def wait_for_starts(status: BatchStatus, limit: float = START_WAIT) -> None:
     """Wait (at most ``limit`` seconds) until every start request of a batch went out and was answered."""
     deadline = time.monotonic() + limit
@@ -215,6 +222,7 @@ async def resume(
     The stored request (prompt, seed, aspect) is attached to the result; an operation the server
     no longer has is marked expired.
     """
+    share_quota(client, store)
     record = await asyncio.to_thread(store.get, operation_id) if store is not None else None
     if record is not None and record.status == "done" and record.image_path and record.image_path.exists():
         image = await asyncio.to_thread(record.to_image)

@@ -182,5 +182,5 @@ def compare(*sources: Any, store: Store | None = None) -> Comparison:
         from ..core.settings import current
         from ..store import get_store
 
-        store = get_store(current().home)
+        store = get_store(current().store_location)
     return Comparison([resolve(source, store) for source in sources])

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..core.identity import user_name
 from ..core.request import AspectRatio, Message
 from .pixels import image_size, preview
 from .worker import WORKER
@@ -62,9 +63,16 @@ class GeneratedImage:
     path: Path | None = field(default=None, repr=False)
     #: The prompt the service says it drew, when it rewrote ours (the Images API may).
     revised_prompt: str | None = None
+    #: Who made it, for a picture read from the store (a teammate's, in a team store).
+    made_by: str | None = None
     #: Files written by ``--out`` or :meth:`save` (the notebook's previews link to the first).
     saved: list[Path] = field(default_factory=list, repr=False)
     _previews: dict[int, tuple[bytes, str, tuple[int, int]]] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def made_by_other(self) -> bool:
+        """A picture a teammate paid for (read from a team's store, made by someone else)."""
+        return self.made_by is not None and self.made_by != user_name()
 
     @property
     def duration(self) -> float | None:
@@ -138,7 +146,7 @@ class GeneratedImage:
         if size:
             parts.append(f"{size[0]}×{size[1]}")
         if self.cached:
-            parts.append("cached (no API call)")
+            parts.append(f"cached from {self.made_by} (no API call)" if self.made_by_other else "cached (no API call)")
         elif self.duration is not None:
             parts.append(f"{self.duration:.1f} s")
         parts.append(f"op {self.operation_id}")

@@ -259,7 +259,7 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
         card.form = self
         self.gallery.children = (card, *self.gallery.children)
         status = BatchStatus(len(requests))
-        store = get_store(settings.home)
+        store = get_store(settings.store_location)
         batch = prepare(store, Batch(requests), status)  # recorded before the click returns
         job = JOBS.submit(self._run(settings, card, batch, status), f"form: {requests[0].prompt[:40]}", status)
         self.jobs.append(job)
@@ -268,7 +268,8 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
         return job
 
     async def _run(self, settings: Settings, card: JobCard, batch: Batch, status: BatchStatus) -> list[GeneratedImage]:
-        return list(await run_in_view(shared_client(settings), get_store(settings.home), batch, card, status=status))
+        store = get_store(settings.store_location)
+        return list(await run_in_view(shared_client(settings), store, batch, card, status=status))
 
     def _job_finished(self, job: Job) -> None:
         self.jobs.remove(job)
@@ -279,7 +280,7 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
         running = [job for job in self.jobs if job.state == "running"]
         if running:
             settings = current()
-            canceller = server_canceller(shared_client(settings), get_store(settings.home))
+            canceller = server_canceller(shared_client(settings), get_store(settings.store_location))
             asyncio.get_running_loop().create_task(JOBS.cancel(running, cancel_remote=canceller))
 
 

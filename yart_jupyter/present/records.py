@@ -40,6 +40,9 @@ class Entry(Protocol):
     def api(self) -> str: ...
 
     @property
+    def owner(self) -> str | None: ...
+
+    @property
     def answer_lost(self) -> bool: ...
 
 
@@ -56,6 +59,7 @@ def history_bundle(records: Sequence[Entry], thumbnails: Sequence[bytes | None])
         meta = " · ".join(str(p) for p in (
             f"#{number}", f"seed {record.seed}" if record.seed is not None else "", record.aspect or "",
             _when(record.submitted_at), duration, record.status if record.status != "done" else "", record.operation_id,
+            made_by(record),
         ) if p)
         picture = (
             f'<img src="data:image/jpeg;base64,{base64.b64encode(thumb).decode("ascii")}" '
@@ -126,14 +130,24 @@ def pending_state(record: Entry) -> str:
     return PENDING_STATES.get(record.status, record.status)
 
 
+def made_by(record: Entry) -> str:
+    """``by NAME`` for a teammate's record (nothing for mine)."""
+    from ..core.identity import user_name
+
+    return f"by {record.owner}" if record.owner and record.owner != user_name() else ""
+
+
 def records_table(records: Sequence[Entry], running_here: set[str]) -> Bundle:
-    """A table of records (for ``%yandexart pending``): operations, then generations never started."""
+    """A table of records (for ``%yandexart pending``): operations, then generations never started; a
+    teammate's (``--team``) are named, and collected only by their id."""
     rows = []
     plain = []
     for r in records:
         unsent = r.status in ("queued", "submitting")
         here = r.operation_id in running_here
         note = "in progress in this kernel" if here else pending_state(r)
+        if made_by(r):
+            note = f"{made_by(r)}: theirs to finish (or collect it by its id)"
         cells = ("(no id yet)" if unsent else r.operation_id, _when(r.submitted_at),
                  str(r.seed) if r.seed is not None else "no seed" if r.api == "images" else "", r.aspect or "",
                  r.prompt[:60], note)

@@ -1,11 +1,11 @@
-"""The store's SQLite plumbing: short connections, write transactions, retries while another process writes.
+"""The store's SQL plumbing: short units of work on its backend, retried while the database is busy or away.
 
-Several kernels may share one store (WAL journal, short transactions, retries while the file is busy).
+Several kernels may share one store: a SQLite file on one machine (WAL journal, short transactions,
+retries while the file is busy) or a team's PostgreSQL database (retries while it restarts).
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -13,75 +13,58 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..core.errors import StorageError
-from ..core.redact import get_logger
-from .schema import _INDEXES, _MIGRATIONS, _SCHEMA
+from ..core.redact import get_logger, redact
+from .backend import Conn, PostgresBackend, SQLiteBackend
 
 log = get_logger("yart_jupyter.store")
 
 T = TypeVar("T")
 
+#: How long a unit of work keeps retrying while the database is busy or unreachable (seconds):
+#: long enough for a database to restart, short enough to say so in one line.
+RETRY_FOR = 30.0
+
 
 class Database:
-    """The SQLite file of a store: every read and write goes through here, in one short unit of work."""
+    """A store's database: every read and write goes through here, in one short unit of work."""
 
     home: Path
     images: Path
-    db_path: Path
-
-    def _create(self) -> None:
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")  # kept in the file: later connections need not ask
-            db.executescript(_SCHEMA)
-            columns = {row[1] for row in db.execute("PRAGMA table_info(generations)")}
-            for column, statement in _MIGRATIONS.items():
-                if column not in columns:  # a store made by an older version
-                    db.execute(statement)
-            db.execute(_INDEXES)
+    backend: SQLiteBackend | PostgresBackend
+    #: Where the store is, as shown to people (a folder, or a database URL without its password).
+    location: str
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection for one unit of work, always closed at its end (no thread keeps one)."""
-        db = sqlite3.connect(self.db_path, timeout=15.0, isolation_level=None)
-        try:
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.row_factory = sqlite3.Row
+    def _connect(self) -> Iterator[Conn]:
+        with self.backend.connect() as db:
             yield db
-        finally:
-            db.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def _transaction(self) -> Iterator[Conn]:
+        with self.backend.transaction() as db:
+            yield db
 
-    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        def run() -> list[sqlite3.Row]:
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        def run() -> list[Any]:
             with self._connect() as db:
                 return db.execute(sql, tuple(args)).fetchall()
 
         return self._retry(run)
 
-    def _retry(self, action: Callable[[], T]) -> T:
-        """Run a short transaction, retrying while another process holds the database."""
-        delay = 0.05
-        for attempt in range(8):
+    def _retry(self, action: Callable[[], T], retry_for: float = RETRY_FOR) -> T:
+        """Run a short unit of work, retrying while another process holds the database or it is away."""
+        delay, deadline = 0.05, time.monotonic() + retry_for
+        while True:
             try:
                 return action()
-            except sqlite3.OperationalError as exc:
-                if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt == 7:
-                    raise StorageError(f"The store in {self.home} failed: {exc}") from None
-                log.debug("store busy (%s); retry in %.2f s", exc, delay)
+            except self.backend.transient as exc:
+                if not self.backend.is_transient(exc) or time.monotonic() + delay > deadline:
+                    raise StorageError(f"The store at {self.location} failed: {redact(_first_line(exc))}") from None
+                log.debug("store busy or away (%s); retry in %.2f s", _first_line(exc), delay)
                 time.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
+                delay = min(delay * 2, 2.0)
 
-    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    def _write(self, work: Callable[[Conn], T]) -> T:
         """Run ``work`` in one write transaction, retried while another process holds the database."""
 
         def attempt() -> T:
@@ -89,3 +72,8 @@ class Database:
                 return work(db)
 
         return self._retry(attempt)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime, timezone
 
+from .backend import Conn
 from .database import Database
 from .records import ExperimentRecord
 
@@ -18,10 +18,13 @@ class Experiments(Database):
         axes = json.dumps([[name, list(values)] for name, values in experiment.axes], ensure_ascii=False)
         items = json.dumps([[list(key), ref] for key, ref in experiment.items], ensure_ascii=False)
 
-        def insert(db: sqlite3.Connection) -> None:
-            db.execute("INSERT OR REPLACE INTO experiments (id, created_at, title, axes, items, notebook)"
-                       " VALUES (?, ?, ?, ?, ?, ?)", (experiment.id, experiment.created_at.timestamp(),
-                                                     experiment.title, axes, items, experiment.notebook))
+        def insert(db: Conn) -> None:
+            db.execute("INSERT INTO experiments (id, created_at, title, axes, items, notebook)"
+                       " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                       " created_at=excluded.created_at, title=excluded.title, axes=excluded.axes,"
+                       " items=excluded.items, notebook=excluded.notebook",
+                       (experiment.id, experiment.created_at.timestamp(), experiment.title, axes, items,
+                        experiment.notebook))
 
         self._write(insert)
 

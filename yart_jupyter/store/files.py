@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..media.image import write_atomic
 from ..media.pixels import thumbnail
+from .backend import Conn
 from .queries import Queries
 from .records import Record
 
@@ -17,9 +17,11 @@ class Files(Queries):
 
     def prune(self, *, older_than: float | None = None, max_bytes: int | None = None) -> tuple[int, int]:
         """Delete records (and their files) older than ``older_than`` seconds, then the oldest until the
-        images take at most ``max_bytes``; pending, queued and submitting ones are kept. Returns (records, bytes)."""
+        images take at most ``max_bytes``; pending, queued and submitting ones are kept, and in a team's
+        store only my records are pruned. Returns (records, bytes)."""
         doomed: list[Record] = []
-        finished = [r for r in self._select("status NOT IN ('pending', 'queued', 'submitting')")]
+        mine, args = self._mine(False)
+        finished = self._select(f"status NOT IN ('pending', 'queued', 'submitting') AND {mine}", args, images=False)
         if older_than is not None:
             cutoff = datetime.now(timezone.utc).timestamp() - older_than
             doomed.extend(r for r in finished if r.submitted_at.timestamp() < cutoff)
@@ -32,14 +34,15 @@ class Files(Queries):
                 doomed.append(record)
                 total -= record.bytes or 0
 
-        def delete(db: sqlite3.Connection) -> None:
+        def delete(db: Conn) -> None:
             db.executemany("DELETE FROM generations WHERE operation_id=?", [(r.operation_id,) for r in doomed])
 
         self._write(delete)  # the records go first: a failure here leaves every file in place
         freed = 0
         for record in doomed:
-            if record.image_path is not None and record.image_path.exists():
-                freed += record.image_path.stat().st_size
+            on_disk = record.image_path is not None and record.image_path.exists()
+            freed += record.bytes or (record.image_path.stat().st_size if record.image_path and on_disk else 0)
+            if record.image_path is not None and on_disk:
                 record.image_path.unlink()
             self.thumbnail_path(record.operation_id).unlink(missing_ok=True)
         return len(doomed), freed

@@ -7,21 +7,34 @@ temporary file and a rename) before its record says ``done``: a crash loses neit
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..core.identity import host_name, user_name
 from ..core.request import GenerationRequest
 from ..media.image import GeneratedImage, write_atomic
 from ..media.pixels import image_size
+from .backend import Conn
 from .database import Database
 from .records import INTENT_PREFIX, STATUSES, request_key
 
 
 class Lifecycle(Database):
     """The writes of a generation's life, each one short transaction."""
+
+    def _keep_image(self, db: Conn, operation_id: str, data: bytes) -> None:
+        """Keep a picture's bytes in the database too, in the transaction that marks it done (a team
+        store does; a local store keeps only the file written before)."""
+
+    def _import_picture(self, db: Conn, operation_id: str, name: str, data: bytes) -> None:
+        """A copied record's picture (``yart store copy``): its file here, and its bytes in the database
+        if this store keeps them there, in the copy's transaction."""
+        path = self.images / name
+        if not path.exists():
+            write_atomic(path, data)
+        self._keep_image(db, operation_id, data)
 
     def record_queued(self, request: GenerationRequest, key: str, *, notebook: str | None = None) -> None:
         """Commit a generation as ``queued`` before anything is sent (its idempotency key names it)."""
@@ -31,16 +44,18 @@ class Lifecycle(Database):
                            notebook: str | None = None) -> None:
         """:meth:`record_queued` for many generations in one transaction (a batch of a thousand rows)."""
         when = datetime.now(timezone.utc).timestamp()
+        owner, host = user_name(), host_name()
         values = [(INTENT_PREFIX + key, request.prompt,
                    json.dumps([[m.text, m.weight] for m in request.messages], ensure_ascii=False), request.seed,
                    int(request.seed_was_given), str(request.aspect), request.mime_type, request.model_uri,
-                   request_key(request), when, notebook, key, request.api) for request, key in intents]
+                   request_key(request), when, notebook, key, request.api, owner, host) for request, key in intents]
 
-        def insert(db: sqlite3.Connection) -> None:
+        def insert(db: Conn) -> None:
             db.executemany(
-                "INSERT OR IGNORE INTO generations (operation_id, status, prompt, messages, seed, seed_given,"
-                " aspect, mime_type, model_uri, request_key, submitted_at, notebook, idempotency_key, api)"
-                " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+                "INSERT INTO generations (operation_id, status, prompt, messages, seed, seed_given,"
+                " aspect, mime_type, model_uri, request_key, submitted_at, notebook, idempotency_key, api,"
+                " owner, host) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING", values)
 
         if values:
             self._write(insert)
@@ -48,7 +63,7 @@ class Lifecycle(Database):
     def mark_submitting(self, key: str) -> None:
         """The start request of ``key`` is about to go out: from now on the service may have it."""
 
-        def update(db: sqlite3.Connection) -> None:
+        def update(db: Conn) -> None:
             db.execute("UPDATE generations SET status='submitting' WHERE idempotency_key=? AND status='queued'",
                        (key,))
 
@@ -59,7 +74,7 @@ class Lifecycle(Database):
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
 
-        def update(db: sqlite3.Connection) -> None:
+        def update(db: Conn) -> None:
             db.execute(
                 "UPDATE generations SET status=?, error=?, finished_at=? WHERE idempotency_key=?"
                 " AND status IN ('queued', 'submitting')", (status, error, time.time(), key),
@@ -76,25 +91,27 @@ class Lifecycle(Database):
         when = (submitted_at or datetime.now(timezone.utc)).timestamp()
         messages = json.dumps([[m.text, m.weight] for m in request.messages] if request else [], ensure_ascii=False)
 
-        def insert(db: sqlite3.Connection) -> None:
+        def insert(db: Conn) -> None:
             if key is not None:
-                try:
-                    if db.execute("UPDATE generations SET operation_id=?, status='pending' WHERE idempotency_key=?",
-                                  (operation_id, key)).rowcount:
-                        return
-                except sqlite3.IntegrityError:  # the operation is recorded already (a replayed start)
+                if db.execute("SELECT 1 FROM generations WHERE operation_id=?"
+                              " AND (idempotency_key IS NULL OR idempotency_key!=?)",
+                              (operation_id, key)).fetchone() is not None:
+                    # the operation is recorded already (a replayed start): the intent goes
                     db.execute("DELETE FROM generations WHERE idempotency_key=? AND operation_id!=?",
                                (key, operation_id))
                     return
+                if db.execute("UPDATE generations SET operation_id=?, status='pending' WHERE idempotency_key=?",
+                              (operation_id, key)).rowcount:
+                    return
             db.execute(
-                "INSERT OR IGNORE INTO generations (operation_id, status, prompt, messages, seed, seed_given,"
-                " aspect, mime_type, model_uri, request_key, submitted_at, notebook, api)"
-                " VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO generations (operation_id, status, prompt, messages, seed, seed_given,"
+                " aspect, mime_type, model_uri, request_key, submitted_at, notebook, api, owner, host)"
+                " VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (operation_id, request.prompt if request else "", messages,
                  request.seed if request else None, int(request.seed_was_given) if request else 0,
                  str(request.aspect) if request else None, request.mime_type if request else None,
                  request.model_uri if request else None, request_key(request) if request else None,
-                 when, notebook, request.api if request else None),
+                 when, notebook, request.api if request else None, user_name(), host_name()),
             )
 
         self._write(insert)
@@ -112,14 +129,14 @@ class Lifecycle(Database):
         size = image_size(data) or (None, None)
         finished = (image.done_at or datetime.now(timezone.utc)).timestamp()
 
-        def update(db: sqlite3.Connection) -> None:
+        def update(db: Conn) -> None:
             known = db.execute("SELECT 1 FROM generations WHERE operation_id=?", (image.operation_id,)).fetchone()
             if known is None:
                 db.execute(
-                    "INSERT INTO generations (operation_id, status, prompt, messages, submitted_at)"
-                    " VALUES (?, 'pending', '', '[]', ?)",
+                    "INSERT INTO generations (operation_id, status, prompt, messages, submitted_at, owner, host)"
+                    " VALUES (?, 'pending', '', '[]', ?, ?, ?)",
                     (image.operation_id, (image.submitted_at or image.done_at or datetime.now(timezone.utc))
-                     .timestamp()),
+                     .timestamp(), user_name(), host_name()),
                 )
             db.execute(
                 "UPDATE generations SET status='done', finished_at=?, error=NULL, model_version=?,"
@@ -130,6 +147,7 @@ class Lifecycle(Database):
                  observed[0] if observed else None, observed[1] if observed else None, image.revised_prompt,
                  image.operation_id),
             )
+            self._keep_image(db, image.operation_id, data)
 
         self._write(update)
         image.path = path
@@ -140,7 +158,7 @@ class Lifecycle(Database):
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
 
-        def update(db: sqlite3.Connection) -> None:
+        def update(db: Conn) -> None:
             db.execute(
                 "UPDATE generations SET status=?, error=?, finished_at=? WHERE operation_id=? AND status!='done'",
                 (status, error, time.time(), operation_id),
@@ -151,8 +169,8 @@ class Lifecycle(Database):
     def record_running(self, operation_id: str, seen: float) -> None:
         """A wait ended (interrupted, timed out) with the operation still running ``seen`` seconds after
         its start: a lower bound on its duration, which the schedule learns from too."""
-        def update(db: sqlite3.Connection) -> None:
-            db.execute("UPDATE generations SET seen_running=MAX(COALESCE(seen_running, 0), ?)"
-                       " WHERE operation_id=? AND status IN ('pending', 'expired')", (seen, operation_id))
+        def update(db: Conn) -> None:
+            db.execute("UPDATE generations SET seen_running=? WHERE operation_id=? AND status IN ('pending', 'expired')"
+                       " AND COALESCE(seen_running, 0) < ?", (seen, operation_id, seen))
 
         self._write(update)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from ..core.identity import user_name
 from ..core.request import GenerationRequest, Message
 from .database import Database
 from .records import Record, request_key
@@ -16,13 +16,25 @@ from .records import Record, request_key
 class Queries(Database):
     """Every read of the ``generations`` table."""
 
-    def _select(self, where: str = "1", args: Sequence[Any] = (), limit: int | None = None) -> list[Record]:
+    def _select(self, where: str = "TRUE", args: Sequence[Any] = (), limit: int | None = None, *,
+                images: bool = True) -> list[Record]:
+        """Records matching ``where``, newest first; with ``images``, each done one's picture on this machine."""
         sql = f"SELECT * FROM generations WHERE {where} ORDER BY submitted_at DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [self._record(row) for row in self._query(sql, args)]
+        records = [self._record(row) for row in self._query(sql, args)]
+        return self._with_images(records) if images else records
 
-    def _record(self, row: sqlite3.Row) -> Record:
+    def _with_images(self, records: list[Record]) -> list[Record]:
+        """Make sure each done record's picture is on this machine (a team store fetches the missing ones)."""
+        return records
+
+    @staticmethod
+    def _mine(team: bool) -> tuple[str, list[Any]]:
+        """The clause that keeps my records (``team``: everyone's); records from before owners count as mine."""
+        return ("TRUE", []) if team else ("(owner=? OR owner IS NULL)", [user_name()])
+
+    def _record(self, row: Any) -> Record:
         messages = tuple(Message(text, weight) for text, weight in json.loads(row["messages"] or "[]"))
         return Record(
             operation_id=row["operation_id"], status=row["status"], prompt=row["prompt"], messages=messages,
@@ -34,7 +46,7 @@ class Queries(Database):
             image_path=self.images / row["image_file"] if row["image_file"] else None,
             width=row["width"], height=row["height"], bytes=row["bytes"], notebook=row["notebook"],
             idempotency_key=row["idempotency_key"], api=row["api"] or "operations",
-            revised_prompt=row["revised_prompt"],
+            revised_prompt=row["revised_prompt"], owner=row["owner"], host=row["host"],
         )
 
     def get(self, operation_id: str) -> Record | None:
@@ -50,18 +62,21 @@ class Queries(Database):
         """A finished record of exactly this request, whose image file is still there."""
         return self.find_many([request], ("done",)).get(request_key(request))
 
-    def find_many(self, requests: Sequence[GenerationRequest], statuses: Sequence[str]) -> dict[str, Record]:
+    def find_many(self, requests: Sequence[GenerationRequest], statuses: Sequence[str], *,
+                  team: bool = True) -> dict[str, Record]:
         """The newest record in one of ``statuses`` of each request, by request key, in a few queries
-        (a done record counts only while its image file is there)."""
+        (a done record counts only while its picture is there); anyone's, or with ``team=False`` mine."""
         keys = list(dict.fromkeys(request_key(r) for r in requests))
         found: dict[str, Record] = {}
         marks = ", ".join("?" for _ in statuses)
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
-            where = f"request_key IN ({', '.join('?' for _ in chunk)}) AND status IN ({marks})"
-            for row in self._query(f"SELECT * FROM generations WHERE {where} ORDER BY submitted_at DESC",
-                                   [*chunk, *statuses]):
-                record = self._record(row)
+            mine, mine_args = self._mine(team)
+            where = f"request_key IN ({', '.join('?' for _ in chunk)}) AND status IN ({marks}) AND {mine}"
+            rows = self._query(f"SELECT * FROM generations WHERE {where} ORDER BY submitted_at DESC",
+                               [*chunk, *statuses, *mine_args])
+            records = self._with_images([self._record(row) for row in rows])
+            for row, record in zip(rows, records, strict=True):
                 usable = record.status != "done" or (record.image_path is not None and record.image_path.exists())
                 if usable and row["request_key"] not in found:
                     found[row["request_key"]] = record
@@ -69,28 +84,35 @@ class Queries(Database):
 
     def find_unfinished(self, requests: Sequence[GenerationRequest]) -> dict[str, Record]:
         """The newest generation of each request still on its way, by request key: pending on the
-        server (an operation id), or asked for and never answered (queued, submitting)."""
-        return self.find_many(requests, ("pending", "queued", "submitting"))
+        server (an operation id), or asked for and never answered (queued, submitting); mine only
+        (a teammate's unfinished generations stay theirs to finish)."""
+        return self.find_many(requests, ("pending", "queued", "submitting"), team=False)
 
-    def pending(self) -> list[Record]:
-        """Operations the service has (an operation id) that were never collected."""
-        return self._select("status='pending'")
+    def pending(self, *, team: bool = False) -> list[Record]:
+        """Operations the service has (an operation id) that were never collected: mine, or everyone's."""
+        mine, args = self._mine(team)
+        return self._select(f"status='pending' AND {mine}", args)
 
-    def unsent(self) -> list[Record]:
-        """Generations asked for whose operation id was never recorded (queued, or submitting)."""
-        return self._select("status IN ('queued', 'submitting')")
+    def unsent(self, *, team: bool = False) -> list[Record]:
+        """Generations asked for whose operation id was never recorded (queued, or submitting): mine,
+        or everyone's."""
+        mine, args = self._mine(team)
+        return self._select(f"status IN ('queued', 'submitting') AND {mine}", args)
 
-    def history(self, limit: int | None = 20, search: str | None = None, status: str | None = None) -> list[Record]:
-        """The newest records first; ``search`` matches the prompt (case-insensitive)."""
-        clauses, args = [], []
+    def history(self, limit: int | None = 20, search: str | None = None, status: str | None = None, *,
+                team: bool = False) -> list[Record]:
+        """The newest records first, mine or (``team``) everyone's; ``search`` matches the prompt
+        (case-insensitive)."""
+        mine, mine_args = self._mine(team)
+        clauses, args = [mine], list(mine_args)
         if search:
-            clauses.append("prompt LIKE ? ESCAPE '\\'")
+            clauses.append("LOWER(prompt) LIKE LOWER(?) ESCAPE '\\'")
             escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             args.append(f"%{escaped}%")
         if status:
             clauses.append("status=?")
             args.append(status)
-        return self._select(" AND ".join(clauses) or "1", args, limit)
+        return self._select(" AND ".join(clauses), args, limit)
 
     def starts_since(self, moment: float) -> tuple[int, float | None]:
         """How many generations were started (sent) since ``moment`` (epoch seconds), and the oldest

@@ -58,6 +58,10 @@ class Record:
     #: The API that served it: "operations" (an operation id to collect) or "images" (synchronous).
     api: str = "operations"
     revised_prompt: str | None = None
+    #: Who made it (``YANDEXART_USER`` or the login) and on which machine; None in records from
+    #: before the team store.
+    owner: str | None = None
+    host: str | None = None
 
     @property
     def answer_lost(self) -> bool:
@@ -89,7 +93,7 @@ class Record:
             aspect=AspectRatio.parse(self.aspect) if self.aspect else None, messages=self.messages,
             operation_id=self.operation_id, model_version=self.model_version, model_uri=self.model_uri,
             submitted_at=self.submitted_at, done_at=self.finished_at, cached=cached, path=self.image_path,
-            revised_prompt=self.revised_prompt,
+            revised_prompt=self.revised_prompt, made_by=self.owner,
         )
 
 

@@ -1,4 +1,12 @@
-"""The store's tables, and the columns added since the first version (migrated on open)."""
+"""The store's tables in both backends, the columns added since the first version, and the schema version.
+
+A local store is migrated column by column on open. A team store records its schema version in
+``store_meta``: an older database is migrated forward on connect, and a package older than the
+database refuses it (it would not know what the newer columns mean).
+"""
+
+#: The team store's schema version: raise it with each change to the PostgreSQL tables below.
+SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (
@@ -25,7 +33,9 @@ CREATE TABLE IF NOT EXISTS generations (
     seen_running  REAL,
     seen_done     REAL,
     api           TEXT,
-    revised_prompt TEXT
+    revised_prompt TEXT,
+    owner         TEXT,
+    host          TEXT
 );
 CREATE INDEX IF NOT EXISTS generations_cache ON generations (request_key, status);
 CREATE INDEX IF NOT EXISTS generations_time ON generations (submitted_at);
@@ -43,5 +53,65 @@ _MIGRATIONS = {"idempotency_key": "ALTER TABLE generations ADD COLUMN idempotenc
                "seen_running": "ALTER TABLE generations ADD COLUMN seen_running REAL",
                "seen_done": "ALTER TABLE generations ADD COLUMN seen_done REAL",
                "api": "ALTER TABLE generations ADD COLUMN api TEXT",
-               "revised_prompt": "ALTER TABLE generations ADD COLUMN revised_prompt TEXT"}
+               "revised_prompt": "ALTER TABLE generations ADD COLUMN revised_prompt TEXT",
+               "owner": "ALTER TABLE generations ADD COLUMN owner TEXT",
+               "host": "ALTER TABLE generations ADD COLUMN host TEXT"}
 _INDEXES = "CREATE UNIQUE INDEX IF NOT EXISTS generations_intent ON generations (idempotency_key)"
+
+#: The team store (PostgreSQL), by version: each entry takes a database from the version before it.
+#: Pictures are kept in the database (``images``), the folder's shared quota in ``quota_slots``.
+PG_MIGRATIONS: dict[int, str] = {1: """
+CREATE TABLE IF NOT EXISTS generations (
+    operation_id  TEXT PRIMARY KEY,
+    status        TEXT NOT NULL,
+    prompt        TEXT NOT NULL,
+    messages      TEXT NOT NULL,
+    seed          BIGINT,
+    seed_given    INTEGER NOT NULL DEFAULT 0,
+    aspect        TEXT,
+    mime_type     TEXT,
+    model_uri     TEXT,
+    request_key   TEXT,
+    submitted_at  DOUBLE PRECISION NOT NULL,
+    finished_at   DOUBLE PRECISION,
+    error         TEXT,
+    model_version TEXT,
+    image_file    TEXT,
+    width         INTEGER,
+    height        INTEGER,
+    bytes         INTEGER,
+    notebook      TEXT,
+    idempotency_key TEXT UNIQUE,
+    seen_running  DOUBLE PRECISION,
+    seen_done     DOUBLE PRECISION,
+    api           TEXT,
+    revised_prompt TEXT,
+    owner         TEXT,
+    host          TEXT
+);
+CREATE INDEX IF NOT EXISTS generations_cache ON generations (request_key, status);
+CREATE INDEX IF NOT EXISTS generations_time ON generations (submitted_at);
+CREATE INDEX IF NOT EXISTS generations_status ON generations (status, owner);
+CREATE TABLE IF NOT EXISTS experiments (
+    id          TEXT PRIMARY KEY,
+    created_at  DOUBLE PRECISION NOT NULL,
+    title       TEXT NOT NULL,
+    axes        TEXT NOT NULL,
+    items       TEXT NOT NULL,
+    notebook    TEXT
+);
+CREATE TABLE IF NOT EXISTS images (
+    operation_id TEXT PRIMARY KEY REFERENCES generations (operation_id) ON DELETE CASCADE ON UPDATE CASCADE,
+    data         BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quota_slots (
+    id       BIGSERIAL PRIMARY KEY,
+    scope    TEXT NOT NULL,
+    taken_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS quota_slots_scope ON quota_slots (scope, taken_at);
+CREATE TABLE IF NOT EXISTS quota_blocks (
+    scope    TEXT PRIMARY KEY,
+    until_at DOUBLE PRECISION NOT NULL
+);
+"""}

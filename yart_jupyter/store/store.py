@@ -1,4 +1,4 @@
-"""The local store: every generation recorded in SQLite, every image kept as a file.
+"""The stores: the local one (SQLite and image files in a folder) and a team's (PostgreSQL).
 
 :class:`Store` puts together the lifecycle writes, the queries, the experiments table and the files;
 see :mod:`.database` for how several kernels share one store. No credential is ever written here.
@@ -12,9 +12,11 @@ import threading
 from pathlib import Path
 
 from ..core.errors import StorageError
+from .backend import SQLiteBackend, is_team_location
 from .experiments import Experiments
 from .files import Files
 from .lifecycle import Lifecycle
+from .quota import QuotaLedger
 
 
 class Store(Lifecycle, Files, Experiments):
@@ -22,8 +24,10 @@ class Store(Lifecycle, Files, Experiments):
 
     def __init__(self, home: str | os.PathLike[str]) -> None:
         self.home = Path(home).expanduser()
+        self.location = str(self.home)
         self.images = self.home / "images"
         self.db_path = self.home / "yart.sqlite3"
+        self.backend = SQLiteBackend(self.db_path)
         try:
             self.images.mkdir(parents=True, exist_ok=True)
             self._retry(self._create)
@@ -33,22 +37,65 @@ class Store(Lifecycle, Files, Experiments):
             raise StorageError(f"Cannot open the store in {self.home}: {exc}",
                                hint="Set YANDEXART_HOME or %config YandexArt.data_dir to a writable folder") from None
 
+    def _create(self) -> None:
+        from .schema import _INDEXES, _MIGRATIONS, _SCHEMA
+
+        db = sqlite3.connect(self.db_path, timeout=15.0, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")  # kept in the file: later connections need not ask
+            db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(generations)")}
+            for column, statement in _MIGRATIONS.items():
+                if column not in columns:  # a store made by an older version
+                    db.execute(statement)
+            db.execute(_INDEXES)
+        finally:
+            db.close()
+
+    @property
+    def shared(self) -> bool:
+        """True for a team's store (several people's records); False for the local one."""
+        return False
+
+    def quota_ledger(self) -> QuotaLedger | None:
+        """The folder's quota as every user of the store spends it (a team store's); None: this process alone."""
+        return None
+
+    def close(self) -> None:
+        """Let go of the database's connections (a local store keeps none open)."""
+        self.backend.close()
+
     def __repr__(self) -> str:
-        return f"<yart_jupyter Store {self.home}>"
+        return f"<yart_jupyter Store {self.location}>"
 
 
-_stores: dict[Path, Store] = {}
+_stores: dict[str, Store] = {}
 _stores_lock = threading.Lock()
 
 
-def get_store(home: str | os.PathLike[str] | None = None) -> Store:
-    """The store in ``home`` (default: the current settings' data folder), opened once per process."""
-    if home is None:
-        from ..core.settings import current
+def get_store(location: str | os.PathLike[str] | None = None) -> Store:
+    """The store at ``location`` (a folder, or a ``postgresql://`` URL for a team's store; default: the
+    current settings' store), opened once per process."""
+    from ..core.settings import current
 
-        home = current().home
-    path = Path(home).expanduser().resolve()
+    if location is None:
+        location = current().store_location
+    key = str(location) if is_team_location(str(location)) else str(Path(location).expanduser().resolve())
     with _stores_lock:
-        if path not in _stores:
-            _stores[path] = Store(path)
-        return _stores[path]
+        if key not in _stores:
+            if is_team_location(key):
+                from .team import TeamStore
+
+                _stores[key] = TeamStore(key, cache=current().home)
+            else:
+                _stores[key] = Store(key)
+        return _stores[key]
+
+
+def forget_stores() -> None:
+    """Close and forget every opened store (tests; a kernel that changes its store setting keeps both)."""
+    with _stores_lock:
+        for store in _stores.values():
+            store.close()
+        _stores.clear()
+

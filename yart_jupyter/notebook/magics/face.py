@@ -36,7 +36,7 @@ class Face:
         """The local store of these settings."""
         from ...store import get_store
 
-        return get_store(self.settings.home)
+        return get_store(self.settings.store_location)
 
     def show(self, bundle: dict[str, Any]) -> None:
         from IPython.display import display

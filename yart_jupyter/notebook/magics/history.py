@@ -1,5 +1,6 @@
-"""``%yandexart history [-n N] [--search TEXT] [--experiments] [--experiment ID]``: the local store's
-latest generations as thumbnails, its sweeps, or one sweep shown again as its grid."""
+"""``%yandexart history [-n N] [--search TEXT] [--team] [--experiments] [--experiment ID]``: the store's
+latest generations as thumbnails (mine, or with ``--team`` everyone's), its sweeps, or one sweep shown
+again as its grid."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from .parsers import Parser
 
 
 def parser() -> Parser:
-    p = Parser("%yandexart history", "Show the latest generations of the local store, newest first "
+    p = Parser("%yandexart history", "Show my latest generations in the store (--team: everyone's), newest first "
                                      "(numbered: compare takes the numbers), or its sweeps.")
     p.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
     p.add_argument("--search", metavar="TEXT", help="only prompts containing TEXT (case-insensitive)")
     p.add_argument("--experiments", action="store_true", help="list the sweeps (--vary cells) instead")
     p.add_argument("--experiment", metavar="ID", help="show one sweep again as its grid (a prefix of its id will do)")
+    p.add_argument("--team", action="store_true", help="everyone's generations (a team's store), not only mine")
     return p
 
 
@@ -42,7 +44,7 @@ async def handle(face: Face, options: Namespace) -> None:
         found = await asyncio.to_thread(store.experiments, options.n)
         face.show(experiments_bundle(found) if found else message_bundle("No sweeps recorded yet."))
         return
-    records = await asyncio.to_thread(store.history, options.n, options.search)
+    records = await asyncio.to_thread(store.history, options.n, options.search, team=options.team)
     if not records:
         face.show(message_bundle("No generations recorded yet." if not options.search
                                  else f"No generation matches {options.search!r}."))

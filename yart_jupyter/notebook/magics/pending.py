@@ -10,8 +10,11 @@ from .parsers import Parser
 
 
 def parser() -> Parser:
-    return Parser("%yandexart pending", "List generations not finished: operations never collected, and "
-                                        "generations asked for whose start was never answered (resume --all).")
+    p = Parser("%yandexart pending", "List my generations not finished: operations never collected, and "
+                                     "generations asked for whose start was never answered (resume --all).")
+    p.add_argument("--team", action="store_true",
+                   help="everyone's in a team's store (a teammate's are collected only by their id)")
+    return p
 
 
 async def handle(face: Face, options: Namespace) -> None:
@@ -20,7 +23,7 @@ async def handle(face: Face, options: Namespace) -> None:
     from ...present.records import records_table
 
     store = face.store()
-    records = await asyncio.to_thread(lambda: [*store.pending(), *store.unsent()])
+    records = await asyncio.to_thread(lambda: [*store.pending(team=options.team), *store.unsent(team=options.team)])
     if not records:
         face.show(message_bundle("Nothing pending: every recorded generation was collected."))
         return

@@ -1,0 +1,77 @@
+"""The folder's quota as a team spends it: every start and read takes a slot in the shared database.
+
+Each process still keeps its own window (:mod:`..clients.limits`); a team store adds this ledger,
+so that N kernels on N machines together stay within the folder's quota, each one's share
+following what the others do. A slot is the time of one request, counted for one window by the
+database's clock: a kernel that dies holds nothing beyond that window.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from ..core.redact import get_logger
+from .backend import Conn
+from .database import Database
+
+log = get_logger("yart_jupyter.store.quota")
+
+#: Slots older than this many windows are deleted now and then (they count for nothing).
+KEEP_WINDOWS = 2
+
+
+class QuotaLedger:
+    """Slots of the folder's quotas in a team store's ``quota_slots`` table (PostgreSQL)."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        #: What names the ledger (its database, without the password): limiters are shared per key.
+        self.key = database.location
+        self._claims = itertools.count()
+
+    def claim(self, scope: str, limit: int, window: float, spacing: float = 0.0) -> tuple[float, int | None]:
+        """Take a slot of ``scope`` (at most ``limit`` in any ``window`` seconds, ``spacing`` apart) if one
+        is free: (0, slot id); else (seconds to wait, None). One short transaction, serialised per scope."""
+
+        def work(db: Conn) -> tuple[float, int | None]:
+            db.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (scope,))
+            now = float(db.execute("SELECT EXTRACT(EPOCH FROM clock_timestamp())").fetchone()[0])
+            block = db.execute("SELECT until_at FROM quota_blocks WHERE scope=?", (scope,)).fetchone()
+            wait = max(0.0, float(block[0]) - now) if block is not None else 0.0
+            times = [float(row[0]) for row in db.execute(
+                "SELECT taken_at FROM quota_slots WHERE scope=? AND taken_at > ? ORDER BY taken_at",
+                (scope, now - window)).fetchall()]
+            if len(times) >= limit:
+                wait = max(wait, times[len(times) - limit] + window - now)
+            if spacing and times:
+                wait = max(wait, times[-1] + spacing - now)
+            if wait > 0:
+                return wait, None
+            if next(self._claims) % 200 == 0:
+                db.execute("DELETE FROM quota_slots WHERE scope=? AND taken_at < ?",
+                           (scope, now - KEEP_WINDOWS * window))
+            slot = db.execute("INSERT INTO quota_slots (scope, taken_at) VALUES (?, ?) RETURNING id",
+                              (scope, now)).fetchone()[0]
+            return 0.0, int(slot)
+
+        return self._database._write(work)
+
+    def settle(self, slot: int) -> None:
+        """The slot's request was answered: count it from now (the service counted it when it arrived)."""
+
+        def work(db: Conn) -> None:
+            db.execute("UPDATE quota_slots SET taken_at=GREATEST(taken_at, EXTRACT(EPOCH FROM clock_timestamp()))"
+                       " WHERE id=?", (slot,))
+
+        self._database._write(work)
+
+    def block(self, scope: str, seconds: float) -> None:
+        """The service said 429: nobody of the team sends in ``scope`` for ``seconds``."""
+
+        def work(db: Conn) -> None:
+            db.execute("INSERT INTO quota_blocks (scope, until_at)"
+                       " VALUES (?, EXTRACT(EPOCH FROM clock_timestamp()) + ?)"
+                       " ON CONFLICT (scope) DO UPDATE SET until_at=GREATEST(quota_blocks.until_at, excluded.until_at)",
+                       (scope, seconds))
+
+        self._database._write(work)
