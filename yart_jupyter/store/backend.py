@@ -17,6 +17,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..core.redact import register_secret
 
+#: PostgreSQL errors no retry mends (a wrong database, role or password), by SQLSTATE and as libpq words them.
+PERMANENT = {"3D000", "28000", "28P01", "42501"}
+PERMANENT_TEXT = ("does not exist", "authentication failed", "no password supplied", "no pg_hba.conf entry")
+
 #: Schemes that name a team store (a PostgreSQL database) rather than a local folder.
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -163,8 +167,12 @@ class PostgresBackend:
         self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
 
     def is_transient(self, exc: BaseException) -> bool:
-        """The server went away, restarts or refuses for a moment: worth another try on a new connection."""
-        return isinstance(exc, self.psycopg.OperationalError)
+        """The server went away, restarts or refuses for a moment: worth another try on a new connection.
+        A wrong database, user or password is not: it is said at once."""
+        if not isinstance(exc, self.psycopg.OperationalError):
+            return False
+        text = str(exc)
+        return getattr(exc, "sqlstate", None) not in PERMANENT and not any(p in text for p in PERMANENT_TEXT)
 
     def _open(self) -> Any:
         def row_factory(cursor: Any) -> Any:
