@@ -414,7 +414,7 @@ def main() -> None:
     """Run the chosen sections and print the table with the machine it ran on."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only",
-                        default="notebook,sweep,batch,latency,throughput,responsiveness,memory,startup")
+                        default="notebook,sweep,batch,latency,throughput,team,responsiveness,memory,startup")
     parser.add_argument("--jobs", type=int, default=300, help="jobs per latency distribution")
     parser.add_argument("--runs", type=int, default=1, help="runs of the cold-start rows")
     parser.add_argument("--out", default="bench/results.md")
@@ -439,6 +439,10 @@ def main() -> None:
         asyncio.run(memory(table, 200))
     if "throughput" in sections:
         asyncio.run(throughput(table, 300))
+    if "team" in sections:
+        from team import team  # 4 processes sharing one folder's quota through a team store
+
+        team(table)
     if "latency" in sections:
         asyncio.run(latency(table, args.jobs, runs=args.runs))
     if "latency" not in sections and sections & {"burst", "cold"}:  # parts of it: --only burst,cold

@@ -1,8 +1,9 @@
 """One member of a team in its own process: generates its rows through a team store, or resumes its own.
 
 ``python -m tests.team_worker URL USER BASE_URL FIRST COUNT WINDOW [--resume]``: the folder's quota is
-100 generations per WINDOW seconds (a minute, time-compressed for the tests and the benchmark). It
-prints one JSON line at the end: what it got.
+100 generations per WINDOW seconds (a minute, time-compressed for the tests and the benchmark); URL
+``-`` means the process's own local store (YANDEXART_HOME) instead of a team's. It prints one JSON
+line at the end: what it got.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import time
 
 async def work(url: str, user: str, base_url: str, first: int, count: int, window: float,
                resume: bool) -> dict[str, object]:
-    os.environ.update(YANDEXART_STORE=url, YANDEXART_USER=user)
+    os.environ["YANDEXART_USER"] = user
+    if url != "-":
+        os.environ["YANDEXART_STORE"] = url
     from yart_jupyter.clients.client import YandexArtClient
     from yart_jupyter.clients.limits import Quotas
     from yart_jupyter.clients.polling import FixedPolicy
@@ -24,7 +27,7 @@ async def work(url: str, user: str, base_url: str, first: int, count: int, windo
     from yart_jupyter.engine import run_batch, unfinished_items
     from yart_jupyter.store import get_store
 
-    store = get_store(url)
+    store = get_store(url if url != "-" else None)
     started = time.monotonic()
     async with YandexArtClient(base_url=base_url, api_key="emulator-key", folder_id="emulator-folder",
                                poll_policy=FixedPolicy(0.1), quotas=Quotas(100, 50, generation_window=window),

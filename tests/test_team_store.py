@@ -191,7 +191,8 @@ def test_copy_a_local_store_into_the_team_store(shell: InteractiveShell, team_st
 @pytest.mark.timeout(180)
 def test_four_processes_share_one_quota(pg_cluster: Cluster) -> None:
     """4 processes (3 x 40 generations, 1 x 80), a quota of 100 per window: no 429, nothing lost or made
-    twice; the big one is killed while it waits for the next window, and its owner resumes its intents."""
+    twice; the big one is killed with pictures made and more on their way (pending, or queued for the
+    next window), and its owner resumes them."""
     window = 4.0
     url = pg_cluster.new_database()
     emulator = Emulator(fast_config(generate_per_minute=100, generate_window=window, duration=Duration("fixed", 0.3)))
@@ -211,9 +212,9 @@ def test_four_processes_share_one_quota(pg_cluster: Cluster) -> None:
         workers = [start(f"member{i}", 1000 * i, 80 if i == 3 else 40) for i in range(4)]
         store = get_store(url)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # until member3 has pictures and waits for the next window
+        while time.monotonic() < deadline:  # until member3 has pictures and more on their way
             counts = member3()
-            if counts.get("done", 0) >= 10 and counts.get("queued", 0) >= 10:
+            if counts.get("done", 0) >= 5 and sum(counts.values()) - counts.get("done", 0) >= 10:
                 break
             time.sleep(0.05)
         os.kill(workers[3].pid, signal.SIGKILL)
@@ -233,7 +234,7 @@ def test_four_processes_share_one_quota(pg_cluster: Cluster) -> None:
     assert [r["done"] for r in results] == [40, 40, 40] and not any(r["failed"] for r in results)
     assert len(left) >= 10 and resumed_result["done"] == resumed_result["items"] == len(left)
     assert not resumed_result["failed"]
-    assert stats.by_status.get(429, 0) == 0, stats.by_status
+    assert stats.by_status.get(429, 0) == 0, stats.refused
     assert len(records) == 200 and {r.status for r in records} == {"done"}  # nothing lost
     assert len({r.prompt for r in records}) == 200
     assert stats.operations_created == 200  # nothing generated twice

@@ -111,17 +111,18 @@ class PollScheduler:
                 continue
             due.sort(key=lambda w: w.priority(now), reverse=True)
             for index, waiter in enumerate(due):
-                if waiter.limiter is not None:
-                    await waiter.limiter.acquire()
+                taken = await waiter.limiter.acquire() if waiter.limiter is not None else None
                 if waiter.future.done() or waiter not in self._waiters:
                     continue
-                waiter.task = asyncio.get_running_loop().create_task(self._read(waiter))
+                waiter.task = asyncio.get_running_loop().create_task(self._read(waiter, taken))
                 if waiter.limiter is not None and waiter.limiter.delay() > 0:
                     for rest in due[index + 1:]:  # re-rank them with whatever became due meanwhile
                         heapq.heappush(self._heap, (rest.due, next(self._order), rest))
                     break
 
-    async def _read(self, waiter: _Waiter) -> None:
+    async def _read(self, waiter: _Waiter, taken: float | None = None) -> None:
+        """One read of a waiting operation, on the quota slot taken at ``taken`` (settled once answered:
+        the service counted it when it arrived)."""
         try:
             operation = await waiter.read()
         except asyncio.CancelledError:
@@ -132,6 +133,8 @@ class PollScheduler:
             return
         finally:
             waiter.task = None
+            if waiter.limiter is not None and taken is not None:
+                waiter.limiter.settle(taken)
         self.reads += 1
         waiter.polls += 1
         now = time.monotonic()

@@ -147,9 +147,10 @@ async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Del
     refresh_next = False
     while True:
         attempt += 1
+        taken: float | None = None
         if limiter is not None and not (limiter_held and attempt == 1):
             queued = time.monotonic()
-            await limiter.acquire()
+            taken = await limiter.acquire()
             started += time.monotonic() - queued  # waiting for quota is not part of the retry budget
         request_headers = {"x-client-request-id": client_request_id, **headers}
         if auth is not None:
@@ -166,6 +167,8 @@ async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Del
             ) as raw:
                 body = await raw.read()
                 response = Response(raw.status, raw.headers, body, client_request_id)
+            if limiter is not None and taken is not None:  # the server counted it on arrival: by now
+                limiter.settle(taken)
             if response.status == 401 and auth is not None and refreshable and not refreshed:
                 refreshed = True
                 refresh_next = True

@@ -13,6 +13,7 @@ import ipaddress
 import random
 import string
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,10 @@ class Stats:
     by_phase: collections.Counter[str] = field(default_factory=collections.Counter)
     by_status: collections.Counter[int] = field(default_factory=collections.Counter)
     operations_created: int = 0
+    #: 429s answered, by phase (start, poll, ...): a quota overrun, seen as the service would count it.
+    refused: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: The most operation reads that arrived within any second (refused ones included).
+    reads_peak: int = 0
     faults_injected: int = 0
     idempotent_replays: int = 0
     #: Pictures the Images API made (each one billed).
@@ -53,6 +58,8 @@ class Stats:
             "by_phase": dict(self.by_phase),
             "by_status": {str(k): v for k, v in self.by_status.items()},
             "operations_created": self.operations_created,
+            "refused": dict(self.refused),
+            "reads_peak": self.reads_peak,
             "faults_injected": self.faults_injected,
             "idempotent_replays": self.idempotent_replays,
             "images_generated": self.images_generated,
@@ -73,6 +80,8 @@ class Emulator(Routes):
         self.iam = Iam(self.config)
         self._gen_times: collections.deque[float] = collections.deque()
         self._read_times: collections.deque[float] = collections.deque()
+        #: When the reads of the last second arrived (for ``stats.reads_peak``).
+        self._arrived: collections.deque[float] = collections.deque()
         self._day_times: collections.deque[float] = collections.deque()
         self._rng = random.Random(self.config.random_seed)
         #: The latest requests (method, path, headers), newest last, for tests to inspect.
@@ -202,6 +211,11 @@ class Emulator(Routes):
             self.stats.requests += 1
             self.stats.by_phase[phase] += 1
             self.recent.append((request.method, request.path, dict(request.headers)))
+        if phase == "poll":
+            self._arrived.append(time.monotonic())
+            while self._arrived[0] <= self._arrived[-1] - 1.0:
+                self._arrived.popleft()
+            self.stats.reads_peak = max(self.stats.reads_peak, len(self._arrived))
         fault = self._take_fault(phase) if phase != "control" else None
         try:
             if fault is not None:
@@ -218,6 +232,8 @@ class Emulator(Routes):
         except Exception as exc:  # never crash on garbage: answer 500 in the real shape
             response = self._error(500, f"internal emulator error: {type(exc).__name__}", None, phase)
         self.stats.by_status[response.status] += 1
+        if response.status == 429:
+            self.stats.refused[phase] += 1
         return response
 
 

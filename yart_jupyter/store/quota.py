@@ -34,25 +34,12 @@ class QuotaLedger:
         is free: (0, slot id); else (seconds to wait, None). One short transaction, serialised per scope."""
 
         def work(db: Conn) -> tuple[float, int | None]:
-            db.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (scope,))
-            now = float(db.execute("SELECT EXTRACT(EPOCH FROM clock_timestamp())").fetchone()[0])
-            block = db.execute("SELECT until_at FROM quota_blocks WHERE scope=?", (scope,)).fetchone()
-            wait = max(0.0, float(block[0]) - now) if block is not None else 0.0
-            times = [float(row[0]) for row in db.execute(
-                "SELECT taken_at FROM quota_slots WHERE scope=? AND taken_at > ? ORDER BY taken_at",
-                (scope, now - window)).fetchall()]
-            if len(times) >= limit:
-                wait = max(wait, times[len(times) - limit] + window - now)
-            if spacing and times:
-                wait = max(wait, times[-1] + spacing - now)
-            if wait > 0:
-                return wait, None
-            if next(self._claims) % 200 == 0:
-                db.execute("DELETE FROM quota_slots WHERE scope=? AND taken_at < ?",
-                           (scope, now - KEEP_WINDOWS * window))
-            slot = db.execute("INSERT INTO quota_slots (scope, taken_at) VALUES (?, ?) RETURNING id",
-                              (scope, now)).fetchone()[0]
-            return 0.0, int(slot)
+            wait, slot = db.execute("SELECT wait, slot FROM yart_claim(?, ?, ?, ?)",
+                                    (scope, limit, window, spacing)).fetchone()
+            if slot is not None and next(self._claims) % 200 == 0:
+                db.execute("DELETE FROM quota_slots WHERE scope=? AND taken_at < EXTRACT(EPOCH FROM clock_timestamp())"
+                           " - ?", (scope, KEEP_WINDOWS * window))
+            return float(wait), int(slot) if slot is not None else None
 
         return self._database._write(work)
 

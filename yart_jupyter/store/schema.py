@@ -114,4 +114,39 @@ CREATE TABLE IF NOT EXISTS quota_blocks (
     scope    TEXT PRIMARY KEY,
     until_at DOUBLE PRECISION NOT NULL
 );
+-- One slot of a quota, taken in one round trip: (0, slot id) when the window has room, else (seconds
+-- to wait, NULL). Serialised per scope; times are the database's clock, the one every process shares.
+CREATE OR REPLACE FUNCTION yart_claim(p_scope TEXT, p_limit INTEGER, p_window DOUBLE PRECISION,
+                                      p_spacing DOUBLE PRECISION, OUT wait DOUBLE PRECISION, OUT slot BIGINT)
+LANGUAGE plpgsql AS $$
+DECLARE
+    now_at DOUBLE PRECISION;
+    oldest DOUBLE PRECISION;
+    newest DOUBLE PRECISION;
+    blocked DOUBLE PRECISION;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext(p_scope));
+    now_at := EXTRACT(EPOCH FROM clock_timestamp());
+    wait := 0;
+    slot := NULL;
+    SELECT until_at INTO blocked FROM quota_blocks WHERE scope = p_scope;
+    IF blocked IS NOT NULL THEN
+        wait := GREATEST(wait, blocked - now_at);
+    END IF;
+    SELECT taken_at INTO oldest FROM quota_slots WHERE scope = p_scope AND taken_at > now_at - p_window
+        ORDER BY taken_at DESC OFFSET p_limit - 1 LIMIT 1;
+    IF oldest IS NOT NULL THEN
+        wait := GREATEST(wait, oldest + p_window - now_at);
+    END IF;
+    IF p_spacing > 0 THEN
+        SELECT MAX(taken_at) INTO newest FROM quota_slots WHERE scope = p_scope AND taken_at > now_at - p_window;
+        IF newest IS NOT NULL THEN
+            wait := GREATEST(wait, newest + p_spacing - now_at);
+        END IF;
+    END IF;
+    IF wait <= 0 THEN
+        wait := 0;
+        INSERT INTO quota_slots (scope, taken_at) VALUES (p_scope, now_at) RETURNING id INTO slot;
+    END IF;
+END $$;
 """}
