@@ -38,8 +38,9 @@ async def work(url: str, user: str, base_url: str, first: int, count: int, windo
             items = [build_request(f"{user} picture {n}", seed=n, folder_id="emulator-folder")
                      for n in range(first, first + count)]
         images, failures = await run_batch(client, items, store=store)
+        collected = time.time()  # every picture in the store
     return {"user": user, "done": len(images), "failed": [str(f) for f in failures], "items": len(items),
-            "seconds": time.monotonic() - started}
+            "seconds": time.monotonic() - started, "collected_at": collected}
 
 
 def main() -> None:
