@@ -238,3 +238,17 @@ def test_four_processes_share_one_quota(pg_cluster: Cluster) -> None:
     assert len(records) == 200 and {r.status for r in records} == {"done"}  # nothing lost
     assert len({r.prompt for r in records}) == 200
     assert stats.operations_created == 200  # nothing generated twice
+
+
+def test_a_sweep_and_the_days_count_are_the_teams(shell: InteractiveShell, team_store_url: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YANDEXART_STORE", team_store_url)
+    monkeypatch.setenv("YANDEXART_USER", "alice")
+    run_cell(shell, '%%yandexart --seed 1-2 --vary "style=ink|oil"\na shared sweep, {style}')
+    experiment_id = shell.user_ns["_"].id
+    monkeypatch.setenv("YANDEXART_USER", "bob")
+    store = get_store()
+    assert store.starts_since(time.time() - 86_400)[0] == 4  # alice's starts count against bob's day
+    result, _ = run_cell(shell, f"%yandexart history --experiment {experiment_id[:8]}")
+    assert result.success and shell.user_ns["_"].id == experiment_id  # bob sees alice's sweep again
+    assert all(slot.image is not None and slot.image.made_by == "alice" for slot in shell.user_ns["_"].slots)
