@@ -19,7 +19,7 @@ from yart_jupyter.clients.shared import close_shared_clients
 from yart_jupyter.clients.transport import RetryPolicy
 from yart_jupyter.emulator import Duration, Emulator, EmulatorConfig
 from yart_jupyter.notebook.widget import YandexArtForm
-from yart_jupyter.store.store import forget_stores
+from yart_jupyter.store.registry import forget_stores
 
 from .postgres import Cluster
 

@@ -22,7 +22,8 @@ from yart_jupyter.clients.shared import close_shared_clients
 from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.engine import unfinished_items
 from yart_jupyter.store import get_store
-from yart_jupyter.store.store import Store, forget_stores
+from yart_jupyter.store.registry import forget_stores
+from yart_jupyter.store.store import Store
 from yart_jupyter.store.team import TeamStore
 
 from .conftest import FOLDER, KEY, fast_config

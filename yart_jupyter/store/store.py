@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 from pathlib import Path
 
 from ..core.errors import StorageError
-from .backend import SQLiteBackend, is_team_location
+from .backend import SQLiteBackend
 from .experiments import Experiments
 from .files import Files
 from .lifecycle import Lifecycle
@@ -67,35 +66,4 @@ class Store(Lifecycle, Files, Experiments):
 
     def __repr__(self) -> str:
         return f"<yart_jupyter Store {self.location}>"
-
-
-_stores: dict[str, Store] = {}
-_stores_lock = threading.Lock()
-
-
-def get_store(location: str | os.PathLike[str] | None = None) -> Store:
-    """The store at ``location`` (a folder, or a ``postgresql://`` URL for a team's store; default: the
-    current settings' store), opened once per process."""
-    from ..core.settings import current
-
-    if location is None:
-        location = current().store_location
-    key = str(location) if is_team_location(str(location)) else str(Path(location).expanduser().resolve())
-    with _stores_lock:
-        if key not in _stores:
-            if is_team_location(key):
-                from .team import TeamStore
-
-                _stores[key] = TeamStore(key, cache=current().home)
-            else:
-                _stores[key] = Store(key)
-        return _stores[key]
-
-
-def forget_stores() -> None:
-    """Close and forget every opened store (tests; a kernel that changes its store setting keeps both)."""
-    with _stores_lock:
-        for store in _stores.values():
-            store.close()
-        _stores.clear()
 
