@@ -65,8 +65,8 @@ class SQLiteBackend:
     """A SQLite file: short connections, write transactions taken at once (``BEGIN IMMEDIATE``)."""
 
     name = "sqlite"
-    transient: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)
-    integrity: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,)
+    #: The driver's errors: one that :meth:`is_transient` accepts is retried, any other said in one line.
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -162,8 +162,7 @@ class PostgresBackend:
         self.shown = redacted_url(url)
         register_secret(urlsplit(url).password)
         self.connect_timeout = connect_timeout
-        self.transient: tuple[type[BaseException], ...] = (psycopg.OperationalError,)
-        self.integrity: tuple[type[BaseException], ...] = (psycopg.IntegrityError,)
+        self.errors: tuple[type[BaseException], ...] = (psycopg.Error,)
         self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
 
     def is_transient(self, exc: BaseException) -> bool:

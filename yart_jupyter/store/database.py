@@ -33,6 +33,8 @@ class Database:
     backend: SQLiteBackend | PostgresBackend
     #: Where the store is, as shown to people (a folder, or a database URL without its password).
     location: str
+    #: True for a team's store (several people's records); a local store's records are all mine.
+    shared: bool = False
 
     @contextmanager
     def _connect(self) -> Iterator[Conn]:
@@ -57,7 +59,7 @@ class Database:
         while True:
             try:
                 return action()
-            except self.backend.transient as exc:
+            except self.backend.errors as exc:
                 if not self.backend.is_transient(exc) or time.monotonic() + delay > deadline:
                     raise StorageError(f"The store at {self.location} failed: {redact(_first_line(exc))}") from None
                 log.debug("store busy or away (%s); retry in %.2f s", _first_line(exc), delay)

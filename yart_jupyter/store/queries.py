@@ -29,10 +29,10 @@ class Queries(Database):
         """Make sure each done record's picture is on this machine (a team store fetches the missing ones)."""
         return records
 
-    @staticmethod
-    def _mine(team: bool) -> tuple[str, list[Any]]:
-        """The clause that keeps my records (``team``: everyone's); records from before owners count as mine."""
-        return ("TRUE", []) if team else ("(owner=? OR owner IS NULL)", [user_name()])
+    def _mine(self, team: bool) -> tuple[str, list[Any]]:
+        """The clause that keeps my records in a team's store (``team``: everyone's); records from
+        before owners count as mine, and every record of a local store is mine."""
+        return ("TRUE", []) if team or not self.shared else ("(owner=? OR owner IS NULL)", [user_name()])
 
     def _record(self, row: Any) -> Record:
         messages = tuple(Message(text, weight) for text, weight in json.loads(row["messages"] or "[]"))

@@ -51,11 +51,6 @@ class Store(Lifecycle, Files, Experiments):
         finally:
             db.close()
 
-    @property
-    def shared(self) -> bool:
-        """True for a team's store (several people's records); False for the local one."""
-        return False
-
     def quota_ledger(self) -> QuotaLedger | None:
         """The folder's quota as every user of the store spends it (a team store's); None: this process alone."""
         return None

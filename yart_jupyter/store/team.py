@@ -23,6 +23,8 @@ from .store import Store
 class TeamStore(Store):
     """The store in a PostgreSQL database named by ``url``; pictures read here are kept under ``cache``."""
 
+    shared = True
+
     def __init__(self, url: str, *, cache: Path, connect_timeout: float = 5.0) -> None:
         self.backend = PostgresBackend(url, connect_timeout=connect_timeout)
         self.location = self.backend.shown
@@ -53,10 +55,6 @@ class TeamStore(Store):
                 db.execute(PG_MIGRATIONS[step])
             db.execute("INSERT INTO store_meta (name, value) VALUES ('schema_version', ?)"
                        " ON CONFLICT (name) DO UPDATE SET value=excluded.value", (str(SCHEMA_VERSION),))
-
-    @property
-    def shared(self) -> bool:
-        return True
 
     def quota_ledger(self) -> QuotaLedger:
         return self._ledger
