@@ -113,6 +113,8 @@ class PollScheduler:
             for index, waiter in enumerate(due):
                 taken = await waiter.limiter.acquire() if waiter.limiter is not None else None
                 if waiter.future.done() or waiter not in self._waiters:
+                    if waiter.limiter is not None and taken is not None:  # nothing sent on it
+                        waiter.limiter.settle(taken)
                     continue
                 waiter.task = asyncio.get_running_loop().create_task(self._read(waiter, taken))
                 if waiter.limiter is not None and waiter.limiter.delay() > 0:

@@ -167,8 +167,6 @@ async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Del
             ) as raw:
                 body = await raw.read()
                 response = Response(raw.status, raw.headers, body, client_request_id)
-            if limiter is not None and taken is not None:  # the server counted it on arrival: by now
-                limiter.settle(taken)
             if response.status == 401 and auth is not None and refreshable and not refreshed:
                 refreshed = True
                 refresh_next = True
@@ -195,6 +193,9 @@ async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Del
             if not replay and not isinstance(exc, aiohttp.ClientConnectorError):
                 raise _lost(_describe(exc, timeout), operation_id, client_request_id) from None
             error, reason = exc, _describe(exc, timeout)
+        finally:
+            if limiter is not None and taken is not None:  # the server counted it on arrival: by now
+                limiter.settle(taken)
         elapsed = time.monotonic() - started
         delay = retry.delay(attempt, retry_after)
         if attempt >= retry.max_attempts or elapsed + delay > retry.max_elapsed:

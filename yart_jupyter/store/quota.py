@@ -2,8 +2,9 @@
 
 Each process still keeps its own window (:mod:`..clients.limits`); a team store adds this ledger,
 so that N kernels on N machines together stay within the folder's quota, each one's share
-following what the others do. A slot is the time of one request, counted for one window by the
-database's clock: a kernel that dies holds nothing beyond that window.
+following what the others do. A slot counts from the moment it is taken until its request is answered,
+then for one window (by the database's clock): the service counted the request when it arrived,
+somewhere in between. A kernel that dies holds its unanswered slots for a window and HOLD seconds at most.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from .database import Database
 
 log = get_logger("yart_jupyter.store.quota")
 
-#: Slots older than this many windows are deleted now and then (they count for nothing).
+#: How long a slot whose request was never answered (its process died) still counts, beyond a window.
+HOLD = 10.0
+#: Slots older than this many windows (and the hold) are deleted now and then: they count for nothing.
 KEEP_WINDOWS = 2
 
 
@@ -34,11 +37,11 @@ class QuotaLedger:
         is free: (0, slot id); else (seconds to wait, None). One short transaction, serialised per scope."""
 
         def work(db: Conn) -> tuple[float, int | None]:
-            wait, slot = db.execute("SELECT wait, slot FROM yart_claim(?, ?, ?, ?)",
-                                    (scope, limit, window, spacing)).fetchone()
+            wait, slot = db.execute("SELECT wait, slot FROM yart_claim(?, ?, ?, ?, ?)",
+                                    (scope, limit, window, spacing, window + HOLD)).fetchone()
             if slot is not None and next(self._claims) % 200 == 0:
                 db.execute("DELETE FROM quota_slots WHERE scope=? AND taken_at < EXTRACT(EPOCH FROM clock_timestamp())"
-                           " - ?", (scope, KEEP_WINDOWS * window))
+                           " - ?", (scope, KEEP_WINDOWS * window + HOLD))
             return float(wait), int(slot) if slot is not None else None
 
         return self._database._write(work)
@@ -47,8 +50,8 @@ class QuotaLedger:
         """The slot's request was answered: count it from now (the service counted it when it arrived)."""
 
         def work(db: Conn) -> None:
-            db.execute("UPDATE quota_slots SET taken_at=GREATEST(taken_at, EXTRACT(EPOCH FROM clock_timestamp()))"
-                       " WHERE id=?", (slot,))
+            db.execute("UPDATE quota_slots SET taken_at=GREATEST(taken_at, EXTRACT(EPOCH FROM clock_timestamp())),"
+                       " settled=TRUE WHERE id=?", (slot,))
 
         self._database._write(work)
 

@@ -107,7 +107,8 @@ CREATE TABLE IF NOT EXISTS images (
 CREATE TABLE IF NOT EXISTS quota_slots (
     id       BIGSERIAL PRIMARY KEY,
     scope    TEXT NOT NULL,
-    taken_at DOUBLE PRECISION NOT NULL
+    taken_at DOUBLE PRECISION NOT NULL,
+    settled  BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX IF NOT EXISTS quota_slots_scope ON quota_slots (scope, taken_at);
 CREATE TABLE IF NOT EXISTS quota_blocks (
@@ -116,12 +117,17 @@ CREATE TABLE IF NOT EXISTS quota_blocks (
 );
 -- One slot of a quota, taken in one round trip: (0, slot id) when the window has room, else (seconds
 -- to wait, NULL). Serialised per scope; times are the database's clock, the one every process shares.
+-- A slot counts from when it was taken until its request was answered (settled), then for a window
+-- from the answer: the service counted it on arrival, somewhere in between. A slot never settled (its
+-- process died) counts for p_hold seconds at most.
 CREATE OR REPLACE FUNCTION yart_claim(p_scope TEXT, p_limit INTEGER, p_window DOUBLE PRECISION,
-                                      p_spacing DOUBLE PRECISION, OUT wait DOUBLE PRECISION, OUT slot BIGINT)
+                                      p_spacing DOUBLE PRECISION, p_hold DOUBLE PRECISION,
+                                      OUT wait DOUBLE PRECISION, OUT slot BIGINT)
 LANGUAGE plpgsql AS $$
 DECLARE
     now_at DOUBLE PRECISION;
-    oldest DOUBLE PRECISION;
+    counted INTEGER;
+    frees DOUBLE PRECISION;
     newest DOUBLE PRECISION;
     blocked DOUBLE PRECISION;
 BEGIN
@@ -133,16 +139,18 @@ BEGIN
     IF blocked IS NOT NULL THEN
         wait := GREATEST(wait, blocked - now_at);
     END IF;
-    SELECT taken_at INTO oldest FROM quota_slots WHERE scope = p_scope AND taken_at > now_at - p_window
-        ORDER BY taken_at DESC OFFSET p_limit - 1 LIMIT 1;
-    IF oldest IS NOT NULL THEN
-        wait := GREATEST(wait, oldest + p_window - now_at);
+    SELECT COUNT(*), MAX(taken_at) INTO counted, newest FROM quota_slots
+     WHERE scope = p_scope AND taken_at > now_at - GREATEST(p_window, p_hold)
+       AND (NOT settled OR taken_at > now_at - p_window);
+    IF counted >= p_limit THEN
+        -- the window frees up as its oldest settled slots expire; unsettled ones hold theirs
+        SELECT taken_at INTO frees FROM quota_slots
+         WHERE scope = p_scope AND settled AND taken_at > now_at - p_window
+         ORDER BY taken_at OFFSET counted - p_limit LIMIT 1;
+        wait := GREATEST(wait, COALESCE(frees + p_window - now_at, p_window / 4));
     END IF;
-    IF p_spacing > 0 THEN
-        SELECT MAX(taken_at) INTO newest FROM quota_slots WHERE scope = p_scope AND taken_at > now_at - p_window;
-        IF newest IS NOT NULL THEN
-            wait := GREATEST(wait, newest + p_spacing - now_at);
-        END IF;
+    IF p_spacing > 0 AND newest IS NOT NULL THEN
+        wait := GREATEST(wait, newest + p_spacing - now_at);
     END IF;
     IF wait <= 0 THEN
         wait := 0;
