@@ -59,6 +59,9 @@ class SlidingWindowLimiter:
             raise ValueError("a limiter needs a positive limit and window")
         self.limit = limit
         self.window = window * (1 + WINDOW_SLACK) + WINDOW_MARGIN
+        #: The window a shared ledger counts in: its slots count until their request is answered and
+        #: by one clock, so neither the slack for out-of-order arrival nor for clocks is needed there.
+        self.shared_window = window + WINDOW_MARGIN
         self.name = name
         self._times: collections.deque[float] = collections.deque()
         self._blocked_until = 0.0
@@ -114,7 +117,8 @@ class SlidingWindowLimiter:
         if self.ledger is None:
             return 0.0, None
         try:
-            wait, slot = await off_thread(self.ledger.claim, self.scope, self.limit, self.window, self.spacing)
+            wait, slot = await off_thread(self.ledger.claim, self.scope, self.limit, self.shared_window,
+                                          self.spacing)
         except YandexArtError as exc:
             if not self._ledger_failed:
                 log.warning("%s: the shared quota could not be read (%s); counting this process's requests only",
