@@ -13,13 +13,11 @@ from typing import Any
 
 from ..core.identity import host_name, user_name
 from .backend import Conn
+from .schema import GENERATION_COLUMNS
 from .store import Store
 
 #: The columns of ``generations`` in both backends, in one order.
-COLUMNS = ("operation_id", "status", "prompt", "messages", "seed", "seed_given", "aspect", "mime_type", "model_uri",
-           "request_key", "submitted_at", "finished_at", "error", "model_version", "image_file", "width", "height",
-           "bytes", "notebook", "idempotency_key", "seen_running", "seen_done", "api", "revised_prompt", "owner",
-           "host")
+COLUMNS = tuple(column[0] for column in GENERATION_COLUMNS)
 EXPERIMENT_COLUMNS = ("id", "created_at", "title", "axes", "items", "notebook")
 CHUNK = 50
 

@@ -8,35 +8,45 @@ database refuses it (it would not know what the newer columns mean).
 #: The team store's schema version: raise it with each change to the PostgreSQL tables below.
 SCHEMA_VERSION = 1
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS generations (
-    operation_id  TEXT PRIMARY KEY,
-    status        TEXT NOT NULL,
-    prompt        TEXT NOT NULL,
-    messages      TEXT NOT NULL,
-    seed          INTEGER,
-    seed_given    INTEGER NOT NULL DEFAULT 0,
-    aspect        TEXT,
-    mime_type     TEXT,
-    model_uri     TEXT,
-    request_key   TEXT,
-    submitted_at  REAL NOT NULL,
-    finished_at   REAL,
-    error         TEXT,
-    model_version TEXT,
-    image_file    TEXT,
-    width         INTEGER,
-    height        INTEGER,
-    bytes         INTEGER,
-    notebook      TEXT,
-    idempotency_key TEXT,
-    seen_running  REAL,
-    seen_done     REAL,
-    api           TEXT,
-    revised_prompt TEXT,
-    owner         TEXT,
-    host          TEXT
-);
+#: The ``generations`` table's columns, in order: (name, SQLite type, PostgreSQL type). Both backends'
+#: tables are made from it, and ``yart store copy`` copies these.
+GENERATION_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("operation_id", "TEXT PRIMARY KEY", "TEXT PRIMARY KEY"),
+    ("status", "TEXT NOT NULL", "TEXT NOT NULL"),
+    ("prompt", "TEXT NOT NULL", "TEXT NOT NULL"),
+    ("messages", "TEXT NOT NULL", "TEXT NOT NULL"),
+    ("seed", "INTEGER", "BIGINT"),
+    ("seed_given", "INTEGER NOT NULL DEFAULT 0", "INTEGER NOT NULL DEFAULT 0"),
+    ("aspect", "TEXT", "TEXT"),
+    ("mime_type", "TEXT", "TEXT"),
+    ("model_uri", "TEXT", "TEXT"),
+    ("request_key", "TEXT", "TEXT"),
+    ("submitted_at", "REAL NOT NULL", "DOUBLE PRECISION NOT NULL"),
+    ("finished_at", "REAL", "DOUBLE PRECISION"),
+    ("error", "TEXT", "TEXT"),
+    ("model_version", "TEXT", "TEXT"),
+    ("image_file", "TEXT", "TEXT"),
+    ("width", "INTEGER", "INTEGER"),
+    ("height", "INTEGER", "INTEGER"),
+    ("bytes", "INTEGER", "INTEGER"),
+    ("notebook", "TEXT", "TEXT"),
+    ("idempotency_key", "TEXT", "TEXT UNIQUE"),
+    ("seen_running", "REAL", "DOUBLE PRECISION"),
+    ("seen_done", "REAL", "DOUBLE PRECISION"),
+    ("api", "TEXT", "TEXT"),
+    ("revised_prompt", "TEXT", "TEXT"),
+    ("owner", "TEXT", "TEXT"),
+    ("host", "TEXT", "TEXT"),
+)
+
+
+def _generations(dialect: int) -> str:
+    """``CREATE TABLE generations`` for one backend (1: SQLite, 2: PostgreSQL)."""
+    body = ",\n".join(f"    {column[0]} {column[dialect]}" for column in GENERATION_COLUMNS)
+    return f"CREATE TABLE IF NOT EXISTS generations (\n{body}\n);\n"
+
+
+_SCHEMA = _generations(1) + """
 CREATE INDEX IF NOT EXISTS generations_cache ON generations (request_key, status);
 CREATE INDEX IF NOT EXISTS generations_time ON generations (submitted_at);
 CREATE INDEX IF NOT EXISTS generations_status ON generations (status);
@@ -60,35 +70,7 @@ _INDEXES = "CREATE UNIQUE INDEX IF NOT EXISTS generations_intent ON generations 
 
 #: The team store (PostgreSQL), by version: each entry takes a database from the version before it.
 #: Pictures are kept in the database (``images``), the folder's shared quota in ``quota_slots``.
-PG_MIGRATIONS: dict[int, str] = {1: """
-CREATE TABLE IF NOT EXISTS generations (
-    operation_id  TEXT PRIMARY KEY,
-    status        TEXT NOT NULL,
-    prompt        TEXT NOT NULL,
-    messages      TEXT NOT NULL,
-    seed          BIGINT,
-    seed_given    INTEGER NOT NULL DEFAULT 0,
-    aspect        TEXT,
-    mime_type     TEXT,
-    model_uri     TEXT,
-    request_key   TEXT,
-    submitted_at  DOUBLE PRECISION NOT NULL,
-    finished_at   DOUBLE PRECISION,
-    error         TEXT,
-    model_version TEXT,
-    image_file    TEXT,
-    width         INTEGER,
-    height        INTEGER,
-    bytes         INTEGER,
-    notebook      TEXT,
-    idempotency_key TEXT UNIQUE,
-    seen_running  DOUBLE PRECISION,
-    seen_done     DOUBLE PRECISION,
-    api           TEXT,
-    revised_prompt TEXT,
-    owner         TEXT,
-    host          TEXT
-);
+PG_MIGRATIONS: dict[int, str] = {1: _generations(2) + """
 CREATE INDEX IF NOT EXISTS generations_cache ON generations (request_key, status);
 CREATE INDEX IF NOT EXISTS generations_time ON generations (submitted_at);
 CREATE INDEX IF NOT EXISTS generations_status ON generations (status, owner);

@@ -31,7 +31,6 @@ class TeamStore(Store):
         digest = hashlib.sha256(self.location.encode()).hexdigest()[:12]
         self.home = Path(cache).expanduser() / "team" / digest
         self.images = self.home / "images"
-        self.db_path = self.home / "none"
         self._ledger = QuotaLedger(self)
         try:
             self.images.mkdir(parents=True, exist_ok=True)
