@@ -129,7 +129,8 @@ def test_killed_while_the_start_is_in_flight(world: tuple[str, dict[str, str], S
     listing, resumed = recover(env, 51)
     assert "answer unknown" in listing
     assert "may or may not have generated" in resumed
-    time.sleep(8)  # the held request reaches the handler too: deduplicated by its key
+    # the held request reaches the handler when its 8 s are up: deduplicated by its key
+    wait_for(lambda: control(url, "stats")["idempotent_replays"] == 1, "the held start to be answered")
     stats = control(url, "stats")
     assert stats["operations_created"] == 1, stats
 

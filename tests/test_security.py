@@ -45,7 +45,7 @@ def test_quickstart_and_errors_leak_no_secret(tmp_path: Path, isolated_store: Pa
 
     from yart_jupyter.notebook.runner import run_notebook
 
-    with standalone("--duration", "0.3", "--api-key", SECRET) as url:
+    with standalone("--duration", "0.3", "--images-duration", "0.3", "--api-key", SECRET) as url:
         notebook = nbformat.read(ROOT / "notebooks" / "quickstart.ipynb", as_version=4)
         log_file = tmp_path / "debug.log"
         notebook.cells.insert(0, nbformat.v4.new_code_cell(

@@ -24,6 +24,7 @@ async def apply_fault(fault: Fault, request: web.Request, handler: Handler) -> w
     if fault.kind == "drop_before":
         raise Dropped()
     if fault.kind == "slow":
+        await request.read()  # the body has arrived: the handler still runs if the client hangs up
         await asyncio.sleep(fault.seconds)
         return await handler(request)
     if fault.kind == "malformed":
