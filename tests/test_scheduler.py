@@ -18,6 +18,7 @@ from yart_jupyter.clients.limits import Quotas, SlidingWindowLimiter
 from yart_jupyter.clients.operation import Operation
 from yart_jupyter.clients.read_policy import AdaptivePolicy
 from yart_jupyter.clients.scheduler import PollScheduler
+from yart_jupyter.clients.waiting import wait_for_operation
 from yart_jupyter.emulator import Duration, Emulator
 
 
@@ -226,6 +227,33 @@ async def test_a_finished_generation_brings_the_others_reads_forward() -> None:
     began = time.monotonic()
     await asyncio.wait_for(asyncio.gather(first, second), 5)
     assert time.monotonic() - began < 2 and reads == {"first": 1, "second": 2}
+
+
+async def test_the_model_knows_a_finished_generation_before_the_others_are_replanned() -> None:
+    """From an empty store, the first generation to finish teaches the live model before the
+    scheduler asks the others' schedules again, so their cold reads, seconds apart, come sooner
+    at once (not only after a second generation finishes)."""
+    model = DurationModel()
+    policy = AdaptivePolicy(model, cold_interval=5.0, cold_until=0.0, cold_max=5.0, cold_phase=0.5)
+    limiter = SlidingWindowLimiter(1000, 1.0)
+    reads: dict[str, list[float]] = {"first": [], "second": []}
+
+    def reader(done_at: int) -> Callable[[str, object], asyncio.Future[Operation]]:
+        async def read(name: str, retried: object) -> Operation:
+            reads[name].append(time.monotonic())
+            return Operation(name, done=len(reads[name]) >= done_at, image=b"x")
+        return read  # type: ignore[return-value]
+
+    started = time.monotonic() - 5.0  # both already 5 s in: the cold schedule reads now, then 5 s later
+    second = asyncio.ensure_future(wait_for_operation(reader(3), "second", policy=policy, limiter=limiter,
+                                                      limit=60, started=started))
+    while not reads["second"]:
+        await asyncio.sleep(0.01)
+    await wait_for_operation(reader(1), "first", policy=policy, limiter=limiter, limit=60, started=started)
+    finished = time.monotonic()
+    assert model.count("", "") == 1
+    await asyncio.wait_for(second, 10)
+    assert reads["second"][1] - finished < 2.5  # the cold schedule alone would wait until 5 s after its first read
 
 
 async def test_hundreds_in_flight_stay_within_the_read_quota(

@@ -30,6 +30,7 @@ class _Waiter:
     started: float
     limiter: SlidingWindowLimiter | None
     on_poll: Callable[[Operation, int], None] | None
+    on_done: Callable[[Operation], None] | None
     due: float
     future: asyncio.Future[Operation]
     polls: int = 0
@@ -72,11 +73,16 @@ class PollScheduler:
         limiter: SlidingWindowLimiter | None = None,
         read_now: bool = False,
         on_poll: Callable[[Operation, int], None] | None = None,
+        on_done: Callable[[Operation], None] | None = None,
     ) -> Operation:
-        """Return the operation once a read finds it done (or failed); reads raise through."""
+        """Return the operation once a read finds it done (or failed); reads raise through.
+
+        ``on_done`` hears of the ending read before the others are replanned (so a duration model
+        it feeds already knows this generation when their schedules are asked again)."""
         now = time.monotonic()
         due = now if read_now else started + policy.next_delay(0, now - started)
-        waiter = _Waiter(read, policy, started, limiter, on_poll, due, asyncio.get_running_loop().create_future())
+        future: asyncio.Future[Operation] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(read, policy, started, limiter, on_poll, on_done, due, future)
         self._waiters.add(waiter)
         self._schedule(waiter)
         if self._driver is None or self._driver.done():
@@ -142,6 +148,8 @@ class PollScheduler:
         now = time.monotonic()
         waiter.last_read = now - waiter.started
         if operation.done or operation.error is not None:
+            if waiter.on_done is not None:
+                waiter.on_done(operation)
             if not waiter.future.done():
                 waiter.future.set_result(operation)
             self._replan(now)

@@ -85,13 +85,23 @@ async def wait_for_operation(
         return await read_operation(operation_id, retried)
 
     duration: float | None = None
-    try:
-        operation = await asyncio.wait_for(
-            scheduler().wait(read, policy, started=started, limiter=limiter, read_now=read_now, on_poll=polled),
-            max(0.0, limit - (time.monotonic() - started)),
-        )
+    ended = False
+
+    def ended_with(operation: Operation) -> None:
+        # told by the scheduler before it replans the others: the model must know this one by then
+        nonlocal duration, ended
+        ended = True
         if operation.error is None:
             duration = sent - started
+        if watch is not None:
+            watch.finished(duration)
+
+    try:
+        operation = await asyncio.wait_for(
+            scheduler().wait(read, policy, started=started, limiter=limiter, read_now=read_now, on_poll=polled,
+                             on_done=ended_with),
+            max(0.0, limit - (time.monotonic() - started)),
+        )
     except asyncio.TimeoutError:
         raise errors.GenerationTimeoutError(
             f"Gave up waiting after {time.monotonic() - started:.0f} s (timeout {limit:g} s); "
@@ -100,8 +110,8 @@ async def wait_for_operation(
             hint=f"Collect it later with `%yandexart resume {operation_id}` or yart_jupyter.resume('{operation_id}')",
         ) from None
     finally:
-        if watch is not None:
-            watch.finished(duration)
+        if watch is not None and not ended:  # timed out, cancelled or a read failed: never known
+            watch.finished(None)
     if operation.error is not None:
         report("failed", operation.error.message)
         raise operation_error(operation)
