@@ -81,10 +81,11 @@ test: lint typecheck
 	$(MAKE) -j2 --output-sync=target pytest venvs
 	$(MAKE) -j2 --output-sync=target pythons docs
 
-# Benchmarks print one table (and write bench/results.md), then the full soak (1,000 generations
-# through 10% faults); about twelve minutes.
+# Benchmarks print one table (and write bench/results.md), the burst and cold-start rows three
+# times (30 samples each move a lot between runs), then the full soak (1,000 generations through
+# 10% faults); about half an hour.
 bench: $(STAMP)
-	$(PY) bench/run.py
+	$(PY) bench/run.py --runs 3
 	YART_SOAK=1000 $(PY) -m pytest -q -p no:cacheprovider tests/test_faults.py -k soak
 
 emulator: $(STAMP)

@@ -154,10 +154,25 @@ async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"s
         report(f"latency/{name} ({jobs} jobs over a minute)", name,
                await scenario(name, duration, url, jobs, 60.0, pollers(warm)))
 
-    async def bursts(urls: dict[str, str]) -> None:
+    Results = dict[str, dict[str, tuple[float, int]]]
+    pooled: dict[tuple[str, str], Results] = {}
+
+    def repeated(section: str, name: str, run: int, results: Results) -> None:
+        """One run's rows; with several runs, the operations of all of them are pooled too (the median
+        of thirty samples typically lands 0.1 s either side of that of ninety)."""
+        report(f"{section} (run {run})" if runs > 1 else section, name, results)
+        for poller, rows in results.items():
+            pooled.setdefault((section, name), {}).setdefault(poller, {}).update(rows)
+
+    def report_pooled() -> None:
+        for (section, name), results in pooled.items() if runs > 1 else ():
+            report(f"{section} (runs 1-{runs} pooled)", name, results)
+        pooled.clear()
+
+    async def bursts(urls: dict[str, str], run: int) -> None:
         for name, spec in DISTRIBUTIONS.items():  # one at a time: 30 concurrent first generations each
-            report(f"latency/{name} burst (30 at once)", name,
-                   await scenario(name, Duration.parse(spec), urls[name], 30, 0.0, pollers(None)))
+            repeated(f"latency/{name} burst (30 at once)", name, run,
+                     await scenario(name, Duration.parse(spec), urls[name], 30, 0.0, pollers(None)))
 
     demo = "lognormal:2:0.3:0.5:5"  # as make demo's embedded emulator
     with contextlib.ExitStack() as stack:
@@ -168,13 +183,15 @@ async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"s
         if "spread" in parts:
             await asyncio.gather(*(one_distribution(n, Duration.parse(spec), urls[n])
                                    for n, spec in DISTRIBUTIONS.items()))
-        if "burst" in parts:
-            await bursts(urls)
+        for run in range(1, runs + 1) if "burst" in parts else ():
+            await bursts(urls, run)
+        report_pooled()
         for run in range(1, runs + 1) if "cold" in parts else ():
             # 30 first generations of one kind at once: from an empty store, and from a warm one
             tight = Duration.parse(DISTRIBUTIONS["tight"])
-            report(f"latency/cold start, 30 at once, lognormal 15 s σ 0.3 (run {run})", "cold",
-                   await scenario("cold", tight, urls["tight"], 30, 0.0, pollers(warmed(tight), "warm store")))
+            repeated("latency/cold start, 30 at once, lognormal 15 s σ 0.3", "cold", run,
+                     await scenario("cold", tight, urls["tight"], 30, 0.0, pollers(warmed(tight), "warm store")))
+        report_pooled()
         if "demo" in parts:
             report("latency/demo (13 images over 20 s, empty store)", "demo",
                    await scenario("demo", Duration.parse(demo), urls["demo"], 13, 20.0, pollers(None)))
@@ -416,7 +433,7 @@ def main() -> None:
     parser.add_argument("--only",
                         default="notebook,sweep,batch,latency,throughput,team,responsiveness,memory,startup")
     parser.add_argument("--jobs", type=int, default=300, help="jobs per latency distribution")
-    parser.add_argument("--runs", type=int, default=1, help="runs of the cold-start rows")
+    parser.add_argument("--runs", type=int, default=1, help="runs of the burst and cold-start rows")
     parser.add_argument("--out", default="bench/results.md")
     args = parser.parse_args()
     sections = set(args.only.split(","))
