@@ -19,6 +19,7 @@ import pytest
 from yart_jupyter import batch, configure
 from yart_jupyter.batches import BatchInputError, BatchResult, derived_seed, load_rows
 from yart_jupyter.clients.shared import close_shared_clients
+from yart_jupyter.clients.transport import RetryPolicy
 from yart_jupyter.core.settings import current
 from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.store import get_store
@@ -156,10 +157,13 @@ async def test_the_service_saying_the_day_is_used_up_stops_it_too(env: Emulator,
     assert "ran out" in result.summary()
 
 
-async def test_a_per_minute_429_is_never_the_days_quota(env: Emulator, tmp_path: Path) -> None:
+async def test_a_per_minute_429_is_never_the_days_quota(env: Emulator, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The service's per-minute refusal (``ai.imageGenerationRequestsPerMinute.rate exceeded``, spent by
     anyone sharing the folder) left after the retries is a failed row to make again, not "the daily
     quota ran out, come back tomorrow"."""
+    # every retry is still made, without the back-off's 5-10 s between them (what is checked is the outcome)
+    monkeypatch.setattr(RetryPolicy, "delay", lambda self, retry, retry_after=None: 0.01)
     env.inject("status", phase="start", times=100, status=429, retry_after=0,
                message="ai.imageGenerationRequestsPerMinute.rate exceeded")
     result = await batch(ROWS[:2], prompt="{subject}, {style}", out="minute/{n}.jpg")
