@@ -260,6 +260,19 @@ async def test_the_model_knows_a_finished_generation_before_the_others_are_repla
     assert len(reads["second"]) == 1
 
 
+async def test_a_failing_done_hook_never_keeps_the_operation_from_its_waiter() -> None:
+    async def read() -> Operation:
+        return Operation("op", done=True, image=b"x")
+
+    def broken(operation: Operation) -> None:
+        raise RuntimeError("the hook's own bug")
+
+    policy = AdaptivePolicy(fixed=LogNormal.from_median(10, 0.3))
+    done = await asyncio.wait_for(PollScheduler().wait(read, policy, started=time.monotonic(), read_now=True,
+                                                       on_done=broken), 5)
+    assert done.done and done.image == b"x"
+
+
 async def test_hundreds_in_flight_stay_within_the_read_quota(
     make_client: Callable[..., YandexArtClient], emulator: Emulator
 ) -> None:

@@ -149,7 +149,10 @@ class PollScheduler:
         waiter.last_read = now - waiter.started
         if operation.done or operation.error is not None:
             if waiter.on_done is not None:
-                waiter.on_done(operation)
+                try:
+                    waiter.on_done(operation)
+                except Exception:  # a hook that fails must not keep the operation from its waiter
+                    log.exception("on_done failed for a finished operation")
             if not waiter.future.done():
                 waiter.future.set_result(operation)
             self._replan(now)
