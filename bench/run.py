@@ -160,12 +160,15 @@ async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"s
     def repeated(section: str, name: str, run: int, results: Results) -> None:
         """One run's rows; with several runs, the operations of all of them are pooled too (the median
         of thirty samples typically lands 0.1 s either side of that of ninety)."""
-        report(f"{section} (run {run})" if runs > 1 else section, name, results)
+        if runs == 1:
+            report(section, name, results)
+            return
+        report(f"{section} (run {run})", name, results)
         for poller, rows in results.items():
             pooled.setdefault((section, name), {}).setdefault(poller, {}).update(rows)
 
     def report_pooled() -> None:
-        for (section, name), results in pooled.items() if runs > 1 else ():
+        for (section, name), results in pooled.items():
             report(f"{section} (runs 1-{runs} pooled)", name, results)
         pooled.clear()
 

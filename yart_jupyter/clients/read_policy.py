@@ -91,6 +91,7 @@ class Watch:
     model_uri: str = ""
     token: int = -1
     last_seen: float = 0.0
+    ended: bool = False
 
     def alive(self, elapsed: float) -> None:
         """A read sent ``elapsed`` seconds after the start found the operation running."""
@@ -99,7 +100,11 @@ class Watch:
             self.model.alive(self.token, elapsed)
 
     def finished(self, elapsed: float | None) -> None:
-        """The read sent ``elapsed`` seconds after the start found it done (None: never known)."""
+        """The read sent ``elapsed`` seconds after the start found it done (None: never known).
+        A wait ends once: later calls (a clean-up after the real end) change nothing."""
+        if self.ended:
+            return
+        self.ended = True
         if self.model is not None:
             self.model.untrack(self.token)
             if elapsed is not None:

@@ -85,12 +85,10 @@ async def wait_for_operation(
         return await read_operation(operation_id, retried)
 
     duration: float | None = None
-    ended = False
 
     def ended_with(operation: Operation) -> None:
         # told by the scheduler before it replans the others: the model must know this one by then
-        nonlocal duration, ended
-        ended = True
+        nonlocal duration
         if operation.error is None:
             duration = sent - started
         if watch is not None:
@@ -110,7 +108,7 @@ async def wait_for_operation(
             hint=f"Collect it later with `%yandexart resume {operation_id}` or yart_jupyter.resume('{operation_id}')",
         ) from None
     finally:
-        if watch is not None and not ended:  # timed out, cancelled or a read failed: never known
+        if watch is not None:  # timed out, cancelled or a read failed: never known (else already ended)
             watch.finished(None)
     if operation.error is not None:
         report("failed", operation.error.message)
