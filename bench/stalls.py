@@ -105,7 +105,9 @@ async def engine_alone(model: str, count: int) -> tuple[list[float], float, int,
 def engine_in_own_process(model: str, count: int) -> tuple[list[float], float, int, list[tuple[int, float]]]:
     """:func:`engine_alone` in a fresh interpreter (``python stalls.py engine MODEL COUNT``)."""
     done = subprocess.run([sys.executable, os.path.abspath(__file__), "engine", model, str(count)],
-                          capture_output=True, text=True, check=True, timeout=600)
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"the engine's stall measurement failed: {done.stderr.strip()[-2000:]}")
     found = json.loads(done.stdout.split("ENGINE ", 1)[1])
     return found["stalls"], found["size"], found["failed"], [(g, d) for g, d in found["gc"]]
 
