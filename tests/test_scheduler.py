@@ -37,7 +37,8 @@ def test_adaptive_schedule_shape() -> None:
     model.observe(14.0)
     unsure = AdaptivePolicy(model)  # one generation seen: the plan, with the first read by one second
     assert unsure.next_delay(0, 0.0) == pytest.approx(0.9)  # (the cold floor, under 3.6 s while unsure)
-    assert unsure.next_delay(5, 4.0) > 1.0  # ... then nothing until completion becomes plausible
+    first = unsure.plan().times[0]  # ... then nothing until completion becomes plausible
+    assert first > 3.0 and unsure.next_delay(4, 3.0) == pytest.approx(first - 3.0)
     policy = AdaptivePolicy(fixed=LogNormal.from_median(15, 0.3))
     first = policy.next_delay(0, 0.0)
     assert 8 < first < 10  # a confident model skips the early reads altogether
@@ -94,7 +95,7 @@ def test_spans_and_running_operations_are_fitted_without_bias() -> None:
     for _ in range(300):
         d = rng.lognormvariate(truth.mu, truth.sigma)
         if rng.random() < 0.2:  # still running: the last read found it so at some point before d
-            token = model.track("1:1", "m")
+            token, _ = model.track("1:1", "m")
             model.alive(token, rng.uniform(0.5, d))
             continue
         reads = [2.0 + 3.0 * k for k in range(100)]  # a coarse 3 s poller
@@ -258,6 +259,43 @@ async def test_the_model_knows_a_finished_generation_before_the_others_are_repla
     with pytest.raises(asyncio.CancelledError):
         await second
     assert len(reads["second"]) == 1
+
+
+def test_a_burst_from_an_empty_store_sends_scouts_first() -> None:
+    """Thirty generations of one kind started together from an empty store: one in five reads on
+    the cold schedule from the start; the others first read between 1.8 and 5.4 s, spread."""
+    model = DurationModel()
+    policies = [AdaptivePolicy(model, "1:1", "m") for _ in range(30)]  # one per operation, as the client makes them
+    placed = [policy.placed(policy.watch()) for policy in policies]
+    scouts = [i for i, p in enumerate(placed) if p.scout]
+    assert scouts == [0, 5, 10, 15, 20, 25]
+    assert all(placed[i].next_delay(n, 0.9 * n) == 0.9 for i in scouts for n in range(4))
+    later = [p.next_delay(0, 0.0) for p in placed if not p.scout]
+    assert all(1.8 <= d <= 5.4 for d in later) and max(later) - min(later) > 1.0
+    alone = AdaptivePolicy(DurationModel())  # one started alone is a scout: its quick end is seen at once
+    assert alone.placed(alone.watch()).next_delay(0, 0.0) == 0.9
+    model.observe(3.0, "1:1", "m")  # once one has finished, everyone reads by the plan
+    assert all(p.next_delay(0, 0.0) <= 1.0 for p in placed)
+
+
+async def test_the_first_finish_brings_forward_an_operation_not_read_yet() -> None:
+    """A scout's finish replans the burst, including one whose first read is still seconds away."""
+    model = DurationModel()
+    policy = AdaptivePolicy(model, cold_phase=1.0)  # not a scout: its first read at 5.4 s
+    limiter = SlidingWindowLimiter(1000, 1.0)
+    reads: dict[str, list[float]] = {"scout": [], "other": []}
+
+    async def read(name: str, retried: object) -> Operation:
+        reads[name].append(time.monotonic())
+        return Operation(name, done=True, image=b"x")
+
+    began = time.monotonic()
+    started = began - 0.85  # the scout's first read comes at once, and finds it done
+    waits = [wait_for_operation(read, name, policy=policy, limiter=limiter, limit=60, started=started)  # type: ignore[arg-type]
+             for name in ("scout", "other")]
+    await asyncio.wait_for(asyncio.gather(*waits), 10)
+    assert reads["other"][0] - began < 2.0  # on its own schedule: 4.5 s from now
+    assert model.count() == 2
 
 
 async def test_a_failing_done_hook_never_keeps_the_operation_from_its_waiter() -> None:

@@ -184,13 +184,15 @@ class DurationModel:
             else:
                 self.observe_between(low, high, aspect, model)
 
-    def track(self, aspect: str, model: str) -> int:
+    def track(self, aspect: str, model: str) -> tuple[int, int]:
         """An operation of this kind is running: until it ends, each read that finds it still
-        running (:meth:`alive`) is evidence too (a right-censored observation)."""
+        running (:meth:`alive`) is evidence too (a right-censored observation). Returns its token
+        and how many others of the kind were running when it started (a burst's order)."""
         with self._lock:
             token = next(self._tokens)
+            before = sum(1 for key, _ in self._running.values() if key == (aspect, model))
             self._running[token] = ((aspect, model), 0.0)
-            return token
+            return token, before
 
     def alive(self, token: int, elapsed: float) -> None:
         """A read found the tracked operation still running ``elapsed`` seconds after its start."""

@@ -11,7 +11,7 @@ import bisect
 import functools
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .durations import DURATIONS, DurationModel, LogNormal
 
@@ -90,6 +90,8 @@ class Watch:
     aspect: str = ""
     model_uri: str = ""
     token: int = -1
+    #: How many others of its kind were running when it started (its place in a burst).
+    order: int = 0
     last_seen: float = 0.0
     ended: bool = False
 
@@ -126,6 +128,10 @@ class AdaptivePolicy:
     cannot afford reads that close (a wide distribution), they stretch where completion is least
     likely. Past the ``tail`` quantile, reads back off up to ``tail_interval`` (see
     :func:`_tail_delay`).
+
+    From an empty store, operations started together share the work of finding out: one in
+    ``scout_every`` reads early (see ``cold_interval``), the others later, and the first finish
+    any of them sees replans them all (:meth:`.scheduler.PollScheduler._replan`).
     """
 
     model: DurationModel | None = None
@@ -135,7 +141,7 @@ class AdaptivePolicy:
     min_interval: float = 0.05
     max_interval: float = 0.95
     share: float = 0.95
-    unsure_share: float = 0.85
+    unsure_share: float = 0.95
     alpha: float = 0.75
     first_quantile: float = 0.02
     tail: float = 0.995
@@ -160,6 +166,13 @@ class AdaptivePolicy:
     #: out the same gap; spread, some are read soon after they finish, and the first one seen
     #: brings the others' reads forward (see :meth:`.scheduler.PollScheduler._replan`).
     cold_phase: float = field(default_factory=random.random)
+    #: One operation in ``scout_every`` of a kind running together from an empty store is a scout
+    #: (the first of a burst, or one started alone, always is): it reads on the cold schedule from
+    #: the start. The others read first at ``cold_until`` times 0.5 to 1.5 (by ``cold_phase``):
+    #: thirty generations of one kind are thirty draws from one distribution, so a few scouts see
+    #: a quick one as soon as all thirty would, and the reads the rest save buy the plan after it.
+    scout_every: int = 5
+    scout: bool = True
     #: The per-operation cap (see :meth:`earliest`): no generation costs more than this many times
     #: the reads a 1 s poller would spend on it, wherever the plan is dense.
     cap_ratio: float = 1.25
@@ -187,7 +200,13 @@ class AdaptivePolicy:
         if self.fixed is not None:
             return Watch(None)
         model = self.model or DURATIONS
-        return Watch(model, self.aspect, self.model_uri, model.track(self.aspect, self.model_uri))
+        token, order = model.track(self.aspect, self.model_uri)
+        return Watch(model, self.aspect, self.model_uri, token, order)
+
+    def placed(self, watch: Watch) -> AdaptivePolicy:
+        """This policy for the operation ``watch`` follows: a scout or not, by its place in a burst."""
+        scout = watch.order % max(1, self.scout_every) == 0
+        return self if scout == self.scout else replace(self, scout=scout)
 
     def _seen(self) -> float:
         """How many finished generations the model rests on (a fixed distribution: all it needs)."""
@@ -205,8 +224,14 @@ class AdaptivePolicy:
         """The plan's (or, from an empty store, the cold schedule's) next interval, within the cap."""
         seen = self._seen()  # once per read: the model's count takes its lock
         confident = seen >= self.confident_after
-        delay = self._planned(polls, elapsed, confident) if seen > 0 else self._cold(elapsed)
-        if not confident and elapsed + self.cold_interval <= self.cold_until + 1e-9:
+        if seen > 0:
+            delay = self._planned(polls, elapsed, confident)
+        elif self.scout or polls > 0:
+            delay = self._cold(elapsed)
+        else:  # not a scout: the first read once the scouts have had their chance to see a quick one
+            delay = self.cold_until * (0.5 + self.cold_phase) - elapsed
+        guarded = self.scout or seen > 0
+        if guarded and not confident and elapsed + self.cold_interval <= self.cold_until + 1e-9:
             delay = min(delay, self.cold_interval)
         return max(delay, self.earliest(polls + 1, confident) - elapsed)
 

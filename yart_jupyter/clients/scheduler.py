@@ -168,11 +168,11 @@ class PollScheduler:
         other operation whose schedule, asked again at its last read, now says sooner. (Before
         anything finished, reads were spaced for an unknown duration, seconds apart; the first
         finish shows where the others are likely to finish, and they should not wait out a read
-        planned for the ignorance of a moment ago.) Reads only come sooner, within each policy's
-        per-operation cap."""
+        planned for the ignorance of a moment ago; one not read yet may be read at once.) Reads
+        only come sooner, within each policy's per-operation cap."""
         for other in self._waiters:
-            if other.task is not None or other.future.done() or other.polls == 0:
-                continue
+            if other.task is not None or other.future.done():
+                continue  # (one not read yet is asked from its start: last_read is 0)
             due = max(now, other.started + other.last_read + other.policy.next_delay(other.polls, other.last_read))
             if due < other.due - 1e-3:
                 other.due = due

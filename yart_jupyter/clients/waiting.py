@@ -67,7 +67,10 @@ async def wait_for_operation(
         retries += 1
         report("retry", reason)
 
-    watch = policy.watch() if isinstance(policy, AdaptivePolicy) and not read_now else None
+    watch = None
+    if isinstance(policy, AdaptivePolicy) and not read_now:
+        watch = policy.watch()
+        policy = policy.placed(watch)
     sent = started
     running = 0.0  # when the last read that found it running was sent (seconds after the start)
 
