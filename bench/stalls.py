@@ -10,7 +10,6 @@ Imported by ``bench/run.py`` (``--only responsiveness``); talks to an emulator o
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import statistics
@@ -19,6 +18,8 @@ import sys
 import tempfile
 import time
 from typing import Any
+
+from gcpauses import Collector, collected
 
 from yart_jupyter.clients.client import YandexArtClient
 from yart_jupyter.clients.limits import Quotas
@@ -34,37 +35,6 @@ TICK = 0.005
 MODELS = {"operations API": "yandex-art/latest", "Images API": "aliceai-image-art-3.0"}
 #: The emulator as the service is at its heaviest here: 1-1.6 MB pictures, 2-4 s generations.
 EMULATOR = ("--realistic-payloads", "--duration", "uniform:2:4")
-
-
-class Collector:
-    """The garbage collector's pauses while measuring (``gc.callbacks``): a stall as long as one of
-    them is the collector's, which a heap grown by whatever ran before can make long."""
-
-    def __init__(self) -> None:
-        self.pauses: list[tuple[int, float]] = []  # (generation, seconds)
-        self._began = 0.0
-
-    def __call__(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._began = time.perf_counter()
-        else:
-            self.pauses.append((info["generation"], time.perf_counter() - self._began))
-
-    def __enter__(self) -> Collector:
-        gc.callbacks.append(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        gc.callbacks.remove(self)
-
-
-def collected(pauses: list[tuple[int, float]]) -> str:
-    """What the collector did while measuring, for the row."""
-    if not pauses:
-        return "no collections"
-    full = sum(1 for generation, _ in pauses if generation == 2)
-    counted = f"{len(pauses)} collection{'s' if len(pauses) > 1 else ''}"
-    return f"{counted} ({full} full), longest {max(s for _, s in pauses) * 1000:.1f} ms"
 
 
 def summary(stalls: list[float]) -> tuple[float, float]:
@@ -115,14 +85,10 @@ def engine_in_own_process(model: str, count: int) -> tuple[list[float], float, i
 #: Run in the kernel once the 50 are in flight, in one cell with :data:`REPORT` (so no cell starts
 #: while it measures: running a cell is the kernel at work, not a stall): a ticking task.
 METER = f"""
-import asyncio as _a, gc as _gc, time as _t
-_stalls, _meter, _gcp = [], {{"on": True}}, []
-def _gcb(phase, info):
-    if phase == "start":
-        _meter["gc"] = _t.perf_counter()
-    elif "gc" in _meter:
-        _gcp.append((info["generation"], _t.perf_counter() - _meter.pop("gc")))
-_gc.callbacks.append(_gcb)
+import asyncio as _a, sys as _s, time as _t
+_s.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+from gcpauses import Collector as _Collector
+_stalls, _meter, _gcp = [], {{"on": True}}, _Collector().__enter__()
 async def _tick():
     last = _t.perf_counter()
     while _meter["on"]:
@@ -140,10 +106,10 @@ while _J.running():
     await _a.sleep(0.05)
 _meter["on"] = False
 await _ticker
-_gc.callbacks.remove(_gcb)
+_gcp.__exit__()
 import json as _j
 print("STALLS " + _j.dumps({"stalls": _stalls, "failed": [j.summary for j in _J.finished if j.state != "done"],
-                            "images": len(f.results), "gc": _gcp}))
+                            "images": len(f.results), "gc": _gcp.pauses}))
 """
 
 
