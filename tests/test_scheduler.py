@@ -272,6 +272,9 @@ def test_a_burst_from_an_empty_store_sends_scouts_first() -> None:
     assert all(placed[i].next_delay(n, 0.9 * n) == 0.9 for i in scouts for n in range(4))
     later = [p.next_delay(0, 0.0) for p in placed if not p.scout]
     assert all(1.8 <= d <= 5.4 for d in later) and max(later) - min(later) > 1.0
+    shared = AdaptivePolicy(DurationModel(), "1:1", "m", cold_phase=0.3)  # one policy for a whole burst
+    spread = [p.next_delay(0, 0.0) for p in (shared.placed(shared.watch()) for _ in range(30)) if not p.scout]
+    assert len(spread) == 24 and max(spread) - min(spread) > 3.0  # not 24 reads at one moment
     alone = AdaptivePolicy(DurationModel())  # one started alone is a scout: its quick end is seen at once
     assert alone.placed(alone.watch()).next_delay(0, 0.0) == 0.9
     model.observe(3.0, "1:1", "m")  # once one has finished, everyone reads by the plan
@@ -281,7 +284,7 @@ def test_a_burst_from_an_empty_store_sends_scouts_first() -> None:
 async def test_the_first_finish_brings_forward_an_operation_not_read_yet() -> None:
     """A scout's finish replans the burst, including one whose first read is still seconds away."""
     model = DurationModel()
-    policy = AdaptivePolicy(model, cold_phase=1.0)  # not a scout: its first read at 5.4 s
+    policy = AdaptivePolicy(model, cold_phase=0.38)  # placed second, not a scout: phase 0.998, first read at 5.39 s
     limiter = SlidingWindowLimiter(1000, 1.0)
     reads: dict[str, list[float]] = {"scout": [], "other": []}
 
@@ -294,7 +297,7 @@ async def test_the_first_finish_brings_forward_an_operation_not_read_yet() -> No
     waits = [wait_for_operation(read, name, policy=policy, limiter=limiter, limit=60, started=started)  # type: ignore[arg-type]
              for name in ("scout", "other")]
     await asyncio.wait_for(asyncio.gather(*waits), 10)
-    assert reads["other"][0] - began < 2.0  # on its own schedule: 4.5 s from now
+    assert reads["other"][0] - began < 2.0  # on its own schedule: 4.55 s from now
     assert model.count() == 2
 
 

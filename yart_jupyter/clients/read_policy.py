@@ -15,6 +15,9 @@ from dataclasses import dataclass, field, replace
 
 from .durations import DURATIONS, DurationModel, LogNormal
 
+#: Steps of the golden ratio's fraction spread any number of phases evenly over [0, 1).
+_GOLDEN = (math.sqrt(5) - 1) / 2
+
 
 @dataclass(frozen=True)
 class ReadPlan:
@@ -204,9 +207,11 @@ class AdaptivePolicy:
         return Watch(model, self.aspect, self.model_uri, token, order)
 
     def placed(self, watch: Watch) -> AdaptivePolicy:
-        """This policy for the operation ``watch`` follows: a scout or not, by its place in a burst."""
+        """This policy for the operation ``watch`` follows: a scout or not, by its place in a burst,
+        and its cold reads' phase moved on by that place (golden-ratio steps), so one policy given
+        to a whole burst (``poll_policy=``) still spreads its reads as one policy per operation does."""
         scout = watch.order % max(1, self.scout_every) == 0
-        return self if scout == self.scout else replace(self, scout=scout)
+        return replace(self, scout=scout, cold_phase=(self.cold_phase + watch.order * _GOLDEN) % 1.0)
 
     def _seen(self) -> float:
         """How many finished generations the model rests on (a fixed distribution: all it needs)."""
