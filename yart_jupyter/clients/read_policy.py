@@ -173,7 +173,8 @@ class AdaptivePolicy:
     #: (the first of a burst, or one started alone, always is): it reads on the cold schedule from
     #: the start. The others read first at ``cold_until`` times 0.5 to 1.5 (by ``cold_phase``):
     #: thirty generations of one kind are thirty draws from one distribution, so a few scouts see
-    #: a quick one as soon as all thirty would, and the reads the rest save buy the plan after it.
+    #: a quick kind within about a second (then everyone is replanned), and the reads the rest save
+    #: buy the plan after the first finish.
     scout_every: int = 5
     scout: bool = True
     #: The per-operation cap (see :meth:`earliest`): no generation costs more than this many times
