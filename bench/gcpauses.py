@@ -23,12 +23,19 @@ class Collector:
         else:
             self.pauses.append((info["generation"], time.perf_counter() - self._began))
 
-    def __enter__(self) -> Collector:
+    def start(self) -> Collector:
+        """Hear of every collection from now on (the kernel's meter spans two cells, so no ``with``)."""
         gc.callbacks.append(self)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         gc.callbacks.remove(self)
+
+    def __enter__(self) -> Collector:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def collected(pauses: list[tuple[int, float]]) -> str:

@@ -37,6 +37,14 @@ MODELS = {"operations API": "yandex-art/latest", "Images API": "aliceai-image-ar
 EMULATOR = ("--realistic-payloads", "--duration", "uniform:2:4")
 
 
+def reported(output: str, marker: str) -> dict[str, Any]:
+    """What a measuring process (``ENGINE``) or kernel cell (``STALLS``) printed after ``marker``,
+    its collector's pauses as (generation, seconds) pairs."""
+    found: dict[str, Any] = json.loads(output.split(marker + " ", 1)[1])
+    found["gc"] = [(generation, seconds) for generation, seconds in found["gc"]]
+    return found
+
+
 def summary(stalls: list[float]) -> tuple[float, float]:
     """(worst, p99) of the stalls, in milliseconds."""
     ordered = sorted(stalls)
@@ -78,8 +86,8 @@ def engine_in_own_process(model: str, count: int) -> tuple[list[float], float, i
                           capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"the engine's stall measurement failed: {done.stderr.strip()[-2000:]}")
-    found = json.loads(done.stdout.split("ENGINE ", 1)[1])
-    return found["stalls"], found["size"], found["failed"], [(g, d) for g, d in found["gc"]]
+    found = reported(done.stdout, "ENGINE")
+    return found["stalls"], found["size"], found["failed"], found["gc"]
 
 
 #: Run in the kernel once the 50 are in flight, in one cell with :data:`REPORT` (so no cell starts
@@ -88,7 +96,7 @@ METER = f"""
 import asyncio as _a, sys as _s, time as _t
 _s.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
 from gcpauses import Collector as _Collector
-_stalls, _meter, _gcp = [], {{"on": True}}, _Collector().__enter__()
+_stalls, _meter, _gcp = [], {{"on": True}}, _Collector().start()
 async def _tick():
     last = _t.perf_counter()
     while _meter["on"]:
@@ -106,7 +114,7 @@ while _J.running():
     await _a.sleep(0.05)
 _meter["on"] = False
 await _ticker
-_gcp.__exit__()
+_gcp.stop()
 import json as _j
 print("STALLS " + _j.dumps({"stalls": _stalls, "failed": [j.summary for j in _J.finished if j.state != "done"],
                             "images": len(f.results), "gc": _gcp.pauses}))
@@ -154,8 +162,8 @@ def notebook_path(model: str) -> tuple[list[float], int, list[str], list[tuple[i
         finally:
             client.stop_channels()
             manager.shutdown_kernel(now=True)
-    found = json.loads("".join(parts).split("STALLS ", 1)[1])
-    return found["stalls"], found["images"], found["failed"], [(g, d) for g, d in found["gc"]]
+    found = reported("".join(parts), "STALLS")
+    return found["stalls"], found["images"], found["failed"], found["gc"]
 
 
 def responsiveness(table: Any, count: int = 50) -> None:
