@@ -80,7 +80,8 @@ class PollScheduler:
         ``on_done`` hears of the ending read before the others are replanned (so a duration model
         it feeds already knows this generation when their schedules are asked again)."""
         now = time.monotonic()
-        due = now if read_now else started + policy.next_delay(0, now - started)
+        # the pause is from now (``now - started`` into the wait), as after every later read
+        due = now if read_now else now + policy.next_delay(0, now - started)
         future: asyncio.Future[Operation] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(read, policy, started, limiter, on_poll, on_done, due, future)
         self._waiters.add(waiter)
