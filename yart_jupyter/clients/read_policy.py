@@ -38,16 +38,9 @@ def _tail_delay(elapsed: float, tail_start: float, interval: float, ceiling: flo
     return float(max(min(interval, elapsed), min(ceiling, grown, elapsed / 4)))
 
 
-def _earliest(n: int, cap_ratio: float, confident: bool) -> float:
-    """The soonest the n-th read may come under the per-operation cap (see :meth:`AdaptivePolicy.earliest`)."""
-    counted = n + 1 if confident else n
-    return max(0.0, math.ceil(counted / cap_ratio - 1e-9) - 1.0)
-
-
 @functools.lru_cache(maxsize=128)
 def _plan(mu: float, sigma: float, first_quantile: float, tail: float, min_interval: float,
-          max_interval: float, tail_interval: float, share: float, alpha: float,
-          cap_ratio: float = math.inf) -> ReadPlan:
+          max_interval: float, tail_interval: float, share: float, alpha: float) -> ReadPlan:
     dist = LogNormal(mu, sigma)
     start, tail_start = dist.quantile(first_quantile), dist.quantile(tail)
     horizon = dist.quantile(0.999999)
@@ -61,19 +54,16 @@ def _plan(mu: float, sigma: float, first_quantile: float, tail: float, min_inter
     grid = [(dist.hazard(t) ** -alpha, dist.survival(t))
             for t in (start + i * step for i in range(int((tail_start - start) / step) + 2))]
 
-    def build(scale: float, stretch: bool, capped: bool = True) -> tuple[list[float], float]:
+    def build(scale: float, stretch: bool) -> tuple[list[float], float]:
         """Intervals ``scale * hazard ** -alpha``: below ``max_interval`` (denser where completion
         is likeliest) or, to ``stretch`` a budget that cannot afford that, above it (sparser
-        where completion is least likely). ``capped``: as an operation that follows the plan from
-        its first read is held by the per-operation cap, so the reads counted are the reads spent."""
+        where completion is least likely)."""
         low, high = (max_interval, 2 * max_interval) if stretch else (min_interval, max_interval)
         times, reads, t = [start], 1.0, start
         while t < tail_start:
             shape, survived = grid[int((t - start) / step)]
             reads += survived
             t += min(high, max(low, scale * shape))
-            if capped:
-                t = max(t, _earliest(len(times) + 1, cap_ratio, True))
             times.append(t)
         return times, reads + tail_reads
 
@@ -90,9 +80,7 @@ def _plan(mu: float, sigma: float, first_quantile: float, tail: float, min_inter
             low = middle
         else:
             high = middle
-    # the plan keeps the uncapped shape: the cap holds each operation by its own count of reads
-    # (one that read little so far, say from a cold start, may still read densely)
-    times, reads = build(high, stretch, capped=False)[0], build(high, stretch)[1]
+    times, reads = build(high, stretch)
     return ReadPlan(tuple(times), tail_start, reads, one_second)
 
 
@@ -136,9 +124,8 @@ class AdaptivePolicy:
     per distribution: no read before the ``first_quantile``; then intervals proportional to
     ``hazard ** -alpha``, dense where a running generation is likeliest to finish (the
     mean-latency-optimal schedule under a read budget has alpha 0.5; 0.75 buys a lower median),
-    scaled so the expected reads are ``share`` of a 1 s poller's (counting what the per-operation
-    cap withholds, so they are spent; ``unsure_share`` while the model rests on its prior, whose
-    estimate of that is a guess too). Intervals stay under
+    scaled so the expected reads are ``share`` of a 1 s poller's (``unsure_share`` while the
+    model rests on its prior, whose estimate of that is a guess too). Intervals stay under
     ``max_interval``, a little under a second so that, counting the few generations that finish
     before the first read or in the tail, latency stays below a 1 s poller's; when the budget
     cannot afford reads that close (a wide distribution), they stretch where completion is least
@@ -208,14 +195,9 @@ class AdaptivePolicy:
         """The read plan for a distribution (the current one by default); cached, since the
         distribution is rounded to what makes a difference to the plan."""
         dist = dist or self.distribution
-        sure = self.confident if confident is None else confident
-        # A confident plan is budgeted with the cap's hold on it, so the reads the cap withholds
-        # in the tail are spent in the body instead. While unsure, that margin is kept: it pays for
-        # the reads a cold start spends early (without it, 60 s generations cost ×1.07 of a 1 s
-        # poller's reads in a simulated burst).
+        share = self.share if (self.confident if confident is None else confident) else self.unsure_share
         return _plan(round(dist.mu, 2), round(dist.sigma, 2), self.first_quantile, self.tail, self.min_interval,
-                     self.max_interval, self.tail_interval, self.share if sure else self.unsure_share,
-                     self.alpha, self.cap_ratio if sure else math.inf)
+                     self.max_interval, self.tail_interval, share, self.alpha)
 
     def watch(self) -> Watch:
         """Tell the live model an operation of this kind is running; it learns from the reads."""
@@ -267,7 +249,8 @@ class AdaptivePolicy:
         a generation of T seconds. While unsure, the first read is not counted, so a generation
         much quicker than the prior is still seen within a second.
         """
-        return _earliest(n, self.cap_ratio, confident)
+        counted = n + 1 if confident else n
+        return max(0.0, math.ceil(counted / self.cap_ratio - 1e-9) - 1.0)
 
     def _cold(self, elapsed: float) -> float:
         if elapsed + self.cold_interval <= self.cold_until + 1e-9:
