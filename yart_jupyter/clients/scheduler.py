@@ -37,6 +37,11 @@ class _Waiter:
     last_read: float = 0.0
     task: asyncio.Task[None] | None = field(default=None)
 
+    def due_after(self, elapsed: float) -> float:
+        """When the next read is due, asked ``elapsed`` seconds after the start: a policy's pause
+        counts from then (the first time, from when the wait began, not from the start)."""
+        return self.started + elapsed + self.policy.next_delay(self.polls, elapsed)
+
     def priority(self, now: float) -> float:
         rank = getattr(self.policy, "priority", None)
         if rank is None:
@@ -80,10 +85,10 @@ class PollScheduler:
         ``on_done`` hears of the ending read before the others are replanned (so a duration model
         it feeds already knows this generation when their schedules are asked again)."""
         now = time.monotonic()
-        # the pause is from now (``now - started`` into the wait), as after every later read
-        due = now if read_now else now + policy.next_delay(0, now - started)
         future: asyncio.Future[Operation] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(read, policy, started, limiter, on_poll, on_done, due, future)
+        waiter = _Waiter(read, policy, started, limiter, on_poll, on_done, now, future)
+        if not read_now:
+            waiter.due = waiter.due_after(now - started)
         self._waiters.add(waiter)
         self._schedule(waiter)
         if self._driver is None or self._driver.done():
@@ -160,7 +165,7 @@ class PollScheduler:
             return
         if waiter.on_poll is not None:
             waiter.on_poll(operation, waiter.polls)
-        waiter.due = now + waiter.policy.next_delay(waiter.polls, waiter.last_read)
+        waiter.due = waiter.due_after(waiter.last_read)
         self._schedule(waiter)
 
 
@@ -174,7 +179,7 @@ class PollScheduler:
         for other in self._waiters:
             if other.task is not None or other.future.done():
                 continue  # (one not read yet is asked from its start: last_read is 0)
-            due = max(now, other.started + other.last_read + other.policy.next_delay(other.polls, other.last_read))
+            due = max(now, other.due_after(other.last_read))
             if due < other.due - 1e-3:
                 other.due = due
                 self._schedule(other)
