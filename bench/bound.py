@@ -7,9 +7,11 @@ seen a uniform 0..1/r later, so the share of lags under m is sum f(t) * min(1, m
 it costs are sum S(t) * r(t) * dt (S the survival). Both are linear in r once r is split at 1/q95
 (the part under it counts toward the p95 as well), so for each m a linear program finds the best
 schedule, and a bisection the least m whose best share reaches one half. ``--cap`` adds the
-per-operation cap: by any time t no more than cap * ceil(t) - 1 reads.
+per-operation cap (by any time t no more than cap * ceil(t) - 1 reads), ``--gap`` a read at least
+every max(GAP, t/4) seconds, 10 s at most, from the 2 % quantile on (the policy's own rules: it
+reads first there, and leaves no generation unread).
 
-    python bench/bound.py [--cap 1.25]
+    python bench/bound.py [--cap 1.25] [--gap 1.9]
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ SHAPES = {"tight": (15.0, 0.3, 1.0, 120.0), "wide": (20.0, 1.0, 2.0, 240.0), "de
 Q95 = 0.95  # a 1 s poller's p95 lag
 
 
-def best_share(shape: tuple[float, float, float, float], m: float, cap: float | None, dt: float = 0.05) -> float:
+def best_share(shape: tuple[float, float, float, float], m: float, cap: float | None, gap: float | None,
+               dt: float = 0.05) -> float:
     """The largest share of generations any schedule sees within ``m`` seconds (its reads and p95 as above)."""
     median, sigma, low, high = shape
     dist = lognorm(s=sigma, scale=median)
@@ -46,27 +49,33 @@ def best_share(shape: tuple[float, float, float, float], m: float, cap: float | 
     step = -dt * sparse.identity(n)
     running = sparse.identity(n) - sparse.eye(n, k=-1)  # c[i] - c[i-1] = reads in bin i
     equal = sparse.hstack([step, step, running])
-    bounds = [(0.0, 1 / Q95)] * n + [(0.0, max(0.0, 1 / m - 1 / Q95))] * n + [(0.0, c) for c in ceiling]
+    # with ``gap``, from the 2 % quantile on (where the policy reads first) no read is further than
+    # max(gap, a quarter of the time waited) from the next, nor than 10 s: no generation is left unread
+    floor = 1 / np.minimum(10.0, np.maximum(gap, t / 4)) if gap is not None else zeros
+    floor = np.where(t >= max(low, float(dist.ppf(0.02))), np.minimum(floor, 1 / Q95), 0.0)
+    bounds = ([(f, 1 / Q95) for f in floor] + [(0.0, max(0.0, 1 / m - 1 / Q95))] * n
+              + [(0.0, c) for c in ceiling])
     result = linprog(objective, A_ub=upper, b_ub=limits, A_eq=equal, b_eq=zeros, bounds=bounds, method="highs")
     return float(-result.fun) if result.success else 0.0
 
 
-def least_median(shape: tuple[float, float, float, float], cap: float | None) -> float:
+def least_median(shape: tuple[float, float, float, float], cap: float | None, gap: float | None) -> float:
     """Bisect for the least m at which the best schedule sees half the generations within m."""
     low, high = 0.01, 1.0
     for _ in range(20):
         middle = (low + high) / 2
-        low, high = (low, middle) if best_share(shape, middle, cap) >= 0.5 else (middle, high)
+        low, high = (low, middle) if best_share(shape, middle, cap, gap) >= 0.5 else (middle, high)
     return high
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cap", type=float, help="keep each generation within this many times a 1 s poller's reads")
+    parser.add_argument("--gap", type=float, help="read every generation at least every max(GAP, t/4) s, 10 s at most")
     args = parser.parse_args()
     print("| distribution | least possible p50 | the 1 s poller's |\n|---|---|---|")
     for name, shape in SHAPES.items():
-        print(f"| {name} | {least_median(shape, args.cap):.3f} s | 0.5 s |")
+        print(f"| {name} | {least_median(shape, args.cap, args.gap):.3f} s | 0.5 s |")
 
 
 if __name__ == "__main__":
