@@ -1,0 +1,59 @@
+"""bench/simulate.py, whose figures the performance page quotes: virtual time is exact, and the real
+waiting path runs on it."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+
+from yart_jupyter.clients.polling import FixedPolicy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # a folder of scripts
+import simulate  # type: ignore[import-not-found]
+
+
+def test_virtual_time_reads_a_fixed_poller_exactly_as_the_scheduler_plans() -> None:
+    """A 1 s poller on a 2.5 s generation: the wait begins after the start request (30 ms), each read
+    takes 4 ms and the next is due a second after the last answer, so the third read (3.038 s) finds
+    it done, 3.042 - 2.515 s after it was ready. Real sleeping would take three seconds; a clock that
+    did not move would never finish."""
+    with simulate.virtual_time() as loop:
+        began = loop.time()
+        seen = loop.run_until_complete(simulate.scenario([2.5], [0.0], {"fixed": lambda: FixedPolicy(1.0)}))
+        elapsed = loop.time() - began
+    lag, reads = seen["fixed"]["op0"]
+    assert reads == 3
+    assert lag == pytest.approx(3.042 - 2.515, abs=1e-3)
+    assert elapsed == pytest.approx(3.042, abs=1e-3)
+
+
+def test_virtual_time_is_the_waiting_paths_clock_and_no_one_elses() -> None:
+    import time
+
+    from yart_jupyter.clients import scheduler
+
+    real = time.monotonic()
+    with simulate.virtual_time() as loop:
+        loop.run_until_complete(asyncio.sleep(3600))
+        assert scheduler.time.monotonic() == pytest.approx(1000.0 + 3600, abs=1e-3)
+        assert time.monotonic() - real < 60
+    assert scheduler.time is time
+
+
+def test_a_simulated_target_is_judged_run_by_run() -> None:
+    """The cold start from an empty store, three runs: every poller saw every generation of each run,
+    and the table says how many runs met the target."""
+    target = next(t for t in simulate.TARGETS if t.scenario.startswith("cold start") and t.store == "empty")
+    results = simulate.simulate(target, runs=3, seed=1)
+    assert set(results) == {"adaptive", "adaptive, told the distribution", "fixed 1 s", "fixed 1 s, another phase"}
+    for samples in results.values():
+        assert [len(sample) for sample in samples] == [30, 30, 30]
+        assert all(lag >= 0 and reads >= 1 for sample in samples for lag, reads in sample.values())
+    table = simulate.Table()
+    simulate.report(table, target, results)
+    assert [row.metric for row in table.rows] == ["adaptive", "adaptive, told the distribution",
+                                                  "fixed 1 s, another phase"]
+    assert all(row.values["3 runs of 3"].endswith("%") for row in table.rows)
