@@ -42,6 +42,17 @@ DISTRIBUTIONS = {  # as the emulator's --duration takes them
     "tight": "lognormal:15:0.3:1:120",
     "wide": "lognormal:20:1.0:2:240",
 }
+DEMO = "lognormal:2:0.3:0.5:5"  # as make demo's embedded emulator
+MODEL_URI = f"art://{FOLDER}/yandex-art/latest"
+
+
+def warmed(duration: Duration) -> DurationModel:
+    """A store with earlier generations of this kind: 40 of them, the same every run."""
+    warm = DurationModel()
+    rng = random.Random(5)
+    for _ in range(40):
+        warm.observe(duration.sample(rng), "1:1", MODEL_URI)
+    return warm
 
 
 async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"spread", "burst", "cold", "demo"}),
@@ -53,7 +64,7 @@ async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"s
     Each distribution has its own emulator process, so serving reads does not compete with the
     client for the GIL; the done times come from the emulator afterwards.
     """
-    model_uri = f"art://{FOLDER}/yandex-art/latest"
+    model_uri = MODEL_URI
 
     async def scenario(name: str, duration: Duration, url: str, count: int, spread: float,
                        pollers: dict[str, Callable[[], PollPolicy]]) -> dict[str, dict[str, tuple[float, int]]]:
@@ -142,13 +153,6 @@ async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"s
         chosen["fixed 10 s"] = lambda: FixedPolicy(10.0)
         return chosen
 
-    def warmed(duration: Duration) -> DurationModel:
-        warm = DurationModel()
-        rng = random.Random(5)
-        for _ in range(40):  # what a store with earlier generations of this kind would hold
-            warm.observe(duration.sample(rng), "1:1", model_uri)
-        return warm
-
     async def one_distribution(name: str, duration: Duration, url: str) -> None:
         warm = warmed(duration)
         report(f"latency/{name} ({jobs} jobs over a minute)", name,
@@ -177,7 +181,7 @@ async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"s
             repeated(f"latency/{name} burst (30 at once)", name, run,
                      await scenario(name, Duration.parse(spec), urls[name], 30, 0.0, pollers(None)))
 
-    demo = "lognormal:2:0.3:0.5:5"  # as make demo's embedded emulator
+    demo = DEMO
     with contextlib.ExitStack() as stack:
         urls = {name: stack.enter_context(standalone("--duration", spec, "--random-seed", "11",
                                                      "--reads-per-second", "100000",

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
-from run import DISTRIBUTIONS  # type: ignore[import-not-found]  # bench/ is the script's folder
+from run import DEMO, DISTRIBUTIONS, MODEL_URI, warmed  # type: ignore[import-not-found]  # bench/ is the script's folder
 from table import Table, pct  # type: ignore[import-not-found]
 
 import yart_jupyter.clients.durations
@@ -41,7 +41,6 @@ from yart_jupyter.clients.read_policy import AdaptivePolicy
 from yart_jupyter.clients.waiting import Progress, wait_for_operation
 from yart_jupyter.emulator import Duration
 
-MODEL_URI = "art://emulator-folder/yandex-art/latest"
 #: What the bench sees on loopback: the start request's answer, and each read's.
 START_RTT, READ_RTT = 0.03, 0.004
 
@@ -199,7 +198,6 @@ class Target:
     burst: bool = True  # run --runs times (else --spread-runs: a minute of 300 generations is slower)
 
 
-DEMO = "lognormal:2:0.3:0.5:5"  # as bench/run.py's demo row
 TARGETS = [
     Target("wide burst (30 at once), empty store", DISTRIBUTIONS["wide"], "empty",
            lambda o, b: _lags(o, 0.5) <= 1.05 * _lags(b, 0.5), "p50 ≤ ×1.05 of the 1 s poller's"),
@@ -222,15 +220,6 @@ TARGETS = [
            lambda o, b: _lags(o, 1.0) <= 1.0, "every image ≤ 1 s after ready", jobs=13, spread=20.0, reads=False,
            burst=False),
 ]
-
-
-def warmed(duration: Duration) -> DurationModel:
-    """The bench's warm store: 40 earlier generations of the kind."""
-    model = DurationModel()
-    rng = random.Random(5)
-    for _ in range(40):
-        model.observe(duration.sample(rng), "1:1", MODEL_URI)
-    return model
 
 
 def truth(duration: Duration) -> LogNormal:
