@@ -325,51 +325,6 @@ async def test_the_first_finish_brings_forward_an_operation_not_read_yet() -> No
     assert model.count() == 2
 
 
-def test_a_kind_that_costs_more_than_a_poller_is_planned_thriftier() -> None:
-    """A store whose spread is wider than the truth budgets a confident plan for a tail that is not
-    there, so its generations cost as many reads as a 1 s poller's. The model counts what each one
-    cost; past ``spend_target`` of the poller's reads the plan's budget shrinks by the overshoot.
-    Too few counted, a kind that keeps under the target, an unsure plan: nothing changes."""
-    model = DurationModel()
-    rng = random.Random(2)
-    for _ in range(40):
-        model.observe(rng.lognormvariate(math.log(20), 1.2), "1:1", "m")
-    policy = AdaptivePolicy(model, "1:1", "m")
-    plain = AdaptivePolicy(model, "1:1", "m", spend_target=math.inf)
-    assert policy.plan() == plain.plan()
-    for _ in range(19):
-        model.spent(21, 19.5, 20.5, "1:1", "m")  # 21 reads where a 1 s poller takes about 20.5
-    assert model.spending("1:1", "m") is None and policy.plan() == plain.plan()  # too few to say
-    model.spent(21, 19.5, 20.5, "1:1", "m")
-    assert model.spending("1:1", "m") == pytest.approx(21 / 20.5)
-    thrifty, before = policy.plan(), plain.plan()
-    assert thrifty.expected_reads < before.expected_reads
-    assert thrifty.expected_reads <= 0.95 * 0.99 / (21 / 20.5) * thrifty.one_second_reads * 1.01
-    assert policy.plan(confident=False) == plain.plan(confident=False)  # an unsure plan keeps its share
-    for _ in range(200):  # the ratio covers the recent 200 generations: older ones age out
-        model.spent(19, 19.5, 20.5, "1:1", "m")
-    assert model.spending("1:1", "m") == pytest.approx(19 / 20.5)
-    assert policy.plan() == plain.plan()
-    assert model.spending("2:1", "m") is None  # counted per kind
-
-
-async def test_a_wait_counts_its_reads_for_the_model() -> None:
-    """The read that finds a generation done is counted with the ones that found it running."""
-    model = DurationModel()
-    policy = AdaptivePolicy(model, cold_interval=0.01, cold_until=60.0, cap_ratio=math.inf)
-    reads = 0
-
-    async def read(name: str, retried: object) -> Operation:
-        nonlocal reads
-        reads += 1
-        return Operation(name, done=reads == 3, image=b"x")
-
-    await wait_for_operation(read, "op", policy=policy, limiter=SlidingWindowLimiter(1000, 1.0), limit=60,  # type: ignore[arg-type]
-                             started=time.monotonic())
-    spend = model._spent[("", "")]
-    assert reads == 3 and spend._reads == 3 and 0.5 < spend._poller < 0.6  # a poller's one read, at most
-
-
 async def test_a_failing_done_hook_never_keeps_the_operation_from_its_waiter() -> None:
     async def read() -> Operation:
         return Operation("op", done=True, image=b"x")

@@ -10,7 +10,6 @@ import itertools
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -136,7 +135,6 @@ class DurationModel:
         self._cache: dict[_Key, tuple[int, float, LogNormal]] = {}
         self._running: dict[int, tuple[_Key, float]] = {}
         self._tokens = itertools.count()
-        self._spent: dict[_Key, _Spend] = {}
 
     def _keep(self, bucket: list[Any], value: Any) -> None:
         bucket.append(value)
@@ -207,20 +205,6 @@ class DurationModel:
         with self._lock:
             self._running.pop(token, None)
 
-    def spent(self, reads: int, low: float, high: float, aspect: str = "", model: str = "") -> None:
-        """A generation that finished between ``low`` and ``high`` seconds cost ``reads`` reads,
-        where a 1 s poller would have spent about ``(low + high) / 2 + 0.5``."""
-        if reads > 0 and high > 0:
-            with self._lock:
-                self._spent.setdefault((aspect, model), _Spend()).add(reads, (low + high) / 2 + 0.5)
-
-    def spending(self, aspect: str = "", model: str = "") -> float | None:
-        """What the recent generations of a kind cost in reads against a 1 s poller (1.0: as
-        much), or None while too few have been counted to say."""
-        with self._lock:
-            spend = self._spent.get((aspect, model))
-            return spend.ratio() if spend is not None else None
-
     def count(self, aspect: str = "", model: str = "") -> int:
         """How many finished generations the distribution for (aspect, model) rests on."""
         with self._lock:
@@ -273,31 +257,6 @@ class DurationModel:
             mu = (n * mean_hat + w * prior.mu) / (n + w)
             sigma = max(0.1, math.sqrt((n * var_hat + w * prior.sigma**2) / (n + w)))
         return LogNormal(mu, sigma)
-
-
-class _Spend:
-    """The reads of a kind's recent generations and a 1 s poller's for the same (running sums)."""
-
-    #: How many generations the ratio covers, and how many it needs before it says anything.
-    window = 200
-    least = 20
-
-    def __init__(self) -> None:
-        self._recent: deque[tuple[int, float]] = deque()
-        self._reads = 0
-        self._poller = 0.0
-
-    def add(self, reads: int, poller: float) -> None:
-        self._recent.append((reads, poller))
-        self._reads += reads
-        self._poller += poller
-        if len(self._recent) > self.window:
-            old_reads, old_poller = self._recent.popleft()
-            self._reads -= old_reads
-            self._poller -= old_poller
-
-    def ratio(self) -> float | None:
-        return self._reads / self._poller if len(self._recent) >= self.least and self._poller > 0 else None
 
 
 #: The process's model: the engine feeds it from the store and from every finished generation.

@@ -104,10 +104,9 @@ class Watch:
             self.last_seen = elapsed
             self.model.alive(self.token, elapsed)
 
-    def finished(self, elapsed: float | None, reads: int = 0) -> None:
-        """The read sent ``elapsed`` seconds after the start found it done (None: never known),
-        the ``reads``-th of this wait. A wait ends once: later calls (a clean-up after the real
-        end) change nothing."""
+    def finished(self, elapsed: float | None) -> None:
+        """The read sent ``elapsed`` seconds after the start found it done (None: never known).
+        A wait ends once: later calls (a clean-up after the real end) change nothing."""
         if self.ended:
             return
         self.ended = True
@@ -115,7 +114,6 @@ class Watch:
             self.model.untrack(self.token)
             if elapsed is not None:
                 self.model.observe_between(self.last_seen, elapsed, self.aspect, self.model_uri)
-                self.model.spent(reads, self.last_seen, elapsed, self.aspect, self.model_uri)
 
 
 @dataclass(frozen=True)
@@ -185,12 +183,6 @@ class AdaptivePolicy:
     #: Reads spent early (the cold schedule, a first read by ``first_read_by``) are repaid: an
     #: operation is never more than this many reads ahead of its plan's count.
     plan_slack: int = 4
-    #: A confident plan's budget is its estimate of a 1 s poller's reads, and that estimate is
-    #: only as good as the learned spread: a store whose spread is wider than the truth budgets
-    #: for a tail that is not there. So the model counts what the kind's recent generations
-    #: really cost against a 1 s poller (:meth:`.DurationModel.spending`); past ``spend_target``
-    #: of it, the plan's share shrinks by the overshoot.
-    spend_target: float = 0.99
 
     @property
     def distribution(self) -> LogNormal:
@@ -203,10 +195,7 @@ class AdaptivePolicy:
         """The read plan for a distribution (the current one by default); cached, since the
         distribution is rounded to what makes a difference to the plan."""
         dist = dist or self.distribution
-        if self.confident if confident is None else confident:
-            share = self.share if self.fixed is not None else self._thrifty(self.share)
-        else:
-            share = self.unsure_share
+        share = self.share if (self.confident if confident is None else confident) else self.unsure_share
         return _plan(round(dist.mu, 2), round(dist.sigma, 2), self.first_quantile, self.tail, self.min_interval,
                      self.max_interval, self.tail_interval, share, self.alpha)
 
@@ -224,14 +213,6 @@ class AdaptivePolicy:
         to a whole burst (``poll_policy=``) still spreads its reads as one policy per operation does."""
         scout = watch.order % max(1, self.scout_every) == 0
         return replace(self, scout=scout, cold_phase=(self.cold_phase + watch.order * _GOLDEN) % 1.0)
-
-    def _thrifty(self, share: float) -> float:
-        """``share``, less the overshoot of what this kind's recent generations cost against a
-        1 s poller past ``spend_target`` (rounded, so plans stay few and cached)."""
-        spent = (self.model or DURATIONS).spending(self.aspect, self.model_uri)
-        if spent is None or spent <= self.spend_target:
-            return share
-        return round(share * self.spend_target / spent, 2)
 
     def _seen(self) -> float:
         """How many finished generations the model rests on (a fixed distribution: all it needs)."""

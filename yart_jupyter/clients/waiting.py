@@ -95,7 +95,7 @@ async def wait_for_operation(
         if operation.error is None:
             duration = sent - started
         if watch is not None:
-            watch.finished(duration, polls + 1)
+            watch.finished(duration)
 
     try:
         operation = await asyncio.wait_for(
