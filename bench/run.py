@@ -64,7 +64,6 @@ async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"s
     Each distribution has its own emulator process, so serving reads does not compete with the
     client for the GIL; the done times come from the emulator afterwards.
     """
-    model_uri = MODEL_URI
 
     async def scenario(name: str, duration: Duration, url: str, count: int, spread: float,
                        pollers: dict[str, Callable[[], PollPolicy]]) -> dict[str, dict[str, tuple[float, int]]]:
@@ -147,8 +146,8 @@ async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"s
         cold = DurationModel()  # an empty store
         chosen: dict[str, Callable[[], PollPolicy]] = {}
         if learned is not None:
-            chosen[f"adaptive ({label})"] = lambda: AdaptivePolicy(learned, "1:1", model_uri)
-        chosen["adaptive (empty store)"] = lambda: AdaptivePolicy(cold, "1:1", model_uri)
+            chosen[f"adaptive ({label})"] = lambda: AdaptivePolicy(learned, "1:1", MODEL_URI)
+        chosen["adaptive (empty store)"] = lambda: AdaptivePolicy(cold, "1:1", MODEL_URI)
         chosen["fixed 1 s"] = lambda: FixedPolicy(1.0)
         chosen["fixed 10 s"] = lambda: FixedPolicy(10.0)
         return chosen
@@ -181,12 +180,11 @@ async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"s
             repeated(f"latency/{name} burst (30 at once)", name, run,
                      await scenario(name, Duration.parse(spec), urls[name], 30, 0.0, pollers(None)))
 
-    demo = DEMO
     with contextlib.ExitStack() as stack:
         urls = {name: stack.enter_context(standalone("--duration", spec, "--random-seed", "11",
                                                      "--reads-per-second", "100000",
                                                      "--generate-per-minute", "100000"))
-                for name, spec in {**DISTRIBUTIONS, "demo": demo}.items()}
+                for name, spec in {**DISTRIBUTIONS, "demo": DEMO}.items()}
         if "spread" in parts:
             await asyncio.gather(*(one_distribution(n, Duration.parse(spec), urls[n])
                                    for n, spec in DISTRIBUTIONS.items()))
@@ -201,7 +199,7 @@ async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"s
         report_pooled()
         if "demo" in parts:
             report("latency/demo (13 images over 20 s, empty store)", "demo",
-                   await scenario("demo", Duration.parse(demo), urls["demo"], 13, 20.0, pollers(None)))
+                   await scenario("demo", Duration.parse(DEMO), urls["demo"], 13, 20.0, pollers(None)))
 
 
 # -- throughput under quota ---------------------------------------------------------------------
