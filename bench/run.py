@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -46,6 +46,20 @@ DEMO = "lognormal:2:0.3:0.5:5"  # as make demo's embedded emulator
 MODEL_URI = f"art://{FOLDER}/yandex-art/latest"
 
 
+def start_offsets(count: int, spread: float) -> list[float]:
+    """When each of ``count`` generations starts, in seconds: the same every run."""
+    rng = random.Random(5)
+    return [rng.uniform(0, spread) for _ in range(count)]
+
+
+@contextlib.contextmanager
+def latency_emulator(spec: str) -> Iterator[str]:
+    """An emulator process for one distribution of durations, with the same random draws every run."""
+    with standalone("--duration", spec, "--random-seed", "11", "--reads-per-second", "100000",
+                    "--generate-per-minute", "100000") as url:
+        yield url
+
+
 def warmed(duration: Duration) -> DurationModel:
     """A store with earlier generations of this kind: 40 of them, the same every run."""
     warm = DurationModel()
@@ -68,7 +82,7 @@ async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"s
     async def scenario(name: str, duration: Duration, url: str, count: int, spread: float,
                        pollers: dict[str, Callable[[], PollPolicy]]) -> dict[str, dict[str, tuple[float, int]]]:
         """Start ``count`` generations over ``spread`` seconds; per poller, per operation: (lag, reads)."""
-        rng = random.Random(5)
+        offsets = start_offsets(count, spread)
         detected: dict[str, dict[str, tuple[float, int]]] = {p: {} for p in pollers}
         async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={}, quotas=UNLIMITED) as client:
 
@@ -86,7 +100,7 @@ async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"s
                 detected[poller][op] = (time.time(), reads)
 
             async def job(i: int) -> None:
-                await asyncio.sleep(rng.uniform(0, spread))
+                await asyncio.sleep(offsets[i])
                 submitted = time.monotonic()
                 op = await client.start(client.build_request("latency", seed=i + 1))
                 await asyncio.gather(*(watch(op, submitted, p) for p in pollers))
@@ -181,9 +195,7 @@ async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"s
                      await scenario(name, Duration.parse(spec), urls[name], 30, 0.0, pollers(None)))
 
     with contextlib.ExitStack() as stack:
-        urls = {name: stack.enter_context(standalone("--duration", spec, "--random-seed", "11",
-                                                     "--reads-per-second", "100000",
-                                                     "--generate-per-minute", "100000"))
+        urls = {name: stack.enter_context(latency_emulator(spec))
                 for name, spec in {**DISTRIBUTIONS, "demo": DEMO}.items()}
         if "spread" in parts:
             await asyncio.gather(*(one_distribution(n, Duration.parse(spec), urls[n])

@@ -26,13 +26,25 @@ from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
-from run import DEMO, DISTRIBUTIONS, MODEL_URI, warmed  # type: ignore[import-not-found]  # bench/ is the script's folder
+import aiohttp
+from run import (  # type: ignore[import-not-found]  # bench/ is the script's folder
+    DEMO,
+    DISTRIBUTIONS,
+    FOLDER,
+    KEY,
+    MODEL_URI,
+    UNLIMITED,
+    latency_emulator,
+    start_offsets,
+    warmed,
+)
 from table import Table, pct  # type: ignore[import-not-found]
 
 import yart_jupyter.clients.durations
 import yart_jupyter.clients.limits
 import yart_jupyter.clients.scheduler
 import yart_jupyter.clients.waiting
+from yart_jupyter.clients.client import YandexArtClient
 from yart_jupyter.clients.durations import DurationModel, LogNormal
 from yart_jupyter.clients.limits import SlidingWindowLimiter
 from yart_jupyter.clients.operation import Operation
@@ -128,9 +140,9 @@ Sample = dict[str, tuple[float, int]]
 
 
 async def scenario(durations: list[float], offsets: list[float], pollers: dict[str, Callable[[], PollPolicy]],
-                   prefix: str = "") -> dict[str, Sample]:
+                   prefix: str = "", read_rtt: float = READ_RTT) -> dict[str, Sample]:
     """Start one generation per duration, each ``offsets[i]`` seconds in, and watch each with every
-    poller, as the bench's ``scenario`` does."""
+    poller, as the bench's ``scenario`` does; each read is answered ``read_rtt`` seconds after it is sent."""
     loop = asyncio.get_running_loop()
     limiter = SlidingWindowLimiter(1_000_000, 1.0)
     seen: dict[str, Sample] = {name: {} for name in pollers}
@@ -144,8 +156,8 @@ async def scenario(durations: list[float], offsets: list[float], pollers: dict[s
                 reads = event.polls + 1
 
         async def read(operation_id: str, retried: Callable[[int, str, float], None]) -> Operation:
-            arrives = loop.time() + READ_RTT / 2  # the service answers what it sees on arrival
-            await asyncio.sleep(READ_RTT)
+            arrives = loop.time() + read_rtt / 2  # the service answers what it sees on arrival
+            await asyncio.sleep(read_rtt)
             return Operation(operation_id, done=arrives >= ready)
 
         await wait_for_operation(read, op, policy=pollers[name](), limiter=limiter, limit=1e6, started=started,
@@ -227,9 +239,37 @@ def truth(duration: Duration) -> LogNormal:
     return LogNormal(math.log(duration.a), duration.b)
 
 
-def simulate(target: Target, runs: int, seed: int) -> dict[str, list[Sample]]:
-    """``runs`` runs of the target's scenario on one virtual loop: per poller, each run's sample."""
+def bench_generations(spec: str, count: int, spread: float) -> tuple[list[float], list[float]]:
+    """The generations one of the bench's rows spread over time sees, the same every run: its start
+    offsets, and the durations its emulator draws for them (started here in the bench's order on an
+    emulator run as the bench runs it, then read back). Only the emulator's first ``count`` starts:
+    the bench's rows over a minute and its demo row."""
+    offsets = start_offsets(count, spread)
+    order = sorted(range(count), key=offsets.__getitem__)  # the order the bench's starts arrive in
+
+    async def durations(url: str) -> list[float]:
+        async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={}, quotas=UNLIMITED) as client:
+            ids = {await client.start(client.build_request("latency", seed=i + 1)): i for i in order}
+            async with aiohttp.ClientSession() as http, http.get(f"{url}/_emulator/operations") as response:
+                times = await response.json()
+        drawn = [0.0] * count
+        for op, i in ids.items():
+            drawn[i] = times[op]["ready_at"] - times[op]["created"]
+        return drawn
+
+    with latency_emulator(spec) as url:
+        return asyncio.run(durations(url)), offsets
+
+
+def simulate(target: Target, runs: int, seed: int, bench_sample: bool = False) -> dict[str, list[Sample]]:
+    """``runs`` runs of the target's scenario on one virtual loop: per poller, each run's sample.
+
+    ``bench_sample`` (rows spread over time only): every run replays the bench's own generations
+    (:func:`bench_generations`) instead of fresh draws, with read round trips stepped from 1 to 8 ms
+    over the runs: the few milliseconds by which, on the bench, each read lands differently from run
+    to run."""
     duration = Duration.parse(target.spec)
+    fixed = bench_generations(target.spec, target.jobs, target.spread) if bench_sample and not target.burst else None
     rng = random.Random(seed)
     random.seed(seed)  # the policies' cold phases
     out: dict[str, list[Sample]] = {}
@@ -244,7 +284,11 @@ def simulate(target: Target, runs: int, seed: int) -> dict[str, list[Sample]]:
             }
             durations = [duration.sample(rng) for _ in range(target.jobs)]
             offsets = [rng.uniform(0, target.spread) for _ in range(target.jobs)]
-            seen = loop.run_until_complete(scenario(durations, offsets, pollers, prefix=f"run{run}/"))
+            read_rtt = READ_RTT
+            if fixed is not None:
+                (durations, offsets), read_rtt = fixed, 0.001 + 0.007 * run / max(1, runs - 1)
+            seen = loop.run_until_complete(scenario(durations, offsets, pollers, prefix=f"run{run}/",
+                                                    read_rtt=read_rtt))
             for name, sample in seen.items():
                 out.setdefault(name, []).append(sample)
     return out
@@ -263,7 +307,11 @@ def report(table: Table, target: Target, results: dict[str, list[Sample]]) -> No
         return target.judge(ours, base), not target.reads or _reads(ours) <= _reads(base)
 
     for name, runs in results.items():
-        if name == "fixed 1 s":
+        if name == "fixed 1 s":  # the yardstick: its median, to read the others' against
+            p50s = [_lags(sample, 0.5) for sample in runs]
+            table.add(target.scenario, name, "the yardstick",
+                      **{"p50 of a run (mean ± sd)": f"{statistics.fmean(p50s):.3f} ± {statistics.pstdev(p50s):.3f} s",
+                         "reads": "×1.00"})
             continue
         each = [met(sample, baseline[i]) for i, sample in enumerate(runs)]
         both = [a and b for a, b in each]
@@ -289,13 +337,17 @@ def main() -> None:
     parser.add_argument("--spread-runs", type=int, default=9, help="runs of each target spread over time")
     parser.add_argument("--only", help="targets whose name contains this (e.g. 'burst', 'minute', 'cold')")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--bench-sample", action="store_true",
+                        help="the rows spread over time on the bench's own generations (read round trips of 1-8 ms) "
+                             "instead of fresh draws")
     parser.add_argument("--out", help="also write the table here (Markdown)")
     args = parser.parse_args()
     table = Table()
     began = time.perf_counter()
     for index, target in enumerate(TARGETS):
         if args.only is None or args.only in target.scenario:
-            report(table, target, simulate(target, args.runs if target.burst else args.spread_runs, args.seed + index))
+            report(table, target, simulate(target, args.runs if target.burst else args.spread_runs, args.seed + index,
+                                           bench_sample=args.bench_sample))
     text = table.render()
     print(text)
     print(f"\n{args.runs} runs of each burst, {args.spread_runs} of the others, in {time.perf_counter() - began:.0f} s",

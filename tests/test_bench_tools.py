@@ -4,6 +4,7 @@ waiting path runs on it."""
 from __future__ import annotations
 
 import asyncio
+import random
 import sys
 from pathlib import Path
 
@@ -54,6 +55,24 @@ def test_a_simulated_target_is_judged_run_by_run() -> None:
         assert all(lag >= 0 and reads >= 1 for sample in samples for lag, reads in sample.values())
     table = simulate.Table()
     simulate.report(table, target, results)
-    assert [row.metric for row in table.rows] == ["adaptive", "adaptive, told the distribution",
+    assert [row.metric for row in table.rows] == ["adaptive", "adaptive, told the distribution", "fixed 1 s",
                                                   "fixed 1 s, another phase"]
-    assert all(row.values["3 runs of 3"].endswith("%") for row in table.rows)
+    judged = [row for row in table.rows if row.metric != "fixed 1 s"]
+    assert all(row.values["3 runs of 3"].endswith("%") for row in judged)
+
+
+def test_the_bench_sample_is_what_the_benchs_emulator_draws_every_run() -> None:
+    """The demo row's 13 generations, started on an emulator run as the bench runs it: the same
+    durations each time (the bench's seeded emulator), within the demo's clipping (0.5-5 s), started
+    at the bench's offsets; and not the durations fresh draws would give."""
+    import run  # type: ignore[import-not-found]
+
+    from yart_jupyter.emulator import Duration
+
+    durations, offsets = simulate.bench_generations(run.DEMO, 13, 20.0)
+    assert (durations, offsets) == simulate.bench_generations(run.DEMO, 13, 20.0)
+    assert offsets == run.start_offsets(13, 20.0)
+    assert len(durations) == 13 and all(0.5 <= d <= 5.0 for d in durations)
+    rng = random.Random(11)  # the emulator's seed, drawn without its other draws (operation ids)
+    fresh = [Duration.parse(run.DEMO).sample(rng) for _ in range(13)]
+    assert durations != fresh
