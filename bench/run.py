@@ -43,6 +43,8 @@ DISTRIBUTIONS = {  # as the emulator's --duration takes them
     "wide": "lognormal:20:1.0:2:240",
 }
 DEMO = "lognormal:2:0.3:0.5:5"  # as make demo's embedded emulator
+SPREAD_JOBS = 300  # generations per distribution started over a minute (--jobs)
+BURST = 30  # generations started at once in a burst or a cold start
 MODEL_URI = f"art://{FOLDER}/yandex-art/latest"
 
 
@@ -192,7 +194,7 @@ async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"s
     async def bursts(urls: dict[str, str], run: int) -> None:
         for name, spec in DISTRIBUTIONS.items():  # one at a time: 30 concurrent first generations each
             repeated(f"latency/{name} burst (30 at once)", name, run,
-                     await scenario(name, Duration.parse(spec), urls[name], 30, 0.0, pollers(None)))
+                     await scenario(name, Duration.parse(spec), urls[name], BURST, 0.0, pollers(None)))
 
     with contextlib.ExitStack() as stack:
         urls = {name: stack.enter_context(latency_emulator(spec))
@@ -207,7 +209,7 @@ async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"s
             # 30 first generations of one kind at once: from an empty store, and from a warm one
             tight = Duration.parse(DISTRIBUTIONS["tight"])
             repeated("latency/cold start, 30 at once, lognormal 15 s σ 0.3", "cold", run,
-                     await scenario("cold", tight, urls["tight"], 30, 0.0, pollers(warmed(tight), "warm store")))
+                     await scenario("cold", tight, urls["tight"], BURST, 0.0, pollers(warmed(tight), "warm store")))
         report_pooled()
         if "demo" in parts:
             report("latency/demo (13 images over 20 s, empty store)", "demo",
@@ -449,7 +451,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only",
                         default="notebook,sweep,batch,latency,throughput,team,responsiveness,memory,startup")
-    parser.add_argument("--jobs", type=int, default=300, help="jobs per latency distribution")
+    parser.add_argument("--jobs", type=int, default=SPREAD_JOBS, help="jobs per latency distribution")
     parser.add_argument("--runs", type=int, default=1, help="runs of the burst and cold-start rows")
     parser.add_argument("--out", default="bench/results.md")
     args = parser.parse_args()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import math
 import random
 import selectors
@@ -28,11 +29,13 @@ from unittest import mock
 
 import aiohttp
 from run import (  # type: ignore[import-not-found]  # bench/ is the script's folder
+    BURST,
     DEMO,
     DISTRIBUTIONS,
     FOLDER,
     KEY,
     MODEL_URI,
+    SPREAD_JOBS,
     UNLIMITED,
     latency_emulator,
     start_offsets,
@@ -55,6 +58,8 @@ from yart_jupyter.emulator import Duration
 
 #: What the bench sees on loopback: the start request's answer, and each read's.
 START_RTT, READ_RTT = 0.03, 0.004
+#: Runs of the burst and cold-start rows in ``make bench`` (``bench/run.py --runs 3``).
+BENCH_RUNS = 3
 
 
 class _Clock:
@@ -204,30 +209,34 @@ class Target:
     store: str  # "empty", or "warm": the bench's 40 earlier generations
     judge: Callable[[Sample, Sample], bool]
     label: str
-    jobs: int = 30
+    jobs: int = BURST
     spread: float = 0.0  # starts spread evenly at random over this many seconds
     reads: bool = True
     burst: bool = True  # run --runs times (else --spread-runs: a minute of 300 generations is slower)
+    #: On the bench, how many generations its emulator starts before this row's first run (the rows
+    #: over a minute come first, and before the cold start the three tight bursts).
+    bench_after: int = 0
 
 
 TARGETS = [
     Target("wide burst (30 at once), empty store", DISTRIBUTIONS["wide"], "empty",
-           lambda o, b: _lags(o, 0.5) <= 1.05 * _lags(b, 0.5), "p50 ≤ ×1.05 of the 1 s poller's"),
+           lambda o, b: _lags(o, 0.5) <= 1.05 * _lags(b, 0.5), "p50 ≤ ×1.05 of the 1 s poller's",
+           bench_after=SPREAD_JOBS),
     Target("cold start, 30 at once, empty store", DISTRIBUTIONS["tight"], "empty",
            lambda o, b: _lags(o, 0.5) <= 0.35 and _lags(o, 0.95) <= _lags(b, 0.95),
-           "p50 ≤ 0.35 s, p95 ≤ the 1 s poller's"),
+           "p50 ≤ 0.35 s, p95 ≤ the 1 s poller's", bench_after=SPREAD_JOBS + BENCH_RUNS * BURST),
     Target("cold start, 30 at once, warm store", DISTRIBUTIONS["tight"], "warm",
-           lambda o, b: _lags(o, 0.5) <= 0.3, "p50 ≤ 0.3 s"),
+           lambda o, b: _lags(o, 0.5) <= 0.3, "p50 ≤ 0.3 s", bench_after=SPREAD_JOBS + BENCH_RUNS * BURST),
     Target("tight (300 jobs over a minute), learned", DISTRIBUTIONS["tight"], "warm",
            lambda o, b: _no_worse(o, b) and _lags(o, 0.5) <= 0.3 and _lags(o, 0.95) <= 1.0,
-           "p50 ≤ 0.3 s, p95 ≤ 1.0 s, no worse, one op ≤ ×1.3", jobs=300, spread=60.0, burst=False),
+           "p50 ≤ 0.3 s, p95 ≤ 1.0 s, no worse, one op ≤ ×1.3", jobs=SPREAD_JOBS, spread=60.0, burst=False),
     Target("tight (300 jobs over a minute), empty store", DISTRIBUTIONS["tight"], "empty",
-           lambda o, b: _lags(o, 0.5) <= 0.35, "p50 ≤ 0.35 s", jobs=300, spread=60.0, burst=False),
+           lambda o, b: _lags(o, 0.5) <= 0.35, "p50 ≤ 0.35 s", jobs=SPREAD_JOBS, spread=60.0, burst=False),
     Target("wide (300 jobs over a minute), learned", DISTRIBUTIONS["wide"], "warm", _no_worse,
-           "no worse, one op ≤ ×1.3", jobs=300, spread=60.0, burst=False),
+           "no worse, one op ≤ ×1.3", jobs=SPREAD_JOBS, spread=60.0, burst=False),
     Target("wide (300 jobs over a minute), empty store", DISTRIBUTIONS["wide"], "empty",
            lambda o, b: _lags(o, 0.5) <= 1.05 * _lags(b, 0.5), "p50 ≤ ×1.05 of the 1 s poller's",
-           jobs=300, spread=60.0, burst=False),
+           jobs=SPREAD_JOBS, spread=60.0, burst=False),
     Target("demo (13 images over 20 s, empty store)", DEMO, "empty",
            lambda o, b: _lags(o, 1.0) <= 1.0, "every image ≤ 1 s after ready", jobs=13, spread=20.0, reads=False,
            burst=False),
@@ -239,37 +248,47 @@ def truth(duration: Duration) -> LogNormal:
     return LogNormal(math.log(duration.a), duration.b)
 
 
-def bench_generations(spec: str, count: int, spread: float) -> tuple[list[float], list[float]]:
-    """The generations one of the bench's rows spread over time sees, the same every run: its start
-    offsets, and the durations its emulator draws for them (started here in the bench's order on an
-    emulator run as the bench runs it, then read back). Only the emulator's first ``count`` starts:
-    the bench's rows over a minute and its demo row."""
-    offsets = start_offsets(count, spread)
-    order = sorted(range(count), key=offsets.__getitem__)  # the order the bench's starts arrive in
+@functools.lru_cache(maxsize=8)
+def bench_draws(spec: str, count: int) -> tuple[float, ...]:
+    """The first ``count`` durations the bench's emulator for ``spec`` draws, in the order the
+    generations are started: started here on an emulator run as the bench runs it, then read back
+    (its draws depend only on how many starts came before)."""
 
-    async def durations(url: str) -> list[float]:
+    async def started(url: str) -> tuple[float, ...]:
         async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={}, quotas=UNLIMITED) as client:
-            ids = {await client.start(client.build_request("latency", seed=i + 1)): i for i in order}
+            ids = [await client.start(client.build_request("latency", seed=i + 1)) for i in range(count)]
             async with aiohttp.ClientSession() as http, http.get(f"{url}/_emulator/operations") as response:
                 times = await response.json()
-        drawn = [0.0] * count
-        for op, i in ids.items():
-            drawn[i] = times[op]["ready_at"] - times[op]["created"]
-        return drawn
+        return tuple(times[op]["ready_at"] - times[op]["created"] for op in ids)
 
     with latency_emulator(spec) as url:
-        return asyncio.run(durations(url)), offsets
+        return asyncio.run(started(url))
+
+
+def bench_generations(target: Target, run: int = 0) -> tuple[list[float], list[float]]:
+    """The generations the bench's row for ``target`` sees, the same every time the bench runs:
+    its start offsets, and the durations its emulator draws for them. A row spread over time sees
+    its emulator's first starts; a burst row in its ``run``-th run (of ``make bench``'s three) the
+    starts after those of the rows before it on that emulator (``target.bench_after``)."""
+    first, total = (target.bench_after + (run % BENCH_RUNS) * target.jobs,
+                    target.bench_after + BENCH_RUNS * target.jobs) if target.burst else (0, target.jobs)
+    drawn = bench_draws(target.spec, total)[first:first + target.jobs]
+    offsets = start_offsets(target.jobs, target.spread)
+    arrival = sorted(range(target.jobs), key=offsets.__getitem__)  # the order the bench's starts arrive in
+    durations = [0.0] * target.jobs
+    for rank, i in enumerate(arrival):
+        durations[i] = drawn[rank]
+    return durations, offsets
 
 
 def simulate(target: Target, runs: int, seed: int, bench_sample: bool = False) -> dict[str, list[Sample]]:
     """``runs`` runs of the target's scenario on one virtual loop: per poller, each run's sample.
 
-    ``bench_sample`` (rows spread over time only): every run replays the bench's own generations
-    (:func:`bench_generations`) instead of fresh draws, with read round trips stepped from 1 to 8 ms
-    over the runs: the few milliseconds by which, on the bench, each read lands differently from run
-    to run."""
+    ``bench_sample``: every run replays the bench's own generations (:func:`bench_generations`; a
+    burst row's three in turn, as ``make bench`` runs them) instead of fresh draws, with read round
+    trips stepped from 1 to 8 ms over the runs: the few milliseconds by which, on the bench, each
+    read lands differently from one run to the next."""
     duration = Duration.parse(target.spec)
-    fixed = bench_generations(target.spec, target.jobs, target.spread) if bench_sample and not target.burst else None
     rng = random.Random(seed)
     random.seed(seed)  # the policies' cold phases
     out: dict[str, list[Sample]] = {}
@@ -285,8 +304,8 @@ def simulate(target: Target, runs: int, seed: int, bench_sample: bool = False) -
             durations = [duration.sample(rng) for _ in range(target.jobs)]
             offsets = [rng.uniform(0, target.spread) for _ in range(target.jobs)]
             read_rtt = READ_RTT
-            if fixed is not None:
-                (durations, offsets), read_rtt = fixed, 0.001 + 0.007 * run / max(1, runs - 1)
+            if bench_sample:
+                (durations, offsets), read_rtt = bench_generations(target, run), 0.001 + 0.007 * run / max(1, runs - 1)
             seen = loop.run_until_complete(scenario(durations, offsets, pollers, prefix=f"run{run}/",
                                                     read_rtt=read_rtt))
             for name, sample in seen.items():
@@ -299,8 +318,9 @@ def _pooled(runs: list[Sample], first: int) -> Sample:
     return {op: seen for sample in runs[first:first + 3] for op, seen in sample.items()}
 
 
-def report(table: Table, target: Target, results: dict[str, list[Sample]]) -> None:
-    """Per poller: how many single runs meet the target (and the reads target), three in a row, three pooled."""
+def report(table: Table, target: Target, results: dict[str, list[Sample]], bench_sample: bool = False) -> None:
+    """Per poller: how many single runs meet the target (and the reads target), three in a row, three pooled;
+    replaying the bench's bursts, also how many of each of its three runs do."""
     baseline = results["fixed 1 s"]
 
     def met(ours: Sample, base: Sample) -> tuple[bool, bool]:
@@ -321,6 +341,10 @@ def report(table: Table, target: Target, results: dict[str, list[Sample]]) -> No
         p50s = [_lags(sample, 0.5) for sample in runs]
         ratio = [_reads(sample) / _reads(baseline[i]) for i, sample in enumerate(runs)]
         reads = "; reads ≤ the 1 s poller's" if target.reads else ""
+        by_run: dict[str, str] = {}
+        if bench_sample and target.burst:  # the bench's run k always sees sample k
+            by_run["both, in the bench's run 1 / 2 / 3"] = " / ".join(
+                f"{sum(both[k::BENCH_RUNS]) / len(both[k::BENCH_RUNS]):.0%}" for k in range(BENCH_RUNS))
         table.add(target.scenario, name, target.label + reads,
                   **{"p50 of a run (mean ± sd)": f"{statistics.fmean(p50s):.3f} ± {statistics.pstdev(p50s):.3f} s",
                      "reads": f"×{statistics.fmean(ratio):.2f}",
@@ -328,7 +352,7 @@ def report(table: Table, target: Target, results: dict[str, list[Sample]]) -> No
                      "runs meeting reads": f"{sum(b for _, b in each) / len(each):.0%}" if target.reads else "",
                      "runs meeting both": f"{sum(both) / len(both):.0%}",
                      "3 runs of 3": f"{sum(in_a_row) / max(1, len(in_a_row)):.0%}",
-                     "3 runs pooled": f"{sum(pooled) / max(1, len(pooled)):.0%}"})
+                     "3 runs pooled": f"{sum(pooled) / max(1, len(pooled)):.0%}", **by_run})
 
 
 def main() -> None:
@@ -338,8 +362,8 @@ def main() -> None:
     parser.add_argument("--only", help="targets whose name contains this (e.g. 'burst', 'minute', 'cold')")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--bench-sample", action="store_true",
-                        help="the rows spread over time on the bench's own generations (read round trips of 1-8 ms) "
-                             "instead of fresh draws")
+                        help="every row on the bench's own generations (those make bench's rows see, read round "
+                             "trips of 1-8 ms) instead of fresh draws")
     parser.add_argument("--out", help="also write the table here (Markdown)")
     args = parser.parse_args()
     table = Table()
@@ -347,7 +371,7 @@ def main() -> None:
     for index, target in enumerate(TARGETS):
         if args.only is None or args.only in target.scenario:
             report(table, target, simulate(target, args.runs if target.burst else args.spread_runs, args.seed + index,
-                                           bench_sample=args.bench_sample))
+                                           bench_sample=args.bench_sample), bench_sample=args.bench_sample)
     text = table.render()
     print(text)
     print(f"\n{args.runs} runs of each burst, {args.spread_runs} of the others, in {time.perf_counter() - began:.0f} s",

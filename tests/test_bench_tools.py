@@ -63,16 +63,25 @@ def test_a_simulated_target_is_judged_run_by_run() -> None:
 
 def test_the_bench_sample_is_what_the_benchs_emulator_draws_every_run() -> None:
     """The demo row's 13 generations, started on an emulator run as the bench runs it: the same
-    durations each time (the bench's seeded emulator), within the demo's clipping (0.5-5 s), started
-    at the bench's offsets; and not the durations fresh draws would give."""
+    durations from a fresh emulator each time (the bench's seeded one), within the demo's clipping
+    (0.5-5 s), at the bench's offsets, and not what fresh draws would give. A burst row sees three
+    different samples over make bench's three runs, then the first again; a row spread over time
+    the same one every run."""
     import run  # type: ignore[import-not-found]
 
     from yart_jupyter.emulator import Duration
 
-    durations, offsets = simulate.bench_generations(run.DEMO, 13, 20.0)
-    assert (durations, offsets) == simulate.bench_generations(run.DEMO, 13, 20.0)
+    demo = next(t for t in simulate.TARGETS if t.scenario.startswith("demo"))
+    durations, offsets = simulate.bench_generations(demo)
+    simulate.bench_draws.cache_clear()
+    assert (durations, offsets) == simulate.bench_generations(demo, run=1)
     assert offsets == run.start_offsets(13, 20.0)
     assert len(durations) == 13 and all(0.5 <= d <= 5.0 for d in durations)
     rng = random.Random(11)  # the emulator's seed, drawn without its other draws (operation ids)
     fresh = [Duration.parse(run.DEMO).sample(rng) for _ in range(13)]
     assert durations != fresh
+
+    burst = next(t for t in simulate.TARGETS if t.scenario.startswith("wide burst"))
+    samples = [simulate.bench_generations(burst, k) for k in range(4)]
+    assert all(offsets == [0.0] * 30 for _, offsets in samples)
+    assert len({tuple(durations) for durations, _ in samples[:3]}) == 3 and samples[3] == samples[0]
