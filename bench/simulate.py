@@ -7,7 +7,11 @@ judged by the bench's own targets, so this prints how often *one run* of the ben
 them: with 30 samples a run's median lands well either side of the policy's, and a target set close
 to it passes on some runs and fails on others whatever the code (see docs/performance.md).
 
-    .venv/bin/python bench/simulate.py --runs 150 [--out results.md]
+    .venv/bin/python bench/simulate.py --runs 150 [--spread-runs 30] [--bench-sample] [--out results.md]
+
+``--bench-sample`` replays the very generations ``make bench``'s rows see (its emulators are seeded,
+so those are the same every time it runs) instead of fresh draws: what the bench's own verdicts
+depend on.
 """
 
 from __future__ import annotations
@@ -213,8 +217,9 @@ class Target:
     spread: float = 0.0  # starts spread evenly at random over this many seconds
     reads: bool = True
     burst: bool = True  # run --runs times (else --spread-runs: a minute of 300 generations is slower)
-    #: On the bench, how many generations its emulator starts before this row's first run (the rows
-    #: over a minute come first, and before the cold start the three tight bursts).
+    #: In ``make bench``, how many generations its emulator starts before this row's first run (the
+    #: rows over a minute come first, and before the cold start the three tight bursts; ``--only
+    #: burst,cold`` skips the rows over a minute, so its bursts see other samples).
     bench_after: int = 0
 
 
