@@ -4,6 +4,7 @@ waiting path runs on it."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import sys
 from pathlib import Path
@@ -81,7 +82,10 @@ def test_the_bench_sample_is_what_the_benchs_emulator_draws_every_run() -> None:
     fresh = [Duration.parse(run.DEMO).sample(rng) for _ in range(13)]
     assert durations != fresh
 
-    burst = next(t for t in simulate.TARGETS if t.scenario.startswith("wide burst"))
+    # a burst of 5 after 3 other starts (small, as the bench's 30 after 300 would take seconds)
+    burst = dataclasses.replace(demo, jobs=5, spread=0.0, burst=True, bench_after=3)
     samples = [simulate.bench_generations(burst, k) for k in range(4)]
-    assert all(offsets == [0.0] * 30 for _, offsets in samples)
+    assert all(offsets == [0.0] * 5 for _, offsets in samples)
     assert len({tuple(durations) for durations, _ in samples[:3]}) == 3 and samples[3] == samples[0]
+    drawn = simulate.bench_draws(run.DEMO, 3 + 3 * 5)
+    assert [list(drawn[3 + 5 * k:8 + 5 * k]) for k in range(3)] == [durations for durations, _ in samples[:3]]
