@@ -54,10 +54,15 @@ def start_offsets(count: int, spread: float) -> list[float]:
     return [rng.uniform(0, spread) for _ in range(count)]
 
 
+#: The latency emulators' random seed: which durations the bench's generations get (--seed).
+SAMPLE_SEED = 11
+
+
 @contextlib.contextmanager
-def latency_emulator(spec: str) -> Iterator[str]:
-    """An emulator process for one distribution of durations, with the same random draws every run."""
-    with standalone("--duration", spec, "--random-seed", "11", "--reads-per-second", "100000",
+def latency_emulator(spec: str, seed: int = SAMPLE_SEED) -> Iterator[str]:
+    """An emulator process for one distribution of durations, with the same random draws every run
+    of one seed."""
+    with standalone("--duration", spec, "--random-seed", str(seed), "--reads-per-second", "100000",
                     "--generate-per-minute", "100000") as url:
         yield url
 
@@ -72,7 +77,7 @@ def warmed(duration: Duration) -> DurationModel:
 
 
 async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"spread", "burst", "cold", "demo"}),
-                  runs: int = 1) -> None:
+                  runs: int = 1, seed: int = SAMPLE_SEED) -> None:
     """The same operations watched by several pollers side by side: adaptive (learned and from an
     empty store), 1 s, 10 s; then a burst of 30 first generations from an empty store, and the
     demo's quick generations.
@@ -197,7 +202,7 @@ async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"s
                      await scenario(name, Duration.parse(spec), urls[name], BURST, 0.0, pollers(None)))
 
     with contextlib.ExitStack() as stack:
-        urls = {name: stack.enter_context(latency_emulator(spec))
+        urls = {name: stack.enter_context(latency_emulator(spec, seed))
                 for name, spec in {**DISTRIBUTIONS, "demo": DEMO}.items()}
         if "spread" in parts:
             await asyncio.gather(*(one_distribution(n, Duration.parse(spec), urls[n])
@@ -453,6 +458,8 @@ def main() -> None:
                         default="notebook,sweep,batch,latency,throughput,team,responsiveness,memory,startup")
     parser.add_argument("--jobs", type=int, default=SPREAD_JOBS, help="jobs per latency distribution")
     parser.add_argument("--runs", type=int, default=1, help="runs of the burst and cold-start rows")
+    parser.add_argument("--seed", type=int, default=SAMPLE_SEED,
+                        help="the latency emulators' random seed: other durations for the same rows")
     parser.add_argument("--out", default="bench/results.md")
     args = parser.parse_args()
     sections = set(args.only.split(","))
@@ -480,9 +487,9 @@ def main() -> None:
 
         team(table)
     if "latency" in sections:
-        asyncio.run(latency(table, args.jobs, runs=args.runs))
+        asyncio.run(latency(table, args.jobs, runs=args.runs, seed=args.seed))
     if "latency" not in sections and sections & {"burst", "cold"}:  # parts of it: --only burst,cold
-        asyncio.run(latency(table, args.jobs, frozenset(sections & {"burst", "cold"}), runs=args.runs))
+        asyncio.run(latency(table, args.jobs, frozenset(sections & {"burst", "cold"}), runs=args.runs, seed=args.seed))
     machine = (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
                f"{platform.system()} {platform.release()}; run took {time.time() - began:.0f} s")
     text = f"{table.render()}\n\nMachine: {machine}\n"

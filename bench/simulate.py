@@ -7,11 +7,11 @@ judged by the bench's own targets, so this prints how often *one run* of the ben
 them: with 30 samples a run's median lands well either side of the policy's, and a target set close
 to it passes on some runs and fails on others whatever the code (see docs/performance.md).
 
-    .venv/bin/python bench/simulate.py --runs 150 [--spread-runs 30] [--bench-sample] [--out results.md]
+    .venv/bin/python bench/simulate.py --runs 150 [--spread-runs 30] [--bench-sample [SEED]] [--out results.md]
 
 ``--bench-sample`` replays the very generations ``make bench``'s rows see (its emulators are seeded,
-so those are the same every time it runs) instead of fresh draws: what the bench's own verdicts
-depend on.
+so those are the same every time it runs; ``--bench-sample SEED``: those of ``bench/run.py --seed
+SEED``) instead of fresh draws: what the bench's own verdicts depend on.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from run import (  # type: ignore[import-not-found]  # bench/ is the script's fo
     FOLDER,
     KEY,
     MODEL_URI,
+    SAMPLE_SEED,
     SPREAD_JOBS,
     UNLIMITED,
     latency_emulator,
@@ -254,10 +255,10 @@ def truth(duration: Duration) -> LogNormal:
 
 
 @functools.lru_cache(maxsize=8)
-def bench_draws(spec: str, count: int) -> tuple[float, ...]:
-    """The first ``count`` durations the bench's emulator for ``spec`` draws, in the order the
-    generations are started: started here on an emulator run as the bench runs it, then read back
-    (its draws depend only on how many starts came before)."""
+def bench_draws(spec: str, count: int, seed: int = SAMPLE_SEED) -> tuple[float, ...]:
+    """The first ``count`` durations the bench's emulator for ``spec`` draws (with ``seed``), in the
+    order the generations are started: started here on an emulator run as the bench runs it, then
+    read back (its draws depend only on how many starts came before)."""
 
     async def started(url: str) -> tuple[float, ...]:
         async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={}, quotas=UNLIMITED) as client:
@@ -266,18 +267,18 @@ def bench_draws(spec: str, count: int) -> tuple[float, ...]:
                 times = await response.json()
         return tuple(times[op]["ready_at"] - times[op]["created"] for op in ids)
 
-    with latency_emulator(spec) as url:
+    with latency_emulator(spec, seed) as url:
         return asyncio.run(started(url))
 
 
-def bench_generations(target: Target, run: int = 0) -> tuple[list[float], list[float]]:
+def bench_generations(target: Target, run: int = 0, seed: int = SAMPLE_SEED) -> tuple[list[float], list[float]]:
     """The generations the bench's row for ``target`` sees, the same every time the bench runs:
     its start offsets, and the durations its emulator draws for them. A row spread over time sees
     its emulator's first starts; a burst row in its ``run``-th run (of ``make bench``'s three) the
     starts after those of the rows before it on that emulator (``target.bench_after``)."""
     first, total = (target.bench_after + (run % BENCH_RUNS) * target.jobs,
                     target.bench_after + BENCH_RUNS * target.jobs) if target.burst else (0, target.jobs)
-    drawn = bench_draws(target.spec, total)[first:first + target.jobs]
+    drawn = bench_draws(target.spec, total, seed)[first:first + target.jobs]
     offsets = start_offsets(target.jobs, target.spread)
     arrival = sorted(range(target.jobs), key=offsets.__getitem__)  # the order the bench's starts arrive in
     durations = [0.0] * target.jobs
@@ -286,13 +287,13 @@ def bench_generations(target: Target, run: int = 0) -> tuple[list[float], list[f
     return durations, offsets
 
 
-def simulate(target: Target, runs: int, seed: int, bench_sample: bool = False) -> dict[str, list[Sample]]:
+def simulate(target: Target, runs: int, seed: int, bench_sample: int | None = None) -> dict[str, list[Sample]]:
     """``runs`` runs of the target's scenario on one virtual loop: per poller, each run's sample.
 
-    ``bench_sample``: every run replays the bench's own generations (:func:`bench_generations`; a
-    burst row's three in turn, as ``make bench`` runs them) instead of fresh draws, with read round
-    trips stepped from 1 to 8 ms over the runs: the few milliseconds by which, on the bench, each
-    read lands differently from one run to the next."""
+    ``bench_sample`` (the bench's ``--seed``): every run replays the bench's own generations
+    (:func:`bench_generations`; a burst row's three in turn, as ``make bench`` runs them) instead
+    of fresh draws, with read round trips stepped from 1 to 8 ms over the runs: the few milliseconds
+    by which, on the bench, each read lands differently from one run to the next."""
     duration = Duration.parse(target.spec)
     rng = random.Random(seed)
     random.seed(seed)  # the policies' cold phases
@@ -309,8 +310,9 @@ def simulate(target: Target, runs: int, seed: int, bench_sample: bool = False) -
             durations = [duration.sample(rng) for _ in range(target.jobs)]
             offsets = [rng.uniform(0, target.spread) for _ in range(target.jobs)]
             read_rtt = READ_RTT
-            if bench_sample:
-                (durations, offsets), read_rtt = bench_generations(target, run), 0.001 + 0.007 * run / max(1, runs - 1)
+            if bench_sample is not None:
+                durations, offsets = bench_generations(target, run, bench_sample)
+                read_rtt = 0.001 + 0.007 * run / max(1, runs - 1)
             seen = loop.run_until_complete(scenario(durations, offsets, pollers, prefix=f"run{run}/",
                                                     read_rtt=read_rtt))
             for name, sample in seen.items():
@@ -366,9 +368,9 @@ def main() -> None:
     parser.add_argument("--spread-runs", type=int, default=9, help="runs of each target spread over time")
     parser.add_argument("--only", help="targets whose name contains this (e.g. 'burst', 'minute', 'cold')")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--bench-sample", action="store_true",
-                        help="every row on the bench's own generations (those make bench's rows see, read round "
-                             "trips of 1-8 ms) instead of fresh draws")
+    parser.add_argument("--bench-sample", type=int, nargs="?", const=SAMPLE_SEED, metavar="SEED",
+                        help="every row on the bench's own generations (those make bench's rows see, or bench/run.py "
+                             "--seed SEED's; read round trips of 1-8 ms) instead of fresh draws")
     parser.add_argument("--out", help="also write the table here (Markdown)")
     args = parser.parse_args()
     table = Table()
@@ -376,7 +378,8 @@ def main() -> None:
     for index, target in enumerate(TARGETS):
         if args.only is None or args.only in target.scenario:
             report(table, target, simulate(target, args.runs if target.burst else args.spread_runs, args.seed + index,
-                                           bench_sample=args.bench_sample), bench_sample=args.bench_sample)
+                                           bench_sample=args.bench_sample),
+                   bench_sample=args.bench_sample is not None)
     text = table.render()
     print(text)
     print(f"\n{args.runs} runs of each burst, {args.spread_runs} of the others, in {time.perf_counter() - began:.0f} s",
