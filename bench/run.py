@@ -492,6 +492,8 @@ def main() -> None:
         asyncio.run(latency(table, args.jobs, frozenset(sections & {"burst", "cold"}), runs=args.runs, seed=args.seed))
     machine = (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
                f"{platform.system()} {platform.release()}; run took {time.time() - began:.0f} s")
+    if sections & {"latency", "burst", "cold"}:  # which samples its latency rows judged
+        machine += f"; latency emulators seeded {args.seed}"
     text = f"{table.render()}\n\nMachine: {machine}\n"
     print(text)
     Path(args.out).write_text(text, encoding="utf-8")
