@@ -67,6 +67,18 @@ def latency_emulator(spec: str, seed: int = SAMPLE_SEED) -> Iterator[str]:
         yield url
 
 
+def emulator_client(url: str) -> YandexArtClient:
+    """A client of one of the bench's emulators, with no quota of its own in the way."""
+    return YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={}, quotas=UNLIMITED)
+
+
+async def emulator_times(url: str) -> dict[str, dict[str, float]]:
+    """When the emulator created each operation and when it was ready (its clock, ``time.time``)."""
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/_emulator/operations") as response:
+        times: dict[str, dict[str, float]] = await response.json()
+        return times
+
+
 def warmed(duration: Duration) -> DurationModel:
     """A store with earlier generations of this kind: 40 of them, the same every run."""
     warm = DurationModel()
@@ -91,7 +103,7 @@ async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"s
         """Start ``count`` generations over ``spread`` seconds; per poller, per operation: (lag, reads)."""
         offsets = start_offsets(count, spread)
         detected: dict[str, dict[str, tuple[float, int]]] = {p: {} for p in pollers}
-        async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={}, quotas=UNLIMITED) as client:
+        async with emulator_client(url) as client:
 
             async def watch(op: str, submitted: float, poller: str) -> None:
                 reads = 0
@@ -113,8 +125,7 @@ async def latency(table: Table, jobs: int, parts: frozenset[str] = frozenset({"s
                 await asyncio.gather(*(watch(op, submitted, p) for p in pollers))
 
             await asyncio.gather(*(job(i) for i in range(count)))
-        async with aiohttp.ClientSession() as http, http.get(f"{url}/_emulator/operations") as response:
-            ready = {op: times["ready_at"] for op, times in (await response.json()).items()}
+        ready = {op: times["ready_at"] for op, times in (await emulator_times(url)).items()}
         return {p: {op: (when - ready[op], n) for op, (when, n) in rows.items()} for p, rows in detected.items()}
 
     def report(section: str, name: str, results: dict[str, dict[str, tuple[float, int]]]) -> None:
@@ -261,7 +272,7 @@ async def memory(table: Table, count: int) -> None:
     """RSS over ``count`` generations in one process; results are dropped as a user would."""
     with standalone("--realistic-payloads", "--duration", "0.2", niced=True) as url, \
             tempfile.TemporaryDirectory() as home:
-        async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={}, quotas=UNLIMITED) as client:
+        async with emulator_client(url) as client:
             store = Store(home)
             marks = {}
             for i in range(count):

@@ -31,17 +31,15 @@ from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
-import aiohttp
 from run import (  # type: ignore[import-not-found]  # bench/ is the script's folder
     BURST,
     DEMO,
     DISTRIBUTIONS,
-    FOLDER,
-    KEY,
     MODEL_URI,
     SAMPLE_SEED,
     SPREAD_JOBS,
-    UNLIMITED,
+    emulator_client,
+    emulator_times,
     latency_emulator,
     start_offsets,
     warmed,
@@ -52,7 +50,6 @@ import yart_jupyter.clients.durations
 import yart_jupyter.clients.limits
 import yart_jupyter.clients.scheduler
 import yart_jupyter.clients.waiting
-from yart_jupyter.clients.client import YandexArtClient
 from yart_jupyter.clients.durations import DurationModel, LogNormal
 from yart_jupyter.clients.limits import SlidingWindowLimiter
 from yart_jupyter.clients.operation import Operation
@@ -261,10 +258,9 @@ def bench_draws(spec: str, count: int, seed: int = SAMPLE_SEED) -> tuple[float, 
     read back (its draws depend only on how many starts came before)."""
 
     async def started(url: str) -> tuple[float, ...]:
-        async with YandexArtClient(base_url=url, api_key=KEY, folder_id=FOLDER, env={}, quotas=UNLIMITED) as client:
+        async with emulator_client(url) as client:
             ids = [await client.start(client.build_request("latency", seed=i + 1)) for i in range(count)]
-            async with aiohttp.ClientSession() as http, http.get(f"{url}/_emulator/operations") as response:
-                times = await response.json()
+        times = await emulator_times(url)
         return tuple(times[op]["ready_at"] - times[op]["created"] for op in ids)
 
     with latency_emulator(spec, seed) as url:
@@ -325,7 +321,7 @@ def _pooled(runs: list[Sample], first: int) -> Sample:
     return {op: seen for sample in runs[first:first + 3] for op, seen in sample.items()}
 
 
-def report(table: Table, target: Target, results: dict[str, list[Sample]], bench_sample: bool = False) -> None:
+def report(table: Table, target: Target, results: dict[str, list[Sample]], by_bench_run: bool = False) -> None:
     """Per poller: how many single runs meet the target (and the reads target), three in a row, three pooled;
     replaying the bench's bursts, also how many of each of its three runs do."""
     baseline = results["fixed 1 s"]
@@ -349,7 +345,7 @@ def report(table: Table, target: Target, results: dict[str, list[Sample]], bench
         ratio = [_reads(sample) / _reads(baseline[i]) for i, sample in enumerate(runs)]
         reads = "; reads ≤ the 1 s poller's" if target.reads else ""
         by_run: dict[str, str] = {}
-        if bench_sample and target.burst:  # the bench's run k always sees sample k
+        if by_bench_run and target.burst:  # the bench's run k always sees sample k
             by_run["both, in the bench's run 1 / 2 / 3"] = " / ".join(
                 f"{sum(both[k::BENCH_RUNS]) / len(both[k::BENCH_RUNS]):.0%}" for k in range(BENCH_RUNS))
         table.add(target.scenario, name, target.label + reads,
@@ -379,7 +375,7 @@ def main() -> None:
         if args.only is None or args.only in target.scenario:
             report(table, target, simulate(target, args.runs if target.burst else args.spread_runs, args.seed + index,
                                            bench_sample=args.bench_sample),
-                   bench_sample=args.bench_sample is not None)
+                   by_bench_run=args.bench_sample is not None)
     text = table.render()
     print(text)
     print(f"\n{args.runs} runs of each burst, {args.spread_runs} of the others, in {time.perf_counter() - began:.0f} s",
