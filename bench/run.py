@@ -79,10 +79,11 @@ async def emulator_times(url: str) -> dict[str, dict[str, float]]:
         return times
 
 
-def warmed(duration: Duration) -> DurationModel:
-    """A store with earlier generations of this kind: 40 of them, the same every run."""
+def warmed(duration: Duration, rng: random.Random | None = None) -> DurationModel:
+    """A store with earlier generations of this kind: 40 of them, the same every run (drawn from
+    ``rng`` instead: another store, as ``bench/simulate.py``'s fresh draws take one per run)."""
     warm = DurationModel()
-    rng = random.Random(5)
+    rng = rng or random.Random(5)
     for _ in range(40):
         warm.observe(duration.sample(rng), "1:1", MODEL_URI)
     return warm

@@ -11,7 +11,7 @@ to it passes on some runs and fails on others whatever the code (see docs/perfor
 
 ``--bench-sample`` replays the very generations ``make bench``'s rows see (its emulators are seeded,
 so those are the same every time it runs; ``--bench-sample SEED``: those of ``bench/run.py --seed
-SEED``) instead of fresh draws: what the bench's own verdicts depend on.
+SEED``, and the bench's warm store) instead of fresh draws: what the bench's own verdicts depend on.
 """
 
 from __future__ import annotations
@@ -283,8 +283,20 @@ def bench_generations(target: Target, run: int = 0, seed: int = SAMPLE_SEED) -> 
     return durations, offsets
 
 
+def store(target: Target, run: int, seed: int, bench_sample: int | None = None) -> DurationModel:
+    """The store run ``run`` starts from: empty, or 40 earlier generations — the bench's own (the
+    same 40 in every run of ``make bench``, whatever its ``--seed``) when replaying its sample, and
+    a fresh 40 per run on fresh draws, since which 40 a store holds moves the learned plan as much
+    as which 30 a burst holds does."""
+    if target.store != "warm":
+        return DurationModel()
+    duration = Duration.parse(target.spec)
+    return warmed(duration, None if bench_sample is not None else random.Random(f"store/{seed}/{run}"))
+
+
 def simulate(target: Target, runs: int, seed: int, bench_sample: int | None = None) -> dict[str, list[Sample]]:
     """``runs`` runs of the target's scenario on one virtual loop: per poller, each run's sample.
+    Fresh draws: each run its own generations and, from a warm store, its own store (:func:`store`).
 
     ``bench_sample`` (the bench's ``--seed``): every run replays the bench's own generations
     (:func:`bench_generations`; a burst row's three in turn, as ``make bench`` runs them) instead
@@ -296,7 +308,7 @@ def simulate(target: Target, runs: int, seed: int, bench_sample: int | None = No
     out: dict[str, list[Sample]] = {}
     with virtual_time() as loop:
         for run in range(runs):
-            model = warmed(duration) if target.store == "warm" else DurationModel()
+            model = store(target, run, seed, bench_sample)
             pollers: dict[str, Callable[[], PollPolicy]] = {
                 "adaptive": lambda model=model: AdaptivePolicy(model, "1:1", MODEL_URI),  # type: ignore[misc]
                 "adaptive, told the distribution": lambda: AdaptivePolicy(fixed=truth(duration)),

@@ -89,3 +89,20 @@ def test_the_bench_sample_is_what_the_benchs_emulator_draws_every_run() -> None:
     assert len({tuple(durations) for durations, _ in samples[:3]}) == 3 and samples[3] == samples[0]
     drawn = simulate.bench_draws(run.DEMO, 3 + 3 * 5)
     assert [list(drawn[3 + 5 * k:8 + 5 * k]) for k in range(3)] == [durations for durations, _ in samples[:3]]
+
+
+def test_fresh_draws_start_each_run_from_its_own_warm_store() -> None:
+    """The bench's warm store is one sample of 40 (the same in every run of make bench); fresh draws
+    take another 40 per run, and replaying the bench's sample takes the bench's own."""
+    import run  # type: ignore[import-not-found]
+
+    from yart_jupyter.emulator import Duration
+
+    warm = next(t for t in simulate.TARGETS if t.store == "warm")
+    bench = run.warmed(Duration.parse(warm.spec)).distribution("1:1", run.MODEL_URI)
+    fresh = [simulate.store(warm, k, seed=1).distribution("1:1", run.MODEL_URI) for k in range(3)]
+    assert len(set(fresh)) == 3 and bench not in fresh
+    assert simulate.store(warm, 0, seed=1).distribution("1:1", run.MODEL_URI) == fresh[0]
+    assert simulate.store(warm, 2, seed=1, bench_sample=11).distribution("1:1", run.MODEL_URI) == bench
+    empty = next(t for t in simulate.TARGETS if t.store == "empty")
+    assert simulate.store(empty, 0, seed=1).count("1:1", run.MODEL_URI) == 0

@@ -18,7 +18,7 @@ from yart_jupyter.clients.limits import Quotas, SlidingWindowLimiter
 from yart_jupyter.clients.operation import Operation
 from yart_jupyter.clients.read_policy import AdaptivePolicy
 from yart_jupyter.clients.scheduler import PollScheduler, scheduler
-from yart_jupyter.clients.waiting import wait_for_operation
+from yart_jupyter.clients.waiting import Progress, wait_for_operation
 from yart_jupyter.emulator import Duration, Emulator
 
 
@@ -359,6 +359,29 @@ async def test_generation_quota_is_respected(make_client: Callable[..., YandexAr
         ids = await asyncio.gather(*(client.start(client.build_request("q", seed=i + 1)) for i in range(12)))
     assert len(set(ids)) == 12
     assert emulator.stats.by_status.get(429, 0) == 0
+
+
+async def test_a_wait_counts_from_the_start_request_not_from_the_queue_for_quota(
+    make_client: Callable[..., YandexArtClient], emulator: Emulator
+) -> None:
+    """Six 0.3 s generations through a quota of two per 0.5 s: the last two wait a second for their
+    start. What the waits saw (what the duration model and the store learn) is the generation's time,
+    not the queue's; counted from the call, the last ones would look like 1.3 s generations and
+    teach every later plan to read late (a batch under quota once taught it 41 s for 2 s ones)."""
+    emulator.config.duration = Duration("fixed", 0.3)
+    seen: list[tuple[float, float | None]] = []
+
+    def progress(event: Progress) -> None:
+        if event.phase == "done" and event.observed is not None:
+            seen.append(event.observed)
+
+    async with make_client(quotas=Quotas(2, 50, generation_window=0.5)) as client:
+        began = time.monotonic()
+        await asyncio.gather(*(client.generate(client.build_request("q", seed=i + 1), on_progress=progress)
+                               for i in range(6)))
+        took = time.monotonic() - began
+    assert took >= 1.2 and len(seen) == 6  # the quota held the last two back a second
+    assert all(0.25 <= done <= 0.6 and running <= done for running, done in seen if done is not None), seen
 
 
 async def test_on_429_everyone_slows_down_and_nothing_is_dropped(

@@ -62,7 +62,17 @@ class OperationsApi:
         deduplicate) instead of failing the user's cell; the retry is logged at WARNING.
         ``on_submitting`` runs once the quota allows the request, right before it goes out.
         """
+        return (await self._start(request, on_retry=on_retry, idempotency_key=idempotency_key,
+                                  on_submitting=on_submitting))[0]
+
+    async def _start(
+        self, request: GenerationRequest, *, on_retry: RetryCallback | None = None,
+        idempotency_key: str | None = None, on_submitting: SubmittingCallback | None = None,
+    ) -> tuple[str, float]:
+        """:meth:`start`, and when the request that started the generation was sent (monotonic):
+        the generation's clock, which waits for quota and retries are not part of."""
         holder: dict[str, str] = {}
+        sent: list[float] = []
 
         async def check(response: Response) -> None:
             try:
@@ -72,6 +82,7 @@ class OperationsApi:
                 raise RetryableError("malformed start response") from None
             if not holder["id"]:
                 raise RetryableError("start response without an operation id")
+            sent.append(response.sent)
 
         limiter = self.connection.limiters().starts
         taken = await limiter.acquire()
@@ -85,7 +96,7 @@ class OperationsApi:
         finally:
             limiter.settle(taken)
         log.debug("started operation %s (seed %s)", holder["id"], request.seed)
-        return holder["id"]
+        return holder["id"], sent[-1]
 
     async def get_operation(
         self, operation_id: str, *, on_retry: RetryCallback | None = None, limiter_held: bool = False,
@@ -161,15 +172,15 @@ class OperationsApi:
         submitted = datetime.now(timezone.utc)
         clock, retried = start_progress(on_progress)
 
-        start = asyncio.ensure_future(self.start(request, on_retry=retried, idempotency_key=idempotency_key,
-                                                 on_submitting=on_submitting))
+        start = asyncio.ensure_future(self._start(request, on_retry=retried, idempotency_key=idempotency_key,
+                                                  on_submitting=on_submitting))
         try:
-            operation_id = await asyncio.shield(start)
+            operation_id, sent = await asyncio.shield(start)
         except asyncio.CancelledError:
             # Interrupted while the start request is in flight: the server may already have
             # created the operation, so give the request a moment to tell us its id.
             try:
-                operation_id = await asyncio.wait_for(start, START_GRACE)
+                operation_id, sent = await asyncio.wait_for(start, START_GRACE)
             except BaseException:
                 raise asyncio.CancelledError() from None
             await notify_started(on_started, operation_id, request)
@@ -177,8 +188,10 @@ class OperationsApi:
         await notify_started(on_started, operation_id, request)
         if on_progress is not None:
             on_progress(Progress("started", operation_id, time.monotonic() - clock))
+        # the wait (what the duration model learns, the read plan, the timeout) counts from the
+        # request that started the generation, not from the call: a batch's rows wait for quota first
         operation = await self.wait(
-            operation_id, timeout=timeout, on_progress=on_progress, request=request, submitted=clock
+            operation_id, timeout=timeout, on_progress=on_progress, request=request, submitted=sent
         )
         return self.to_image(operation, request, submitted)
 

@@ -65,6 +65,8 @@ class Response:
     headers: Mapping[str, str]
     body: bytes
     client_request_id: str
+    #: When the attempt that got this answer was sent (monotonic): after any wait for quota or retry.
+    sent: float = 0.0
 
     @property
     def request_id(self) -> str | None:
@@ -161,12 +163,13 @@ async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Del
                 request_headers["Authorization"] = value
         retry_after: float | None = None
         try:
+            sent = time.monotonic()
             async with session.request(
                 method, url, json=json_body, headers=request_headers,
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as raw:
                 body = await raw.read()
-                response = Response(raw.status, raw.headers, body, client_request_id)
+                response = Response(raw.status, raw.headers, body, client_request_id, sent)
             if response.status == 401 and auth is not None and refreshable and not refreshed:
                 refreshed = True
                 refresh_next = True
