@@ -429,7 +429,7 @@ async def test_waiting_for_quota_does_not_use_up_the_retry_budget(
 def test_a_wrong_or_short_model_never_leaves_long_gaps() -> None:
     """Generations found done at the first read teach the model little ("done within a second");
     the schedule built on that must still read a generation that takes longer every couple of
-    seconds, and a tail read never waits more than a quarter of the time waited so far."""
+    seconds, and a tail read never waits more than a tenth of the time waited so far."""
     model = DurationModel()
     for _ in range(30):
         model.observe_between(0.0, 1.0, "1:1", "m")
@@ -437,9 +437,27 @@ def test_a_wrong_or_short_model_never_leaves_long_gaps() -> None:
     t, n = 0.0, 0
     while t < 120:
         delay = policy.next_delay(n, t)
-        assert delay <= max(2 * policy.max_interval, t / 4) + 1e-9
+        assert delay <= max(2 * policy.max_interval, t / 10) + 1e-9
         t, n = t + delay, n + 1
     assert n < 60  # ... and it does back off
+
+
+def test_a_model_the_service_outgrew_still_reads_like_a_1s_poller() -> None:
+    """A store sure that generations take 2 s (a batch of quick ones), then the service takes 11 s:
+    past the model's tail the reads stay about a second apart (a back-off of a quarter of the time
+    waited left the sweep's slowest picture 2.4 s unseen), and the one that finds it done comes
+    within about a second of its end."""
+    model = DurationModel()
+    for _ in range(500):
+        model.observe(2.0, "1:1", "m")
+    policy = AdaptivePolicy(model, "1:1", "m")
+    t, n, gaps = 0.0, 0, []
+    while t < 11.15:
+        delay = policy.next_delay(n, t)
+        if t > 3:
+            gaps.append(delay)
+        t, n = t + delay, n + 1
+    assert max(gaps) <= 1.1 and t - 11.15 <= 1.1, (gaps, t)
 
 
 async def test_the_store_keeps_what_each_wait_saw(client: YandexArtClient, emulator: Emulator,

@@ -32,10 +32,11 @@ class ReadPlan:
 
 def _tail_delay(elapsed: float, tail_start: float, interval: float, ceiling: float) -> float:
     """Back-off past the tail quantile: growing with the square of how far past it we are, up to
-    ``ceiling``, but never more than a quarter of the time waited so far (a model that was wrong
-    about a generation costs it a quarter more wait at most)."""
+    ``ceiling``, but never more than a tenth of the time waited so far, so a model that is wrong
+    about a generation (the service slowed down since the store learned it) costs it about what a
+    1 s poller's wait would for the first ten seconds, and a tenth more wait at most after."""
     grown = interval * max(1.0, elapsed / tail_start) ** 2
-    return float(max(min(interval, elapsed), min(ceiling, grown, elapsed / 4)))
+    return float(max(min(interval, elapsed), min(ceiling, grown, elapsed / 10)))
 
 
 @functools.lru_cache(maxsize=128)
