@@ -72,7 +72,6 @@ class OperationsApi:
         """:meth:`start`, and when the request that started the generation was sent (monotonic):
         the generation's clock, which waits for quota and retries are not part of."""
         holder: dict[str, str] = {}
-        sent: list[float] = []
 
         async def check(response: Response) -> None:
             try:
@@ -82,13 +81,12 @@ class OperationsApi:
                 raise RetryableError("malformed start response") from None
             if not holder["id"]:
                 raise RetryableError("start response without an operation id")
-            sent.append(response.sent)
 
         limiter = self.connection.limiters().starts
         taken = await limiter.acquire()
         try:
             await notify_submitting(on_submitting)
-            await self.connection.send(
+            answer = await self.connection.send(
                 Exchange("POST", GENERATE_PATH, json_body=request.to_json(),
                          headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())}, check=check),
                 Delivery(limiter=limiter, limiter_held=True, on_retry=on_retry),
@@ -96,7 +94,7 @@ class OperationsApi:
         finally:
             limiter.settle(taken)
         log.debug("started operation %s (seed %s)", holder["id"], request.seed)
-        return holder["id"], sent[-1]
+        return holder["id"], answer.sent
 
     async def get_operation(
         self, operation_id: str, *, on_retry: RetryCallback | None = None, limiter_held: bool = False,
