@@ -86,6 +86,59 @@ def test_duration_model_learns() -> None:
     assert model.count("1:1", "m") == 3
 
 
+def test_the_model_follows_a_service_that_changed_speed() -> None:
+    """After 500 generations of about 2 s, ten of about 8 s: the model forgets the old ones and says
+    about 8 s (the last 500 weighing alike said 2.0 s), and the other way; while the service stays the
+    same nothing is forgotten. A store's history counts as older than what the session saw itself."""
+    rng = random.Random(1)
+    model = DurationModel()
+    for _ in range(500):
+        model.observe(rng.lognormvariate(math.log(2), 0.2), "1:1", "m")
+        model.distribution("1:1", "m")
+    assert model.count("1:1", "m") == 500 and 1.9 < model.distribution("1:1", "m").median < 2.1
+    for _ in range(10):
+        model.observe(rng.lognormvariate(math.log(8), 0.2), "1:1", "m")
+        model.distribution("1:1", "m")
+    assert 6.5 < model.distribution("1:1", "m").median < 10 and model.count("1:1", "m") <= 10
+    quicker = DurationModel()
+    for seconds, times in ((8, 500), (2, 10)):
+        for _ in range(times):
+            quicker.observe(rng.lognormvariate(math.log(seconds), 0.2), "1:1", "m")
+            quicker.distribution("1:1", "m")
+    assert 1.7 < quicker.distribution("1:1", "m").median < 3.2
+
+    history = [(8.0, 8.0, "1:1", "m")] * 10 + [(2.0, 2.0, "1:1", "m")] * 490  # newest first
+    stored = DurationModel()
+    stored.learn_once("store", lambda: history)
+    assert stored.distribution("1:1", "m").median > 6.5
+    live = DurationModel()
+    for _ in range(10):
+        live.observe(8.0, "1:1", "m")
+    live.learn_once("store", lambda: [(2.0, 2.0, "1:1", "m")] * 490)  # loaded after: still older
+    assert live.distribution("1:1", "m").median > 6.5 and live.count("1:1", "m") == 10
+
+
+def test_bursts_of_the_same_service_forget_nothing() -> None:
+    """The last generations of a burst to finish are its slowest: judged by the order of finishes
+    they would look like a service that slowed down. Judged by the order of starts (the running
+    ones bounded by their reads), five bursts of a hundred, wide or tight, forget nothing."""
+    rng = random.Random(2)
+    for median, sigma in ((20.0, 1.0), (40.0, 0.05)):
+        model = DurationModel()
+        for burst in range(5):
+            durations = [rng.lognormvariate(math.log(median), sigma) for _ in range(100)]
+            tokens = [model.track("1:1", "m")[0] for _ in durations]
+            for second in range(1, int(max(durations)) + 2):  # a read a second
+                for token, duration in zip(tokens, durations, strict=True):
+                    if second - 1 < duration <= second:
+                        model.untrack(token)
+                        model.observe_between(second - 1.0, float(second), "1:1", "m", token)
+                    elif duration > second:
+                        model.alive(token, float(second))
+                model.distribution("1:1", "m")
+            assert model.count("1:1", "m") == 100 * (burst + 1)
+
+
 def test_spans_and_running_operations_are_fitted_without_bias() -> None:
     """Generations seen only through coarse reads (done somewhere between two reads, or still
     running) give the true distribution back; taking the detecting read as the duration would not."""
@@ -114,7 +167,8 @@ def test_watch_reports_reads_to_the_model() -> None:
     watch.alive(4.0)
     watch.alive(4.5)
     watch.finished(5.0)  # between 4.5 and 5.0: narrow, so it counts as exact
-    assert model.count("1:1", "m") == 1 and model._exact[("1:1", "m")] == [pytest.approx(math.log(math.sqrt(22.5)))]
+    exact = pytest.approx(math.log(math.sqrt(22.5)))
+    assert model.count("1:1", "m") == 1 and [span for _, *span in model._evidence[("1:1", "m")]] == [[exact, exact]]
     policy.watch().finished(None)  # abandoned: nothing learned, nothing left running
     assert model.count("1:1", "m") == 1 and not model._running
 
@@ -493,9 +547,10 @@ async def test_the_store_keeps_what_each_wait_saw(client: YandexArtClient, emula
     model.learn_once(str(store.home), store.durations)
     assert model.count("1:1", client.build_request("x", seed=1).model_uri) == 3  # the bound is not a finish
     highs = [high for _, high, _, _ in spans if high is not None]
-    learned = [math.exp(x) for x in model._all_exact] + [math.exp(b) for _, b in model._all_spans]
+    learned = [math.exp(high) for _, _, high in model._all if high != math.inf]
+    lower = [low for _, low, high in model._all if high == math.inf]
     assert len(learned) == 3 and all(x <= max(highs) for x in learned)  # spans, not the collection time
-    assert len(model._all_lower) == 2 and math.exp(max(model._all_lower)) == pytest.approx(
+    assert len(lower) == 2 and math.exp(max(lower)) == pytest.approx(
         max(span[0] for span in store.durations() if span[1] is None))
 
 

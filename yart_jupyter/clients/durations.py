@@ -6,13 +6,13 @@ the store's history; the status line's "time left" reads it too.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -106,8 +106,25 @@ def _truncated_moments(mu: float, sigma: float, low: float, high: float) -> tupl
 PRIOR = LogNormal.from_median(12.0, 0.7)
 #: How many observations the prior is worth.
 PRIOR_WEIGHT = 2
+#: A kind's newest generations are checked against the rest: when the ``CHANGE_WINDOW`` started last
+#: (finished, or running and bounded by their reads), fitted alone, put the median ``CHANGE_ALARM``
+#: standard errors or more from the fit on all that is kept, the service has changed speed. While it
+#: stays the same this (almost) never fires and every kept generation weighs alike.
+CHANGE_WINDOW = 20
+CHANGE_ALARM = 5.0
+#: How much likelier the newest fit must make a piece of evidence for it to mark where a change began.
+CHANGE_EVIDENT = 20.0
+#: After a change at least this many of the newest finished generations are kept (so the kind keeps a
+#: fit of its own).
+CHANGE_KEEP = 5
 
 _Key = tuple[str, str]
+#: One piece of evidence in log-seconds: finished within (low, high]; low == high when known exactly,
+#: high infinite for a generation last seen running.
+_Span = tuple[float, float]
+#: A piece of evidence and when its generation started, in order of starts (a store's history before
+#: everything the process saw itself).
+_Piece = tuple[int, float, float]
 
 
 class DurationModel:
@@ -115,79 +132,94 @@ class DurationModel:
 
     A generation's duration is rarely known exactly: it finished somewhere between the last read
     that found it running and the read that found it done, and one still running has only a lower
-    bound. Both kinds are kept as spans and fitted by EM, so a coarse first read does not pass for
-    a quick generation and a detection delay does not pass for a slow one.
+    bound. All three kinds are kept as spans, in the order the generations started, and fitted by
+    EM, so a coarse first read does not pass for a quick generation and a detection delay does not
+    pass for a slow one. When a kind's latest generations disagree with the rest (:meth:`_change`),
+    the rest is forgotten, so the model keeps up with a service that got slower or quicker.
     """
 
     def __init__(self, prior: LogNormal = PRIOR, prior_weight: int = PRIOR_WEIGHT, keep: int = 500) -> None:
         self.prior = prior
         self.prior_weight = prior_weight
         self.keep = keep
-        self._exact: dict[_Key, list[float]] = {}
-        self._spans: dict[_Key, list[tuple[float, float]]] = {}
-        self._all_exact: list[float] = []
-        self._all_spans: list[tuple[float, float]] = []
-        self._lower: dict[_Key, list[float]] = {}
-        self._all_lower: list[float] = []
+        self._evidence: dict[_Key, list[_Piece]] = {}
+        self._all: list[_Piece] = []
         self._lock = threading.Lock()
         self._loaded: set[str] = set()
         self._version = 0
         self._cache: dict[_Key, tuple[int, float, LogNormal]] = {}
         self._running: dict[int, tuple[_Key, float]] = {}
         self._tokens = itertools.count()
+        self._oldest = 0  # the start order given to the newest of a store's history, less one
 
-    def _keep(self, bucket: list[Any], value: Any) -> None:
-        bucket.append(value)
-        del bucket[: max(0, len(bucket) - self.keep)]
-
-    def _record(self, by_kind: dict[_Key, list[Any]], every: list[Any], key: _Key, value: Any) -> None:
-        """Keep one piece of evidence for its kind and for all generations; refits follow."""
+    def _record(self, key: _Key, pieces: list[_Piece]) -> None:
+        """Keep evidence for its kind and for all generations, in order of starts; the generations
+        started first beyond ``keep`` are dropped."""
         with self._lock:
-            for bucket in (by_kind.setdefault(key, []), every):
-                self._keep(bucket, value)
+            for bucket in (self._evidence.setdefault(key, []), self._all):
+                for piece in pieces:
+                    bisect.insort(bucket, piece)
+                del bucket[: max(0, len(bucket) - self.keep)]
             self._version += 1
+
+    @staticmethod
+    def _span(low: float, high: float | None) -> _Span | None:
+        """The evidence a wait gave, in log-seconds (None when it says nothing): finished after
+        ``low`` and by ``high`` seconds; ``high`` None for one still running when last seen."""
+        if high is None:
+            return (math.log(low), math.inf) if low > 0 else None
+        if not high > 0:
+            return None
+        if low >= high or (low > 0 and high - low <= 0.1 * high):  # narrow enough to count as exact
+            exact = math.log(math.sqrt(low * high) if low < high else high)
+            return (exact, exact)
+        return (math.log(low) if low > 0 else -math.inf, math.log(high))
+
+    def _learn(self, low: float, high: float | None, aspect: str, model: str, token: int | None) -> None:
+        """Keep one wait's evidence, as started when ``token`` was given (now when None)."""
+        span = self._span(low, high)
+        if span is not None:
+            self._record((aspect, model), [(next(self._tokens) if token is None else token, *span)])
 
     def observe(self, seconds: float, aspect: str = "", model: str = "") -> None:
         """Learn from one finished generation whose duration is known."""
-        if seconds > 0:
-            self._record(self._exact, self._all_exact, (aspect, model), math.log(seconds))
+        self._learn(seconds, seconds, aspect, model, None)
 
-    def observe_between(self, low: float, high: float, aspect: str = "", model: str = "") -> None:
-        """Learn from a generation that finished after ``low`` and by ``high`` seconds."""
-        if not high > 0:
-            return
-        if low > 0 and high - low <= 0.1 * high:  # narrow enough to count as exact
-            self.observe(math.sqrt(low * high), aspect, model)
-            return
-        span = (math.log(low) if low > 0 else -math.inf, math.log(high))
-        self._record(self._spans, self._all_spans, (aspect, model), span)
+    def observe_between(self, low: float, high: float, aspect: str = "", model: str = "",
+                        token: int | None = None) -> None:
+        """Learn from a generation that finished after ``low`` and by ``high`` seconds (``token``:
+        from :meth:`track` when it started; without one it counts as started now)."""
+        self._learn(low, high, aspect, model, token)
 
     def observe_at_least(self, low: float, aspect: str = "", model: str = "") -> None:
         """Learn from a generation last seen running ``low`` seconds after its start (never collected
         by that wait): a lower bound, fitted as such, and not counted as a finished generation."""
-        if low > 0:
-            self._record(self._lower, self._all_lower, (aspect, model), math.log(low))
+        self._learn(low, None, aspect, model, None)
 
     def learn_once(self, source: str, history: Callable[[], Iterable[tuple[float, float | None, str, str]]]) -> None:
-        """Learn once per ``source`` (a store path) from what its waits saw: (low, high, aspect,
-        model) spans, ``high`` None for a generation still running when last seen — the same kinds
-        of evidence a live wait gives, so the model read back at start-up is the one it had."""
+        """Learn once per ``source`` (a store path) from what its waits saw, newest first: (low, high,
+        aspect, model) spans, ``high`` None for a generation still running when last seen — the same
+        kinds of evidence a live wait gives, so the model read back at start-up is the one it had.
+        It counts as started before anything this process has seen itself."""
         with self._lock:
             if source in self._loaded:
                 return
             self._loaded.add(source)
-        for low, high, aspect, model in history():
-            if high is None:
-                self.observe_at_least(low, aspect, model)
-            elif low >= high:
-                self.observe(high, aspect, model)
-            else:
-                self.observe_between(low, high, aspect, model)
+        spans = [(span, (aspect, model)) for low, high, aspect, model in history()
+                 if (span := self._span(low, high)) is not None]
+        by_kind: dict[_Key, list[_Piece]] = {}
+        with self._lock:
+            for span, key in spans:
+                self._oldest -= 1
+                by_kind.setdefault(key, []).append((self._oldest, *span))
+        for key, pieces in by_kind.items():
+            self._record(key, pieces)
 
     def track(self, aspect: str, model: str) -> tuple[int, int]:
         """An operation of this kind is running: until it ends, each read that finds it still
         running (:meth:`alive`) is evidence too (a right-censored observation). Returns its token
-        and how many others of the kind were running when it started (a burst's order)."""
+        (its place in the order of starts) and how many others of the kind were running when it
+        started (a burst's order)."""
         with self._lock:
             token = next(self._tokens)
             before = sum(1 for key, _ in self._running.values() if key == (aspect, model))
@@ -208,9 +240,8 @@ class DurationModel:
     def count(self, aspect: str = "", model: str = "") -> int:
         """How many finished generations the distribution for (aspect, model) rests on."""
         with self._lock:
-            key = (aspect, model)
-            own = len(self._exact.get(key, ())) + len(self._spans.get(key, ()))
-            return own if own >= 3 else len(self._all_exact) + len(self._all_spans)
+            own = _finished(self._evidence.get((aspect, model), ()))
+            return own if own >= 3 else _finished(self._all)
 
     def distribution(self, aspect: str = "", model: str = "") -> LogNormal:
         """The blended distribution for an aspect and model (all generations when that one is new).
@@ -225,28 +256,63 @@ class DurationModel:
             if cached is not None and cached[0] == self._version and (not self._running or now - cached[1] < 0.25):
                 return cached[2]
             version = self._version
-            own = len(self._exact.get(key, ())) + len(self._spans.get(key, ())) >= 3
-            exact = list(self._exact.get(key, ()) if own else self._all_exact)
-            spans = list(self._spans.get(key, ()) if own else self._all_spans)
-            spans += [(math.log(seen), math.inf) for k, seen in self._running.values()
-                      if (k == key or not own) and seen > 0.05]
-            spans += [(low, math.inf) for low in (self._lower.get(key, ()) if own else self._all_lower)]
+            own = _finished(self._evidence.get(key, ())) >= 3
+            kept = list(self._evidence.get(key, ()) if own else self._all)
+            running = [(token, math.log(seen), math.inf) for token, (k, seen) in self._running.items()
+                       if (k == key or not own) and seen > 0.05]
         previous = cached[2] if cached is not None else None
-        result = self._fit(exact, spans, previous) if exact or spans else self.prior
+        result = self._fit(kept + running, previous) if kept or running else self.prior
+        if own and len(kept) >= 2 * CHANGE_WINDOW:
+            since = self._change(kept, running, result)
+            if since is not None:
+                self._forget(key, kept, since)
+                result = self._fit([piece for piece in kept if piece[0] >= since] + running, None)
         with self._lock:
             self._cache[key] = (version, now, result)
         return result
 
-    def _fit(self, exact: list[float], spans: list[tuple[float, float]], start: LogNormal | None) -> LogNormal:
-        """Lognormal fit of exact log-durations and of spans known to hold one (EM), blended with
-        the prior. EM starts from the previous fit, so its few iterations per refit (four; twelve
-        from the prior) add up to a converged fit while generations run (starting from the early
-        finishers alone, it would stay biased short while most generations are still running)."""
-        w, prior = self.prior_weight, self.prior
-        n = len(exact) + len(spans)
+    def _change(self, kept: list[_Piece], running: list[_Piece], fitted: LogNormal) -> int | None:
+        """When the service changed speed (the start order from which evidence is kept), or None:
+        the ``CHANGE_WINDOW`` generations of the kind started last (finished, or running and bounded
+        by their reads; at least half of them finished), fitted alone, put the median ``CHANGE_ALARM``
+        standard errors (of as many generations as finished) or more from ``fitted`` (the fit on
+        everything); the change began at the first of them the newest fit
+        makes ``CHANGE_EVIDENT`` times likelier (the window's first when none is that clear).
+        Taking the latest *started*, not the latest finished, keeps the test fair to bursts: the
+        last to finish of a burst are its slowest, the last started are a fair draw."""
+        window = sorted(kept[-CHANGE_WINDOW:] + running)[-CHANGE_WINDOW:]
+        finished = _finished(window)
+        if finished < CHANGE_WINDOW // 2:  # mostly bounds: a fit on them alone drifts long
+            return None
+        recent = self._fit(window, fitted, steps=12, prior_weight=0)
+        if abs(recent.mu - fitted.mu) * math.sqrt(finished) < CHANGE_ALARM * fitted.sigma:
+            return None
+        changed = [order for order, low, high in window
+                   if _chance(recent, (low, high)) > CHANGE_EVIDENT * _chance(fitted, (low, high))]
+        return changed[0] if changed else window[0][0]
+
+    def _forget(self, key: _Key, kept: list[_Piece], since: int) -> None:
+        """Drop the kind's evidence from generations started before ``since``, keeping at least the
+        ``CHANGE_KEEP`` started last (evidence that came in meanwhile is judged alike)."""
+        since = min(since, kept[-CHANGE_KEEP][0])
+        with self._lock:
+            bucket = self._evidence.setdefault(key, [])
+            bucket[:] = [piece for piece in bucket if piece[0] >= since]
+            self._version += 1
+
+    def _fit(self, evidence: list[_Piece], start: LogNormal | None, steps: int = 0,
+             prior_weight: int | None = None) -> LogNormal:
+        """Lognormal fit of spans of log-durations (exact ones as spans of width 0) by EM, blended
+        with the prior. EM starts from the previous fit, so its few iterations per refit (four;
+        twelve from the prior, or ``steps``) add up to a converged fit while generations run (starting
+        from the early finishers alone, it would stay biased short while most are still running)."""
+        w, prior = self.prior_weight if prior_weight is None else prior_weight, self.prior
+        exact = [low for _, low, high in evidence if low == high]
+        spans = [(low, high) for _, low, high in evidence if low != high]
+        n = len(evidence)
         total, squares = math.fsum(exact), math.fsum(x * x for x in exact)
         mu, sigma = (start.mu, start.sigma) if start is not None else (prior.mu, prior.sigma)
-        for _ in range((4 if start is not None else 12) if spans else 1):
+        for _ in range((steps or (4 if start is not None else 12)) if spans else 1):
             s1, s2 = total, squares
             for low, high in spans:
                 first, second = _truncated_moments(mu, sigma, low, high)
@@ -257,6 +323,20 @@ class DurationModel:
             mu = (n * mean_hat + w * prior.mu) / (n + w)
             sigma = max(0.1, math.sqrt((n * var_hat + w * prior.sigma**2) / (n + w)))
         return LogNormal(mu, sigma)
+
+
+def _chance(dist: LogNormal, span: _Span) -> float:
+    """How likely ``dist`` makes one piece of evidence (its density where the duration is known)."""
+    low, high = span
+    if low == high:
+        return math.exp(-0.5 * ((low - dist.mu) / dist.sigma) ** 2) / dist.sigma
+    a, b = (low - dist.mu) / dist.sigma, (high - dist.mu) / dist.sigma
+    return 0.5 * (math.erfc(a / _SQRT2) - math.erfc(b / _SQRT2))
+
+
+def _finished(evidence: Iterable[_Piece]) -> int:
+    """How many pieces of evidence are finished generations (not lower bounds)."""
+    return sum(1 for _, _, high in evidence if high != math.inf)
 
 
 #: The process's model: the engine feeds it from the store and from every finished generation.

@@ -114,7 +114,7 @@ class Watch:
         if self.model is not None:
             self.model.untrack(self.token)
             if elapsed is not None:
-                self.model.observe_between(self.last_seen, elapsed, self.aspect, self.model_uri)
+                self.model.observe_between(self.last_seen, elapsed, self.aspect, self.model_uri, self.token)
 
 
 @dataclass(frozen=True)
