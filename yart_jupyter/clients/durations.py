@@ -265,7 +265,7 @@ class DurationModel:
         if own and len(kept) >= 2 * CHANGE_WINDOW:
             since = self._change(kept, running, result)
             if since is not None:
-                self._forget(key, kept, since)
+                self._forget(key, since)
                 result = self._fit([piece for piece in kept if piece[0] >= since] + running, None)
         with self._lock:
             self._cache[key] = (version, now, result)
@@ -276,10 +276,11 @@ class DurationModel:
         the ``CHANGE_WINDOW`` generations of the kind started last (finished, or running and bounded
         by their reads; at least half of them finished), fitted alone, put the median ``CHANGE_ALARM``
         standard errors (of as many generations as finished) or more from ``fitted`` (the fit on
-        everything); the change began at the first of them the newest fit
-        makes ``CHANGE_EVIDENT`` times likelier (the window's first when none is that clear).
-        Taking the latest *started*, not the latest finished, keeps the test fair to bursts: the
-        last to finish of a burst are its slowest, the last started are a fair draw."""
+        everything). The change began at the first of them the newest fit makes ``CHANGE_EVIDENT``
+        times likelier (the window's first when none is that clear), or earlier, so that the
+        ``CHANGE_KEEP`` started last are kept. Taking the latest *started*, not the latest finished,
+        keeps the test fair to bursts: the last of a burst to finish are its slowest, the last
+        started a fair draw."""
         window = sorted(kept[-CHANGE_WINDOW:] + running)[-CHANGE_WINDOW:]
         finished = _finished(window)
         if finished < CHANGE_WINDOW // 2:  # mostly bounds: a fit on them alone drifts long
@@ -289,12 +290,11 @@ class DurationModel:
             return None
         changed = [order for order, low, high in window
                    if _chance(recent, (low, high)) > CHANGE_EVIDENT * _chance(fitted, (low, high))]
-        return changed[0] if changed else window[0][0]
+        return min(changed[0] if changed else window[0][0], kept[-CHANGE_KEEP][0])
 
-    def _forget(self, key: _Key, kept: list[_Piece], since: int) -> None:
-        """Drop the kind's evidence from generations started before ``since``, keeping at least the
-        ``CHANGE_KEEP`` started last (evidence that came in meanwhile is judged alike)."""
-        since = min(since, kept[-CHANGE_KEEP][0])
+    def _forget(self, key: _Key, since: int) -> None:
+        """Drop the kind's evidence from generations started before ``since`` (evidence that came in
+        meanwhile is judged alike)."""
         with self._lock:
             bucket = self._evidence.setdefault(key, [])
             bucket[:] = [piece for piece in bucket if piece[0] >= since]
