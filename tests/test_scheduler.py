@@ -101,6 +101,7 @@ def test_the_model_follows_a_service_that_changed_speed() -> None:
         model.distribution("1:1", "m")
         assert model.count("1:1", "m") >= 5  # the five started last are always kept
     assert 6.5 < model.distribution("1:1", "m").median < 10 and model.count("1:1", "m") <= 10
+    assert model.distribution().median > 6.5  # all kinds (the status line's time left) follow too
     quicker = DurationModel()
     for seconds, times in ((8, 500), (2, 10)):
         for _ in range(times):

@@ -293,11 +293,12 @@ class DurationModel:
         return min(changed[0] if changed else window[0][0], kept[-CHANGE_KEEP][0])
 
     def _forget(self, key: _Key, since: int) -> None:
-        """Drop the kind's evidence from generations started before ``since`` (evidence that came in
-        meanwhile is judged alike)."""
+        """Drop the evidence from generations started before ``since``: the kind's, and all kinds'
+        (what a new kind and the status line's time left borrow); evidence that came in meanwhile
+        is judged alike."""
         with self._lock:
-            bucket = self._evidence.setdefault(key, [])
-            bucket[:] = [piece for piece in bucket if piece[0] >= since]
+            for bucket in (self._evidence.setdefault(key, []), self._all):
+                bucket[:] = [piece for piece in bucket if piece[0] >= since]
             self._version += 1
 
     def _fit(self, evidence: list[_Piece], start: LogNormal | None, steps: int = 0,
