@@ -333,12 +333,74 @@ async def test_the_model_knows_a_finished_generation_before_the_others_are_repla
     await wait_for_operation(reader(1), "first", policy=policy, limiter=limiter, limit=60, started=started)
     finished = time.monotonic()
     assert model.count("", "") == 1
+    replanner = scheduler()._replanner  # the replan runs in a task of its own, right after
+    assert replanner is not None
+    await replanner
     (waiting,) = scheduler()._waiters  # the second's next read, as the replan left it
     assert waiting.due - finished < 2.5  # the cold schedule alone would read it 5 s after its first read
     second.cancel()
     with pytest.raises(asyncio.CancelledError):
         await second
     assert len(reads["second"]) == 1
+
+
+async def test_new_read_plans_are_worked_out_while_the_loop_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A finish moves the model, and the plan its new belief needs (up to milliseconds of
+    arithmetic for a wide distribution) is worked out a step at a time, in the replan and in the
+    read that needs it, with the loop running between steps: no two steps of a plan in one turn."""
+    from yart_jupyter.clients import read_policy
+
+    turns = 0
+    built: list[list[int]] = []  # per plan worked out: the loop turn each of its steps ran in
+    real = read_policy._plan_steps
+
+    def watched(*key: float) -> read_policy.Steps[read_policy.ReadPlan]:
+        seen: list[int] = []
+        built.append(seen)
+        steps = real(*key)
+        while True:
+            seen.append(turns)
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            yield
+
+    async def ticker() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    monkeypatch.setattr(read_policy, "_plan_steps", watched)
+    model = DurationModel()
+    for k in range(30):  # a wide kind, read densely: its plans take many steps
+        model.observe(0.05 * math.exp(1.2 * math.sin(k)))
+    policy = AdaptivePolicy(model, first_quantile=0.0001)
+    limiter = SlidingWindowLimiter(1000, 1.0)
+    counts: dict[str, int] = {}
+
+    def reader(done_at: int) -> Callable[[str, object], asyncio.Future[Operation]]:
+        async def read(name: str, retried: object) -> Operation:
+            counts[name] = counts.get(name, 0) + 1
+            if counts[name] == 1:  # a first read teaches the model: the others' next reads need a new plan
+                model.observe(0.05 * len(counts))
+            return Operation(name, done=counts[name] >= done_at, image=b"x")
+        return read  # type: ignore[return-value]
+
+    tick = asyncio.ensure_future(ticker())
+    try:
+        await asyncio.wait_for(asyncio.gather(*(
+            wait_for_operation(reader(done_at), f"op{done_at}", policy=policy, limiter=limiter, limit=30,
+                               started=time.monotonic()) for done_at in (1, 2, 3))), 20)
+        replanner = scheduler()._replanner
+        if replanner is not None:
+            await replanner
+    finally:
+        tick.cancel()
+    assert len(built) >= 4, built  # the waits' first plans, the reads' and the replans'
+    for seen in built:
+        assert len(seen) > 10 and len(set(seen)) == len(seen), seen
 
 
 def test_a_burst_from_an_empty_store_sends_scouts_first() -> None:

@@ -8,15 +8,18 @@ a 1-second poller would.
 from __future__ import annotations
 
 import bisect
-import functools
 import math
 import random
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
+from ..core.steps import Steps, steps_now, steps_on_loop
 from .durations import DURATIONS, DurationModel, LogNormal
 
 #: Steps of the golden ratio's fraction spread any number of phases evenly over [0, 1).
 _GOLDEN = (math.sqrt(5) - 1) / 2
+_SQRT2 = math.sqrt(2.0)
+_SQRT2PI = math.sqrt(2.0 * math.pi)
 
 
 @dataclass(frozen=True)
@@ -39,50 +42,126 @@ def _tail_delay(elapsed: float, tail_start: float, interval: float, ceiling: flo
     return float(max(min(interval, elapsed), min(ceiling, grown, elapsed / 10)))
 
 
-@functools.lru_cache(maxsize=128)
-def _plan(mu: float, sigma: float, first_quantile: float, tail: float, min_interval: float,
-          max_interval: float, tail_interval: float, share: float, alpha: float) -> ReadPlan:
+#: What :func:`_plan` is given: a distribution's (mu, sigma) rounded, and the policy's settings.
+_PlanKey = tuple[float, float, float, float, float, float, float, float, float]
+#: Read plans worked out, newest last (a few kinds' distributions as their models move).
+_PLANS: OrderedDict[_PlanKey, ReadPlan] = OrderedDict()
+_PLANS_KEPT = 128
+
+
+def _plan(key: _PlanKey) -> ReadPlan:
+    """The read plan for ``key`` (see :func:`_plan_steps`), worked out at once unless known."""
+    known = _PLANS.get(key)
+    return known if known is not None else _keep(key, steps_now(_plan_steps(*key)))
+
+
+async def _plan_ahead(key: _PlanKey) -> None:
+    """Work out the read plan for ``key`` unless known, letting the loop run between its steps.
+
+    A plan takes 0.1 to 5 ms of arithmetic (more the wider and longer the distribution), and a
+    finish that moves the model asks for a new one while everything else waits; in steps, the
+    kernel's loop runs between them. No turn is waited for (``take_turns=False``): the reads it
+    plans should not queue behind pictures being decoded."""
+    if key not in _PLANS:
+        plan = await steps_on_loop(_plan_steps(*key), take_turns=False)
+        _keep(key, plan)
+
+
+def _keep(key: _PlanKey, plan: ReadPlan) -> ReadPlan:
+    _PLANS[key] = plan
+    _PLANS.move_to_end(key)
+    while len(_PLANS) > _PLANS_KEPT:
+        _PLANS.popitem(last=False)
+    return plan
+
+
+#: The work of one step of :func:`_plan_steps`: grid points, or terms of the 1 s poller's reads.
+_STEP = 250
+
+
+def _plan_steps(mu: float, sigma: float, first_quantile: float, tail: float, min_interval: float,
+                max_interval: float, tail_interval: float, share: float, alpha: float) -> Steps[ReadPlan]:
+    """The read plan for one distribution and the policy's settings, a step at a time (each well
+    under a millisecond): the tail's reads, the body's grid, the 1 s poller's reads (the budget),
+    then one step per round of the bisection that scales the intervals to it."""
     dist = LogNormal(mu, sigma)
     start, tail_start = dist.quantile(first_quantile), dist.quantile(tail)
     horizon = dist.quantile(0.999999)
 
-    tail_reads, t = 0.0, tail_start
+    tail_reads, t, counted = 0.0, tail_start, 0
     while t < horizon:
         tail_reads += dist.survival(t)
         t += _tail_delay(t, tail_start, max_interval, tail_interval)
+        counted += 1
+        if counted % _STEP == 0:  # a wide distribution's tail runs for hours, reads 10 s apart
+            yield
     # hazard ** -alpha and survival along the body, on a grid fine enough for both to vary little
     step = max(min_interval, (tail_start - start) / 600)
-    grid = [(dist.hazard(t) ** -alpha, dist.survival(t))
-            for t in (start + i * step for i in range(int((tail_start - start) / step) + 2))]
+    grid = [start + i * step for i in range(int((tail_start - start) / step) + 2)]
+    shapes: list[float] = []
+    survivals: list[float] = []
+    for first in range(0, len(grid), _STEP):
+        yield
+        _body(dist, grid[first:first + _STEP], alpha, shapes, survivals)
 
-    def build(scale: float, stretch: bool) -> tuple[list[float], float]:
-        """Intervals ``scale * hazard ** -alpha``: below ``max_interval`` (denser where completion
-        is likeliest) or, to ``stretch`` a budget that cannot afford that, above it (sparser
-        where completion is least likely)."""
-        low, high = (max_interval, 2 * max_interval) if stretch else (min_interval, max_interval)
-        times, reads, t = [start], 1.0, start
+    def walk(scale: float, low: float, high: float, times: list[float] | None = None) -> Steps[float]:
+        """The reads of the plan with intervals ``scale * hazard ** -alpha`` between ``low`` and
+        ``high``, its times appended to ``times`` when given (the bisection only counts them)."""
+        reads, t, walked = 1.0, start, 0
         while t < tail_start:
-            shape, survived = grid[int((t - start) / step)]
-            reads += survived
-            t += min(high, max(low, scale * shape))
-            times.append(t)
-        return times, reads + tail_reads
+            cell = int((t - start) / step)
+            reads += survivals[cell]
+            t += min(high, max(low, scale * shapes[cell]))
+            if times is not None:
+                times.append(t)
+            walked += 1
+            if walked % (4 * _STEP) == 0:
+                yield
+        return reads + tail_reads
 
-    one_second = math.fsum(dist.survival(float(k)) for k in range(int(horizon) + 1))
+    erfc, log, spread = math.erfc, math.log, sigma * _SQRT2
+    sums = [1.0]  # a 1 s poller's reads: the chance a generation still runs at each second
+    for first in range(1, int(horizon) + 1, 4 * _STEP):
+        yield
+        sums.append(math.fsum([0.5 * erfc((log(float(k)) - mu) / spread)
+                               for k in range(first, min(first + 4 * _STEP, int(horizon) + 1))]))
+    one_second = math.fsum(sums)
     budget = share * one_second
-    # Denser where completion is likeliest, down to the budget; or, when even reading every
-    # max_interval would cost more than that, sparser where it is least likely (at most twice
-    # max_interval apart: a short generation costs only a few reads anyway).
-    stretch = build(0.0, True)[1] > budget
-    low, high = 1e-4, 1e4  # the scale of the intervals: bisect (in logs) for the budget
+    # Intervals below max_interval (denser where completion is likeliest), scaled down to the
+    # budget; or, when even reading every max_interval would cost more than that, above it (at
+    # most twice max_interval apart, sparser where completion is least likely: a short generation
+    # costs only a few reads anyway).
+    yield
+    stretch = (yield from walk(0.0, max_interval, 2 * max_interval)) > budget
+    low, high = (max_interval, 2 * max_interval) if stretch else (min_interval, max_interval)
+    small, large = 1e-4, 1e4  # the scale of the intervals: bisect (in logs) for the budget
     for _ in range(18):
-        middle = math.sqrt(low * high)
-        if build(middle, stretch)[1] > budget:
-            low = middle
+        yield
+        middle = math.sqrt(small * large)
+        if (yield from walk(middle, low, high)) > budget:
+            small = middle
         else:
-            high = middle
-    times, reads = build(high, stretch)
+            large = middle
+    yield
+    times = [start]
+    reads = yield from walk(large, low, high, times)
     return ReadPlan(tuple(times), tail_start, reads, one_second)
+
+
+def _body(dist: LogNormal, grid: list[float], alpha: float, shapes: list[float], survivals: list[float]) -> None:
+    """Append ``hazard ** -alpha`` and survival at each (positive) time of ``grid`` to ``shapes``
+    and ``survivals``: the numbers of :meth:`LogNormal.hazard` and :meth:`LogNormal.survival`,
+    with one logarithm each."""
+    erfc, exp, log = math.erfc, math.exp, math.log
+    mu, sigma = dist.mu, dist.sigma
+    spread, scale = sigma * _SQRT2, _SQRT2PI * sigma
+    for t in grid:
+        logged = log(t) - mu
+        z = logged / sigma
+        survived = 0.5 * erfc(z / _SQRT2)
+        hazard = z / (sigma * t) if survived < 1e-300 else exp(-z * z / 2) / (scale * t * survived)
+        shapes.append(hazard ** -alpha)
+        survivals.append(0.5 * erfc(logged / spread))
 
 
 @dataclass
@@ -195,10 +274,22 @@ class AdaptivePolicy:
     def plan(self, dist: LogNormal | None = None, confident: bool | None = None) -> ReadPlan:
         """The read plan for a distribution (the current one by default); cached, since the
         distribution is rounded to what makes a difference to the plan."""
+        return _plan(self._plan_key(dist, confident))
+
+    async def prepare(self) -> None:
+        """Work out the plan :meth:`next_delay` is about to need, letting the loop run meanwhile
+        (the scheduler asks before it asks for a delay; without it, the plan is worked out at once)."""
+        for _ in range(3):  # the model may move again while it is worked out: then once more
+            key = self._plan_key(None, None) if self._seen() > 0 else None
+            if key is None or key in _PLANS:
+                return
+            await _plan_ahead(key)
+
+    def _plan_key(self, dist: LogNormal | None, confident: bool | None) -> _PlanKey:
         dist = dist or self.distribution
         share = self.share if (self.confident if confident is None else confident) else self.unsure_share
-        return _plan(round(dist.mu, 2), round(dist.sigma, 2), self.first_quantile, self.tail, self.min_interval,
-                     self.max_interval, self.tail_interval, share, self.alpha)
+        return (round(dist.mu, 2), round(dist.sigma, 2), self.first_quantile, self.tail, self.min_interval,
+                self.max_interval, self.tail_interval, share, self.alpha)
 
     def watch(self) -> Watch:
         """Tell the live model an operation of this kind is running; it learns from the reads."""

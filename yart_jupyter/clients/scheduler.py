@@ -62,6 +62,8 @@ class PollScheduler:
         self._order = itertools.count()
         self._wake = asyncio.Event()
         self._driver: asyncio.Task[None] | None = None
+        self._replanner: asyncio.Task[None] | None = None
+        self._replan_wanted = False
         self.reads = 0
 
     def _schedule(self, waiter: _Waiter) -> None:
@@ -84,6 +86,8 @@ class PollScheduler:
 
         ``on_done`` hears of the ending read before the others are replanned (so a duration model
         it feeds already knows this generation when their schedules are asked again)."""
+        if not read_now:
+            await _prepare(policy)
         now = time.monotonic()
         future: asyncio.Future[Operation] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(read, policy, started, limiter, on_poll, on_done, now, future)
@@ -136,24 +140,27 @@ class PollScheduler:
 
     async def _read(self, waiter: _Waiter, taken: float | None = None) -> None:
         """One read of a waiting operation, on the quota slot taken at ``taken`` (settled once answered:
-        the service counted it when it arrived)."""
+        the service counted it when it arrived). The waiter is this read's (``task`` set, so neither
+        the driver nor a replan touches it) until its next read is scheduled."""
         try:
-            operation = await waiter.read()
+            try:
+                operation = await waiter.read()
+            finally:
+                if waiter.limiter is not None and taken is not None:
+                    waiter.limiter.settle(taken)
         except asyncio.CancelledError:
+            waiter.task = None
             raise
         except BaseException as exc:
+            waiter.task = None
             if not waiter.future.done():
                 waiter.future.set_exception(exc)
             return
-        finally:
-            waiter.task = None
-            if waiter.limiter is not None and taken is not None:
-                waiter.limiter.settle(taken)
         self.reads += 1
         waiter.polls += 1
-        now = time.monotonic()
-        waiter.last_read = now - waiter.started
+        waiter.last_read = time.monotonic() - waiter.started
         if operation.done or operation.error is not None:
+            waiter.task = None
             if waiter.on_done is not None:
                 try:
                     waiter.on_done(operation)
@@ -161,28 +168,56 @@ class PollScheduler:
                     log.exception("on_done failed for a finished operation")
             if not waiter.future.done():
                 waiter.future.set_result(operation)
-            self._replan(now)
+            self._replan_soon()
             return
-        if waiter.on_poll is not None:
-            waiter.on_poll(operation, waiter.polls)
-        waiter.due = waiter.due_after(waiter.last_read)
+        try:
+            if waiter.on_poll is not None:
+                waiter.on_poll(operation, waiter.polls)
+            await _prepare(waiter.policy)
+            waiter.due = waiter.due_after(waiter.last_read)
+        finally:
+            waiter.task = None
         self._schedule(waiter)
 
+    def _replan_soon(self) -> None:
+        """A generation finished: replan the others (:meth:`_replan`) in a task of its own, so the
+        plan the model's new belief needs is worked out a step at a time (the read that saw the
+        finish is over: its waiter's wait has returned)."""
+        self._replan_wanted = True
+        if self._replanner is None or self._replanner.done():
+            self._replanner = asyncio.get_running_loop().create_task(self._replan(), name="yandexart-replan")
 
-    def _replan(self, now: float) -> None:
+    async def _replan(self) -> None:
         """A generation finished, so the model knows more: bring forward the next read of every
         other operation whose schedule, asked again at its last read, now says sooner. (Before
         anything finished, reads were spaced for an unknown duration, seconds apart; the first
         finish shows where the others are likely to finish, and they should not wait out a read
         planned for the ignorance of a moment ago; one not read yet may be read at once.) Reads
-        only come sooner, within each policy's per-operation cap."""
-        for other in self._waiters:
-            if other.task is not None or other.future.done():
-                continue  # (one not read yet is asked from its start: last_read is 0)
-            due = max(now, other.due_after(other.last_read))
-            if due < other.due - 1e-3:
-                other.due = due
-                self._schedule(other)
+        only come sooner, within each policy's per-operation cap. Finishes seen meanwhile are
+        replanned for once more, after this round."""
+        while self._replan_wanted:
+            self._replan_wanted = False
+            for other in list(self._waiters):
+                if not self._idle(other):
+                    continue  # (one not read yet is asked from its start: last_read is 0)
+                await _prepare(other.policy)  # at once, unless a new plan must be worked out
+                if not self._idle(other):
+                    continue
+                due = max(time.monotonic(), other.due_after(other.last_read))
+                if due < other.due - 1e-3:
+                    other.due = due
+                    self._schedule(other)
+
+    def _idle(self, waiter: _Waiter) -> bool:
+        """Whether a waiter is still waited for, between reads."""
+        return waiter in self._waiters and waiter.task is None and not waiter.future.done()
+
+
+async def _prepare(policy: PollPolicy) -> None:
+    """Let a policy work out what its next answer needs, a step at a time, before it is asked."""
+    prepare = getattr(policy, "prepare", None)
+    if prepare is not None:
+        await prepare()
 
 
 _schedulers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PollScheduler] = weakref.WeakKeyDictionary()

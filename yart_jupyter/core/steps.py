@@ -9,6 +9,7 @@ loop run between them, where a worker thread would compete with the loop for the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import weakref
 from collections.abc import Callable, Generator
@@ -31,14 +32,16 @@ def steps_now(steps: Steps[T]) -> T:
     return done[0]
 
 
-async def steps_on_loop(steps: Steps[T]) -> T:
+async def steps_on_loop(steps: Steps[T], *, take_turns: bool = True) -> T:
     """Run the steps, letting the event loop run everything else that is ready between two of them.
 
     Stepped work takes turns, one piece of work at a time, first come first served: thirty big
     answers arriving together are decoded one after another, a step per turn of the loop, rather
     than thirty steps in every turn (which would hold the loop up just as one long piece of work).
+    Short work that others wait for (a read plan) passes ``take_turns=False``: it goes at once,
+    beside whatever holds the turn.
     """
-    async with _turn():
+    async with _turn() if take_turns else contextlib.nullcontext():
         while (done := _step(steps)) is None:
             await asyncio.sleep(0)
         return done[0]
