@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import math
 import random
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
@@ -47,11 +48,15 @@ _PlanKey = tuple[float, float, float, float, float, float, float, float, float]
 #: Read plans worked out, newest last (a few kinds' distributions as their models move).
 _PLANS: OrderedDict[_PlanKey, ReadPlan] = OrderedDict()
 _PLANS_KEPT = 128
+_PLANS_LOCK = threading.Lock()  # loops in other threads (the CLI's, a test's) share the plans
 
 
 def _plan(key: _PlanKey) -> ReadPlan:
     """The read plan for ``key`` (see :func:`_plan_steps`), worked out at once unless known."""
-    known = _PLANS.get(key)
+    with _PLANS_LOCK:
+        known = _PLANS.get(key)
+        if known is not None:
+            _PLANS.move_to_end(key)
     return known if known is not None else _keep(key, steps_now(_plan_steps(*key)))
 
 
@@ -68,10 +73,12 @@ async def _plan_ahead(key: _PlanKey) -> None:
 
 
 def _keep(key: _PlanKey, plan: ReadPlan) -> ReadPlan:
-    _PLANS[key] = plan
-    _PLANS.move_to_end(key)
-    while len(_PLANS) > _PLANS_KEPT:
-        _PLANS.popitem(last=False)
+    """Keep a plan worked out, forgetting the one used least recently beyond ``_PLANS_KEPT``."""
+    with _PLANS_LOCK:
+        _PLANS[key] = plan
+        _PLANS.move_to_end(key)
+        while len(_PLANS) > _PLANS_KEPT:
+            _PLANS.popitem(last=False)
     return plan
 
 
