@@ -148,6 +148,7 @@ class DurationModel:
         self._loaded: set[str] = set()
         self._version = 0
         self._cache: dict[_Key, tuple[int, float, LogNormal]] = {}
+        self._counts: dict[_Key, tuple[int, int]] = {}  # finished generations, by version
         self._running: dict[int, tuple[_Key, float]] = {}
         self._tokens = itertools.count()
         self._oldest = 0  # the start order given to the newest of a store's history, less one
@@ -239,9 +240,13 @@ class DurationModel:
 
     def count(self, aspect: str = "", model: str = "") -> int:
         """How many finished generations the distribution for (aspect, model) rests on."""
-        with self._lock:
-            own = _finished(self._evidence.get((aspect, model), ()))
-            return own if own >= 3 else _finished(self._all)
+        key = (aspect, model)
+        with self._lock:  # asked before every read: counted again only when the evidence changed
+            counted = self._counts.get(key)
+            if counted is None or counted[0] != self._version:
+                own = _finished(self._evidence.get(key, ()))
+                counted = self._counts[key] = (self._version, own if own >= 3 else _finished(self._all))
+            return counted[1]
 
     def distribution(self, aspect: str = "", model: str = "") -> LogNormal:
         """The blended distribution for an aspect and model (all generations when that one is new).

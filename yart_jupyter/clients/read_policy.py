@@ -19,8 +19,6 @@ from .durations import DURATIONS, DurationModel, LogNormal
 
 #: Steps of the golden ratio's fraction spread any number of phases evenly over [0, 1).
 _GOLDEN = (math.sqrt(5) - 1) / 2
-_SQRT2 = math.sqrt(2.0)
-_SQRT2PI = math.sqrt(2.0 * math.pi)
 
 
 @dataclass(frozen=True)
@@ -109,7 +107,9 @@ def _plan_steps(mu: float, sigma: float, first_quantile: float, tail: float, min
     survivals: list[float] = []
     for first in range(0, len(grid), _STEP):
         yield
-        _body(dist, grid[first:first + _STEP], alpha, shapes, survivals)
+        for t in grid[first:first + _STEP]:
+            shapes.append(dist.hazard(t) ** -alpha)
+            survivals.append(dist.survival(t))
 
     def walk(scale: float, low: float, high: float, times: list[float] | None = None) -> Steps[float]:
         """The reads of the plan with intervals ``scale * hazard ** -alpha`` between ``low`` and
@@ -126,12 +126,11 @@ def _plan_steps(mu: float, sigma: float, first_quantile: float, tail: float, min
                 yield
         return reads + tail_reads
 
-    erfc, log, spread = math.erfc, math.log, sigma * _SQRT2
     sums = [1.0]  # a 1 s poller's reads: the chance a generation still runs at each second
-    for first in range(1, int(horizon) + 1, 4 * _STEP):
+    last = int(horizon)
+    for first in range(1, last + 1, 4 * _STEP):
         yield
-        sums.append(math.fsum([0.5 * erfc((log(float(k)) - mu) / spread)
-                               for k in range(first, min(first + 4 * _STEP, int(horizon) + 1))]))
+        sums.append(math.fsum([dist.survival(float(k)) for k in range(first, min(first + 4 * _STEP, last + 1))]))
     one_second = math.fsum(sums)
     budget = share * one_second
     # Intervals below max_interval (denser where completion is likeliest), scaled down to the
@@ -153,22 +152,6 @@ def _plan_steps(mu: float, sigma: float, first_quantile: float, tail: float, min
     times = [start]
     reads = yield from walk(large, low, high, times)
     return ReadPlan(tuple(times), tail_start, reads, one_second)
-
-
-def _body(dist: LogNormal, grid: list[float], alpha: float, shapes: list[float], survivals: list[float]) -> None:
-    """Append ``hazard ** -alpha`` and survival at each (positive) time of ``grid`` to ``shapes``
-    and ``survivals``: the numbers of :meth:`LogNormal.hazard` and :meth:`LogNormal.survival`,
-    with one logarithm each."""
-    erfc, exp, log = math.erfc, math.exp, math.log
-    mu, sigma = dist.mu, dist.sigma
-    spread, scale = sigma * _SQRT2, _SQRT2PI * sigma
-    for t in grid:
-        logged = log(t) - mu
-        z = logged / sigma
-        survived = 0.5 * erfc(z / _SQRT2)
-        hazard = z / (sigma * t) if survived < 1e-300 else exp(-z * z / 2) / (scale * t * survived)
-        shapes.append(hazard ** -alpha)
-        survivals.append(0.5 * erfc(logged / spread))
 
 
 @dataclass
@@ -287,8 +270,11 @@ class AdaptivePolicy:
         """Work out the plan :meth:`next_delay` is about to need, letting the loop run meanwhile
         (the scheduler asks before it asks for a delay; without it, the plan is worked out at once)."""
         for _ in range(3):  # the model may move again while it is worked out: then once more
-            key = self._plan_key(None, None) if self._seen() > 0 else None
-            if key is None or key in _PLANS:
+            seen = self._seen()
+            if seen <= 0:
+                return
+            key = self._plan_key(None, seen >= self.confident_after)
+            if key in _PLANS:
                 return
             await _plan_ahead(key)
 

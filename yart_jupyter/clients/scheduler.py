@@ -111,7 +111,7 @@ class PollScheduler:
         due = []
         while self._heap and self._heap[0][0] <= now:
             when, _, waiter = heapq.heappop(self._heap)
-            if waiter in self._waiters and waiter.task is None and waiter.due == when and not waiter.future.done():
+            if waiter.due == when and self._idle(waiter):
                 due.append(waiter)
         return due
 
