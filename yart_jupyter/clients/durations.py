@@ -106,6 +106,8 @@ def _truncated_moments(mu: float, sigma: float, low: float, high: float) -> tupl
 PRIOR = LogNormal.from_median(12.0, 0.7)
 #: How many observations the prior is worth.
 PRIOR_WEIGHT = 2
+#: A kind rests on its own generations once this many have finished; on all kinds' until then.
+OWN_AFTER = 3
 #: A kind's newest generations are checked against the rest: when the ``CHANGE_WINDOW`` started last
 #: (finished, or running and bounded by their reads), fitted alone, put the median ``CHANGE_ALARM``
 #: standard errors or more from the fit on all that is kept, the service has changed speed. While it
@@ -244,9 +246,14 @@ class DurationModel:
         with self._lock:  # asked before every read: counted again only when the evidence changed
             counted = self._counts.get(key)
             if counted is None or counted[0] != self._version:
-                own = _finished(self._evidence.get(key, ()))
-                counted = self._counts[key] = (self._version, own if own >= 3 else _finished(self._all))
+                counted = self._counts[key] = (self._version, _finished(self._basis(key)[1]))
             return counted[1]
+
+    def _basis(self, key: _Key) -> tuple[bool, list[_Piece]]:
+        """What the distribution of a kind rests on (the caller holds the lock): its own evidence once
+        ``OWN_AFTER`` of its generations have finished (True), all kinds' until then (False)."""
+        own = self._evidence.get(key, [])
+        return (True, own) if _finished(own) >= OWN_AFTER else (False, self._all)
 
     def distribution(self, aspect: str = "", model: str = "") -> LogNormal:
         """The blended distribution for an aspect and model (all generations when that one is new).
@@ -261,8 +268,8 @@ class DurationModel:
             if cached is not None and cached[0] == self._version and (not self._running or now - cached[1] < 0.25):
                 return cached[2]
             version = self._version
-            own = _finished(self._evidence.get(key, ())) >= 3
-            kept = list(self._evidence.get(key, ()) if own else self._all)
+            own, basis = self._basis(key)
+            kept = list(basis)
             running = [(token, math.log(seen), math.inf) for token, (k, seen) in self._running.items()
                        if (k == key or not own) and seen > 0.05]
         previous = cached[2] if cached is not None else None
