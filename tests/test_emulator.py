@@ -160,6 +160,31 @@ def test_standalone_process(tmp_path: Path) -> None:
         assert asyncio.run(use()).image_bytes
 
 
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="no scheduler groups by session here")
+def test_niced_standalone_yields_the_cpu_across_sessions() -> None:
+    """A niced emulator runs in a session of its own whose scheduling group has the lowest share:
+    a nice value alone ranks a process only within its session, and a kernel is a session of its own."""
+    import os
+
+    with standalone("--duration", "0.1", niced=True):
+        ours = os.getpid()
+        children = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                    command = (entry / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if int(fields[1]) == ours and b"yart_jupyter.emulator" in command:  # the parent's pid
+                    children.append((entry, int(fields[3])))  # and the session's
+        assert len(children) == 1
+        child, session = children[0]
+        assert session != os.getsid(0)
+        assert (child / "autogroup").read_text().split()[-1] == "19"
+        assert os.getpriority(os.PRIO_PROCESS, int(child.name)) == 19
+
+
 async def test_embedded_emulator_via_python_api() -> None:
     import yart_jupyter
     from yart_jupyter.clients.shared import close_shared_clients
