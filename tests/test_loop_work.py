@@ -1,5 +1,6 @@
 """Work kept off the kernel's loop or spread over its turns: store writes, previews in the helper
-process, stepped work taking turns, requests paced, grids drawn light while they fill in."""
+process, stepped work taking turns, requests paced, grids drawn light while they fill in, a form's
+static copy built a figure per turn."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from yart_jupyter.core.steps import off_thread, one_per_turn, steps_now, steps_o
 from yart_jupyter.media.image import GeneratedImage
 from yart_jupyter.media.pixels import preview
 from yart_jupyter.media.worker import PictureWorker
+from yart_jupyter.notebook.widget import YandexArtForm
 
+from .helpers import click_and_wait
 from .shared_data import PHOTO
 
 
@@ -78,6 +81,26 @@ async def test_requests_due_together_go_out_one_per_turn() -> None:
     await asyncio.gather(*(send() for _ in range(5)))
     turns.running = False
     assert len(set(seen)) == 5  # no two in the same turn
+
+
+async def test_a_forms_static_copy_is_built_a_figure_per_turn(form: YandexArtForm) -> None:
+    """A job's end updates the form's copy in the notebook with every picture so far (up to 24):
+    the loop runs between its figures, and the copy is sent once, whole."""
+    updates: list[dict[str, str]] = []
+
+    class Copy:
+        def update(self, bundle: dict[str, str], raw: bool) -> None:
+            updates.append(bundle)
+
+    form.prompt.value = "four foxes"
+    form.count.value = 4
+    cards = await click_and_wait(form)
+    form._copy = Copy()
+    turns = Turns()
+    await form.keep_copy([card.image for card in cards])
+    turns.running = False
+    assert len(updates) == 1 and updates[0]["text/html"].count("<figure") == 8  # the job's four, twice
+    assert turns.count >= 8
 
 
 def test_the_helper_process_makes_the_same_preview() -> None:

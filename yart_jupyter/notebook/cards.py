@@ -39,7 +39,7 @@ class Gallery(Protocol):
     def reuse_seed(self, image: GeneratedImage) -> None:
         """Put a picture's seed back into the form."""
 
-    def keep_copy(self, images: Sequence[GeneratedImage]) -> None:
+    async def keep_copy(self, images: Sequence[GeneratedImage]) -> None:
         """Keep the newest pictures as the notebook's static copy."""
 
 
@@ -199,7 +199,7 @@ class JobCard(w.VBox):  # type: ignore[misc]
             late = [await ImageCard.made(image, self.form) for image in images if id(image) not in shown]
             if late:  # pictures no event told of
                 self.images.children = [*self.images.children, *late]
-            self.form.keep_copy(images)
+            await self.form.keep_copy(images)
 
     def stopped(self, status: BatchStatus) -> None:
         self.progress_line.value = _html(status.interrupted_line(), _ERROR)

@@ -22,13 +22,14 @@ from ..core.models import ModelSpec
 from ..core.request import ASPECT_PRESETS, MAX_TEXT, AspectRatio, GenerationRequest, Message, random_seed
 from ..core.settings import current
 from ..core.status import BatchStatus
+from ..core.steps import steps_on_loop
 from ..engine import Batch, prepare, run_in_view, server_canceller
 from ..engine.jobs import JOBS, Job
 from ..media.image import GeneratedImage
 from ..present.html import ERROR as _ERROR
 from ..present.html import MUTED as _MUTED
 from ..present.html import span as _html
-from ..present.pictures import hide_static_copy, static_copy_bundle
+from ..present.pictures import hide_static_copy, static_copy_bundle, static_copy_steps
 from ..store import get_store
 from .cards import ImageCard, JobCard, MessageRow
 
@@ -116,12 +117,14 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
         self._copy = display(static_copy_bundle(self.results, self._copy_id), raw=True,  # type: ignore[no-untyped-call]
                              display_id=True)
 
-    def keep_copy(self, images: Sequence[GeneratedImage]) -> None:
+    async def keep_copy(self, images: Sequence[GeneratedImage]) -> None:
         """New pictures: update the plain-output copy of the results under the form (previews and
-        captions), which is what a notebook reopened without the kernel still shows."""
+        captions), which is what a notebook reopened without the kernel still shows; it is built a
+        figure per turn of the loop (jobs that end together update it in the order they ended)."""
         self.results[:0] = list(images)
         if self._copy is not None:
-            self._copy.update(static_copy_bundle(self.results, self._copy_id, current().inline), raw=True)
+            copy = await steps_on_loop(static_copy_steps(list(self.results), self._copy_id, current().inline))
+            self._copy.update(copy, raw=True)
 
     def cards(self) -> list[ImageCard]:
         """Every picture card of the gallery, newest job first."""

@@ -165,9 +165,15 @@ def static_copy_bundle(images: Sequence[Picture], copy_id: str, inline: str = "p
     """What a form leaves in the notebook: its newest results as plain output (small previews, captions),
     since widget views vanish when the notebook is reopened without the kernel. The live form hides
     it with a style rule naming ``copy_id``, so it shows only where the form no longer does."""
+    return steps_now(static_copy_steps(images, copy_id, inline))
+
+
+def static_copy_steps(images: Sequence[Picture], copy_id: str, inline: str = "preview") -> Steps[Bundle]:
+    """:func:`static_copy_bundle` a figure per step (a form's copy holds up to 24 of them)."""
     if not images:
         return {"text/plain": ""}
-    grid = images_bundle(images[:STATIC_COPY_LIMIT], inline=inline, scale=STATIC_COPY_SCALE, gallery=True)
+    grid = yield from images_bundle_steps(images[:STATIC_COPY_LIMIT], inline=inline, scale=STATIC_COPY_SCALE,
+                                          gallery=True)
     older = len(images) - STATIC_COPY_LIMIT
     more = f"; {older} older ones are in %yandexart history" if older > 0 else ""
     title = (f'<div style="{MUTED};margin:4px 0">YandexART form results ({len(images)}, newest first{more}; '
