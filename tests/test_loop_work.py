@@ -101,6 +101,13 @@ async def test_a_forms_static_copy_is_built_a_figure_per_turn(form: YandexArtFor
     turns.running = False
     assert len(updates) == 1 and updates[0]["text/html"].count("<figure") == 8  # the job's four, twice
     assert turns.count >= 8
+    building = asyncio.ensure_future(form.keep_copy([cards[0].image]))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    building.cancel()  # a job cancelled while its copy is built still leaves its pictures in it
+    with pytest.raises(asyncio.CancelledError):
+        await building
+    assert len(updates) == 2 and updates[1]["text/html"].count("<figure") == 9
 
 
 def test_the_helper_process_makes_the_same_preview() -> None:

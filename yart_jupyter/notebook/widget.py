@@ -120,10 +120,16 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
     async def keep_copy(self, images: Sequence[GeneratedImage]) -> None:
         """New pictures: update the plain-output copy of the results under the form (previews and
         captions), which is what a notebook reopened without the kernel still shows; it is built a
-        figure per turn of the loop (jobs that end together update it in the order they ended)."""
+        figure per turn of the loop (jobs that end together update it in the order they ended). A job
+        cancelled meanwhile still leaves its pictures in the copy."""
         self.results[:0] = list(images)
         if self._copy is not None:
-            copy = await steps_on_loop(static_copy_steps(list(self.results), self._copy_id, current().inline))
+            shown, inline = list(self.results), current().inline
+            try:
+                copy = await steps_on_loop(static_copy_steps(shown, self._copy_id, inline))
+            except asyncio.CancelledError:
+                self._copy.update(static_copy_bundle(shown, self._copy_id, inline), raw=True)
+                raise
             self._copy.update(copy, raw=True)
 
     def cards(self) -> list[ImageCard]:
