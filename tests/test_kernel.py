@@ -98,6 +98,17 @@ def test_make_demo_runs_twice(kernel_workdir: Path, monkeypatch: pytest.MonkeyPa
     assert (out / "mini-images" / "grid.png").exists() and (out / "mini.html").exists()
 
 
+@pytest.mark.timeout(60)
+def test_the_kernel_packs_its_messages_with_orjson(kernel: tuple[KernelManager, BlockingKernelClient]) -> None:
+    """A finished view is a message of up to a megabyte, packed on the kernel's loop: with orjson
+    installed (a dependency for this) jupyter_client packs it several times faster."""
+    _, kc = kernel
+    code = "import ipykernel.kernelapp as k\nprint(k.IPKernelApp.instance().session.packer)"
+    content, messages = execute(kc, code)
+    printed = "".join(m["content"].get("text", "") for m in messages if m["msg_type"] == "stream")
+    assert content["status"] == "ok" and printed.strip() == "orjson"
+
+
 @pytest.mark.timeout(120)
 def test_interrupt_ends_the_cell_and_reports_ids(kernel: tuple[KernelManager, BlockingKernelClient]) -> None:
     km, kc = kernel
