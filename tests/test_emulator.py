@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -164,8 +165,6 @@ def test_standalone_process(tmp_path: Path) -> None:
 def test_niced_standalone_yields_the_cpu_across_sessions() -> None:
     """A niced emulator runs in a session of its own whose scheduling group has the lowest share:
     a nice value alone ranks a process only within its session, and a kernel is a session of its own."""
-    import os
-
     with standalone("--duration", "0.1", niced=True):
         ours = os.getpid()
         children = []

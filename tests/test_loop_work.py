@@ -95,13 +95,13 @@ async def test_a_forms_static_copy_is_built_a_figure_per_turn(form: YandexArtFor
     form.prompt.value = "four foxes"
     form.count.value = 4
     cards = await click_and_wait(form)
-    form._copy = Copy()
+    form.copy.handle = Copy()
     turns = Turns()
-    await form.keep_copy([card.image for card in cards])
+    await form.copy.add([card.image for card in cards])
     turns.running = False
     assert len(updates) == 1 and updates[0]["text/html"].count("<figure") == 8  # the job's four, twice
     assert turns.count >= 8
-    building = asyncio.ensure_future(form.keep_copy([cards[0].image]))
+    building = asyncio.ensure_future(form.copy.add([cards[0].image]))
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     building.cancel()  # a job cancelled while its copy is built still leaves its pictures in it

@@ -18,6 +18,7 @@ from ..media.outputs import target_path
 from ..present.html import ERROR as _ERROR
 from ..present.html import FAILED
 from ..present.html import span as _html
+from ..present.live import StaticCopy
 from ..present.pictures import STATIC_COPY_SCALE, figure_size
 from ..present.progress import progress_bundle
 from ..present.widgets import button_style, checkbox_style, fixed_layout, html_style, text_style
@@ -39,8 +40,8 @@ class Gallery(Protocol):
     def reuse_seed(self, image: GeneratedImage) -> None:
         """Put a picture's seed back into the form."""
 
-    async def keep_copy(self, images: Sequence[GeneratedImage]) -> None:
-        """Keep the newest pictures as the notebook's static copy."""
+    #: The newest pictures kept as the notebook's plain output.
+    copy: StaticCopy
 
 
 def cell_text(image: GeneratedImage) -> str:
@@ -199,7 +200,7 @@ class JobCard(w.VBox):  # type: ignore[misc]
             late = [await ImageCard.made(image, self.form) for image in images if id(image) not in shown]
             if late:  # pictures no event told of
                 self.images.children = [*self.images.children, *late]
-            await self.form.keep_copy(images)
+            await self.form.copy.add(images)
 
     def stopped(self, status: BatchStatus) -> None:
         self.progress_line.value = _html(status.interrupted_line(), _ERROR)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import uuid
-from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as w
@@ -22,14 +20,13 @@ from ..core.models import ModelSpec
 from ..core.request import ASPECT_PRESETS, MAX_TEXT, AspectRatio, GenerationRequest, Message, random_seed
 from ..core.settings import current
 from ..core.status import BatchStatus
-from ..core.steps import steps_on_loop
 from ..engine import Batch, prepare, run_in_view, server_canceller
 from ..engine.jobs import JOBS, Job
 from ..media.image import GeneratedImage
 from ..present.html import ERROR as _ERROR
 from ..present.html import MUTED as _MUTED
 from ..present.html import span as _html
-from ..present.pictures import hide_static_copy, static_copy_bundle, static_copy_steps
+from ..present.live import StaticCopy
 from ..store import get_store
 from .cards import ImageCard, JobCard, MessageRow
 
@@ -74,10 +71,8 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
         self.comparison = w.HTML("")
         self.comparison.add_class("yart-form-compare")
         self.gallery = w.VBox([])
-        #: Every picture the form made, newest first: the static copy left in the notebook shows them.
-        self.results: list[GeneratedImage] = []
-        self._copy_id = uuid.uuid4().hex[:12]
-        self._copy: Any = None
+        #: Every picture the form made, left in the notebook as plain output.
+        self.copy = StaticCopy()
         self.jobs: list[Job] = []
         self._ready = False
         self._setup_error: str | None = None
@@ -89,7 +84,7 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
             w.HBox([self.aspect, self.custom_aspect, self.count, self.save_folder],
                    layout=w.Layout(flex_flow="row wrap")),
             w.HBox([self.generate_button, self.cancel_button, self.problem], layout=w.Layout(align_items="center")),
-            self.comparison, self.gallery, w.HTML(hide_static_copy(self._copy_id)),
+            self.comparison, self.gallery, w.HTML(self.copy.hide_rule()),
         ], layout=w.Layout(width="100%", max_width="980px"))
         self.add_class("yart-form")
         self._show_aspect(AspectRatio.parse(self.settings.default_aspect))
@@ -110,27 +105,11 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
             self.setup.value = _html("(credentials are checked when the kernel's loop runs)")
 
     def _ipython_display_(self) -> None:
-        """Show the form, and under it the place of its static copy (see :meth:`keep_copy`)."""
+        """Show the form, and under it the place of its static copy."""
         from IPython.display import display
 
         display(self._repr_mimebundle_(), raw=True)  # type: ignore[no-untyped-call]
-        self._copy = display(static_copy_bundle(self.results, self._copy_id), raw=True,  # type: ignore[no-untyped-call]
-                             display_id=True)
-
-    async def keep_copy(self, images: Sequence[GeneratedImage]) -> None:
-        """New pictures: update the plain-output copy of the results under the form (previews and
-        captions), which is what a notebook reopened without the kernel still shows; it is built a
-        figure per turn of the loop (jobs that end together update it in the order they ended). A job
-        cancelled meanwhile still leaves its pictures in the copy."""
-        self.results[:0] = list(images)
-        if self._copy is not None:
-            shown, inline = list(self.results), current().inline
-            try:
-                copy = await steps_on_loop(static_copy_steps(shown, self._copy_id, inline))
-            except asyncio.CancelledError:
-                self._copy.update(static_copy_bundle(shown, self._copy_id, inline), raw=True)
-                raise
-            self._copy.update(copy, raw=True)
+        self.copy.show()
 
     def cards(self) -> list[ImageCard]:
         """Every picture card of the gallery, newest job first."""

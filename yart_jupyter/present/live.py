@@ -1,14 +1,26 @@
-"""Live outputs in a kernel: a status line updated in place, a cell's view of a batch, full-size buttons."""
+"""Live outputs in a kernel: a status line updated in place, a cell's view of a batch, full-size buttons,
+a form's static copy."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from ..core.settings import current
 from ..core.status import BatchStatus
+from ..core.steps import steps_on_loop
 from .html import FAILED, Bundle, message_bundle
-from .pictures import Picture, images_output_soon, prepare_figure
+from .pictures import (
+    Picture,
+    hide_static_copy,
+    images_output_soon,
+    prepare_figure,
+    static_copy_bundle,
+    static_copy_steps,
+)
 from .progress import progress_bundle
 
 
@@ -95,3 +107,40 @@ async def show_full_size(images: Sequence[Picture]) -> None:
     from .fullsize import full_size_soon
 
     display(await full_size_soon(images))  # type: ignore[no-untyped-call]
+
+
+class StaticCopy:
+    """A form's pictures kept as plain output under it (previews and captions): what a notebook
+    reopened without the kernel still shows, since widget views vanish. The live form carries
+    :meth:`hide_rule`, so the copy shows only where the form no longer does."""
+
+    def __init__(self) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        #: Every picture the form made, newest first.
+        self.pictures: list[Picture] = []
+        self.handle: Any = None
+
+    def hide_rule(self) -> str:
+        """The style rule the live form carries."""
+        return hide_static_copy(self.id)
+
+    def show(self) -> None:
+        """Display the copy's place (under the form), to be updated as pictures come."""
+        from IPython.display import display
+
+        self.handle = display(static_copy_bundle(self.pictures, self.id), raw=True,  # type: ignore[no-untyped-call]
+                              display_id=True)
+
+    async def add(self, images: Sequence[Picture]) -> None:
+        """New pictures: update the copy with every picture so far, built a figure per turn of the
+        loop (jobs that end together update it in the order they ended). A job cancelled meanwhile
+        still leaves its pictures in the copy."""
+        self.pictures[:0] = list(images)
+        if self.handle is not None:
+            shown, inline = list(self.pictures), current().inline
+            try:
+                copy = await steps_on_loop(static_copy_steps(shown, self.id, inline))
+            except asyncio.CancelledError:
+                self.handle.update(static_copy_bundle(shown, self.id, inline), raw=True)
+                raise
+            self.handle.update(copy, raw=True)
