@@ -84,12 +84,12 @@ pythons: $(STAMP)
 venvs: $(STAMP)
 	bash .ci/each-python --install
 
-# The other Pythons' venvs are made while the default one's suite runs (it mostly waits on
-# loopback); then their runs, the browser tests and the docs build (which runs the demo) overlap:
-# all of them mostly wait, the browser tests on a real UI.
+# The default interpreter's suite (it mostly waits on loopback) and its browser tests (on a real UI)
+# run side by side while the other Pythons' venvs are made; then those Pythons' runs and the docs
+# build (which runs the demo) overlap.
 test: lint typecheck
-	$(MAKE) -j2 --output-sync=target suite venvs
-	$(MAKE) -j3 --output-sync=target pythons browser docs
+	$(MAKE) -j3 --output-sync=target suite browser venvs
+	$(MAKE) -j2 --output-sync=target pythons docs
 
 # Benchmarks print one table (and write bench/results.md), the burst and cold-start rows three
 # times (30 samples each move a lot between runs), then the full soak (1,000 generations through
