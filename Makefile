@@ -11,7 +11,9 @@ STAMP := $(VENV)/.installed
 # every core. Without .pyc files in the venv and with PYTHONDONTWRITEBYTECODE set, as on these
 # machines, every process of the suite compiled what it imported, every time (60 s more CPU a run).
 UV := $(VENV)/bin/uv
-UV_INSTALL := $(UV) pip install --quiet --compile-bytecode
+UV_INSTALL := $(UV) pip install --quiet
+# (UV_COMPILE_BYTECODE: for .ci/each-python's installs too)
+export UV_COMPILE_BYTECODE := 1
 # make's commands run with PYTHONDONTWRITEBYTECODE unset, so Python caches the package's own modules
 # too, and pytest the test files it rewrites (2.5 s of CPU per process): the unit tier takes 91 s of
 # CPU once they are written, against 107 s with the variable set.
