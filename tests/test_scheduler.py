@@ -593,7 +593,9 @@ async def test_the_store_keeps_what_each_wait_saw(client: YandexArtClient, emula
     spans = store.durations()
     assert len(spans) == 3
     for low, high, aspect, _ in spans:
-        assert high is not None and 0.3 < low < high < low + 0.25 and 0.6 <= high < 1.0 and aspect == "1:1"
+        # a span's ends are when its reads were sent: the server sees the read that finds the
+        # 0.6 s generation done a moment later, so under load that read may leave before 0.6 s
+        assert high is not None and 0.3 < low < high < low + 0.25 and 0.55 <= high < 1.0 and aspect == "1:1"
 
     emulator.config.duration = Duration("fixed", 30)
     task = asyncio.ensure_future(run_batch(client, [client.build_request("slow", seed=9)], store=store))
