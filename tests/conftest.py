@@ -175,10 +175,28 @@ def tier_of(item: pytest.Item) -> str:
     return "unit"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_itemcollected(item: pytest.Item) -> None:
     """Put every test in exactly one tier (``pytest -m unit`` is the inner loop)."""
-    for item in items:
-        item.add_marker(getattr(pytest.mark, tier_of(item)))
+    item.add_marker(getattr(pytest.mark, tier_of(item)))
+
+
+@pytest.hookimpl(trylast=True)  # after ``-m`` has chosen the tests
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Spread the long tests (5 s or more alone) over the first quarter of the run. pytest-xdist
+    hands each worker a run of consecutive tests from that quarter first, so each worker starts
+    with a share of them; in file order a 10 s test handed out late kept one worker busy alone
+    for the last 6-8 s of the run."""
+    long = [item for item in items if item.get_closest_marker("long") or item.get_closest_marker("slow")]
+    if not long:
+        return
+    rest = [item for item in items if item not in long]
+    step = len(rest) / 4 / len(long)
+    ordered: list[pytest.Item] = []
+    for k, item in enumerate(long):
+        ordered.extend(rest[len(ordered) - k:int(k * step)])
+        ordered.append(item)
+    ordered.extend(rest[len(ordered) - len(long):])
+    items[:] = ordered
 
 
 #: (fault, phase, outcome, lost) rows collected by tests/test_faults.py, printed at the end. A test

@@ -303,6 +303,7 @@ def test_cli_batch_failures_give_exit_code_1(cli_env: dict[str, str], tmp_path: 
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.long
 def test_cli_batch_killed_midway_then_run_again(cli_env: dict[str, str], tmp_path: Path,
                                                 thread_emulator: Emulator) -> None:
     """SIGKILL in the middle of a 200-row batch, then the same command: every row done once."""
@@ -419,6 +420,7 @@ def test_cli_runs_the_emulator(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.long
 def test_batch_in_a_real_kernel(kernel_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In a real kernel (nbclient): the progress line is replaced by the results table; a bad table is
     one line with its row numbers; the output folder is a dataset; exported HTML keeps the table."""

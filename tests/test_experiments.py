@@ -338,6 +338,7 @@ def test_a_third_axis_makes_one_grid_per_value(shell: InteractiveShell, thread_e
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.long
 def test_experiments_in_a_real_kernel(kernel_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In a real kernel (nbclient): a two-axis sweep with a weight axis, a bad sweep (one line, nothing
     sent), the experiment shown again from the store, records as a DataFrame, and the exported HTML."""

@@ -89,6 +89,7 @@ def world(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], Store]]:
         yield url, env, Store(home)
 
 
+@pytest.mark.long
 def test_blocking_cell_after_background_then_crash(world: tuple[str, dict[str, str], Store]) -> None:
     """The headline case: the start goes out before the background cell returns, so a blocking
     next cell cannot hold it back, and the operation id is recorded before the crash. The cell waits
@@ -107,6 +108,7 @@ def test_blocking_cell_after_background_then_crash(world: tuple[str, dict[str, s
     assert control(url, "stats")["operations_created"] == 1
 
 
+@pytest.mark.long
 def test_killed_while_the_quota_holds_the_start(world: tuple[str, dict[str, str], Store]) -> None:
     url, env, store = world
     with kernel({**env, "YANDEXART_GENERATIONS_PER_MINUTE": "1"}) as (km, kc):
@@ -120,6 +122,7 @@ def test_killed_while_the_quota_holds_the_start(world: tuple[str, dict[str, str]
     assert control(url, "stats")["operations_created"] == 2  # the first, and the queued one once
 
 
+@pytest.mark.long
 def test_killed_while_the_start_is_in_flight(world: tuple[str, dict[str, str], Store]) -> None:
     """The emulator holds the request before creating anything: the answer is unknown."""
     url, env, store = world
@@ -137,6 +140,7 @@ def test_killed_while_the_start_is_in_flight(world: tuple[str, dict[str, str], S
     assert stats["operations_created"] == 1, stats
 
 
+@pytest.mark.long
 def test_killed_after_the_server_accepted_it(world: tuple[str, dict[str, str], Store]) -> None:
     """The emulator creates the operation, then holds its answer: the re-send gets the same one."""
     url, env, store = world

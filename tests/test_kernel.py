@@ -24,6 +24,7 @@ def kernel_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.long
 def test_quickstart_runs_in_a_real_kernel(kernel_workdir: Path, capfd: pytest.CaptureFixture[str]) -> None:
     from yart_jupyter.notebook.runner import run_notebook
 
@@ -136,6 +137,7 @@ def test_interrupt_ends_the_cell_and_reports_ids(kernel: tuple[KernelManager, Bl
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.long
 def test_a_kernel_killed_mid_request_on_the_images_api_loses_nothing_and_pays_once() -> None:
     """SIGKILL while a synchronous Images API request is out: the record says "sent, answer lost";
     resume --all leaves it alone; --resend-lost sends it once more and collects the picture."""

@@ -225,6 +225,7 @@ def cell_weight(notebook: Any, index: int) -> int:
     return len(nbformat.writes(notebook).encode()) - len(nbformat.writes(without).encode())
 
 
+@pytest.mark.long
 def test_notebook_with_the_photograph_stays_light(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     import nbformat

@@ -109,6 +109,7 @@ def test_every_writer_embeds_the_recipe(shell: InteractiveShell, tmp_path: Path)
     assert isinstance(recipe, dict) and recipe["seed"] == 8
 
 
+@pytest.mark.long
 def test_notebook_and_exported_html_keep_every_recipe(tmp_path: Path) -> None:
     import nbformat
 

@@ -310,6 +310,7 @@ async def test_the_first_read_keeps_to_the_plan_when_the_wait_begins_late() -> N
     assert reads[0] >= 0.4 - 1e-3 and reads[1] - reads[0] >= 0.35, reads
 
 
+@pytest.mark.long
 async def test_the_model_knows_a_finished_generation_before_the_others_are_replanned() -> None:
     """From an empty store, the first generation to finish teaches the live model before the
     scheduler asks the others' schedules again, so their cold reads, seconds apart, come sooner
@@ -456,6 +457,7 @@ async def test_a_failing_done_hook_never_keeps_the_operation_from_its_waiter() -
     assert done.done and done.image == b"x"
 
 
+@pytest.mark.long
 async def test_hundreds_in_flight_stay_within_the_read_quota(
     make_client: Callable[..., YandexArtClient], emulator: Emulator
 ) -> None:

@@ -39,6 +39,7 @@ def scan(folder: Path, needles: tuple[str, ...]) -> list[str]:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.long
 def test_quickstart_and_errors_leak_no_secret(tmp_path: Path, isolated_store: Path) -> None:
     """The quickstart and failing cells with distinctive credentials: the secret is nowhere."""
     import nbformat

@@ -218,6 +218,7 @@ def test_two_processes_write_at_once(isolated_store: Path) -> None:
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.long
 def test_kernel_killed_while_pending_is_resumed(isolated_store: Path, tmp_path: Path) -> None:
     """SIGKILL a kernel mid-wait; a new kernel lists the operation as pending and collects it."""
     from jupyter_client.manager import start_new_kernel

@@ -190,6 +190,7 @@ def test_copy_a_local_store_into_the_team_store(shell: InteractiveShell, team_st
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.long
 def test_four_processes_share_one_quota(pg_cluster: Cluster) -> None:
     """4 processes (3 x 40 generations, 1 x 80), a quota of 100 per window: no 429, nothing lost or made
     twice; the big one is killed with pictures made and more on their way (pending, or queued for the
