@@ -117,7 +117,7 @@ await _ticker
 _gcp.stop()
 import json as _j
 print("STALLS " + _j.dumps({"stalls": _stalls, "failed": [j.summary for j in _J.finished if j.state != "done"],
-                            "images": len(f.results), "gc": _gcp.pauses}))
+                            "images": len(f.copy.pictures), "gc": _gcp.pauses}))
 """
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from yart_jupyter.clients.polling import FixedPolicy
+from yart_jupyter.notebook.widget import YandexArtForm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # a folder of scripts
 import simulate  # type: ignore[import-not-found]
@@ -106,3 +107,20 @@ def test_fresh_draws_start_each_run_from_its_own_warm_store() -> None:
     assert simulate.store(warm, 2, seed=1, bench_sample=11).distribution("1:1", run.MODEL_URI) == bench
     empty = next(t for t in simulate.TARGETS if t.store == "empty")
     assert simulate.store(empty, 0, seed=1).count("1:1", run.MODEL_URI) == 0
+
+
+async def test_the_benchs_notebook_cells_name_what_the_form_has(form: YandexArtForm) -> None:
+    """bench/stalls.py drives a form by its members' names in a kernel, where no test sees them: a
+    member renamed in the form (``f.results``, gone when the form's copy became StaticCopy) broke the
+    bench's notebook row unnoticed. Every ``f.x.y`` its cells use must exist on a real form."""
+    import re
+
+    import stalls  # type: ignore[import-not-found]
+
+    paths = set(re.findall(r"\bf((?:\.[A-Za-z_]+)+)", "\n".join(stalls.notebook_cells("model"))))
+    assert {".copy.pictures", ".generate_button.click"} <= paths
+    for path in paths:
+        found: object = form
+        for name in path.strip(".").split("."):
+            assert hasattr(found, name), f"the bench's cells use f{path}, which the form does not have"
+            found = getattr(found, name)
