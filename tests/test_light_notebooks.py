@@ -278,6 +278,22 @@ def test_static_copy_keeps_the_newest_and_the_live_form_hides_it() -> None:
     assert static_copy_bundle([], "abc") == {"text/plain": ""}
 
 
+def test_a_forms_copy_shown_again_embeds_as_the_inline_setting_says(shell: InteractiveShell) -> None:
+    """A form displayed again after its pictures came shows its copy as ``inline`` says, as the
+    copy's updates do (it was built with the default, previews, whatever the setting)."""
+    from IPython.utils.capture import capture_output
+
+    from yart_jupyter.present.live import StaticCopy
+
+    copy = StaticCopy()
+    copy.pictures = [photo_image(seed=5)]
+    shell.run_cell('%config YandexArt.inline = "full"')
+    with capture_output() as captured:
+        copy.show()
+    html = captured.outputs[0].data["text/html"]
+    assert "yart-static-copy" in html and embedded(html)[0][1] == photo_bytes()
+
+
 def test_full_size_buttons_read_the_stored_file(tmp_path: Path) -> None:
     from yart_jupyter.present.fullsize import full_size
 

@@ -128,8 +128,8 @@ class StaticCopy:
         """Display the copy's place (under the form), to be updated as pictures come."""
         from IPython.display import display
 
-        self.handle = display(static_copy_bundle(self.pictures, self.id), raw=True,  # type: ignore[no-untyped-call]
-                              display_id=True)
+        self.handle = display(static_copy_bundle(self.pictures, self.id, current().inline),  # type: ignore[no-untyped-call]
+                              raw=True, display_id=True)
 
     async def add(self, images: Sequence[Picture]) -> None:
         """New pictures: update the copy with every picture so far, built a figure per turn of the
