@@ -234,6 +234,21 @@ async def test_transient_status_is_retried(
     assert sum("retry" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG) >= 2
 
 
+async def test_the_days_quota_is_final_at_once_and_pauses_nobody(client: YandexArtClient, emulator: Emulator) -> None:
+    """A 429 naming the day's quota frees tomorrow: it is not retried, and it does not pause the
+    folder's other starts (paused for its Retry-After, capped at 120 s, a batch's rows that had not
+    started yet waited that long to be refused in turn: a flaky batch test under load)."""
+    emulator.config.generate_per_day = 1
+    await client.start(client.build_request("the day's one", seed=1))
+    retries: list[Any] = []
+    for seed in (2, 3):
+        with pytest.raises(errors.QuotaExceededError) as info:
+            await client.start(client.build_request("one more", seed=seed), on_retry=lambda *a: retries.append(a))
+        assert info.value.period == "day"
+    assert retries == [] and emulator.stats.operations_created == 1
+    assert client.connection.limiters().starts.delay() == 0  # nobody is held back
+
+
 async def test_retry_after_is_honoured(client: YandexArtClient, emulator: Emulator) -> None:
     emulator.inject("status", "start", status=429, retry_after=0.4)
     delays: list[float] = []

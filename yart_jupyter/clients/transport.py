@@ -176,11 +176,15 @@ async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Del
                 log.debug("%s %s: 401, refreshing credentials once", method, url)
                 continue
             if response.status in RETRY_STATUSES:
+                error: BaseException = error_from_response(response, operation_id)
+                if isinstance(error, errors.QuotaExceededError) and error.period == "day":
+                    # frees tomorrow: final at once, and no pause for the folder's other starts, which
+                    # get the same answer (paused, a batch's later rows waited 120 s to be refused)
+                    raise error
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 if response.status == 429 and limiter is not None:  # never longer than a retry would wait
                     limiter.penalize(min(retry_after, retry.max_retry_after) if retry_after is not None
                                      else retry.delay(attempt))
-                error: BaseException = error_from_response(response, operation_id)
                 reason = f"HTTP {response.status}"
             elif response.status >= 400:
                 raise error_from_response(response, operation_id)
