@@ -186,17 +186,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     hands each worker a run of consecutive tests from that quarter first, so each worker starts
     with a share of them; in file order a 10 s test handed out late kept one worker busy alone
     for the last 6-8 s of the run."""
-    long = [item for item in items if item.get_closest_marker("long") or item.get_closest_marker("slow")]
+    long, rest = [], []
+    for item in items:
+        (long if item.get_closest_marker("long") or item.get_closest_marker("slow") else rest).append(item)
     if not long:
         return
-    rest = [item for item in items if item not in long]
     step = len(rest) / 4 / len(long)
     ordered: list[pytest.Item] = []
+    taken = 0
     for k, item in enumerate(long):
-        ordered.extend(rest[len(ordered) - k:int(k * step)])
+        ordered += rest[taken:int(k * step)]
+        taken = max(taken, int(k * step))
         ordered.append(item)
-    ordered.extend(rest[len(ordered) - len(long):])
-    items[:] = ordered
+    items[:] = ordered + rest[taken:]
 
 
 #: (fault, phase, outcome, lost) rows collected by tests/test_faults.py, printed at the end. A test
