@@ -12,6 +12,11 @@ to it passes on some runs and fails on others whatever the code (see docs/perfor
 ``--bench-sample`` replays the very generations ``make bench``'s rows see (its emulators are seeded,
 so those are the same every time it runs; ``--bench-sample SEED``: those of ``bench/run.py --seed
 SEED``, and the bench's warm store) instead of fresh draws: what the bench's own verdicts depend on.
+
+What-ifs, without editing the package: ``--policy '{"cold_max": 2.5}'`` gives our policy other
+settings (any of ``AdaptivePolicy``'s fields), and ``--spec lognormal:30:0.3:1:300`` draws the
+chosen rows' generations from another distribution (the emulator's ``--duration`` syntax), to see
+whether a setting that helps the bench's 15 s generations holds on others.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import json
 import math
 import random
 import selectors
@@ -27,7 +33,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from unittest import mock
 
@@ -251,6 +257,20 @@ def truth(duration: Duration) -> LogNormal:
     return LogNormal(math.log(duration.a), duration.b)
 
 
+class ToldOnceOneFinished(DurationModel):
+    """A live model that, once a generation of the kind has finished, believes the true distribution:
+    our policy's cold start followed by a perfect model, which separates what learning costs after
+    the first finish from what the cold start costs before it."""
+
+    def __init__(self, truth: LogNormal) -> None:
+        super().__init__()
+        self.truth = truth
+
+    def distribution(self, aspect: str = "", model: str = "") -> LogNormal:
+        learned = super().distribution(aspect, model)
+        return self.truth if self.count(aspect, model) > 0 else learned
+
+
 @functools.lru_cache(maxsize=8)
 def bench_draws(spec: str, count: int, seed: int = SAMPLE_SEED) -> tuple[float, ...]:
     """The first ``count`` durations the bench's emulator for ``spec`` draws (with ``seed``), in the
@@ -294,9 +314,12 @@ def store(target: Target, run: int, seed: int, bench_sample: int | None = None) 
     return warmed(duration, None if bench_sample is not None else random.Random(f"store/{seed}/{run}"))
 
 
-def simulate(target: Target, runs: int, seed: int, bench_sample: int | None = None) -> dict[str, list[Sample]]:
+def simulate(target: Target, runs: int, seed: int, bench_sample: int | None = None,
+             policy: dict[str, Any] | None = None) -> dict[str, list[Sample]]:
     """``runs`` runs of the target's scenario on one virtual loop: per poller, each run's sample.
     Fresh draws: each run its own generations and, from a warm store, its own store (:func:`store`).
+    ``policy``: settings for our policy other than its defaults (``AdaptivePolicy``'s fields). From
+    an empty store our policy also runs with a model told the truth once one generation finished.
 
     ``bench_sample`` (the bench's ``--seed``): every run replays the bench's own generations
     (:func:`bench_generations`; a burst row's three in turn, as ``make bench`` runs them) instead
@@ -305,16 +328,22 @@ def simulate(target: Target, runs: int, seed: int, bench_sample: int | None = No
     duration = Duration.parse(target.spec)
     rng = random.Random(seed)
     random.seed(seed)  # the policies' cold phases
+    phases = random.Random(f"told later/{seed}")  # its own, so the other rows draw what they always drew
+    settings = policy or {}
     out: dict[str, list[Sample]] = {}
     with virtual_time() as loop:
         for run in range(runs):
             model = store(target, run, seed, bench_sample)
             pollers: dict[str, Callable[[], PollPolicy]] = {
-                "adaptive": lambda model=model: AdaptivePolicy(model, "1:1", MODEL_URI),  # type: ignore[misc]
-                "adaptive, told the distribution": lambda: AdaptivePolicy(fixed=truth(duration)),
-                "fixed 1 s": lambda: FixedPolicy(1.0),
-                "fixed 1 s, another phase": lambda: Phased(rng.random()),
+                "adaptive": lambda model=model: AdaptivePolicy(model, "1:1", MODEL_URI, **settings),  # type: ignore[misc]
+                "adaptive, told the distribution": lambda: AdaptivePolicy(fixed=truth(duration), **settings),
             }
+            if target.store == "empty":
+                told_later = ToldOnceOneFinished(truth(duration))
+                pollers["adaptive, told once one finished"] = lambda told=told_later: (  # type: ignore[misc]
+                    AdaptivePolicy(told, "1:1", MODEL_URI, **{"cold_phase": phases.random(), **settings}))
+            pollers["fixed 1 s"] = lambda: FixedPolicy(1.0)
+            pollers["fixed 1 s, another phase"] = lambda: Phased(rng.random())
             durations = [duration.sample(rng) for _ in range(target.jobs)]
             offsets = [rng.uniform(0, target.spread) for _ in range(target.jobs)]
             read_rtt = READ_RTT
@@ -379,14 +408,22 @@ def main() -> None:
     parser.add_argument("--bench-sample", type=int, nargs="?", const=SAMPLE_SEED, metavar="SEED",
                         help="every row on the bench's own generations (those make bench's rows see, or bench/run.py "
                              "--seed SEED's; read round trips of 1-8 ms) instead of fresh draws")
+    parser.add_argument("--policy", type=json.loads, default={}, metavar="JSON",
+                        help="our policy's settings other than the defaults, e.g. '{\"cold_max\": 2.5}'")
+    parser.add_argument("--spec", help="draw the chosen rows' generations from this distribution instead "
+                                       "(the emulator's --duration syntax, e.g. lognormal:30:0.3:1:300)")
     parser.add_argument("--out", help="also write the table here (Markdown)")
     args = parser.parse_args()
+    if args.spec and args.bench_sample is not None:
+        parser.error("--spec draws fresh generations; the bench's sample is the bench's distribution")
     table = Table()
     began = time.perf_counter()
     for index, target in enumerate(TARGETS):
         if args.only is None or args.only in target.scenario:
+            if args.spec:
+                target = replace(target, scenario=f"{target.scenario}, {args.spec}", spec=args.spec)
             report(table, target, simulate(target, args.runs if target.burst else args.spread_runs, args.seed + index,
-                                           bench_sample=args.bench_sample),
+                                           bench_sample=args.bench_sample, policy=args.policy),
                    by_bench_run=args.bench_sample is not None)
     text = table.render()
     print(text)

@@ -51,16 +51,50 @@ def test_a_simulated_target_is_judged_run_by_run() -> None:
     and the table says how many runs met the target."""
     target = next(t for t in simulate.TARGETS if t.scenario.startswith("cold start") and t.store == "empty")
     results = simulate.simulate(target, runs=3, seed=1)
-    assert set(results) == {"adaptive", "adaptive, told the distribution", "fixed 1 s", "fixed 1 s, another phase"}
+    pollers = ["adaptive", "adaptive, told the distribution", "adaptive, told once one finished", "fixed 1 s",
+               "fixed 1 s, another phase"]
+    assert list(results) == pollers
     for samples in results.values():
         assert [len(sample) for sample in samples] == [30, 30, 30]
         assert all(lag >= 0 and reads >= 1 for sample in samples for lag, reads in sample.values())
     table = simulate.Table()
     simulate.report(table, target, results)
-    assert [row.metric for row in table.rows] == ["adaptive", "adaptive, told the distribution", "fixed 1 s",
-                                                  "fixed 1 s, another phase"]
+    assert [row.metric for row in table.rows] == pollers
     judged = [row for row in table.rows if row.metric != "fixed 1 s"]
     assert all(row.values["3 runs of 3"].endswith("%") for row in judged)
+
+
+def test_a_what_if_runs_our_policy_with_other_settings_on_other_generations() -> None:
+    """``--policy`` and ``--spec``: cold reads held 0.9 s apart all along spend more reads than the
+    defaults on the same 15 s generations; drawn from a 30 s distribution, a 1 s poller reads each
+    generation about 31 times instead of 16."""
+    target = next(t for t in simulate.TARGETS if t.scenario.startswith("cold start") and t.store == "empty")
+    default = simulate.simulate(target, runs=1, seed=1)
+    dense = simulate.simulate(target, runs=1, seed=1, policy={"cold_growth": 0.0, "cold_max": 0.9})
+    assert simulate._reads(dense["adaptive"][0]) > simulate._reads(default["adaptive"][0]) + 3
+    assert default["fixed 1 s"] == dense["fixed 1 s"]  # the same generations
+    slower = simulate.simulate(dataclasses.replace(target, spec="lognormal:30:0.3:1:300"), runs=1, seed=1)
+    assert 26 < simulate._reads(slower["fixed 1 s"][0]) < 37
+    assert 12 < simulate._reads(default["fixed 1 s"][0]) < 20
+
+
+def test_the_what_if_flags_reach_the_rows(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "argv", ["simulate.py", "--runs", "3", "--only", "cold start, 30 at once, empty",
+                                      "--policy", '{"cold_max": 2.5}', "--spec", "lognormal:30:0.3:1:300"])
+    simulate.main()
+    rows = [line for line in capsys.readouterr().out.splitlines() if "lognormal:30:0.3:1:300 |" in line]
+    assert len(rows) == 5  # the chosen row's five pollers, on the other distribution
+    monkeypatch.setattr(sys, "argv", ["simulate.py", "--policy", "{not json"])
+    with pytest.raises(SystemExit):
+        simulate.main()
+
+
+def test_told_once_one_finished_believes_the_truth_only_after_a_finish() -> None:
+    truth = simulate.LogNormal(2.7, 0.3)
+    model = simulate.ToldOnceOneFinished(truth)
+    assert model.distribution("1:1", "m") == model.prior  # nothing finished: what our model believes
+    model.observe(9.0, "1:1", "m")
+    assert model.distribution("1:1", "m") == truth
 
 
 def test_the_bench_sample_is_what_the_benchs_emulator_draws_every_run() -> None:
