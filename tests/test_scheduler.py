@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import math
 import random
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -84,6 +85,18 @@ def test_duration_model_learns() -> None:
     model.learn_once("store-a", lambda: [(9.0, 10.0, "1:1", "m")] * 3)
     model.learn_once("store-a", lambda: [(9.0, 10.0, "1:1", "m")] * 3)  # loaded once per store
     assert model.count("1:1", "m") == 3
+
+
+def test_a_burst_of_thirty_is_not_dragged_toward_the_priors_guess() -> None:
+    """Thirty generations of a 60 s kind, or of a 2 s one: the learned median is theirs within 2 %
+    (the prior's 12 s at the weight of two generations put them 9 % under and 12 % over)."""
+    rng = random.Random(3)
+    for median in (60.0, 2.0):
+        model = DurationModel()
+        logs = [rng.gauss(math.log(median), 0.3) for _ in range(30)]
+        for x in logs:
+            model.observe(math.exp(x), "1:1", "m")
+        assert abs(model.distribution("1:1", "m").median / math.exp(statistics.fmean(logs)) - 1) < 0.02
 
 
 def test_the_model_follows_a_service_that_changed_speed() -> None:

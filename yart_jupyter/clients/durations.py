@@ -106,6 +106,11 @@ def _truncated_moments(mu: float, sigma: float, low: float, high: float) -> tupl
 PRIOR = LogNormal.from_median(12.0, 0.7)
 #: How many observations the prior is worth.
 PRIOR_WEIGHT = 2
+#: How many observations the prior's median is worth, of those: kinds differ far more in their medians
+#: (a second to minutes) than one kind's generations differ among themselves, so the guess of 12 s
+#: only steadies a fit on the first few; at full weight it dragged a kind learned from a burst of
+#: thirty toward 12 s (a 60 s kind's median by a tenth, a 2 s kind's up by an eighth).
+PRIOR_MEDIAN_WEIGHT = 0.25
 #: A kind rests on its own generations once this many have finished; on all kinds' until then.
 OWN_AFTER = 3
 #: A kind's newest generations are checked against the rest: when the ``CHANGE_WINDOW`` started last
@@ -140,9 +145,11 @@ class DurationModel:
     the rest is forgotten, so the model keeps up with a service that got slower or quicker.
     """
 
-    def __init__(self, prior: LogNormal = PRIOR, prior_weight: int = PRIOR_WEIGHT, keep: int = 500) -> None:
+    def __init__(self, prior: LogNormal = PRIOR, prior_weight: float = PRIOR_WEIGHT, keep: int = 500,
+                 median_weight: float = PRIOR_MEDIAN_WEIGHT) -> None:
         self.prior = prior
         self.prior_weight = prior_weight
+        self.median_weight = median_weight
         self.keep = keep
         self._evidence: dict[_Key, list[_Piece]] = {}
         self._all: list[_Piece] = []
@@ -314,14 +321,16 @@ class DurationModel:
             self._version += 1
 
     def _fit(self, evidence: list[_Piece], start: LogNormal | None, steps: int = 0,
-             prior_weight: int | None = None) -> LogNormal:
+             prior_weight: float | None = None) -> LogNormal:
         """Lognormal fit of spans of log-durations (exact ones as spans of width 0) by EM, blended
         with the prior. EM starts from the previous fit, so its few iterations per refit (four;
         twelve from the prior, or ``steps``) add up to a converged fit while generations run (starting
-        from the early finishers alone, it would stay biased short while most are still running)."""
+        from the early finishers alone, it would stay biased short while most are still running).
+        The prior's median weighs ``median_weight`` generations, its spread ``prior_weight``."""
         w, prior = self.prior_weight if prior_weight is None else prior_weight, self.prior
         exact = [low for _, low, high in evidence if low == high]
         spans = [(low, high) for _, low, high in evidence if low != high]
+        w_median = min(w, self.median_weight)
         n = len(evidence)
         total, squares = math.fsum(exact), math.fsum(x * x for x in exact)
         mu, sigma = (start.mu, start.sigma) if start is not None else (prior.mu, prior.sigma)
@@ -333,7 +342,7 @@ class DurationModel:
                 s2 += second
             mean_hat = s1 / n
             var_hat = max(0.0, s2 / n - mean_hat * mean_hat) if n > 1 else prior.sigma**2
-            mu = (n * mean_hat + w * prior.mu) / (n + w)
+            mu = (n * mean_hat + w_median * prior.mu) / (n + w_median)
             sigma = max(0.1, math.sqrt((n * var_hat + w * prior.sigma**2) / (n + w)))
         return LogNormal(mu, sigma)
 
