@@ -33,7 +33,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 from unittest import mock
 
@@ -416,6 +416,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.spec and args.bench_sample is not None:
         parser.error("--spec draws fresh generations; the bench's sample is the bench's distribution")
+    unknown = set(args.policy) - {f.name for f in fields(AdaptivePolicy)} if isinstance(args.policy, dict) else {"?"}
+    if unknown:
+        parser.error(f"--policy takes a JSON object of AdaptivePolicy's fields; not one: {', '.join(sorted(unknown))}")
+    try:
+        Duration.parse(args.spec or DEMO)
+    except ValueError as exc:
+        parser.error(f"--spec: {exc}")
     table = Table()
     began = time.perf_counter()
     for index, target in enumerate(TARGETS):

@@ -85,9 +85,13 @@ def test_the_what_if_flags_reach_the_rows(monkeypatch: pytest.MonkeyPatch, capsy
     simulate.main()
     rows = [line for line in capsys.readouterr().out.splitlines() if "lognormal:1:0.3:0.5:3 |" in line]
     assert len(rows) == 5  # the chosen row's five pollers, on the other distribution
-    monkeypatch.setattr(sys, "argv", ["simulate.py", "--policy", "{not json"])
-    with pytest.raises(SystemExit):
-        simulate.main()
+    for bad in (["--policy", "{not json"], ["--policy", '{"cold_maximum": 2.5}'], ["--policy", "[1]"],
+                ["--spec", "lognormal:fast"]):
+        monkeypatch.setattr(sys, "argv", ["simulate.py", *bad])
+        with pytest.raises(SystemExit):  # argparse's one-line error, before any row runs
+            simulate.main()
+    errors = capsys.readouterr().err
+    assert "cold_maximum" in errors and "lognormal:fast" in errors
 
 
 def test_told_once_one_finished_believes_the_truth_only_after_a_finish() -> None:
