@@ -104,9 +104,9 @@ def _truncated_moments(mu: float, sigma: float, low: float, high: float) -> tupl
 
 #: What we assume before any generation has been seen: "seconds to tens of seconds".
 PRIOR = LogNormal.from_median(12.0, 0.7)
-#: How many observations the prior is worth.
+#: How many observations the prior's spread is worth.
 PRIOR_WEIGHT = 2
-#: How many observations the prior's median is worth, of those: kinds differ far more in their medians
+#: How many observations the prior's median is worth (at most ``PRIOR_WEIGHT``): kinds differ far more in their medians
 #: (a second to minutes) than one kind's generations differ among themselves, so the guess of 12 s
 #: only steadies a fit on the first few; at full weight it dragged a kind learned from a burst of
 #: thirty toward 12 s (a 60 s kind's median by a tenth, a 2 s kind's up by an eighth).
