@@ -416,13 +416,16 @@ def main() -> None:
     args = parser.parse_args()
     if args.spec and args.bench_sample is not None:
         parser.error("--spec draws fresh generations; the bench's sample is the bench's distribution")
-    unknown = set(args.policy) - {f.name for f in fields(AdaptivePolicy)} if isinstance(args.policy, dict) else {"?"}
+    if not isinstance(args.policy, dict):
+        parser.error("--policy takes a JSON object of AdaptivePolicy's fields")
+    unknown = set(args.policy) - {f.name for f in fields(AdaptivePolicy)}
     if unknown:
-        parser.error(f"--policy takes a JSON object of AdaptivePolicy's fields; not one: {', '.join(sorted(unknown))}")
-    try:
-        Duration.parse(args.spec or DEMO)
-    except ValueError as exc:
-        parser.error(f"--spec: {exc}")
+        parser.error(f"--policy: not a field of AdaptivePolicy: {', '.join(sorted(unknown))}")
+    if args.spec:
+        try:
+            Duration.parse(args.spec)
+        except ValueError as exc:
+            parser.error(f"--spec: {exc}")
     table = Table()
     began = time.perf_counter()
     for index, target in enumerate(TARGETS):
