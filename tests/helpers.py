@@ -6,6 +6,7 @@ import asyncio
 import os
 import queue
 import struct
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,16 +44,21 @@ def execute(kc: BlockingKernelClient, code: str, timeout: float = 60) -> tuple[d
     return reply["content"], drain(kc, msg_id)
 
 
-def drain(kc: BlockingKernelClient, msg_id: str, wait: float = 0.5) -> list[dict[str, Any]]:
-    """The iopub messages of one request, until the kernel is quiet for ``wait`` seconds."""
+def drain(kc: BlockingKernelClient, msg_id: str, wait: float = 0.5, timeout: float = 60) -> list[dict[str, Any]]:
+    """The iopub messages of one request: all of them up to its ``idle`` status (iopub is another socket
+    than the reply's and can lag it by more than ``wait`` on a loaded machine), then any that follow
+    until the kernel is quiet for ``wait`` seconds (a background cell's late updates)."""
     messages = []
+    idle = False
+    deadline = time.monotonic() + timeout
     while True:
         try:
-            msg = kc.get_iopub_msg(timeout=wait)
+            msg = kc.get_iopub_msg(timeout=wait if idle else max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             return messages
         if msg["parent_header"].get("msg_id") == msg_id:
             messages.append(msg)
+            idle = idle or (msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle")
 
 
 async def click_and_wait(panel: YandexArtForm) -> list[ImageCard]:

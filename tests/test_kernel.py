@@ -133,7 +133,7 @@ def test_interrupt_ends_the_cell_and_reports_ids(kernel: tuple[KernelManager, Bl
     count = "import asyncio\nprint(sum('generate' in repr(t.get_coro()) for t in asyncio.all_tasks()))"
     content, messages = execute(kc, count)
     printed = "".join(m["content"].get("text", "") for m in messages if m["msg_type"] == "stream")
-    assert printed.strip() == "0"
+    assert content["status"] == "ok" and printed.strip() == "0", (content, messages)
 
 
 @pytest.mark.timeout(180)
