@@ -147,6 +147,29 @@ async def test_the_retired_model_says_what_to_do(client: YandexArtClient, emulat
     assert emulator.stats.operations_created == 0
 
 
+@pytest.mark.parametrize("name", ["alice-image-art", "images:alice-image-art"])
+async def test_a_misspelt_model_says_so_first(name: str, client: YandexArtClient, emulator: Emulator) -> None:
+    """The asynchronous API denies a model it does not serve as it denies one without the role, and
+    the Images API answers 404: either way a name the catalogue does not know is named as the likely
+    cause (before the roles), and the 404 is not taken for an expired operation."""
+    images = name.startswith("images:")
+    with pytest.raises(errors.InvalidRequestError if images else errors.ModelDeniedError) as caught:
+        await client.generate("a fox", model=name)  # the Images API answers 404 "Model … not found"
+    text = str(caught.value)
+    assert "alice-image-art is not a model this version knows" in text and f"{ALICE} is the one serving" in text
+    if images:
+        assert "does not serve this model" in text and "three days" not in text  # not an operation's 404
+    else:
+        assert text.index("not a model") < text.index("ai.imageGeneration.user")
+    with pytest.raises(errors.ModelDeniedError) as known:  # a known model denied: the roles come first
+        emulator.config.denied_models = {ALICE}
+        await client.generate("a fox", model=ALICE)
+    assert "not a model" not in str(known.value) and "(1) the account lacks the role" in str(known.value)
+    if images:  # a model of the asynchronous API asked of the Images API
+        with pytest.raises(errors.InvalidRequestError, match="the API that serves each"):
+            await client.generate("a fox", model="images:yandex-art-2.0")
+
+
 async def test_folder_mismatch(client: YandexArtClient, emulator: Emulator) -> None:
     emulator.config.folders.add("other-folder")
     with pytest.raises(errors.InvalidRequestError, match="does not match") as caught:

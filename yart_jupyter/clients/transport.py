@@ -33,6 +33,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _MODERATION_MARKERS = ("violate the terms of use", "violate the terms of usage", "terms of use",
                        "не могу сгенерировать", "попробуем другую тему")
 _DENIED = re.compile(r"access to model (\S+) denied", re.IGNORECASE)
+_MODEL_NOT_FOUND = re.compile(r"model (art://\S+?) (?:not found|does not exist)", re.IGNORECASE)
 _FOLDER_MISMATCH = re.compile(r"folder id .* does not match", re.IGNORECASE)
 _PROMPT_SIZE = re.compile(r"prompt (?:positive )?size (\d+) exceeds limit \((\d+)\)", re.IGNORECASE)
 
@@ -288,6 +289,10 @@ def error_for(
                                            **ids)
         return errors.PermissionDeniedError(f"Permission denied: {text}", **ids)
     if status == 404 or code == 5:
+        missing = _MODEL_NOT_FOUND.search(text)
+        if missing:  # the Images API names a model it does not serve; no operation is involved
+            return errors.InvalidRequestError(f"The service does not serve this model: {text}",
+                                              hint=not_served_hint(missing.group(1)), **ids)
         return errors.OperationNotFoundError(f"Not found: {text}", **ids)
     if status == 429 or code == 8:
         return errors.QuotaExceededError(f"Quota exceeded: {text}", **ids)
@@ -305,15 +310,35 @@ def denied_hint(uri: str) -> str:
     from ..core.models import LIVING_MODEL
 
     causes = []
+    unknown = _unknown_model(uri)
     if re.match(r"art://yandex-art", uri):
         causes.append("the model URI has no folder: art://<folder>/<model>")
     elif "/yandex-art" in uri:
         causes.append(f"the model is retired (yandex-art is reported denied since September 2026): switch with "
                       f'%config YandexArt.model_uri = "{LIVING_MODEL}"')
+    elif unknown:  # a misspelt name is denied like a model without the role
+        causes.append(unknown)
     causes.append("the account lacks the role ai.imageGeneration.user in the folder")
     causes.append("an API key lacks the scope yc.ai.imageGeneration.execute")
     causes.append("the cloud has no active billing account")
     return "Likely causes, in order: " + "; ".join(f"({n}) {c}" for n, c in enumerate(causes, 1))
+
+
+def not_served_hint(uri: str) -> str:
+    """What to do when the service says it does not serve a model (the Images API's 404)."""
+    return _unknown_model(uri) or ("%yandexart models (yart models) lists the models and the API that serves "
+                                   "each: a model of the asynchronous API is not found on the Images API")
+
+
+def _unknown_model(uri: str) -> str | None:
+    """The likely cause when the model a URI names is not in the catalogue (a misspelling), else None."""
+    from ..core.models import LIVING_MODEL, lookup
+
+    named = re.match(r"art://[^/\s]+/(\S+)", uri)
+    if named is None or lookup(named.group(1)) is not None:
+        return None
+    return (f"{named.group(1)} is not a model this version knows (misspelt?): %yandexart models (yart models) "
+            f"lists the ones it knows, {LIVING_MODEL} is the one serving")
 
 
 def error_from_response(response: Response, operation_id: str | None = None) -> errors.YandexArtError:
