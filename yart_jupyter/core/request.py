@@ -314,8 +314,8 @@ def build_request(
     given = seed is not None
     if given and not spec.seeds:
         raise RequestValidationError(
-            "seed", seed, f"{spec.name} takes no seed (every request is a new picture): "
-            "ask for N samples with --count N (count=N in Python) instead")
+            "seed", seed, f"{spec.name} takes no seed (every request is a new picture): leave the seed out; "
+            "each request is another sample (the magic's --count N asks for N)")
     chosen = (validate_seed(seed) if seed is not None else random_seed()) if spec.seeds else None
     ratio = AspectRatio.parse(aspect)
     refusal = spec.check_ratio(ratio.width, ratio.height)
