@@ -121,6 +121,9 @@ BAD_CELLS = [
     ("%%yandexart --seed 1 'unclosed\nx", "cannot read"),
     ("%yandexart resume", "operation_id"),
     ("%yandexart cancel nosuchjob", "no running job"),
+    ("%yandexart histroy", "did you mean %yandexart history?"),  # a typo of a subcommand spends nothing
+    ("%yandexart pendng --seed 3", "did you mean %yandexart pending?"),
+    ("%yandexart hlep", "did you mean %yandexart help?"),
 ]
 
 
@@ -259,6 +262,8 @@ def test_line_magic_one_liner(shell: InteractiveShell) -> None:
     result, _ = run_cell(shell, "%yandexart a quick red fox --seed 4 --aspect square")
     assert result.success, result.error_in_exec
     assert shell.user_ns["_"].prompt == "a quick red fox" and shell.user_ns["_"].seed == 4
+    result, _ = run_cell(shell, "%yandexart lighthouse --seed 5")  # one word, far from every subcommand
+    assert result.success and shell.user_ns["_"].prompt == "lighthouse"
 
 
 def test_sync_fallback_without_the_transformer(shell: InteractiveShell) -> None:
