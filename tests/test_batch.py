@@ -99,6 +99,12 @@ async def test_csv_jsonl_and_dataframe_sources(env: Emulator, tmp_path: Path) ->
     (ROWS, {"prompt": "{subject}", "out": "one.jpg"}, "names one file for 6 rows"),
     (ROWS, {"prompt": "{subject}", "aspect": "7:1"}, "the ratio must lie between 1:4 and 4:1"),
     ("rows.txt", {"prompt": "{subject}"}, "give a .csv, .tsv or .jsonl file"),
+    ([{"subject": "a fox"}] * 20, {"prompt": "{subject}", "model": "aliceai-image-art-3.0", "seed": 4},
+     "20 of 20 rows are invalid (rows 1, 2, 3, 4, 5 and 15 more: seed 4 is invalid: aliceai-image-art-3.0 takes no "
+     "seed (every request is a new picture): leave the seed out; each request is another sample (the magic's "
+     "--count N asks for N)); fix them or skip them (skip_invalid=True; yart batch --skip-invalid)"),
+    ([{"subject": "x" * 501}, {"subject": "ok"}, {"subject": ""}, {"subject": "x" * 501}], {"prompt": "{subject}"},
+     "3 of 4 rows are invalid (rows 1 and 4: prompt "),
 ])
 async def test_bad_input_is_one_line_with_row_numbers(
     env: Emulator, rows: Any, options: dict[str, Any], expected: str,

@@ -135,14 +135,26 @@ def plan_table(
             invalid.append(row)
         planned.append(row)
     if invalid and not skip_invalid:
-        shown = "; ".join(f"row {row.number}: {row.error}" for row in invalid[:SHOWN_ROWS])
-        more = f"; and {len(invalid) - SHOWN_ROWS} more" if len(invalid) > SHOWN_ROWS else ""
-        raise BatchInputError(f"{len(invalid)} of {len(rows)} rows are invalid ({shown}{more}); fix them or "
-                              "pass skip_invalid=True")
+        reasons: dict[str, list[int]] = {}  # one mistake made on every row is said once
+        for row in invalid:
+            reasons.setdefault(row.error or "", []).append(row.number)
+        shown = "; ".join(f"{_rows(numbers)}: {reason}" for reason, numbers in list(reasons.items())[:SHOWN_ROWS])
+        more = f"; and {len(reasons) - SHOWN_ROWS} more reasons" if len(reasons) > SHOWN_ROWS else ""
+        raise BatchInputError(f"{len(invalid)} of {len(rows)} rows are invalid ({shown}{more}); fix them or skip "
+                              "them (skip_invalid=True; yart batch --skip-invalid)")
     root = dataset_root(out) if out is not None else None
     if root is not None:
         _check_writable(root)
     return TablePlan(planned, out, root)
+
+
+def _rows(numbers: list[int]) -> str:
+    """Row numbers for an error: "row 3", "rows 1, 2 and 5", "rows 1, 2, 3, 4, 5 and 45 more"."""
+    if len(numbers) == 1:
+        return f"row {numbers[0]}"
+    if len(numbers) <= SHOWN_ROWS:
+        return f"rows {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"
+    return f"rows {', '.join(map(str, numbers[:5]))} and {len(numbers) - 5} more"
 
 
 def _check_writable(root: Path) -> None:
