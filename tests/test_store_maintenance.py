@@ -41,3 +41,18 @@ def test_no_resource_warnings_from_the_store(tmp_path: Path) -> None:
         store.pending()
         del store
         gc.collect()
+
+
+def test_copy_from_a_folder_without_a_store_says_so(shell: InteractiveShell, isolated_store: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A mistyped source is not opened as a new, empty store (which would copy nothing and leave a
+    store folder behind): one line, exit code 2, nothing made."""
+    from yart_jupyter.cli.main import main
+
+    assert main(["store", "copy", str(tmp_path / "nowhere"), str(tmp_path / "copy")]) == 2
+    assert "holds no store" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists() and not (tmp_path / "copy").exists()
+    run_cell(shell, "%%yandexart --seed 22\nto be copied")
+    assert main(["store", "copy", str(isolated_store), str(tmp_path / "copy")]) == 0
+    assert "copied 1 record (1 picture)" in capsys.readouterr().out
+    assert Store(tmp_path / "copy").history(None)[0].prompt == "to be copied"

@@ -12,6 +12,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from ..core import errors
@@ -222,8 +223,14 @@ def _pending(settings: Settings, options: argparse.Namespace, out: TextIO) -> in
 
 def _store_copy(options: argparse.Namespace, out: TextIO) -> int:
     from ..store import get_store
+    from ..store.backend import is_team_location
     from ..store.copy import copy_store
+    from ..store.store import DB_FILE
 
+    if not is_team_location(options.source) and not (Path(options.source).expanduser() / DB_FILE).is_file():
+        raise errors.ConfigurationError(  # opening it would make an empty store there and copy nothing
+            f"{options.source} holds no store (no {DB_FILE} in it): name the folder a store lives in "
+            "(YANDEXART_HOME) or a team's postgresql:// URL. Nothing was copied")
     source, destination = get_store(options.source), get_store(options.destination)
 
     def tell(done: int, total: int) -> None:  # a bar rewritten in place, ended when the copy is

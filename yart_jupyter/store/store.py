@@ -17,6 +17,9 @@ from .files import Files
 from .lifecycle import Lifecycle
 from .quota import QuotaLedger
 
+#: The local store's database, in its folder.
+DB_FILE = "yart.sqlite3"
+
 
 class Store(Lifecycle, Files, Experiments):
     """The SQLite store in ``home``; safe to share between threads and processes."""
@@ -25,7 +28,7 @@ class Store(Lifecycle, Files, Experiments):
         self.home = Path(home).expanduser()
         self.location = str(self.home)
         self.images = self.home / "images"
-        self.db_path = self.home / "yart.sqlite3"
+        self.db_path = self.home / DB_FILE
         self.backend = SQLiteBackend(self.db_path)
         try:
             self.images.mkdir(parents=True, exist_ok=True)
