@@ -167,8 +167,22 @@ async def test_a_misspelt_model_says_so_first(name: str, client: YandexArtClient
         await client.generate("a fox", model=ALICE)
     assert "not a model" not in str(known.value) and "(1) the account lacks the role" in str(known.value)
     if images:  # a model of the asynchronous API asked of the Images API
-        with pytest.raises(errors.InvalidRequestError, match="the API that serves each"):
+        with pytest.raises(errors.InvalidRequestError, match="served by the asynchronous API, not the Images API"):
             await client.generate("a fox", model="images:yandex-art-2.0")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Model art://f/alise not found", "alise is not a model this version knows"),
+    ("The model `alise` does not exist", "alise is not a model this version knows"),  # OpenAI's wording
+    ("Model art://f/yandex-art/latest not found", "served by the asynchronous API, not the Images API"),
+    (f"The model `{ALICE}` does not exist", "may not serve it to this folder yet"),
+])
+def test_a_model_the_images_api_does_not_serve_is_not_an_expired_operation(text: str, expected: str) -> None:
+    from yart_jupyter.clients.transport import error_for
+
+    error = error_for(404, 5, text)
+    assert isinstance(error, errors.InvalidRequestError) and expected in str(error) and "three days" not in str(error)
+    assert isinstance(error_for(404, 5, "Operation abc not found"), errors.OperationNotFoundError)
 
 
 async def test_folder_mismatch(client: YandexArtClient, emulator: Emulator) -> None:

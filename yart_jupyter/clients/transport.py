@@ -33,7 +33,8 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _MODERATION_MARKERS = ("violate the terms of use", "violate the terms of usage", "terms of use",
                        "не могу сгенерировать", "попробуем другую тему")
 _DENIED = re.compile(r"access to model (\S+) denied", re.IGNORECASE)
-_MODEL_NOT_FOUND = re.compile(r"model (art://\S+?) (?:not found|does not exist)", re.IGNORECASE)
+#: The Images API's 404 for a model it does not serve: ours ("Model art://… not found") or OpenAI's wording
+_MODEL_NOT_FOUND = re.compile(r"model [`'\"]?([^\s`'\"]+)[`'\"]? (?:not found|does not exist)", re.IGNORECASE)
 _FOLDER_MISMATCH = re.compile(r"folder id .* does not match", re.IGNORECASE)
 _PROMPT_SIZE = re.compile(r"prompt (?:positive )?size (\d+) exceeds limit \((\d+)\)", re.IGNORECASE)
 
@@ -326,19 +327,34 @@ def denied_hint(uri: str) -> str:
 
 def not_served_hint(uri: str) -> str:
     """What to do when the service says it does not serve a model (the Images API's 404)."""
-    return _unknown_model(uri) or ("%yandexart models (yart models) lists the models and the API that serves "
-                                   "each: a model of the asynchronous API is not found on the Images API")
+    from ..core.models import lookup
+
+    unknown = _unknown_model(uri)
+    if unknown:
+        return unknown
+    spec = lookup(_model_name(uri))
+    if spec is not None and spec.api == "operations":
+        return (f"{spec.name} is served by the asynchronous API, not the Images API: name it without images: "
+                "(%yandexart models lists the API of each)")
+    return "The service may not serve it to this folder yet: check the folder (YC_FOLDER_ID) and the model's name"
 
 
 def _unknown_model(uri: str) -> str | None:
-    """The likely cause when the model a URI names is not in the catalogue (a misspelling), else None."""
+    """The likely cause when the model a URI (or a bare name) names is not in the catalogue (a
+    misspelling), else None."""
     from ..core.models import LIVING_MODEL, lookup
 
-    named = re.match(r"art://[^/\s]+/(\S+)", uri)
-    if named is None or lookup(named.group(1)) is not None:
+    name = _model_name(uri)
+    if not name or lookup(name) is not None:
         return None
-    return (f"{named.group(1)} is not a model this version knows (misspelt?): %yandexart models (yart models) "
+    return (f"{name} is not a model this version knows (misspelt?): %yandexart models (yart models) "
             f"lists the ones it knows, {LIVING_MODEL} is the one serving")
+
+
+def _model_name(uri: str) -> str:
+    """The model's name in ``art://<folder>/<name>`` (a bare name as it is; "" for a URI without a folder)."""
+    named = re.match(r"art://[^/\s]+/(\S+)", uri)
+    return named.group(1) if named else "" if uri.startswith("art://") else uri
 
 
 def error_from_response(response: Response, operation_id: str | None = None) -> errors.YandexArtError:
