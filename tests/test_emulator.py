@@ -208,3 +208,28 @@ def test_unclosed_sessions_are_detected(emulator: Emulator) -> None:
         loop.close()
         gc.collect()
     assert any("Unclosed" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--duration", "bogus"], "argument --duration: 'bogus': give SECONDS, uniform:A:B or lognormal"),
+    (["--images-duration", "lognormal:x"], "argument --images-duration: 'lognormal:x'"),
+    (["--photo", "/no/such/photo.jpg", "--port", "0"], "--photo /no/such/photo.jpg: No such file or directory"),
+    (["--host", "8.8.8.8", "--port", "0"], "binds loopback only, not 8.8.8.8"),
+    (["--port", "IN_USE"], "is in use (--port 0 picks a free one)"),
+])
+def test_standalone_bad_options_are_one_line(argv: list[str], expected: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """``yart emulator`` with a bad option or a port in use: one line and exit code 2, no traceback."""
+    import socket
+
+    from yart_jupyter.emulator.__main__ import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        with pytest.raises(SystemExit) as exited:
+            main([port if arg == "IN_USE" else arg for arg in argv])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err

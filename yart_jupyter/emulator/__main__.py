@@ -5,20 +5,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
+import sys
 
 from .config import Duration, EmulatorConfig
 from .server import Emulator
 
 
+def duration(spec: str) -> Duration:
+    """An argparse type: a duration spec, refused in argparse's one line when it cannot be read."""
+    try:
+        return Duration.parse(spec)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{spec!r}: give SECONDS, uniform:A:B or lognormal:MEDIAN:SIGMA[:LOW:HIGH]") from None
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Parse the options, serve until interrupted."""
+    """Parse the options, serve until interrupted; bad options and a port in use are one line."""
     parser = argparse.ArgumentParser(prog="python -m yart_jupyter.emulator", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="a loopback address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--api-key", action="append", default=[], help="a valid API key (repeatable)")
     parser.add_argument("--iam-token", action="append", default=[], help="a valid IAM token (repeatable)")
     parser.add_argument("--folder", action="append", default=[], help="a known folder id (repeatable)")
-    parser.add_argument("--duration", default="lognormal:1.5:0.35:0.3:6",
+    parser.add_argument("--duration", type=duration, default="lognormal:1.5:0.35:0.3:6",
                         help="generation time: SECONDS, uniform:A:B or lognormal:MEDIAN:SIGMA[:LOW:HIGH]")
     parser.add_argument("--generate-per-minute", type=int, default=500)
     parser.add_argument("--generate-window", type=float, default=60.0,
@@ -30,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--random-seed", type=int, default=None, help="make durations and faults repeatable")
     parser.add_argument("--realistic-payloads", action="store_true", help="1-1.6 MB JPEGs, like the real service")
     parser.add_argument("--photo", metavar="FILE", help="return this JPEG photograph for every JPEG generation")
-    parser.add_argument("--images-duration", default="uniform:3:6",
+    parser.add_argument("--images-duration", type=duration, default="uniform:3:6",
                         help="how long one Images API request takes (the service: about 3-6 s)")
     parser.add_argument("--deny", action="append", default=[], metavar="MODEL",
                         help="answer 403 Access to model … denied for MODEL (e.g. yandex-art/latest, as reported "
@@ -39,14 +50,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="refuse moderated prompts on the asynchronous API in Russian, as reported")
     args = parser.parse_args(argv)
     config = EmulatorConfig(
-        duration=Duration.parse(args.duration),
+        duration=args.duration,
         generate_per_minute=args.generate_per_minute,
         generate_per_day=args.generate_per_day,
         generate_window=args.generate_window,
         reads_per_second=args.reads_per_second,
         fault_rate=args.fault_rate,
         random_seed=args.random_seed,
-        images_duration=Duration.parse(args.images_duration),
+        images_duration=args.images_duration,
         denied_models=set(args.deny),
         russian_moderation=args.russian_moderation,
     )
@@ -59,14 +70,24 @@ def main(argv: list[str] | None = None) -> None:
     if args.moderate:
         config.moderation_words = {w.lower() for w in args.moderate}
     if args.photo:
-        with open(args.photo, "rb") as handle:
-            config.photo = handle.read()
+        try:
+            with open(args.photo, "rb") as handle:
+                config.photo = handle.read()
+        except OSError as exc:
+            parser.error(f"--photo {args.photo}: {exc.strerror}")
     if args.realistic_payloads:
         config.payload_bytes = (1_000_000, 1_600_000)
 
     async def serve() -> None:
         emulator = Emulator(config)
-        url = await emulator.start(args.host, args.port)
+        try:
+            url = await emulator.start(args.host, args.port)
+        except (OSError, ValueError) as exc:  # a port in use, a host that is not loopback
+            reason = (f"port {args.port} is in use (--port 0 picks a free one)"
+                      if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+                      else exc.strerror if isinstance(exc, OSError) else exc)
+            print(f"{parser.prog}: cannot serve on {args.host}:{args.port}: {reason}", file=sys.stderr)
+            raise SystemExit(2) from None
         print(f"YandexART emulator on {url}  (API key {config.default_api_key!r}, folder {config.default_folder!r})",
               flush=True)
         try:
