@@ -233,3 +233,20 @@ def test_standalone_bad_options_are_one_line(argv: list[str], expected: str,
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
+
+
+def test_embedded_emulator_settings_that_cannot_be_read_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``YANDEXART_BASE_URL=emulator`` with a duration or photograph it cannot read: a one-line
+    ConfigurationError (the notebook and ``yart`` show it as such), and no emulator started."""
+    import yart_jupyter.emulator as emulators
+    from yart_jupyter import errors
+
+    monkeypatch.setattr(emulators, "_embedded", None)
+    monkeypatch.setenv("YANDEXART_EMULATOR_DURATION", "lognormal:fast")
+    with pytest.raises(errors.ConfigurationError, match="YANDEXART_EMULATOR_DURATION='lognormal:fast' is not a"):
+        emulators.embedded()
+    monkeypatch.setenv("YANDEXART_EMULATOR_DURATION", "0.1")
+    monkeypatch.setenv("YANDEXART_EMULATOR_PHOTO", "/no/such/photo.jpg")
+    with pytest.raises(errors.ConfigurationError, match="cannot be read: No such file or directory") as caught:
+        emulators.embedded()
+    assert "\n" not in str(caught.value) and emulators._embedded is None

@@ -371,6 +371,12 @@ def test_yart_models_and_generate_on_alice(thread_emulator: Emulator, tmp_path: 
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "leave the seed out" in refused.stderr
     history = yart("history")
     assert "no seed" in history.stdout and "seed None" not in history.stdout
+    with subprocess.Popen([sys.executable, "-m", "yart_jupyter.cli", "models"], env=env, cwd=tmp_path,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as cut:
+        assert cut.stdout is not None and cut.stderr is not None
+        cut.stdout.close()  # `yart models | head -0`: the reader is gone before the table is written
+        errors_shown = cut.stderr.read()
+        assert cut.wait(timeout=60) == 141 and "Traceback" not in errors_shown and "Broken" not in errors_shown
     assert thread_emulator.stats.images_generated == 1
 
 

@@ -2,7 +2,8 @@
 
 Exit codes scripts can test: 0 everything done, 1 some generations failed (or the daily quota left
 rows for later), 2 invalid input (nothing was sent), 130 interrupted (every started operation stays
-pending in the store: ``yart resume --all`` or the same ``yart batch`` again collects it).
+pending in the store: ``yart resume --all`` or the same ``yart batch`` again collects it), 141 its
+output's reader stopped reading (``| head``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..core import errors
 from ..core.config import Settings
 from ..core.status import BatchStatus
 
-OK, FAILED, INVALID, INTERRUPTED = 0, 1, 2, 130
+OK, FAILED, INVALID, INTERRUPTED, BROKEN_PIPE = 0, 1, 2, 130, 141
 MODEL_HELP = ("a catalogue name (aliceai-image-art-3.0, yandex-art/latest: yart models) or a URI; "
               "images:NAME for a model the Images API serves")
 
@@ -311,5 +312,14 @@ async def _with_cleanup(work: Any) -> int:
 
 
 def entry() -> None:
-    """The console script."""
-    sys.exit(main())
+    """The console script. Output cut short by its reader (``yart history | head``) ends quietly
+    with 141, as a command killed by SIGPIPE does, not with a traceback."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit fails no more
+        code = BROKEN_PIPE
+    sys.exit(code)

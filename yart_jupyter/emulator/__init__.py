@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from ..core.errors import ConfigurationError
 from .config import Duration, EmulatorConfig, Fault
 from .server import Emulator, Stats
 
@@ -21,6 +22,18 @@ __all__ = ["Duration", "Emulator", "EmulatorConfig", "Fault", "Stats", "embedded
 
 _embedded: Emulator | None = None
 _lock = threading.Lock()
+
+
+def _env_duration(name: str, default: Duration) -> Duration:
+    """A duration from the environment variable ``name``; one line when it cannot be read."""
+    spec = os.environ.get(name)
+    if not spec:
+        return default
+    try:
+        return Duration.parse(spec)
+    except ValueError:
+        raise ConfigurationError(f"{name}={spec!r} is not a duration",
+                                 hint="Give SECONDS, uniform:A:B or lognormal:MEDIAN:SIGMA[:LOW:HIGH]") from None
 
 
 def embedded() -> Emulator:
@@ -32,19 +45,19 @@ def embedded() -> Emulator:
     with _lock:
         if _embedded is None:
             config = EmulatorConfig()
-            spec = os.environ.get("YANDEXART_EMULATOR_DURATION")
-            if spec:
-                config.duration = Duration.parse(spec)
-            spec = os.environ.get("YANDEXART_EMULATOR_IMAGES_DURATION")
-            if spec:
-                config.images_duration = Duration.parse(spec)
+            config.duration = _env_duration("YANDEXART_EMULATOR_DURATION", config.duration)
+            config.images_duration = _env_duration("YANDEXART_EMULATOR_IMAGES_DURATION", config.images_duration)
             denied = os.environ.get("YANDEXART_EMULATOR_DENY")
             if denied:
                 config.denied_models = {name.strip() for name in denied.split(",") if name.strip()}
             photo = os.environ.get("YANDEXART_EMULATOR_PHOTO")
             if photo:
-                with open(photo, "rb") as handle:
-                    config.photo = handle.read()
+                try:
+                    with open(photo, "rb") as handle:
+                        config.photo = handle.read()
+                except OSError as exc:
+                    raise ConfigurationError(f"YANDEXART_EMULATOR_PHOTO={photo!r} cannot be read: {exc.strerror}",
+                                             hint="Name a JPEG photograph, or unset it") from None
             emulator = Emulator(config)
             emulator.start_in_thread()
             atexit.register(emulator.stop_thread)
