@@ -121,6 +121,7 @@ BAD_CELLS = [
     ("%%yandexart --seed 1 'unclosed\nx", "cannot read"),
     ("%yandexart resume", "operation_id"),
     ("%yandexart cancel nosuchjob", "no running job"),
+    ("%yandexart resume nosuchop --timeout -1", "timeout -1.0 is invalid"),
     ("%yandexart histroy", "did you mean %yandexart history?"),  # a typo of a subcommand spends nothing
     ("%yandexart pendng --seed 3", "did you mean %yandexart pending?"),
     ("%yandexart hlep", "did you mean %yandexart help?"),

@@ -187,6 +187,24 @@ async def test_python_api_records_and_caches(emulator: Emulator, monkeypatch: py
     assert get_store().get(third.operation_id).status == "done"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("timeout", [0, -1, "5", float("nan")])
+async def test_a_timeout_that_cannot_be_waited_sends_nothing(timeout: object, emulator: Emulator,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zero, negative or non-numeric timeout from Python is refused before anything is recorded or
+    sent (it would start a generation, spend the quota on it and give up at once)."""
+    monkeypatch.setenv("YC_API_KEY", KEY)
+    monkeypatch.setenv("YC_FOLDER_ID", FOLDER)
+    monkeypatch.setenv("YANDEXART_BASE_URL", emulator.url)
+    calls = (lambda: yart_jupyter.generate("too soon", seed=1, timeout=timeout),  # type: ignore[arg-type]
+             lambda: yart_jupyter.resume("nosuchop", timeout=timeout))  # type: ignore[arg-type]
+    for call in calls:
+        with pytest.raises(errors.RequestValidationError, match=r"timeout .* must be a positive number of seconds"):
+            await call()
+    with pytest.raises(errors.RequestValidationError, match="timeout"):
+        yart_jupyter.submit("too soon", seed=1, timeout=timeout)  # type: ignore[arg-type]
+    assert emulator.stats.requests == 0 and get_store().history(None) == []
+
+
 def test_no_credential_in_the_store(shell: InteractiveShell, isolated_store: Path) -> None:
     run_cell(shell, "%%yandexart --seed 1\nsecret check")
     for path in isolated_store.rglob("*"):

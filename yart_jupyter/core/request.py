@@ -264,6 +264,16 @@ def validate_folder_id(folder_id: Any) -> str:
     return folder_id.strip()
 
 
+def validate_timeout(timeout: Any, field_name: str = "timeout") -> float | None:
+    """A wait's limit in seconds: None (the setting's), or a positive number; refused before anything
+    is sent (a zero or negative limit would start a generation and give up on it at once)."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise RequestValidationError(field_name, timeout, "must be a positive number of seconds")
+    return float(timeout)
+
+
 def normalize_messages(prompt: PromptLike) -> tuple[Message, ...]:
     """Turn the accepted prompt forms into validated messages."""
     items: Iterable[Any]

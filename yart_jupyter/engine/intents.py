@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from ..core.request import GenerationRequest
+from ..core.request import GenerationRequest, validate_timeout
 from ..core.status import BatchStatus
 from ..store import Record, Store, request_key
 
@@ -52,6 +52,10 @@ class Batch:
     notebook: str | None = None
     #: Extra fields ``out`` may name, per item (a sweep's axis values: ``--out {style}-{seed}.jpg``).
     fields: Sequence[dict[str, str]] = ()
+
+    def __post_init__(self) -> None:
+        """Every face's timeout is checked here, before anything is recorded or sent."""
+        object.__setattr__(self, "timeout", validate_timeout(self.timeout))
 
 
 def prepare(store: Store | None, batch: Batch, status: BatchStatus) -> Batch:

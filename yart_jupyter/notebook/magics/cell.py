@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...core import errors
 from ...core.prompt import expand, parse_body, parse_seeds
-from ...core.request import ASPECT_PRESETS, GenerationRequest, Message, random_seed
+from ...core.request import ASPECT_PRESETS, GenerationRequest, Message, random_seed, validate_timeout
 from ...experiments.experiment import Experiment, Slot
 from ...experiments.sweep import Axis, SweepError, Template, check_axes, parse_axis, placeholders, quota_line
 from ...experiments.sweep import expand as expand_sweep
@@ -126,8 +126,7 @@ def plan(face: Face, line: str, body: str) -> Plan:
     model = face.settings.model(options.model) if "{" not in (options.model or "") else None
     seedless = model.spec.name if model is not None and not model.spec.seeds else None
     seeds, drawn = _seeds(options, limit, seedless)
-    if options.timeout is not None and not options.timeout > 0:
-        raise errors.RequestValidationError("--timeout", options.timeout, "must be a positive number of seconds")
+    validate_timeout(options.timeout, "--timeout")  # here too, to name the option
     check_var(options.var)
     axes = [parse_axis(definition, face.user_ns) for definition in options.vary or []]
     if options.grid_out and not axes:
