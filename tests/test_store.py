@@ -146,6 +146,7 @@ def test_history_gallery_and_search(shell: InteractiveShell) -> None:
     records = yart_jupyter.history(search="fox")
     assert [r.prompt for r in records] == ["a red fox"]
     assert get_store().thumbnail_path(records[0].operation_id).exists()
+    assert yart_jupyter.history(-2) == [] and len(yart_jupyter.history(1)) == 1  # both stores agree (no SQL error)
 
 
 @both

@@ -20,8 +20,8 @@ class Queries(Database):
                 images: bool = True) -> list[Record]:
         """Records matching ``where``, newest first; with ``images``, each done one's picture on this machine."""
         sql = f"SELECT * FROM generations WHERE {where} ORDER BY submitted_at DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+        if limit is not None:  # a negative limit is none in SQLite and an error in PostgreSQL: no rows in both
+            sql += f" LIMIT {max(0, int(limit))}"
         records = [self._record(row) for row in self._query(sql, args)]
         return self._with_images(records) if images else records
 
