@@ -307,3 +307,31 @@ async def test_connection_refused_is_service_unavailable() -> None:
     async with client:
         with pytest.raises(errors.ServiceUnavailableError, match="cannot connect"):
             await client.generate("nobody home", seed=1)
+
+
+async def test_a_service_never_reached_is_a_start_never_sent(make_client: Callable[..., YandexArtClient],
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """Every attempt refused at connect: the request never left, so the error says so (a
+    ServiceUnreachableError, still a ServiceUnavailableError), the retries are logged as before the
+    request was sent, and the engine settles the start as failed instead of leaving it "sent,
+    answer unknown" for resume to re-send."""
+    import socket
+
+    from yart_jupyter.api import _CallbackView  # the Python API's own view of a batch
+    from yart_jupyter.core.request import build_request
+    from yart_jupyter.engine import Batch, run_in_view
+    from yart_jupyter.store import get_store
+
+    with socket.socket() as closed:  # bound, not listening: every connect is refused
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        async with make_client(base_url=url) as client:
+            with caplog.at_level(logging.WARNING), pytest.raises(errors.ServiceUnreachableError) as caught:
+                await client.generate("never sent", seed=1)
+            assert isinstance(caught.value, errors.ServiceUnavailableError) and "Nothing was sent" in str(caught.value)
+            assert "before the request was sent" in caplog.text and "after the request was sent" not in caplog.text
+            store = get_store()
+            request = build_request("never sent", seed=2, folder_id=FOLDER)
+            with pytest.raises(errors.ServiceUnreachableError):
+                await run_in_view(client, store, Batch([request]), _CallbackView(None))
+    assert store.unsent() == [] and [r.status for r in store.history(None)] == ["failed"]

@@ -22,6 +22,7 @@ from .core.errors import (
     QuotaExceededError,
     RequestValidationError,
     ServiceUnavailableError,
+    ServiceUnreachableError,
     StorageError,
     YandexArtError,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "QuotaExceededError",
     "RequestValidationError",
     "ServiceUnavailableError",
+    "ServiceUnreachableError",
     "StorageError",
     "YandexArtError",
 ]

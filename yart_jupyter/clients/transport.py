@@ -149,6 +149,7 @@ async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Del
     attempt = 0
     refreshed = False
     refresh_next = False
+    reached = False  # whether any attempt got past connecting: until one does, nothing was sent
     while True:
         attempt += 1
         taken: float | None = None
@@ -170,6 +171,7 @@ async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Del
                 method, url, json=json_body, headers=request_headers,
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as raw:
+                reached = True
                 body = await raw.read()
                 response = Response(raw.status, raw.headers, body, client_request_id, sent)
             if response.status == 401 and auth is not None and refreshable and not refreshed:
@@ -199,7 +201,9 @@ async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Del
                 raise _lost(exc.reason, operation_id, client_request_id) from None
             error, reason = exc, exc.reason
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
-            if not replay and not isinstance(exc, aiohttp.ClientConnectorError):
+            connected = not isinstance(exc, aiohttp.ClientConnectorError)
+            reached = reached or connected
+            if not replay and connected:
                 raise _lost(_describe(exc, timeout), operation_id, client_request_id) from None
             error, reason = exc, _describe(exc, timeout)
         finally:
@@ -208,8 +212,10 @@ async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Del
         elapsed = time.monotonic() - started
         delay = retry.delay(attempt, retry_after)
         if attempt >= retry.max_attempts or elapsed + delay > retry.max_elapsed:
-            raise _final_error(error, reason, attempt, operation_id, client_request_id) from None
-        if method == "POST" and not isinstance(error, errors.YandexArtError):
+            raise _final_error(error, reason, attempt, operation_id, client_request_id, reached) from None
+        if method == "POST" and isinstance(error, aiohttp.ClientConnectorError):
+            log.warning("%s %s: %s before the request was sent; retrying", method, url, reason)
+        elif method == "POST" and not isinstance(error, errors.YandexArtError):
             log.warning(
                 "%s %s: %s after the request was sent; retrying with the same Idempotency-Key",
                 method, url, reason,
@@ -385,12 +391,18 @@ def _lost(reason: str, operation_id: str | None, client_request_id: str) -> erro
 
 
 def _final_error(
-    error: BaseException, reason: str, attempts: int, operation_id: str | None, client_request_id: str
+    error: BaseException, reason: str, attempts: int, operation_id: str | None, client_request_id: str,
+    reached: bool = True,
 ) -> errors.YandexArtError:
     tries = f"after {attempts} attempt{'s' if attempts > 1 else ''}"
     if isinstance(error, errors.YandexArtError):
         error.message = f"{error.message} ({tries})"
         return error
+    if not reached:  # every attempt failed to connect: the request never left this machine
+        return errors.ServiceUnreachableError(
+            f"The service is unreachable: {reason} {tries}",
+            operation_id=operation_id, client_request_id=client_request_id,
+        )
     return errors.ServiceUnavailableError(
         f"The service is unreachable: {reason} {tries}",
         operation_id=operation_id, client_request_id=client_request_id,

@@ -155,6 +155,13 @@ class ServiceUnavailableError(YandexArtError):
     """The service kept failing (5xx, dropped connections, timeouts) after every retry."""
 
 
+class ServiceUnreachableError(ServiceUnavailableError):
+    """No attempt reached the service (connection refused, a name that does not resolve): the
+    request was never sent, so nothing was made or billed, and a start is settled as failed."""
+
+    hint = "Nothing was sent; check the network or the base URL, then run it again"
+
+
 class AnswerLostError(ServiceUnavailableError):
     """A synchronous request (the Images API) reached the server but its answer was lost: the
     picture may have been made and billed, and the service keeps nothing to collect."""

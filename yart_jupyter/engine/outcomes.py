@@ -22,6 +22,12 @@ INTERRUPTED_UNSENT = "interrupted before it was sent"
 AMBIGUOUS = (errors.ServiceUnavailableError, errors.GenerationTimeoutError)
 
 
+def may_have_been_sent(error: errors.YandexArtError) -> bool:
+    """Whether a start that failed so may still have made a generation: not when no attempt ever
+    connected (:class:`~.errors.ServiceUnreachableError`)."""
+    return isinstance(error, AMBIGUOUS) and not isinstance(error, errors.ServiceUnreachableError)
+
+
 def final_status(error: errors.YandexArtError) -> str | None:
     """The store status an error settles, or None when the operation may still finish on the server."""
     if isinstance(error, errors.OperationCancelledError):
@@ -45,8 +51,8 @@ async def settle_failure(store: Store | None, error: errors.YandexArtError, inte
     elif intent is not None and intent.request.api == "images":
         if not isinstance(error, errors.AnswerLostError):  # refused: a synchronous answer is never ambiguous
             await off_thread(store.settle_intent, intent.key, "failed", str(error))
-    elif intent is not None and not isinstance(error, AMBIGUOUS):
-        await off_thread(store.settle_intent, intent.key, "failed", str(error))  # refused at its start: none made
+    elif intent is not None and not may_have_been_sent(error):
+        await off_thread(store.settle_intent, intent.key, "failed", str(error))  # refused, or never sent: none made
 
 
 async def cancel_and_settle(
