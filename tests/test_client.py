@@ -335,3 +335,15 @@ async def test_a_service_never_reached_is_a_start_never_sent(make_client: Callab
             with pytest.raises(errors.ServiceUnreachableError):
                 await run_in_view(client, store, Batch([request]), _CallbackView(None))
     assert store.unsent() == [] and [r.status for r in store.history(None)] == ["failed"]
+    # a re-send (its first start went out before a crash) that cannot connect may still have a twin
+    # on the server from that first start: it stays to be resumed
+    import dataclasses
+
+    from yart_jupyter.core.status import BatchStatus
+    from yart_jupyter.engine.intents import prepare
+    from yart_jupyter.engine.outcomes import settle_failure
+
+    again = build_request("sent before a crash", seed=3, folder_id=FOLDER)
+    intent = prepare(store, Batch([again]), BatchStatus(1)).items[0]
+    await settle_failure(store, errors.ServiceUnreachableError("refused"), dataclasses.replace(intent, resend=True))
+    assert [r.prompt for r in store.unsent()] == ["sent before a crash"]

@@ -22,10 +22,13 @@ INTERRUPTED_UNSENT = "interrupted before it was sent"
 AMBIGUOUS = (errors.ServiceUnavailableError, errors.GenerationTimeoutError)
 
 
-def may_have_been_sent(error: errors.YandexArtError) -> bool:
+def may_have_been_sent(error: errors.YandexArtError, intent: Intent) -> bool:
     """Whether a start that failed so may still have made a generation: not when no attempt ever
-    connected (:class:`~.errors.ServiceUnreachableError`)."""
-    return isinstance(error, AMBIGUOUS) and not isinstance(error, errors.ServiceUnreachableError)
+    connected (:class:`~.errors.ServiceUnreachableError`), unless it is a re-send (its first start
+    went out before a crash, and may have made one)."""
+    if isinstance(error, errors.ServiceUnreachableError):
+        return intent.resend
+    return isinstance(error, AMBIGUOUS)
 
 
 def final_status(error: errors.YandexArtError) -> str | None:
@@ -51,7 +54,7 @@ async def settle_failure(store: Store | None, error: errors.YandexArtError, inte
     elif intent is not None and intent.request.api == "images":
         if not isinstance(error, errors.AnswerLostError):  # refused: a synchronous answer is never ambiguous
             await off_thread(store.settle_intent, intent.key, "failed", str(error))
-    elif intent is not None and not may_have_been_sent(error):
+    elif intent is not None and not may_have_been_sent(error, intent):
         await off_thread(store.settle_intent, intent.key, "failed", str(error))  # refused, or never sent: none made
 
 
