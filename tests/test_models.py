@@ -178,7 +178,7 @@ async def test_a_misspelt_model_says_so_first(name: str, client: YandexArtClient
     (f"The model `{ALICE}` does not exist", "may not serve it to this folder yet"),
 ])
 def test_a_model_the_images_api_does_not_serve_is_not_an_expired_operation(text: str, expected: str) -> None:
-    from yart_jupyter.clients.transport import error_for
+    from yart_jupyter.clients.answers import error_for
 
     error = error_for(404, 5, text)
     assert isinstance(error, errors.InvalidRequestError) and expected in str(error) and "three days" not in str(error)
@@ -392,7 +392,7 @@ def test_yart_models_and_generate_on_alice(thread_emulator: Emulator, tmp_path: 
      errors.ContentModerationError, "Content moderation"),
 ])
 def test_the_services_real_answers_are_read(status: int, body: dict[str, Any], kind: type, needle: str) -> None:
-    from yart_jupyter.clients.transport import error_for, parse_error_body
+    from yart_jupyter.clients.answers import error_for, parse_error_body
 
     code, message = parse_error_body(json.dumps(body).encode())
     error = error_for(status, code, message)

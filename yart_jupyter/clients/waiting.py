@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from ..core import errors
 from ..core.request import GenerationRequest
 from ..core.steps import awaited
+from .answers import error_for
 from .limits import SlidingWindowLimiter
 from .operation import Operation
 from .polling import PollPolicy
 from .read_policy import AdaptivePolicy
 from .scheduler import scheduler
-from .transport import error_for
 
 
 @dataclass(frozen=True)
