@@ -347,3 +347,16 @@ async def test_a_service_never_reached_is_a_start_never_sent(make_client: Callab
     intent = prepare(store, Batch([again]), BatchStatus(1)).items[0]
     await settle_failure(store, errors.ServiceUnreachableError("refused"), dataclasses.replace(intent, resend=True))
     assert [r.prompt for r in store.unsent()] == ["sent before a crash"]
+
+
+async def test_an_operation_the_service_cannot_be_reached_for_is_to_collect(
+        make_client: Callable[..., YandexArtClient], emulator: Emulator) -> None:
+    """A read of a started operation that cannot connect: the operation goes on, so the error says
+    how to collect it (not "nothing was sent", not "run it again", which would start another)."""
+    async with make_client() as client:
+        operation_id = await client.start(client.build_request("started, then unreachable", seed=1))
+        await emulator.stop()
+        with pytest.raises(errors.ServiceUnreachableError) as caught:
+            await client.get_operation(operation_id)
+    text = str(caught.value)
+    assert f"yart resume {operation_id}" in text and "Nothing was sent" not in text and caught.value.operation_id

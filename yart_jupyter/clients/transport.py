@@ -271,6 +271,9 @@ def _final_error(
         return errors.ServiceUnreachableError(
             f"The service is unreachable: {reason} {tries}",
             operation_id=operation_id, client_request_id=client_request_id,
+            hint=None if operation_id is None else  # a read or a cancel: the operation itself goes on
+            f"The generation may still finish on the service: collect it later with `%yandexart resume "
+            f"{operation_id}` (yart resume {operation_id}); running the cell again would start another",
         )
     return errors.ServiceUnavailableError(
         f"The service is unreachable: {reason} {tries}",

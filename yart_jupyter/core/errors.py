@@ -157,7 +157,8 @@ class ServiceUnavailableError(YandexArtError):
 
 class ServiceUnreachableError(ServiceUnavailableError):
     """No attempt reached the service (connection refused, a name that does not resolve): the
-    request was never sent, so nothing was made or billed, and a start is settled as failed."""
+    request was never sent. For a start, nothing was made or billed, and it is settled as failed;
+    for a read of an operation, the operation itself goes on (the hint says how to collect it)."""
 
     hint = "Nothing was sent; check the network or the base URL, then run it again"
 
