@@ -29,7 +29,6 @@ log = get_logger("yart_jupyter.clients.transport")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-
 @dataclass(frozen=True)
 class RetryPolicy:
     """How transient failures are retried: exponential backoff with jitter, bounded twice."""
