@@ -298,6 +298,23 @@ def test_cli_generate_history_info_and_exit_codes(cli_env: dict[str, str], tmp_p
     assert thread_emulator.stats.operations_created == 1
 
 
+def test_cli_resume_refuses_what_it_cannot_collect(cli_env: dict[str, str], thread_emulator: Emulator,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """An id with --all is one or the other; an Images API id the store does not hold is said to be
+    one (the service keeps nothing of it) without asking the service or recording it."""
+    from yart_jupyter.cli.main import main
+
+    for name, value in cli_env.items():
+        if name.startswith(("YC_", "YANDEXART_")):
+            monkeypatch.setenv(name, value)
+    assert main(["resume", "abc", "--all"]) == 2
+    assert "give an operation id or --all, not both" in capsys.readouterr().err
+    assert main(["resume", "img-0000000000000000"]) == 1
+    assert "is a picture of the Images API, which keeps nothing to collect" in capsys.readouterr().out
+    assert thread_emulator.stats.requests == 0 and get_store().history(None) == []
+
+
 def test_cli_batch_failures_give_exit_code_1(cli_env: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps({"subject": s}) for s in
                                                    ("a calm sea", "a forbidden sea", "a bright sea")))

@@ -171,6 +171,8 @@ async def _resume(settings: Settings, options: argparse.Namespace, out: TextIO) 
     store = get_store(settings.store_location)
     if options.resend_lost and not options.all:
         raise errors.MagicUsageError("yart resume: --resend-lost goes with --all", hint="")
+    if options.all and options.operation_id:
+        raise errors.MagicUsageError("yart resume: give an operation id or --all, not both", hint="")
     if options.all:
         items: list[Any] = unfinished_items(store, resend_lost=options.resend_lost)
         lost = [] if options.resend_lost else lost_answers(store)

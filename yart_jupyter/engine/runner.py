@@ -15,6 +15,7 @@ from typing import Literal
 
 from ..clients.client import Progress, YandexArtClient
 from ..clients.durations import DURATIONS
+from ..clients.images_api import is_images_id
 from ..core import errors
 from ..core.redact import get_logger
 from ..core.request import GenerationRequest
@@ -229,6 +230,11 @@ async def resume(
         if on_progress is not None:
             on_progress(Progress("done", operation_id, 0.0))
         return image
+    if is_images_id(operation_id):  # the Images API answered with the picture itself and keeps nothing
+        raise errors.OperationNotFoundError(
+            f"{operation_id} is a picture of the Images API, which keeps nothing to collect: only one this "
+            "store holds can be shown again",
+            hint="%yandexart history (yart history) lists the pictures it holds")
     if store is not None and record is None:
         await off_thread(store.record_started, operation_id, None)
     image = await client.resume(operation_id, timeout=timeout, on_progress=on_progress)
