@@ -115,6 +115,8 @@ def test_dry_run_shows_the_plan_and_sends_nothing(shell: InteractiveShell, threa
     assert "Nothing was sent" in plain
     queued = [r for r in get_store().history(None) if r.status in ("queued", "submitting")]
     assert queued == []
+    _, captured = run_cell(shell, "%%yandexart --seed 7 --dry-run\none owl")
+    assert "1 generation (seed 1); 0 from the local store" in captured.outputs[-1].data["text/plain"]
 
 
 def test_the_budget_guard(shell: InteractiveShell, thread_emulator: Emulator) -> None:

@@ -374,7 +374,8 @@ def plan_bundle(experiment: GridSource, cached: Sequence[bool], quota: str, limi
         seed = [] if "seed" in names else [str(request.seed) if request.seed is not None else "no seed"]
         rows.append([*experiment.labels(slot).values(), prompt, *seed, str(request.aspect), "yes" if hit else ""])
     hits = sum(cached)
-    summary = (f"{experiment.size} generations ({experiment.shape()}); {hits} from the local store for free, "
+    summary = (f"{experiment.size} generation{'s' if experiment.size != 1 else ''} ({experiment.shape()}); "
+               f"{hits} from the local store for free, "
                f"{experiment.size - hits} to send; {quota}. Nothing was sent (--dry-run).")
     warning = message_bundle(limit_note, "warning")["text/html"] if limit_note else ""
     plain_rows = ["\t".join(header), *("\t".join(row) for row in rows)]
