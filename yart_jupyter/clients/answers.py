@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from ..core import errors
+from ..core.models import LIVING_MODEL, lookup, short_name
 
 #: How the service words a moderation refusal, in English and in Russian ("I can't generate this
 #: image. Let's try another topic.").
@@ -98,17 +99,15 @@ def error_for(
 
 def denied_hint(uri: str) -> str:
     """The likely causes of ``Access to model … denied``, most likely first, each with what to do."""
-    from ..core.models import LIVING_MODEL
-
     causes = []
-    unknown = _unknown_model(uri)
+    name = _model_name(uri)
     if re.match(r"art://yandex-art", uri):
         causes.append("the model URI has no folder: art://<folder>/<model>")
     elif "/yandex-art" in uri:
         causes.append(f"the model is retired (yandex-art is reported denied since September 2026): switch with "
                       f'%config YandexArt.model_uri = "{LIVING_MODEL}"')
-    elif unknown:  # a misspelt name is denied like a model without the role
-        causes.append(unknown)
+    elif name and lookup(name) is None:  # a misspelt name is denied like a model without the role
+        causes.append(_not_known(name))
     causes.append("the account lacks the role ai.imageGeneration.user in the folder")
     causes.append("an API key lacks the scope yc.ai.imageGeneration.execute")
     causes.append("the cloud has no active billing account")
@@ -117,31 +116,23 @@ def denied_hint(uri: str) -> str:
 
 def not_served_hint(uri: str) -> str:
     """What to do when the service says it does not serve a model (the Images API's 404)."""
-    from ..core.models import lookup
-
-    unknown = _unknown_model(uri)
-    if unknown:
-        return unknown
-    spec = lookup(_model_name(uri))
+    name = _model_name(uri)
+    spec = lookup(name) if name else None
+    if name and spec is None:
+        return _not_known(name)
     if spec is not None and spec.api == "operations":
         return (f"{spec.name} is served by the asynchronous API, not the Images API: name it without images: "
                 "(%yandexart models lists the API of each)")
     return "The service may not serve it to this folder yet: check the folder (YC_FOLDER_ID) and the model's name"
 
 
-def _unknown_model(uri: str) -> str | None:
-    """The likely cause when the model a URI (or a bare name) names is not in the catalogue (a
-    misspelling), else None."""
-    from ..core.models import LIVING_MODEL, lookup
-
-    name = _model_name(uri)
-    if not name or lookup(name) is not None:
-        return None
+def _not_known(name: str) -> str:
+    """The likely cause when the catalogue does not know a model's name: a misspelling."""
     return (f"{name} is not a model this version knows (misspelt?): %yandexart models (yart models) "
             f"lists the ones it knows, {LIVING_MODEL} is the one serving")
 
 
 def _model_name(uri: str) -> str:
-    """The model's name in ``art://<folder>/<name>`` (a bare name as it is; "" for a URI without a folder)."""
-    named = re.match(r"art://[^/\s]+/(\S+)", uri)
-    return named.group(1) if named else "" if uri.startswith("art://") else uri
+    """The model's name in a URI the service quoted, or a bare name as it is ("" for a URI without a folder)."""
+    name = short_name(uri)
+    return "" if name.startswith("art://") else name

@@ -260,7 +260,7 @@ def _lost(reason: str, operation_id: str | None, client_request_id: str) -> erro
 
 def _final_error(
     error: BaseException, reason: str, attempts: int, operation_id: str | None, client_request_id: str,
-    reached: bool = True,
+    reached: bool,
 ) -> errors.YandexArtError:
     tries = f"after {attempts} attempt{'s' if attempts > 1 else ''}"
     if isinstance(error, errors.YandexArtError):

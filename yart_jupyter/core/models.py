@@ -155,6 +155,12 @@ def resolve(name: str | None, folder_id: str | None) -> Model:
     return Model(uri, spec)
 
 
+def short_name(text: str) -> str:
+    """The model's name in ``art://<folder>/<name>``; any other text as it is."""
+    match = _URI.fullmatch(text)
+    return match.group(2) if match else text
+
+
 def spec_for_uri(uri: str | None, api: Api | None = None) -> ModelSpec:
     """The catalogue entry of a stored model URI (a record read back), or the API's usual one."""
     match = _URI.fullmatch(uri or "")

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 
 from ..core.errors import ConfigurationError
-from .config import Duration, EmulatorConfig, Fault
+from .config import DURATION_FORMS, Duration, EmulatorConfig, Fault
 from .server import Emulator, Stats
 
 __all__ = ["Duration", "Emulator", "EmulatorConfig", "Fault", "Stats", "embedded", "endpoint", "standalone"]
@@ -32,8 +32,7 @@ def _env_duration(name: str, default: Duration) -> Duration:
     try:
         return Duration.parse(spec)
     except ValueError:
-        raise ConfigurationError(f"{name}={spec!r} is not a duration",
-                                 hint="Give SECONDS, uniform:A:B or lognormal:MEDIAN:SIGMA[:LOW:HIGH]") from None
+        raise ConfigurationError(f"{name}={spec!r} is not a duration", hint=f"Give {DURATION_FORMS}") from None
 
 
 def embedded() -> Emulator:

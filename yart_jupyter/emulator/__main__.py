@@ -8,7 +8,7 @@ import contextlib
 import errno
 import sys
 
-from .config import Duration, EmulatorConfig
+from .config import DURATION_FORMS, Duration, EmulatorConfig
 from .server import Emulator
 
 
@@ -17,8 +17,7 @@ def duration(spec: str) -> Duration:
     try:
         return Duration.parse(spec)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{spec!r}: give SECONDS, uniform:A:B or lognormal:MEDIAN:SIGMA[:LOW:HIGH]") from None
+        raise argparse.ArgumentTypeError(f"{spec!r}: give {DURATION_FORMS}") from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iam-token", action="append", default=[], help="a valid IAM token (repeatable)")
     parser.add_argument("--folder", action="append", default=[], help="a known folder id (repeatable)")
     parser.add_argument("--duration", type=duration, default="lognormal:1.5:0.35:0.3:6",
-                        help="generation time: SECONDS, uniform:A:B or lognormal:MEDIAN:SIGMA[:LOW:HIGH]")
+                        help=f"generation time: {DURATION_FORMS}")
     parser.add_argument("--generate-per-minute", type=int, default=500)
     parser.add_argument("--generate-window", type=float, default=60.0,
                         help="the generation quota's window in seconds (60: per minute; shorter for benchmarks)")
@@ -83,9 +82,10 @@ def main(argv: list[str] | None = None) -> None:
         try:
             url = await emulator.start(args.host, args.port)
         except (OSError, ValueError) as exc:  # a port in use, a host that is not loopback
-            reason = (f"port {args.port} is in use (--port 0 picks a free one)"
-                      if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
-                      else exc.strerror if isinstance(exc, OSError) else exc)
+            reason: object = exc
+            if isinstance(exc, OSError):
+                in_use = exc.errno == errno.EADDRINUSE
+                reason = f"port {args.port} is in use (--port 0 picks a free one)" if in_use else exc.strerror
             print(f"{parser.prog}: cannot serve on {args.host}:{args.port}: {reason}", file=sys.stderr)
             raise SystemExit(2) from None
         print(f"YandexART emulator on {url}  (API key {config.default_api_key!r}, folder {config.default_folder!r})",

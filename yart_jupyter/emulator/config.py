@@ -11,6 +11,9 @@ from ..core.config import EMULATOR_FOLDER
 DEFAULT_API_KEY = "emulator-key"
 DEFAULT_FOLDER = EMULATOR_FOLDER
 
+#: How a duration is written (``--duration``, ``YANDEXART_EMULATOR_DURATION``), for help and refusals.
+DURATION_FORMS = "SECONDS, uniform:A:B or lognormal:MEDIAN:SIGMA[:LOW:HIGH]"
+
 
 @dataclass(frozen=True)
 class Duration:

@@ -41,9 +41,10 @@ async def dispatch_line(shell: Any, line: str) -> None:
         await command.handle(face, command.parser().parse_args(split(rest)))
         return
     prompt, options = cell.split_line(line)
-    near = get_close_matches(prompt.strip(), [*COMMANDS, "help"], n=1, cutoff=0.75) if " " not in prompt.strip() else []
+    word = prompt.strip()
+    near = get_close_matches(word, [*COMMANDS, "help"], n=1, cutoff=0.75) if " " not in word else []
     if near:  # "%yandexart histroy" would spend a generation on a typo
-        raise MagicUsageError(f"{prompt.strip()!r} is not a subcommand: did you mean %yandexart {near[0]}? (a one-word "
+        raise MagicUsageError(f"{word!r} is not a subcommand: did you mean %yandexart {near[0]}? (a one-word "
                               "prompt this close to one is taken for a typo; to draw it, put it in a %%yandexart cell)")
     await cell.handle(face, options, prompt)
 
