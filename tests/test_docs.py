@@ -12,7 +12,7 @@ def test_no_credentials_message_names_only_real_settings() -> None:
     from yart_jupyter.clients.credentials import HOW_TO_PROVIDE
 
     assert "%config YandexArt.api_key" not in HOW_TO_PROVIDE
-    for name in ("YC_API_KEY", "YC_IAM_TOKEN", "YC_FOLDER_ID"):
+    for name in ("YC_API_KEY", "YC_IAM_TOKEN", "YC_FOLDER_ID", "YANDEXART_BASE_URL=emulator"):
         assert name in HOW_TO_PROVIDE
 
 

@@ -147,6 +147,14 @@ def test_progress_bar_counts_every_state_and_estimates_time_left() -> None:
     assert about_left(0.4) == "about 1 s left" and about_left(150) == "about 2 min left"
 
 
+def test_the_line_says_starting_only_while_a_start_is_on_its_way() -> None:
+    status = BatchStatus(1)
+    status.queued("k")
+    assert status.text().endswith("· starting")
+    status.failed_item(key="k")  # e.g. no credentials: the one start failed before it went out
+    assert "1 failed" in status.text() and "starting" not in status.text()
+
+
 class RecordingView:
     """A BatchView that keeps every progress text and bar it was shown."""
 

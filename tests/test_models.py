@@ -63,8 +63,12 @@ def test_bad_model_names_are_refused() -> None:
     for bad in ("art://", "two words", "https://example.com/model"):
         with pytest.raises(errors.RequestValidationError, match="model_uri"):
             resolve(bad, FOLDER)
-    with pytest.raises(errors.RequestValidationError, match="folder_id"):
+    with pytest.raises(errors.RequestValidationError, match="folder_id") as missing:
         resolve(ALICE, None)
+    # A first run with nothing set: what is missing, where it goes, and how to try with no account.
+    assert str(missing.value).startswith(f"no folder_id: the model {ALICE} is named art://<folder>/{ALICE}")
+    assert "YC_FOLDER_ID" in str(missing.value) and "YANDEXART_BASE_URL=emulator" in str(missing.value)
+    assert "None" not in str(missing.value)
 
 
 # -- the Images API, from the client -------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from ..core.config import DEFAULT_IAM_URL
-from ..core.errors import AuthenticationError, ConfigurationError, CredentialsNotFoundError
+from ..core.errors import TRY_WITHOUT_ACCOUNT, AuthenticationError, ConfigurationError, CredentialsNotFoundError
 from ..core.redact import get_logger, mask, register_secret
 from .transport import Delivery, Exchange, Response, RetryableError, RetryPolicy, send
 
@@ -45,7 +45,7 @@ HOW_TO_PROVIDE = (
     "YC_SERVICE_ACCOUNT_KEY_FILE (an authorized key JSON from `yc iam key create`); "
     "the `yc` CLI on PATH, logged in; "
     "or YC_METADATA_ADDR / metadata=True inside a Yandex Cloud VM. "
-    "Also set YC_FOLDER_ID. To try without credentials use base_url='emulator'"
+    "Also set YC_FOLDER_ID. To try without an account: " + TRY_WITHOUT_ACCOUNT
 )
 
 

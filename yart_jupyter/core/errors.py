@@ -13,6 +13,9 @@ from typing import Any, Literal
 
 from .redact import redact
 
+#: How to try the product with no account, for every face (the environment variable reaches them all).
+TRY_WITHOUT_ACCOUNT = "YANDEXART_BASE_URL=emulator uses the embedded emulator (base_url='emulator' in code)"
+
 
 class YandexArtError(Exception):
     """Base of every error raised by yart_jupyter."""
@@ -69,11 +72,12 @@ class InvalidRequestError(YandexArtError, ValueError):
 class RequestValidationError(InvalidRequestError):
     """A request field is out of range; raised before anything is sent."""
 
-    def __init__(self, field: str, value: Any, limit: str) -> None:
+    def __init__(self, field: str, value: Any, limit: str, *, missing: bool = False) -> None:
         shown = repr(value)
         if len(shown) > 60:
             shown = shown[:57] + "..."
-        super().__init__(f"{field} {shown} is invalid: {limit}")
+        # A field never given reads "no folder_id: ..." (not "folder_id None is invalid").
+        super().__init__(f"no {field}: {limit}" if missing else f"{field} {shown} is invalid: {limit}")
         self.field = field
         self.value = value
         self.limit = limit

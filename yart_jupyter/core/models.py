@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from .errors import RequestValidationError
+from .errors import TRY_WITHOUT_ACCOUNT, RequestValidationError
 
 #: The two APIs the service generates pictures with.
 Api = Literal["operations", "images"]
@@ -145,8 +145,9 @@ def resolve(name: str | None, folder_id: str | None) -> Model:
         if not folder_id:
             raise RequestValidationError(
                 "folder_id", folder_id,
-                f"is needed to name the model {text}: set YC_FOLDER_ID, pass folder_id=, or give the full URI "
-                f"art://<folder>/{text}")
+                f"the model {text} is named art://<folder>/{text}, with the id of the folder the credentials "
+                f"belong to: set YC_FOLDER_ID (folder_id= in code) or give the full URI; to try without an "
+                f"account, {TRY_WITHOUT_ACCOUNT}", missing=True)
         short = text
         uri = f"art://{folder_id}/{text}"
     spec = lookup(short)

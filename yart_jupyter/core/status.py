@@ -137,7 +137,7 @@ class BatchStatus:
             parts.append(f"op {pending[0]}{more}")
         elif self.awaiting_answer:
             parts.append("generating (Images API)")
-        elif not self.operation_ids and self.done < self.total:
+        elif not self.operation_ids and self.done + self.failed < self.total:
             parts.append("starting")
         if self.retries:
             parts.append(f"{self.retries} retr{'y' if self.retries == 1 else 'ies'}")
