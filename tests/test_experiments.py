@@ -286,6 +286,9 @@ def test_compare_two_operations(shell: InteractiveShell, tmp_path: Path) -> None
     assert [s.label for s in sides] == ["#1", "#2", "a.jpg"]
     assert sides[0].recipe["operation_id"] == second.operation_id
     assert sides[2].recipe["operation_id"] == first.operation_id
+    # a picture beside its own file: nothing differs, and the line says why rather than "but the operation"
+    result, captured = run_cell(shell, "%yandexart compare #2 a.jpg")
+    assert result.success and "differs: nothing: the same picture" in html_outputs(captured)
     result, captured = run_cell(shell, "%yandexart compare #1 nonsense-id")
     assert "is neither an operation id in the store" in one_line_error(result, captured)
 

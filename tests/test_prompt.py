@@ -51,6 +51,13 @@ def test_seed_lists() -> None:
     for bad in (["abc"], ["-1"], ["5-2"], ["1-100"], [str(2**63)]):
         with pytest.raises(RequestValidationError, match="seed"):
             parse_seeds(bad, 16)
+    # what to write instead: the range the right way round; the limit's name and how to raise it
+    with pytest.raises(RequestValidationError, match=r"runs backwards: write it LOW-HIGH \(2-5\)"):
+        parse_seeds(["5-2"], 16)
+    with pytest.raises(RequestValidationError, match=r"100 seeds; at most 16 images per cell \(the max_images"):
+        parse_seeds(["1-100"], 16)
+    with pytest.raises(RequestValidationError, match=r"17 seeds; .*%config YandexArt.max_images = N"):
+        parse_seeds(["1-10", "11-17"], 16)
 
 
 @given(st.lists(st.tuples(st.text(min_size=1, max_size=40).filter(lambda t: t.strip() and "\n" not in t

@@ -67,6 +67,12 @@ def expand(text: str, namespace: Mapping[str, Any]) -> str:
         ) from None
 
 
+def _too_many(count: int, limit: int) -> str:
+    """Why a cell's seeds are refused: their count, the limit and how to raise it (a typo in a range
+    must not spend the quota)."""
+    return f"{count} seeds; at most {limit} images per cell (the max_images setting: %config YandexArt.max_images = N)"
+
+
 def parse_seeds(tokens: list[str], limit: int) -> list[int]:
     """``["1", "5-8"]`` → ``[1, 5, 6, 7, 8]``; at most ``limit`` seeds, duplicates dropped."""
     seeds: list[int] = []
@@ -78,10 +84,13 @@ def parse_seeds(tokens: list[str], limit: int) -> list[int]:
             match = re.fullmatch(r"(\d+)-(\d+)", part)
             if match:
                 low, high = int(match.group(1)), int(match.group(2))
-                if high < low or high > MAX_SEED:
+                if high < low:
+                    raise RequestValidationError("seed", part,
+                                                 f"the range runs backwards: write it LOW-HIGH ({high}-{low})")
+                if high > MAX_SEED:
                     raise RequestValidationError("seed", part, f"a range is LOW-HIGH within 0..{MAX_SEED}")
                 if high - low + 1 > limit:
-                    raise RequestValidationError("seed", part, f"at most {limit} images per cell")
+                    raise RequestValidationError("seed", part, _too_many(high - low + 1, limit))
                 seeds.extend(range(low, high + 1))
             elif re.fullmatch(r"\d+", part):
                 value = int(part)
@@ -94,5 +103,5 @@ def parse_seeds(tokens: list[str], limit: int) -> list[int]:
                 )
     unique = list(dict.fromkeys(seeds))
     if len(unique) > limit:
-        raise RequestValidationError("seed", " ".join(tokens), f"at most {limit} images per cell")
+        raise RequestValidationError("seed", " ".join(tokens), _too_many(len(unique), limit))
     return unique

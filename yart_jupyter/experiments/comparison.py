@@ -168,7 +168,8 @@ class Comparison:
             rows.append(f'<tr><th style="padding:2px 6px;text-align:left;vertical-align:top">{label}</th>'
                         f'{"".join(cells)}</tr>')
             plain.append("\t".join([label, *values]))
-        differ = ", ".join(self.differences()) or "nothing but the operation"
+        same = len({side.value("operation_id") for side in self.sides}) == 1 and bool(first.value("operation_id"))
+        differ = ", ".join(self.differences()) or ("nothing: the same picture" if same else "nothing but the operation")
         plain.append(f"differs: {differ}")
         table = (f'<table class="yart-compare" style="font:12px monospace;border-collapse:collapse">'
                  f'<tr><th></th>{"".join(pictures)}</tr><tr><th></th>{heads}</tr>{"".join(rows)}</table>'
