@@ -180,6 +180,20 @@ async def test_no_credentials_disables_generate(monkeypatch: pytest.MonkeyPatch)
     await close_shared_clients()
 
 
+async def test_no_folder_says_so_and_disables_generate(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YANDEXART_BASE_URL", emulator.url)
+    monkeypatch.setenv("YC_API_KEY", KEY)
+    monkeypatch.delenv("YC_FOLDER_ID", raising=False)
+    panel = YandexArtForm()
+    await panel._setup_task  # type: ignore[misc]
+    panel.prompt.value = "anything"
+    assert "folder not set (YC_FOLDER_ID)" in panel.setup.value and "None" not in panel.setup.value
+    assert panel.generate_button.disabled and "no folder_id" in panel.problem.value
+    assert "YANDEXART_BASE_URL=emulator" in panel.problem.value
+    assert emulator.stats.operations_created == 0
+    await close_shared_clients()
+
+
 async def test_no_secret_in_widget_state(form: YandexArtForm) -> None:
     form.prompt.value = "secret check"
     await click_and_wait(form)

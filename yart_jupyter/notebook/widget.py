@@ -281,7 +281,8 @@ async def setup_line(settings: Settings) -> tuple[str, str | None]:
         error = f"{type(exc).__name__}: {exc}"
         return _html(error, _ERROR), error
     creds = client.credentials.describe() if client.credentials else "none"
-    return _html(f"endpoint {client.base_url} · folder {client.folder_id} · {creds}"), None
+    folder = client.folder_id or "not set (YC_FOLDER_ID)"
+    return _html(f"endpoint {client.base_url} · folder {folder} · {creds}"), None
 
 
 def model_spec(name: str | None, settings: Settings) -> ModelSpec:
