@@ -110,8 +110,9 @@ async def test_invalid_input_disables_generate(
 
 async def test_invalid_aspect_and_weights(form: YandexArtForm, emulator: Emulator) -> None:
     form.prompt.value = "fine"
-    form.aspect.value = "custom W:H"
-    for bad in ("0:1", "1:0", "abc", "100000:1"):
+    form.aspect.value = "custom W:H"  # its field still empty: not sent as the default ratio
+    assert form.generate_button.disabled and "write the custom ratio as W:H" in form.problem.value
+    for bad in ("0:1", "1:0", "abc", "100000:1", "  "):
         form.custom_aspect.value = bad
         assert form.generate_button.disabled and "aspect" in form.problem.value
     form.custom_aspect.value = "3:1"

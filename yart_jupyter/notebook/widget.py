@@ -193,7 +193,12 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
         return items
 
     def _aspect_value(self) -> str:
-        return str(self.custom_aspect.value if self.aspect.value == CUSTOM else self.aspect.value)
+        """The chosen ratio; "custom" with its field left empty is refused (not sent as the default)."""
+        if self.aspect.value != CUSTOM:
+            return str(self.aspect.value)
+        if not self.custom_aspect.value.strip():
+            raise errors.RequestValidationError("aspect", "", "write the custom ratio as W:H beside the list, e.g. 5:4")
+        return str(self.custom_aspect.value)
 
     def validate(self) -> str | None:
         """Check every field; disable Generate and say why when something is wrong."""
