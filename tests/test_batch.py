@@ -226,6 +226,74 @@ async def test_an_interrupted_batch_resumes_without_paying_twice(env: Emulator, 
     assert len(metadata(tmp_path / "cut")) == 6 and get_store().pending() == []
 
 
+async def test_a_dry_run_says_what_a_run_would_do_and_sends_nothing(env: Emulator, tmp_path: Path) -> None:
+    """Every plan a row can have, each read from the files and the store as a run would: to start, a
+    start recorded and never sent, still on the server, made earlier, from the store, someone
+    else's file, invalid; and the day's room. Nothing is sent, recorded or written by a dry run."""
+    from yart_jupyter.batches import BatchPreview, plan_table
+    from yart_jupyter.core.status import BatchStatus
+    from yart_jupyter.engine import Batch, prepare
+
+    store = get_store()
+
+    def dry(out: str, rows: list[dict[str, str]] = ROWS, **options: Any) -> BatchPreview:
+        before = (env.stats.requests, store.count())
+        preview = batch(rows, prompt="{subject}, {style}", out=out, dry_run=True, **options)
+        assert (env.stats.requests, store.count()) == before
+        assert out.startswith("cut") or not (tmp_path / out.split("/")[0]).exists()  # no folder made by it
+        return preview
+
+    fresh = dry("new/{n}.jpg")
+    assert [r["plan"] for r in fresh.records()] == ["start"] * 6 and fresh.to_send == 6
+    assert fresh.summary().startswith("6 rows: 6 to start; dataset in new. It takes 6 of the 500 generations")
+    assert fresh.summary().endswith("Nothing was sent (dry run).") and "<table" in fresh._repr_html_()
+    # a kernel that died right after recording row 1: its start goes out with its recorded key
+    first = plan_table(ROWS, current(), prompt="{subject}, {style}", out="cut/{n}.jpg").rows[0].request
+    assert first is not None
+    prepare(store, Batch([first]), BatchStatus(1))
+    assert [r["plan"] for r in dry("cut/{n}.jpg").records()][:2] == ["queued", "start"]
+    # interrupted after every start was answered: all six are still on the server
+    env.config.duration = Duration("uniform", 1.0, 2.0)
+    job = batch(ROWS, prompt="{subject}, {style}", out="cut/{n}.jpg")
+    while len(store.pending()) < 6:
+        await asyncio.sleep(0.02)
+    job.task.cancel()
+    await asyncio.gather(job.task, return_exceptions=True)
+    pending = dry("cut/{n}.jpg")
+    assert pending.counts() == {"collect": 6} and "Nothing to send: it takes no quota" in pending.summary()
+    env.config.duration = Duration("fixed", 0.1)
+    await batch(ROWS, prompt="{subject}, {style}", out="cut/{n}.jpg")
+    assert dry("cut/{n}.jpg").counts() == {"earlier": 6}
+    assert dry("copy/{n}.jpg").counts() == {"store": 6}  # the same pictures into another folder: free
+    (tmp_path / "cut" / "extra").mkdir()
+    (tmp_path / "cut" / "extra" / "1.jpg").write_bytes(b"someone else's")
+    rows = [*ROWS[:2], {"subject": "x" * 600, "style": "ink"}]
+    mixed = dry("cut/extra/{n}.jpg", rows, skip_invalid=True)
+    assert [r["plan"] for r in mixed.records()] == ["clash", "store", "invalid"]
+    assert "at most 500 characters" in (mixed.records()[2]["error"] or "")
+    # the day's room, as the store counted the starts of the last 24 hours (6 so far)
+    configure(generations_per_day=8)
+    later = dry("later/{n}.jpg", [{"subject": f"a new {n}", "style": "ink"} for n in range(5)])
+    assert "so 2 can start today and 3 wait for a later run" in later.summary()
+    assert env.stats.operations_created == 6
+
+
+def test_cli_batch_dry_run(cli_env: dict[str, str], tmp_path: Path, thread_emulator: Emulator,
+                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from yart_jupyter.cli.main import main
+
+    for name, value in cli_env.items():
+        if name.startswith(("YC_", "YANDEXART_")):
+            monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rows.csv").write_text("subject\na calm sea\na bright sea\n")
+    assert main(["batch", "rows.csv", "--prompt", "{subject}", "--out", "out/{n}.jpg", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "row\tplan\tseed\tfile\tprompt" and lines[1].startswith("1\tstart\t")
+    assert lines[1].endswith("\tout/1.jpg\ta calm sea") and lines[-1].startswith("2 rows: 2 to start")
+    assert thread_emulator.stats.requests == 0 and not (tmp_path / "out").exists()
+
+
 async def test_the_folder_loads_as_a_hugging_face_dataset(
     env: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -9,7 +9,7 @@ that names the operations still running on the server (they stay pending in the 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .clients.shared import shared_client
 from .core import errors
@@ -24,6 +24,7 @@ from .media.image import GeneratedImage, ImageSet
 from .store import Record, get_store
 
 if TYPE_CHECKING:
+    from .batches import BatchPreview
     from .experiments.experiment import Experiment
 
 log = get_logger("yart_jupyter")
@@ -147,6 +148,14 @@ def load_experiment(experiment_id: str) -> Experiment:
     return Experiment.load(get_store(current().store_location), experiment_id)
 
 
+@overload
+def batch(rows: Any, *, prompt: str, seed: int | str | None = ..., aspect: str | None = ...,
+          mime_type: str | None = ..., model: str | None = ..., model_uri: str | None = ..., out: str | None = ...,
+          skip_invalid: bool = ..., resend_lost: bool = ..., dry_run: Literal[False] = ...) -> Job: ...
+@overload
+def batch(rows: Any, *, prompt: str, seed: int | str | None = ..., aspect: str | None = ...,
+          mime_type: str | None = ..., model: str | None = ..., model_uri: str | None = ..., out: str | None = ...,
+          skip_invalid: bool = ..., resend_lost: bool = ..., dry_run: Literal[True]) -> BatchPreview: ...
 def batch(
     rows: Any,
     *,
@@ -159,23 +168,28 @@ def batch(
     out: str | None = None,
     skip_invalid: bool = False,
     resend_lost: bool = False,
-) -> Job:
+    dry_run: bool = False,
+) -> Job | BatchPreview:
     """Generate a table of prompts: ``rows`` is a list of dicts, a CSV/JSONL path or a DataFrame;
     ``prompt`` (and ``seed``, ``aspect``, ``out``) are templates filled from each row's columns.
 
-    Every row is validated before anything is sent (a :class:`~.bulk.BatchInputError` lists the bad
-    rows by number). Returns a job at once; ``await`` it for the :class:`~.bulk.BatchResult`. In a
-    notebook, a progress bar (done, from the store, failed, rate, time left) shows in the cell and is
-    replaced by the results table. Running the same batch again continues where it stopped (a row
-    whose Images API request was sent and its answer lost is sent again only with ``resend_lost``).
-    ``model``: a catalogue name (``aliceai-image-art-3.0``) or a URI.
+    Every row is validated before anything is sent (a :class:`~.batches.BatchInputError` lists the
+    bad rows by number). Returns a job at once; ``await`` it for the :class:`~.batches.BatchResult`.
+    In a notebook, a progress bar (done, from the store, failed, rate, time left) shows in the cell
+    and is replaced by the results table. Running the same batch again continues where it stopped (a
+    row whose Images API request was sent and its answer lost is sent again only with
+    ``resend_lost``). ``model``: a catalogue name (``aliceai-image-art-3.0``) or a URI.
+    ``dry_run=True`` returns a :class:`~.batches.BatchPreview` instead: what a run would do with every
+    row and the quota it would take; nothing is sent or recorded.
     """
-    from .batches import load_rows, plan_table, run_table
+    from .batches import load_rows, plan_table, preview_table, run_table
 
     settings = current()
     planned = plan_table(load_rows(rows), settings, prompt=prompt, seed=seed, aspect=aspect, mime_type=mime_type,
                          model_uri=chosen(model, model_uri), out=out, skip_invalid=skip_invalid)
     store = get_store(settings.store_location)
+    if dry_run:
+        return preview_table(planned, store, settings, resend_lost=resend_lost)
     status = BatchStatus(len(planned.valid))
     status.show_rate = True
     line = _status_line(status)

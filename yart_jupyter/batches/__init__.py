@@ -8,8 +8,10 @@ knows of IPython; the notebook (:func:`yart_jupyter.batch`) and the ``yart`` com
 """
 
 from .plan import TablePlan, derived_seed, plan_table
+from .preview import BatchPreview, preview_table
 from .result import BatchResult
 from .run import run_table
 from .table import BatchInputError, load_rows
 
-__all__ = ["BatchInputError", "BatchResult", "TablePlan", "derived_seed", "load_rows", "plan_table", "run_table"]
+__all__ = ["BatchInputError", "BatchPreview", "BatchResult", "TablePlan", "derived_seed", "load_rows", "plan_table",
+           "preview_table", "run_table"]

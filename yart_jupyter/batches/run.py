@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -14,12 +14,13 @@ from ..core.config import Settings
 from ..core.request import GenerationRequest
 from ..core.status import BatchStatus
 from ..core.steps import off_thread
-from ..engine import Batch, Cached, Intent, Item, prepare, run_batch, unfinished_item
+from ..engine import Batch, Cached, Intent, Item, prepare, run_batch
 from ..engine.outcomes import cancel_and_settle
-from ..store import Record, Store, request_key
-from .dataset import Metadata, carries_recipe, write_row
+from ..store import Store
+from .dataset import Metadata, write_row
 from .plan import Row, TablePlan
 from .result import BatchResult
+from .triage import triage
 
 DAY = 86_400.0
 
@@ -61,33 +62,22 @@ async def run_table(
     began = time.monotonic()
     metadata = Metadata(batch.root) if batch.root is not None else None
     todo: list[tuple[Row, Item]] = []
-    for row in batch.valid:
-        assert row.request is not None
-        if row.path is not None and row.path.exists():
-            relative = row.path.resolve().relative_to(batch.root.resolve()).as_posix() if batch.root else ""
-            if metadata is not None and metadata.has(relative, row.request):
-                row.status = "earlier"
-                status.from_store()
-                continue
-            if isinstance(row.request, GenerationRequest) and carries_recipe(row.path, row.request):
-                todo.append((row, row.request))  # its metadata line was cut off: the store answers it
-                continue
+    for decision in triage(batch, store, metadata, resend_lost=resend_lost):
+        row, record = decision.row, decision.record
+        if decision.fate == "earlier":
+            row.status = "earlier"
+            status.from_store()
+        elif decision.fate == "clash":
             row.status, row.error = "failed", f"{row.path} exists and was not made by this batch (never overwritten)"
             status.failed_item()
-            continue
-        todo.append((row, row.request))
-    unfinished = store.find_unfinished([request for _, request in todo if isinstance(request, GenerationRequest)])
-    kept: list[tuple[Row, Item]] = []
-    for row, item in todo:
-        record = unfinished.get(request_key(item)) if isinstance(item, GenerationRequest) else None
-        if record is not None and record.answer_lost and not resend_lost:
+        elif decision.fate == "lost":
+            assert record is not None
             row.status = "lost"
             row.error = (f"sent, answer lost (intent {record.idempotency_key}; the Images API keeps nothing to "
                          "collect): resend_lost=True (yart ... --resend-lost) sends it again")
             status.failed_item()
-            continue
-        kept.append((row, _unfinished(unfinished, item, resend_lost) if isinstance(item, GenerationRequest) else item))
-    todo = kept
+        else:
+            todo.append((row, decision.item))
     requests = [item for _, item in todo if isinstance(item, GenerationRequest)]
     prepared = iter(prepare(store, Batch(requests, notebook=notebook), status).items)
     items = [(row, next(prepared) if isinstance(item, GenerationRequest) else item) for row, item in todo]
@@ -146,10 +136,3 @@ async def run_table(
                              "(run the same batch again then: it continues where it stopped)")
     return result
 
-
-def _unfinished(unfinished: Mapping[str, Record], request: GenerationRequest, resend_lost: bool = False) -> Item:
-    """An earlier run's generation of this request still on its way (collected, or started again
-    with its key); else the request itself."""
-    record = unfinished.get(request_key(request))
-    item = unfinished_item(record, resend_lost=resend_lost) if record is not None else None
-    return item if item is not None else request

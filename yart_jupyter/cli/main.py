@@ -53,6 +53,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--resend-lost", action="store_true", dest="resend_lost",
                    help="send again the rows whose Images API request went out and whose answer was lost "
                         "(it may bill them twice)")
+    b.add_argument("--dry-run", action="store_true", dest="dry_run",
+                   help="say what a run would do with every row and the quota it takes; send nothing")
     h = sub.add_parser("history", help="the latest generations of the store")
     h.add_argument("-n", type=int, default=20)
     h.add_argument("--search")
@@ -136,7 +138,7 @@ async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO
 
 
 async def _batch(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
-    from ..batches import load_rows, plan_table, run_table
+    from ..batches import load_rows, plan_table, preview_table, run_table
     from ..clients.shared import shared_client
     from ..store import get_store
 
@@ -145,6 +147,10 @@ async def _batch(settings: Settings, options: argparse.Namespace, out: TextIO) -
         seed = int(seed) if seed.isdigit() else seed
     batch = plan_table(load_rows(options.table), settings, prompt=options.prompt, seed=seed, aspect=options.aspect,
                  mime_type=options.mime, model_uri=options.model, out=options.out, skip_invalid=options.skip_invalid)
+    if options.dry_run:
+        preview = preview_table(batch, get_store(settings.store_location), settings, resend_lost=options.resend_lost)
+        out.write("\n".join(preview.lines()) + "\n")
+        return OK
     for row in batch.rows:
         if row.status == "invalid":
             out.write(f"row {row.number}: {row.error} (skipped)\n")

@@ -8,7 +8,6 @@ axis and the value. Nothing here knows of IPython or the network.
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -261,12 +260,3 @@ def _blame(error: RequestValidationError, values: Mapping[str, str], uses: Mappi
     which = ", ".join(f"{name}={values[name]}" for name in involved)
     return SweepError(f"--vary {which} makes an invalid request: {error.message}")
 
-
-def quota_line(to_send: int, per_minute: int, per_day: int) -> str:
-    """How much of the folder's quota a plan takes: minutes of the per-minute quota, share of a day."""
-    if to_send == 0:
-        return "it takes no quota (every picture comes from the local store)"
-    minutes = math.ceil(to_send / per_minute)
-    share = 100 * to_send / per_day
-    return (f"it takes {to_send} of the {per_minute} generations a minute ({minutes} minute"
-            f"{'s' if minutes > 1 else ''} of quota) and {share:.2g}% of the {per_day:,} a day")

@@ -16,9 +16,10 @@ from ...core import errors
 from ...core.prompt import expand, parse_body, parse_seeds
 from ...core.request import ASPECT_PRESETS, GenerationRequest, Message, random_seed, validate_timeout
 from ...experiments.experiment import Experiment, Slot
-from ...experiments.sweep import Axis, SweepError, Template, check_axes, parse_axis, placeholders, quota_line
+from ...experiments.sweep import Axis, SweepError, Template, check_axes, parse_axis, placeholders
 from ...experiments.sweep import expand as expand_sweep
 from ...media.outputs import check_new_file, check_pattern
+from ...present.quota import quota_line
 from .face import Face, check_var
 from .parsers import Parser, split
 
