@@ -383,6 +383,40 @@ def test_cli_resume_refuses_what_it_cannot_collect(cli_env: dict[str, str], thre
     assert thread_emulator.stats.requests == 0 and get_store().history(None) == []
 
 
+def test_cli_generate_count(cli_env: dict[str, str], tmp_path: Path, thread_emulator: Emulator,
+                            monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """--count N: N pictures with seeds of their own (samples on a model without seeds), each saved
+    and listed, progress on stderr; bad combinations refused before anything is sent; of several,
+    what arrived is saved when one fails (exit code 1)."""
+    from yart_jupyter.cli.main import main
+
+    for name, value in cli_env.items():
+        if name.startswith(("YC_", "YANDEXART_")):
+            monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    for bad, reason in ((["--count", "2", "-o", "one.jpg"], "-o 'one.jpg' is invalid: names one file for several"),
+                        (["--count", "2", "--seed", "4"], "give either --seed or --count, not both"),
+                        (["--count", "0"], "--count 0 is invalid: must be from 1 to 16")):
+        assert main(["generate", "a harbour", *bad]) == 2
+        err = capsys.readouterr().err
+        assert reason in err and err.count("\n") == 1 and "%yandexart" not in err
+    assert thread_emulator.stats.requests == 0
+    assert main(["generate", "a harbour", "--count", "3"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    seeds = {line.split("seed ")[1].split(" ")[0] for line in lines}
+    assert len(lines) == 3 and len(seeds) == 3 and all(f"yandexart-{seed}.jpg" in captured.out for seed in seeds)
+    assert "3/3 done" in captured.err
+    assert main(["generate", "a harbour", "--count", "2", "--model", "aliceai-image-art-3.0", "-o", "s{n}"]) == 0
+    assert sorted(p.name for p in tmp_path.glob("s*.jpg")) == ["s1.jpg", "s2.jpg"]
+    assert "no seed" in capsys.readouterr().out
+    thread_emulator.inject("fail", "start", message="the GPU melted")
+    assert main(["generate", "a harbour at dusk", "--count", "3", "-o", "d{n}.jpg"]) == 1
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.glob("d*.jpg")) == ["d1.jpg", "d2.jpg"]
+    assert out.count("failed: ") == 1 and "the GPU melted" in out
+
+
 def test_cli_batch_failures_give_exit_code_1(cli_env: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps({"subject": s}) for s in
                                                    ("a calm sea", "a forbidden sea", "a bright sea")))

@@ -317,9 +317,9 @@ async def test_a_service_never_reached_is_a_start_never_sent(make_client: Callab
     answer unknown" for resume to re-send."""
     import socket
 
-    from yart_jupyter.api import _CallbackView  # the Python API's own view of a batch
     from yart_jupyter.core.request import build_request
-    from yart_jupyter.engine import Batch, run_in_view
+    from yart_jupyter.core.status import PYTHON_COLLECT
+    from yart_jupyter.engine import Batch, CallbackView, run_in_view  # the Python API's own view of a batch
     from yart_jupyter.store import get_store
 
     with socket.socket() as closed:  # bound, not listening: every connect is refused
@@ -333,7 +333,7 @@ async def test_a_service_never_reached_is_a_start_never_sent(make_client: Callab
             store = get_store()
             request = build_request("never sent", seed=2, folder_id=FOLDER)
             with pytest.raises(errors.ServiceUnreachableError):
-                await run_in_view(client, store, Batch([request]), _CallbackView(None))
+                await run_in_view(client, store, Batch([request]), CallbackView(None, PYTHON_COLLECT))
     assert store.unsent() == [] and [r.status for r in store.history(None)] == ["failed"]
     # a re-send (its first start went out before a crash) that cannot connect may still have a twin
     # on the server from that first start: it stays to be resumed

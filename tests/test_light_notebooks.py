@@ -155,6 +155,25 @@ def test_the_line_says_starting_only_while_a_start_is_on_its_way() -> None:
     assert "1 failed" in status.text() and "starting" not in status.text()
 
 
+def test_an_interrupt_says_how_to_collect_in_the_faces_own_words() -> None:
+    from yart_jupyter.core.status import CLI_COLLECT, PYTHON_COLLECT
+
+    status = BatchStatus(2)
+    for op in ("op1", "op2"):
+        status.mark_started(op)
+    assert status.interrupted_text()[1] == \
+        "Collect with `%yandexart resume op1` (one id at a time, or `%yandexart resume --all`)"
+    assert status.interrupted_text(CLI_COLLECT)[1] == \
+        "Collect with `yart resume op1` (one id at a time, or `yart resume --all`)"
+    assert status.interrupted_text(PYTHON_COLLECT)[1] == \
+        "Collect with `await yart_jupyter.resume('op1')` (one id at a time)"
+    lost = BatchStatus(1)
+    lost.queued("k")
+    lost.submitting("k", synchronous=True)
+    assert lost.interrupted_text(CLI_COLLECT)[1] == \
+        "yart pending lists it; `yart resume --all --resend-lost` sends it again if you decide to"
+
+
 class RecordingView:
     """A BatchView that keeps every progress text and bar it was shown."""
 

@@ -8,55 +8,23 @@ that names the operations still running on the server (they stay pending in the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .clients.shared import shared_client
-from .core import errors
 from .core.models import chosen
-from .core.redact import get_logger
 from .core.request import AspectRatioLike, PromptLike
 from .core.settings import current
-from .core.status import BatchStatus
-from .engine import Batch, ItemEvent, prepare, run_in_view
+from .core.status import PYTHON_COLLECT, BatchStatus
+from .engine import Batch, CallbackView, prepare, run_in_view
 from .engine.jobs import JOBS, Job
-from .media.image import GeneratedImage, ImageSet
+from .media.image import GeneratedImage
 from .store import Record, get_store
 
 if TYPE_CHECKING:
     from .batches import BatchPreview
     from .experiments.experiment import Experiment
 
-log = get_logger("yart_jupyter")
-
-
-class _CallbackView:
-    """The Python API's view of a batch: an optional callback, and a warning when it is stopped."""
-
-    def __init__(self, on_update: Callable[[BatchStatus], None] | None) -> None:
-        self.on_update = on_update
-
-    def progress(self, status: BatchStatus) -> None:
-        if self.on_update is not None:
-            self.on_update(status)
-
-    def prepare_finish(self, images: Sequence[Any]) -> list[str]:
-        """Nothing to write."""
-        return []
-
-    def prepare_picture(self, image: GeneratedImage) -> None:
-        """Nothing to draw."""
-
-    def item(self, event: ItemEvent) -> None:
-        """Nothing to draw per item."""
-
-    def finished(self, images: ImageSet, failures: Sequence[errors.YandexArtError], notes: Sequence[str]) -> None:
-        """Nothing to draw: the caller gets the images, or the error."""
-
-    def stopped(self, status: BatchStatus) -> None:
-        message, hint = status.interrupted_text("await yart_jupyter.resume('{op}')")
-        if status.pending_ids:
-            log.warning("%s. %s", message, hint)
 
 
 async def generate(
@@ -85,7 +53,8 @@ async def generate(
     request = settings.request(prompt, seed=seed, aspect=aspect, mime_type=mime_type,
                                model_uri=chosen(model, model_uri))
     images = await run_in_view(shared_client(settings), get_store(settings.store_location),
-                               Batch([request], timeout=timeout, use_cache=cache), _CallbackView(on_update))
+                               Batch([request], timeout=timeout, use_cache=cache),
+                               CallbackView(on_update, PYTHON_COLLECT))
     return images[0]
 
 
@@ -114,7 +83,8 @@ def submit(
     batch = prepare(store, Batch([request], timeout=timeout, use_cache=cache), status)
 
     async def one() -> GeneratedImage:
-        return (await run_in_view(shared_client(settings), store, batch, _CallbackView(None), status=status))[0]
+        view = CallbackView(None, PYTHON_COLLECT)
+        return (await run_in_view(shared_client(settings), store, batch, view, status=status))[0]
 
     return JOBS.submit(one(), f"submit: {request.prompt[:40]}", status)
 
@@ -123,7 +93,7 @@ async def resume(operation_id: str, *, timeout: float | None = None) -> Generate
     """Collect an operation started earlier (its image is recorded in the store like any other)."""
     settings = current()
     images = await run_in_view(shared_client(settings), get_store(settings.store_location),
-                               Batch([operation_id], timeout=timeout), _CallbackView(None))
+                               Batch([operation_id], timeout=timeout), CallbackView(None, PYTHON_COLLECT))
     return images[0]
 
 

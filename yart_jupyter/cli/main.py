@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from ..core import errors
 from ..core.config import Settings
-from ..core.status import BatchStatus
+from ..core.status import CLI_COLLECT, BatchStatus
 
 OK, FAILED, INVALID, INTERRUPTED, BROKEN_PIPE = 0, 1, 2, 130, 141
 MODEL_HELP = ("a catalogue name (aliceai-image-art-3.0, yandex-art/latest: yart models) or a URI; "
@@ -37,7 +37,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--aspect", help="W:H or a preset (default: the default_aspect setting)")
     g.add_argument("--mime", help="image/jpeg or image/png")
     g.add_argument("--model", help=MODEL_HELP)
-    g.add_argument("-o", "--out", help="the file to write (default: yandexart-SEED.jpg); never overwritten")
+    g.add_argument("--count", type=int, metavar="N",
+                   help="N pictures, each with a random seed (on a model without seeds: N samples)")
+    g.add_argument("-o", "--out", help="the file to write, or a pattern with {seed}, {n} or {op} (default: "
+                   "yandexart-{seed}.jpg); never overwritten")
     g.add_argument("--no-cache", action="store_true", help="generate anew even when the store has this request")
     b = sub.add_parser("batch", help="generate a table of prompts into a dataset folder",
                        description="Every row validated first; resumable: run it again to continue.")
@@ -124,17 +127,40 @@ class Progress:
 
 
 async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
-    from ..api import generate
-    from ..media.outputs import check_new_file
+    """One picture (or ``--count N``), with its progress on stderr; each saved as it is listed. Of
+    several, the pictures that arrived are saved even when others failed (exit code 1); one picture
+    that fails raises its own error."""
+    from ..clients.shared import shared_client
+    from ..engine import Batch, CallbackView, run_in_view
+    from ..media.outputs import check_pattern, save_all
+    from ..store import get_store
 
-    if options.out:
-        check_new_file("-o", options.out)
-    image = await generate(options.prompt, seed=options.seed, aspect=options.aspect, mime_type=options.mime,
-                           model_uri=options.model, cache=not options.no_cache)
-    path = image.save(options.out or f"yandexart-{image.seed if image.seed is not None else image.operation_id}"
-                                     f"{image.extension}")
-    out.write(f"{path}  {image.caption()}\n")
-    return OK
+    count = options.count if options.count is not None else 1
+    if options.count is not None and options.seed is not None:
+        raise errors.InvalidRequestError("give either --seed or --count, not both (one seed is one picture)")
+    if not 1 <= count <= settings.max_images:
+        raise errors.RequestValidationError("--count", count, f"must be from 1 to {settings.max_images} "
+                                            "(the max_images setting, YANDEXART_MAX_IMAGES)")
+    requests = [settings.request(options.prompt, seed=options.seed, aspect=options.aspect, mime_type=options.mime,
+                                 model_uri=options.model) for _ in range(count)]
+    pattern = options.out or ("yandexart-{seed}" if requests[0].seed is not None else "yandexart-{op}")
+    check_pattern(pattern, count, option="-o")
+    progress = Progress(sys.stderr)
+    failures: list[errors.YandexArtError] = []
+    try:
+        images = list(await run_in_view(shared_client(settings), get_store(settings.store_location),
+                                        Batch(requests, use_cache=not options.no_cache),
+                                        CallbackView(progress, CLI_COLLECT)))
+    except errors.BatchError as exc:
+        images, failures = exc.images, exc.failures
+    finally:
+        progress.end()
+    paths = save_all(pattern, [(n, image, {}) for n, image in enumerate(images, 1)])
+    for path, image in zip(paths, images, strict=True):
+        out.write(f"{path}  {image.caption()}\n")
+    for failure in failures:
+        out.write(f"failed: {failure}\n")
+    return FAILED if failures else OK
 
 
 async def _batch(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
@@ -296,8 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         runner = {"generate": _generate, "batch": _batch, "resume": _resume}[options.command]
         return asyncio.run(_with_cleanup(runner(settings, options, out)))
     except KeyboardInterrupt:
+        again = " (or run the same yart batch again)" if options.command == "batch" else ""
         sys.stderr.write("\ninterrupted: every started operation stays pending in the store; "
-                         "collect them with 'yart resume --all' (or run the same batch again)\n")
+                         f"collect them with 'yart resume --all'{again}\n")
         return INTERRUPTED
     except (errors.InvalidRequestError, errors.MagicUsageError, errors.ConfigurationError) as exc:
         sys.stderr.write(f"yart: {exc}\n")

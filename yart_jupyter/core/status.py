@@ -6,8 +6,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-#: How the notebook face says to collect an operation.
-MAGIC_COLLECT = "%yandexart resume {op}"
+
+@dataclass(frozen=True)
+class Collect:
+    """How a face says to collect what an interrupt left: one operation (``{op}`` for its id), every
+    one, and the list of what is unfinished (None where the face has no such call)."""
+
+    one: str
+    every: str | None = None
+    pending: str | None = None
+
+
+#: How the notebook face says it.
+MAGIC_COLLECT = Collect("%yandexart resume {op}", "%yandexart resume --all", "%yandexart pending")
+#: How the ``yart`` command says it.
+CLI_COLLECT = Collect("yart resume {op}", "yart resume --all", "yart pending")
+#: How a script says it (the Python API collects one id at a time).
+PYTHON_COLLECT = Collect("await yart_jupyter.resume('{op}')")
 
 
 @dataclass
@@ -149,21 +164,22 @@ class BatchStatus:
         return (len(self.finished_ids) / total, self.cached / total, self.failed / total,
                 min(self.running, self.total) / total)
 
-    def interrupted_line(self, collect: str = MAGIC_COLLECT) -> str:
+    def interrupted_line(self, collect: Collect = MAGIC_COLLECT) -> str:
         """:meth:`interrupted_text` as one line, for a view that shows it in place."""
         message, hint = self.interrupted_text(collect)
         return f"{message}. {hint}" if hint else message
 
-    def interrupted_text(self, collect: str = MAGIC_COLLECT) -> tuple[str, str]:
-        """(message, hint) for an interrupt or a cancel: which operations still run, how to collect them
-        (``collect`` is the face's command, with ``{op}`` for the id)."""
+    def interrupted_text(self, collect: Collect = MAGIC_COLLECT) -> tuple[str, str]:
+        """(message, hint) for an interrupt or a cancel: which operations still run, and how to collect
+        them in the face's own words (``collect``)."""
         pending = self.pending_ids
         lost = len(self.awaiting_answer)
         if lost and not pending:
+            listed = f"{collect.pending} lists it; " if collect.pending else ""
+            resend = collect.every or "resume --all (the magic or yart)"
             return (f"Interrupted; {lost} request{'s' if lost > 1 else ''} to the Images API "
                     f"{'were' if lost > 1 else 'was'} sent and the answer is lost (it may be billed; the service "
-                    "keeps nothing to collect)", "%yandexart pending lists it; "
-                    "`%yandexart resume --all --resend-lost` sends it again if you decide to")
+                    "keeps nothing to collect)", f"{listed}`{resend} --resend-lost` sends it again if you decide to")
         if self.cancelled_by_user:
             ids = f": {', '.join(pending)} asked to stop on the server" if pending else ""
             return f"Cancelled{ids}", ""
@@ -173,9 +189,9 @@ class BatchStatus:
             f"Interrupted; {len(pending)} operation{'s are' if len(pending) > 1 else ' is'} still running "
             f"on the server: {', '.join(pending)}"
         )
-        hint = f"Collect with `{collect.format(op=pending[0])}`" + (
-            " (one id at a time, or `%yandexart resume --all`)" if len(pending) > 1 else ""
-        )
+        every = f", or `{collect.every}`" if collect.every else ""
+        hint = f"Collect with `{collect.one.format(op=pending[0])}`" + (
+            f" (one id at a time{every})" if len(pending) > 1 else "")
         return message, hint
 
 

@@ -7,7 +7,22 @@
 
 from .intents import Batch, Cached, Intent, Item, lost_answers, prepare, unfinished_item, unfinished_items
 from .runner import ItemEvent, run_batch, server_canceller, wait_for_starts
-from .views import BatchView, run_in_view
+from .views import BatchView, CallbackView, run_in_view
 
-__all__ = ["Batch", "BatchView", "Cached", "Intent", "Item", "ItemEvent", "lost_answers", "prepare", "run_batch",
-           "run_in_view", "server_canceller", "unfinished_item", "unfinished_items", "wait_for_starts"]
+__all__ = [
+           "Batch",
+           "BatchView",
+           "Cached",
+           "CallbackView",
+           "Intent",
+           "Item",
+           "ItemEvent",
+           "lost_answers",
+           "prepare",
+           "run_batch",
+           "run_in_view",
+           "server_canceller",
+           "unfinished_item",
+           "unfinished_items",
+           "wait_for_starts",
+]

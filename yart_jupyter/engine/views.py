@@ -8,20 +8,23 @@ and gets the images back; ``out`` files are saved here. Cancellation passes thro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from ..clients.client import YandexArtClient
 from ..clients.durations import DURATIONS
 from ..core import errors
+from ..core.redact import get_logger
 from ..core.request import GenerationRequest
-from ..core.status import BatchStatus
+from ..core.status import BatchStatus, Collect
 from ..core.steps import awaited, off_thread
 from ..media.image import GeneratedImage, ImageSet
 from ..media.outputs import save_all
 from ..store import Store
 from .intents import Batch, Intent
 from .runner import ItemEvent, run_batch
+
+log = get_logger("yart_jupyter")
 
 
 class BatchView(Protocol):
@@ -50,6 +53,38 @@ class BatchView(Protocol):
 
     def stopped(self, status: BatchStatus) -> None:
         """The batch was interrupted or cancelled; ``status`` knows what still runs on the server."""
+
+
+class CallbackView:
+    """The view of a face with no display (a script, the ``yart`` command): an optional callback for
+    the status, and a warning naming what still runs when the batch is stopped (``collect`` is the
+    face's own words)."""
+
+    def __init__(self, on_update: Callable[[BatchStatus], None] | None, collect: Collect) -> None:
+        self.on_update = on_update
+        self.collect = collect
+
+    def progress(self, status: BatchStatus) -> None:
+        if self.on_update is not None:
+            self.on_update(status)
+
+    def prepare_finish(self, images: Sequence[GeneratedImage]) -> list[str]:
+        """Nothing to write."""
+        return []
+
+    def prepare_picture(self, image: GeneratedImage) -> None:
+        """Nothing to draw."""
+
+    def item(self, event: ItemEvent) -> None:
+        """Nothing to draw per item."""
+
+    def finished(self, images: ImageSet, failures: Sequence[errors.YandexArtError], notes: Sequence[str]) -> None:
+        """Nothing to draw: the caller gets the images, or the error."""
+
+    def stopped(self, status: BatchStatus) -> None:
+        message, hint = status.interrupted_text(self.collect)
+        if status.pending_ids:
+            log.warning("%s. %s", message, hint)
 
 
 async def run_in_view(

@@ -13,35 +13,34 @@ from .image import GeneratedImage
 _FIELDS = {"seed", "n", "op"}
 
 
-def check_pattern(pattern: str, count: int, items: Sequence[Mapping[str, str]] = ()) -> None:
+def check_pattern(pattern: str, count: int, items: Sequence[Mapping[str, str]] = (), option: str = "--out") -> None:
     """Refuse, before any request, a pattern that would overwrite files or cannot be written.
 
     ``items``: each picture's fields when known before the start (its seed, a sweep's axis values):
-    then the pattern must give each picture a name of its own.
+    then the pattern must give each picture a name of its own. ``option`` names it in the errors.
     """
     try:
         names = {f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None}
     except ValueError as exc:
-        raise RequestValidationError("--out", pattern, f"is not a valid pattern ({exc})") from None
+        raise RequestValidationError(option, pattern, f"is not a valid pattern ({exc})") from None
     known = _FIELDS | {name for item in items for name in item}
     unknown = names - known
     if unknown:
         allowed = ", ".join(f"{{{name}}}" for name in sorted(known))
-        raise RequestValidationError("--out", pattern, f"may use {allowed} only, not {{{unknown.pop()}}}")
+        raise RequestValidationError(option, pattern, f"may use {allowed} only, not {{{unknown.pop()}}}")
     if count > 1 and not names & {"n", "op"}:
         if not items and "seed" not in names:
-            raise RequestValidationError("--out", pattern,
-                                         "names one file but the cell makes several: add {seed} or {n}")
+            raise RequestValidationError(option, pattern, "names one file for several pictures: add {seed} or {n}")
         seen: dict[tuple[str, ...], Mapping[str, str]] = {}
         for item in items:
             key = tuple(str(item.get(name)) for name in sorted(names))
             if key in seen:
                 differ = [name for name in item if item[name] != seen[key].get(name)]
                 fix = " or ".join(f"{{{name}}}" for name in [*differ, "n"])
-                raise RequestValidationError("--out", pattern, f"gives several pictures the same name: add {fix}")
+                raise RequestValidationError(option, pattern, f"gives several pictures the same name: add {fix}")
             seen[key] = item
     if not names:
-        check_new_file("--out", pattern)
+        check_new_file(option, pattern)
 
 
 def check_new_file(option: str, name: str) -> None:
