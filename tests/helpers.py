@@ -98,3 +98,12 @@ def run_cells(
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, os.fspath(path))
     return run_notebook(path, workdir=Path(path).parent, timeout=timeout, allow_errors=allow_errors)
+
+
+def one_line_error(result: Any, captured: Any) -> str:
+    """The cell failed with one readable line, and printed no traceback."""
+    assert not result.success
+    assert "Traceback" not in captured.stdout + captured.stderr
+    lines = [line for line in (captured.stdout + captured.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]

@@ -20,22 +20,13 @@ from yart_jupyter.experiments.sweep import Axis, SweepError, expand_line, parse_
 from yart_jupyter.notebook.widget import YandexArtForm
 from yart_jupyter.store import get_store
 
-from .helpers import click_and_wait, html_outputs, run_cell, run_cells
+from .helpers import click_and_wait, html_outputs, one_line_error, run_cell, run_cells
 
 SWEEP = '%%yandexart --seed 1-4 --vary style="watercolour|oil painting|pixel art"\na fox in a snowy forest, {style}'
 
 
 def last_html(captured: Any) -> str:
     return str(captured.outputs[-1].data.get("text/html", "")) if captured.outputs else ""
-
-
-def one_line_error(result: Any, captured: Any) -> str:
-    """The cell failed with one readable line, and printed no traceback."""
-    assert not result.success
-    assert "Traceback" not in captured.stdout + captured.stderr
-    lines = [line for line in (captured.stdout + captured.stderr).splitlines() if line.strip()]
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 def test_a_sweep_is_a_labelled_grid_and_an_experiment(shell: InteractiveShell, thread_emulator: Emulator) -> None:

@@ -135,6 +135,7 @@ def test_bad_input_is_one_line_and_sends_nothing(
     result = shell.run_cell(source)
     assert isinstance(result.error_in_exec, errors.YandexArtError), result.error_in_exec
     assert needle in str(result.error_in_exec)
+    assert str(result.error_in_exec).lower().count("see %yandexart") <= 1  # one place to look, said once
     printed = capsys.readouterr()
     text = (printed.out + printed.err).strip()
     assert "Traceback" not in text and len(text.splitlines()) == 1, text

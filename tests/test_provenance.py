@@ -27,7 +27,7 @@ from yart_jupyter.core.request import AspectRatio, Message
 from yart_jupyter.emulator import Emulator
 from yart_jupyter.media.image import GeneratedImage
 
-from .helpers import picture_data, run_cell
+from .helpers import one_line_error, picture_data, run_cell
 from .shared_data import PHOTO, photo_bytes
 
 
@@ -209,6 +209,12 @@ def test_rerun_from_a_file_and_from_an_operation(shell: InteractiveShell, thread
     thread_emulator.config.model_version = "v2"
     _, captured = run_cell(shell, f"%yandexart rerun {tmp_path}/first.jpg --no-cache")
     assert "model version v1 then, v2 now" in captured.outputs[-1].data["text/plain"]
+    newest = shell.user_ns["_"]
+    _, captured = run_cell(shell, "%yandexart rerun #1")  # a history entry, as compare takes them
+    assert f"Rerun of {newest.operation_id}: answered from the local store" in captured.outputs[-1].data["text/plain"]
+    result, captured = run_cell(shell, "%yandexart rerun #9")
+    assert one_line_error(result, captured) == \
+        "MagicUsageError: %yandexart rerun: history has no entry #9 (it has 3); %yandexart history lists them."
 
 
 def test_mixed_model_versions_are_noted(shell: InteractiveShell, thread_emulator: Emulator) -> None:

@@ -66,13 +66,12 @@ def resolve(source: Any, store: Store | None) -> Side:
     if isinstance(source, GeneratedImage):
         return Side(f"op {source.operation_id}", source.recipe(), source.image_bytes)
     text = os.fspath(source) if isinstance(source, os.PathLike) else str(source)
-    entry = re.fullmatch(r"#?(\d{1,4})", text.strip())
-    if entry and store is not None:
-        number = int(entry.group(1))
-        records = store.history(number)
-        if number < 1 or len(records) < number:
-            raise CompareError(f"history has no entry #{number} (it has {len(records)}); see %yandexart history")
-        return _from_record(f"#{number}", records[number - 1])
+    try:
+        entry = store.entry(text) if store is not None else None
+    except LookupError as exc:
+        raise CompareError(f"{exc}; see %yandexart history") from None
+    if entry is not None:
+        return _from_record(f"#{text.strip().lstrip('#')}", entry)
     path = Path(text).expanduser()
     if path.suffix.lower() in (".jpg", ".jpeg", ".png") or path.exists():
         if not path.is_file():

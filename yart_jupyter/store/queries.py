@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -113,6 +114,18 @@ class Queries(Database):
             clauses.append("status=?")
             args.append(status)
         return self._select(" AND ".join(clauses), args, limit)
+
+    def entry(self, reference: str) -> Record | None:
+        """The record a history entry names (``#2``: my second newest, as ``history`` numbers them), or
+        None when ``reference`` is not ``#N``; a LookupError when the history is shorter."""
+        match = re.fullmatch(r"#?(\d{1,4})", reference.strip())
+        if match is None:
+            return None
+        number = int(match.group(1))
+        records = self.history(max(number, 1))
+        if number < 1 or len(records) < number:
+            raise LookupError(f"history has no entry #{number} (it has {len(records)})")
+        return records[number - 1]
 
     def starts_since(self, moment: float) -> tuple[int, float | None]:
         """How many generations were started (sent) since ``moment`` (epoch seconds), and the oldest

@@ -26,7 +26,7 @@ async def handle(face: Face, options: Namespace) -> None:
         face.show(message_bundle("No running jobs."))
         return
     if not jobs:
-        raise MagicUsageError(f"no running job or operation {options.target!r}; see %yandexart jobs")
+        raise MagicUsageError(f"no running job or operation {options.target!r}; see %yandexart jobs", hint="")
     cancelled = await JOBS.cancel(jobs, cancel_remote=server_canceller(face.client(), face.store()))
     remote = f"; server-side cancel confirmed for {', '.join(cancelled)}" if cancelled else ""
     face.show(message_bundle(f"Cancelled {', '.join(j.id for j in jobs)}{remote}."))

@@ -1,4 +1,4 @@
-"""``%yandexart rerun PATH|OPERATION_ID [--no-cache]``: make a picture again from its recipe, and compare."""
+"""``%yandexart rerun PATH|#N|OPERATION_ID [--no-cache]``: make a picture again from its recipe, and compare."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from .parsers import Parser
 
 def parser() -> Parser:
     p = Parser("%yandexart rerun", "Generate a picture again with the same parameters (from an image file's "
-                                   "recipe or a recorded operation) and say whether the pixels match.")
-    p.add_argument("source", metavar="PATH|OPERATION_ID", help="an image saved by yart_jupyter, or an operation id")
+                                   "recipe, a history entry or a recorded operation) and say whether the pixels match.")
+    p.add_argument("source", metavar="PATH|#N|OPERATION_ID",
+                   help="an image saved by yart_jupyter, a history entry (#1: the newest) or an operation id")
     p.add_argument("--no-cache", action="store_true", dest="no_cache",
                    help="generate anew even when the local store has this exact request")
     return p
@@ -31,9 +32,17 @@ def _origin(face: Face, source: str) -> tuple[dict[str, Any], bytes]:
         if isinstance(found, list):
             raise errors.MagicUsageError("%yandexart rerun: give one image file, not a notebook")
         return found, path.read_bytes()
-    record = face.store().get(source)
+    try:
+        record = face.store().entry(source) or face.store().get(source)
+    except LookupError as exc:
+        raise errors.MagicUsageError(f"%yandexart rerun: {exc}; %yandexart history lists them", hint="") from None
     if record is None or record.request() is None:
-        raise errors.MagicUsageError(f"%yandexart rerun: {source!r} is neither a file nor an operation in the store")
+        raise errors.MagicUsageError(f"%yandexart rerun: {source!r} is neither a file, a history entry (#N) nor an "
+                                     "operation in the store")
+    if record.status != "done" or record.image_path is None or not record.image_path.exists():
+        reason = record.status if record.status != "done" else "its picture was pruned"
+        raise errors.MagicUsageError(f"%yandexart rerun: {source} has no picture in the store to compare with "
+                                     f"({reason})", hint="")
     image = record.to_image()
     return image.recipe(), image.image_bytes
 
