@@ -97,6 +97,8 @@ async def test_csv_jsonl_and_dataframe_sources(env: Emulator, tmp_path: Path) ->
      "2 of 3 rows are invalid (row 1: prompt "),
     (ROWS, {"prompt": "{subject}", "out": "d/{subject}.jpg"}, "row 2: out "),
     (ROWS, {"prompt": "{subject}", "out": "one.jpg"}, "names one file for 6 rows"),
+    (ROWS, {"prompt": "{subject}, {style}", "out": "d/{n}.png"}, "rows 1, 2, 3, 4, 5 and 6: out 'd/{n}.png' is "
+     "invalid: ends in .png but the picture is image/jpeg: name it .jpg, or ask for image/png"),
     (ROWS, {"prompt": "{subject}", "aspect": "7:1"}, "the ratio must lie between 1:4 and 4:1"),
     ("rows.txt", {"prompt": "{subject}"}, "give a .csv, .tsv or .jsonl file"),
     ([{"subject": "a fox"}] * 20, {"prompt": "{subject}", "model": "aliceai-image-art-3.0", "seed": 4},
@@ -396,7 +398,8 @@ def test_cli_generate_count(cli_env: dict[str, str], tmp_path: Path, thread_emul
     monkeypatch.chdir(tmp_path)
     for bad, reason in ((["--count", "2", "-o", "one.jpg"], "-o 'one.jpg' is invalid: names one file for several"),
                         (["--count", "2", "--seed", "4"], "give either --seed or --count, not both"),
-                        (["--count", "0"], "--count 0 is invalid: must be from 1 to 16")):
+                        (["--count", "0"], "--count 0 is invalid: must be from 1 to 16"),
+                        (["-o", "one.png"], "-o 'one.png' is invalid: ends in .png but the picture is image/jpeg")):
         assert main(["generate", "a harbour", *bad]) == 2
         err = capsys.readouterr().err
         assert reason in err and err.count("\n") == 1 and "%yandexart" not in err

@@ -39,6 +39,10 @@ def test_save_never_overwrites_silently(tmp_path: Path) -> None:
     image.save(path, overwrite=True)
     assert image.save(tmp_path).name == "yandexart-5.jpg"
     assert image.save(tmp_path / "noext").suffix == ".jpg"
+    assert image.save(tmp_path / "fox.JPEG").name == "fox.JPEG"
+    with pytest.raises(ValueError, match=r"fox.png ends in .png but the picture is image/jpeg: name it .jpg"):
+        image.save(tmp_path / "fox.png")  # the service's JPEG bytes under a PNG's name
+    assert not (tmp_path / "fox.png").exists()
     assert not list(tmp_path.rglob("*.part"))
 
 

@@ -114,6 +114,7 @@ BAD_CELLS = [
     ("%%yandexart --seed 1-40\nx", "at most 16"),
     ("%%yandexart --seed 1 --var 2bad\nx", "--var"),
     ("%%yandexart --seed 1 --mime gif\nx", "mime"),
+    ("%%yandexart --seed 1 --out x.png\nx", "ends in .png but the picture is image/jpeg"),
     ("%%yandexart --seed 1 --model art://\nx", "model_uri"),
     ("%%yandexart --seed 1 --timeout -3\nx", "--timeout"),
     ("%%yandexart --seed 1\n{nowhere_defined}", "nowhere_defined"),

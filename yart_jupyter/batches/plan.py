@@ -14,6 +14,7 @@ from typing import Any, Literal
 from ..core import errors
 from ..core.config import Settings
 from ..core.request import RANDOM_SEEDS, GenerationRequest
+from ..media.image import extension_mismatch
 from ..media.outputs import unwritable
 from .table import BatchInputError
 
@@ -124,6 +125,9 @@ def plan_table(
                 target = Path(_fill(out, {**values, "n": number, "seed": row.request.seed}, "out")).expanduser()
                 if target.suffix == "":
                     target = target.with_suffix(".png" if row.request.mime_type == "image/png" else ".jpg")
+                mismatch = extension_mismatch(target, row.request.mime_type)
+                if mismatch:
+                    raise errors.RequestValidationError("out", out, mismatch)
                 if target in targets:
                     raise errors.RequestValidationError(
                         "out", str(target), f"is also row {targets[target]}'s file: put a column or {{n}} in out")

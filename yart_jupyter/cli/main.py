@@ -144,7 +144,7 @@ async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO
     requests = [settings.request(options.prompt, seed=options.seed, aspect=options.aspect, mime_type=options.mime,
                                  model_uri=options.model) for _ in range(count)]
     pattern = options.out or ("yandexart-{seed}" if requests[0].seed is not None else "yandexart-{op}")
-    check_pattern(pattern, count, option="-o")
+    check_pattern(pattern, count, option="-o", mime_types={requests[0].mime_type})
     progress = Progress(sys.stderr)
     failures: list[errors.YandexArtError] = []
     try:

@@ -14,6 +14,19 @@ from .pixels import image_size, preview
 from .worker import WORKER
 
 _EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png"}
+#: The picture type a file name's extension says, for the extensions that say one.
+_TYPES_OF = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
+
+
+def extension_mismatch(name: str | os.PathLike[str], mime_type: str) -> str | None:
+    """Why a file called ``name`` would mislabel a picture of ``mime_type`` (a ``.png`` holding the
+    service's JPEG bytes, which are written unchanged), or None when its extension says nothing else."""
+    suffix = Path(name).suffix
+    said = _TYPES_OF.get(suffix.lower())
+    if said is None or said == mime_type:
+        return None
+    return (f"ends in {suffix} but the picture is {mime_type}: name it {_EXTENSIONS.get(mime_type, '')}, or ask "
+            f"for {said} (--mime {said}; mime_type= in code)")
 
 
 def write_atomic(target: Path, data: bytes) -> None:
@@ -118,6 +131,9 @@ class GeneratedImage:
             target = target / f"yandexart-{self.seed if self.seed is not None else self.operation_id}{self.extension}"
         if target.suffix == "":
             target = target.with_suffix(self.extension)
+        mismatch = extension_mismatch(target, self.mime_type)
+        if mismatch:
+            raise ValueError(f"{target} {mismatch}")
         if target.exists() and not overwrite:
             raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
         from ..core.provenance import embed

@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import os
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from ..core.errors import RequestValidationError, StorageError
-from .image import GeneratedImage
+from .image import GeneratedImage, extension_mismatch
 
 _FIELDS = {"seed", "n", "op"}
 
 
-def check_pattern(pattern: str, count: int, items: Sequence[Mapping[str, str]] = (), option: str = "--out") -> None:
+def check_pattern(pattern: str, count: int, items: Sequence[Mapping[str, str]] = (), option: str = "--out",
+                  mime_types: Collection[str] = ()) -> None:
     """Refuse, before any request, a pattern that would overwrite files or cannot be written.
 
     ``items``: each picture's fields when known before the start (its seed, a sweep's axis values):
-    then the pattern must give each picture a name of its own. ``option`` names it in the errors.
+    then the pattern must give each picture a name of its own. ``option`` names it in the errors;
+    ``mime_types``, the pictures' types when known: an extension that says another is refused.
     """
     try:
         names = {f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None}
     except ValueError as exc:
         raise RequestValidationError(option, pattern, f"is not a valid pattern ({exc})") from None
+    for mime_type in sorted(set(mime_types)):
+        mismatch = extension_mismatch(pattern, mime_type)
+        if mismatch:
+            raise RequestValidationError(option, pattern, mismatch)
     known = _FIELDS | {name for item in items for name in item}
     unknown = names - known
     if unknown:

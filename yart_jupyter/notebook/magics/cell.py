@@ -172,7 +172,7 @@ def plan(face: Face, line: str, body: str) -> Plan:
                "seed": str(request.seed) if request.seed is not None else ""}
               for cell, request in zip(sweep, requests, strict=True)]
     if options.out:
-        check_pattern(options.out, len(requests), fields)
+        check_pattern(options.out, len(requests), fields, mime_types={r.mime_type for r in requests})
     experiment = None
     if axes:
         experiment = Experiment.from_sweep(sweep, notebook=face.notebook_name())
