@@ -43,6 +43,11 @@ def test_save_never_overwrites_silently(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"fox.png ends in .png but the picture is image/jpeg: name it .jpg"):
         image.save(tmp_path / "fox.png")  # the service's JPEG bytes under a PNG's name
     assert not (tmp_path / "fox.png").exists()
+    from yart_jupyter.core.errors import StorageError
+    from yart_jupyter.media.outputs import save_all
+
+    with pytest.raises(StorageError, match=r"Could not save .*x.png: ends in .png but the picture is image/jpeg"):
+        save_all(str(tmp_path / "x.png"), [(1, image, {})])  # e.g. resume --out, whose type is known only then
     assert not list(tmp_path.rglob("*.part"))
 
 

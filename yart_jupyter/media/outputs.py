@@ -95,9 +95,10 @@ def save_all(pattern: str, images: Sequence[tuple[int, GeneratedImage, Mapping[s
         target = target_path(pattern, image, n, fields)
         try:
             paths.append(image.save(target))
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: an extension that says another type
+            reason = (exc.strerror or exc) if isinstance(exc, OSError) else extension_mismatch(target, image.mime_type)
             raise StorageError(
-                f"Could not save {target}: {exc.strerror or exc}", operation_id=image.operation_id,
+                f"Could not save {target}: {reason}", operation_id=image.operation_id,
                 hint="The image is still shown and returned; save it with .save(path)",
             ) from None
     return paths
