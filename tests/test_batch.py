@@ -6,6 +6,7 @@ import asyncio
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -418,6 +419,12 @@ def test_cli_generate_count(cli_env: dict[str, str], tmp_path: Path, thread_emul
     out = capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.glob("d*.jpg")) == ["d1.jpg", "d2.jpg"]
     assert out.count("failed: ") == 1 and "the GPU melted" in out
+    assert main(["history", "-n", "4"]) == 0  # the seeds' widths differ (Alice's have none): columns stay aligned
+    listed = capsys.readouterr().out.splitlines()
+    starts = {re.search(r"\b(img-[0-9a-f]{16}|[a-z0-9]{20})\b", line).start() for line in listed}  # type: ignore[union-attr]
+    assert len(listed) == 4 and len(starts) == 1, listed
+    assert main(["history", "--search", "no such words"]) == 0
+    assert capsys.readouterr().out == "no generation matches 'no such words'\n"
 
 
 def test_cli_batch_failures_give_exit_code_1(cli_env: dict[str, str], tmp_path: Path) -> None:

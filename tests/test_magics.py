@@ -259,6 +259,11 @@ def test_resume(shell: InteractiveShell, thread_emulator: Emulator, tmp_path: Pa
     assert shell.user_ns["back"].operation_id == op_id and (tmp_path / "again.jpg").exists()
     result = shell.run_cell("%yandexart resume nosuchoperation00000")
     assert isinstance(result.error_in_exec, errors.OperationNotFoundError)
+    from yart_jupyter.store import get_store
+
+    # an id the service never had (a typo) is no generation: it leaves no "expired" line in the history
+    assert get_store().get("nosuchoperation00000") is None
+    assert [r.operation_id for r in get_store().history(None)] == [op_id]
 
 
 def test_line_magic_one_liner(shell: InteractiveShell) -> None:

@@ -59,8 +59,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--dry-run", action="store_true", dest="dry_run",
                    help="say what a run would do with every row and the quota it takes; send nothing")
     h = sub.add_parser("history", help="the latest generations of the store")
-    h.add_argument("-n", type=int, default=20)
-    h.add_argument("--search")
+    h.add_argument("-n", type=int, default=20, help="how many, newest first (default: 20)")
+    h.add_argument("--search", help="only prompts containing this text (any case)")
     h.add_argument("--team", action="store_true", help="everyone's generations, not only mine")
     pe = sub.add_parser("pending", help="operations started and never collected, and generations never sent")
     pe.add_argument("--team", action="store_true", help="everyone's (a teammate's are collected only by id)")
@@ -71,8 +71,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("source", metavar="SRC")
     c.add_argument("destination", metavar="DEST")
     r = sub.add_parser("resume", help="collect operations by id, or every pending one with --all")
-    r.add_argument("operation_id", nargs="?")
-    r.add_argument("--all", action="store_true")
+    r.add_argument("operation_id", nargs="?", help="an operation id (yart pending lists them)")
+    r.add_argument("--all", action="store_true",
+                   help="every generation of mine still on its way: pending operations, starts never answered")
     r.add_argument("--resend-lost", action="store_true", dest="resend_lost",
                    help="with --all: also send again the Images API requests whose answer was lost (it may bill "
                         "them twice; the service keeps nothing to collect)")
@@ -232,11 +233,18 @@ def _history(settings: Settings, options: argparse.Namespace, out: TextIO) -> in
     from ..present.records import made_by
     from ..store import get_store
 
+    rows = []
     for r in get_store(settings.store_location).history(options.n, options.search, team=options.team):
-        when = r.submitted_at.astimezone().strftime("%Y-%m-%d %H:%M")
-        seed = f"seed {r.seed}" if r.seed is not None else "no seed"
         who = f"  ({made_by(r)})" if made_by(r) else ""
-        out.write(f"{when}  {r.status:9}  {seed}  {r.aspect or ''}  {r.operation_id}  {r.prompt[:60]}{who}\n")
+        rows.append([r.submitted_at.astimezone().strftime("%Y-%m-%d %H:%M"), r.status,
+                     f"seed {r.seed}" if r.seed is not None else "no seed", r.aspect or "", r.operation_id,
+                     f"{r.prompt[:60]}{who}"])
+    if not rows:
+        out.write(f"no generation matches {options.search!r}\n" if options.search else "no generations yet\n")
+    widths = [max(len(row[i]) for row in rows) for i in range(5)] if rows else []
+    for row in rows:  # aligned columns, the prompt last (it varies most)
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + f"  {row[5]}"
+        out.write(line.rstrip() + "\n")
     return OK
 
 

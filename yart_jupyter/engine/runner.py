@@ -221,7 +221,7 @@ async def resume(
     """Collect an operation by id: from the store when it is already there, else from the server.
 
     The stored request (prompt, seed, aspect) is attached to the result; an operation the server
-    no longer has is marked expired.
+    no longer has is marked expired, and one it never had that the store did not know is not recorded.
     """
     share_quota(client, store)
     record = await asyncio.to_thread(store.get, operation_id) if store is not None else None
@@ -235,9 +235,14 @@ async def resume(
             f"{operation_id} is a picture of the Images API, which keeps nothing to collect: only one this "
             "store holds can be shown again",
             hint="%yandexart history (yart history) lists the pictures it holds")
-    if store is not None and record is None:
+    if store is not None and record is None:  # kept while it is awaited: a kernel that dies can collect it later
         await off_thread(store.record_started, operation_id, None)
-    image = await client.resume(operation_id, timeout=timeout, on_progress=on_progress)
+    try:
+        image = await client.resume(operation_id, timeout=timeout, on_progress=on_progress)
+    except errors.OperationNotFoundError:
+        if store is not None and record is None:
+            await off_thread(store.forget_unknown, operation_id)  # a typo is no generation: history stays clean
+        raise
     request = record.request() if record is not None else None
     if request is not None:
         image.seed, image.aspect, image.messages = request.seed, request.aspect, request.messages

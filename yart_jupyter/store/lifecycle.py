@@ -153,6 +153,15 @@ class Lifecycle(Database):
         image.path = path
         return path
 
+    def forget_unknown(self, operation_id: str) -> None:
+        """Drop the record a collect by id made for an operation the service does not know (a
+        mistyped or long-expired id): it holds no request and no picture, and is no generation."""
+        def delete(db: Conn) -> None:
+            db.execute("DELETE FROM generations WHERE operation_id=? AND status='pending' AND request_key IS NULL",
+                       (operation_id,))
+
+        self._write(delete)
+
     def record_failed(self, operation_id: str, status: str, error: str) -> None:
         """Mark an operation failed, cancelled or expired, with its error line."""
         if status not in STATUSES:
