@@ -219,20 +219,21 @@ def test_unclosed_sessions_are_detected(emulator: Emulator) -> None:
 ])
 def test_standalone_bad_options_are_one_line(argv: list[str], expected: str,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    """``yart emulator`` with a bad option or a port in use: one line and exit code 2, no traceback."""
+    """``yart emulator`` with a bad option or a port in use: one line and exit code 2, no traceback,
+    under the name it was called by."""
     import socket
 
-    from yart_jupyter.emulator.__main__ import main
+    from yart_jupyter.cli.main import main
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
         with pytest.raises(SystemExit) as exited:
-            main([port if arg == "IN_USE" else arg for arg in argv])
+            main(["emulator", *[port if arg == "IN_USE" else arg for arg in argv]])
     assert exited.value.code == 2
     err = capsys.readouterr().err
-    assert expected in err and "Traceback" not in err
+    assert expected in err and "Traceback" not in err and err.startswith(("usage: yart emulator", "yart emulator:"))
 
 
 def test_embedded_emulator_settings_that_cannot_be_read_are_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

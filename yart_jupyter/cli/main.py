@@ -302,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments[:1] == ["emulator"]:  # its own options, parsed by the emulator
         from ..emulator.__main__ import main as emulator
 
-        emulator(arguments[1:])
+        emulator(arguments[1:], prog="yart emulator")
         return OK
     options = parser().parse_args(arguments)
     import os

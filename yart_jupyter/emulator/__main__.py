@@ -20,9 +20,10 @@ def duration(spec: str) -> Duration:
         raise argparse.ArgumentTypeError(f"{spec!r}: give {DURATION_FORMS}") from None
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse the options, serve until interrupted; bad options and a port in use are one line."""
-    parser = argparse.ArgumentParser(prog="python -m yart_jupyter.emulator", description=__doc__)
+def main(argv: list[str] | None = None, prog: str = "python -m yart_jupyter.emulator") -> None:
+    """Parse the options, serve until interrupted; bad options and a port in use are one line.
+    ``prog``: how the command was called, for its usage line (``yart emulator``)."""
+    parser = argparse.ArgumentParser(prog=prog, description="Run the YandexART emulator on a loopback port.")
     parser.add_argument("--host", default="127.0.0.1", help="a loopback address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--api-key", action="append", default=[], help="a valid API key (repeatable)")
