@@ -3,10 +3,13 @@
 
 from pathlib import Path
 
+import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+from yart_jupyter.emulator import Emulator
 from yart_jupyter.notebook.magics.cell import split_line
 
+from .conftest import FOLDER, KEY
 from .helpers import run_cell
 
 
@@ -37,3 +40,42 @@ def test_one_line_prompt_may_contain_double_dash(shell: InteractiveShell) -> Non
     run_cell(shell, "%yandexart a cat -- at night --seed 3")
     image = shell.user_ns["_"]
     assert image.prompt == "a cat -- at night" and image.seed == 3
+
+
+def test_status_says_what_generations_would_use(shell: InteractiveShell, thread_emulator: Emulator,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``%yandexart status``: the endpoint, folder, credentials (redacted), model and store, and what
+    stands in the way, with nothing sent to the service."""
+    run_cell(shell, "%%yandexart --seed 3\na kite")
+    result, captured = run_cell(shell, "%yandexart status")
+    assert result.success, result.error_in_exec
+    text = captured.outputs[-1].data["text/plain"]
+    assert thread_emulator.url in text and FOLDER in text and "API key" in text and KEY not in text
+    assert "1 generation" in text and text.endswith("Ready: nothing stands in the way (the service may still "
+                                                      "refuse the model or the key).")
+    requests = thread_emulator.stats.requests
+    monkeypatch.delenv("YC_FOLDER_ID")
+    monkeypatch.delenv("YC_API_KEY")
+    monkeypatch.setenv("PATH", "/nonexistent")  # no yc CLI either
+    result, captured = run_cell(shell, "%yandexart status")
+    text = captured.outputs[-1].data["text/plain"]
+    assert "folder       not set (YC_FOLDER_ID)" in text and "credentials  none found" in text
+    assert "problem      CredentialsNotFoundError" in text
+    assert "problem      RequestValidationError: no folder_id" in text
+    assert text.endswith("Not ready: 2 problems above.") and thread_emulator.stats.requests == requests
+
+
+def test_yart_status_exit_code_says_whether_it_is_ready(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from yart_jupyter.cli.main import main
+
+    for name in ("YC_API_KEY", "YC_FOLDER_ID", "YANDEXART_BASE_URL", "YC_IAM_TOKEN", "YC_OAUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert main(["status"]) == 2  # nothing set: two problems, and the note on the denied default model
+    out = capsys.readouterr().out
+    assert "credentials  none found" in out and "note         yandex-art/latest is reported denied" in out
+    monkeypatch.setenv("YANDEXART_BASE_URL", "emulator")
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "credentials  API key *** from the embedded emulator" in out and "note" not in out

@@ -195,6 +195,19 @@ async def test_no_folder_says_so_and_disables_generate(emulator: Emulator, monke
     await close_shared_clients()
 
 
+async def test_the_setup_line_says_when_the_configured_model_does_not_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Off the emulator, the default model (reported denied) is named as such in the form's first line,
+    with the one serving; nothing is sent (the endpoint is a name that never resolves)."""
+    monkeypatch.setenv("YANDEXART_BASE_URL", "https://yart.invalid")
+    monkeypatch.setenv("YC_API_KEY", KEY)
+    monkeypatch.setenv("YC_FOLDER_ID", FOLDER)
+    panel = YandexArtForm()
+    await panel._setup_task  # type: ignore[misc]
+    assert "endpoint https://yart.invalid · folder" in panel.setup.value
+    assert "yandex-art/latest is reported denied" in panel.setup.value and "aliceai-image-art-3.0" in panel.setup.value
+    await close_shared_clients()
+
+
 async def test_no_secret_in_widget_state(form: YandexArtForm) -> None:
     form.prompt.value = "secret check"
     await click_and_wait(form)

@@ -79,6 +79,8 @@ def parser() -> argparse.ArgumentParser:
                         "them twice; the service keeps nothing to collect)")
     r.add_argument("-o", "--out", help="save pattern ({seed}, {n}, {op})")
     sub.add_parser("models", help="the models the service serves and what each can do")
+    sub.add_parser("status", help="what generations would use (endpoint, folder, credentials redacted, model, "
+                                  "store) and what stands in the way; nothing is sent")
     i = sub.add_parser("info", help="the recipe written into an image file (or a notebook)")
     i.add_argument("path")
     sub.add_parser("emulator", help="run the local emulator (its options as python -m yart_jupyter.emulator: "
@@ -194,6 +196,15 @@ async def _batch(settings: Settings, options: argparse.Namespace, out: TextIO) -
             out.write(f"row {row.number}: {row.error}\n")
     out.write(result.summary() + "\n")
     return OK if result.left == 0 else FAILED
+
+
+async def _status(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
+    """The setup report; exit code 2 when something stands in the way (scripts can test it)."""
+    from ..engine.setup import check_setup
+
+    report = await check_setup(settings)
+    out.write(report.text() + "\n")
+    return OK if report.ready else INVALID
 
 
 async def _resume(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
@@ -327,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             out.write(table_text() + "\n")
             return OK
-        runner = {"generate": _generate, "batch": _batch, "resume": _resume}[options.command]
+        runner = {"generate": _generate, "batch": _batch, "resume": _resume, "status": _status}[options.command]
         return asyncio.run(_with_cleanup(runner(settings, options, out)))
     except KeyboardInterrupt:
         again = " (or run the same yart batch again)" if options.command == "batch" else ""

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, RequestValidationError
-from .models import Model, resolve
+from .models import Model, ModelSpec, resolve
 from .redact import register_secret
 from .request import AspectRatio, AspectRatioLike, GenerationRequest, PromptLike, build_request, validate_mime
 
@@ -153,6 +153,14 @@ class Settings:
     def model(self, name: str | None = None) -> Model:
         """The model ``name`` (default: the ``model_uri`` setting) resolved against the catalogue."""
         return resolve(name or self.model_uri, self.folder)
+
+    def model_spec(self, name: str | None = None) -> ModelSpec:
+        """What the model ``name`` (default: the configured one) can do; no folder needed (a face asks
+        before the folder is set, to say what the model supports)."""
+        try:
+            return resolve(name or self.model_uri, self.folder or "folder").spec
+        except RequestValidationError:
+            return resolve(None, "folder").spec
 
     @property
     def images_base(self) -> str:

@@ -16,7 +16,6 @@ import ipywidgets as w
 from ..clients.shared import shared_client
 from ..core import errors
 from ..core.config import Settings
-from ..core.models import ModelSpec
 from ..core.request import ASPECT_PRESETS, MAX_TEXT, AspectRatio, GenerationRequest, Message, random_seed
 from ..core.settings import current
 from ..core.status import BatchStatus
@@ -50,7 +49,7 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
         self.random_button = w.Button(icon="random", tooltip="A new random seed", layout=w.Layout(width="36px"))
         self.keep_seed = w.Checkbox(value=False, description="keep seed", indent=False, layout=w.Layout(width="100px"))
         choices = model_choices(self.settings)
-        configured = model_spec(None, self.settings)
+        configured = self.settings.model_spec()
         self.model = w.Dropdown(options=choices, value=configured.name if configured.known else choices[-1][1],
                                 description="Model", layout=w.Layout(width="420px"),
                                 style={"description_width": "45px"})
@@ -167,7 +166,7 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
 
     def _model_changed(self) -> None:
         """A model without seeds turns the seed field off and says why; the rest validates anew."""
-        spec = model_spec(self.model.value, current())
+        spec = current().model_spec(self.model.value)
         for widget in (self.seed, self.random_button, self.keep_seed):
             widget.disabled = not spec.seeds
         if spec.seeds:
@@ -230,7 +229,7 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
             else [self.seed.value.strip() or None]
         )
         model = self.model.value
-        if settings.model_uri and model_spec(None, settings).name == model:
+        if settings.model_uri and settings.model_spec().name == model:
             model = settings.model_uri  # the configured model keeps its own folder
         return [settings.request(self._messages(), seed=seed, aspect=self._aspect_value(), model_uri=model)
                 for seed in seeds]
@@ -278,26 +277,17 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
 
 
 async def setup_line(settings: Settings) -> tuple[str, str | None]:
-    """The form's setup line (endpoint, folder, credentials; secrets redacted), and the error if setup failed."""
-    client = shared_client(settings)
-    try:
-        await client.open()
-    except errors.YandexArtError as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        return _html(error, _ERROR), error
-    creds = client.credentials.describe() if client.credentials else "none"
-    folder = client.folder_id or "not set (YC_FOLDER_ID)"
-    return _html(f"endpoint {client.base_url} · folder {folder} · {creds}"), None
+    """The form's setup line (endpoint, folder, credentials; secrets redacted; why the configured
+    model may not serve), and the error if the endpoint or the credentials could not be resolved."""
+    from ..engine.setup import check_setup
 
-
-def model_spec(name: str | None, settings: Settings) -> ModelSpec:
-    """The catalogue entry of a model name or URI (default: the configured model); no folder needed."""
-    from ..core.models import resolve
-
-    try:
-        return resolve(name or settings.model_uri, settings.folder or "folder").spec
-    except errors.RequestValidationError:
-        return resolve(None, "folder").spec
+    report = await check_setup(settings)
+    if report.connection_problem:
+        return _html(report.connection_problem, _ERROR), report.connection_problem
+    parts = dict(report.rows())
+    line = " · ".join(f"{part} {parts[part]}" for part in ("endpoint", "folder", "credentials"))
+    note = report.model_note()
+    return _html(line) + (f"<br>{_html(note, _ERROR)}" if note else ""), None
 
 
 def model_choices(settings: Settings) -> list[tuple[str, str]]:
@@ -306,7 +296,7 @@ def model_choices(settings: Settings) -> list[tuple[str, str]]:
 
     choices = [(f"{spec.name} · {API_NAMES[spec.api]}{'' if spec.seeds else ' · no seed'}", spec.name)
                for spec in CATALOGUE.values()]
-    configured = model_spec(None, settings)
+    configured = settings.model_spec()
     if not configured.known and settings.model_uri:
         choices.append((f"{settings.model_uri} · {API_NAMES[configured.api]}", settings.model_uri))
     return choices

@@ -6,7 +6,7 @@ from argparse import Namespace
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from . import cancel, cell, compare, form, history, info, jobs, models, pending, prune, rerun, resume
+from . import cancel, cell, compare, form, history, info, jobs, models, pending, prune, rerun, resume, status
 from .face import Face
 from .parsers import Parser, ParserFactory
 
@@ -31,6 +31,7 @@ COMMANDS: dict[str, Command] = {
     "rerun": Command(rerun.parser, rerun.handle),
     "compare": Command(compare.parser, compare.handle),
     "models": Command(models.parser, models.handle),
+    "status": Command(status.parser, status.handle),
 }
 
 ONE_LINE = ("%yandexart PROMPT [options]",

@@ -1,0 +1,96 @@
+"""What a face is set up to use — endpoint, folder, credentials, model, store — found without sending
+anything to the service: ``%yandexart status``, ``yart status`` and the form's first line.
+
+A newcomer checks this before the first (billed) picture: that the folder is the one meant, that
+credentials were found (and which, redacted), and whether the model in use is one the service serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from ..clients.shared import shared_client
+from ..core import errors
+from ..core.config import Settings, is_loopback
+from ..core.models import API_NAMES, LIVING_MODEL, ModelSpec
+from ..store import get_store
+from ..store.backend import is_team_location, redacted_url
+
+
+@dataclass
+class SetupReport:
+    """One face's setup, each part as a person reads it; ``problems`` say what stops a generation."""
+
+    endpoint: str
+    folder: str | None
+    credentials: str | None
+    model: ModelSpec
+    store: str
+    records: int
+    unfinished: int
+    #: Why the endpoint or the credentials could not be resolved (one line), if they could not.
+    connection_problem: str | None = None
+    #: Why the model cannot be named without a folder (one line), if it cannot.
+    folder_problem: str | None = None
+
+    @property
+    def problems(self) -> list[str]:
+        """What stops a generation, one line each."""
+        return [p for p in (self.connection_problem, self.folder_problem) if p]
+
+    @property
+    def ready(self) -> bool:
+        """Whether a generation could be sent as things are (the service may still refuse it)."""
+        return not self.problems
+
+    def model_note(self) -> str | None:
+        """Why the model in use may not make pictures on the service (retired, denied, unknown), and the
+        way out; None on a loopback endpoint (the emulator serves every model it is not told to deny)."""
+        if self.model.status.startswith("serving") or is_loopback(self.endpoint):
+            return None
+        return (f"{self.model.name} is {self.model.status.split(';')[0]}: {LIVING_MODEL} is the one serving "
+                "(model_uri setting: %config YandexArt.model_uri, YANDEXART_MODEL_URI, or --model)")
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(part, value) lines: what ``status`` shows."""
+        spec = self.model
+        rows = [("endpoint", self.endpoint),
+                ("folder", self.folder or "not set (YC_FOLDER_ID)"),
+                ("credentials", self.credentials or "none found"),
+                ("model", f"{spec.name} · {API_NAMES[spec.api]} · {'seeds' if spec.seeds else 'no seed'}"),
+                ("store", f"{self.store} · {self.records:,} generation{'s' if self.records != 1 else ''}"
+                          + (f", {self.unfinished:,} unfinished (resume --all)" if self.unfinished else ""))]
+        note = self.model_note()
+        if note:
+            rows.append(("note", note))
+        rows += [("problem", problem) for problem in self.problems]
+        return rows
+
+    def text(self) -> str:
+        """The rows as aligned plain text."""
+        width = max(len(part) for part, _ in self.rows())
+        return "\n".join(f"{part.ljust(width)}  {value}" for part, value in self.rows())
+
+
+async def check_setup(settings: Settings) -> SetupReport:
+    """Resolve the endpoint and credentials as a generation would (the embedded emulator starts if it
+    is the endpoint), read the store, and say what stands in the way; nothing is sent to the service."""
+    client = shared_client(settings)
+    described = connection_problem = folder_problem = None
+    try:
+        await client.open()
+        described = client.credentials.describe() if client.credentials else None
+    except errors.YandexArtError as exc:
+        connection_problem = f"{type(exc).__name__}: {exc}"
+    try:
+        settings.model()  # a short model name needs the folder: its own one-line reason
+    except errors.RequestValidationError as exc:
+        folder_problem = f"{type(exc).__name__}: {exc}"
+    location = settings.store_location
+    store = get_store(location)
+    records, unfinished = await asyncio.to_thread(lambda: (store.count(), len(store.pending()) + len(store.unsent())))
+    return SetupReport(
+        endpoint=client.base_url, folder=settings.folder, credentials=described, model=settings.model_spec(),
+        store=redacted_url(location) if is_team_location(location) else str(location), records=records,
+        unfinished=unfinished, connection_problem=connection_problem, folder_problem=folder_problem)
