@@ -48,6 +48,8 @@ def test_quickstart_runs_in_a_real_kernel(kernel_workdir: Path, capfd: pytest.Ca
     alice = "".join(o.get("data", {}).get("text/html", "") for o in by_first_line[
         "%%yandexart --model aliceai-image-art-3.0 --aspect 2:1"].outputs)
     assert "no seed" in alice and "1344×768" in alice and "seed None" not in alice  # 2:1 snaps to 7:4
+    status = "".join(o.get("data", {}).get("text/plain", "") for o in by_first_line["%yandexart status"].outputs)
+    assert "from the embedded emulator" in status and "Ready: nothing stands in the way" in status
     models = "".join(o.get("data", {}).get("text/plain", "") for o in by_first_line["%yandexart models"].outputs)
     assert "aliceai-image-art-3.0" in models and "reported denied since 2026-09" in models
     assert not any(o.output_type == "error" for c in code for o in c.outputs)
