@@ -85,6 +85,10 @@ async def test_csv_jsonl_and_dataframe_sources(env: Emulator, tmp_path: Path) ->
     assert load_rows(tmp_path / "rows.csv")[1] == {"subject": "лиса", "style": "гуашь", "aspect": "1:1"}
     assert load_rows(str(tmp_path / "rows.jsonl")) == ROWS[:2]
     assert load_rows(pd.DataFrame(ROWS[:3])) == ROWS[:3]
+    # a spreadsheet's ";"-separated CSV (many locales), a quoted comma in a value kept as it is
+    (tmp_path / "semi.csv").write_text('subject;style\n"a fox, red";ink\nan owl;oil\n', encoding="utf-8")
+    assert load_rows(tmp_path / "semi.csv") == [{"subject": "a fox, red", "style": "ink"},
+                                                {"subject": "an owl", "style": "oil"}]
     result = await batch(tmp_path / "rows.csv", prompt="{subject}, {style}", aspect="{aspect}", seed=7,
                          out="csv/{n}-{seed}.jpg")
     assert [(r.request.seed, str(r.request.aspect)) for r in result.rows] == [(7, "16:9"), (7, "1:1")]

@@ -28,8 +28,8 @@ PLANS: dict[str, str] = {
     "start": "to start",
     "queued": "to start (recorded earlier, never sent)",
     "resend": "sent again with its key (the service deduplicates it)",
-    "lost": "answer lost: not sent again without --resend-lost (resend_lost=True)",
-    "clash": "its file exists and is not this batch's: fails (never overwritten)",
+    "lost": "with the answer lost (not sent again without --resend-lost, resend_lost=True)",
+    "clash": "failing on a file this batch did not make (never overwritten)",
     "invalid": "invalid, skipped",
 }
 #: The plans that send a start (a re-sent one may be deduplicated: the figure is at most).

@@ -59,7 +59,7 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
                 raise BatchInputError(f"{path.name} line {number} is not a JSON object")
             rows.append(row)
     else:
-        reader = csv.DictReader(io.StringIO(text), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        reader = csv.DictReader(io.StringIO(text), delimiter=_delimiter(path, text))
         if not reader.fieldnames:
             raise BatchInputError(f"{path.name} is empty (no header row)")
         try:
@@ -72,3 +72,16 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
     if not rows:
         raise BatchInputError(f"{path.name} has no rows")
     return rows
+
+
+def _delimiter(path: Path, text: str) -> str:
+    """A ``.tsv``'s tab; a ``.csv``'s comma, or the semicolon (or tab) its header uses instead when it
+    has no comma: spreadsheets in many locales write ``;``-separated CSV."""
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    header = text.split("\n", 1)[0]
+    if "," not in header:
+        for other in (";", "\t"):
+            if other in header:
+                return other
+    return ","
