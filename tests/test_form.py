@@ -149,7 +149,7 @@ async def test_card_actions(form: YandexArtForm, tmp_path: Path) -> None:
     assert form.seed.value == "7" and form.keep_seed.value
     card.cell_button.click()
     assert card.cell.layout.display == "block"
-    assert card.cell.value == "%%yandexart --seed 7 --aspect 1:1\na lighthouse {{at}} dawn"
+    assert card.cell.value == "%%yandexart --seed 7 --aspect 1:1 --model yandex-art/latest\na lighthouse {{at}} dawn"
     thumb = card.picture.value
     card.full_button.click()
     assert card.picture.value == card.image.image_bytes and card.full_button.description == "Thumbnail"

@@ -196,6 +196,21 @@ def test_info_shows_the_cell_that_makes_it_again(shell: InteractiveShell, tmp_pa
     assert "yandex-art-2.5" in html and "<img" in html
 
 
+def test_the_cell_that_makes_it_again_names_its_model() -> None:
+    """On the same model whatever the reader's default: a catalogue model by its short name (the
+    reader's folder fills it in), another by its URI."""
+    from yart_jupyter.core.provenance import cell_text
+
+    recipe = {"seed": 5, "aspect": "1:1", "messages": [{"text": "a crane", "weight": 1}]}
+    assert cell_text(recipe) == "%%yandexart --seed 5 --aspect 1:1\na crane"
+    assert cell_text({**recipe, "model_uri": "art://b1gfolder/yandex-art-2.0"}).splitlines()[0] == \
+        "%%yandexart --seed 5 --aspect 1:1 --model yandex-art-2.0"
+    assert cell_text({**recipe, "seed": None, "model_uri": "art://b1gfolder/aliceai-image-art-3.0"}).splitlines()[0] \
+        == "%%yandexart --aspect 1:1 --model aliceai-image-art-3.0"
+    assert cell_text({**recipe, "model_uri": "art://b1gfolder/brand-new"}).splitlines()[0].endswith(
+        "--model art://b1gfolder/brand-new")
+
+
 def test_rerun_from_a_file_and_from_an_operation(shell: InteractiveShell, thread_emulator: Emulator,
                                                  tmp_path: Path) -> None:
     thread_emulator.config.model_version = "v1"
