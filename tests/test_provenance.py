@@ -27,6 +27,7 @@ from yart_jupyter.core.request import AspectRatio, Message
 from yart_jupyter.emulator import Emulator
 from yart_jupyter.media.image import GeneratedImage
 
+from .conftest import FOLDER
 from .helpers import one_line_error, picture_data, run_cell
 from .shared_data import PHOTO, photo_bytes
 
@@ -209,6 +210,15 @@ def test_the_cell_that_makes_it_again_names_its_model() -> None:
         == "%%yandexart --aspect 1:1 --model aliceai-image-art-3.0"
     assert cell_text({**recipe, "model_uri": "art://b1gfolder/brand-new"}).splitlines()[0].endswith(
         "--model art://b1gfolder/brand-new")
+
+
+def test_rerun_of_a_colleagues_file_runs_in_my_folder(shell: InteractiveShell, tmp_path: Path) -> None:
+    """A picture made in another folder (its recipe says art://f1/...): the rerun asks for the same
+    model in the reader's folder, not in one the reader has no access to."""
+    path = make(PHOTO.read_bytes(), "image/jpeg").save(tmp_path / "theirs.jpg")
+    result, _ = run_cell(shell, f"%yandexart rerun {path} --no-cache")
+    assert result.success, result.error_in_exec
+    assert shell.user_ns["_"].model_uri == f"art://{FOLDER}/yandex-art/latest"
 
 
 def test_rerun_from_a_file_and_from_an_operation(shell: InteractiveShell, thread_emulator: Emulator,

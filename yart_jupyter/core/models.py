@@ -162,6 +162,13 @@ def short_name(text: str) -> str:
     return match.group(2) if match else text
 
 
+def portable_name(uri: str) -> str:
+    """A recorded model as another person (another folder) names it again: a catalogue model by its
+    short name, which their folder fills in; any other by its URI."""
+    name = short_name(uri)
+    return name if lookup(name) is not None else uri
+
+
 def spec_for_uri(uri: str | None, api: Api | None = None) -> ModelSpec:
     """The catalogue entry of a stored model URI (a record read back), or the API's usual one."""
     match = _URI.fullmatch(uri or "")

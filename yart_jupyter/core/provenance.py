@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from .._version import __version__
 from .errors import YandexArtError
-from .models import lookup, short_name
+from .models import portable_name
 
 NAMESPACE = "https://yart-jupyter.github.io/ns/recipe/1.0/"
 XMP_ID = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -90,10 +90,7 @@ def cell_text(data: Mapping[str, Any]) -> str:
     """The ``%%yandexart`` cell that makes this picture again: on the same model whatever the reader's
     default (a catalogue model by its short name, so the reader's folder fills it in)."""
     seed = f"--seed {data['seed']} " if data.get("seed") is not None else ""
-    model = ""
-    if data.get("model_uri"):
-        name = short_name(data["model_uri"])
-        model = f" --model {name if lookup(name) is not None else data['model_uri']}"
+    model = f" --model {portable_name(data['model_uri'])}" if data.get("model_uri") else ""
     lines = [f"%%yandexart {seed}--aspect {data['aspect']}{model}"]
     if data.get("mime_type") and data["mime_type"] != "image/jpeg":
         lines[0] += f" --mime {data['mime_type']}"

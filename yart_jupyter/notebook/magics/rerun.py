@@ -48,6 +48,7 @@ def _origin(face: Face, source: str) -> tuple[dict[str, Any], bytes]:
 
 
 async def handle(face: Face, options: Namespace) -> None:
+    from ...core.models import portable_name
     from ...core.request import Message
     from ...core.status import BatchStatus
     from ...engine import Batch, prepare, run_in_view
@@ -58,7 +59,8 @@ async def handle(face: Face, options: Namespace) -> None:
     recipe, before = await asyncio.to_thread(_origin, face, options.source)
     request = face.settings.request(
         [Message(m["text"], m.get("weight", 1.0)) for m in recipe["messages"]], seed=recipe["seed"],
-        aspect=recipe["aspect"], mime_type=recipe.get("mime_type"), model_uri=recipe.get("model_uri"),
+        aspect=recipe["aspect"], mime_type=recipe.get("mime_type"),
+        model_uri=portable_name(recipe["model_uri"]) if recipe.get("model_uri") else None,  # in my folder
     )
     status = BatchStatus(1)
     batch = prepare(face.store(), Batch([request], use_cache=not options.no_cache), status)
