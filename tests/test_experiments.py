@@ -137,6 +137,11 @@ def test_the_budget_guard(shell: InteractiveShell, thread_emulator: Emulator) ->
     ('--vary "style=ink|chalk" --out "pics/{seed}.jpg" --seed 1\nan owl, {style}',
      "gives several pictures the same name: add {style} or {n}"),
     ('--vary "style=ink|chalk" --vary "x={nope}"\nan owl, {style} {x}', "--vary x={nope}: cannot evaluate it"),
+    # a sweep over models: the model a fixed seed or ratio does not suit is the one named
+    ('--seed 1 2 --vary "m=yandex-art/latest|aliceai-image-art-3.0" --model {m}\nan owl',
+     "--vary m=aliceai-image-art-3.0 makes an invalid request: seed 1 is invalid: aliceai-image-art-3.0 takes no seed"),
+    ('--aspect 3:1 --vary "m=yandex-art/latest|aliceai-image-art-3.0" --model {m}\nan owl',
+     "--vary m=aliceai-image-art-3.0 makes an invalid request: aspect '3:1' is invalid"),
 ])
 def test_bad_sweeps_are_one_line_and_send_nothing(
     shell: InteractiveShell, thread_emulator: Emulator, source: str, expected: str,

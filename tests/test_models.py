@@ -264,6 +264,11 @@ def test_count_gives_samples_and_a_sweep_a_sample_axis(shell: InteractiveShell, 
     shown = text_of(captured)
     assert "#1" in shown and "#2" in shown
     assert thread_emulator.stats.images_generated == 7
+    # over models, the plan says which cells are samples: their seed column's value is not sent
+    _, captured = run_cell(shell, f'%%yandexart --count 2 --vary "m=yandex-art/latest|{ALICE}" --model {{m}} '
+                                  "--dry-run\na fox")
+    plan = [line.split("\t") for line in text_of(captured).splitlines() if "\ta fox\t" in line]
+    assert [row[1] == "no seed (a sample)" for row in plan] == [False, False, True, True]
 
 
 def test_models_command_and_model_from_config(shell: InteractiveShell, thread_emulator: Emulator) -> None:

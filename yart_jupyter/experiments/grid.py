@@ -372,7 +372,10 @@ def plan_bundle(experiment: GridSource, cached: Sequence[bool], quota: str, limi
         weights = " · ".join(f"{m.weight:g}" for m in request.messages) if len(request.messages) > 1 else ""
         prompt = request.prompt + (f"  (weights {weights})" if weights else "")
         seed = [] if "seed" in names else [str(request.seed) if request.seed is not None else "no seed"]
-        rows.append([*experiment.labels(slot).values(), prompt, *seed, str(request.aspect), "yes" if hit else ""])
+        labels = experiment.labels(slot)
+        if "seed" in labels and request.seed is None:  # a model without seeds in a sweep over models: a sample
+            labels["seed"] = "no seed (a sample)"
+        rows.append([*labels.values(), prompt, *seed, str(request.aspect), "yes" if hit else ""])
     hits = sum(cached)
     summary = (f"{experiment.size} generation{'s' if experiment.size != 1 else ''} ({experiment.shape()}); "
                f"{hits} from the local store for free, "

@@ -252,9 +252,12 @@ _FIELDS = {"prompt": "prompt", "weight": "prompt", "aspect": "--aspect", "mime_t
 
 
 def _blame(error: RequestValidationError, values: Mapping[str, str], uses: Mapping[str, set[str]]) -> Exception:
-    """An invalid request of one combination, said as the axis value that made it."""
+    """An invalid request of one combination, said as the axis value that made it: the field's own
+    axes, and a model axis whose model the reason names (its seeds or ratios: a sweep over models)."""
     field = _FIELDS.get(error.field)
     involved = [name for name in values if field is not None and name in uses.get(field, set())]
+    involved += [name for name in values if name in uses.get("--model", set()) and name not in involved
+                 and values[name] and values[name] in error.message]
     if not involved:
         return error
     which = ", ".join(f"{name}={values[name]}" for name in involved)
