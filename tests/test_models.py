@@ -271,6 +271,13 @@ def test_count_gives_samples_and_a_sweep_a_sample_axis(shell: InteractiveShell, 
     assert [row[1] == "no seed (a sample)" for row in plan] == [False, False, True, True]
 
 
+def test_a_timeout_on_the_images_api_is_said_not_to_apply(shell: InteractiveShell) -> None:
+    """A synchronous request is not cut short (it would be billed and lost): the cell says so, and runs."""
+    result, captured = run_cell(shell, f"%%yandexart --model {ALICE} --timeout 0.05\na fox")
+    assert result.success, result.error_in_exec
+    assert f"--timeout does not cut short {ALICE}" in text_of(captured) and shell.user_ns["_"].seed is None
+
+
 def test_models_command_and_model_from_config(shell: InteractiveShell, thread_emulator: Emulator) -> None:
     _, captured = run_cell(shell, "%yandexart models")
     shown = text_of(captured)

@@ -219,6 +219,13 @@ async def handle(face: Face, line: str, body: str) -> None:
     if cell.options.dry_run:
         show_plan(face, cell)
         return
+    synchronous = sorted({r.model.name for r in cell.requests if r.api == "images"})
+    if cell.options.timeout is not None and synchronous:
+        from ...present.html import message_bundle
+
+        face.show(message_bundle(f"--timeout does not cut short {', '.join(synchronous)}: the Images API answers "
+                                 "in one request, billed when it arrives, and a request cut short would be a "
+                                 "picture paid for and lost", "warning"))
     status = BatchStatus(len(cell.requests))
     batch = prepare(face.store(), Batch(cell.requests, timeout=cell.options.timeout,
                                         use_cache=not cell.options.no_cache, out=cell.options.out,
