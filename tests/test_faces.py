@@ -79,3 +79,21 @@ def test_yart_status_exit_code_says_whether_it_is_ready(monkeypatch: pytest.Monk
     assert main(["status"]) == 0
     out = capsys.readouterr().out
     assert "credentials  API key *** from the embedded emulator" in out and "note" not in out
+
+
+async def test_status_from_python(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yart_jupyter
+    from yart_jupyter.clients.shared import close_shared_clients
+
+    monkeypatch.setenv("YANDEXART_BASE_URL", emulator.url)
+    monkeypatch.setenv("YC_API_KEY", KEY)
+    monkeypatch.setenv("YC_FOLDER_ID", FOLDER)
+    report = await yart_jupyter.status()
+    assert report.ready and report.problems == [] and report.folder == FOLDER
+    assert 'class="yart-status"' in report._repr_html_() and KEY not in str(report) + report._repr_html_()
+    assert str(report).endswith("Ready: nothing stands in the way (the service may still refuse the model or the key).")
+    monkeypatch.delenv("YC_FOLDER_ID")
+    report = await yart_jupyter.status()
+    assert not report.ready and report.folder_problem is not None and "no folder_id" in report.folder_problem
+    assert emulator.stats.requests == 0
+    await close_shared_clients()

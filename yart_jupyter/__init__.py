@@ -12,7 +12,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:  # what users' type checkers see: every public name with its real type
     from . import errors
-    from .api import batch, generate, history, load_experiment, prune, resume, submit
+    from .api import batch, generate, history, load_experiment, prune, resume, status, submit
     from .clients.client import Progress, YandexArtClient
     from .core.provenance import info
     from .core.request import AspectRatio, GenerationRequest, Message, build_request
@@ -45,6 +45,7 @@ __all__ = [
     "load_experiment",
     "prune",
     "resume",
+    "status",
     "submit",
 ]
 
@@ -70,6 +71,7 @@ _LAZY = {
     "compare": ("experiments.comparison", "compare"),
     "load_experiment": ("api", "load_experiment"),
     "batch": ("api", "batch"),
+    "status": ("api", "status"),
 }
 
 

@@ -23,6 +23,7 @@ from .store import Record, get_store
 
 if TYPE_CHECKING:
     from .batches import BatchPreview
+    from .engine.setup import SetupReport
     from .experiments.experiment import Experiment
 
 
@@ -95,6 +96,15 @@ async def resume(operation_id: str, *, timeout: float | None = None) -> Generate
     images = await run_in_view(shared_client(settings), get_store(settings.store_location),
                                Batch([operation_id], timeout=timeout), CallbackView(None, PYTHON_COLLECT))
     return images[0]
+
+
+async def status() -> SetupReport:
+    """What generations would use — endpoint, folder, credentials (redacted), model, store — and what
+    stands in the way (``.ready``, ``.problems``); nothing is sent to the service. Shows itself as a
+    table in a notebook."""
+    from .engine.setup import check_setup
+
+    return await check_setup(current())
 
 
 def history(limit: int | None = 20, search: str | None = None, status: str | None = None, *,

@@ -203,7 +203,7 @@ async def _status(settings: Settings, options: argparse.Namespace, out: TextIO) 
     from ..engine.setup import check_setup
 
     report = await check_setup(settings)
-    out.write(report.text() + "\n")
+    out.write(f"{report}\n")
     return OK if report.ready else INVALID
 
 

@@ -67,10 +67,28 @@ class SetupReport:
         rows += [("problem", problem) for problem in self.problems]
         return rows
 
+    def verdict(self) -> str:
+        """One line under the rows: ready, or how many problems stand in the way."""
+        if self.ready:
+            return "Ready: nothing stands in the way (the service may still refuse the model or the key)."
+        count = len(self.problems)
+        return f"Not ready: {count} problem{'s' if count > 1 else ''} above."
+
     def text(self) -> str:
         """The rows as aligned plain text."""
         width = max(len(part) for part, _ in self.rows())
         return "\n".join(f"{part.ljust(width)}  {value}" for part, value in self.rows())
+
+    def __str__(self) -> str:
+        return f"{self.text()}\n{self.verdict()}"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        from ..present.html import table_html
+
+        return (table_html(("", "in use"), self.rows(), "yart-status")
+                + f'<div style="font:12px monospace;opacity:.8">{html.escape(self.verdict())}</div>')
 
 
 async def check_setup(settings: Settings) -> SetupReport:
