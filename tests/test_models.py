@@ -413,3 +413,16 @@ def test_the_services_real_answers_are_read(status: int, body: dict[str, Any], k
     code, message = parse_error_body(json.dumps(body).encode())
     error = error_for(status, code, message)
     assert isinstance(error, kind) and needle in str(error), str(error)
+
+
+def test_the_notes_say_what_each_model_did_with_weights() -> None:
+    """Weights are sent (and said to be documented unsupported) only to a model that takes several
+    messages; a model that takes one prompt gets them joined, without weights, and is said so alone."""
+    from yart_jupyter.core.request import build_request
+    from yart_jupyter.engine.views import model_notes
+
+    weighted = [("a fox", 1.0), ("watercolour", 0.3)]
+    on_latest = model_notes([build_request(weighted, seed=1, folder_id=FOLDER)])
+    assert len(on_latest) == 1 and "the weights were sent" in on_latest[0]
+    on_alice = model_notes([build_request(weighted, folder_id=FOLDER, model_uri=ALICE)])
+    assert on_alice == [f"ℹ {ALICE} takes one prompt: the messages were sent joined by '; ' (without their weights)"]

@@ -145,7 +145,7 @@ def model_notes(requests: Sequence[GenerationRequest]) -> list[str]:
     from ..core.models import WEIGHTS_UNSUPPORTED
 
     notes = []
-    if any(request.weighted for request in requests):
+    if any(request.weighted and request.model.messages for request in requests):  # combined ones send none
         notes.append(f"⚠ {WEIGHTS_UNSUPPORTED}: the weights were sent, but the pictures may not follow them")
     combined = sorted({request.model.name for request in requests if len(request.messages) > 1
                        and not request.model.messages})
