@@ -142,6 +142,9 @@ def test_the_budget_guard(shell: InteractiveShell, thread_emulator: Emulator) ->
      "--vary m=aliceai-image-art-3.0 makes an invalid request: seed 1 is invalid: aliceai-image-art-3.0 takes no seed"),
     ('--aspect 3:1 --vary "m=yandex-art/latest|aliceai-image-art-3.0" --model {m}\nan owl',
      "--vary m=aliceai-image-art-3.0 makes an invalid request: aspect '3:1' is invalid"),
+    # weights a model does not even send: --allow-weights cannot make the cells differ
+    ('--model aliceai-image-art-3.0 --allow-weights --vary "w=0.2|0.8"\nan owl\n--- {w}\nsnow',
+     "aliceai-image-art-3.0 takes one prompt without weights: every cell would send the same request"),
 ])
 def test_bad_sweeps_are_one_line_and_send_nothing(
     shell: InteractiveShell, thread_emulator: Emulator, source: str, expected: str,

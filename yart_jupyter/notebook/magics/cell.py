@@ -165,8 +165,7 @@ def plan(face: Face, line: str, body: str) -> Plan:
     sweep = expand_sweep(axes, template, build)
     requests = [dataclasses.replace(cell.request, seed_was_given=False) if cell.request.seed in drawn
                 else cell.request for cell in sweep]
-    if not options.allow_weights:
-        check_weights(requests)
+    check_weights(requests, allowed=options.allow_weights)
     names = [axis.name for axis in sweep.axes]
     fields = [{**{name: str(value) for name, value in zip(names, cell.key, strict=True)},
                "seed": str(request.seed) if request.seed is not None else ""}
@@ -182,17 +181,24 @@ def plan(face: Face, line: str, body: str) -> Plan:
                 over_limit=over_limit)
 
 
-def check_weights(requests: list[GenerationRequest]) -> None:
+def check_weights(requests: list[GenerationRequest], *, allowed: bool) -> None:
     """Refuse pictures that differ only by their weights: the service documents weights as not supported,
-    so such a sweep most likely pays for identical pictures (``--allow-weights`` runs it anyway)."""
+    so such a sweep most likely pays for identical pictures (``allowed``, ``--allow-weights``, runs it
+    anyway); on a model that takes one prompt no weight is even sent, and nothing runs it."""
     from ...core.models import WEIGHTS_UNSUPPORTED
+
+    def same(request: GenerationRequest) -> tuple[Any, ...]:  # everything but the weights
+        return (tuple(m.text for m in request.messages), request.seed, str(request.aspect), request.mime_type,
+                request.model_uri)
 
     groups: dict[tuple[Any, ...], set[tuple[float, ...]]] = {}
     for request in requests:
-        same = (tuple(m.text for m in request.messages), request.seed, str(request.aspect), request.mime_type,
-                request.model_uri)
-        groups.setdefault(same, set()).add(tuple(m.weight for m in request.messages))
-    if any(len(weights) > 1 for weights in groups.values()):
+        groups.setdefault(same(request), set()).add(tuple(m.weight for m in request.messages))
+    unsent = sorted({r.model.name for r in requests if not r.model.messages and len(groups[same(r)]) > 1})
+    if unsent:
+        raise SweepError(f"this sweep's cells differ only by their weights, and {', '.join(unsent)} takes one prompt "
+                         "without weights: every cell would send the same request")
+    if not allowed and any(len(weights) > 1 for weights in groups.values()):
         raise SweepError(f"this sweep's pictures differ only by their weights, and {WEIGHTS_UNSUPPORTED}: it would "
                          "most likely pay for identical pictures; add --allow-weights to run it anyway", hint="")
 
