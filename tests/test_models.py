@@ -330,8 +330,13 @@ async def test_the_form_on_a_seedless_model(emulator: Emulator, monkeypatch: pyt
     try:
         assert ALICE in [value for _, value in form.model.options]
         form.seed.value = "42"
+        row = form.add_message_row()  # a weight field, live while the model sends weights
+        assert not row.weight.disabled
         form.model.value = ALICE
         assert form.seed.disabled and form.seed.value == "" and "takes no seed" in form.seed_note.value
+        assert row.weight.disabled and "their weights not sent" in form.seed_note.value
+        assert form.add_message_row().weight.disabled
+        form.messages.children = ()
         form.prompt.value = "a heron"
         form.count.value = 2
         form.generate_button.click()
@@ -341,7 +346,7 @@ async def test_the_form_on_a_seedless_model(emulator: Emulator, monkeypatch: pyt
         assert "no seed" in cards[0].caption.value and "seed None" not in cards[0].caption.value
         assert emulator.stats.images_generated == 2
         form.model.value = "yandex-art/latest"
-        assert not form.seed.disabled and form.seed_note.value == ""
+        assert not form.seed.disabled and form.seed_note.value == "" and not form.add_message_row().weight.disabled
     finally:
         await close_shared_clients()
 

@@ -136,6 +136,7 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
 
     def add_message_row(self) -> MessageRow:
         row = MessageRow(self.validate, self._remove_row)
+        row.weight.disabled = not current().model_spec(self.model.value).messages  # a weight it would not send
         self.messages.children = (*self.messages.children, row)
         self.validate()
         return row
@@ -165,18 +166,22 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
             self.custom_aspect.value = ratio
 
     def _model_changed(self) -> None:
-        """A model without seeds turns the seed field off and says why; the rest validates anew."""
+        """A model without seeds turns the seed field off, one that takes one prompt the weights, and
+        says why; the rest validates anew."""
         spec = current().model_spec(self.model.value)
         for widget in (self.seed, self.random_button, self.keep_seed):
             widget.disabled = not spec.seeds
+        for row in self.messages.children:  # a model that takes one prompt is sent no weight
+            row.weight.disabled = not spec.messages
         if spec.seeds:
             self.seed.placeholder = "random"
             self.seed_note.value = ""
         else:
             self.seed.value = ""
             self.seed.placeholder = "no seed"
-            self.seed_note.value = _html(f"{spec.name} takes no seed: every picture is new (Count gives samples)",
-                                         _MUTED)
+            joined = "" if spec.messages else "; extra messages are joined into one prompt, their weights not sent"
+            self.seed_note.value = _html(f"{spec.name} takes no seed: every picture is new (Count gives samples)"
+                                         f"{joined}", _MUTED)
         self.validate()
 
     def _aspect_changed(self, change: Any) -> None:
