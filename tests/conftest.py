@@ -7,6 +7,7 @@ import inspect
 import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,50 @@ def shell(thread_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     ip.run_cell("%yandexart cancel all")
     ip.run_cell("%unload_ext yart_jupyter")
     ip.config.pop("YandexArt", None)  # %config values live in the shell's config, which outlives a test
+
+
+@pytest.fixture
+def cli_env(thread_emulator: Emulator, tmp_path: Path, isolated_store: Path) -> Iterator[dict[str, str]]:
+    """The environment of a ``yart`` process on the thread emulator and this test's store."""
+    thread_emulator.reset()
+    thread_emulator.config.duration = Duration("fixed", 0.1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YC_", "YANDEXART_"))}
+    env.update(YANDEXART_BASE_URL=thread_emulator.url, YC_API_KEY=KEY, YC_FOLDER_ID=FOLDER,
+               YANDEXART_HOME=str(isolated_store))
+    yield env
+
+
+@dataclass
+class Ran:
+    """What a ``yart`` command did: its exit code and what it wrote."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(cli_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
+    """``yart ARGS`` run in this process (its ``main``, in ``tmp_path``, with :func:`cli_env`): a
+    process each costs a Python start; the entry point itself is run as a process elsewhere."""
+    from yart_jupyter.cli.main import main
+
+    for name, value in cli_env.items():
+        if name.startswith(("YC_", "YANDEXART_")):
+            monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str) -> Ran:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exited:  # argparse's usage errors and --help
+            code = exited.code if isinstance(exited.code, int) else 2
+        captured = capsys.readouterr()
+        return Ran(code, captured.out, captured.err)
+
+    return run
 
 
 @pytest.fixture

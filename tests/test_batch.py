@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from yart_jupyter.core.settings import current
 from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.store import get_store
 
-from .conftest import FOLDER, KEY
+from .conftest import FOLDER, KEY, Ran
 from .helpers import run_cells
 
 ROWS = [{"subject": s, "style": t} for s in ("a fox", "an owl", "a heron") for t in ("ink", "watercolour")]
@@ -285,17 +285,11 @@ async def test_a_dry_run_says_what_a_run_would_do_and_sends_nothing(env: Emulato
     assert env.stats.operations_created == 6
 
 
-def test_cli_batch_dry_run(cli_env: dict[str, str], tmp_path: Path, thread_emulator: Emulator,
-                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from yart_jupyter.cli.main import main
-
-    for name, value in cli_env.items():
-        if name.startswith(("YC_", "YANDEXART_")):
-            monkeypatch.setenv(name, value)
-    monkeypatch.chdir(tmp_path)
+def test_cli_batch_dry_run(cli: Callable[..., Ran], tmp_path: Path, thread_emulator: Emulator) -> None:
     (tmp_path / "rows.csv").write_text("subject\na calm sea\na bright sea\n")
-    assert main(["batch", "rows.csv", "--prompt", "{subject}", "--out", "out/{n}.jpg", "--dry-run"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    plan = cli("batch", "rows.csv", "--prompt", "{subject}", "--out", "out/{n}.jpg", "--dry-run")
+    assert plan.returncode == 0
+    lines = plan.stdout.splitlines()
     assert lines[0] == "row\tplan\tseed\tfile\tprompt" and lines[1].startswith("1\tstart\t")
     assert lines[1].endswith("\tout/1.jpg\ta calm sea") and lines[-1].startswith("2 rows: 2 to start")
     assert thread_emulator.stats.requests == 0 and not (tmp_path / "out").exists()
@@ -338,106 +332,81 @@ async def test_progress_says_rate_and_time_left(env: Emulator) -> None:
 
 # -- the yart command -----------------------------------------------------------------------------
 
-@pytest.fixture
-def cli_env(thread_emulator: Emulator, tmp_path: Path, isolated_store: Path) -> Iterator[dict[str, str]]:
-    thread_emulator.reset()
-    thread_emulator.config.duration = Duration("fixed", 0.1)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("YC_", "YANDEXART_"))}
-    env.update(YANDEXART_BASE_URL=thread_emulator.url, YC_API_KEY=KEY, YC_FOLDER_ID=FOLDER,
-               YANDEXART_HOME=str(isolated_store))
-    yield env
-
-
 def yart(env: dict[str, str], cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "yart_jupyter.cli", *args], env=env, cwd=cwd, text=True,
                           capture_output=True, timeout=timeout)
 
 
-def test_cli_generate_history_info_and_exit_codes(cli_env: dict[str, str], tmp_path: Path,
+def test_cli_generate_history_info_and_exit_codes(cli: Callable[..., Ran], tmp_path: Path,
                                                   thread_emulator: Emulator) -> None:
-    done = yart(cli_env, tmp_path, "generate", "a red fox", "--seed", "3", "--aspect", "16:9", "-o", "fox.jpg")
+    done = cli("generate", "a red fox", "--seed", "3", "--aspect", "16:9", "-o", "fox.jpg")
     assert done.returncode == 0, done.stderr
     assert "fox.jpg" in done.stdout and "seed 3" in done.stdout and (tmp_path / "fox.jpg").exists()
-    listed = yart(cli_env, tmp_path, "history")
+    listed = cli("history")
     assert listed.returncode == 0 and "a red fox" in listed.stdout and "seed 3" in listed.stdout
-    info = yart(cli_env, tmp_path, "info", "fox.jpg")
+    info = cli("info", "fox.jpg")
     assert info.returncode == 0 and "%%yandexart --seed 3 --aspect 16:9" in info.stdout
-    bad = yart(cli_env, tmp_path, "generate", "x" * 501)
+    bad = cli("generate", "x" * 501)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "at most 500 characters" in bad.stderr
-    exists = yart(cli_env, tmp_path, "generate", "a red fox", "--seed", "3", "-o", "fox.jpg")
+    exists = cli("generate", "a red fox", "--seed", "3", "-o", "fox.jpg")
     assert exists.returncode == 2 and "exists" in exists.stderr
-    usage = yart(cli_env, tmp_path, "frobnicate")
+    usage = cli("frobnicate")
     assert usage.returncode == 2 and "invalid choice" in usage.stderr
-    assert "batch" in yart(cli_env, tmp_path, "--help").stdout
-    assert yart(cli_env, tmp_path, "pending").stdout.strip() == "nothing pending"
+    assert "batch" in cli("--help").stdout
+    assert cli("pending").stdout.strip() == "nothing pending"
     assert thread_emulator.stats.operations_created == 1
 
 
-def test_cli_resume_refuses_what_it_cannot_collect(cli_env: dict[str, str], thread_emulator: Emulator,
-                                                   monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_resume_refuses_what_it_cannot_collect(cli: Callable[..., Ran], thread_emulator: Emulator) -> None:
     """An id with --all is one or the other; an Images API id the store does not hold is said to be
     one (the service keeps nothing of it) without asking the service or recording it."""
-    from yart_jupyter.cli.main import main
-
-    for name, value in cli_env.items():
-        if name.startswith(("YC_", "YANDEXART_")):
-            monkeypatch.setenv(name, value)
-    assert main(["resume", "abc", "--all"]) == 2
-    assert "give an operation id or --all, not both" in capsys.readouterr().err
-    assert main(["resume", "img-0000000000000000"]) == 1
-    assert "is a picture of the Images API, which keeps nothing to collect" in capsys.readouterr().out
+    both = cli("resume", "abc", "--all")
+    assert both.returncode == 2 and "give an operation id or --all, not both" in both.stderr
+    images = cli("resume", "img-0000000000000000")
+    assert images.returncode == 1 and "is a picture of the Images API, which keeps nothing to collect" in images.stdout
     assert thread_emulator.stats.requests == 0 and get_store().history(None) == []
 
 
-def test_cli_generate_count(cli_env: dict[str, str], tmp_path: Path, thread_emulator: Emulator,
-                            monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_generate_count(cli: Callable[..., Ran], tmp_path: Path, thread_emulator: Emulator) -> None:
     """--count N: N pictures with seeds of their own (samples on a model without seeds), each saved
     and listed, progress on stderr; bad combinations refused before anything is sent; of several,
     what arrived is saved when one fails (exit code 1)."""
-    from yart_jupyter.cli.main import main
-
-    for name, value in cli_env.items():
-        if name.startswith(("YC_", "YANDEXART_")):
-            monkeypatch.setenv(name, value)
-    monkeypatch.chdir(tmp_path)
     for bad, reason in ((["--count", "2", "-o", "one.jpg"], "-o 'one.jpg' is invalid: names one file for several"),
                         (["--count", "2", "--seed", "4"], "give either --seed or --count, not both"),
                         (["--count", "0"], "--count 0 is invalid: must be from 1 to 16"),
                         (["-o", "one.png"], "-o 'one.png' is invalid: ends in .png but the picture is image/jpeg")):
-        assert main(["generate", "a harbour", *bad]) == 2
-        err = capsys.readouterr().err
-        assert reason in err and err.count("\n") == 1 and "%yandexart" not in err
+        refused = cli("generate", "a harbour", *bad)
+        assert refused.returncode == 2
+        assert reason in refused.stderr and refused.stderr.count("\n") == 1 and "%yandexart" not in refused.stderr
     assert thread_emulator.stats.requests == 0
-    assert main(["generate", "a harbour", "--count", "3"]) == 0
-    captured = capsys.readouterr()
-    lines = captured.out.splitlines()
+    made = cli("generate", "a harbour", "--count", "3")
+    assert made.returncode == 0
+    lines = made.stdout.splitlines()
     seeds = {line.split("seed ")[1].split(" ")[0] for line in lines}
-    assert len(lines) == 3 and len(seeds) == 3 and all(f"yandexart-{seed}.jpg" in captured.out for seed in seeds)
-    assert "3/3 done" in captured.err
-    assert main(["generate", "a harbour", "--count", "2", "--model", "aliceai-image-art-3.0", "-o", "s{n}"]) == 0
+    assert len(lines) == 3 and len(seeds) == 3 and all(f"yandexart-{seed}.jpg" in made.stdout for seed in seeds)
+    assert "3/3 done" in made.stderr
+    samples = cli("generate", "a harbour", "--count", "2", "--model", "aliceai-image-art-3.0", "-o", "s{n}")
+    assert samples.returncode == 0 and "no seed" in samples.stdout
     assert sorted(p.name for p in tmp_path.glob("s*.jpg")) == ["s1.jpg", "s2.jpg"]
-    assert "no seed" in capsys.readouterr().out
     thread_emulator.inject("fail", "start", message="the GPU melted")
-    assert main(["generate", "a harbour at dusk", "--count", "3", "-o", "d{n}.jpg"]) == 1
-    out = capsys.readouterr().out
+    partly = cli("generate", "a harbour at dusk", "--count", "3", "-o", "d{n}.jpg")
+    assert partly.returncode == 1
     assert sorted(p.name for p in tmp_path.glob("d*.jpg")) == ["d1.jpg", "d2.jpg"]
-    assert out.count("failed: ") == 1 and "the GPU melted" in out
-    assert main(["history", "-n", "4"]) == 0  # the seeds' widths differ (Alice's have none): columns stay aligned
-    listed = capsys.readouterr().out.splitlines()
-    starts = {re.search(r"\b(img-[0-9a-f]{16}|[a-z0-9]{20})\b", line).start() for line in listed}  # type: ignore[union-attr]
-    assert len(listed) == 4 and len(starts) == 1, listed
-    assert main(["history", "--search", "no such words"]) == 0
-    assert capsys.readouterr().out == "no generation matches 'no such words'\n"
+    assert partly.stdout.count("failed: ") == 1 and "the GPU melted" in partly.stdout
+    listed = cli("history", "-n", "4")  # the seeds' widths differ (Alice's have none): columns stay aligned
+    rows = listed.stdout.splitlines()
+    starts = {re.search(r"\b(img-[0-9a-f]{16}|[a-z0-9]{20})\b", row).start() for row in rows}  # type: ignore[union-attr]
+    assert len(rows) == 4 and len(starts) == 1, rows
+    assert cli("history", "--search", "no such words").stdout == "no generation matches 'no such words'\n"
 
 
-def test_cli_batch_failures_give_exit_code_1(cli_env: dict[str, str], tmp_path: Path) -> None:
+def test_cli_batch_failures_give_exit_code_1(cli: Callable[..., Ran], tmp_path: Path) -> None:
     (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps({"subject": s}) for s in
                                                    ("a calm sea", "a forbidden sea", "a bright sea")))
-    run = yart(cli_env, tmp_path, "batch", "rows.jsonl", "--prompt", "{subject}", "--out", "out/{n}.jpg")
+    run = cli("batch", "rows.jsonl", "--prompt", "{subject}", "--out", "out/{n}.jpg")
     assert run.returncode == 1, run.stderr
     assert "row 2:" in run.stdout and "terms of use" in run.stdout and "2 generated, 1 failed" in run.stdout
-    invalid = yart(cli_env, tmp_path, "batch", "rows.jsonl", "--prompt", "{colour}", "--out", "x/{n}.jpg")
+    invalid = cli("batch", "rows.jsonl", "--prompt", "{colour}", "--out", "x/{n}.jpg")
     assert invalid.returncode == 2 and "not a column" in invalid.stderr
 
 

@@ -24,7 +24,7 @@ from yart_jupyter.media.image import GeneratedImage
 from yart_jupyter.media.pixels import image_size
 from yart_jupyter.store import get_store
 
-from .conftest import FOLDER, KEY
+from .conftest import FOLDER, KEY, Ran
 
 ALICE = LIVING_MODEL
 
@@ -373,26 +373,19 @@ async def test_batch_on_a_seedless_model(emulator: Emulator, monkeypatch: pytest
         await close_shared_clients()
 
 
-def test_yart_models_and_generate_on_alice(thread_emulator: Emulator, tmp_path: Path, isolated_store: Path) -> None:
-    thread_emulator.reset()
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("YC_", "YANDEXART_"))}
-    env.update(YANDEXART_BASE_URL=thread_emulator.url, YC_API_KEY=KEY, YC_FOLDER_ID=FOLDER,
-               YANDEXART_HOME=str(isolated_store))
-
-    def yart(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "yart_jupyter.cli", *args], env=env, cwd=tmp_path, text=True,
-                              capture_output=True, timeout=120)
-
-    listed = yart("models")
+def test_yart_models_and_generate_on_alice(cli: Callable[..., Ran], cli_env: dict[str, str],
+                                           thread_emulator: Emulator, tmp_path: Path) -> None:
+    listed = cli("models")
     assert listed.returncode == 0 and all(name in listed.stdout for name in CATALOGUE)
-    made = yart("generate", "a red fox", "--model", ALICE, "--aspect", "16:9", "-o", "fox.jpg")
+    made = cli("generate", "a red fox", "--model", ALICE, "--aspect", "16:9", "-o", "fox.jpg")
     assert made.returncode == 0, made.stderr
     assert "no seed" in made.stdout and (tmp_path / "fox.jpg").read_bytes()[:2] == b"\xff\xd8"
-    refused = yart("generate", "a red fox", "--model", ALICE, "--seed", "3")
+    refused = cli("generate", "a red fox", "--model", ALICE, "--seed", "3")
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "leave the seed out" in refused.stderr
-    history = yart("history")
+    history = cli("history")
     assert "no seed" in history.stdout and "seed None" not in history.stdout
-    with subprocess.Popen([sys.executable, "-m", "yart_jupyter.cli", "models"], env=env, cwd=tmp_path,
+    # the console script itself, as a process: its reader gone, it ends quietly with 141
+    with subprocess.Popen([sys.executable, "-m", "yart_jupyter.cli", "models"], env=cli_env, cwd=tmp_path,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as cut:
         assert cut.stdout is not None and cut.stderr is not None
         cut.stdout.close()  # `yart models | head -0`: the reader is gone before the table is written
