@@ -187,6 +187,21 @@ def test_grid_out_draws_a_labelled_contact_sheet(shell: InteractiveShell, tmp_pa
     result, captured = run_cell(shell,
         '%%yandexart --seed 1 --vary "style=ink|chalk" --grid-out grid.png\nan owl, {style}')
     assert "--grid-out 'grid.png' is invalid: exists already" in one_line_error(result, captured)
+    # a sheet is the type its name says (a .webp was a PNG under that name), or refused before anything is sent
+    from PIL import Image
+
+    with Image.open(exp.save_grid(tmp_path / "sheet.webp")) as sheet:
+        assert sheet.format == "WEBP"
+    with pytest.raises(ValueError, match=r"sheet.jpq: a contact sheet is written as the type its name says"):
+        exp.save_grid(tmp_path / "sheet.jpq")
+    result, captured = run_cell(shell,
+        '%%yandexart --seed 1 --vary "style=ink|chalk" --grid-out sheet.jpq\nan owl, {style}')
+    assert "--grid-out 'sheet.jpq' is invalid: a contact sheet is written as" in one_line_error(result, captured)
+    # a sample axis (a model without seeds) is indexed by its number as well as by its label
+    from yart_jupyter.experiments.sweep import Axis
+
+    samples = Axis("sample", ("#1", "#2"))
+    assert samples.index(2) == samples.index("#2") == samples.index("2") == 1
 
 
 def test_a_failed_cell_says_why_and_the_others_arrive(shell: InteractiveShell) -> None:

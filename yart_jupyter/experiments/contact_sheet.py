@@ -94,17 +94,34 @@ def contact_sheet(experiment: GridSource, *, cell: int = 256) -> Any:
     return sheet
 
 
+#: How the common types are written (others with Pillow's defaults).
+_SAVE_OPTIONS: dict[str, dict[str, Any]] = {"JPEG": {"quality": 90}, "PNG": {"optimize": True}}
+#: Why a sheet's name is refused: a file must be the type its name says.
+SHEET_TYPES = "a contact sheet is written as the type its name says (.png, .jpg, .webp, .gif ...)"
+
+
+def sheet_format(path: Path) -> str | None:
+    """The picture type a sheet's name asks for (Pillow's name of it: PNG, JPEG, WEBP ...), PNG for a
+    name without a suffix, or None for a suffix Pillow cannot write (it would mislabel the file)."""
+    from PIL import Image
+
+    if path.suffix == "":
+        return "PNG"
+    writable = {ext: name for ext, name in Image.registered_extensions().items() if name in Image.SAVE}
+    return writable.get(path.suffix.lower())
+
+
 def save_contact_sheet(experiment: GridSource, path: Path, *, cell: int = 256, overwrite: bool = False) -> Path:
-    """Write the sheet to ``path``: JPEG for .jpg/.jpeg, else PNG (a name without a suffix gets .png)."""
+    """Write the sheet to ``path`` as the type its name says (a name without a suffix gets .png)."""
+    kind = sheet_format(path)
+    if kind is None:
+        raise ValueError(f"{path.name}: {SHEET_TYPES}, and {path.suffix} is not one Pillow can write")
     if path.suffix == "":
         path = path.with_suffix(".png")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     sheet = contact_sheet(experiment, cell=cell)
     out = io.BytesIO()
-    if path.suffix.lower() in (".jpg", ".jpeg"):
-        sheet.save(out, "JPEG", quality=90)
-    else:
-        sheet.save(out, "PNG", optimize=True)
+    sheet.save(out, kind, **_SAVE_OPTIONS.get(kind, {}))
     write_atomic(path, out.getvalue())
     return path

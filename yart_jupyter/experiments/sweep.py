@@ -45,9 +45,10 @@ class Axis:
         return tuple(str(value) for value in self.values)
 
     def index(self, value: Any) -> int:
-        """The position of ``value`` on this axis (``3`` and ``"3"`` both find seed 3)."""
+        """The position of ``value`` on this axis (``3`` and ``"3"`` both find seed 3; ``1`` finds
+        sample ``#1``)."""
         for i, known in enumerate(self.values):
-            if known == value or str(known) == str(value):
+            if known == value or str(known) in (str(value), f"#{value}"):
                 return i
         raise KeyError(f"{value!r} is not a value of {self.name} ({', '.join(self.labels)})")
 

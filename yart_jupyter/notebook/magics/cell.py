@@ -10,11 +10,13 @@ import re
 from argparse import Namespace
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...core import errors
 from ...core.prompt import expand, parse_body, parse_seeds
 from ...core.request import ASPECT_PRESETS, GenerationRequest, Message, random_seed, validate_timeout
+from ...experiments.contact_sheet import SHEET_TYPES, sheet_format
 from ...experiments.experiment import Experiment, Slot
 from ...experiments.sweep import Axis, SweepError, Template, check_axes, parse_axis, placeholders
 from ...experiments.sweep import expand as expand_sweep
@@ -134,6 +136,8 @@ def plan(face: Face, line: str, body: str) -> Plan:
         raise errors.MagicUsageError("--grid-out draws a sweep's grid: add a --vary axis (or use .save() per image)")
     if options.grid_out:
         check_new_file("--grid-out", options.grid_out)
+        if sheet_format(Path(options.grid_out)) is None:
+            raise errors.RequestValidationError("--grid-out", options.grid_out, SHEET_TYPES)
     template = Template(body, {"--aspect": options.aspect, "--mime": options.mime, "--model": options.model,
                                "--out": options.out}, seeds, raw=options.raw,
                         seed_axis="sample" if seedless else "seed")
