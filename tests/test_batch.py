@@ -400,6 +400,16 @@ def test_cli_generate_count(cli: Callable[..., Ran], tmp_path: Path, thread_emul
     assert cli("history", "--search", "no such words").stdout == "no generation matches 'no such words'\n"
 
 
+def test_cli_prune(cli: Callable[..., Ran]) -> None:
+    assert cli("generate", "a pier", "--count", "2").returncode == 0
+    for bad, reason in (([], "give --older-than DAYS and/or --max-size MB"),
+                        (["--older-than", "-1"], "--older-than -1.0 is invalid: must not be negative")):
+        refused = cli("prune", *bad)
+        assert refused.returncode == 2 and reason in refused.stderr and get_store().count() == 2
+    done = cli("prune", "--older-than", "0")
+    assert done.returncode == 0 and done.stdout.startswith("Pruned 2 records,") and get_store().count() == 0
+
+
 def test_cli_batch_failures_give_exit_code_1(cli: Callable[..., Ran], tmp_path: Path) -> None:
     (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps({"subject": s}) for s in
                                                    ("a calm sea", "a forbidden sea", "a bright sea")))

@@ -154,6 +154,10 @@ def test_prune(shell: InteractiveShell) -> None:
     run_cell(shell, "%%yandexart --seed 1 2 3\nthree to prune")
     store = get_store()
     assert store.count() == 3
+    for bad in ({"older_than_days": -1}, {"max_megabytes": float("nan")}):  # -1 days would prune everything
+        with pytest.raises(errors.RequestValidationError, match="must not be negative"):
+            yart_jupyter.prune(**bad)
+    assert store.count() == 3
     removed, freed = yart_jupyter.prune(max_megabytes=0)
     assert removed == 3 and freed > 0 and store.count() == 0
     assert not list(store.images.iterdir())

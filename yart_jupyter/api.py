@@ -114,11 +114,12 @@ def history(limit: int | None = 20, search: str | None = None, status: str | Non
 
 
 def prune(*, older_than_days: float | None = None, max_megabytes: float | None = None) -> tuple[int, int]:
-    """Delete old records and images from the local store; returns (records, bytes) freed."""
-    return get_store().prune(
-        older_than=older_than_days * 86400 if older_than_days is not None else None,
-        max_bytes=int(max_megabytes * 1024 * 1024) if max_megabytes is not None else None,
-    )
+    """Delete old records and images from the local store; returns (records, bytes) freed. A negative
+    limit is refused (nothing is deleted)."""
+    from .store.files import prune_limits
+
+    older_than, max_bytes = prune_limits(older_than_days, max_megabytes)
+    return get_store().prune(older_than=older_than, max_bytes=max_bytes)
 
 
 def load_experiment(experiment_id: str) -> Experiment:

@@ -78,6 +78,10 @@ def parser() -> argparse.ArgumentParser:
                    help="with --all: also send again the Images API requests whose answer was lost (it may bill "
                         "them twice; the service keeps nothing to collect)")
     r.add_argument("-o", "--out", help="save pattern ({seed}, {n}, {op})")
+    pr = sub.add_parser("prune", help="delete old records and pictures from the store (pending ones are kept)")
+    pr.add_argument("--older-than", type=float, dest="older_than", metavar="DAYS", help="records older than DAYS")
+    pr.add_argument("--max-size", type=float, dest="max_size", metavar="MB",
+                    help="then the oldest, until the pictures take at most MB")
     sub.add_parser("models", help="the models the service serves and what each can do")
     sub.add_parser("status", help="what generations would use (endpoint, folder, credentials redacted, model, "
                                   "store) and what stands in the way; nothing is sent")
@@ -298,6 +302,18 @@ def _store_copy(options: argparse.Namespace, out: TextIO) -> int:
     return OK
 
 
+def _prune(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
+    from ..store import get_store
+    from ..store.files import prune_limits, pruned_line
+
+    if options.older_than is None and options.max_size is None:
+        raise errors.InvalidRequestError("give --older-than DAYS and/or --max-size MB (nothing was deleted)")
+    older_than, max_bytes = prune_limits(options.older_than, options.max_size, ("--older-than", "--max-size"))
+    removed, freed = get_store(settings.store_location).prune(older_than=older_than, max_bytes=max_bytes)
+    out.write(pruned_line(removed, freed) + "\n")
+    return OK
+
+
 def _info(options: argparse.Namespace, out: TextIO) -> int:
     from ..core.provenance import cell_text, info, summary
 
@@ -333,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _store_copy(options, out)
         if options.command == "info":
             return _info(options, out)
+        if options.command == "prune":
+            return _prune(settings, options, out)
         if options.command == "models":
             from ..core.models import table_text
 

@@ -5,11 +5,29 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..core.errors import RequestValidationError
 from ..media.image import write_atomic
 from ..media.pixels import thumbnail
 from .backend import Conn
 from .queries import Queries
 from .records import Record
+
+
+def prune_limits(older_than_days: float | None, max_megabytes: float | None,
+                 names: tuple[str, str] = ("older_than_days", "max_megabytes")) -> tuple[float | None, int | None]:
+    """A face's prune limits (days, megabytes; ``names`` as the face calls them) as :meth:`Files.prune`
+    takes them (seconds, bytes); a negative one is refused (-1 days would prune everything)."""
+    for name, value in zip(names, (older_than_days, max_megabytes), strict=True):
+        if value is not None and not value >= 0:  # NaN too
+            raise RequestValidationError(name, value, "must not be negative")
+    return (older_than_days * 86400 if older_than_days is not None else None,
+            int(max_megabytes * 1024 * 1024) if max_megabytes is not None else None)
+
+
+def pruned_line(removed: int, freed: int) -> str:
+    """What a prune did, in one line."""
+    return (f"Pruned {removed} record{'s' if removed != 1 else ''}, {freed / 1024 / 1024:.1f} MB freed "
+            "(pending operations are kept).")
 
 
 class Files(Queries):
@@ -19,6 +37,7 @@ class Files(Queries):
         """Delete records (and their files) older than ``older_than`` seconds, then the oldest until the
         images take at most ``max_bytes``; pending, queued and submitting ones are kept, and in a team's
         store only my records are pruned. Returns (records, bytes)."""
+        prune_limits(older_than, max_bytes, ("older_than", "max_bytes"))  # a negative limit would prune everything
         doomed: list[Record] = []
         mine, args = self._mine(False)
         finished = self._select(f"status NOT IN ('pending', 'queued', 'submitting') AND {mine}", args, images=False)

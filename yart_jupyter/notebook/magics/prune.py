@@ -20,16 +20,10 @@ def parser() -> Parser:
 
 async def handle(face: Face, options: Namespace) -> None:
     from ...present.html import message_bundle
+    from ...store.files import prune_limits, pruned_line
 
     if options.older_than is None and options.max_size is None:
         raise errors.MagicUsageError("%yandexart prune: give --older-than DAYS and/or --max-size MB")
-    for name, value in (("--older-than", options.older_than), ("--max-size", options.max_size)):
-        if value is not None and value < 0:
-            raise errors.RequestValidationError(name, value, "must not be negative")
-    removed, freed = await asyncio.to_thread(
-        face.store().prune,
-        older_than=options.older_than * 86400 if options.older_than is not None else None,
-        max_bytes=int(options.max_size * 1024 * 1024) if options.max_size is not None else None,
-    )
-    face.show(message_bundle(f"Pruned {removed} record{'s' if removed != 1 else ''}, "
-                             f"{freed / 1024 / 1024:.1f} MB freed (pending operations are kept)."))
+    older_than, max_bytes = prune_limits(options.older_than, options.max_size, ("--older-than", "--max-size"))
+    removed, freed = await asyncio.to_thread(face.store().prune, older_than=older_than, max_bytes=max_bytes)
+    face.show(message_bundle(pruned_line(removed, freed)))
