@@ -147,6 +147,11 @@ def test_history_gallery_and_search(shell: InteractiveShell) -> None:
     assert [r.prompt for r in records] == ["a red fox"]
     assert get_store().thumbnail_path(records[0].operation_id).exists()
     assert yart_jupyter.history(-2) == [] and len(yart_jupyter.history(1)) == 1  # both stores agree (no SQL error)
+    # in a notebook the list shows itself as the gallery (not a wall of Record reprs); printed, a line each
+    both_records = yart_jupyter.history(5)
+    bundle = both_records._repr_mimebundle_()
+    assert 'class="yart-history"' in bundle["text/html"] and bundle["text/html"].count("<img ") == 2
+    assert repr(both_records).splitlines()[0].startswith("#1 · seed 2") and "Record(" not in repr(both_records)
 
 
 @both

@@ -19,7 +19,7 @@ from .core.status import PYTHON_COLLECT, BatchStatus
 from .engine import Batch, CallbackView, prepare, run_in_view
 from .engine.jobs import JOBS, Job
 from .media.image import GeneratedImage
-from .store import Record, get_store
+from .store import History, get_store
 
 if TYPE_CHECKING:
     from .batches import BatchPreview
@@ -108,9 +108,11 @@ async def status() -> SetupReport:
 
 
 def history(limit: int | None = 20, search: str | None = None, status: str | None = None, *,
-            team: bool = False) -> list[Record]:
-    """My records in the store, newest first (``search`` matches prompts; ``team``: everyone's)."""
-    return get_store().history(limit, search, status, team=team)
+            team: bool = False) -> History:
+    """My records in the store, newest first (``search`` matches prompts; ``team``: everyone's): a
+    list of :class:`~.store.Record` that shows itself as the history's gallery in a notebook."""
+    store = get_store()
+    return History(store.history(limit, search, status, team=team), store.thumbnail)
 
 
 def prune(*, older_than_days: float | None = None, max_megabytes: float | None = None) -> tuple[int, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -112,3 +113,24 @@ class ExperimentRecord:
     axes: tuple[tuple[str, tuple[Any, ...]], ...]
     items: tuple[tuple[tuple[Any, ...], str], ...]
     notebook: str | None
+
+
+class History(list[Record]):
+    """Records, newest first, that show themselves in a notebook as ``%yandexart history`` does (a
+    gallery of thumbnails, numbered as ``compare`` takes them) and print one line each."""
+
+    def __init__(self, records: Iterable[Record] = (), thumbnail: Callable[[Record], bytes | None] | None = None):
+        super().__init__(records)
+        self._thumbnail = thumbnail
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        from ..present.records import history_bundle
+
+        if not self:
+            return {"text/plain": "no generations"}
+        return history_bundle(self, [self._thumbnail(r) if self._thumbnail else None for r in self])
+
+    def __repr__(self) -> str:
+        from ..present.records import history_bundle
+
+        return history_bundle(self, [None] * len(self))["text/plain"] if self else "no generations"
