@@ -71,8 +71,7 @@ def triage(batch: TablePlan, store: Store, metadata: Metadata | None, *, resend_
 
 def answered(store: Store, decisions: Sequence[Decision]) -> set[int]:
     """The rows (by number) among the new ones that the store answers for free: it has their picture."""
-    new = {request_key(d.item): d.row.number for d in decisions
-           if d.fate == "new" and isinstance(d.item, GenerationRequest) and d.item.seed_was_given}
-    requests = [d.item for d in decisions if d.fate == "new" and isinstance(d.item, GenerationRequest)
-                and d.item.seed_was_given]
-    return {new[key] for key in store.find_many(requests, ("done",))}
+    asked = [(d.row.number, d.item) for d in decisions
+             if d.fate == "new" and isinstance(d.item, GenerationRequest) and d.item.seed_was_given]
+    found = store.find_many([request for _, request in asked], ("done",))
+    return {number for number, request in asked if request_key(request) in found}
