@@ -143,6 +143,15 @@ def test_bad_input_is_one_line_and_sends_nothing(
     assert thread_emulator.stats.requests == 0
 
 
+def test_out_into_a_folder(shell: InteractiveShell, tmp_path: Path) -> None:
+    """``--out pics/`` (a trailing separator) saves into that folder under generated names; it was
+    saved as one file ``pics.jpg``."""
+    result, _ = run_cell(shell, "%%yandexart --seed 3 4 --out pics/\na fox")
+    assert result.success, result.error_in_exec
+    assert sorted(p.name for p in (tmp_path / "pics").iterdir()) == ["yandexart-3.jpg", "yandexart-4.jpg"]
+    assert not (tmp_path / "pics.jpg").exists()
+
+
 def test_out_onto_existing_file_sends_nothing(shell: InteractiveShell, thread_emulator: Emulator,
                                               tmp_path: Path) -> None:
     (tmp_path / "taken.jpg").write_bytes(b"keep me")

@@ -21,6 +21,11 @@ def check_pattern(pattern: str, count: int, items: Sequence[Mapping[str, str]] =
     then the pattern must give each picture a name of its own. ``option`` names it in the errors;
     ``mime_types``, the pictures' types when known: an extension that says another is refused.
     """
+    if is_folder(pattern):  # every picture under its own name in it (yandexart-SEED.jpg)
+        problem = unwritable(Path(pattern).expanduser())
+        if problem:
+            raise RequestValidationError(option, pattern, f"cannot be written: {problem}")
+        return
     try:
         names = {f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None}
     except ValueError as exc:
@@ -73,9 +78,19 @@ def unwritable(folder: Path) -> str | None:
     return None
 
 
+def is_folder(pattern: str) -> bool:
+    """Whether ``pattern`` names a folder (it ends with a separator: ``pics/``), to save into under
+    generated names, rather than a file (``pics`` is saved as ``pics.jpg``)."""
+    return pattern.endswith(("/", os.sep)) and "{" not in pattern
+
+
 def target_path(pattern: str, image: GeneratedImage, n: int, fields: Mapping[str, str] | None = None) -> Path:
-    """The file for one image; a taken name gets a ``-2``, ``-3`` ... suffix instead of overwriting."""
-    path = Path(pattern.format(**{**(fields or {}), "seed": image.seed, "n": n, "op": image.operation_id}))
+    """The file for one image (in a folder pattern, ``yandexart-SEED``, or its id when it has no seed);
+    a taken name gets a ``-2``, ``-3`` ... suffix instead of overwriting."""
+    if is_folder(pattern):
+        path = Path(pattern).expanduser() / f"yandexart-{image.seed if image.seed is not None else image.operation_id}"
+    else:
+        path = Path(pattern.format(**{**(fields or {}), "seed": image.seed, "n": n, "op": image.operation_id}))
     path = path.expanduser()
     if path.suffix == "":
         path = path.with_suffix(image.extension)

@@ -65,9 +65,10 @@ def parser() -> Parser:
                    help="show the plan (each prompt, seed and aspect, how many generations, how many the store "
                         "has, the quota it takes) and send nothing")
     p.add_argument("--out", metavar="PATTERN", help="save to files; {seed}, {n}, {op} and a sweep's axes are filled "
-                                                    "in; folders are created; an existing file is never overwritten")
+                                                    "in (a name ending in / is a folder: yandexart-SEED.jpg in it); "
+                                                    "folders are created; an existing file is never overwritten")
     p.add_argument("--grid-out", metavar="FILE", dest="grid_out",
-                   help="also write a sweep's grid as one labelled picture (PNG, or JPEG by the name)")
+                   help="also write a sweep's grid as one labelled picture, of the type its name says")
     p.add_argument("--var", metavar="NAME", help="also store the result in the variable NAME")
     p.add_argument("--background", action="store_true",
                    help="return at once; the result replaces the status line when ready (see jobs)")
