@@ -250,6 +250,8 @@ async def test_a_dry_run_says_what_a_run_would_do_and_sends_nothing(env: Emulato
         assert out.startswith("cut") or not (tmp_path / out.split("/")[0]).exists()  # no folder made by it
         return preview
 
+    into_folder = batch(ROWS, prompt="{subject}, {style}", out="folder/", dry_run=True)  # a file per row in it
+    assert [r["file"] for r in into_folder.records()][:2] == ["folder/00001.jpg", "folder/00002.jpg"]
     fresh = dry("new/{n}.jpg")
     assert [r["plan"] for r in fresh.records()] == ["start"] * 6 and fresh.to_send == 6
     assert fresh.summary().startswith("6 rows: 6 to start; dataset in new. It takes 6 of the 500 generations")

@@ -15,7 +15,7 @@ from ..core import errors
 from ..core.config import Settings
 from ..core.request import RANDOM_SEEDS, GenerationRequest
 from ..media.image import extension_mismatch
-from ..media.outputs import unwritable
+from ..media.outputs import is_folder, unwritable
 from .table import BatchInputError
 
 #: What a row of a batch can be: planned, then one of the ends a run gives it.
@@ -98,6 +98,8 @@ def plan_table(
     listed with their numbers (or marked and skipped with ``skip_invalid``)."""
     if not rows:
         raise BatchInputError("the table has no rows")
+    if out is not None and is_folder(out):  # a folder: a file per row, named by its number
+        out += "{n:05d}"
     columns = list(dict.fromkeys(key for row in rows for key in row))
     extra = {"prompt": {"n"}, "seed": set(), "aspect": set(), "out": {"n", "seed"}}
     for option, template in (("prompt", prompt), ("seed", seed), ("aspect", aspect), ("out", out)):
