@@ -79,6 +79,11 @@ def test_yart_status_exit_code_says_whether_it_is_ready(monkeypatch: pytest.Monk
     assert main(["status"]) == 0
     out = capsys.readouterr().out
     assert "credentials  API key *** from the embedded emulator" in out and "note" not in out
+    monkeypatch.setenv("YANDEXART_STORE", "postgresql://nobody:pw@127.0.0.1:1/db")  # a team's database out of reach
+    assert main(["status"]) == 2
+    out = capsys.readouterr().out
+    assert "store        postgresql://nobody@127.0.0.1:1/db · cannot be read" in out
+    assert "problem      StorageError" in out and ":pw@" not in out
 
 
 async def test_status_from_python(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:

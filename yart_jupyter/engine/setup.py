@@ -33,11 +33,13 @@ class SetupReport:
     connection_problem: str | None = None
     #: Why the model cannot be named without a folder (one line), if it cannot.
     folder_problem: str | None = None
+    #: Why the store cannot be read (a team's database out of reach), if it cannot.
+    store_problem: str | None = None
 
     @property
     def problems(self) -> list[str]:
         """What stops a generation, one line each."""
-        return [p for p in (self.connection_problem, self.folder_problem) if p]
+        return [p for p in (self.connection_problem, self.folder_problem, self.store_problem) if p]
 
     @property
     def ready(self) -> bool:
@@ -59,7 +61,8 @@ class SetupReport:
                 ("folder", self.folder or "not set (YC_FOLDER_ID)"),
                 ("credentials", self.credentials or "none found"),
                 ("model", f"{spec.name} · {API_NAMES[spec.api]} · {'seeds' if spec.seeds else 'no seed'}"),
-                ("store", f"{self.store} · {self.records:,} generation{'s' if self.records != 1 else ''}"
+                ("store", f"{self.store} · cannot be read" if self.store_problem else
+                          f"{self.store} · {self.records:,} generation{'s' if self.records != 1 else ''}"
                           + (f", {self.unfinished:,} unfinished (resume --all)" if self.unfinished else ""))]
         note = self.model_note()
         if note:
@@ -106,9 +109,16 @@ async def check_setup(settings: Settings) -> SetupReport:
     except errors.RequestValidationError as exc:
         folder_problem = f"{type(exc).__name__}: {exc}"
     location = settings.store_location
-    store = get_store(location)
-    records, unfinished = await asyncio.to_thread(lambda: (store.count(), len(store.pending()) + len(store.unsent())))
+    records = unfinished = 0
+    store_problem = None
+    try:
+        store = get_store(location)
+        records, unfinished = await asyncio.to_thread(
+            lambda: (store.count(), len(store.pending()) + len(store.unsent())))
+    except errors.YandexArtError as exc:  # a team's database out of reach: a problem to show, not a crash
+        store_problem = f"{type(exc).__name__}: {exc}"
     return SetupReport(
         endpoint=client.base_url, folder=settings.folder, credentials=described, model=settings.model_spec(),
         store=redacted_url(location) if is_team_location(location) else str(location), records=records,
-        unfinished=unfinished, connection_problem=connection_problem, folder_problem=folder_problem)
+        unfinished=unfinished, connection_problem=connection_problem, folder_problem=folder_problem,
+        store_problem=store_problem)
