@@ -348,6 +348,8 @@ def test_cli_generate_history_info_and_exit_codes(cli: Callable[..., Ran], tmp_p
     assert listed.returncode == 0 and "a red fox" in listed.stdout and "seed 3" in listed.stdout
     info = cli("info", "fox.jpg")
     assert info.returncode == 0 and "%%yandexart --seed 3 --aspect 16:9" in info.stdout
+    unknown = cli("info", "no-such.jpg")  # the input is wrong: exit code 2, one line
+    assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1 and "no-such.jpg" in unknown.stderr
     bad = cli("generate", "x" * 501)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "at most 500 characters" in bad.stderr
     exists = cli("generate", "a red fox", "--seed", "3", "-o", "fox.jpg")

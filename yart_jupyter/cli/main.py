@@ -315,9 +315,12 @@ def _prune(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
 
 
 def _info(options: argparse.Namespace, out: TextIO) -> int:
-    from ..core.provenance import cell_text, info, summary
+    from ..core.provenance import ProvenanceError, cell_text, info, summary
 
-    found = info(options.path)
+    try:
+        found = info(options.path)
+    except ProvenanceError as exc:  # no such file, or no recipe in it: the input, as with exit code 2
+        raise errors.InvalidRequestError(exc.message) from None
     for recipe in found if isinstance(found, list) else [found]:
         out.write(f"{summary(recipe)}\n{cell_text(recipe)}\n")
     return OK
