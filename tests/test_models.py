@@ -257,6 +257,8 @@ def test_count_gives_samples_and_a_sweep_a_sample_axis(shell: InteractiveShell, 
     result, _ = run_cell(shell, f"%%yandexart --model {ALICE} --count 3\na fox")
     assert result.success, result.error_in_exec
     assert len(shell.user_ns["_"]) == 3 and thread_emulator.stats.images_generated == 3
+    _, captured = run_cell(shell, "%yandexart compare #1 #2")  # two samples: nothing differs but chance
+    assert "differs: nothing but the operation: samples of a model without seeds differ by chance" in text_of(captured)
     swept, captured = run_cell(shell, f'%%yandexart --model {ALICE} --count 2 --vary "style=ink|oil"\na fox, {{style}}')
     assert swept.success, swept.error_in_exec
     exp = shell.user_ns["_"]

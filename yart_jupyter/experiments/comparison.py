@@ -168,7 +168,10 @@ class Comparison:
                         f'{"".join(cells)}</tr>')
             plain.append("\t".join([label, *values]))
         same = len({side.value("operation_id") for side in self.sides}) == 1 and bool(first.value("operation_id"))
-        differ = ", ".join(self.differences()) or ("nothing: the same picture" if same else "nothing but the operation")
+        samples = all(side.recipe.get("no_seed") for side in self.sides)  # a model without seeds
+        differ = ", ".join(self.differences()) or ("nothing: the same picture" if same else
+                                                   "nothing but the operation: samples of a model without seeds "
+                                                   "differ by chance" if samples else "nothing but the operation")
         plain.append(f"differs: {differ}")
         table = (f'<table class="yart-compare" style="font:12px monospace;border-collapse:collapse">'
                  f'<tr><th></th>{"".join(pictures)}</tr><tr><th></th>{heads}</tr>{"".join(rows)}</table>'
