@@ -153,6 +153,7 @@ def cli(cli_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     for name, value in cli_env.items():
         if name.startswith(("YC_", "YANDEXART_")):
             monkeypatch.setenv(name, value)
+    monkeypatch.delenv("YANDEXART_STORE", raising=False)  # `yart --store URL` sets it: undone after the test
     monkeypatch.chdir(tmp_path)
 
     def run(*args: str) -> Ran:
