@@ -79,6 +79,10 @@ def test_yart_status_exit_code_says_whether_it_is_ready(monkeypatch: pytest.Monk
     assert main(["status"]) == 0
     out = capsys.readouterr().out
     assert "credentials  API key *** from the embedded emulator" in out and "note" not in out
+    monkeypatch.setenv("YANDEXART_BASE_URL", "http://yart.invalid")  # every request would be refused: said here
+    assert main(["status"]) == 2
+    assert "Refusing to send credentials over plain http to yart.invalid" in capsys.readouterr().out
+    monkeypatch.setenv("YANDEXART_BASE_URL", "emulator")
     monkeypatch.setenv("YANDEXART_STORE", "postgresql://nobody:pw@127.0.0.1:1/db")  # a team's database out of reach
     assert main(["status"]) == 2
     out = capsys.readouterr().out

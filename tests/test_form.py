@@ -206,6 +206,13 @@ async def test_the_setup_line_says_when_the_configured_model_does_not_serve(monk
     assert "endpoint https://yart.invalid · folder" in panel.setup.value
     assert "yandex-art/latest is reported denied" in panel.setup.value and "aliceai-image-art-3.0" in panel.setup.value
     await close_shared_clients()
+    monkeypatch.setenv("YANDEXART_BASE_URL", "http://yart.invalid")  # credentials over plain http: never sent
+    panel = YandexArtForm()
+    await panel._setup_task  # type: ignore[misc]
+    panel.prompt.value = "anything"
+    assert "Refusing to send credentials over plain http" in panel.setup.value
+    assert panel.generate_button.disabled and "fix the setup above first" in panel.problem.value
+    await close_shared_clients()
 
 
 async def test_no_secret_in_widget_state(form: YandexArtForm) -> None:

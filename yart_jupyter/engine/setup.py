@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..clients.shared import shared_client
 from ..core import errors
-from ..core.config import Settings, is_loopback
+from ..core.config import Settings, check_secure, is_loopback
 from ..core.models import API_NAMES, LIVING_MODEL, ModelSpec
 from ..store import get_store
 from ..store.backend import is_team_location, redacted_url
@@ -31,6 +31,8 @@ class SetupReport:
     unfinished: int
     #: Why the endpoint or the credentials could not be resolved (one line), if they could not.
     connection_problem: str | None = None
+    #: Why no request would be sent to the endpoint (credentials over plain http), if none would.
+    endpoint_problem: str | None = None
     #: Why the model cannot be named without a folder (one line), if it cannot.
     folder_problem: str | None = None
     #: Why the store cannot be read (a team's database out of reach), if it cannot.
@@ -39,7 +41,8 @@ class SetupReport:
     @property
     def problems(self) -> list[str]:
         """What stops a generation, one line each."""
-        return [p for p in (self.connection_problem, self.folder_problem, self.store_problem) if p]
+        return [p for p in (self.endpoint_problem, self.connection_problem, self.folder_problem, self.store_problem)
+                if p]
 
     @property
     def ready(self) -> bool:
@@ -98,12 +101,16 @@ async def check_setup(settings: Settings) -> SetupReport:
     """Resolve the endpoint and credentials as a generation would (the embedded emulator starts if it
     is the endpoint), read the store, and say what stands in the way; nothing is sent to the service."""
     client = shared_client(settings)
-    described = connection_problem = folder_problem = None
+    described = connection_problem = folder_problem = endpoint_problem = None
     try:
         await client.open()
         described = client.credentials.describe() if client.credentials else None
     except errors.YandexArtError as exc:
         connection_problem = f"{type(exc).__name__}: {exc}"
+    try:
+        check_secure(client.base_url)  # what every request would be refused for
+    except errors.YandexArtError as exc:
+        endpoint_problem = f"{type(exc).__name__}: {exc}"
     try:
         settings.model()  # a short model name needs the folder: its own one-line reason
     except errors.RequestValidationError as exc:
@@ -120,5 +127,5 @@ async def check_setup(settings: Settings) -> SetupReport:
     return SetupReport(
         endpoint=client.base_url, folder=settings.folder, credentials=described, model=settings.model_spec(),
         store=redacted_url(location) if is_team_location(location) else str(location), records=records,
-        unfinished=unfinished, connection_problem=connection_problem, folder_problem=folder_problem,
-        store_problem=store_problem)
+        unfinished=unfinished, connection_problem=connection_problem, endpoint_problem=endpoint_problem,
+        folder_problem=folder_problem, store_problem=store_problem)

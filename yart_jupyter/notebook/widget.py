@@ -209,7 +209,7 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
         length = len(self.prompt.value.strip())
         over = length > MAX_TEXT
         self.counter.value = _html(f"{length}/{MAX_TEXT}", _ERROR if over else _MUTED)
-        problem = self._setup_error and "fix the credentials first (see above)"
+        problem = self._setup_error and "fix the setup above first (the credentials or the endpoint)"
         if problem is None:
             try:
                 self._requests(current())
@@ -283,12 +283,14 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
 
 async def setup_line(settings: Settings) -> tuple[str, str | None]:
     """The form's setup line (endpoint, folder, credentials; secrets redacted; why the configured
-    model may not serve), and the error if the endpoint or the credentials could not be resolved."""
+    model may not serve), and the error if the credentials could not be resolved or the endpoint
+    would be refused every request."""
     from ..engine.setup import check_setup
 
     report = await check_setup(settings)
-    if report.connection_problem:
-        return _html(report.connection_problem, _ERROR), report.connection_problem
+    problem = report.connection_problem or report.endpoint_problem
+    if problem:
+        return _html(problem, _ERROR), problem
     parts = dict(report.rows())
     line = " · ".join(f"{part} {parts[part]}" for part in ("endpoint", "folder", "credentials"))
     note = report.model_note()
