@@ -184,13 +184,19 @@ def test_niced_standalone_yields_the_cpu_across_sessions() -> None:
         assert os.getpriority(os.PRIO_PROCESS, int(child.name)) == 19
 
 
-async def test_embedded_emulator_via_python_api() -> None:
+async def test_embedded_emulator_via_python_api(monkeypatch: pytest.MonkeyPatch) -> None:
     import yart_jupyter
     from yart_jupyter.clients.shared import close_shared_clients
 
     image = await yart_jupyter.generate("embedded", seed=11, aspect="1:1", base_url="emulator")
     again = await yart_jupyter.generate("embedded", seed=11, aspect="1:1", base_url="emulator")
     assert image.image_bytes == again.image_bytes
+    # an operation it does not know (another process's embedded emulator had it): said so, not "three days"
+    monkeypatch.setenv("YANDEXART_BASE_URL", "emulator")
+    with pytest.raises(yart_jupyter.errors.OperationNotFoundError) as missing:
+        await yart_jupyter.resume("00nrvp5jwr6p48l70h59")
+    assert "keeps operations only while its process runs" in str(missing.value)
+    assert "three days" not in str(missing.value)
     await close_shared_clients()
 
 

@@ -17,6 +17,7 @@ from ..clients.client import Progress, YandexArtClient
 from ..clients.durations import DURATIONS
 from ..clients.images_api import is_images_id
 from ..core import errors
+from ..core.config import EMULATOR
 from ..core.redact import get_logger
 from ..core.request import GenerationRequest
 from ..core.status import BatchStatus
@@ -239,9 +240,13 @@ async def resume(
         await off_thread(store.record_started, operation_id, None)
     try:
         image = await client.resume(operation_id, timeout=timeout, on_progress=on_progress)
-    except errors.OperationNotFoundError:
+    except errors.OperationNotFoundError as exc:
         if store is not None and record is None:
             await off_thread(store.forget_unknown, operation_id)  # a typo is no generation: history stays clean
+        if client.settings.base_url == EMULATOR:  # not three days: its operations end with its process
+            exc.hint = ("The embedded emulator keeps operations only while its process runs (each yart command "
+                        "starts its own); run `yart emulator` and point YANDEXART_BASE_URL at it to collect "
+                        "across processes")
         raise
     request = record.request() if record is not None else None
     if request is not None:
