@@ -51,6 +51,7 @@ def test_status_says_what_generations_would_use(shell: InteractiveShell, thread_
     assert result.success, result.error_in_exec
     text = captured.outputs[-1].data["text/plain"]
     assert thread_emulator.url in text and FOLDER in text and "API key" in text and KEY not in text
+    assert "\nversion      yart_jupyter " in text  # what a bug report needs
     assert "1 generation" in text and text.endswith("Ready: nothing stands in the way (the service may still "
                                                       "refuse the model or the key).")
     requests = thread_emulator.stats.requests

@@ -8,8 +8,10 @@ credentials were found (and which, redacted), and whether the model in use is on
 from __future__ import annotations
 
 import asyncio
+import platform
 from dataclasses import dataclass
 
+from .._version import __version__
 from ..clients.shared import shared_client
 from ..core import errors
 from ..core.config import Settings, check_secure, is_loopback
@@ -71,6 +73,7 @@ class SetupReport:
         if note:
             rows.append(("note", note))
         rows += [("problem", problem) for problem in self.problems]
+        rows.append(("version", f"yart_jupyter {__version__} · Python {platform.python_version()}"))  # for support
         return rows
 
     def verdict(self) -> str:
