@@ -7,7 +7,6 @@ it would start, and whether the day's quota (as the store has counted it) lets t
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from ..present.quota import quota_line
 from ..store import Store
 from .dataset import Metadata
 from .plan import Row, TablePlan
-from .run import DAY
+from .run import Budget
 from .triage import answered, triage
 
 #: What a run would do with a row, as the preview says it (in this order in its summary).
@@ -47,9 +46,8 @@ class BatchPreview:
     plans: dict[int, str]
     root: Path | None
     per_minute: int
-    per_day: int
-    #: Starts the store counted in the last 24 hours (the day's quota already spent, as far as it knows).
-    used_today: int
+    #: The day's quota as the store counted it (the starts of the last 24 hours).
+    day: Budget
 
     @property
     def to_send(self) -> int:
@@ -74,11 +72,11 @@ class BatchPreview:
             text += f"; dataset in {self.root}"
         if not self.to_send:
             return text + ". Nothing to send: it takes no quota (dry run)."
-        quota = quota_line(self.to_send, self.per_minute, self.per_day)
+        quota = quota_line(self.to_send, self.per_minute, self.day.limit)
         text += f". {quota[0].upper()}{quota[1:]}"
-        left = max(0, self.per_day - self.used_today)
+        left = self.day.left
         if self.to_send > left:
-            text += (f"; the store counts {self.used_today:,} starts in the last 24 hours, so {left:,} can start "
+            text += (f"; the store counts {self.day.used:,} starts in the last 24 hours, so {left:,} can start "
                      f"today and {self.to_send - left:,} wait for a later run (it continues where it stopped)")
         return text + ". Nothing was sent (dry run)."
 
@@ -118,6 +116,4 @@ def preview_table(batch: TablePlan, store: Store, settings: Settings, *, resend_
     for decision in decisions:
         fate = decision.fate
         plans[decision.row.number] = ("store" if decision.row.number in free else "start") if fate == "new" else fate
-    used, _ = store.starts_since(time.time() - DAY)
-    return BatchPreview(batch.rows, plans, batch.root, settings.generations_per_minute, settings.generations_per_day,
-                        used)
+    return BatchPreview(batch.rows, plans, batch.root, settings.generations_per_minute, Budget.today(store, settings))

@@ -34,6 +34,17 @@ class Budget:
     oldest: float | None
     exhausted: bool = False
 
+    @classmethod
+    def today(cls, store: Store, settings: Settings) -> Budget:
+        """The day's quota as the store counted it: ``generations_per_day``, the starts of the last 24 hours."""
+        used, oldest = store.starts_since(time.time() - DAY)
+        return cls(settings.generations_per_day, used, oldest)
+
+    @property
+    def left(self) -> int:
+        """Starts the day still allows."""
+        return max(0, self.limit - self.used)
+
     def take(self) -> bool:
         if self.exhausted or self.used >= self.limit:
             self.exhausted = True
@@ -84,8 +95,7 @@ async def run_table(
     for _, item in items:
         if isinstance(item, Intent):
             status.queued(item.key)  # an earlier run's intent, started again with its key
-    count, oldest = store.starts_since(time.time() - DAY)
-    budget = Budget(settings.generations_per_day, count, oldest)
+    budget = Budget.today(store, settings)
     gate = asyncio.Semaphore(concurrency or max(8, settings.generations_per_minute))
 
     async def one(row: Row, item: Item) -> None:

@@ -123,6 +123,14 @@ class Comparison:
             raise CompareError("compare needs at least two pictures")
         self.sides = list(sides)
 
+    def _nothing_differs(self) -> str:
+        """The line under a table where no parameter differs: why the pictures may still differ."""
+        if len({side.value("operation_id") for side in self.sides}) == 1 and self.sides[0].value("operation_id"):
+            return "nothing: the same picture"
+        if all(side.recipe.get("no_seed") for side in self.sides):  # a model without seeds
+            return "nothing but the operation: samples of a model without seeds differ by chance"
+        return "nothing but the operation"
+
     def differences(self) -> dict[str, list[str]]:
         """Each parameter whose value is not the same on every side (operation ids and times always differ)."""
         found = {}
@@ -167,11 +175,7 @@ class Comparison:
             rows.append(f'<tr><th style="padding:2px 6px;text-align:left;vertical-align:top">{label}</th>'
                         f'{"".join(cells)}</tr>')
             plain.append("\t".join([label, *values]))
-        same = len({side.value("operation_id") for side in self.sides}) == 1 and bool(first.value("operation_id"))
-        samples = all(side.recipe.get("no_seed") for side in self.sides)  # a model without seeds
-        differ = ", ".join(self.differences()) or ("nothing: the same picture" if same else
-                                                   "nothing but the operation: samples of a model without seeds "
-                                                   "differ by chance" if samples else "nothing but the operation")
+        differ = ", ".join(self.differences()) or self._nothing_differs()
         plain.append(f"differs: {differ}")
         table = (f'<table class="yart-compare" style="font:12px monospace;border-collapse:collapse">'
                  f'<tr><th></th>{"".join(pictures)}</tr><tr><th></th>{heads}</tr>{"".join(rows)}</table>'
