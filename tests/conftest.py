@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+from yart_jupyter.clients import read_policy
 from yart_jupyter.clients.client import YandexArtClient
 from yart_jupyter.clients.polling import FixedPolicy
 from yart_jupyter.clients.shared import close_shared_clients
@@ -43,6 +44,14 @@ def isolated_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     home = tmp_path_factory.mktemp("yart-home")
     monkeypatch.setenv("YANDEXART_HOME", str(home))
     return home
+
+
+@pytest.fixture(autouse=True)
+def quick_read_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read at the emulated generations' pace: they take a tenth of a second where the service's
+    take 10-20 s, so the product's read schedule counts in tenths of a second (every interval, the
+    cold start and the cap alike; ``read_policy.TICK``). The schedule's own tests keep seconds."""
+    monkeypatch.setattr(read_policy, "TICK", 0.1)
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,12 @@ import random
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from yart_jupyter.clients import read_policy
 from yart_jupyter.clients.client import YandexArtClient
 from yart_jupyter.clients.durations import DurationModel, LogNormal
 from yart_jupyter.clients.limits import Quotas, SlidingWindowLimiter
@@ -21,6 +23,30 @@ from yart_jupyter.clients.read_policy import AdaptivePolicy
 from yart_jupyter.clients.scheduler import PollScheduler, scheduler
 from yart_jupyter.clients.waiting import Progress, wait_for_operation
 from yart_jupyter.emulator import Duration, Emulator
+
+
+@pytest.fixture(autouse=True)
+def service_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check the read schedule itself, at the service's pace: a tick of one second."""
+    monkeypatch.setattr(read_policy, "TICK", 1.0)
+
+
+def test_a_shorter_tick_runs_the_same_schedule_faster() -> None:
+    def reads(policy: AdaptivePolicy) -> list[float]:
+        times, t = [], 0.0
+        for n in range(40):
+            t += policy.next_delay(n, t)
+            times.append(t)
+        return times
+
+    for median in (15.0, 3.0):
+        service = AdaptivePolicy(fixed=LogNormal.from_median(median, 0.3))
+        quick = AdaptivePolicy(fixed=LogNormal.from_median(median / 10, 0.3), tick=0.1)
+        assert reads(quick) == pytest.approx([t / 10 for t in reads(service)])
+    empty = AdaptivePolicy(DurationModel(), cold_phase=0.5)  # the cold start and the cap too
+    assert reads(replace(empty, tick=0.1)) == pytest.approx([t / 10 for t in reads(empty)])
+    read_policy.TICK = 0.1  # the suite's pace (monkeypatched back after the test)
+    assert AdaptivePolicy().tick == 0.1
 
 
 def test_lognormal_quantile_inverts_cdf() -> None:

@@ -20,6 +20,12 @@ from .durations import DURATIONS, DurationModel, LogNormal
 #: Steps of the golden ratio's fraction spread any number of phases evenly over [0, 1).
 _GOLDEN = (math.sqrt(5) - 1) / 2
 
+#: The read schedule's unit of time, in seconds, for policies made from now on (see
+#: :attr:`AdaptivePolicy.tick`). One second: the schedule is for the service's generations, which
+#: take 10-20 s. The test suite's emulated generations take a tenth of a second, and it sets a
+#: tenth here (``tests/conftest.py``), so the product's whole schedule runs at their pace.
+TICK = 1.0
+
 
 @dataclass(frozen=True)
 class ReadPlan:
@@ -253,6 +259,11 @@ class AdaptivePolicy:
     #: Reads spent early (the cold schedule, a first read by ``first_read_by``) are repaid: an
     #: operation is never more than this many reads ahead of its plan's count.
     plan_slack: int = 4
+    #: The schedule's unit of time in seconds (:data:`TICK` when made): every interval above,
+    #: the plan and the cap count in ticks, against a poller reading once a tick. The settings
+    #: are the service's, so one tick is one second; a tenth runs the same schedule ten times as
+    #: fast, for generations ten times as quick.
+    tick: float = field(default_factory=lambda: TICK)
 
     @property
     def distribution(self) -> LogNormal:
@@ -262,8 +273,8 @@ class AdaptivePolicy:
         return (self.model or DURATIONS).distribution(self.aspect, self.model_uri)
 
     def plan(self, dist: LogNormal | None = None, confident: bool | None = None) -> ReadPlan:
-        """The read plan for a distribution (the current one by default); cached, since the
-        distribution is rounded to what makes a difference to the plan."""
+        """The read plan for a distribution (the current one by default), its times in ticks;
+        cached, since the distribution is rounded to what makes a difference to the plan."""
         return _plan(self._plan_key(dist, confident))
 
     async def prepare(self) -> None:
@@ -280,6 +291,8 @@ class AdaptivePolicy:
 
     def _plan_key(self, dist: LogNormal | None, confident: bool | None) -> _PlanKey:
         dist = dist or self.distribution
+        if self.tick != 1.0:  # the same distribution, counted in ticks
+            dist = LogNormal(dist.mu - math.log(self.tick), dist.sigma)
         share = self.share if (self.confident if confident is None else confident) else self.unsure_share
         return (round(dist.mu, 2), round(dist.sigma, 2), self.first_quantile, self.tail, self.min_interval,
                 self.max_interval, self.tail_interval, share, self.alpha)
@@ -313,6 +326,10 @@ class AdaptivePolicy:
 
     def next_delay(self, polls: int, elapsed: float) -> float:
         """The plan's (or, from an empty store, the cold schedule's) next interval, within the cap."""
+        return self.tick * self._next_ticks(polls, elapsed / self.tick)
+
+    def _next_ticks(self, polls: int, elapsed: float) -> float:
+        """:meth:`next_delay` counted in ticks."""
         seen = self._seen()  # once per read: the model's count takes its lock
         confident = seen >= self.confident_after
         if seen > 0:
@@ -327,7 +344,7 @@ class AdaptivePolicy:
         return max(delay, self.earliest(polls + 1, confident) - elapsed)
 
     def earliest(self, n: int, confident: bool = True) -> float:
-        """The soonest the n-th read of one operation may come (seconds after its start).
+        """The soonest the n-th read of one operation may come (ticks after its start).
 
         With a learned model: so that whenever the operation finishes, counting the read that finds
         it done, it has cost at most ``cap_ratio`` times the ``ceil(T)`` reads a 1 s poller takes on
