@@ -126,7 +126,23 @@ BAD_CELLS = [
     ("%yandexart histroy", "did you mean %yandexart history?"),  # a typo of a subcommand spends nothing
     ("%yandexart pendng --seed 3", "did you mean %yandexart pending?"),
     ("%yandexart hlep", "did you mean %yandexart help?"),
+    ("%yandexart cancle all", "did you mean %yandexart cancel all?"),  # the rest reads as its arguments
+    ("%yandexart histroy -n 5", "did you mean %yandexart history -n 5?"),
+    ("%yandexart comapre #1 #2", "did you mean %yandexart compare #1 #2?"),
+    ("%yandexart ifno pics/fox.png", "did you mean %yandexart info pics/fox.png?"),
+    ("%yandexart a fox --sead 3", "'--sead' is not an option of %yandexart: did you mean --seed?"),
+    ("%yandexart a fox -seed=3 --aspect wide", "did you mean --seed?"),
+    ("%yandexart a fox --n 3", "'--n' is not an option of %yandexart"),
 ]
+
+
+def test_one_line_prose_that_only_looks_like_a_typo_is_drawn(shell: InteractiveShell) -> None:
+    """Near a subcommand's name but followed by prose, or with dashes that are no option: a prompt."""
+    for line, prompt in (("%yandexart cancer cells --seed 3", "cancer cells"),
+                         ("%yandexart a fox -- a story - told twice", "a fox -- a story - told twice")):
+        result, _ = run_cell(shell, line)
+        assert result.success, result.error_in_exec
+        assert shell.user_ns["_"].prompt == prompt
 
 
 @pytest.mark.parametrize("source,needle", BAD_CELLS)

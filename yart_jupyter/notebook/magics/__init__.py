@@ -9,7 +9,6 @@ Each subcommand lives in a module of its own (see :mod:`.commands`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from difflib import get_close_matches
 from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
@@ -19,7 +18,7 @@ from ...core import settings
 from ...core.errors import MagicUsageError
 from ...experiments.sweep import expand_line
 from ..syncrun import run_sync
-from . import cell
+from . import cell, typos
 from .commands import COMMANDS, usage
 from .face import Face
 from .parsers import split
@@ -41,11 +40,7 @@ async def dispatch_line(shell: Any, line: str) -> None:
         await command.handle(face, command.parser().parse_args(split(rest)))
         return
     prompt, options = cell.split_line(line)
-    word = prompt.strip()
-    near = get_close_matches(word, [*COMMANDS, "help"], n=1, cutoff=0.75) if " " not in word else []
-    if near:  # "%yandexart histroy" would spend a generation on a typo
-        raise MagicUsageError(f"{word!r} is not a subcommand: did you mean %yandexart {near[0]}? (a one-word "
-                              "prompt this close to one is taken for a typo; to draw it, put it in a %%yandexart cell)")
+    typos.check_line(line, prompt, cell.parser().option_names())  # a typo would spend a generation
     await cell.handle(face, options, prompt)
 
 

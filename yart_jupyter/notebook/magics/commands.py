@@ -36,7 +36,8 @@ COMMANDS: dict[str, Command] = {
 
 ONE_LINE = ("%yandexart PROMPT [options]",
             "Generate from a one-line prompt with the cell's options; the prompt may itself contain ' -- '. "
-            "A one-word prompt close to a subcommand's name (histroy) is refused as a typo: draw it in a cell.")
+            "A prompt that reads as a mistyped subcommand (histroy, cancle all) or has a word written as an option "
+            "(--sead 3) is refused as a typo: draw it in a cell.")
 SETTINGS = "Settings: %config YandexArt lists them (folder_id, base_url, default_aspect, max_images, ...)."
 
 

@@ -1,0 +1,84 @@
+"""What a one-line ``%yandexart ...`` most likely mistyped: a subcommand or an option.
+
+A one-liner whose words are not a subcommand is a prompt, and a prompt is paid for: ``%yandexart
+cancle all`` or ``%yandexart a fox --sead 3`` would spend a generation on a typo (the second with
+a random seed, "--sead 3" drawn into the picture). These are refused with what was most likely
+meant; a prompt that only looks like one is drawn from a ``%%yandexart`` cell, where the body is
+the prompt whatever it says.
+"""
+
+from __future__ import annotations
+
+import re
+from difflib import get_close_matches
+from pathlib import Path
+
+from ...core.errors import MagicUsageError
+from .commands import COMMANDS
+from .parsers import split
+
+#: How close a word must be to a name to be taken for its typo (difflib's ratio).
+CUTOFF = 0.75
+_IN_A_CELL = "to draw it, put the prompt in a %%yandexart cell"
+#: A word no prose has: a history entry, a job, an operation id (20 letters and digits, or the
+#: Images API's img-...), a number, or ``all``.
+_STRUCTURED = re.compile(r"#\d+|j\d+|(?=[a-z0-9]*\d)[a-z0-9]{20}|img-[0-9a-f]+|-?\d+(\.\d+)?|all")
+#: The files subcommands read (info, rerun, compare): a word naming one is no prose.
+_FILES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".ipynb", ".html", ".htm"}
+#: A word written as an option: ``--sead``, ``--sead=3``, ``-seed``.
+_OPTION_LIKE = re.compile(r"(--?)([A-Za-z][\w-]*)(=.*)?")
+
+
+def check_line(line: str, prompt: str, options: set[str]) -> None:
+    """Refuse a one-line prompt that is most likely a mistyped subcommand or option.
+
+    ``line`` is the whole line, ``prompt`` its words before the first option the cell knows, and
+    ``options`` those options (``--seed`` ...)."""
+    _check_subcommand(line, prompt)
+    _check_options(prompt, options)
+
+
+def _check_subcommand(line: str, prompt: str) -> None:
+    word, _, rest = line.strip().partition(" ")
+    near = get_close_matches(word, [*COMMANDS, "help"], n=1, cutoff=CUTOFF)
+    if not near:
+        return
+    meant = f"%yandexart {near[0]}"
+    if " " not in prompt.strip():  # "%yandexart histroy", "%yandexart pendng --seed 3"
+        raise MagicUsageError(f"{word!r} is not a subcommand: did you mean {meant}? (a one-word prompt this close "
+                              f"to one is taken for a typo; {_IN_A_CELL})")
+    if near[0] != "help" and _reads_as(near[0], rest):
+        raise MagicUsageError(f"{word!r} is not a subcommand: did you mean {meant} {rest.strip()}? (what follows "
+                              f"reads as its arguments, not as a prompt; {_IN_A_CELL})")
+
+
+def _reads_as(command: str, rest: str) -> bool:
+    """Whether ``rest`` parses as the subcommand's arguments and has no word of prose: "cancle all"
+    is a typo, "cancer cells" a prompt."""
+    try:
+        words = split(rest)
+        COMMANDS[command].parser().parse_args(words)
+    except MagicUsageError:
+        return False
+    return all(_structured(w) for w in words)
+
+
+def _structured(word: str) -> bool:
+    if word.startswith("-") or _STRUCTURED.fullmatch(word):
+        return True
+    return Path(word).suffix.lower() in _FILES or ("/" in word and Path(word).exists())
+
+
+def _check_options(prompt: str, options: set[str]) -> None:
+    """A word of the prompt written as an option (``--sead 3``): the option was most likely meant."""
+    names = sorted(options)
+    for word in prompt.split():
+        match = _OPTION_LIKE.fullmatch(word)
+        if match is None:
+            continue
+        dashes, name = match.group(1), match.group(2)
+        near = get_close_matches(f"--{name}", names, n=1, cutoff=CUTOFF)
+        if dashes == "--" or near:
+            hint = f": did you mean {near[0]}?" if near else ""
+            raise MagicUsageError(f"{word.partition('=')[0]!r} is not an option of %yandexart{hint} (a word "
+                                  f"written as an option is taken for a typo; {_IN_A_CELL})")
