@@ -361,6 +361,17 @@ def test_cli_generate_history_info_and_exit_codes(cli: Callable[..., Ran], tmp_p
     assert thread_emulator.stats.operations_created == 1
 
 
+def test_cli_typos_say_what_was_meant(cli: Callable[..., Ran], thread_emulator: Emulator) -> None:
+    """A mistyped command or option names the one most likely meant (exit code 2, nothing sent)."""
+    for args, meant in ((["histroy"], "(did you mean history?)"), (["store", "cpy", "a", "b"], "(did you mean copy?)"),
+                        (["generate", "a fox", "--sead", "3"], "(did you mean --seed?)"),
+                        (["history", "--serch=fox"], "(did you mean --search?)")):
+        ran = cli(*args)
+        assert ran.returncode == 2 and ran.stderr.strip().endswith(meant), ran.stderr
+    assert "did you mean" not in cli("generate", "a fox", "--bogus").stderr
+    assert thread_emulator.stats.requests == 0
+
+
 def test_cli_resume_refuses_what_it_cannot_collect(cli: Callable[..., Ran], thread_emulator: Emulator) -> None:
     """An id with --all is one or the other; an Images API id the store does not hold is said to be
     one (the service keeps nothing of it) without asking the service or recording it."""

@@ -109,6 +109,8 @@ BAD_CELLS = [
     ("%%yandexart --seed 1 --aspect 0:1\nx", "aspect"),
     ("%%yandexart --seed 1 --aspect cinemascope\nx", "aspect"),
     ("%%yandexart --bogus\nx", "unrecognized arguments"),
+    ("%%yandexart --seed 2 --aspct wide\nx", "unrecognized arguments: --aspct wide (did you mean --aspect?)"),
+    ("%yandexart history --serch=fox", "(did you mean --search?)"),
     ("%%yandexart --seed 1 --count 2\nx", "either --seed or --count"),
     ("%%yandexart --count 99\nx", "--count"),
     ("%%yandexart --seed 1-40\nx", "at most 16"),

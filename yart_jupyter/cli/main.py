@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from ..core import errors
 from ..core.config import Settings
 from ..core.status import CLI_COLLECT, BatchStatus
+from ..core.typos import closest, unknown_option_hint
 from .progress import Progress
 
 OK, FAILED, INVALID, INTERRUPTED, BROKEN_PIPE = 0, 1, 2, 130, 141
@@ -25,8 +27,31 @@ MODEL_HELP = ("a catalogue name (aliceai-image-art-3.0, yandex-art/latest: yart 
               "images:NAME for a model the Images API serves")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors say which command or option a typo most likely meant."""
+
+    def error(self, message: str) -> NoReturn:
+        choice = re.search(r"invalid choice: '([^']*)'", message)
+        near = closest(choice.group(1), _names(self, choices=True)) if choice else None
+        hint = f" (did you mean {near}?)" if near else unknown_option_hint(message, _names(self, choices=False))
+        super().error(message + hint)
+
+
+def _names(p: argparse.ArgumentParser, choices: bool) -> set[str]:
+    """Every subcommand's name (``choices``), or every option any command knows."""
+    names: set[str] = set()
+    for action in p._actions:
+        if not choices:
+            names.update(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            names.update(action.choices if choices else ())
+            for child in action.choices.values():
+                names.update(_names(child, choices))
+    return names
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="yart", description="YandexART from a terminal, on the same store and "
+    p = _Parser(prog="yart", description="YandexART from a terminal, on the same store and "
                                 "settings as the notebook (YANDEXART_* and YC_* environment variables).")
     p.add_argument("--store", metavar="URL", help="a team's store: postgresql://user@host/db (default: "
                    "YANDEXART_STORE, else the local store); the password from PGPASSWORD or ~/.pgpass")

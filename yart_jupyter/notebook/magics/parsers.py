@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...core.errors import MagicUsageError
+from ...core.typos import unknown_option_hint
 
 #: Fixed width, so the help reads the same in a terminal, a notebook and the docs.
 WIDTH = 96
@@ -33,7 +34,7 @@ class Parser(argparse.ArgumentParser):
         )
 
     def error(self, message: str) -> Any:
-        raise MagicUsageError(f"{self.prog}: {message}")
+        raise MagicUsageError(f"{self.prog}: {message}{unknown_option_hint(message, self.option_names())}")
 
     def option_names(self) -> set[str]:
         """Every option string this parser knows (``--seed``, ``-n`` ...)."""

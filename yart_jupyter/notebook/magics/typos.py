@@ -10,15 +10,13 @@ the prompt whatever it says.
 from __future__ import annotations
 
 import re
-from difflib import get_close_matches
 from pathlib import Path
 
 from ...core.errors import MagicUsageError
+from ...core.typos import closest
 from .commands import COMMANDS
 from .parsers import split
 
-#: How close a word must be to a name to be taken for its typo (difflib's ratio).
-CUTOFF = 0.75
 _IN_A_CELL = "to draw it, put the prompt in a %%yandexart cell"
 #: A word no prose has: a history entry, a job, an operation id (20 letters and digits, or the
 #: Images API's img-...), a number, or ``all``.
@@ -40,14 +38,14 @@ def check_line(line: str, prompt: str, options: set[str]) -> None:
 
 def _check_subcommand(line: str, prompt: str) -> None:
     word, _, rest = line.strip().partition(" ")
-    near = get_close_matches(word, [*COMMANDS, "help"], n=1, cutoff=CUTOFF)
-    if not near:
+    near = closest(word, [*COMMANDS, "help"])
+    if near is None:
         return
-    meant = f"%yandexart {near[0]}"
+    meant = f"%yandexart {near}"
     if " " not in prompt.strip():  # "%yandexart histroy", "%yandexart pendng --seed 3"
         raise MagicUsageError(f"{word!r} is not a subcommand: did you mean {meant}? (a one-word prompt this close "
                               f"to one is taken for a typo; {_IN_A_CELL})")
-    if near[0] != "help" and _reads_as(near[0], rest):
+    if near != "help" and _reads_as(near, rest):
         raise MagicUsageError(f"{word!r} is not a subcommand: did you mean {meant} {rest.strip()}? (what follows "
                               f"reads as its arguments, not as a prompt; {_IN_A_CELL})")
 
@@ -71,14 +69,13 @@ def _structured(word: str) -> bool:
 
 def _check_options(prompt: str, options: set[str]) -> None:
     """A word of the prompt written as an option (``--sead 3``): the option was most likely meant."""
-    names = sorted(options)
     for word in prompt.split():
         match = _OPTION_LIKE.fullmatch(word)
         if match is None:
             continue
         dashes, name = match.group(1), match.group(2)
-        near = get_close_matches(f"--{name}", names, n=1, cutoff=CUTOFF)
+        near = closest(f"--{name}", options)
         if dashes == "--" or near:
-            hint = f": did you mean {near[0]}?" if near else ""
+            hint = f": did you mean {near}?" if near else ""
             raise MagicUsageError(f"{word.partition('=')[0]!r} is not an option of %yandexart{hint} (a word "
                                   f"written as an option is taken for a typo; {_IN_A_CELL})")
