@@ -135,6 +135,8 @@ BAD_CELLS = [
     ("%yandexart a fox --sead 3", "'--sead' is not an option of %yandexart: did you mean --seed?"),
     ("%yandexart a fox -seed=3 --aspect wide", "did you mean --seed?"),
     ("%yandexart a fox --n 3", "'--n' is not an option of %yandexart"),
+    ("%yandexart history of rome", "of rome ('history' is a subcommand: to draw a prompt that begins with it, put "
+                                   "the prompt in a %%yandexart cell)"),
 ]
 
 

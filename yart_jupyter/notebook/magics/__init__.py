@@ -37,7 +37,11 @@ async def dispatch_line(shell: Any, line: str) -> None:
         return
     command = COMMANDS.get(name)
     if command is not None:
-        await command.handle(face, command.parser().parse_args(split(rest)))
+        try:
+            arguments = command.parser().parse_args(split(rest))
+        except MagicUsageError as exc:
+            raise typos.subcommand_or_prompt(exc, name, rest) from None
+        await command.handle(face, arguments)
         return
     prompt, options = cell.split_line(line)
     typos.check_line(line, prompt, cell.parser().option_names())  # a typo would spend a generation

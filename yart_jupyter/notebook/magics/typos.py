@@ -50,6 +50,19 @@ def _check_subcommand(line: str, prompt: str) -> None:
                               f"reads as its arguments, not as a prompt; {_IN_A_CELL})")
 
 
+def subcommand_or_prompt(error: MagicUsageError, name: str, rest: str) -> MagicUsageError:
+    """A subcommand's usage error, saying how to draw the line when it reads as a prompt that
+    begins with the subcommand's name (``%yandexart history of rome``)."""
+    try:
+        words = split(rest)
+    except MagicUsageError:
+        return error
+    if "unrecognized arguments" not in error.message or all(_structured(w) for w in words):
+        return error
+    return MagicUsageError(f"{error.message} ({name!r} is a subcommand: to draw a prompt that begins with it, put "
+                           "the prompt in a %%yandexart cell)")
+
+
 def _reads_as(command: str, rest: str) -> bool:
     """Whether ``rest`` parses as the subcommand's arguments and has no word of prose: "cancle all"
     is a typo, "cancer cells" a prompt."""
