@@ -75,6 +75,7 @@ def _reads_as(command: str, rest: str) -> bool:
 
 
 def _structured(word: str) -> bool:
+    """Whether ``word`` is an argument rather than prose: an option, an id, a number, a file."""
     if word.startswith("-") or _STRUCTURED.fullmatch(word):
         return True
     return Path(word).suffix.lower() in _FILES or ("/" in word and Path(word).exists())
