@@ -47,11 +47,12 @@ def isolated_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 
 @pytest.fixture(autouse=True)
-def quick_read_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+def quick_read_schedule(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Read at the emulated generations' pace: they take a tenth of a second where the service's
     take 10-20 s, so the product's read schedule counts in tenths of a second (every interval, the
-    cold start and the cap alike; ``read_policy.TICK``). The schedule's own tests keep seconds."""
-    monkeypatch.setattr(read_policy, "TICK", 0.1)
+    cold start and the cap alike; ``read_policy.TICK``). Tests marked ``service_clock`` (the
+    schedule's own, the bench's simulations) keep seconds."""
+    monkeypatch.setattr(read_policy, "TICK", 1.0 if request.node.get_closest_marker("service_clock") else 0.1)
 
 
 @pytest.fixture(scope="session")

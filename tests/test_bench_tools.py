@@ -17,6 +17,8 @@ from yart_jupyter.notebook.widget import YandexArtForm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))  # a folder of scripts
 import simulate  # type: ignore[import-not-found]
 
+pytestmark = pytest.mark.service_clock  # the bench's read schedule is the service's
+
 
 def test_virtual_time_reads_a_fixed_poller_exactly_as_the_scheduler_plans() -> None:
     """A 1 s poller on a 2.5 s generation: the wait begins after the start request (30 ms), each read

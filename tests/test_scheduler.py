@@ -24,11 +24,7 @@ from yart_jupyter.clients.scheduler import PollScheduler, scheduler
 from yart_jupyter.clients.waiting import Progress, wait_for_operation
 from yart_jupyter.emulator import Duration, Emulator
 
-
-@pytest.fixture(autouse=True)
-def service_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests check the read schedule itself, at the service's pace: a tick of one second."""
-    monkeypatch.setattr(read_policy, "TICK", 1.0)
+pytestmark = pytest.mark.service_clock  # the read schedule itself, at the service's pace
 
 
 def test_a_shorter_tick_runs_the_same_schedule_faster() -> None:
