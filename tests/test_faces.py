@@ -55,6 +55,10 @@ def test_status_says_what_generations_would_use(shell: InteractiveShell, thread_
     assert "1 generation" in text and text.endswith("Ready: nothing stands in the way (the service may still "
                                                       "refuse the model or the key).")
     requests = thread_emulator.stats.requests
+    monkeypatch.setenv("YANDEXART_DEFAULT_ASPECT", "16:9")  # ignored without a word until now
+    text = run_cell(shell, "%yandexart status")[1].outputs[-1].data["text/plain"]
+    assert "\nnote         YANDEXART_DEFAULT_ASPECT is set but read by nothing (did you mean YANDEXART_ASPECT?)" in text
+    assert text.endswith("Ready: nothing stands in the way (the service may still refuse the model or the key).")
     monkeypatch.delenv("YC_FOLDER_ID")
     monkeypatch.delenv("YC_API_KEY")
     monkeypatch.setenv("PATH", "/nonexistent")  # no yc CLI either

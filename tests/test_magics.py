@@ -19,14 +19,19 @@ from .conftest import FOLDER, KEY
 from .helpers import html_outputs, run_cell
 
 
-def test_load_and_unload(shell: InteractiveShell) -> None:
+def test_load_and_unload(shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch,
+                         capsys: pytest.CaptureFixture[str]) -> None:
     assert shell.find_cell_magic("yandexart") and shell.find_line_magic("yandexart")
     assert any(getattr(t, "yart", False) for t in shell.input_transformers_cleanup)
     shell.run_cell("%unload_ext yart_jupyter")
     assert shell.find_cell_magic("yandexart") is None and shell.find_line_magic("yandexart") is None
     assert not any(getattr(t, "yart", False) for t in shell.input_transformers_cleanup)
+    capsys.readouterr()
+    monkeypatch.setenv("YC_FOLDERID", "b1g")  # a mistyped variable is said at load, one line
     shell.run_cell("%load_ext yart_jupyter")
     assert shell.find_cell_magic("yandexart")
+    said = capsys.readouterr().err
+    assert said == "yart_jupyter: YC_FOLDERID is set but read by nothing (did you mean YC_FOLDER_ID?)\n"
 
 
 def test_help_documents_every_option(shell: InteractiveShell) -> None:

@@ -1,6 +1,7 @@
 """Settings: every setting reaches every face, one precedence, refusals with the reason."""
 
 
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,8 @@ from IPython.core.interactiveshell import InteractiveShell
 import yart_jupyter
 from yart_jupyter import errors
 from yart_jupyter.clients.shared import close_shared_clients
-from yart_jupyter.core import settings
-from yart_jupyter.core.config import CONNECTION_FIELDS
+from yart_jupyter.core import config, settings
+from yart_jupyter.core.config import CONNECTION_FIELDS, unread_variables
 from yart_jupyter.emulator import Emulator
 
 from .conftest import FOLDER, KEY
@@ -119,3 +120,25 @@ def test_invalid_settings_are_refused_with_the_reason() -> None:
     with pytest.raises(errors.ConfigurationError, match="unknown setting"):
         settings.configure(api_key="x")
     assert settings.current().default_aspect == "1:1"
+
+
+def test_a_mistyped_variable_is_named_with_the_one_meant() -> None:
+    """A variable that looks like ours and is read by nothing would be ignored without a word; it is
+    named with the one most likely meant (never its value)."""
+    env = {"YANDEXART_DEFAULT_ASPECT": "wide", "YC_FOLDERID": "b1g", "YANDEXART_API_KEY": "secret-value",
+           "YANDEXART_FROBNICATE": "1", "YC_TOKEN": "t", "YC_CLOUD_ID": "c", "YANDEXART_ASPECT": "1:1",
+           "YC_FOLDER_ID": "b1g", "PATH": "/bin"}
+    assert unread_variables(env) == [
+        "YANDEXART_API_KEY is set but read by nothing (did you mean YC_API_KEY?)",
+        "YANDEXART_DEFAULT_ASPECT is set but read by nothing (did you mean YANDEXART_ASPECT?)",
+        "YANDEXART_FROBNICATE is set but read by nothing (the settings and their variables: %config YandexArt)",
+        "YC_FOLDERID is set but read by nothing (did you mean YC_FOLDER_ID?)",
+    ]
+
+
+def test_every_variable_the_package_names_is_one_it_reads() -> None:
+    """The list the check above rests on cannot go stale: every ``"YANDEXART_..."`` or ``"YC_..."``
+    string in the package is a variable it reads (or one of other tools it knows it does not)."""
+    package = Path(yart_jupyter.__file__).parent
+    named = {m for f in package.rglob("*.py") for m in re.findall(r'"((?:YANDEXART|YC)_[A-Z_]+)"', f.read_text())}
+    assert named - set(config.variables()) == set(config._THEIRS)

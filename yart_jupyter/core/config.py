@@ -199,6 +199,44 @@ CONNECTION_FIELDS = ("base_url", "images_url", "iam_url", "folder_id", "request_
 
 SETTINGS = tuple(fields(Settings))
 
+#: Environment variables read outside the settings table: credentials (clients/credentials.py),
+#: who generates (core/identity.py) and the embedded emulator's (emulator/__init__.py).
+OTHER_VARIABLES = ("YC_API_KEY", "YC_IAM_TOKEN", "YC_OAUTH_TOKEN", "YC_SERVICE_ACCOUNT_KEY_FILE", "YC_METADATA_ADDR",
+                   "YANDEXART_USER", "YANDEXART_EMULATOR_DURATION", "YANDEXART_EMULATOR_IMAGES_DURATION",
+                   "YANDEXART_EMULATOR_DENY", "YANDEXART_EMULATOR_PHOTO")
+#: Variables of the yc CLI and Terraform's provider that look like ours and are not (not typos).
+_THEIRS = ("YC_TOKEN", "YC_CLOUD_ID", "YC_ZONE", "YC_ENDPOINT", "YC_STORAGE_ACCESS_KEY", "YC_STORAGE_SECRET_KEY")
+
+
+def variables() -> tuple[str, ...]:
+    """Every environment variable the package reads."""
+    return tuple(spec.metadata["env"] for spec in SETTINGS) + OTHER_VARIABLES
+
+
+def unread_variables(env: Mapping[str, str] | None = None) -> list[str]:
+    """Variables set that look like ours and are read by nothing, one line each, with the one most
+    likely meant: every ``YANDEXART_*``, and a ``YC_*`` close to one we read (``YC_FOLDERID``). A
+    typo there is otherwise silently ignored (``YANDEXART_DEFAULT_ASPECT``: the setting
+    ``default_aspect`` is read from ``YANDEXART_ASPECT``)."""
+    from .typos import closest
+
+    env = os.environ if env is None else env
+    known = variables()
+    by_setting = {spec.name.upper(): spec.metadata["env"] for spec in SETTINGS}  # FOLDER_ID: YC_FOLDER_ID
+    lines = []
+    for name in sorted(env):
+        prefix, _, rest = name.partition("_")
+        if name in known or name in _THEIRS or prefix not in ("YANDEXART", "YC"):
+            continue
+        # what follows the prefix of a variable we read (this prefix's first), or a setting's own name
+        meant_by = {k.partition("_")[2]: k for k in sorted(known, key=lambda k: k.startswith(prefix + "_"))}
+        meant_by |= by_setting
+        near = closest(rest, meant_by)
+        if prefix == "YANDEXART" or near:
+            hint = f"did you mean {meant_by[near]}?" if near else "the settings and their variables: %config YandexArt"
+            lines.append(f"{name} is set but read by nothing ({hint})")
+    return lines
+
 
 def _parse(spec: dataclasses.Field[Any], raw: str, variable: str) -> Any:
     kind = spec.type if isinstance(spec.type, str) else getattr(spec.type, "__name__", "")

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .._version import __version__
 from ..clients.shared import shared_client
 from ..core import errors
-from ..core.config import Settings, check_secure, is_loopback
+from ..core.config import Settings, check_secure, is_loopback, unread_variables
 from ..core.models import API_NAMES, LIVING_MODEL, ModelSpec
 from ..store import get_store
 from ..store.backend import is_team_location, redacted_url
@@ -39,6 +39,8 @@ class SetupReport:
     folder_problem: str | None = None
     #: Why the store cannot be read (a team's database out of reach), if it cannot.
     store_problem: str | None = None
+    #: Environment variables set that look like ours and are read by nothing (a typo is ignored).
+    unread: list[str] = field(default_factory=list)
 
     @property
     def problems(self) -> list[str]:
@@ -72,6 +74,7 @@ class SetupReport:
         note = self.model_note()
         if note:
             rows.append(("note", note))
+        rows += [("note", line) for line in self.unread]
         rows += [("problem", problem) for problem in self.problems]
         rows.append(("version", f"yart_jupyter {__version__} · Python {platform.python_version()}"))  # for support
         return rows
@@ -131,4 +134,4 @@ async def check_setup(settings: Settings) -> SetupReport:
         endpoint=client.base_url, folder=settings.folder, credentials=described, model=settings.model_spec(),
         store=redacted_url(location) if is_team_location(location) else str(location), records=records,
         unfinished=unfinished, connection_problem=connection_problem, endpoint_problem=endpoint_problem,
-        folder_problem=folder_problem, store_problem=store_problem)
+        folder_problem=folder_problem, store_problem=store_problem, unread=unread_variables())

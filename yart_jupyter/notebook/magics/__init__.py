@@ -8,6 +8,7 @@ Each subcommand lives in a module of its own (see :mod:`.commands`).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 
 from ...core import settings
+from ...core.config import unread_variables
 from ...core.errors import MagicUsageError
 from ...experiments.sweep import expand_line
 from ..syncrun import run_sync
@@ -125,6 +127,8 @@ def load(shell: InteractiveShell) -> None:
     shell.register_magics(YandexArtMagics(shell))
     if not any(getattr(t, "yart", False) for t in shell.input_transformers_cleanup):
         shell.input_transformers_cleanup.append(_transformer(shell))
+    for line in unread_variables():  # a mistyped variable is otherwise ignored without a word
+        print(f"yart_jupyter: {line}", file=sys.stderr)
 
 
 def unload(shell: InteractiveShell) -> None:
