@@ -51,8 +51,8 @@ def _names(p: argparse.ArgumentParser, choices: bool) -> set[str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="yart", description="YandexART from a terminal, on the same store and "
-                                "settings as the notebook (YANDEXART_* and YC_* environment variables).")
+    p = _Parser(prog="yart", description="YandexART from a terminal, on the same store and settings as the "
+                "notebook (YANDEXART_* and YC_* environment variables).")
     p.add_argument("--store", metavar="URL", help="a team's store: postgresql://user@host/db (default: "
                    "YANDEXART_STORE, else the local store); the password from PGPASSWORD or ~/.pgpass")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
