@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,9 +16,11 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
+import yart_jupyter
 from yart_jupyter import errors
 from yart_jupyter.clients.client import Progress, YandexArtClient
 from yart_jupyter.clients.images_api import is_images_id
+from yart_jupyter.clients.shared import close_shared_clients
 from yart_jupyter.core.models import CATALOGUE, DEFAULT_MODEL, LIVING_MODEL, resolve, table_text
 from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.media.image import GeneratedImage
@@ -426,3 +429,21 @@ def test_the_notes_say_what_each_model_did_with_weights() -> None:
     assert len(on_latest) == 1 and "the weights were sent" in on_latest[0]
     on_alice = model_notes([build_request(weighted, folder_id=FOLDER, model_uri=ALICE)])
     assert on_alice == [f"ℹ {ALICE} takes one prompt: the messages were sent joined by '; ' (without their weights)"]
+
+
+def test_weights_from_a_terminal_and_a_script_are_sent_and_said(cli: Callable[..., Ran], thread_emulator: Emulator,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """`yart generate` reads its prompt as a cell's body (a line `--- W` starts a message of weight
+    W; it sent the lines as one message), and the notes the magic shows are said by `yart` (on
+    stderr) and by the Python API (logged warnings): they were dropped."""
+    weighted = cli("generate", "a fox\nin snow\n--- 0.5\nsoft light", "--seed", "4", "-o", "fox.jpg")
+    assert weighted.returncode == 0, weighted.stderr
+    op = thread_emulator.operations[weighted.stdout.split("op ")[1].split()[0]]
+    assert op.messages == [{"text": "a fox in snow", "weight": 1.0}, {"text": "soft light", "weight": 0.5}]
+    assert "⚠ weights are documented as not supported" in weighted.stderr
+    joined = cli("generate", "a fox\n--- 0.5\nsoft light", "--model", ALICE, "-o", "alice.jpg")
+    assert joined.returncode == 0 and f"ℹ {ALICE} takes one prompt" in joined.stderr
+    with caplog.at_level(logging.WARNING, logger="yart_jupyter"):
+        asyncio.run(yart_jupyter.generate([("a fox", 2.0), ("soft light", 0.5)], seed=5))
+    assert any("the weights were sent" in r.getMessage() for r in caplog.records)
+    asyncio.run(close_shared_clients())

@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TextIO
 
 from ..core import errors
 from ..core.config import Settings
+from ..core.prompt import parse_body
 from ..core.status import CLI_COLLECT, BatchStatus
 from ..core.typos import closest, unknown_option_hint
 from .progress import Progress
@@ -57,7 +58,8 @@ def parser() -> argparse.ArgumentParser:
                    "YANDEXART_STORE, else the local store); the password from PGPASSWORD or ~/.pgpass")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     g = sub.add_parser("generate", help="generate one picture", description="Generate one picture and save it.")
-    g.add_argument("prompt")
+    g.add_argument("prompt", help="the prompt, read as a %%%%yandexart cell's body: its lines joined with spaces, "
+                   "a line '--- W' starting a message of weight W")
     g.add_argument("--seed", help="a seed (default: a random one, printed)")
     g.add_argument("--aspect", help="W:H or a preset (default: the default_aspect setting)")
     g.add_argument("--mime", help="image/jpeg or image/png")
@@ -132,20 +134,24 @@ async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO
     if not 1 <= count <= settings.max_images:
         raise errors.RequestValidationError("--count", count, f"must be from 1 to {settings.max_images} "
                                             "(the max_images setting, YANDEXART_MAX_IMAGES)")
-    requests = [settings.request(options.prompt, seed=options.seed, aspect=options.aspect, mime_type=options.mime,
+    prompt = parse_body(options.prompt)  # as a cell's body: a line `--- W` starts a message of weight W
+    requests = [settings.request(prompt, seed=options.seed, aspect=options.aspect, mime_type=options.mime,
                                  model_uri=options.model) for _ in range(count)]
     pattern = options.out or ("yandexart-{seed}" if requests[0].seed is not None else "yandexart-{op}")
     check_pattern(pattern, count, option="-o", mime_types={requests[0].mime_type})
     progress = Progress(sys.stderr)
     failures: list[errors.YandexArtError] = []
+    notes: list[str] = []  # what the model could not do as asked, said under the progress line
     try:
         images = list(await run_in_view(shared_client(settings), get_store(settings.store_location),
                                         Batch(requests, use_cache=not options.no_cache),
-                                        CallbackView(progress, CLI_COLLECT)))
+                                        CallbackView(progress, CLI_COLLECT, notes.append)))
     except errors.BatchError as exc:
         images, failures = exc.images, exc.failures
     finally:
         progress.end()
+        for note in notes:
+            sys.stderr.write(f"{note}\n")
     paths = save_all(pattern, [(n, image, {}) for n, image in enumerate(images, 1)])
     for path, image in zip(paths, images, strict=True):
         out.write(f"{path}  {image.caption()}\n")

@@ -57,12 +57,15 @@ class BatchView(Protocol):
 
 class CallbackView:
     """The view of a face with no display (a script, the ``yart`` command): an optional callback for
-    the status, and a warning naming what still runs when the batch is stopped (``collect`` is the
+    the status, the batch's notes (what a model could not do as asked) to ``on_note`` or as logged
+    warnings, and a warning naming what still runs when the batch is stopped (``collect`` is the
     face's own words)."""
 
-    def __init__(self, on_update: Callable[[BatchStatus], None] | None, collect: Collect) -> None:
+    def __init__(self, on_update: Callable[[BatchStatus], None] | None, collect: Collect,
+                 on_note: Callable[[str], None] | None = None) -> None:
         self.on_update = on_update
         self.collect = collect
+        self.on_note = on_note
 
     def progress(self, status: BatchStatus) -> None:
         if self.on_update is not None:
@@ -79,7 +82,13 @@ class CallbackView:
         """Nothing to draw per item."""
 
     def finished(self, images: ImageSet, failures: Sequence[errors.YandexArtError], notes: Sequence[str]) -> None:
-        """Nothing to draw: the caller gets the images, or the error."""
+        """The caller gets the images, or the error; the notes are said (weights the model may not
+        follow, messages joined into one prompt, pictures from another model version)."""
+        for note in notes:
+            if self.on_note is not None:
+                self.on_note(note)
+            else:
+                log.warning("%s", note)
 
     def stopped(self, status: BatchStatus) -> None:
         message, hint = status.interrupted_text(self.collect)
@@ -121,7 +130,9 @@ async def run_in_view(
         raise
     finally:
         ticker.cancel()
-    notes = model_notes([item.request for item in batch.items if isinstance(item, Intent)])
+    sent = [item.request if isinstance(item, Intent) else item for item in batch.items
+            if isinstance(item, (Intent, GenerationRequest))]  # recorded by a face first, or not (a script)
+    notes = model_notes(sent)
     notes += version_notes(store, images)
     if batch.out and images:
         try:
