@@ -97,6 +97,8 @@ async def test_csv_jsonl_and_dataframe_sources(env: Emulator, tmp_path: Path) ->
 
 @pytest.mark.parametrize(("rows", "options", "expected"), [
     (ROWS, {"prompt": "{subject}, {colour}"}, "the prompt template names {colour}, which is not a column"),
+    (ROWS, {"prompt": "{subjct}"}, "names {subjct}, which is not a column of the table (did you mean {subject}? "
+                                   "columns: subject, style)"),
     ([], {"prompt": "{subject}"}, "the table has no rows"),
     ([{"subject": "x" * 501}, {"subject": "ok"}, {"subject": ""}], {"prompt": "{subject}"},
      "2 of 3 rows are invalid (row 1: prompt "),

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from ..core import errors
 from ..core.config import Settings
 from ..core.request import RANDOM_SEEDS, GenerationRequest
+from ..core.typos import closest
 from ..media.image import extension_mismatch
 from ..media.outputs import is_folder, unwritable
 from .table import BatchInputError
@@ -107,8 +108,10 @@ def plan_table(
             for name in _fields(template):
                 column = name.split(".")[0].split("[")[0]
                 if column not in set(columns) | extra[option]:
+                    near = closest(column, columns)
+                    meant = f"did you mean {{{near}}}? " if near else ""
                     raise BatchInputError(f"the {option} template names {{{column}}}, which is not a column of the "
-                                          f"table (columns: {', '.join(columns) or 'none'})")
+                                          f"table ({meant}columns: {', '.join(columns) or 'none'})")
     if out is not None and not _fields(out) and len(rows) > 1:
         raise BatchInputError(f"out {out!r} names one file for {len(rows)} rows: add {{n}} or a column")
     seeded = settings.model(model_uri).spec.seeds  # a model without seeds: every row is a new picture
