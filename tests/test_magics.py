@@ -64,6 +64,17 @@ def test_weights_and_variables(shell: InteractiveShell, thread_emulator: Emulato
     assert thread_emulator.operations[shell.user_ns["_"].operation_id].messages[0]["text"] == "{style}"
 
 
+def test_a_mistyped_name_in_the_prompt_says_the_one_meant(shell: InteractiveShell, thread_emulator: Emulator) -> None:
+    shell.user_ns["palette"] = "ochre"
+    for cell, meant in (("%%yandexart --seed 1\na fox, {palete}", "name 'palete' is not defined (did you mean "
+                                                                    "{palette}?)"),
+                        ("%%yandexart --seed 1 --vary lighting=dawn|dusk\na fox at {lightning}",
+                         "which is neither an axis (lighting) nor a notebook variable (did you mean {lighting}?)")):
+        result = shell.run_cell(cell)
+        assert meant in str(result.error_in_exec), result.error_in_exec
+    assert thread_emulator.stats.requests == 0
+
+
 def test_line_variables_are_expanded(shell: InteractiveShell) -> None:
     shell.user_ns["my_seed"] = 77
     result, _ = run_cell(shell, "%%yandexart --seed {my_seed}\na tree")

@@ -13,6 +13,7 @@ from typing import Any
 
 from .errors import RequestValidationError
 from .request import MAX_SEED, validate_weight
+from .typos import closest
 
 _SEPARATOR = re.compile(r"^\s*---(?:\s+(\S+))?\s*$")
 
@@ -57,8 +58,10 @@ def expand(text: str, namespace: Mapping[str, Any]) -> str:
     try:
         return str(FullEvalFormatter().format(text, **namespace))
     except NameError as exc:
+        near = closest(getattr(exc, "name", None) or "", [n for n in namespace if not n.startswith("_")])
+        meant = f" (did you mean {{{near}}}?)" if near else ""
         raise RequestValidationError(
-            "prompt", text, f"{exc}; define it, write {{{{ }}}} for literal braces, or use --raw"
+            "prompt", text, f"{exc}{meant}; define it, write {{{{ }}}} for literal braces, or use --raw"
         ) from None
     except (SyntaxError, ValueError, AttributeError, KeyError, IndexError, TypeError) as exc:
         raise RequestValidationError(
