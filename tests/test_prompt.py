@@ -54,7 +54,7 @@ def test_seed_lists() -> None:
     # what to write instead: the range the right way round; the limit's name and how to raise it
     with pytest.raises(RequestValidationError, match=r"runs backwards: write it LOW-HIGH \(2-5\)"):
         parse_seeds(["5-2"], 16)
-    with pytest.raises(RequestValidationError, match=r"100 seeds; at most 16 images per cell \(the max_images"):
+    with pytest.raises(RequestValidationError, match=r"100 seeds; at most 16 images at once \(the max_images"):
         parse_seeds(["1-100"], 16)
     with pytest.raises(RequestValidationError, match=r"17 seeds; .*%config YandexArt.max_images = N"):
         parse_seeds(["1-10", "11-17"], 16)

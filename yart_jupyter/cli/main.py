@@ -18,7 +18,7 @@ from typing import Any, NoReturn, TextIO
 
 from ..core import errors
 from ..core.config import Settings
-from ..core.prompt import parse_body
+from ..core.prompt import parse_body, parse_seeds
 from ..core.status import CLI_COLLECT, BatchStatus
 from ..core.typos import closest, unknown_option_hint
 from .progress import Progress
@@ -60,7 +60,8 @@ def parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help="generate one picture", description="Generate one picture and save it.")
     g.add_argument("prompt", help="the prompt, read as a %%%%yandexart cell's body: its lines joined with spaces, "
                    "a line '--- W' starting a message of weight W")
-    g.add_argument("--seed", help="a seed (default: a random one, printed)")
+    g.add_argument("--seed", nargs="+", metavar="N", help="a picture per seed, ranges A-B allowed (--seed 1 5-8); "
+                   "default: a random one, printed")
     g.add_argument("--aspect", help="W:H or a preset (default: the default_aspect setting)")
     g.add_argument("--mime", help="image/jpeg or image/png")
     g.add_argument("--model", help=MODEL_HELP)
@@ -120,9 +121,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
-    """One picture (or ``--count N``), with its progress on stderr; each saved as it is listed. Of
-    several, the pictures that arrived are saved even when others failed (exit code 1); one picture
-    that fails raises its own error."""
+    """One picture (or one per ``--seed``, or ``--count N``), with its progress on stderr; each saved
+    as it is listed. Of several, the pictures that arrived are saved even when others failed (exit
+    code 1); one picture that fails raises its own error."""
     from ..clients.shared import shared_client
     from ..engine import Batch, CallbackView, run_in_view
     from ..media.outputs import check_pattern, save_all
@@ -130,15 +131,16 @@ async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO
 
     count = options.count if options.count is not None else 1
     if options.count is not None and options.seed is not None:
-        raise errors.InvalidRequestError("give either --seed or --count, not both (one seed is one picture)")
+        raise errors.InvalidRequestError("give either --seed or --count, not both (--count draws a seed per picture)")
     if not 1 <= count <= settings.max_images:
         raise errors.RequestValidationError("--count", count, f"must be from 1 to {settings.max_images} "
                                             "(the max_images setting, YANDEXART_MAX_IMAGES)")
+    seeds = parse_seeds(options.seed, settings.max_images) if options.seed else [None] * count
     prompt = parse_body(options.prompt)  # as a cell's body: a line `--- W` starts a message of weight W
-    requests = [settings.request(prompt, seed=options.seed, aspect=options.aspect, mime_type=options.mime,
-                                 model_uri=options.model) for _ in range(count)]
+    requests = [settings.request(prompt, seed=seed, aspect=options.aspect, mime_type=options.mime,
+                                 model_uri=options.model) for seed in seeds]
     pattern = options.out or ("yandexart-{seed}" if requests[0].seed is not None else "yandexart-{op}")
-    check_pattern(pattern, count, option="-o", mime_types={requests[0].mime_type})
+    check_pattern(pattern, len(requests), option="-o", mime_types={requests[0].mime_type})
     progress = Progress(sys.stderr)
     failures: list[errors.YandexArtError] = []
     notes: list[str] = []  # what the model could not do as asked, said under the progress line

@@ -73,7 +73,8 @@ def expand(text: str, namespace: Mapping[str, Any]) -> str:
 def _too_many(count: int, limit: int) -> str:
     """Why a cell's seeds are refused: their count, the limit and how to raise it (a typo in a range
     must not spend the quota)."""
-    return f"{count} seeds; at most {limit} images per cell (the max_images setting: %config YandexArt.max_images = N)"
+    return (f"{count} seeds; at most {limit} images at once (the max_images setting: %config YandexArt.max_images = N, "
+            "YANDEXART_MAX_IMAGES)")
 
 
 def parse_seeds(tokens: list[str], limit: int) -> list[int]:
