@@ -26,6 +26,7 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], str]] = [
     ("seed 2^63", {"seed": 2**63}, "seed"),
     ("seed abc", {"seed": "abc"}, "seed"),
     ("seed float", {"seed": 1.5}, "seed"),
+    ("seed list", {"seed": [1, 2]}, "one seed makes one picture; for several, a generate() each, or batch()"),
     ("aspect 0:1", {"aspect": "0:1"}, "aspect"),
     ("aspect 1:0", {"aspect": "1:0"}, "aspect"),
     ("aspect abc", {"aspect": "abc"}, "aspect"),

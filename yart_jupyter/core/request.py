@@ -227,6 +227,9 @@ def validate_seed(seed: Any) -> int:
         if not re.fullmatch(r"-?\d+", text):
             raise RequestValidationError("seed", seed, f"must be a whole number from 0 to {MAX_SEED}")
         seed = int(text)
+    if isinstance(seed, (list, tuple, range, set)):
+        raise RequestValidationError("seed", seed, "one seed makes one picture; for several, a generate() each, or "
+                                     "batch() with a seed column")
     if not isinstance(seed, int):
         raise RequestValidationError("seed", seed, f"must be a whole number from 0 to {MAX_SEED}")
     if not 0 <= seed <= MAX_SEED:
