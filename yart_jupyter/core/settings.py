@@ -17,6 +17,7 @@ from traitlets.config import Configurable
 
 from .config import SETTINGS, Settings
 from .errors import ConfigurationError
+from .typos import closest
 
 _TRAITS: dict[str, type[TraitType[Any, Any]]] = {"str": Unicode, "int": Int, "float": Float, "bool": Bool}
 NAMES = tuple(spec.name for spec in SETTINGS)
@@ -82,7 +83,10 @@ def configure(**values: Any) -> Settings:
     """Set settings from Python, as ``%config YandexArt.NAME = VALUE`` does; None unsets one."""
     unknown = set(values) - set(NAMES)
     if unknown:
-        raise ConfigurationError(f"unknown setting {sorted(unknown)[0]!r}; the settings are: {', '.join(NAMES)}")
+        name = sorted(unknown)[0]
+        near = closest(name, NAMES)
+        meant = f"did you mean {near}? " if near else ""
+        raise ConfigurationError(f"unknown setting {name!r}; {meant}the settings are: {', '.join(NAMES)}")
     target = owner()
     try:
         for name, value in values.items():
