@@ -206,6 +206,12 @@ async def test_the_setup_line_says_when_the_configured_model_does_not_serve(monk
     assert "endpoint https://yart.invalid · folder" in panel.setup.value
     assert "yandex-art/latest is reported denied" in panel.setup.value and "aliceai-image-art-3.0" in panel.setup.value
     await close_shared_clients()
+    monkeypatch.setenv("YANDEXART_MIME", "image/png")  # a mistyped variable: the form says so too
+    panel = YandexArtForm()
+    await panel._setup_task  # type: ignore[misc]
+    assert "YANDEXART_MIME is set but read by nothing (did you mean YANDEXART_MIME_TYPE?)" in panel.setup.value
+    monkeypatch.delenv("YANDEXART_MIME")
+    await close_shared_clients()
     monkeypatch.setenv("YANDEXART_BASE_URL", "http://yart.invalid")  # credentials over plain http: never sent
     panel = YandexArtForm()
     await panel._setup_task  # type: ignore[misc]

@@ -129,11 +129,13 @@ def test_a_mistyped_variable_is_named_with_the_one_meant() -> None:
     named with the one most likely meant (never its value)."""
     env = {"YANDEXART_DEFAULT_ASPECT": "wide", "YC_FOLDERID": "b1g", "YANDEXART_API_KEY": "secret-value",
            "YANDEXART_FROBNICATE": "1", "YC_TOKEN": "t", "YC_CLOUD_ID": "c", "YANDEXART_ASPECT": "1:1",
-           "YC_FOLDER_ID": "b1g", "PATH": "/bin"}
+           "YC_FOLDER_ID": "b1g", "PATH": "/bin", "YANDEXART_TIMEOUT": "30"}
     assert unread_variables(env) == [
         "YANDEXART_API_KEY is set but read by nothing (did you mean YC_API_KEY?)",
         "YANDEXART_DEFAULT_ASPECT is set but read by nothing (did you mean YANDEXART_ASPECT?)",
         "YANDEXART_FROBNICATE is set but read by nothing (the settings and their variables: %config YandexArt)",
+        "YANDEXART_TIMEOUT is set but read by nothing (did you mean YANDEXART_REQUEST_TIMEOUT or "
+        "YANDEXART_WAIT_TIMEOUT?)",
         "YC_FOLDERID is set but read by nothing (did you mean YC_FOLDER_ID?)",
     ]
 

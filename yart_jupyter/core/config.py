@@ -232,8 +232,12 @@ def unread_variables(env: Mapping[str, str] | None = None) -> list[str]:
         meant_by = {k.partition("_")[2]: k for k in sorted(known, key=lambda k: k.startswith(prefix + "_"))}
         meant_by |= by_setting
         near = closest(rest, meant_by)
-        if prefix == "YANDEXART" or near:
-            hint = f"did you mean {meant_by[near]}?" if near else "the settings and their variables: %config YandexArt"
+        # or a name cut short: MIME for MIME_TYPE, TIMEOUT for REQUEST_ or WAIT_TIMEOUT
+        meant = [meant_by[near]] if near else sorted({v for k, v in meant_by.items()
+                                                     if k.startswith(f"{rest}_") or k.endswith(f"_{rest}")})
+        if prefix == "YANDEXART" or meant:
+            hint = (f"did you mean {' or '.join(meant)}?" if 0 < len(meant) <= 3
+                    else "the settings and their variables: %config YandexArt")
             lines.append(f"{name} is set but read by nothing ({hint})")
     return lines
 

@@ -283,7 +283,7 @@ class YandexArtForm(w.VBox):  # type: ignore[misc]
 
 async def setup_line(settings: Settings) -> tuple[str, str | None]:
     """The form's setup line (endpoint, folder, credentials; secrets redacted; why the configured
-    model may not serve), and the error if the credentials could not be resolved or the endpoint
+    model may not serve; a mistyped variable), and the error if the credentials could not be resolved or the endpoint
     would be refused every request."""
     from ..engine.setup import check_setup
 
@@ -293,8 +293,8 @@ async def setup_line(settings: Settings) -> tuple[str, str | None]:
         return _html(problem, _ERROR), problem
     parts = dict(report.rows())
     line = " · ".join(f"{part} {parts[part]}" for part in ("endpoint", "folder", "credentials"))
-    note = report.model_note()
-    return _html(line) + (f"<br>{_html(note, _ERROR)}" if note else ""), None
+    notes = [note for note in (report.model_note(), *report.unread) if note]
+    return _html(line) + "".join(f"<br>{_html(note, _ERROR)}" for note in notes), None
 
 
 def model_choices(settings: Settings) -> list[tuple[str, str]]:
