@@ -119,7 +119,7 @@ def test_invalid_settings_are_refused_with_the_reason() -> None:
         settings.configure(default_aspect="7:1")
     with pytest.raises(errors.ConfigurationError, match="unknown setting"):
         settings.configure(api_key="x")
-    with pytest.raises(errors.ConfigurationError, match="'defualt_aspect'; did you mean default_aspect?"):
+    with pytest.raises(errors.ConfigurationError, match=r"'defualt_aspect'; did you mean default_aspect\?"):
         settings.configure(defualt_aspect="16:9")
     assert settings.current().default_aspect == "1:1"
 
