@@ -441,6 +441,8 @@ def test_weights_from_a_terminal_and_a_script_are_sent_and_said(cli: Callable[..
     op = thread_emulator.operations[weighted.stdout.split("op ")[1].split()[0]]
     assert op.messages == [{"text": "a fox in snow", "weight": 1.0}, {"text": "soft light", "weight": 0.5}]
     assert "⚠ weights are documented as not supported" in weighted.stderr
+    again = cli("generate", "a fox\nin snow\n--- 0.5\nsoft light", "--seed", "4", "-o", "fox-again.jpg")
+    assert "cached" in again.stdout and "⚠" not in again.stderr  # the store's answer sent nothing
     joined = cli("generate", "a fox\n--- 0.5\nsoft light", "--model", ALICE, "-o", "alice.jpg")
     assert joined.returncode == 0 and f"ℹ {ALICE} takes one prompt" in joined.stderr
     with caplog.at_level(logging.WARNING, logger="yart_jupyter"):

@@ -130,8 +130,9 @@ async def run_in_view(
         raise
     finally:
         ticker.cancel()
-    sent = [item.request if isinstance(item, Intent) else item for item in batch.items
-            if isinstance(item, (Intent, GenerationRequest))]  # recorded by a face first, or not (a script)
+    sent = [item.request if isinstance(item, Intent) else item for index, item in enumerate(batch.items)
+            if isinstance(item, (Intent, GenerationRequest))  # recorded by a face first, or not (a script)
+            and not (index in arrived and arrived[index].cached)]  # the store's answers sent nothing
     notes = model_notes(sent)
     notes += version_notes(store, images)
     if batch.out and images:
