@@ -73,6 +73,19 @@ async def test_a_table_becomes_a_dataset_and_a_second_run_sends_nothing(env: Emu
     assert (tmp_path / "copy" / "an owl-watercolour.jpg").read_bytes()[:2] == b"\xff\xd8"
 
 
+async def test_a_dataset_made_across_a_model_update_says_so(env: Emulator) -> None:
+    """Rows made on one model version, then more after the service moved to another (a run resumed
+    days later): the summary says the dataset is not one experiment."""
+    env.config.model_version = "v1"
+    first = await batch(ROWS[:4], prompt="{subject}, {style}", out="dataset/")
+    assert "model versions" not in first.summary()
+    env.config.model_version = "v2"
+    second = await batch(ROWS, prompt="{subject}, {style}", out="dataset/")
+    assert [r["status"] for r in second.records()] == ["earlier"] * 4 + ["done"] * 2
+    assert second.summary().endswith("⚠ the pictures come from 2 model versions (v1: 4 rows, v2: 2 rows): the same "
+                                     "seed on another version is a different picture")
+
+
 async def test_csv_jsonl_and_dataframe_sources(env: Emulator, tmp_path: Path) -> None:
     import pandas as pd
 

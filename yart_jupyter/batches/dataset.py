@@ -38,6 +38,7 @@ class Metadata:
     written), compacted at the end of each run (one line per file, the newest)."""
 
     def __init__(self, root: Path) -> None:
+        self.root = root
         self.path = root / METADATA
         self.lines: dict[str, dict[str, Any]] = {}
         if self.path.exists():
@@ -54,6 +55,12 @@ class Metadata:
         line = self.lines.get(file_name)
         return line is not None and (line.get("generated_seed", line.get("seed")) == request.seed
                                and line.get("generated_prompt", line.get("prompt")) == request.prompt)
+
+    def model_version(self, path: Path) -> str | None:
+        """The model version an earlier run's line records for the picture at ``path``."""
+        line = self.lines.get(path.resolve().relative_to(self.root.resolve()).as_posix(), {})
+        version = line.get("generated_model_version", line.get("model_version"))
+        return version if isinstance(version, str) and version else None
 
     def append(self, line: dict[str, Any]) -> None:
         self.lines[line["file_name"]] = line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
@@ -49,7 +50,18 @@ class BatchResult:
         text = f"{len(self.rows)} rows: " + ", ".join(parts) + f" in {self.elapsed:.0f} s"
         if self.root is not None:
             text += f"; dataset in {self.root}"
-        return text + (f". {self.quota_note}" if self.quota_note else "")
+        return text + (f". {self.quota_note}" if self.quota_note else "") + self._versions_note()
+
+    def _versions_note(self) -> str:
+        """A dataset made across a model update (a run resumed days later): the same seed on another
+        version is another picture, so its rows are not one experiment; said with the rows' counts."""
+        versions = Counter(row.model_version for row in self.rows
+                           if row.model_version and row.status in ("done", "cached", "earlier"))
+        if len(versions) < 2:
+            return ""
+        counts = ", ".join(f"{version}: {n} row{'s' if n > 1 else ''}" for version, n in sorted(versions.items()))
+        return (f". ⚠ the pictures come from {len(versions)} model versions ({counts}): the same seed on "
+                "another version is a different picture")
 
     def _repr_html_(self) -> str:
         import html

@@ -77,6 +77,8 @@ async def run_table(
         row, record = decision.row, decision.record
         if decision.fate == "earlier":
             row.status = "earlier"
+            if metadata is not None and row.path is not None:  # for the summary's version check
+                row.model_version = metadata.model_version(row.path)
             status.from_store()
         elif decision.fate == "clash":
             row.status, row.error = "failed", f"{row.path} exists and was not made by this batch (never overwritten)"
