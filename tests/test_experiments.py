@@ -293,6 +293,10 @@ def test_compare_two_operations(shell: InteractiveShell, tmp_path: Path) -> None
     page = html_outputs(captured)
     assert page.count("<img ") == 2 and page.count("yart-changed") == 3
     assert '<ins style="' in page and ">small</ins>" in page and ">deep</ins>" in page
+    printed = repr(comparison).splitlines()  # a terminal's print: the table as text, not an object's address
+    assert printed[1] == "prompt\ta red fox in the snow\ta small red fox in deep snow"
+    assert printed[-1] == "differs: prompt, seed, aspect"
+    assert captured.outputs[-1].data["text/plain"] == repr(comparison)
     # history entries and files name pictures too
     result, captured = run_cell(shell, "%yandexart compare #1 #2 a.jpg")
     assert result.success, result.error_in_exec

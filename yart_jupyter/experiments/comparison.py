@@ -158,7 +158,7 @@ class Comparison:
                             f'base64,{base64.b64encode(data).decode("ascii")}" style="width:{width}px;height:auto;'
                             f'border-radius:3px;display:block"></td>')
         heads = "".join(f'<th style="padding:2px 6px;text-align:left">{html.escape(s.label)}</th>' for s in self.sides)
-        rows, plain = [], ["\t".join(["", *(s.label for s in self.sides)])]
+        rows = []
         first = self.sides[0]
         for name, label in PARAMETERS:
             values = [side.value(name) for side in self.sides]
@@ -174,13 +174,25 @@ class Comparison:
                 cells.append(f'<td class="{"yart-changed" if changed else ""}" style="{style}">{shown}</td>')
             rows.append(f'<tr><th style="padding:2px 6px;text-align:left;vertical-align:top">{label}</th>'
                         f'{"".join(cells)}</tr>')
-            plain.append("\t".join([label, *values]))
         differ = ", ".join(self.differences()) or self._nothing_differs()
-        plain.append(f"differs: {differ}")
         table = (f'<table class="yart-compare" style="font:12px monospace;border-collapse:collapse">'
                  f'<tr><th></th>{"".join(pictures)}</tr><tr><th></th>{heads}</tr>{"".join(rows)}</table>'
                  f'<div style="font:12px monospace;opacity:.8">differs: {html.escape(differ)}</div>')
-        return {"text/html": table, "text/plain": "\n".join(plain)}
+        return {"text/html": table, "text/plain": self.text()}
+
+    def text(self) -> str:
+        """The table as plain text, a tab between columns: what a terminal prints, and the
+        notebook's plain-text copy."""
+        lines = ["\t".join(["", *(side.label for side in self.sides)])]
+        for name, label in PARAMETERS:
+            values = [side.value(name) for side in self.sides]
+            if any(values):
+                lines.append("\t".join([label, *values]))
+        lines.append(f"differs: {', '.join(self.differences()) or self._nothing_differs()}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.text()
 
 
 def compare(*sources: Any, store: Store | None = None) -> Comparison:
