@@ -106,6 +106,7 @@ async def test_status_from_python(emulator: Emulator, monkeypatch: pytest.Monkey
     assert report.ready and report.problems == [] and report.folder == FOLDER
     assert 'class="yart-status"' in report._repr_html_() and KEY not in str(report) + report._repr_html_()
     assert str(report).endswith("Ready: nothing stands in the way (the service may still refuse the model or the key).")
+    assert repr(report) == str(report)  # a console shows the report, not a dataclass's fields
     monkeypatch.delenv("YC_FOLDER_ID")
     report = await yart_jupyter.status()
     assert not report.ready and report.folder_problem is not None and "no folder_id" in report.folder_problem

@@ -94,6 +94,9 @@ class SetupReport:
     def __str__(self) -> str:
         return f"{self.text()}\n{self.verdict()}"
 
+    def __repr__(self) -> str:  # a console shows the report, not its fields
+        return str(self)
+
     def _repr_html_(self) -> str:
         import html
 
