@@ -31,6 +31,8 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], str]] = [
     ("aspect 1:0", {"aspect": "1:0"}, "aspect"),
     ("aspect abc", {"aspect": "abc"}, "aspect"),
     ("aspect 100000:1", {"aspect": "100000:1"}, "aspect"),
+    ("aspect in pixels", {"aspect": "1920x1080"}, "(the service takes a ratio, not pixels: 1920x1080 is 16:9)"),
+    ("aspect decimal", {"aspect": "1.5"}, "(1.5 is 3:2)"),
     ("aspect 5:1", {"aspect": "5:1"}, "between 1:4 and 4:1"),
     ("unknown preset", {"aspect": "cinemascope"}, "aspect"),
     ("weight 0", {"prompt": [("a", 0)]}, "weight"),

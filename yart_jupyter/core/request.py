@@ -52,6 +52,30 @@ class Message:
         return {"text": self.text, "weight": _format_weight(self.weight)}
 
 
+def _as_ratio(*given: Any) -> str:
+    """What a ratio written another way most likely means: pixels (``1920x1080``: the service picks
+    the pixels itself, about a megapixel) or a decimal (``1.5``); nothing when it means no ratio."""
+    from fractions import Fraction
+    from math import gcd
+
+    try:
+        if len(given) == 2:
+            w, h = int(given[0]), int(given[1])
+            if w < 1 or h < 1:
+                return ""
+            w, h = w // gcd(w, h), h // gcd(w, h)
+        else:
+            ratio = Fraction(str(given[0])).limit_denominator(MAX_RATIO_SIDE)
+            w, h = ratio.numerator, ratio.denominator
+    except (ValueError, ZeroDivisionError):
+        return ""
+    if not (0 < w <= MAX_RATIO_SIDE and 0 < h <= MAX_RATIO_SIDE):
+        return ""
+    if len(given) == 2:
+        return f" (the service takes a ratio, not pixels: {given[0]}x{given[1]} is {w}:{h})"
+    return f" ({given[0]} is {w}:{h})"
+
+
 @dataclass(frozen=True)
 class AspectRatio:
     """Width to height as small positive integers, written ``W:H``."""
@@ -78,7 +102,7 @@ class AspectRatio:
                 if not match:
                     names = ", ".join(ASPECT_PRESETS)
                     raise RequestValidationError(
-                        "aspect", value, f"write it as W:H with positive integers, or one of {names}"
+                        "aspect", value, f"write it as W:H with positive integers, or one of {names}{_as_ratio(text)}"
                     )
                 w, h = int(match.group(1)), int(match.group(2))
         elif isinstance(value, tuple) and len(value) == 2:
@@ -90,7 +114,7 @@ class AspectRatio:
                 raise RequestValidationError("aspect", value, "sides must be whole numbers")
             if not 1 <= side <= MAX_RATIO_SIDE:
                 raise RequestValidationError(
-                    "aspect", value, f"each side must be from 1 to {MAX_RATIO_SIDE}"
+                    "aspect", value, f"each side must be from 1 to {MAX_RATIO_SIDE}{_as_ratio(w, h)}"
                 )
         if max(w, h) > MAX_ELONGATION * min(w, h):
             raise RequestValidationError(
