@@ -69,7 +69,10 @@ def test_a_mistyped_name_in_the_prompt_says_the_one_meant(shell: InteractiveShel
     for cell, meant in (("%%yandexart --seed 1\na fox, {palete}", "name 'palete' is not defined (did you mean "
                                                                     "{palette}?)"),
                         ("%%yandexart --seed 1 --vary lighting=dawn|dusk\na fox at {lightning}",
-                         "which is neither an axis (lighting) nor a notebook variable (did you mean {lighting}?)")):
+                         "which is neither an axis (lighting) nor a notebook variable (did you mean {lighting}?)"),
+                        ("%%yandexart --seed 1 --vary colour={palete}\na fox, {colour}",
+                         "cannot evaluate it (NameError: name 'palete' is not defined; did you mean {palette}?)"),
+                        ("%%yandexart --seed {my_sede}\na fox", "{my_sede} names no notebook variable")):
         result = shell.run_cell(cell)
         assert meant in str(result.error_in_exec), result.error_in_exec
     assert thread_emulator.stats.requests == 0

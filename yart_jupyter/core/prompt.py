@@ -101,6 +101,8 @@ def parse_seeds(tokens: list[str], limit: int) -> list[int]:
                 if value > MAX_SEED:
                     raise RequestValidationError("seed", part, f"must be from 0 to {MAX_SEED} (2^63-1)")
                 seeds.append(value)
+            elif re.fullmatch(r"\{\w+\}", part):  # a {name} the line's expansion found nothing for
+                raise RequestValidationError("seed", part, f"{part} names no notebook variable (define it first)")
             else:
                 raise RequestValidationError(
                     "seed", part, f"must be a whole number from 0 to {MAX_SEED} or a range A-B"

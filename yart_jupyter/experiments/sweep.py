@@ -15,6 +15,7 @@ from typing import Any
 
 from ..core.errors import InvalidRequestError, RequestValidationError
 from ..core.request import GenerationRequest
+from ..core.typos import closest
 
 #: The most axes a sweep may have, seeds included: rows, columns, and one set of separate grids.
 MAX_AXES = 3
@@ -131,7 +132,11 @@ def _from_notebook(name: str, expression: str, namespace: Mapping[str, Any]) -> 
     try:
         value = eval(expression, dict(namespace))
     except Exception as exc:
-        raise SweepError(f"--vary {name}={{{expression}}}: cannot evaluate it ({type(exc).__name__}: {exc})") from None
+        near = closest(exc.name, [n for n in namespace if not n.startswith("_")]) \
+            if isinstance(exc, NameError) and exc.name else None
+        meant = f"; did you mean {{{near}}}?" if near else ""
+        raise SweepError(f"--vary {name}={{{expression}}}: cannot evaluate it ({type(exc).__name__}: {exc}{meant})") \
+            from None
     if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
         raise SweepError(f"--vary {name}={{{expression}}}: needs a list of values, not {type(value).__name__}")
     values = list(value)
