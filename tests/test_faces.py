@@ -107,6 +107,11 @@ async def test_status_from_python(emulator: Emulator, monkeypatch: pytest.Monkey
     assert 'class="yart-status"' in report._repr_html_() and KEY not in str(report) + report._repr_html_()
     assert str(report).endswith("Ready: nothing stands in the way (the service may still refuse the model or the key).")
     assert repr(report) == str(report)  # a console shows the report, not a dataclass's fields
+    monkeypatch.setenv("YANDEXART_MODEL_URI", "aliceai-image-art-3")  # sent as given, and refused: said first
+    report = await yart_jupyter.status()
+    assert ("aliceai-image-art-3 is not a model this version knows: did you mean aliceai-image-art-3.0?"
+            in report.text()) and report.ready
+    monkeypatch.delenv("YANDEXART_MODEL_URI")
     monkeypatch.delenv("YC_FOLDER_ID")
     report = await yart_jupyter.status()
     assert not report.ready and report.folder_problem is not None and "no folder_id" in report.folder_problem
