@@ -138,6 +138,7 @@ def cli_env(thread_emulator: Emulator, tmp_path: Path, isolated_store: Path) -> 
     """The environment of a ``yart`` process on the thread emulator and this test's store."""
     thread_emulator.reset()
     thread_emulator.config.duration = Duration("fixed", 0.1)
+    thread_emulator.config.denied_models = set()  # a test of the module may have denied one
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YC_", "YANDEXART_"))}
     env.update(YANDEXART_BASE_URL=thread_emulator.url, YC_API_KEY=KEY, YC_FOLDER_ID=FOLDER,
                YANDEXART_HOME=str(isolated_store))

@@ -164,7 +164,7 @@ async def test_a_misspelt_model_says_so_first(name: str, client: YandexArtClient
     with pytest.raises(errors.InvalidRequestError if images else errors.ModelDeniedError) as caught:
         await client.generate("a fox", model=name)  # the Images API answers 404 "Model … not found"
     text = str(caught.value)
-    assert "alice-image-art is not a model this version knows" in text and f"{ALICE} is the one serving" in text
+    assert f"alice-image-art is not a model this version knows: did you mean {ALICE}?" in text
     if images:
         assert "does not serve this model" in text and "three days" not in text  # not an operation's 404
     else:
@@ -179,7 +179,8 @@ async def test_a_misspelt_model_says_so_first(name: str, client: YandexArtClient
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("Model art://f/alise not found", "alise is not a model this version knows"),
+    ("Model art://f/alise not found", f"alise is not a model this version knows (misspelt?): %yandexart models "
+                                      f"(yart models) lists the ones it knows, {ALICE} is the one serving"),
     ("The model `alise` does not exist", "alise is not a model this version knows"),  # OpenAI's wording
     ("Model art://f/yandex-art/latest not found", "served by the asynchronous API, not the Images API"),
     (f"The model `{ALICE}` does not exist", "may not serve it to this folder yet"),
