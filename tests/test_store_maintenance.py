@@ -53,6 +53,8 @@ def test_copy_from_a_folder_without_a_store_says_so(shell: InteractiveShell, iso
     assert "holds no store" in capsys.readouterr().err
     assert not (tmp_path / "nowhere").exists() and not (tmp_path / "copy").exists()
     run_cell(shell, "%%yandexart --seed 22\nto be copied")
+    assert main(["store", "copy", str(isolated_store), f"{isolated_store}/"]) == 2  # one store named twice
+    assert "are the same store. Nothing was copied" in capsys.readouterr().err
     assert main(["store", "copy", str(isolated_store), str(tmp_path / "copy")]) == 0
     assert "copied 1 record (1 picture)" in capsys.readouterr().out
     assert Store(tmp_path / "copy").history(None)[0].prompt == "to be copied"

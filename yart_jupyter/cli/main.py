@@ -282,6 +282,9 @@ def _store_copy(options: argparse.Namespace, out: TextIO) -> int:
             f"{options.source} holds no store (no {DB_FILE} in it): name the folder a store lives in "
             "(YANDEXART_HOME) or a team's postgresql:// URL. Nothing was copied")
     source, destination = get_store(options.source), get_store(options.destination)
+    if source is destination:  # one store, named twice (the registry keeps one per location)
+        raise errors.ConfigurationError(f"{options.source} and {options.destination} are the same store. Nothing "
+                                        "was copied")
 
     def tell(done: int, total: int) -> None:  # a bar rewritten in place, ended when the copy is
         filled = 30 * done // max(1, total)
