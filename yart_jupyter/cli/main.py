@@ -10,116 +10,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, TextIO
 
 from ..core import errors
 from ..core.config import Settings
 from ..core.prompt import parse_body, parse_seeds
 from ..core.status import CLI_COLLECT, BatchStatus
-from ..core.typos import closest, unknown_option_hint
+from .options import parser
 from .progress import Progress
 
 OK, FAILED, INVALID, INTERRUPTED, BROKEN_PIPE = 0, 1, 2, 130, 141
-MODEL_HELP = ("a catalogue name (aliceai-image-art-3.0, yandex-art/latest: yart models) or a URI; "
-              "images:NAME for a model the Images API serves")
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse's parser, whose errors say which command or option a typo most likely meant."""
-
-    def error(self, message: str) -> NoReturn:
-        choice = re.search(r"invalid choice: '([^']*)'", message)
-        near = closest(choice.group(1), _names(self, choices=True)) if choice else None
-        hint = f" (did you mean {near}?)" if near else unknown_option_hint(message, _names(self, choices=False))
-        super().error(message + hint)
-
-
-def _names(p: argparse.ArgumentParser, choices: bool) -> set[str]:
-    """Every subcommand's name (``choices``), or every option any command knows."""
-    names: set[str] = set()
-    for action in p._actions:
-        if not choices:
-            names.update(action.option_strings)
-        if isinstance(action, argparse._SubParsersAction):
-            names.update(action.choices if choices else ())
-            for child in action.choices.values():
-                names.update(_names(child, choices))
-    return names
-
-
-def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="yart", description="YandexART from a terminal, on the same store and settings as the "
-                "notebook (YANDEXART_* and YC_* environment variables).")
-    p.add_argument("--store", metavar="URL", help="a team's store: postgresql://user@host/db (default: "
-                   "YANDEXART_STORE, else the local store); the password from PGPASSWORD or ~/.pgpass")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    g = sub.add_parser("generate", help="generate one picture", description="Generate one picture and save it.")
-    g.add_argument("prompt", help="the prompt, read as a %%%%yandexart cell's body: its lines joined with spaces, "
-                   "a line '--- W' starting a message of weight W")
-    g.add_argument("--seed", nargs="+", metavar="N", help="a picture per seed, ranges A-B allowed (--seed 1 5-8); "
-                   "default: a random one, printed")
-    g.add_argument("--aspect", help="W:H or a preset (default: the default_aspect setting)")
-    g.add_argument("--mime", help="image/jpeg or image/png")
-    g.add_argument("--model", help=MODEL_HELP)
-    g.add_argument("--count", type=int, metavar="N",
-                   help="N pictures, each with a random seed (on a model without seeds: N samples)")
-    g.add_argument("-o", "--out", help="the file to write, or a pattern with {seed}, {n} or {op} (default: "
-                   "yandexart-{seed}.jpg); never overwritten")
-    g.add_argument("--no-cache", action="store_true", help="generate anew even when the store has this request")
-    b = sub.add_parser("batch", help="generate a table of prompts into a dataset folder",
-                       description="Every row validated first; resumable: run it again to continue.")
-    b.add_argument("table", help="a .csv, .tsv or .jsonl file")
-    b.add_argument("--prompt", required=True, help="a template filled from each row: '{subject}, {style}'")
-    b.add_argument("--seed", help="a seed for every row, or a column '{seed}' (default: one derived from the row)")
-    b.add_argument("--aspect", help="W:H, a preset, or a column '{aspect}'")
-    b.add_argument("--mime", help="image/jpeg or image/png")
-    b.add_argument("--model", help=MODEL_HELP)
-    b.add_argument("--out", required=True, help="file pattern: columns, {n} (the row number) and {seed}, "
-                                                 "e.g. 'dataset/{n:05d}.jpg'; metadata.jsonl goes beside")
-    b.add_argument("--skip-invalid", action="store_true", help="run the valid rows and list the invalid ones")
-    b.add_argument("--resend-lost", action="store_true", dest="resend_lost",
-                   help="send again the rows whose Images API request went out and whose answer was lost "
-                        "(it may bill them twice)")
-    b.add_argument("--dry-run", action="store_true", dest="dry_run",
-                   help="say what a run would do with every row and the quota it takes; send nothing")
-    h = sub.add_parser("history", help="the latest generations of the store")
-    h.add_argument("-n", type=int, default=20, help="how many, newest first (default: 20)")
-    h.add_argument("--search", help="only prompts containing this text (any case)")
-    h.add_argument("--team", action="store_true", help="everyone's generations, not only mine")
-    pe = sub.add_parser("pending", help="operations started and never collected, and generations never sent")
-    pe.add_argument("--team", action="store_true", help="everyone's (a teammate's are collected only by id)")
-    s = sub.add_parser("store", help="the store itself: copy one store into another")
-    store_commands = s.add_subparsers(dest="store_command", required=True, metavar="STORE_COMMAND")
-    c = store_commands.add_parser("copy", help="copy a store's records, sweeps and pictures into another (idempotent)",
-                                  description="SRC and DEST: a local store's folder or a postgresql:// URL.")
-    c.add_argument("source", metavar="SRC")
-    c.add_argument("destination", metavar="DEST")
-    r = sub.add_parser("resume", help="collect operations by id, or every pending one with --all")
-    r.add_argument("operation_id", nargs="?", help="an operation id (yart pending lists them)")
-    r.add_argument("--all", action="store_true",
-                   help="every generation of mine still on its way: pending operations, starts never answered")
-    r.add_argument("--resend-lost", action="store_true", dest="resend_lost",
-                   help="with --all: also send again the Images API requests whose answer was lost (it may bill "
-                        "them twice; the service keeps nothing to collect)")
-    r.add_argument("-o", "--out", help="save pattern ({seed}, {n}, {op})")
-    pr = sub.add_parser("prune", help="delete old records and pictures from the store (pending ones are kept)")
-    pr.add_argument("--older-than", type=float, dest="older_than", metavar="DAYS", help="records older than DAYS")
-    pr.add_argument("--max-size", type=float, dest="max_size", metavar="MB",
-                    help="then the oldest, until the pictures take at most MB")
-    sub.add_parser("models", help="the models the service serves and what each can do")
-    sub.add_parser("status", help="what generations would use (endpoint, folder, credentials redacted, model, "
-                                  "store) and what stands in the way; nothing is sent")
-    i = sub.add_parser("info", help="the recipe written into an image file (or a notebook)")
-    i.add_argument("path")
-    sub.add_parser("emulator", help="run the local emulator (its options as python -m yart_jupyter.emulator: "
-                                    "yart emulator --help)", add_help=False)
-    return p
-
-
 async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     """One picture (or one per ``--seed``, or ``--count N``), with its progress on stderr; each saved
     as it is listed. Of several, the pictures that arrived are saved even when others failed (exit
