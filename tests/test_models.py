@@ -182,6 +182,7 @@ async def test_a_misspelt_model_says_so_first(name: str, client: YandexArtClient
     ("Model art://f/alise not found", f"alise is not a model this version knows (misspelt?): %yandexart models "
                                       f"(yart models) lists the ones it knows, {ALICE} is the one serving"),
     ("The model `alise` does not exist", "alise is not a model this version knows"),  # OpenAI's wording
+    ("Model art://f/alice not found", f"alice is not a model this version knows: did you mean {ALICE}?"),  # its start
     ("Model art://f/yandex-art/latest not found", "served by the asynchronous API, not the Images API"),
     (f"The model `{ALICE}` does not exist", "may not serve it to this folder yet"),
 ])

@@ -13,8 +13,7 @@ import re
 from typing import Any
 
 from ..core import errors
-from ..core.models import CATALOGUE, LIVING_MODEL, lookup, short_name
-from ..core.typos import closest
+from ..core.models import LIVING_MODEL, lookup, meant, short_name
 
 #: How the service words a moderation refusal, in English and in Russian ("I can't generate this
 #: image. Let's try another topic.").
@@ -129,7 +128,7 @@ def not_served_hint(uri: str) -> str:
 
 def _not_known(name: str) -> str:
     """The likely cause when the catalogue does not know a model's name: a misspelling."""
-    near = closest(name, CATALOGUE)
+    near = meant(name)
     if near:
         return f"{name} is not a model this version knows: did you mean {near}?"
     return (f"{name} is not a model this version knows (misspelt?): %yandexart models (yart models) "

@@ -112,6 +112,16 @@ def lookup(name: str) -> ModelSpec | None:
     return CATALOGUE.get(_ALIASES.get(key, key))
 
 
+def meant(name: str) -> str | None:
+    """The catalogue model a name it does not know most likely means: a misspelling of one
+    (``aliceai-image-art-3``), or the start of just one (``alice``); None otherwise."""
+    from .typos import closest
+
+    key = name.strip().lower()
+    starting = [known for known in CATALOGUE if len(key) >= 3 and known.startswith(key)]
+    return closest(key, CATALOGUE) or (starting[0] if len(starting) == 1 else None)
+
+
 def unknown_spec(name: str, api: Api) -> ModelSpec:
     """A model the catalogue does not know: the API's usual limits, seeds only where the API has them."""
     return ModelSpec(name, api, seeds=api == "operations", weights=False, messages=api == "operations",

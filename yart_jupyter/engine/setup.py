@@ -15,8 +15,7 @@ from .._version import __version__
 from ..clients.shared import shared_client
 from ..core import errors
 from ..core.config import Settings, check_secure, is_loopback, unread_variables
-from ..core.models import API_NAMES, CATALOGUE, LIVING_MODEL, ModelSpec
-from ..core.typos import closest
+from ..core.models import API_NAMES, LIVING_MODEL, ModelSpec, meant
 from ..store import get_store
 from ..store.backend import is_team_location, redacted_url
 
@@ -57,7 +56,7 @@ class SetupReport:
     def model_note(self) -> str | None:
         """Why the model in use may not make pictures on the service (retired, denied, unknown), and the
         way out; None on a loopback endpoint (the emulator serves every model it is not told to deny)."""
-        near = None if self.model.known else closest(self.model.name, CATALOGUE)
+        near = None if self.model.known else meant(self.model.name)
         if near:  # a misspelt name is sent as given (new models appear) and refused: said first, anywhere
             return (f"{self.model.name} is not a model this version knows: did you mean {near}? (a name it does "
                     "not know is sent as given, in case it is a new model)")
