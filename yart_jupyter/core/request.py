@@ -69,8 +69,8 @@ def _as_ratio(*given: Any) -> str:
             w, h = ratio.numerator, ratio.denominator
     except (ValueError, ZeroDivisionError):
         return ""
-    if not (0 < w <= MAX_RATIO_SIDE and 0 < h <= MAX_RATIO_SIDE):
-        return ""
+    if not (0 < w <= MAX_RATIO_SIDE and 0 < h <= MAX_RATIO_SIDE) or max(w, h) > MAX_ELONGATION * min(w, h):
+        return ""  # no ratio the service takes either
     if len(given) == 2:
         return f" (the service takes a ratio, not pixels: {given[0]}x{given[1]} is {w}:{h})"
     return f" ({given[0]} is {w}:{h})"
