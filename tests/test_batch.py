@@ -441,6 +441,10 @@ def test_cli_prune(cli: Callable[..., Ran]) -> None:
                         (["--older-than", "-1"], "--older-than -1.0 is invalid: must not be negative")):
         refused = cli("prune", *bad)
         assert refused.returncode == 2 and reason in refused.stderr and get_store().count() == 2
+    bad_unit = cli("prune", "--older-than", "3x")
+    assert bad_unit.returncode == 2 and "invalid days value: '3x'" in bad_unit.stderr
+    kept = cli("prune", "--older-than", "12h", "--max-size", "1GB")  # units: nothing is that old or that big
+    assert kept.returncode == 0 and kept.stdout.startswith("Pruned 0 records,") and get_store().count() == 2
     done = cli("prune", "--older-than", "0")
     assert done.returncode == 0 and done.stdout.startswith("Pruned 2 records,") and get_store().count() == 0
 

@@ -167,6 +167,8 @@ def test_prune(shell: InteractiveShell) -> None:
     assert removed == 3 and freed > 0 and store.count() == 0
     assert not list(store.images.iterdir())
     run_cell(shell, "%%yandexart --seed 4\nold one")
+    _, captured = run_cell(shell, "%yandexart prune --older-than 1w")  # a unit: nothing is a week old
+    assert "Pruned 0 records" in captured.outputs[0].data["text/plain"]
     _, captured = run_cell(shell, "%yandexart prune --older-than 0")
     assert "Pruned 1 record" in captured.outputs[0].data["text/plain"]
     assert isinstance(shell.run_cell("%yandexart prune").error_in_exec, errors.YandexArtError)

@@ -38,6 +38,8 @@ def _names(p: argparse.ArgumentParser, choices: bool) -> set[str]:
 
 def parser() -> argparse.ArgumentParser:
     """The `yart` command line: its commands, their arguments and help."""
+    from ..store.files import days, megabytes
+
     p = _Parser(prog="yart", description="YandexART from a terminal, on the same store and settings as the "
                 "notebook (YANDEXART_* and YC_* environment variables).")
     p.add_argument("--store", metavar="URL", help="a team's store: postgresql://user@host/db (default: "
@@ -93,9 +95,10 @@ def parser() -> argparse.ArgumentParser:
                         "them twice; the service keeps nothing to collect)")
     r.add_argument("-o", "--out", help="save pattern ({seed}, {n}, {op})")
     pr = sub.add_parser("prune", help="delete old records and pictures from the store (pending ones are kept)")
-    pr.add_argument("--older-than", type=float, dest="older_than", metavar="DAYS", help="records older than DAYS")
-    pr.add_argument("--max-size", type=float, dest="max_size", metavar="MB",
-                    help="then the oldest, until the pictures take at most MB")
+    pr.add_argument("--older-than", type=days, dest="older_than", metavar="DAYS",
+                    help="records older than DAYS (30, or with a unit: 12h, 30d, 2w)")
+    pr.add_argument("--max-size", type=megabytes, dest="max_size", metavar="MB",
+                    help="then the oldest, until the pictures take at most MB (500, or 500MB, 2GB)")
     sub.add_parser("models", help="the models the service serves and what each can do")
     sub.add_parser("status", help="what generations would use (endpoint, folder, credentials redacted, model, "
                                   "store) and what stands in the way; nothing is sent")

@@ -11,10 +11,13 @@ from .parsers import Parser
 
 
 def parser() -> Parser:
+    from ...store.files import days, megabytes
+
     p = Parser("%yandexart prune", "Delete old records and images from the local store (pending ones are kept).")
-    p.add_argument("--older-than", type=float, dest="older_than", metavar="DAYS", help="records older than DAYS")
-    p.add_argument("--max-size", type=float, dest="max_size", metavar="MB",
-                   help="then the oldest, until the images take at most MB")
+    p.add_argument("--older-than", type=days, dest="older_than", metavar="DAYS",
+                   help="records older than DAYS (30, or with a unit: 12h, 30d, 2w)")
+    p.add_argument("--max-size", type=megabytes, dest="max_size", metavar="MB",
+                   help="then the oldest, until the images take at most MB (500, or 500MB, 2GB)")
     return p
 
 
