@@ -8,6 +8,7 @@ import re
 from typing import NoReturn
 
 from ..core.typos import closest, unknown_option_hint
+from ..core.units import days, megabytes
 
 MODEL_HELP = ("a catalogue name (aliceai-image-art-3.0, yandex-art/latest: yart models) or a URI; "
               "images:NAME for a model the Images API serves")
@@ -38,8 +39,6 @@ def _names(p: argparse.ArgumentParser, choices: bool) -> set[str]:
 
 def parser() -> argparse.ArgumentParser:
     """The `yart` command line: its commands, their arguments and help."""
-    from ..store.files import days, megabytes
-
     p = _Parser(prog="yart", description="YandexART from a terminal, on the same store and settings as the "
                 "notebook (YANDEXART_* and YC_* environment variables).")
     p.add_argument("--store", metavar="URL", help="a team's store: postgresql://user@host/db (default: "

@@ -6,13 +6,12 @@ import asyncio
 from argparse import Namespace
 
 from ...core import errors
+from ...core.units import days, megabytes
 from .face import Face
 from .parsers import Parser
 
 
 def parser() -> Parser:
-    from ...store.files import days, megabytes
-
     p = Parser("%yandexart prune", "Delete old records and images from the local store (pending ones are kept).")
     p.add_argument("--older-than", type=days, dest="older_than", metavar="DAYS",
                    help="records older than DAYS (30, or with a unit: 12h, 30d, 2w)")
