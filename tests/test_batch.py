@@ -405,7 +405,7 @@ def test_cli_generate_count(cli: Callable[..., Ran], tmp_path: Path, thread_emul
                         (["--count", "2", "--seed", "4"], "give either --seed or --count, not both"),
                         (["--count", "0"], "--count 0 is invalid: must be from 1 to 16"),
                         (["-o", "one.png"], "-o 'one.png' is invalid: ends in .png but the picture is image/jpeg"),
-                        (["--seed", "1", "2", "-o", "one.jpg"], "-o 'one.jpg' is invalid: names one file for several"),
+                        (["--seed", "1,2", "-o", "one.jpg"], "-o 'one.jpg' is invalid: names one file for several"),
                         (["--seed", "1-40"], "40 seeds; at most 16 images at once")):
         refused = cli("generate", "a harbour", *bad)
         assert refused.returncode == 2
@@ -417,7 +417,8 @@ def test_cli_generate_count(cli: Callable[..., Ran], tmp_path: Path, thread_emul
     seeds = {line.split("seed ")[1].split(" ")[0] for line in lines}
     assert len(lines) == 3 and len(seeds) == 3 and all(f"yandexart-{seed}.jpg" in made.stdout for seed in seeds)
     assert "3/3 done" in made.stderr
-    ranged = cli("generate", "a harbour", "--seed", "1", "5-6", "-o", "h-{seed}.jpg")  # as the magic's --seed
+    assert cli("generate", "a harbour", "--seed", "", "-o", "e.jpg").returncode == 2  # an empty variable: no seed
+    ranged = cli("generate", "--seed", "1,5", "a harbour", "--seed", "6", "-o", "h-{seed}.jpg")  # a list, again
     assert ranged.returncode == 0
     assert sorted(p.name for p in tmp_path.glob("h-*.jpg")) == ["h-1.jpg", "h-5.jpg", "h-6.jpg"]
     samples = cli("generate", "a harbour", "--count", "2", "--model", "aliceai-image-art-3.0", "-o", "s{n}")

@@ -38,7 +38,11 @@ async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO
     if not 1 <= count <= settings.max_images:
         raise errors.RequestValidationError("--count", count, f"must be from 1 to {settings.max_images} "
                                             "(the max_images setting, YANDEXART_MAX_IMAGES)")
-    seeds = parse_seeds(options.seed, settings.max_images) if options.seed else [None] * count
+    words = [word for given in options.seed or () for word in given.split()]  # --seed 1,5-8 --seed 9
+    if options.seed is not None and not "".join(words).strip(","):  # an empty variable in a script
+        raise errors.RequestValidationError("--seed", " ".join(options.seed), "names no seed (leave it out for a "
+                                            "random one)")
+    seeds = parse_seeds(words, settings.max_images) if words else [None] * count
     prompt = parse_body(options.prompt)  # as a cell's body: a line `--- W` starts a message of weight W
     requests = [settings.request(prompt, seed=seed, aspect=options.aspect, mime_type=options.mime,
                                  model_uri=options.model) for seed in seeds]

@@ -44,11 +44,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--store", metavar="URL", help="a team's store: postgresql://user@host/db (default: "
                    "YANDEXART_STORE, else the local store); the password from PGPASSWORD or ~/.pgpass")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    g = sub.add_parser("generate", help="generate one picture", description="Generate one picture and save it.")
+    g = sub.add_parser("generate", help="generate a picture (or one per --seed, or --count N) and save it",
+                       description="Generate a picture, or one per seed (--seed 1,5-8), or N with random seeds "
+                                   "(--count N), and save each.")
     g.add_argument("prompt", help="the prompt, read as a %%%%yandexart cell's body: its lines joined with spaces, "
                    "a line '--- W' starting a message of weight W")
-    g.add_argument("--seed", nargs="+", metavar="N", help="a picture per seed, ranges A-B allowed (--seed 1 5-8); "
-                   "default: a random one, printed")
+    g.add_argument("--seed", action="append", metavar="N", help="a seed, a range A-B, or several: --seed 1,5-8 "
+                   "(or --seed again): a picture each; default: a random one, printed")
     g.add_argument("--aspect", help="W:H or a preset (default: the default_aspect setting)")
     g.add_argument("--mime", help="image/jpeg or image/png")
     g.add_argument("--model", help=MODEL_HELP)
