@@ -309,6 +309,34 @@ async def test_connection_refused_is_service_unavailable() -> None:
             await client.generate("nobody home", seed=1)
 
 
+async def test_a_host_that_does_not_exist_is_said_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mistyped base URL's host: the name server's "no such name" ends the request at once, naming
+    the host (it was asked again for about 11 s); a name server out of reach is still retried.
+    The lookup is answered in this process (the loop's getaddrinfo), so nothing leaves the machine."""
+    import asyncio
+    import socket
+
+    asked: list[str] = []
+
+    async def lookup(host: str, *args: Any, **kwargs: Any) -> Any:
+        asked.append(host)
+        failure = socket.EAI_NONAME if host == "yart.invalid" else socket.EAI_AGAIN
+        raise socket.gaierror(failure, "Name or service not known" if failure == socket.EAI_NONAME else "try again")
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", lookup)
+    retry = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02)
+    async with YandexArtClient(base_url="https://yart.invalid", api_key=KEY, folder_id=FOLDER, env={},
+                               retry=retry) as client:
+        with pytest.raises(errors.ServiceUnreachableError) as caught:
+            await client.generate("a fox", seed=1)
+    assert "no host is named yart.invalid" in str(caught.value) and "after 1 attempt" in str(caught.value)
+    assert asked == ["yart.invalid"]
+    async with YandexArtClient(base_url="https://name-server.down", api_key=KEY, folder_id=FOLDER, env={},
+                               retry=retry) as client:
+        with pytest.raises(errors.ServiceUnreachableError, match="after 3 attempts"):
+            await client.generate("a fox", seed=1)
+
+
 async def test_a_service_never_reached_is_a_start_never_sent(make_client: Callable[..., YandexArtClient],
                                                              caplog: pytest.LogCaptureFixture) -> None:
     """Every attempt refused at connect: the request never left, so the error says so (a

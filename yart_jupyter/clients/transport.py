@@ -10,6 +10,7 @@ import asyncio
 import email.utils
 import json
 import random
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -201,7 +202,7 @@ async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Del
                 limiter.settle(taken)
         elapsed = time.monotonic() - started
         delay = retry.delay(attempt, retry_after)
-        if attempt >= retry.max_attempts or elapsed + delay > retry.max_elapsed:
+        if attempt >= retry.max_attempts or elapsed + delay > retry.max_elapsed or no_such_host(error):
             raise _final_error(error, reason, attempt, operation_id, client_request_id, reached) from None
         if method == "POST" and isinstance(error, aiohttp.ClientConnectorError):
             log.warning("%s %s: %s before the request was sent; retrying", method, url, reason)
@@ -241,12 +242,21 @@ def error_from_response(response: Response, operation_id: str | None = None) -> 
     )
 
 
+def no_such_host(error: BaseException) -> bool:
+    """Whether the name server says the endpoint's host does not exist (a mistyped base URL): asking
+    again changes nothing, where a failure to reach the name server might pass."""
+    os_error = getattr(error, "os_error", None) if isinstance(error, aiohttp.ClientConnectorError) else None
+    return isinstance(os_error, socket.gaierror) and os_error.errno == socket.EAI_NONAME
+
+
 def _describe(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, asyncio.TimeoutError):
         return f"no response within {timeout:g} s"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "the server dropped the connection"
     if isinstance(exc, aiohttp.ClientConnectorError):
+        if no_such_host(exc):
+            return f"no host is named {exc.host} (the name server knows none: a typo in the base URL?)"
         return f"cannot connect ({exc.os_error})"
     return f"connection error ({type(exc).__name__})"
 
