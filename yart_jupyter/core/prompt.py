@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import RequestValidationError
 from .request import MAX_SEED, validate_weight
-from .typos import closest
+from .typos import closest_name
 
 _SEPARATOR = re.compile(r"^\s*---(?:\s+(\S+))?\s*$")
 
@@ -58,7 +58,7 @@ def expand(text: str, namespace: Mapping[str, Any]) -> str:
     try:
         return str(FullEvalFormatter().format(text, **namespace))
     except NameError as exc:
-        near = closest(getattr(exc, "name", None) or "", [n for n in namespace if not n.startswith("_")])
+        near = closest_name(getattr(exc, "name", None) or "", namespace)
         meant = f" (did you mean {{{near}}}?)" if near else ""
         raise RequestValidationError(
             "prompt", text, f"{exc}{meant}; define it, write {{{{ }}}} for literal braces, or use --raw"

@@ -16,6 +16,12 @@ def closest(word: str, names: Iterable[str]) -> str | None:
     return near[0] if near else None
 
 
+def closest_name(name: str, namespace: Iterable[str]) -> str | None:
+    """The notebook name (or sweep axis) a mistyped ``{name}`` most likely means; private names
+    (IPython's ``_``, ``_i3`` ...) are never meant."""
+    return closest(name, [known for known in namespace if not known.startswith("_")])
+
+
 def unknown_option_hint(message: str, names: Iterable[str]) -> str:
     """For argparse's "unrecognized arguments: --sead 3", the option most likely meant:
     `` (did you mean --seed?)``, or nothing."""

@@ -65,6 +65,11 @@ class SetupReport:
         return (f"{self.model.name} is {self.model.status.split(';')[0]}: {LIVING_MODEL} is the one serving "
                 "(model_uri setting: %config YandexArt.model_uri, YANDEXART_MODEL_URI, or --model)")
 
+    def notes(self) -> list[str]:
+        """What does not stop a generation but may surprise: the model's note, mistyped variables."""
+        note = self.model_note()
+        return ([note] if note else []) + self.unread
+
     def rows(self) -> list[tuple[str, str]]:
         """(part, value) lines: what ``status`` shows."""
         spec = self.model
@@ -75,10 +80,7 @@ class SetupReport:
                 ("store", f"{self.store} · cannot be read" if self.store_problem else
                           f"{self.store} · {self.records:,} generation{'s' if self.records != 1 else ''}"
                           + (f", {self.unfinished:,} unfinished (resume --all)" if self.unfinished else ""))]
-        note = self.model_note()
-        if note:
-            rows.append(("note", note))
-        rows += [("note", line) for line in self.unread]
+        rows += [("note", note) for note in self.notes()]
         rows += [("problem", problem) for problem in self.problems]
         rows.append(("version", f"yart_jupyter {__version__} · Python {platform.python_version()}"))  # for support
         return rows
@@ -92,8 +94,9 @@ class SetupReport:
 
     def text(self) -> str:
         """The rows as aligned plain text."""
-        width = max(len(part) for part, _ in self.rows())
-        return "\n".join(f"{part.ljust(width)}  {value}" for part, value in self.rows())
+        rows = self.rows()
+        width = max(len(part) for part, _ in rows)
+        return "\n".join(f"{part.ljust(width)}  {value}" for part, value in rows)
 
     def __str__(self) -> str:
         return f"{self.text()}\n{self.verdict()}"

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..core.errors import InvalidRequestError, RequestValidationError
 from ..core.request import GenerationRequest
-from ..core.typos import closest
+from ..core.typos import closest_name
 
 #: The most axes a sweep may have, seeds included: rows, columns, and one set of separate grids.
 MAX_AXES = 3
@@ -132,8 +132,7 @@ def _from_notebook(name: str, expression: str, namespace: Mapping[str, Any]) -> 
     try:
         value = eval(expression, dict(namespace))
     except Exception as exc:
-        near = closest(exc.name, [n for n in namespace if not n.startswith("_")]) \
-            if isinstance(exc, NameError) and exc.name else None
+        near = closest_name(exc.name, namespace) if isinstance(exc, NameError) and exc.name else None
         meant = f"; did you mean {{{near}}}?" if near else ""
         raise SweepError(f"--vary {name}={{{expression}}}: cannot evaluate it ({type(exc).__name__}: {exc}{meant})") \
             from None

@@ -293,8 +293,7 @@ async def setup_line(settings: Settings) -> tuple[str, str | None]:
         return _html(problem, _ERROR), problem
     parts = dict(report.rows())
     line = " · ".join(f"{part} {parts[part]}" for part in ("endpoint", "folder", "credentials"))
-    notes = [note for note in (report.model_note(), *report.unread) if note]
-    return _html(line) + "".join(f"<br>{_html(note, _ERROR)}" for note in notes), None
+    return _html(line) + "".join(f"<br>{_html(note, _ERROR)}" for note in report.notes()), None
 
 
 def model_choices(settings: Settings) -> list[tuple[str, str]]:

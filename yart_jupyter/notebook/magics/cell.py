@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ...core import errors
 from ...core.prompt import expand, parse_body, parse_seeds
 from ...core.request import ASPECT_PRESETS, GenerationRequest, Message, random_seed, validate_timeout
-from ...core.typos import closest
+from ...core.typos import closest_name
 from ...experiments.contact_sheet import SHEET_TYPES, sheet_format
 from ...experiments.experiment import Experiment, Slot
 from ...experiments.sweep import Axis, SweepError, Template, check_axes, parse_axis, placeholders
@@ -216,7 +216,7 @@ def _check_body_names(body: str, axes: list[Axis], namespace: Mapping[str, Any],
     names = {axis.name for axis in axes}
     for name in sorted(placeholders(body) - names):
         if name not in namespace and not hasattr(builtins, name):
-            near = closest(name, names | {n for n in namespace if not n.startswith("_")})
+            near = closest_name(name, [*names, *namespace])
             meant = f" (did you mean {{{near}}}?)" if near else ""
             raise SweepError(f"the prompt mentions {{{name}}}, which is neither an axis "
                              f"({', '.join(sorted(names))}) nor a notebook variable{meant}")
