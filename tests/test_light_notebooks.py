@@ -147,6 +147,31 @@ def test_progress_bar_counts_every_state_and_estimates_time_left() -> None:
     assert about_left(0.4) == "about 1 s left" and about_left(150) == "about 2 min left"
 
 
+def test_an_images_api_request_is_timed_by_the_answers_not_the_operations() -> None:
+    """A synchronous request's time left comes from the Images API's answer times, counted from when
+    it went out; an operation's from the operations' durations; both in one line's estimate."""
+    status = BatchStatus(2)
+    status.estimate = LogNormal.from_median(2.0, 0.3).remaining  # operations: about 2 s
+    for key in ("k1", "k2"):
+        status.queued(key, synchronous=True)
+    assert "left" not in status.text()  # nothing learned about answers: no guess from the operations
+    status.answer_estimate = LogNormal.from_median(20.0, 0.3).remaining
+    assert re.search(r"about (19|20|21) s left", status.text()), status.text()
+    for key in ("k1", "k2"):
+        status.submitting(key, synchronous=True)
+    status.sent = {key: time.monotonic() - 15 for key in status.sent}  # out 15 s: a few seconds more
+    left = status.time_left()
+    assert left is not None and 3 < left < 10, left
+    status.answered("k1", "img-1")
+    status.failed_item(key="k2", answer_lost=True)  # no longer awaited by the estimate
+    assert status.sent == {} and status.queued_sync == set()
+    assert status.time_left() is None  # img-1's picture is in hand: not an operation to wait for
+    mixed = BatchStatus(2, estimate=status.estimate, answer_estimate=status.answer_estimate)
+    mixed.mark_started("op")
+    mixed.queued("k3", synchronous=True)
+    assert re.search(r"about (19|20|21) s left", mixed.text()), mixed.text()  # the longer of the two
+
+
 def test_the_line_says_starting_only_while_a_start_is_on_its_way() -> None:
     status = BatchStatus(1)
     status.queued("k")

@@ -225,6 +225,47 @@ async def test_a_sweep_of_twelve_runs_at_once(client: YandexArtClient, emulator:
     assert emulator.stats.images_peak == 12  # the pool does not serialise them
 
 
+async def test_the_time_left_of_an_images_request_is_learned_from_its_answers(
+        client: YandexArtClient, emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Images API's answer times are learned apart from the operations' (whose 100 s would say
+    nothing about a synchronous answer) and kept in the store; from them the status line says how
+    long a request still has, counted from when it went out."""
+    import re
+
+    from yart_jupyter.clients import images_api
+    from yart_jupyter.clients.durations import DurationModel
+    from yart_jupyter.engine import Batch, run_in_view, runner, views
+    from yart_jupyter.store import Store
+
+    from .test_light_notebooks import RecordingView
+
+    operations, answers = DurationModel(), DurationModel()
+    operations.observe(100.0)
+    for module in (views, runner):
+        monkeypatch.setattr(module, "DURATIONS", operations)
+    for module in (views, runner, images_api):
+        monkeypatch.setattr(module, "ANSWERS", answers)
+    emulator.config.images_duration = Duration("fixed", 1.2)
+    store = Store(tmp_path / "store")
+    first = RecordingView()
+    await run_in_view(client, store, Batch([client.build_request("a fox", model=ALICE)]), first)
+    assert not any("left" in text for text in first.texts), first.texts  # nothing known of answers yet
+    times = store.answer_times()
+    assert len(times) == 1 and times[0][0] == times[0][1] and 1.1 < times[0][0] < 3.0, times
+    assert store.durations() == []  # not an operation's duration
+    assert answers.count() == 1 and operations.count() == 1
+
+    relearned = DurationModel()  # a new kernel reads the store's answer times
+    relearned.learn_once(str(store.home), store.answer_times)
+    assert relearned.count() == 1
+    second = RecordingView()
+    requests = [client.build_request(f"a fox, take {n}", model=ALICE) for n in range(2)]
+    await run_in_view(client, store, Batch(requests), second)
+    lefts = [int(m.group(1)) for text in second.texts if (m := re.search(r"about (\d+) s left", text))]
+    assert lefts and max(lefts) <= 3, second.texts  # an answer's time, not an operation's 100 s
+    assert answers.count() == 3 and len(store.answer_times()) == 3
+
+
 # -- the magic -------------------------------------------------------------------------------------
 
 def run_cell(shell: InteractiveShell, source: str) -> tuple[Any, Any]:
@@ -262,6 +303,9 @@ def test_count_gives_samples_and_a_sweep_a_sample_axis(shell: InteractiveShell, 
     result, _ = run_cell(shell, f"%%yandexart --model {ALICE} --count 3\na fox")
     assert result.success, result.error_in_exec
     assert len(shell.user_ns["_"]) == 3 and thread_emulator.stats.images_generated == 3
+    short, _ = run_cell(shell, f"%yandexart a fox -n 2 --model {ALICE}")  # -n, as the Images API's n
+    assert short.success, short.error_in_exec
+    assert [image.prompt for image in shell.user_ns["_"]] == ["a fox", "a fox"]
     _, captured = run_cell(shell, "%yandexart compare #1 #2")  # two samples: nothing differs but chance
     assert "differs: nothing but the operation: samples of a model without seeds differ by chance" in text_of(captured)
     swept, captured = run_cell(shell, f'%%yandexart --model {ALICE} --count 2 --vary "style=ink|oil"\na fox, {{style}}')
@@ -270,7 +314,7 @@ def test_count_gives_samples_and_a_sweep_a_sample_axis(shell: InteractiveShell, 
     assert len(exp) == 4 and all(img.seed is None for img in exp)
     shown = text_of(captured)
     assert "#1" in shown and "#2" in shown
-    assert thread_emulator.stats.images_generated == 7
+    assert thread_emulator.stats.images_generated == 9
     # over models, the plan says which cells are samples: their seed column's value is not sent
     _, captured = run_cell(shell, f'%%yandexart --count 2 --vary "m=yandex-art/latest|{ALICE}" --model {{m}} '
                                   "--dry-run\na fox")
@@ -387,6 +431,9 @@ def test_yart_models_and_generate_on_alice(cli: Callable[..., Ran], cli_env: dic
     made = cli("generate", "a red fox", "--model", ALICE, "--aspect", "16:9", "-o", "fox.jpg")
     assert made.returncode == 0, made.stderr
     assert "no seed" in made.stdout and (tmp_path / "fox.jpg").read_bytes()[:2] == b"\xff\xd8"
+    samples = cli("generate", "a red fox", "--model", ALICE, "-n", "2", "-o", "fox-{n}.jpg")
+    assert samples.returncode == 0, samples.stderr
+    assert sorted(p.name for p in tmp_path.glob("fox-*.jpg")) == ["fox-1.jpg", "fox-2.jpg"]
     refused = cli("generate", "a red fox", "--model", ALICE, "--seed", "3")
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "leave the seed out" in refused.stderr
     history = cli("history")
@@ -398,7 +445,7 @@ def test_yart_models_and_generate_on_alice(cli: Callable[..., Ran], cli_env: dic
         cut.stdout.close()  # `yart models | head -0`: the reader is gone before the table is written
         errors_shown = cut.stderr.read()
         assert cut.wait(timeout=60) == 141 and "Traceback" not in errors_shown and "Broken" not in errors_shown
-    assert thread_emulator.stats.images_generated == 1
+    assert thread_emulator.stats.images_generated == 3
 
 
 @pytest.mark.parametrize("status,body,kind,needle", [

@@ -96,7 +96,7 @@ async def run_table(
     items = [(row, next(prepared) if isinstance(item, GenerationRequest) else item) for row, item in todo]
     for _, item in items:
         if isinstance(item, Intent):
-            status.queued(item.key)  # an earlier run's intent, started again with its key
+            status.queued(item.key, synchronous=item.request.api == "images")  # an earlier run's, with its key
     budget = Budget.today(store, settings)
     gate = asyncio.Semaphore(concurrency or max(8, settings.generations_per_minute))
 

@@ -54,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--aspect", help="W:H or a preset (default: the default_aspect setting)")
     g.add_argument("--mime", help="image/jpeg or image/png")
     g.add_argument("--model", help=MODEL_HELP)
-    g.add_argument("--count", type=int, metavar="N",
+    g.add_argument("-n", "--count", type=int, metavar="N", dest="count",
                    help="N pictures, each with a random seed (on a model without seeds: N samples)")
     g.add_argument("-o", "--out", help="the file to write, or a pattern with {seed}, {n} or {op} (default: "
                    "yandexart-{seed}.jpg); never overwritten")

@@ -1,7 +1,8 @@
 """How long generations take: a log-normal model learned per aspect and model, from the store and the session.
 
 The read policy plans its reads from it; the engine feeds it every finished generation and, once,
-the store's history; the status line's "time left" reads it too.
+the store's history; the status line's "time left" reads it too. The Images API's answer times
+are a model of their own (``ANSWERS``): no read is planned from them, only the time left.
 """
 
 from __future__ import annotations
@@ -363,3 +364,6 @@ def _finished(evidence: Iterable[_Piece]) -> int:
 
 #: The process's model: the engine feeds it from the store and from every finished generation.
 DURATIONS = DurationModel()
+#: The Images API's answer times (its picture comes in the answer to one request), learned apart
+#: from the operations': the status line's time left for a synchronous request reads it.
+ANSWERS = DurationModel()

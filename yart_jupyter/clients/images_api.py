@@ -25,6 +25,7 @@ from ..core.steps import steps_on_loop
 from ..media.image import GeneratedImage
 from ..media.pixels import sniff_mime
 from .connection import Connection
+from .durations import ANSWERS
 from .operation import DECODE_SLICE, MalformedOperation, _decode_steps
 from .transport import Delivery, Exchange, Response, RetryableError
 from .waiting import (
@@ -137,12 +138,19 @@ class ImagesApi:
 
         limiter = self.connection.limiters().starts
         taken = await limiter.acquire()
+        sent = time.monotonic()  # when the last attempt went out: an answer's time counts from it
+
+        def retrying(attempt: int, reason: str, delay: float) -> None:
+            nonlocal sent
+            sent = time.monotonic() + delay
+            retried(attempt, reason, delay)
+
         try:
             await notify_submitting(on_submitting)
             await self.connection.send(
                 Exchange("POST", IMAGES_PATH, json_body=request.to_json(), headers={"Idempotency-Key": key},
                          check=check, replay=False, timeout=max(self.settings.request_timeout, IMAGES_MIN_TIMEOUT)),
-                Delivery(limiter=limiter, limiter_held=True, on_retry=retried), api="images",
+                Delivery(limiter=limiter, limiter_held=True, on_retry=retrying), api="images",
             )
         except errors.AnswerLostError as exc:
             exc.message += f" [intent {key}]"
@@ -151,6 +159,8 @@ class ImagesApi:
             limiter.settle(taken)
         answer = answers[0]
         data = answer.image if answer.image is not None else await self.download(answer.url or "", key)
+        waited = time.monotonic() - sent
+        ANSWERS.observe(waited, str(request.aspect), request.model_uri)
         await notify_started(on_started, picture_id, request)
         image = GeneratedImage(
             image_bytes=data, mime_type=sniff_mime(data), seed=None, aspect=request.aspect,
@@ -158,7 +168,7 @@ class ImagesApi:
             submitted_at=submitted, done_at=datetime.now(timezone.utc), revised_prompt=answer.revised_prompt,
         )
         if on_progress is not None:
-            on_progress(Progress("done", picture_id, time.monotonic() - clock))
+            on_progress(Progress("done", picture_id, time.monotonic() - clock, observed=(waited, waited)))
         log.debug("Images API answered %s", picture_id)
         return image
 

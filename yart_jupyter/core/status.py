@@ -53,6 +53,15 @@ class BatchStatus:
     show_rate: bool = False
     #: Intents whose synchronous request (the Images API) is out, its answer not yet in.
     awaiting_answer: set[str] = field(default_factory=set)
+    #: The Images API's median time still to wait for an answer whose request has been out so many
+    #: seconds (None while nothing has been learned): its answers are no operation's.
+    answer_estimate: Callable[[float], float | None] | None = field(default=None, repr=False)
+    #: When each synchronous request went out (monotonic seconds), while its answer is awaited.
+    sent: dict[str, float] = field(default_factory=dict)
+    #: Synchronous requests queued, not sent yet.
+    queued_sync: set[str] = field(default_factory=set)
+    #: Pictures a synchronous request answered with (their ids), being stored: nothing to wait for.
+    in_hand: set[str] = field(default_factory=set)
 
     def mark_started(self, operation_id: str) -> None:
         """An operation of the batch started on the server now."""
@@ -61,20 +70,27 @@ class BatchStatus:
 
     # -- the one place each count changes --------------------------------------------------
 
-    def queued(self, key: str) -> None:
-        """A generation was recorded as asked for (``key`` names it); its start is not answered yet."""
+    def queued(self, key: str, *, synchronous: bool = False) -> None:
+        """A generation was recorded as asked for (``key`` names it); its start is not answered yet.
+        ``synchronous``: its request is answered with the picture (the Images API)."""
         if key not in self.keys:
             self.keys.append(key)
             self.unsent += 1
+            if synchronous:
+                self.queued_sync.add(key)
 
     def submitting(self, key: str, *, synchronous: bool) -> None:
         """The start of ``key`` is going out; a synchronous request's answer is the picture itself."""
+        self.queued_sync.discard(key)
         if synchronous:
             self.awaiting_answer.add(key)
+            self.sent[key] = time.monotonic()
 
     def answered(self, key: str, operation_id: str) -> None:
         """The start of ``key`` was answered with an operation id: it runs on the server now."""
         self.awaiting_answer.discard(key)
+        if self.sent.pop(key, None) is not None:
+            self.in_hand.add(operation_id)
         self.mark_started(operation_id)
         self.unsent -= 1
 
@@ -82,6 +98,7 @@ class BatchStatus:
         """A queued generation will not be sent (the daily quota ran out): it no longer counts as running."""
         if key in self.keys:
             self.unsent -= 1
+            self.queued_sync.discard(key)
 
     def from_store(self) -> None:
         """An item was answered without the service (the store had it, or an earlier run's file)."""
@@ -94,6 +111,8 @@ class BatchStatus:
         self.failed += 1
         if key is not None and not operation_id:
             self.unsent -= 1
+            self.queued_sync.discard(key)
+            self.sent.pop(key, None)
             if not answer_lost:
                 self.awaiting_answer.discard(key)
         if operation_id and settled:
@@ -119,12 +138,16 @@ class BatchStatus:
 
     def time_left(self) -> float | None:
         """Seconds until the last running generation is likely done (None: nothing to estimate)."""
-        if self.estimate is None or not self.running:
+        if not self.running:
             return None
         now = time.monotonic()
-        waits = [self.estimate(now - self.started.get(op, now)) for op in self.pending_ids]
-        if self.unsent:
-            waits.append(self.estimate(0.0))
+        waits = [_ask(self.estimate, now - self.started.get(op, now)) for op in self.pending_ids
+                 if op not in self.in_hand]
+        if self.unsent - len(self.sent) - len(self.queued_sync) > 0:  # operations to start
+            waits.append(_ask(self.estimate, 0.0))
+        waits += [_ask(self.answer_estimate, now - sent) for sent in self.sent.values()]
+        if self.queued_sync:
+            waits.append(_ask(self.answer_estimate, 0.0))
         known = [wait for wait in waits if wait is not None]
         return max(known) if known and len(known) == len(waits) else None
 
@@ -193,6 +216,11 @@ class BatchStatus:
         hint = f"Collect with `{collect.one.format(op=pending[0])}`" + (
             f" (one id at a time{every})" if len(pending) > 1 else "")
         return message, hint
+
+
+def _ask(estimate: Callable[[float], float | None] | None, elapsed: float) -> float | None:
+    """An estimate's time still to wait after ``elapsed`` seconds (None without one)."""
+    return None if estimate is None else estimate(elapsed)
 
 
 def about_left(seconds: float) -> str:

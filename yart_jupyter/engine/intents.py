@@ -80,7 +80,7 @@ def prepare(store: Store | None, batch: Batch, status: BatchStatus) -> Batch:
             queued.append((item, key))
             item = Intent(item, key)
         if isinstance(item, Intent):
-            status.queued(item.key)
+            status.queued(item.key, synchronous=item.request.api == "images")
         items.append(item)
     if store is not None:
         store.record_queued_many(queued, notebook=batch.notebook)

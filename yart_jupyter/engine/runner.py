@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..clients.client import Progress, YandexArtClient
-from ..clients.durations import DURATIONS
+from ..clients.durations import ANSWERS, DURATIONS
 from ..clients.images_api import is_images_id
 from ..core import errors
 from ..core.config import EMULATOR
@@ -175,7 +175,7 @@ async def run_batch(
     if any(isinstance(item, GenerationRequest) for item in items):
         items = prepare(store, Batch(items, use_cache=use_cache, notebook=notebook), status).items
     if store is not None:
-        await asyncio.to_thread(DURATIONS.learn_once, str(store.home), store.durations)
+        await asyncio.to_thread(_learn_once, store)
     run = _Run(client, status, store, timeout=timeout, notebook=notebook, on_update=on_update, on_item=on_item,
                queued={item.key for item in items if isinstance(item, Intent)}, prepare_picture=prepare_picture)
     tasks = [asyncio.ensure_future(run.one(index, item)) for index, item in enumerate(items)]
@@ -196,6 +196,13 @@ async def run_batch(
             raise outcome
     run.notify()
     return images, failures
+
+
+def _learn_once(store: Store) -> None:
+    """What the store's earlier waits saw, read once per store: the operations' durations (the read
+    schedule's and the time left's) and the Images API's answer times (the time left's)."""
+    DURATIONS.learn_once(str(store.home), store.durations)
+    ANSWERS.learn_once(str(store.home), store.answer_times)
 
 
 def share_quota(client: YandexArtClient, store: Store | None) -> None:

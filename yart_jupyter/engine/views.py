@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from ..clients.client import YandexArtClient
-from ..clients.durations import DURATIONS
+from ..clients.durations import ANSWERS, DURATIONS
 from ..core import errors
 from ..core.redact import get_logger
 from ..core.request import GenerationRequest
@@ -112,6 +112,8 @@ async def run_in_view(
             status.mark_started(item)
     if status.estimate is None:
         status.estimate = time_left
+    if status.answer_estimate is None:
+        status.answer_estimate = answer_time_left
     ticker = asyncio.ensure_future(_tick(view, status))
     arrived: dict[int, GeneratedImage] = {}
 
@@ -191,6 +193,14 @@ def time_left(elapsed: float) -> float | None:
     if DURATIONS.count() == 0:
         return None
     return DURATIONS.distribution().remaining(elapsed)
+
+
+def answer_time_left(elapsed: float) -> float | None:
+    """The Images API's median time still to wait for an answer whose request has been out
+    ``elapsed`` seconds; None until an answer has come (its prior is the operations')."""
+    if ANSWERS.count() == 0:
+        return None
+    return ANSWERS.distribution().remaining(elapsed)
 
 
 async def _tick(view: BatchView, status: BatchStatus) -> None:

@@ -154,6 +154,14 @@ class Queries(Database):
                 spans.append((float(total), float(total), str(aspect), str(model)))
         return spans
 
+    def answer_times(self, limit: int = 500) -> list[tuple[float, float | None, str, str]]:
+        """The Images API's latest answer times, as :meth:`durations` gives spans (low = high: the
+        seconds from the request going out to the picture in hand), newest first."""
+        rows = self._query("SELECT seen_done, COALESCE(aspect, ''), COALESCE(model_uri, '') FROM generations"
+                           " WHERE api='images' AND status='done' AND seen_done > 0"
+                           " ORDER BY submitted_at DESC LIMIT ?", (limit,))
+        return [(float(done), float(done), str(aspect), str(model)) for done, aspect, model in rows]
+
     def latest_model_version(self, model_uri: str) -> str | None:
         """The model version of the newest finished generation of ``model_uri`` (None when unknown)."""
         rows = self._query("SELECT model_version FROM generations WHERE status='done' AND model_uri=?"

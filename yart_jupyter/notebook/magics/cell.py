@@ -48,8 +48,9 @@ def parser() -> Parser:
     presets = ", ".join(f"{name} ({w}:{h})" for name, (w, h) in ASPECT_PRESETS.items())
     p = Parser("%%yandexart", "Generate images with YandexART.\n\n" + BODY)
     p.add_argument("--seed", nargs="+", metavar="N", help="one image per seed; ranges A-B allowed (--seed 1 5-8)")
-    p.add_argument("--count", type=int, metavar="N", help="N images with random seeds (each seed is reported); on a "
-                                                          "model without seeds, N samples (#1…#N)")
+    p.add_argument("-n", "--count", type=int, metavar="N", dest="count",
+                   help="N images with random seeds (each seed is reported); on a model without seeds, N samples "
+                        "(#1…#N); -n as in the Images API's n")
     p.add_argument("--aspect", metavar="W:H", help=f"whole numbers from 1:4 to 4:1, or a preset: {presets}; "
                                                    "default: the default_aspect setting (1:1)")
     p.add_argument("--mime", metavar="TYPE", help="image/jpeg or image/png; default: the mime_type setting")

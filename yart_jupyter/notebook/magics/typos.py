@@ -42,12 +42,12 @@ def _check_subcommand(line: str, prompt: str) -> None:
     if near is None:
         return
     meant = f"%yandexart {near}"
+    if rest.strip() and near != "help" and _reads_as(near, rest):  # "cancle all", "histroy -n 5"
+        raise MagicUsageError(f"{word!r} is not a subcommand: did you mean {meant} {rest.strip()}? (what follows "
+                              f"reads as its arguments, not as a prompt; {_IN_A_CELL})")
     if " " not in prompt.strip():  # "%yandexart histroy", "%yandexart pendng --seed 3"
         raise MagicUsageError(f"{word!r} is not a subcommand: did you mean {meant}? (a one-word prompt this close "
                               f"to one is taken for a typo; {_IN_A_CELL})")
-    if near != "help" and _reads_as(near, rest):
-        raise MagicUsageError(f"{word!r} is not a subcommand: did you mean {meant} {rest.strip()}? (what follows "
-                              f"reads as its arguments, not as a prompt; {_IN_A_CELL})")
 
 
 def subcommand_or_prompt(error: MagicUsageError, name: str, rest: str) -> MagicUsageError:
