@@ -341,6 +341,38 @@ def test_models_command_and_model_from_config(shell: InteractiveShell, thread_em
     assert thread_emulator.stats.images_generated == 1
 
 
+def test_one_refusal_of_many_pictures_is_said_once() -> None:
+    """The same refusal of several generations is one line with how many it stopped, every operation
+    id kept (a timed-out one still runs) and one request id; different failures keep their own."""
+    from yart_jupyter.core.errors import failure_lines
+
+    denied = [errors.ModelDeniedError("Access to model m denied", request_id=f"r{n}", hint="") for n in range(3)]
+    late = [errors.GenerationTimeoutError("still running after 5 s", operation_id=f"op{n}") for n in range(2)]
+    lines = failure_lines([*denied, late[0], OSError("disk full"), late[1]])
+    assert lines == ["3 generations: Access to model m denied. [request id r0]",
+                     "2 generations: still running after 5 s. [operations op0, op1]", "disk full"]
+    assert failure_lines(denied[:1], named=True) == ["ModelDeniedError: Access to model m denied. [request id r0]"]
+    one = errors.BatchError(denied, total=3)
+    assert str(one) == "3 of 3 generations failed: Access to model m denied. [request id r0]"
+    assert one._render_traceback_() == [f"BatchError: {one}"]
+    mixed = errors.BatchError([*denied, *late], total=6)
+    assert mixed._render_traceback_() == [
+        "BatchError: 5 of 6 generations failed; the first: 3 generations: Access to model m denied. [request id r0]",
+        "  ✖ 2 generations: GenerationTimeoutError: still running after 5 s. [operations op0, op1]"]
+
+
+def test_a_denied_model_is_said_once_for_every_picture(shell: InteractiveShell, cli: Callable[..., Ran],
+                                                        thread_emulator: Emulator) -> None:
+    thread_emulator.config.denied_models = {"yandex-art"}
+    result, _ = run_cell(shell, "%%yandexart --count 3\na fox")
+    assert isinstance(result.error_in_exec, errors.BatchError)
+    assert result.error_in_exec._render_traceback_()[0].startswith("BatchError: 3 of 3 generations failed: Access")
+    assert len(result.error_in_exec._render_traceback_()) == 1
+    made = cli("generate", "a fox", "-n", "3")
+    assert made.returncode != 0 and made.stdout.count("failed: ") == 1, made.stdout
+    assert made.stdout.startswith("failed: 3 generations: Access to the model denied")
+
+
 def test_the_denied_default_model_says_how_to_switch(shell: InteractiveShell, thread_emulator: Emulator) -> None:
     thread_emulator.config.denied_models = {"yandex-art"}
     result = shell.run_cell("%%yandexart --seed 1863\na fox")

@@ -64,8 +64,8 @@ async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO
     paths = save_all(pattern, [(n, image, {}) for n, image in enumerate(images, 1)])
     for path, image in zip(paths, images, strict=True):
         out.write(f"{path}  {image.caption()}\n")
-    for failure in failures:
-        out.write(f"failed: {failure}\n")
+    for line in errors.failure_lines(failures):  # a refusal of every picture is said once
+        out.write(f"failed: {line}\n")
     return FAILED if failures else OK
 
 

@@ -45,16 +45,21 @@ class YandexArtError(Exception):
             self.hint = hint
 
     def __str__(self) -> str:
+        return self.said([self.operation_id] if self.operation_id else [])
+
+    def said(self, operation_ids: Sequence[str]) -> str:
+        """The one line, naming ``operation_ids`` (its own, or those of every generation the same
+        refusal stopped) and its request id."""
         parts = [self.message.rstrip(".") + "."]
         if self.hint:
             parts.append(self.hint.rstrip(".") + ".")
         ids = []
-        if self.operation_id:
-            ids.append(f"operation {self.operation_id}")
+        if operation_ids:
+            ids.append(f"operation{'s' if len(operation_ids) > 1 else ''} {', '.join(operation_ids)}")
         if self.request_id:
             ids.append(f"request id {self.request_id}")
         if ids:
-            parts.append(f"[{', '.join(ids)}]")
+            parts.append(f"[{'; '.join(ids) if len(operation_ids) > 1 else ', '.join(ids)}]")
         return redact(" ".join(parts))
 
     def __repr__(self) -> str:
@@ -200,6 +205,27 @@ class GenerationInterrupted(YandexArtError):
     """
 
 
+def failure_lines(failures: Sequence[BaseException], *, named: bool = False, counted: bool = True) -> list[str]:
+    """One line per distinct failure, in the order they came: the same refusal of several generations
+    (a denied model, a missing role, the day's quota) is said once, with how many it stopped (unless
+    not ``counted``), every operation id (one may still run) and the first request id. ``named``:
+    each line begins with the error's type."""
+    groups: dict[tuple[type, str], list[BaseException]] = {}
+    for failure in failures:
+        text = f"{failure.message}\0{failure.hint}" if isinstance(failure, YandexArtError) else str(failure)
+        groups.setdefault((type(failure), text), []).append(failure)
+    lines = []
+    for (kind, _), same in groups.items():
+        first = same[0]
+        if isinstance(first, YandexArtError):
+            line = first.said([f.operation_id for f in same if isinstance(f, YandexArtError) and f.operation_id])
+        else:
+            line = str(first)
+        count = f"{len(same)} generations: " if counted and len(same) > 1 else ""
+        lines.append(f"{count}{kind.__name__}: {line}" if named else f"{count}{line}")
+    return lines
+
+
 class BatchError(YandexArtError):
     """Some generations of a batch failed; ``failures`` holds every error, ``images`` what succeeded."""
 
@@ -210,15 +236,26 @@ class BatchError(YandexArtError):
         self.images = list(images)
         self.total = total if total is not None else len(self.failures) + len(self.images)
         first = self.failures[0] if self.failures else None
+        self.lines = failure_lines(self.failures)
+        one = len(self.lines) == 1
         super().__init__(
-            f"{len(self.failures)} of {self.total} generations failed; the first: "
-            f"{first.message if first else 'unknown'}",
+            f"{len(self.failures)} of {self.total} generations failed{':' if one else '; the first:'} "
+            f"{first.message if first else 'unknown'}", hint=first.hint if first and one else None,
             operation_id=first.operation_id if first else None, request_id=first.request_id if first else None,
         )
 
+    def __str__(self) -> str:
+        said = f"{len(self.failures)} of {self.total} generations failed"
+        if not self.lines:
+            return said
+        if len(self.lines) == 1:  # one refusal stopped them all: said once, without "N generations"
+            return redact(f"{said}: {failure_lines(self.failures, counted=False)[0]}")
+        return redact(f"{said}; the first: {self.lines[0]}")
+
     def _render_traceback_(self) -> list[str]:
         lines = [f"{type(self).__name__}: {self}"]
-        lines.extend(f"  ✖ {type(f).__name__}: {f}" for f in self.failures[1:10])
-        if len(self.failures) > 10:
-            lines.append(f"  ... and {len(self.failures) - 10} more (see .failures)")
+        rest = failure_lines(self.failures, named=True)[1:]
+        lines.extend(f"  ✖ {line}" for line in rest[:9])
+        if len(rest) > 9:
+            lines.append(f"  ... and {len(rest) - 9} more (see .failures)")
         return lines

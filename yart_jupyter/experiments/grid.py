@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..core.errors import failure_lines
 from ..core.status import BatchStatus
 from ..core.steps import Steps, steps_now, steps_on_loop
 from ..present.html import FAILED, MUTED, Bundle, message_bundle, table_html
@@ -344,7 +345,7 @@ class GridView:
 
     async def finished(self, images: Sequence[Any], failures: Sequence[Exception], notes: Sequence[str]) -> None:
         errors_shown = {id(slot.error) for slot in self.experiment.slots if slot.error is not None}
-        extra = [f"{FAILED} {f}" for f in failures if id(f) not in errors_shown]
+        extra = [f"{FAILED} {line}" for line in failure_lines([f for f in failures if id(f) not in errors_shown])]
         failed = len(errors_shown)
         summary = [f"{FAILED} {failed} of {self.experiment.size} failed (each cell says why)"] if failed else []
         self.line.replace({"text/plain": ""})

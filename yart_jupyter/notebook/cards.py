@@ -193,7 +193,8 @@ class JobCard(w.VBox):  # type: ignore[misc]
 
     async def finished(self, images: ImageSet, failures: Sequence[errors.YandexArtError], notes: Sequence[str]) -> None:
         done = progress_bundle(self._status)["text/html"] if self._status is not None else self.progress_line.value
-        lines = [*(_html(note) for note in notes), *(_html(f"{FAILED} {f}", _ERROR) for f in failures)]
+        lines = [*(_html(note) for note in notes), *(_html(f"{FAILED} {line}", _ERROR)
+                                                             for line in errors.failure_lines(failures))]
         self.progress_line.value = done + "".join("<br>" + line for line in lines)
         if self.form is not None:
             shown = {id(card.image) for card in self._cards.values()}

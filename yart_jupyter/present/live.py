@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from ..core.errors import failure_lines
 from ..core.settings import current
 from ..core.status import BatchStatus
 from ..core.steps import steps_on_loop
@@ -79,7 +80,7 @@ class CellView:
         """A plain cell shows the batch as a whole: its status line."""
 
     async def finished(self, images: Sequence[Picture], failures: Sequence[Exception], notes: Sequence[str]) -> None:
-        lines = [*notes, *(f"{FAILED} {failure}" for failure in failures)]
+        lines = [*notes, *(f"{FAILED} {line}" for line in failure_lines(failures))]
         if images:
             self.line.replace(*await images_output_soon(images, lines, self.inline))
             if self.inline != "full":
