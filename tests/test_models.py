@@ -357,7 +357,7 @@ def test_one_refusal_of_many_pictures_is_said_once() -> None:
     assert one._render_traceback_() == [f"BatchError: {one}"]
     mixed = errors.BatchError([*denied, *late], total=6)
     assert mixed._render_traceback_() == [
-        "BatchError: 5 of 6 generations failed; the first: 3 generations: Access to model m denied. [request id r0]",
+        "BatchError: 5 of 6 generations failed; 3 generations: Access to model m denied. [request id r0]",
         "  ✖ 2 generations: GenerationTimeoutError: still running after 5 s. [operations op0, op1]"]
 
 
@@ -366,11 +366,95 @@ def test_a_denied_model_is_said_once_for_every_picture(shell: InteractiveShell, 
     thread_emulator.config.denied_models = {"yandex-art"}
     result, _ = run_cell(shell, "%%yandexart --count 3\na fox")
     assert isinstance(result.error_in_exec, errors.BatchError)
-    assert result.error_in_exec._render_traceback_()[0].startswith("BatchError: 3 of 3 generations failed: Access")
-    assert len(result.error_in_exec._render_traceback_()) == 1
+    shown = result.error_in_exec._render_traceback_()  # the refusal, then those not sent after it, if any
+    assert shown[0].startswith("BatchError: 3 of 3 generations failed") and "Access to the model denied" in shown[0]
+    assert "\n".join(shown).count("Likely causes") == 1 and len(shown) <= 2, shown
     made = cli("generate", "a fox", "-n", "3")
-    assert made.returncode != 0 and made.stdout.count("failed: ") == 1, made.stdout
-    assert made.stdout.startswith("failed: 3 generations: Access to the model denied")
+    assert made.returncode != 0 and made.stdout.count("Likely causes") == 1, made.stdout
+    assert made.stdout.startswith("failed: ") and "Access to the model denied" in made.stdout.splitlines()[0]
+
+
+async def test_a_denied_model_stops_the_starts_not_sent_yet(make_client: Callable[..., YandexArtClient],
+                                                              emulator: Emulator, tmp_path: Path) -> None:
+    """After the service denies a model, the run sends no more of it: the starts waiting for a slot
+    of the per-minute quota (two a minute here: the rest would wait a minute each) stop at once as
+    not sent, recorded so; another model of the same run is made."""
+    from yart_jupyter.engine import run_batch
+    from yart_jupyter.store import Store
+
+    emulator.config.denied_models = {"yandex-art"}
+    store = Store(tmp_path / "store")
+    async with make_client(generations_per_minute=3) as client:
+        requests = [client.build_request(f"a fox {n}", seed=n) for n in range(6)]
+        waiting = asyncio.ensure_future(run_batch(client, requests, store=store))
+        done, _ = await asyncio.wait({waiting}, timeout=30)  # without the stop: a minute's wait
+        assert done, "the starts not sent kept waiting for the quota"
+        images, failures = waiting.result()
+    kinds = [type(f).__name__ for f in failures]
+    refused = emulator.stats.by_phase.get("start", 0)
+    assert not images and 1 <= kinds.count("ModelDeniedError") == refused < 6, (kinds, refused)
+    assert kinds.count("NotSentError") == 6 - refused
+    not_sent = [f for f in failures if isinstance(f, errors.NotSentError)]
+    assert "Access to the model denied" in str(not_sent[0]) and "Nothing was sent" in str(not_sent[0])
+    said = str(errors.BatchError(failures))
+    counted = f"{refused} generations: " if refused > 1 else ""
+    assert said.startswith(f"6 of 6 generations failed; {counted}Access to"), said
+    recorded = store.history(None, status="failed")
+    assert len(recorded) == 6 and sum("not sent" in (r.error or "") for r in recorded) == 6 - refused
+    assert store.pending() == [] and store.unsent() == []
+
+
+def test_a_refusal_stops_its_own_kind_only() -> None:
+    """A denied model stops that model's requests; credentials that fail and the day's quota, all."""
+    from yart_jupyter.core.request import build_request
+    from yart_jupyter.engine.outcomes import Refusals
+
+    def request(model: str) -> Any:
+        return build_request("a fox", folder_id=FOLDER, model_uri=model)
+
+    refusals = Refusals()
+    refusals.note(errors.ContentModerationError("not this prompt"), request("yandex-art/latest"))
+    refusals.note(errors.ModelDeniedError("Access to model denied"), request("yandex-art/latest"))
+    with pytest.raises(errors.NotSentError, match="Access to model denied"):
+        refusals.check(request("yandex-art/latest"))
+    refusals.check(request(ALICE))  # another model: sent
+    refusals.note(errors.QuotaExceededError("quota exceeded: 5000 per day"), request(ALICE))
+    with pytest.raises(errors.NotSentError, match="quota exceeded"):
+        refusals.check(request(ALICE))
+    minute = Refusals()
+    minute.note(errors.QuotaExceededError("RequestsPerMinute.rate exceeded"), request(ALICE))
+    minute.check(request(ALICE))  # a minute's quota frees: not a reason to stop
+    credentials = Refusals()
+    credentials.note(errors.AuthenticationError("Unknown api key"), request(ALICE))
+    with pytest.raises(errors.NotSentError):
+        credentials.check(request("yandex-art/latest"))
+
+
+def test_a_denied_model_stops_its_own_cells_only(shell: InteractiveShell, thread_emulator: Emulator) -> None:
+    """A sweep over two models, one denied: its cells fail (sent, or stopped once one was refused),
+    the other model's are all made."""
+    thread_emulator.config.denied_models = {"yandex-art"}
+    shell.run_cell("%config YandexArt.generations_per_minute = 4")  # Alice's three, then the denied one
+    result, _ = run_cell(shell, f'%%yandexart --count 3 --vary "m={ALICE}|yandex-art/latest" --model {{m}}\na fox')
+    assert isinstance(result.error_in_exec, errors.BatchError), result.error_in_exec
+    kinds = [type(f).__name__ for f in result.error_in_exec.failures]
+    assert kinds == ["ModelDeniedError", "NotSentError", "NotSentError"], kinds
+    assert len(result.error_in_exec.images) == 3 and thread_emulator.stats.images_generated == 3
+
+
+def test_a_table_on_a_denied_model_is_one_refusal(cli: Callable[..., Ran], thread_emulator: Emulator,
+                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    thread_emulator.config.denied_models = {"yandex-art"}
+    monkeypatch.setenv("YANDEXART_GENERATIONS_PER_MINUTE", "3")
+    (tmp_path / "rows.csv").write_text("subject\n" + "".join(f"thing {n}\n" for n in range(8)))
+    ran = cli("batch", "rows.csv", "--prompt", "{subject}", "--out", "out/{n}.jpg")
+    assert ran.returncode == 1 and ran.stdout.count("row ") <= 3, ran.stdout
+    summary = ran.stdout.splitlines()[-1]
+    assert "not sent (the service refused a failed row's kind" in summary, summary
+    thread_emulator.config.denied_models = set()  # the role granted: the same command makes them all
+    monkeypatch.setenv("YANDEXART_GENERATIONS_PER_MINUTE", "500")
+    again = cli("batch", "rows.csv", "--prompt", "{subject}", "--out", "out/{n}.jpg")
+    assert again.returncode == 0 and "8 generated" in again.stdout, again.stdout
 
 
 def test_the_denied_default_model_says_how_to_switch(shell: InteractiveShell, thread_emulator: Emulator) -> None:

@@ -20,7 +20,8 @@ from ..media.outputs import is_folder, unwritable
 from .table import BatchInputError
 
 #: What a row of a batch can be: planned, then one of the ends a run gives it.
-RowState = Literal["queued", "done", "cached", "earlier", "failed", "lost", "invalid", "quota", "interrupted"]
+RowState = Literal["queued", "done", "cached", "earlier", "failed", "lost", "invalid", "quota", "interrupted",
+                   "stopped"]
 #: How many invalid rows an error names before it says "and N more".
 SHOWN_ROWS = 8
 

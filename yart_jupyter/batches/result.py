@@ -39,13 +39,14 @@ class BatchResult:
     @property
     def left(self) -> int:
         """Rows not made yet (the quota stopped them, an interrupt, a failure): the next run's work."""
-        return sum(row.status in ("quota", "interrupted", "failed", "lost", "queued") for row in self.rows)
+        return sum(row.status in ("quota", "interrupted", "failed", "lost", "queued", "stopped") for row in self.rows)
 
     def summary(self) -> str:
         counts = {state: sum(row.status == state for row in self.rows) for state in ROW_STATES}
         words = {"done": "generated", "cached": "from the store", "earlier": "done in an earlier run",
                  "failed": "failed", "invalid": "invalid (skipped)", "quota": "left for the quota",
-                 "interrupted": "interrupted", "lost": "sent with the answer lost (not re-sent)"}
+                 "interrupted": "interrupted", "lost": "sent with the answer lost (not re-sent)",
+                 "stopped": "not sent (the service refused a failed row's kind: they would fail alike)"}
         parts = [f"{n} {words[state]}" for state, n in counts.items() if n]
         text = f"{len(self.rows)} rows: " + ", ".join(parts) + f" in {self.elapsed:.0f} s"
         if self.root is not None:

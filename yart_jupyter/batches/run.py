@@ -15,7 +15,7 @@ from ..core.request import GenerationRequest
 from ..core.status import BatchStatus
 from ..core.steps import off_thread
 from ..engine import Batch, Cached, Intent, Item, prepare, run_batch
-from ..engine.outcomes import cancel_and_settle
+from ..engine.outcomes import Refusals, cancel_and_settle
 from ..store import Store
 from .dataset import Metadata, write_row
 from .plan import Row, TablePlan
@@ -98,6 +98,7 @@ async def run_table(
         if isinstance(item, Intent):
             status.queued(item.key, synchronous=item.request.api == "images")  # an earlier run's, with its key
     budget = Budget.today(store, settings)
+    refusals = Refusals()  # one for every row: a denied model stops the rows not sent yet
     gate = asyncio.Semaphore(concurrency or max(8, settings.generations_per_minute))
 
     async def one(row: Row, item: Item) -> None:
@@ -109,11 +110,14 @@ async def run_table(
                                "the daily quota ran out; run the batch again")
                 return
             images, failures = await run_batch(client, [item], status=status, store=store, on_update=on_update,
-                                               notebook=notebook)
+                                               notebook=notebook, refusals=refusals)
             if failures:
                 error = failures[0]
                 row.status, row.error, row.operation_id = "failed", str(error), error.operation_id
-                if isinstance(error, errors.QuotaExceededError) and error.period == "day":
+                if isinstance(error, errors.NotSentError):
+                    row.status = "quota" if isinstance(error.refusal, errors.QuotaExceededError) else "stopped"
+                    budget.exhausted = budget.exhausted or row.status == "quota"
+                elif isinstance(error, errors.QuotaExceededError) and error.period == "day":
                     budget.exhausted = True  # the service says the day's quota is gone: start nothing more
                     row.status = "quota"
                 elif isinstance(error, errors.QuotaExceededError):

@@ -184,6 +184,20 @@ class OperationCancelledError(YandexArtError):
     """The operation was cancelled before it produced an image."""
 
 
+class NotSentError(YandexArtError):
+    """A generation of a run not sent, because the service refused another of the same kind in a way
+    that holds for all of them (credentials, a denied model, the day's quota): nothing was sent or
+    billed for it, and a run once that is solved makes it."""
+
+    hint = "Nothing was sent or billed; run again once that is solved"
+
+    def __init__(self, refusal: YandexArtError) -> None:
+        self.refusal = refusal
+        reason = refusal.message.split(": ")[0]
+        super().__init__(f"not sent: the service refused a generation of this run for a reason that holds for "
+                         f"all of its kind ({reason[:80]})")
+
+
 class StorageError(YandexArtError, OSError):
     """A result could not be written to disk (the image itself is still shown and kept)."""
 
@@ -208,14 +222,15 @@ class GenerationInterrupted(YandexArtError):
 def failure_lines(failures: Sequence[BaseException], *, named: bool = False, counted: bool = True) -> list[str]:
     """One line per distinct failure, in the order they came: the same refusal of several generations
     (a denied model, a missing role, the day's quota) is said once, with how many it stopped (unless
-    not ``counted``), every operation id (one may still run) and the first request id. ``named``:
-    each line begins with the error's type."""
+    not ``counted``), every operation id (one may still run) and the first request id; those not
+    sent because of a refusal come after it. ``named``: each line begins with the error's type."""
     groups: dict[tuple[type, str], list[BaseException]] = {}
     for failure in failures:
         text = f"{failure.message}\0{failure.hint}" if isinstance(failure, YandexArtError) else str(failure)
         groups.setdefault((type(failure), text), []).append(failure)
     lines = []
-    for (kind, _), same in groups.items():
+    ordered = sorted(groups.items(), key=lambda group: group[0][0] is NotSentError)  # the refusal before its echoes
+    for (kind, _), same in ordered:
         first = same[0]
         if isinstance(first, YandexArtError):
             line = first.said([f.operation_id for f in same if isinstance(f, YandexArtError) and f.operation_id])
@@ -235,11 +250,12 @@ class BatchError(YandexArtError):
         self.failures = list(failures)
         self.images = list(images)
         self.total = total if total is not None else len(self.failures) + len(self.images)
-        first = self.failures[0] if self.failures else None
+        sent = [f for f in self.failures if not isinstance(f, NotSentError)]
+        first = next(iter(sent or self.failures), None)
         self.lines = failure_lines(self.failures)
         one = len(self.lines) == 1
         super().__init__(
-            f"{len(self.failures)} of {self.total} generations failed{':' if one else '; the first:'} "
+            f"{len(self.failures)} of {self.total} generations failed{':' if one else ';'} "
             f"{first.message if first else 'unknown'}", hint=first.hint if first and one else None,
             operation_id=first.operation_id if first else None, request_id=first.request_id if first else None,
         )
@@ -250,7 +266,7 @@ class BatchError(YandexArtError):
             return said
         if len(self.lines) == 1:  # one refusal stopped them all: said once, without "N generations"
             return redact(f"{said}: {failure_lines(self.failures, counted=False)[0]}")
-        return redact(f"{said}; the first: {self.lines[0]}")
+        return redact(f"{said}; {self.lines[0]}")  # the first refusal; the rest: _render_traceback_, .failures
 
     def _render_traceback_(self) -> list[str]:
         lines = [f"{type(self).__name__}: {self}"]

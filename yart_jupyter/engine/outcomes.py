@@ -6,16 +6,79 @@ One copy of each sequence, for the engine and for batch runs alike.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..core import errors
+from ..core.request import GenerationRequest
 from ..core.steps import off_thread
 from ..store import Store
 from .intents import Intent
 
 #: What an interrupted batch's never-sent generation is recorded as.
 INTERRUPTED_UNSENT = "interrupted before it was sent"
+
+
+class Refusals:
+    """What the service refused in a way that holds for every request of a kind: credentials that do
+    not authenticate and the day's quota (every request), a denied model (its requests). Once one
+    came back, a run sends no more of that kind, and those still waiting for a slot of the starts'
+    quota stop waiting: each is a :class:`~.errors.NotSentError`, sent to nobody. So a batch of a
+    thousand on a denied model is one refusal (or the few sent meanwhile), not a thousand that spend
+    the folder's per-minute quota for everyone using it."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, errors.YandexArtError] = {}
+        #: Intents (by key) whose request has not gone out: the task waiting to send it, and its request.
+        self._waiting: dict[str, tuple[asyncio.Task[Any], GenerationRequest]] = {}
+        self._stopped: dict[str, errors.YandexArtError] = {}
+
+    def note(self, error: errors.YandexArtError, request: GenerationRequest) -> None:
+        """A start was refused with ``error``: when it holds for its whole kind, remember it and stop
+        the waits of that kind whose request has not gone out."""
+        if isinstance(error, errors.AuthenticationError) or (
+                isinstance(error, errors.QuotaExceededError) and error.period == "day"):
+            scope = ""
+        elif isinstance(error, errors.PermissionDeniedError):
+            scope = request.model_uri
+        else:
+            return
+        self._seen.setdefault(scope, error)
+        for key, (task, waiting) in list(self._waiting.items()):
+            if scope in ("", waiting.model_uri) and key not in self._stopped:
+                self._stopped[key] = error
+                task.cancel()
+
+    def check(self, request: GenerationRequest) -> None:
+        """Raise :class:`~.errors.NotSentError` when the service refused this request's kind already."""
+        refusal = self._seen.get("") or self._seen.get(request.model_uri)
+        if refusal is not None:
+            raise errors.NotSentError(refusal)
+
+    def waiting(self, key: str, request: GenerationRequest) -> None:
+        """The current task waits to send ``request`` (the intent ``key``): a refusal of its kind
+        cancels it until :meth:`sending`."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._waiting[key] = (task, request)
+
+    def sending(self, key: str, request: GenerationRequest) -> None:
+        """The intent's request goes out now (a refusal noted before raises here instead)."""
+        self.check(request)
+        self._waiting.pop(key, None)
+
+    def stopped(self, key: str) -> errors.NotSentError | None:
+        """Whether the waiting task's cancellation was a refusal's stop (then it is undone, unless
+        an interrupt cancelled it too): the error to raise instead, or None. It waits no longer."""
+        self._waiting.pop(key, None)
+        refusal = self._stopped.pop(key, None)
+        task = asyncio.current_task()
+        if refusal is None or task is None:
+            return None
+        if sys.version_info >= (3, 11) and task.uncancel() > 0:  # an interrupt too: that one wins
+            return None
+        return errors.NotSentError(refusal)
 
 
 #: Start failures after which the service may still have the generation (the answer was lost).

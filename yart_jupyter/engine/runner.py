@@ -25,7 +25,7 @@ from ..core.steps import awaited, off_thread
 from ..media.image import GeneratedImage, ImageSet
 from ..store import Store
 from .intents import Batch, Cached, Intent, Item, prepare
-from .outcomes import cancel_and_settle, final_status, settle_failure
+from .outcomes import Refusals, cancel_and_settle, final_status, settle_failure
 
 log = get_logger("yart_jupyter.engine.runner")
 
@@ -55,8 +55,11 @@ class _Run:
     def __init__(self, client: YandexArtClient, status: BatchStatus, store: Store | None, *, timeout: float | None,
                  notebook: str | None, on_update: StatusCallback | None,
                  on_item: ItemCallback | None, queued: set[str],
-                 prepare_picture: Callable[[GeneratedImage], None] | None = None) -> None:
+                 prepare_picture: Callable[[GeneratedImage], None] | None = None,
+                 refusals: Refusals | None = None) -> None:
         self.client, self.status, self.store, self.timeout, self.notebook = client, status, store, timeout, notebook
+        #: What the service refused for a whole kind of request: no more of that kind is sent.
+        self.refusals = refusals or Refusals()
         self.on_update, self.on_item, self.prepare_picture = on_update, on_item, prepare_picture
         #: Intents whose start has not gone out yet (settled as cancelled if the run is cancelled).
         self.queued = queued
@@ -84,6 +87,7 @@ class _Run:
         status, store = self.status, self.store
 
         async def submitting() -> None:  # right before the request goes out, which waits for the write
+            self.refusals.sending(intent.key, intent.request)  # refused meanwhile for another of its kind: not sent
             if store is not None:
                 await off_thread(store.mark_submitting, intent.key)  # cancelled meanwhile: still queued, unsent
             self.queued.discard(intent.key)
@@ -96,8 +100,19 @@ class _Run:
             await self.tell(ItemEvent(index, "running", operation_id))
             self.notify()
 
-        image = await self.client.generate(intent.request, timeout=self.timeout, on_progress=self.progress,
-                                           on_started=started, on_submitting=submitting, idempotency_key=intent.key)
+        self.refusals.check(intent.request)
+        self.refusals.waiting(intent.key, intent.request)
+        try:
+            image = await self.client.generate(intent.request, timeout=self.timeout, on_progress=self.progress,
+                                               on_started=started, on_submitting=submitting,
+                                               idempotency_key=intent.key)
+        except asyncio.CancelledError:
+            stopped = self.refusals.stopped(intent.key)
+            if stopped is None:
+                raise
+            raise stopped from None
+        finally:
+            self.refusals.stopped(intent.key)  # no longer waiting, whatever happened
         if store is not None:
             await off_thread(store.record_done, image, self.observed.get(image.operation_id))
         return image
@@ -141,6 +156,8 @@ class _Run:
         if isinstance(exc, errors.GenerationTimeoutError) and exc.operation_id:
             await off_thread(self.keep_lower_bound, exc.operation_id)
         intent = item if isinstance(item, Intent) else None
+        if intent is not None and not exc.operation_id:
+            self.refusals.note(exc, intent.request)
         self.status.failed_item(key=intent.key if intent is not None else None, operation_id=exc.operation_id,
                                 answer_lost=isinstance(exc, errors.AnswerLostError),
                                 settled=final_status(exc) is not None)
@@ -161,14 +178,17 @@ async def run_batch(
     notebook: str | None = None,
     on_item: ItemCallback | None = None,
     prepare_picture: Callable[[GeneratedImage], None] | None = None,
+    refusals: Refusals | None = None,
 ) -> tuple[ImageSet, list[errors.YandexArtError]]:
     """Generate (or collect) every item concurrently; return the images and the errors, in order.
 
     A request with an explicit seed that the store already answered is served from it (no API
     call) unless ``use_cache`` is false. ``prepare_picture`` runs in a worker thread for each picture
-    before ``on_item`` tells of it (a view's previews: CPU work kept off the event loop). A
-    cancellation cancels every local task and is re-raised; the operations still running on the
-    server stay ``pending`` in the store and in ``status``.
+    before ``on_item`` tells of it (a view's previews: CPU work kept off the event loop). Once the
+    service refuses a start for a whole kind of request (``refusals``: this run's own, or one shared
+    by the runs of a table), the rest of that kind are not sent. A cancellation cancels every local
+    task and is re-raised; the operations still running on the server stay ``pending`` in the store
+    and in ``status``.
     """
     status = status or BatchStatus(len(items))
     share_quota(client, store)
@@ -177,7 +197,8 @@ async def run_batch(
     if store is not None:
         await asyncio.to_thread(_learn_once, store)
     run = _Run(client, status, store, timeout=timeout, notebook=notebook, on_update=on_update, on_item=on_item,
-               queued={item.key for item in items if isinstance(item, Intent)}, prepare_picture=prepare_picture)
+               queued={item.key for item in items if isinstance(item, Intent)}, prepare_picture=prepare_picture,
+               refusals=refusals)
     tasks = [asyncio.ensure_future(run.one(index, item)) for index, item in enumerate(items)]
     try:
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
