@@ -440,6 +440,9 @@ def test_a_denied_model_stops_its_own_cells_only(shell: InteractiveShell, thread
     kinds = [type(f).__name__ for f in result.error_in_exec.failures]
     assert kinds == ["ModelDeniedError", "NotSentError", "NotSentError"], kinds
     assert len(result.error_in_exec.images) == 3 and thread_emulator.stats.images_generated == 3
+    _, captured = run_cell(shell, "%yandexart history -n 6")
+    shown = text_of(captured)
+    assert "failed: Access to the model denied" in shown and "failed: not sent (Access to the model denied)" in shown
 
 
 def test_a_table_on_a_denied_model_is_one_refusal(cli: Callable[..., Ran], thread_emulator: Emulator,
@@ -451,6 +454,8 @@ def test_a_table_on_a_denied_model_is_one_refusal(cli: Callable[..., Ran], threa
     assert ran.returncode == 1 and ran.stdout.count("row ") <= 3, ran.stdout
     summary = ran.stdout.splitlines()[-1]
     assert "not sent (the service refused a failed row's kind" in summary, summary
+    history = cli("history", "-n", "8").stdout  # each failed record says why, in short
+    assert "✖ not sent (Access to the model denied)" in history and "✖ Access to the model denied\n" in history
     thread_emulator.config.denied_models = set()  # the role granted: the same command makes them all
     monkeypatch.setenv("YANDEXART_GENERATIONS_PER_MINUTE", "500")
     again = cli("batch", "rows.csv", "--prompt", "{subject}", "--out", "out/{n}.jpg")

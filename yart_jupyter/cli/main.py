@@ -144,12 +144,13 @@ async def _resume(settings: Settings, options: argparse.Namespace, out: TextIO) 
 
 
 def _history(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
-    from ..present.records import made_by
+    from ..present.records import made_by, why
     from ..store import get_store
 
     rows = []
     for r in get_store(settings.store_location).history(options.n, options.search, team=options.team):
         who = f"  ({made_by(r)})" if made_by(r) else ""
+        who += f"  ✖ {why(r)}" if why(r) else ""
         rows.append([r.submitted_at.astimezone().strftime("%Y-%m-%d %H:%M"), r.status,
                      f"seed {r.seed}" if r.seed is not None else "no seed", r.aspect or "", r.operation_id,
                      f"{r.prompt[:60]}{who}"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -40,10 +41,25 @@ class Entry(Protocol):
     def api(self) -> str: ...
 
     @property
+    def error(self) -> str | None: ...
+
+    @property
     def owner(self) -> str | None: ...
 
     @property
     def answer_lost(self) -> bool: ...
+
+
+def why(record: Entry, limit: int = 60) -> str:
+    """What a record that did not end in a picture says first of why ("Access to the model denied",
+    "not sent", "interrupted before it was sent"), short enough for a history line; "" otherwise."""
+    if record.status == "done" or not record.error:
+        return ""
+    first = record.error.split(": ")[0].split(". ")[0].rstrip(".")
+    stopped_by = re.search(r"\(([^()]+)\)", record.error) if first == "not sent" else None
+    if stopped_by:  # a NotSentError: its kind was refused so
+        first = f"not sent ({stopped_by.group(1)})"
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def _when(moment: datetime) -> str:
@@ -58,7 +74,9 @@ def history_bundle(records: Sequence[Entry], thumbnails: Sequence[bytes | None])
         duration = f"{record.duration:.1f} s" if record.duration is not None else ""
         meta = " · ".join(str(p) for p in (
             f"#{number}", f"seed {record.seed}" if record.seed is not None else "", record.aspect or "",
-            _when(record.submitted_at), duration, record.status if record.status != "done" else "", record.operation_id,
+            _when(record.submitted_at), duration,
+            (f"{record.status}: {why(record)}" if why(record) else record.status) if record.status != "done" else "",
+            record.operation_id,
             made_by(record),
         ) if p)
         picture = (
