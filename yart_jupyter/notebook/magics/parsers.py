@@ -41,11 +41,16 @@ class Parser(argparse.ArgumentParser):
         return {name for action in self._actions for name in action.option_strings}
 
     def rows(self) -> list[tuple[str, str]]:
-        """(invocation, help) for each argument, as the help shows them."""
+        """(invocation, help) for each argument, as the help shows them; an option with several
+        names shows its argument after each (``-n N, --count N``) on every Python (3.13's argparse
+        writes ``-n, --count N``), so the README's table is the same whichever made it."""
         formatter = self._get_formatter()
         rows = []
         for action in self._actions:
             invocation = formatter._format_action_invocation(action)
+            if len(action.option_strings) > 1 and action.nargs != 0:
+                args = formatter._format_args(action, formatter._get_default_metavar_for_optional(action))
+                invocation = ", ".join(f"{option} {args}" for option in action.option_strings)
             rows.append((invocation, (action.help or "") % {"default": action.default}))
         return rows
 
