@@ -102,6 +102,11 @@ async def test_images_api_answers_with_a_link_and_a_revised_prompt(client: Yande
     assert image.revised_prompt == "a lighthouse at dawn, soft light" and image.image_bytes[:2] == b"\xff\xd8"
     assert "the service drew: a lighthouse at dawn, soft light" in image.prompt_line
     assert image.recipe()["revised_prompt"] == "a lighthouse at dawn, soft light"
+    from yart_jupyter.present.pictures import recipe_bundle
+
+    shown = recipe_bundle(image.recipe())["text/plain"]  # %yandexart info's table says both
+    assert "revised prompt: a lighthouse at dawn, soft light" in shown
+    assert "seed: none (the model takes no seed: the cell below makes a new picture)" in shown
     download = emulator.recent[-1]
     assert download[0] == "GET" and download[1].startswith("/_emulator/pictures/")
     assert "Authorization" not in download[2]  # the API's credentials are not handed to a picture link

@@ -194,6 +194,10 @@ def recipe_bundle(recipe: dict[str, Any], picture: bytes | None = None) -> Bundl
 
     rows = [("prompt", " | ".join(m["text"] for m in recipe["messages"]))]
     rows += [("weights", ", ".join(f"{m.get('weight', 1):g}" for m in recipe["messages"]))]
+    if recipe.get("seed") is None:  # a model without seeds: no request makes this picture again
+        rows += [("seed", "none (the model takes no seed: the cell below makes a new picture)")]
+    if recipe.get("revised_prompt"):
+        rows += [("revised prompt", str(recipe["revised_prompt"]))]  # what the Images API drew from
     rows += [(key.replace("_", " "), str(recipe[key])) for key in (
         "seed", "aspect", "mime_type", "model_uri", "model_version", "operation_id", "submitted_at",
         "finished_at", "generator") if recipe.get(key) is not None]
