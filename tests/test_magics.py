@@ -156,6 +156,10 @@ BAD_CELLS = [
     ("%yandexart a fox --n 3", "'--n' is not an option of %yandexart"),
     ("%yandexart history of rome", "of rome ('history' is a subcommand: to draw a prompt that begins with it, put "
                                    "the prompt in a %%yandexart cell)"),
+    ("%yandexart -n 2 a fox", "a one-line prompt comes first, then its options: %yandexart a fox -n 2"),
+    ("%yandexart --seed 4 5-6 --vary 'style=ink|oil' a red fox",
+     "comes first, then its options: %yandexart a red fox --seed 4 5-6 --vary 'style=ink|oil'"),
+    ("%yandexart --dry-run", "a one-line prompt is missing: %yandexart a red fox --dry-run"),
 ]
 
 

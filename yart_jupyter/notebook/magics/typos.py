@@ -10,10 +10,12 @@ the prompt whatever it says.
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 from ...core.errors import MagicUsageError
 from ...core.typos import closest
+from .cell import parser as cell_parser
 from .commands import COMMANDS
 from .parsers import split
 
@@ -23,6 +25,8 @@ _IN_A_CELL = "to draw it, put the prompt in a %%yandexart cell"
 _STRUCTURED = re.compile(r"#\d+|j\d+|(?=[a-z0-9]*\d)[a-z0-9]{20}|img-[0-9a-f]+|-?\d+(\.\d+)?|all")
 #: The files subcommands read (info, rerun, compare): a word naming one is no prose.
 _FILES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".ipynb", ".html", ".htm"}
+#: What a list of seeds holds: numbers, ranges, commas, a notebook name in braces.
+_SEEDS = re.compile(r"[\d,\-]+|\{\w+\}")
 #: A word written as an option: ``--sead``, ``--sead=3``, ``-seed``.
 _OPTION_LIKE = re.compile(r"(--?)([A-Za-z][\w-]*)(=.*)?")
 
@@ -32,8 +36,38 @@ def check_line(line: str, prompt: str, options: set[str]) -> None:
 
     ``line`` is the whole line, ``prompt`` its words before the first option the cell knows, and
     ``options`` those options (``--seed`` ...)."""
+    _check_order(line, prompt)
     _check_subcommand(line, prompt)
     _check_options(prompt, options)
+
+
+def _check_order(line: str, prompt: str) -> None:
+    """Options written before the prompt (``%yandexart -n 2 a fox``, as a shell command would take
+    them), or no prompt at all: the one-liner's prompt comes first, so say the line that way round."""
+    if prompt.strip() or not line.strip():
+        return
+    takes = {name: action.nargs for action in cell_parser()._actions for name in action.option_strings}
+    options: list[str] = []
+    prose: list[str] = []
+    words = split(line)
+    index = 0
+    while index < len(words):
+        word, name = words[index], words[index].partition("=")[0]
+        index += 1
+        if name not in takes:
+            prose.append(word)
+            continue
+        options.append(word)
+        if "=" in word or takes[name] == 0:
+            continue
+        options.extend(words[index:index + 1])  # its value
+        index += 1
+        while takes[name] == "+" and index < len(words) and _SEEDS.fullmatch(words[index]):
+            options.append(words[index])  # --seed 4 5-6
+            index += 1
+    meant = f"%yandexart {' '.join(prose) or 'a red fox'} {shlex.join(options)}".strip()
+    what = "comes first, then its options" if prose else "is missing"
+    raise MagicUsageError(f"a one-line prompt {what}: {meant} (or put the prompt in a %%yandexart cell's body)")
 
 
 def _check_subcommand(line: str, prompt: str) -> None:
