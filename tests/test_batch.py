@@ -458,6 +458,27 @@ def test_cli_batch_failures_give_exit_code_1(cli: Callable[..., Ran], tmp_path: 
     assert "row 2:" in run.stdout and "terms of use" in run.stdout and "2 generated, 1 failed" in run.stdout
     invalid = cli("batch", "rows.jsonl", "--prompt", "{colour}", "--out", "x/{n}.jpg")
     assert invalid.returncode == 2 and "not a column" in invalid.stderr
+    (tmp_path / "more.jsonl").write_text("\n".join(json.dumps({"subject": f"a forbidden sea, take {n}"})
+                                                    for n in range(4)))
+    refused = cli("batch", "more.jsonl", "--prompt", "{subject}", "--out", "more/{n}.jpg")
+    assert refused.returncode == 1 and refused.stdout.startswith("rows 1, 2, 3 and 4: "), refused.stdout
+    assert refused.stdout.count("terms of use") == 1  # four rows refused alike: one line
+
+
+def test_failed_rows_alike_are_one_line_and_every_operation_is_named() -> None:
+    from yart_jupyter.batches import row_lines
+    from yart_jupyter.batches.plan import Row
+
+    rows = [Row(1, {}, status="failed", error="Access denied. [request id a1]"),
+            Row(2, {}, status="done"),
+            Row(3, {}, status="failed", error="Access denied. [request id b2]"),
+            Row(4, {}, status="failed", error="Still running. [operation op4, request id c3]"),
+            Row(5, {}, status="failed", error="Still running. [operation op5, request id d4]"),
+            Row(6, {}, status="invalid", error="seed -1 is invalid")]
+    assert row_lines(rows) == ["rows 1 and 3: Access denied. [request id a1]",
+                               "row 4: Still running. [operation op4, request id c3]",
+                               "row 5: Still running. [operation op5, request id d4]"]
+    assert row_lines(rows, ("invalid",)) == ["row 6: seed -1 is invalid"]
 
 
 @pytest.mark.timeout(300)

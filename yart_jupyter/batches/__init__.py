@@ -9,9 +9,9 @@ knows of IPython; the notebook (:func:`yart_jupyter.batch`) and the ``yart`` com
 
 from .plan import TablePlan, derived_seed, plan_table
 from .preview import BatchPreview, preview_table
-from .result import BatchResult
+from .result import BatchResult, row_lines
 from .run import run_table
 from .table import BatchInputError, load_rows
 
 __all__ = ["BatchInputError", "BatchPreview", "BatchResult", "TablePlan", "derived_seed", "load_rows", "plan_table",
-           "preview_table", "run_table"]
+           "preview_table", "row_lines", "run_table"]

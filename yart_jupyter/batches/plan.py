@@ -148,7 +148,7 @@ def plan_table(
         reasons: dict[str, list[int]] = {}  # one mistake made on every row is said once
         for row in invalid:
             reasons.setdefault(row.error or "", []).append(row.number)
-        shown = "; ".join(f"{_rows(numbers)}: {reason}" for reason, numbers in list(reasons.items())[:SHOWN_ROWS])
+        shown = "; ".join(f"{rows_named(numbers)}: {reason}" for reason, numbers in list(reasons.items())[:SHOWN_ROWS])
         more = f"; and {len(reasons) - SHOWN_ROWS} more reasons" if len(reasons) > SHOWN_ROWS else ""
         raise BatchInputError(f"{len(invalid)} of {len(rows)} rows are invalid ({shown}{more}); fix them or skip "
                               "them (skip_invalid=True; yart batch --skip-invalid)")
@@ -158,7 +158,7 @@ def plan_table(
     return TablePlan(planned, out, root)
 
 
-def _rows(numbers: list[int]) -> str:
+def rows_named(numbers: list[int]) -> str:
     """Row numbers for an error: "row 3", "rows 1, 2 and 5", "rows 1, 2, 3, 4, 5 and 45 more"."""
     if len(numbers) == 1:
         return f"row {numbers[0]}"

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
-from .plan import Row, RowState
+from .plan import Row, RowState, rows_named
+
+#: The support id a service refusal ends with: rows refused alike differ only by it.
+_REQUEST_ID = re.compile(r" \[request id [\w-]+\]$")
+
+
+def row_lines(rows: list[Row], states: tuple[str, ...] = ("failed", "lost")) -> list[str]:
+    """The rows in ``states``, one line per distinct reason ("rows 3, 5 and 9: …", the first row's
+    request id kept): a refusal many rows met is said once. Errors naming an operation or an intent
+    (which every row needs to be collected) are never merged."""
+    reasons: dict[str, list[Row]] = {}
+    for row in rows:
+        if row.status in states:
+            reasons.setdefault(_REQUEST_ID.sub("", row.error or ""), []).append(row)
+    return [f"{rows_named([row.number for row in same])}: {same[0].error}" for same in reasons.values()]
+
 
 #: What a finished batch's row can be.
 ROW_STATES: tuple[RowState, ...] = get_args(RowState)[1:]

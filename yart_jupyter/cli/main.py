@@ -70,7 +70,7 @@ async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO
 
 
 async def _batch(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
-    from ..batches import load_rows, plan_table, preview_table, run_table
+    from ..batches import load_rows, plan_table, preview_table, row_lines, run_table
     from ..clients.shared import shared_client
     from ..store import get_store
 
@@ -83,9 +83,8 @@ async def _batch(settings: Settings, options: argparse.Namespace, out: TextIO) -
         preview = preview_table(batch, get_store(settings.store_location), settings, resend_lost=options.resend_lost)
         out.write("\n".join(preview.lines()) + "\n")
         return OK
-    for row in batch.rows:
-        if row.status == "invalid":
-            out.write(f"row {row.number}: {row.error} (skipped)\n")
+    for line in row_lines(batch.rows, ("invalid",)):
+        out.write(f"{line} (skipped)\n")
     status = BatchStatus(len(batch.valid))
     status.show_rate = True
     progress = Progress(sys.stderr)
@@ -94,9 +93,8 @@ async def _batch(settings: Settings, options: argparse.Namespace, out: TextIO) -
                                  on_update=progress, resend_lost=options.resend_lost)
     finally:
         progress.end()
-    for row in result.rows:
-        if row.status in ("failed", "lost"):
-            out.write(f"row {row.number}: {row.error}\n")
+    for line in row_lines(result.rows):  # a reason many rows met, once
+        out.write(f"{line}\n")
     out.write(result.summary() + "\n")
     return OK if result.left == 0 else FAILED
 
