@@ -195,7 +195,7 @@ def test_a_model_the_images_api_does_not_serve_is_not_an_expired_operation(text:
     from yart_jupyter.clients.answers import error_for
 
     error = error_for(404, 5, text)
-    assert isinstance(error, errors.InvalidRequestError) and expected in str(error) and "three days" not in str(error)
+    assert isinstance(error, errors.ModelNotServedError) and expected in str(error) and "three days" not in str(error)
     assert isinstance(error_for(404, 5, "Operation abc not found"), errors.OperationNotFoundError)
 
 
@@ -423,6 +423,9 @@ def test_a_refusal_stops_its_own_kind_only() -> None:
     with pytest.raises(errors.NotSentError, match="Access to model denied"):
         refusals.check(request("yandex-art/latest"))
     refusals.check(request(ALICE))  # another model: sent
+    refusals.note(errors.ModelNotServedError("The service does not serve this model"), request("images:alise"))
+    with pytest.raises(errors.NotSentError, match="does not serve"):
+        refusals.check(request("images:alise"))
     refusals.note(errors.QuotaExceededError("quota exceeded: 5000 per day"), request(ALICE))
     with pytest.raises(errors.NotSentError, match="quota exceeded"):
         refusals.check(request(ALICE))

@@ -83,7 +83,7 @@ def error_for(
     if status == 404 or code == 5:
         missing = _MODEL_NOT_FOUND.search(text)
         if missing:  # the Images API names a model it does not serve; no operation is involved
-            return errors.InvalidRequestError(f"The service does not serve this model: {text}",
+            return errors.ModelNotServedError(f"The service does not serve this model: {text}",
                                               hint=not_served_hint(missing.group(1)), **ids)
         return errors.OperationNotFoundError(f"Not found: {text}", **ids)
     if status == 429 or code == 8:

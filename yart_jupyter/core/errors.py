@@ -94,6 +94,11 @@ class ContentModerationError(InvalidRequestError):
     hint = "Rephrase the prompt; this is a content-policy refusal, not a bug"
 
 
+class ModelNotServedError(InvalidRequestError):
+    """The Images API does not serve the model asked for (its 404 naming the model): a misspelt or
+    unlisted name, or a model of the asynchronous API; no request for it will be served."""
+
+
 class AuthenticationError(YandexArtError):
     """Credentials are missing, wrong or expired (HTTP 401)."""
 
