@@ -199,8 +199,7 @@ class NotSentError(YandexArtError):
     def __init__(self, refusal: YandexArtError) -> None:
         self.refusal = refusal
         reason = refusal.message.split(": ")[0]
-        super().__init__(f"not sent: the service refused a generation of this run for a reason that holds for "
-                         f"all of its kind ({reason[:80]})")
+        super().__init__(f"not sent: the service refuses every request of its kind ({reason[:80]})")
 
 
 class StorageError(YandexArtError, OSError):
