@@ -23,11 +23,10 @@ INTERRUPTED_UNSENT = "interrupted before it was sent"
 class Refusals:
     """What the service refused in a way that holds for every request of a kind: credentials that do
     not authenticate and the day's quota (every request), a denied model or one the Images API does
-    not serve (its requests). Once one
-    came back, a run sends no more of that kind, and those still waiting for a slot of the starts'
-    quota stop waiting: each is a :class:`~.errors.NotSentError`, sent to nobody. So a batch of a
-    thousand on a denied model is one refusal (or the few sent meanwhile), not a thousand that spend
-    the folder's per-minute quota for everyone using it."""
+    not serve (its requests). Once one came back, a run sends no more of that kind, and those still
+    waiting for a slot of the starts' quota stop waiting: each is a :class:`~.errors.NotSentError`,
+    sent to nobody. So a batch of a thousand on a denied model is one refusal (or the few sent
+    meanwhile), not a thousand that spend the folder's per-minute quota for everyone using it."""
 
     def __init__(self) -> None:
         self._seen: dict[str, errors.YandexArtError] = {}
