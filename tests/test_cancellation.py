@@ -58,6 +58,32 @@ async def test_plain_cancel_is_cancelled_error(slow_api: Emulator) -> None:
         await task
 
 
+async def test_cancelled_while_the_quota_holds_starts_back(emulator: Emulator, tmp_path: Path,
+                                                            make_client: Any) -> None:
+    """A batch cancelled while some starts wait for a slot of the per-minute quota: those were never
+    sent (recorded cancelled, nothing to collect, and the cancel does not wait on them), the ones
+    that went out stay pending with their ids."""
+    from yart_jupyter.engine import run_batch
+    from yart_jupyter.engine.outcomes import INTERRUPTED_UNSENT
+
+    emulator.config.duration = Duration("fixed", 30)
+    store = Store(tmp_path / "store")
+    async with make_client(generations_per_minute=2) as client:
+        requests = [client.build_request(f"a cat {n}", seed=n) for n in range(4)]
+        task = asyncio.ensure_future(run_batch(client, requests, store=store))
+        for _ in range(200):  # the two the quota lets out have started
+            await asyncio.sleep(0.02)
+            if len(store.pending()) == 2:
+                break
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert sorted(r.operation_id for r in store.pending()) == sorted(emulator.operations)
+    assert len(emulator.operations) == 2 and emulator.stats.by_phase["start"] == 2
+    unsent = [r for r in store.history(None) if r.status == "cancelled"]
+    assert len(unsent) == 2 and all(r.error == INTERRUPTED_UNSENT for r in unsent)
+
+
 async def test_finished_background_job_frees_its_images(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
     from yart_jupyter.core.status import BatchStatus
 

@@ -250,13 +250,13 @@ async def test_the_time_left_of_an_images_request_is_learned_from_its_answers(
         monkeypatch.setattr(module, "DURATIONS", operations)
     for module in (views, runner, images_api):
         monkeypatch.setattr(module, "ANSWERS", answers)
-    emulator.config.images_duration = Duration("fixed", 1.2)
+    emulator.config.images_duration = Duration("fixed", 0.6)
     store = Store(tmp_path / "store")
     first = RecordingView()
     await run_in_view(client, store, Batch([client.build_request("a fox", model=ALICE)]), first)
     assert not any("left" in text for text in first.texts), first.texts  # nothing known of answers yet
     times = store.answer_times()
-    assert len(times) == 1 and times[0][0] == times[0][1] and 1.1 < times[0][0] < 3.0, times
+    assert len(times) == 1 and times[0][0] == times[0][1] and 0.55 < times[0][0] < 2.5, times
     assert store.durations() == []  # not an operation's duration
     assert answers.count() == 1 and operations.count() == 1
 
@@ -267,7 +267,7 @@ async def test_the_time_left_of_an_images_request_is_learned_from_its_answers(
     requests = [client.build_request(f"a fox, take {n}", model=ALICE) for n in range(2)]
     await run_in_view(client, store, Batch(requests), second)
     lefts = [int(m.group(1)) for text in second.texts if (m := re.search(r"about (\d+) s left", text))]
-    assert lefts and max(lefts) <= 3, second.texts  # an answer's time, not an operation's 100 s
+    assert lefts and max(lefts) <= 2, second.texts  # an answer's time, not an operation's 100 s
     assert answers.count() == 3 and len(store.answer_times()) == 3
 
 

@@ -170,11 +170,21 @@ class OperationsApi:
         submitted = datetime.now(timezone.utc)
         clock, retried = start_progress(on_progress)
 
+        going_out = False
+
+        async def submitting() -> None:  # from here on the service may have the start
+            nonlocal going_out
+            going_out = True
+            await notify_submitting(on_submitting)
+
         start = asyncio.ensure_future(self._start(request, on_retry=retried, idempotency_key=idempotency_key,
-                                                  on_submitting=on_submitting))
+                                                  on_submitting=submitting))
         try:
             operation_id, sent = await asyncio.shield(start)
         except asyncio.CancelledError:
+            if not going_out:  # still waiting for a slot of the quota: nothing was sent, nothing to wait for
+                start.cancel()
+                raise
             # Interrupted while the start request is in flight: the server may already have
             # created the operation, so give the request a moment to tell us its id.
             try:
