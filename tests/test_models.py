@@ -470,6 +470,21 @@ def test_a_table_on_a_denied_model_is_one_refusal(cli: Callable[..., Ran], threa
     assert again.returncode == 0 and "8 generated" in again.stdout, again.stdout
 
 
+def test_a_failed_generation_is_rerun_once_the_cause_is_gone(shell: InteractiveShell,
+                                                              thread_emulator: Emulator) -> None:
+    """rerun #N of a generation that made no picture sends it again (nothing to compare with)."""
+    thread_emulator.config.denied_models = {"yandex-art"}
+    failed = shell.run_cell("%%yandexart --seed 77\na fox at dusk")
+    assert isinstance(failed.error_in_exec, errors.ModelDeniedError)
+    thread_emulator.config.denied_models = set()  # the role granted
+    result, captured = run_cell(shell, "%yandexart rerun #1")
+    assert result.success, result.error_in_exec
+    image = shell.user_ns["_"]
+    assert image.seed == 77 and image.prompt == "a fox at dusk" and thread_emulator.stats.operations_created == 1
+    shown = text_of(captured)
+    assert "made now; nothing to compare with (it failed: Access to the model denied)" in shown, shown
+
+
 def test_the_denied_default_model_says_how_to_switch(shell: InteractiveShell, thread_emulator: Emulator) -> None:
     thread_emulator.config.denied_models = {"yandex-art"}
     result = shell.run_cell("%%yandexart --seed 1863\na fox")

@@ -14,7 +14,8 @@ from .parsers import Parser
 
 def parser() -> Parser:
     p = Parser("%yandexart rerun", "Generate a picture again with the same parameters (from an image file's "
-                                   "recipe, a history entry or a recorded operation) and say whether the pixels match.")
+                                   "recipe, a history entry or a recorded operation) and say whether the pixels match; "
+                                   "a generation that failed is sent again.")
     p.add_argument("source", metavar="PATH|#N|OPERATION_ID",
                    help="an image saved by yart_jupyter, a history entry (#1: the newest) or an operation id")
     p.add_argument("--no-cache", action="store_true", dest="no_cache",
@@ -22,29 +23,42 @@ def parser() -> Parser:
     return p
 
 
-def _origin(face: Face, source: str) -> tuple[dict[str, Any], bytes]:
-    """The recipe and the picture to compare with: from a file, else from the store."""
+def _origin(face: Face, source: str) -> tuple[dict[str, Any], bytes | None, str]:
+    """The recipe, the picture to compare with (None when there is none: the generation failed, or
+    its picture was pruned) and why there is none."""
     from ...core.provenance import info
+    from ...present.records import why
 
     path = Path(source).expanduser()
     if path.exists():
         found = info(path)
         if isinstance(found, list):
             raise errors.MagicUsageError("%yandexart rerun: give one image file, not a notebook")
-        return found, path.read_bytes()
+        return found, path.read_bytes(), ""
     try:
         record = face.store().entry(source) or face.store().get(source)
     except LookupError as exc:
         raise errors.MagicUsageError(f"%yandexart rerun: {exc}; %yandexart history lists them", hint="") from None
-    if record is None or record.request() is None:
+    request = record.request() if record is not None else None
+    if record is None or request is None:
         raise errors.MagicUsageError(f"%yandexart rerun: {source!r} is neither a file, a history entry (#N) nor an "
                                      "operation in the store")
-    if record.status != "done" or record.image_path is None or not record.image_path.exists():
-        reason = record.status if record.status != "done" else "its picture was pruned"
-        raise errors.MagicUsageError(f"%yandexart rerun: {source} has no picture in the store to compare with "
-                                     f"({reason})", hint="")
-    image = record.to_image()
-    return image.recipe(), image.image_bytes
+    if record.status == "pending":  # a second request would pay for it twice
+        raise errors.MagicUsageError(f"%yandexart rerun: {source} is still running on the server: "
+                                     f"%yandexart resume {record.operation_id} collects it", hint="")
+    if record.status in ("queued", "submitting"):
+        raise errors.MagicUsageError(f"%yandexart rerun: {source} is on its way ({record.status}): %yandexart jobs "
+                                     "shows what runs in this kernel, %yandexart pending what an earlier one left",
+                                     hint="")
+    if record.status == "done" and record.image_path is not None and record.image_path.exists():
+        image = record.to_image()
+        return image.recipe(), image.image_bytes, ""
+    recipe = {"messages": [{"text": m.text, "weight": m.weight} for m in request.messages],
+              "seed": request.seed if request.seed_was_given or request.api != "images" else None,
+              "aspect": str(request.aspect), "mime_type": request.mime_type, "model_uri": request.model_uri,
+              "operation_id": record.operation_id}
+    reason = why(record) or record.status
+    return recipe, None, ("its picture was pruned" if record.status == "done" else f"it {record.status}: {reason}")
 
 
 async def handle(face: Face, options: Namespace) -> None:
@@ -56,7 +70,7 @@ async def handle(face: Face, options: Namespace) -> None:
     from ...present.html import message_bundle
     from ...present.live import CellView
 
-    recipe, before = await asyncio.to_thread(_origin, face, options.source)
+    recipe, before, missing = await asyncio.to_thread(_origin, face, options.source)
     request = face.settings.request(
         [Message(m["text"], m.get("weight", 1.0)) for m in recipe["messages"]], seed=recipe["seed"],
         aspect=recipe["aspect"], mime_type=recipe.get("mime_type"),
@@ -66,7 +80,12 @@ async def handle(face: Face, options: Namespace) -> None:
     batch = prepare(face.store(), Batch([request], use_cache=not options.no_cache), status)
     view = CellView(status, errors_in_place=False, inline=face.settings.inline)
     image = (await run_in_view(face.client(), face.store(), batch, view, status=status))[0]
-    same = await asyncio.to_thread(same_pixels, before, image.image_bytes)
+    same = before is not None and await asyncio.to_thread(same_pixels, before, image.image_bytes)
+    if before is None:  # a generation that made no picture, made now: nothing to compare
+        face.show(message_bundle(f"Rerun of {recipe['operation_id']}: made now; nothing to compare with "
+                                 f"({missing}).", "info"))
+        face.set_result(image)
+        return
     if image.cached:
         verdict = "answered from the local store (no API call); use --no-cache to generate it again"
     elif same:
