@@ -483,6 +483,10 @@ def test_a_failed_generation_is_rerun_once_the_cause_is_gone(shell: InteractiveS
     assert image.seed == 77 and image.prompt == "a fox at dusk" and thread_emulator.stats.operations_created == 1
     shown = text_of(captured)
     assert "made now; nothing to compare with (it failed: Access to the model denied)" in shown, shown
+    thread_emulator.config.denied_models = {"yandex-art"}
+    shell.run_cell("%%yandexart --seed 78\na fox at dawn")
+    refused = shell.run_cell("%yandexart compare #1 #2")
+    assert "#1 has no picture in the store (failed: Access to the model denied)" in str(refused.error_in_exec)
 
 
 def test_the_denied_default_model_says_how_to_switch(shell: InteractiveShell, thread_emulator: Emulator) -> None:
