@@ -365,5 +365,6 @@ def _finished(evidence: Iterable[_Piece]) -> int:
 #: The process's model: the engine feeds it from the store and from every finished generation.
 DURATIONS = DurationModel()
 #: The Images API's answer times (its picture comes in the answer to one request), learned apart
-#: from the operations': the status line's time left for a synchronous request reads it.
-ANSWERS = DurationModel()
+#: from the operations': the status line's time left for a synchronous request reads it. Its prior
+#: is the answer time reported for Alice AI ART, "about 3-6 s" (../shared: the Images API).
+ANSWERS = DurationModel(prior=LogNormal.from_median(4.5, 0.3))
