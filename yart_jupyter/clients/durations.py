@@ -366,5 +366,5 @@ def _finished(evidence: Iterable[_Piece]) -> int:
 DURATIONS = DurationModel()
 #: The Images API's answer times (its picture comes in the answer to one request), learned apart
 #: from the operations': the status line's time left for a synchronous request reads it. Its prior
-#: is the answer time reported for Alice AI ART, "about 3-6 s" (../shared: the Images API).
+#: is the answer time reported for Alice AI ART in 2026, about 3-6 s.
 ANSWERS = DurationModel(prior=LogNormal.from_median(4.5, 0.3))
