@@ -327,6 +327,40 @@ def test_count_gives_samples_and_a_sweep_a_sample_axis(shell: InteractiveShell, 
     assert [row[1] == "no seed (a sample)" for row in plan] == [False, False, True, True]
 
 
+def test_samples_are_reused_when_asked(shell: InteractiveShell, thread_emulator: Emulator) -> None:
+    """With reuse_samples, a seedless request is answered from the store's samples of it, each once,
+    in the order the run that made them asked: a notebook run again shows the same pictures in the
+    same places, at no cost; --no-cache, or more samples than stored, makes new ones."""
+    shell.run_cell("%config YandexArt.reuse_samples = True")
+    cell = f'%%yandexart --model {ALICE} --count 2 --vary "style=ink|oil"\na heron, {{style}}'
+    run_cell(shell, cell)
+    first = {frozenset(slot.key): slot.image.operation_id for slot in shell.user_ns["_"].slots}
+    assert thread_emulator.stats.images_generated == 4
+    run_cell(shell, cell)  # the notebook run again
+    again = shell.user_ns["_"]
+    assert {frozenset(slot.key): slot.image.operation_id for slot in again.slots} == first
+    assert all(slot.image.cached for slot in again.slots) and thread_emulator.stats.images_generated == 4
+    _, captured = run_cell(shell, f"%%yandexart --model {ALICE} -n 3 --dry-run\na heron, ink")
+    assert "2 from the local store for free, 1 to send" in text_of(captured)
+    run_cell(shell, f"%%yandexart --model {ALICE} -n 3\na heron, ink")
+    made = shell.user_ns["_"]
+    assert [image.cached for image in made] == [True, True, False] and thread_emulator.stats.images_generated == 5
+    assert [image.operation_id for image in made[:2]] == [first[frozenset({"ink", f"#{n}"})] for n in (1, 2)]
+    run_cell(shell, f"%%yandexart --model {ALICE} -n 2 --no-cache\na heron, ink")
+    assert not any(image.cached for image in shell.user_ns["_"]) and thread_emulator.stats.images_generated == 7
+    shell.run_cell("%config YandexArt.reuse_samples = False")
+    run_cell(shell, f"%%yandexart --model {ALICE} -n 2\na heron, ink")  # the default: new samples, billed
+    assert thread_emulator.stats.images_generated == 9
+
+
+def test_yart_reuses_samples_when_the_environment_says_so(cli: Callable[..., Ran], thread_emulator: Emulator,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("YANDEXART_REUSE_SAMPLES", "1")
+    made = [cli("generate", "a heron", "--model", ALICE, "-n", "2", "-o", f"run{n}-{{n}}.jpg") for n in (1, 2)]
+    assert made[1].returncode == 0 and made[1].stdout.count("cached") == 2, made[1].stdout
+    assert thread_emulator.stats.images_generated == 2
+
+
 def test_a_timeout_on_the_images_api_is_said_not_to_apply(shell: InteractiveShell) -> None:
     """A synchronous request is not cut short (it would be billed and lost): the cell says so, and runs."""
     result, captured = run_cell(shell, f"%%yandexart --model {ALICE} --timeout 0.05\na fox")

@@ -53,7 +53,8 @@ async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO
     notes: list[str] = []  # what the model could not do as asked, said under the progress line
     try:
         images = list(await run_in_view(shared_client(settings), get_store(settings.store_location),
-                                        Batch(requests, use_cache=not options.no_cache),
+                                        Batch(requests, use_cache=not options.no_cache,
+                                              reuse_samples=settings.reuse_samples),
                                         CallbackView(progress, CLI_COLLECT, notes.append)))
     except errors.BatchError as exc:
         images, failures = exc.images, exc.failures

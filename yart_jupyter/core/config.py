@@ -75,6 +75,10 @@ class Settings:
                                  "Where generations are kept: unset (the local store in data_dir) or a "
                                  "postgresql://user@host/db URL (a team's store, shared by every kernel using it).",
                                  shown=False)
+    reuse_samples: bool = _setting(False, "YANDEXART_REUSE_SAMPLES",
+                                   "On a model without seeds (Alice AI ART), answer a request from the samples the "
+                                   "store has of it, as an explicit seed is: a notebook run again costs nothing "
+                                   "(--no-cache makes new ones). Off: every run is a new, billed sample.")
     inline: str = _setting("preview", "YANDEXART_INLINE",
                            "What cell outputs embed: 'preview' (a small JPEG at the shown size; the full "
                            "picture stays in the store), 'full' (the service's bytes) or 'none'.")

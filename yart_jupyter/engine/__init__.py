@@ -5,7 +5,17 @@
 (background jobs of the process).
 """
 
-from .intents import Batch, Cached, Intent, Item, lost_answers, prepare, unfinished_item, unfinished_items
+from .intents import (
+    Batch,
+    Cached,
+    Intent,
+    Item,
+    lost_answers,
+    prepare,
+    stored_answers,
+    unfinished_item,
+    unfinished_items,
+)
 from .runner import ItemEvent, run_batch, server_canceller, wait_for_starts
 from .views import BatchView, CallbackView, run_in_view
 
@@ -22,6 +32,7 @@ __all__ = [
            "run_batch",
            "run_in_view",
            "server_canceller",
+           "stored_answers",
            "unfinished_item",
            "unfinished_items",
            "wait_for_starts",

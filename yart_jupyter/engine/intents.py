@@ -48,6 +48,8 @@ class Batch:
     items: Sequence[Item]
     timeout: float | None = None
     use_cache: bool = True
+    #: On a model without seeds, answer a request from the samples the store has of it (each once).
+    reuse_samples: bool = False
     out: str | None = None
     notebook: str | None = None
     #: Extra fields ``out`` may name, per item (a sweep's axis values: ``--out {style}-{seed}.jpg``).
@@ -67,12 +69,11 @@ def prepare(store: Store | None, batch: Batch, status: BatchStatus) -> Batch:
     """
     items: list[Item] = []
     asked = [item for item in batch.items if isinstance(item, GenerationRequest)]
-    cached = store.find_many([r for r in asked if r.seed_was_given], ("done",)) \
-        if store is not None and batch.use_cache else {}
+    answers = iter(stored_answers(store, asked, use_cache=batch.use_cache, reuse_samples=batch.reuse_samples))
     queued: list[tuple[GenerationRequest, str]] = []
     for item in batch.items:
         if isinstance(item, GenerationRequest):
-            record = cached.get(request_key(item)) if item.seed_was_given else None
+            record = next(answers)
             if record is not None:
                 items.append(Cached(record))
                 continue
@@ -85,6 +86,24 @@ def prepare(store: Store | None, batch: Batch, status: BatchStatus) -> Batch:
     if store is not None:
         store.record_queued_many(queued, notebook=batch.notebook)
     return dataclasses.replace(batch, items=items)
+
+
+def stored_answers(store: Store | None, requests: Sequence[GenerationRequest], *, use_cache: bool = True,
+                   reuse_samples: bool = False) -> list[Record | None]:
+    """The store's answer to each request, or None where it must be generated: the picture of an
+    explicit seed, and with ``reuse_samples`` a sample of a seedless request (a model without seeds),
+    newest first, each sample answering one request — a cell's ``--count 3`` run again is the same
+    three pictures, at no cost."""
+    if store is None or not use_cache:
+        return [None] * len(requests)
+    seeded = store.find_many([r for r in requests if r.seed_was_given], ("done",))
+    samples = store.find_all([r for r in requests if r.seed is None], ("done",)) if reuse_samples else {}
+    answers: list[Record | None] = []
+    for request in requests:
+        key = request_key(request)
+        kept = samples.get(key) if request.seed is None else None
+        answers.append(seeded.get(key) if request.seed_was_given else kept.pop(0) if kept else None)
+    return answers
 
 
 def unfinished_item(record: Record, *, resend_lost: bool = False) -> Item | None:

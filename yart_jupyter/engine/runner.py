@@ -175,6 +175,7 @@ async def run_batch(
     on_update: StatusCallback | None = None,
     store: Store | None = None,
     use_cache: bool = True,
+    reuse_samples: bool = False,
     notebook: str | None = None,
     on_item: ItemCallback | None = None,
     prepare_picture: Callable[[GeneratedImage], None] | None = None,
@@ -183,17 +184,18 @@ async def run_batch(
     """Generate (or collect) every item concurrently; return the images and the errors, in order.
 
     A request with an explicit seed that the store already answered is served from it (no API
-    call) unless ``use_cache`` is false. ``prepare_picture`` runs in a worker thread for each picture
-    before ``on_item`` tells of it (a view's previews: CPU work kept off the event loop). Once the
-    service refuses a start for a whole kind of request (``refusals``: this run's own, or one shared
-    by the runs of a table), the rest of that kind are not sent. A cancellation cancels every local
-    task and is re-raised; the operations still running on the server stay ``pending`` in the store
-    and in ``status``.
+    call) unless ``use_cache`` is false; so is a seedless one's sample with ``reuse_samples``.
+    ``prepare_picture`` runs in a worker thread for each picture before ``on_item`` tells of it (a
+    view's previews: CPU work kept off the event loop). Once the service refuses a start for a whole
+    kind of request (``refusals``: this run's own, or one shared by the runs of a table), the rest of
+    that kind are not sent. A cancellation cancels every local task and is re-raised; the operations
+    still running on the server stay ``pending`` in the store and in ``status``.
     """
     status = status or BatchStatus(len(items))
     share_quota(client, store)
     if any(isinstance(item, GenerationRequest) for item in items):
-        items = prepare(store, Batch(items, use_cache=use_cache, notebook=notebook), status).items
+        items = prepare(store, Batch(items, use_cache=use_cache, reuse_samples=reuse_samples, notebook=notebook),
+                        status).items
     if store is not None:
         await asyncio.to_thread(_learn_once, store)
     run = _Run(client, status, store, timeout=timeout, notebook=notebook, on_update=on_update, on_item=on_item,

@@ -125,7 +125,8 @@ async def run_in_view(
     try:
         images, failures = await run_batch(
             client, batch.items, status=status, timeout=batch.timeout, on_update=view.progress, store=store,
-            use_cache=batch.use_cache, notebook=batch.notebook, on_item=on_item, prepare_picture=view.prepare_picture,
+            use_cache=batch.use_cache, reuse_samples=batch.reuse_samples, notebook=batch.notebook, on_item=on_item,
+            prepare_picture=view.prepare_picture,
         )
     except asyncio.CancelledError:
         view.stopped(status)

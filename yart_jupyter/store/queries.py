@@ -67,8 +67,14 @@ class Queries(Database):
                   team: bool = True) -> dict[str, Record]:
         """The newest record in one of ``statuses`` of each request, by request key, in a few queries
         (a done record counts only while its picture is there); anyone's, or with ``team=False`` mine."""
+        return {key: records[0] for key, records in self.find_all(requests, statuses, team=team).items()}
+
+    def find_all(self, requests: Sequence[GenerationRequest], statuses: Sequence[str], *,
+                 team: bool = True) -> dict[str, list[Record]]:
+        """Every record in one of ``statuses`` of each request, newest first, by request key (the
+        samples a model without seeds made of one request); as :meth:`find_many` otherwise."""
         keys = list(dict.fromkeys(request_key(r) for r in requests))
-        found: dict[str, Record] = {}
+        found: dict[str, list[Record]] = {}
         marks = ", ".join("?" for _ in statuses)
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
@@ -79,9 +85,9 @@ class Queries(Database):
             records = self._with_images([self._record(row) for row in rows])
             for row, record in zip(rows, records, strict=True):
                 usable = record.status != "done" or (record.image_path is not None and record.image_path.exists())
-                if usable and row["request_key"] not in found:
-                    found[row["request_key"]] = record
-        return found
+                if usable:
+                    found.setdefault(row["request_key"], []).append(record)
+        return {key: _runs_in_order(records) for key, records in found.items()}
 
     def find_unfinished(self, requests: Sequence[GenerationRequest]) -> dict[str, Record]:
         """The newest generation of each request still on its way, by request key: pending on the
@@ -171,3 +177,15 @@ class Queries(Database):
 
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM generations")[0][0])
+
+
+def _runs_in_order(records: list[Record]) -> list[Record]:
+    """Records newest first, as the newest run first and each run's generations in the order it asked
+    for them: a run's are recorded a microsecond apart, runs at least a millisecond apart."""
+    runs: list[list[Record]] = []
+    for record in records:
+        if runs and (runs[-1][-1].submitted_at - record.submitted_at).total_seconds() < 1e-3:
+            runs[-1].append(record)
+        else:
+            runs.append([record])
+    return [record for run in runs for record in reversed(run)]
