@@ -54,7 +54,7 @@ def _origin(face: Face, source: str) -> tuple[dict[str, Any], bytes | None, str]
         image = record.to_image()
         return image.recipe(), image.image_bytes, ""
     recipe = {"messages": [{"text": m.text, "weight": m.weight} for m in request.messages],
-              "seed": request.seed if request.seed_was_given or request.api != "images" else None,
+              "seed": request.seed,
               "aspect": str(request.aspect), "mime_type": request.mime_type, "model_uri": request.model_uri,
               "operation_id": record.operation_id}
     reason = why(record) or record.status
