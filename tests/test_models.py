@@ -348,9 +348,14 @@ def test_samples_are_reused_when_asked(shell: InteractiveShell, thread_emulator:
     assert [image.operation_id for image in made[:2]] == [first[frozenset({"ink", f"#{n}"})] for n in (1, 2)]
     run_cell(shell, f"%%yandexart --model {ALICE} -n 2 --no-cache\na heron, ink")
     assert not any(image.cached for image in shell.user_ns["_"]) and thread_emulator.stats.images_generated == 7
+    _, captured = run_cell(shell, f'%config YandexArt.model_uri = "{ALICE}"\n%yandexart status')
+    assert "no seed: a run again shows the store's samples (reuse_samples)" in text_of(captured)
+    shell.run_cell("%config YandexArt.model_uri = None")
     shell.run_cell("%config YandexArt.reuse_samples = False")
     run_cell(shell, f"%%yandexart --model {ALICE} -n 2\na heron, ink")  # the default: new samples, billed
     assert thread_emulator.stats.images_generated == 9
+    _, captured = run_cell(shell, f'%config YandexArt.model_uri = "{ALICE}"\n%yandexart status')
+    assert "no seed: every run a new, billed sample (unless reuse_samples)" in text_of(captured)
 
 
 def test_yart_reuses_samples_when_the_environment_says_so(cli: Callable[..., Ran], thread_emulator: Emulator,

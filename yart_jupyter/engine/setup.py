@@ -41,6 +41,8 @@ class SetupReport:
     store_problem: str | None = None
     #: Environment variables set that look like ours and are read by nothing (a typo is ignored).
     unread: list[str] = field(default_factory=list)
+    #: Whether a seedless request is answered from the store's samples (the reuse_samples setting).
+    reuse_samples: bool = False
 
     @property
     def problems(self) -> list[str]:
@@ -76,7 +78,9 @@ class SetupReport:
         rows = [("endpoint", self.endpoint),
                 ("folder", self.folder or "not set (YC_FOLDER_ID)"),
                 ("credentials", self.credentials or "none found"),
-                ("model", f"{spec.name} · {API_NAMES[spec.api]} · {'seeds' if spec.seeds else 'no seed'}"),
+                ("model", f"{spec.name} · {API_NAMES[spec.api]} · " + (
+                    "seeds" if spec.seeds else "no seed: a run again shows the store's samples (reuse_samples)"
+                    if self.reuse_samples else "no seed: every run a new, billed sample (unless reuse_samples)")),
                 ("store", f"{self.store} · cannot be read" if self.store_problem else
                           f"{self.store} · {self.records:,} generation{'s' if self.records != 1 else ''}"
                           + (f", {self.unfinished:,} unfinished (resume --all)" if self.unfinished else ""))]
@@ -144,4 +148,5 @@ async def check_setup(settings: Settings) -> SetupReport:
         endpoint=client.base_url, folder=settings.folder, credentials=described, model=settings.model_spec(),
         store=redacted_url(location) if is_team_location(location) else str(location), records=records,
         unfinished=unfinished, connection_problem=connection_problem, endpoint_problem=endpoint_problem,
-        folder_problem=folder_problem, store_problem=store_problem, unread=unread_variables())
+        folder_problem=folder_problem, store_problem=store_problem, unread=unread_variables(),
+        reuse_samples=settings.reuse_samples)
