@@ -490,6 +490,12 @@ def test_a_denied_model_stops_its_own_cells_only(shell: InteractiveShell, thread
     _, captured = run_cell(shell, "%yandexart history -n 6")
     shown = text_of(captured)
     assert "failed: Access to the model denied" in shown and "failed: not sent (Access to the model denied)" in shown
+    _, captured = run_cell(shell, "%yandexart history --status failed")
+    assert text_of(captured).count("failed: ") == 3 * 2  # each in the gallery's caption and its text copy
+    from yart_jupyter.core.status import HISTORY_STATUSES
+    from yart_jupyter.store.records import STATUSES
+
+    assert set(HISTORY_STATUSES) == set(STATUSES)
 
 
 def test_a_table_on_a_denied_model_is_one_refusal(cli: Callable[..., Ran], thread_emulator: Emulator,
@@ -503,6 +509,10 @@ def test_a_table_on_a_denied_model_is_one_refusal(cli: Callable[..., Ran], threa
     assert "not sent (the service refused a failed row's kind" in summary, summary
     history = cli("history", "-n", "8").stdout  # each failed record says why, in short
     assert "✖ not sent (Access to the model denied)" in history and "✖ Access to the model denied\n" in history
+    failed = cli("history", "--status", "failed", "-n", "100").stdout.splitlines()
+    assert len(failed) == 8 and all("  failed  " in line for line in failed)
+    assert cli("history", "--status", "done").stdout == "no generation matches\n"
+    assert cli("history", "--status", "faild").returncode == 2  # not a state: refused, with the states
     thread_emulator.config.denied_models = set()  # the role granted: the same command makes them all
     monkeypatch.setenv("YANDEXART_GENERATIONS_PER_MINUTE", "500")
     again = cli("batch", "rows.csv", "--prompt", "{subject}", "--out", "out/{n}.jpg")

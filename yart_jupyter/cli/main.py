@@ -147,14 +147,14 @@ def _history(settings: Settings, options: argparse.Namespace, out: TextIO) -> in
     from ..store import get_store
 
     rows = []
-    for r in get_store(settings.store_location).history(options.n, options.search, team=options.team):
+    for r in get_store(settings.store_location).history(options.n, options.search, options.status, team=options.team):
         who = f"  ({made_by(r)})" if made_by(r) else ""
         who += f"  ✖ {why(r)}" if why(r) else ""
         rows.append([r.submitted_at.astimezone().strftime("%Y-%m-%d %H:%M"), r.status,
                      f"seed {r.seed}" if r.seed is not None else "no seed", r.aspect or "", r.operation_id,
                      f"{r.prompt[:60]}{who}"])
     if not rows:
-        out.write(f"no generation matches {options.search!r}\n" if options.search else "no generations yet\n")
+        out.write("no generation matches\n" if options.search or options.status else "no generations yet\n")
     widths = [max(len(row[i]) for row in rows) for i in range(5)] if rows else []
     for row in rows:  # aligned columns, the prompt last (it varies most)
         line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + f"  {row[5]}"

@@ -7,6 +7,7 @@ import argparse
 import re
 from typing import NoReturn
 
+from ..core.status import HISTORY_STATUSES
 from ..core.typos import closest, unknown_option_hint
 from ..core.units import days, megabytes
 
@@ -78,6 +79,8 @@ def parser() -> argparse.ArgumentParser:
     h = sub.add_parser("history", help="the latest generations of the store")
     h.add_argument("-n", type=int, default=20, help="how many, newest first (default: 20)")
     h.add_argument("--search", help="only prompts containing this text (any case)")
+    h.add_argument("--status", choices=HISTORY_STATUSES, metavar="STATE",
+                   help="only generations in this state: " + ", ".join(HISTORY_STATUSES))
     h.add_argument("--team", action="store_true", help="everyone's generations, not only mine")
     pe = sub.add_parser("pending", help="operations started and never collected, and generations never sent")
     pe.add_argument("--team", action="store_true", help="everyone's (a teammate's are collected only by id)")

@@ -17,6 +17,10 @@ class Collect:
     pending: str | None = None
 
 
+#: The states a generation's record can be in, as ``history --status`` takes them (the store's
+#: ``STATUSES``, named here so that the faces' parsers need not import the store).
+HISTORY_STATUSES = ("done", "failed", "cancelled", "expired", "pending", "queued", "submitting")
+
 #: How the notebook face says it.
 MAGIC_COLLECT = Collect("%yandexart resume {op}", "%yandexart resume --all", "%yandexart pending")
 #: How the ``yart`` command says it.

@@ -8,6 +8,7 @@ import asyncio
 from argparse import Namespace
 
 from ...core import errors
+from ...core.status import HISTORY_STATUSES
 from .face import Face
 from .parsers import Parser
 
@@ -17,6 +18,9 @@ def parser() -> Parser:
                                      "(numbered: compare takes the numbers), or its sweeps.")
     p.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
     p.add_argument("--search", metavar="TEXT", help="only prompts containing TEXT (case-insensitive)")
+    p.add_argument("--status", choices=HISTORY_STATUSES, metavar="STATE",
+                   help="only generations in this state: " + ", ".join(HISTORY_STATUSES) + " (--status failed: "
+                        "what went wrong, each saying why)")
     p.add_argument("--experiments", action="store_true", help="list the sweeps (--vary cells) instead")
     p.add_argument("--experiment", metavar="ID", help="show one sweep again as its grid (a prefix of its id will do)")
     p.add_argument("--team", action="store_true", help="everyone's generations (a team's store), not only mine")
@@ -44,10 +48,10 @@ async def handle(face: Face, options: Namespace) -> None:
         found = await asyncio.to_thread(store.experiments, options.n)
         face.show(experiments_bundle(found) if found else message_bundle("No sweeps recorded yet."))
         return
-    records = await asyncio.to_thread(store.history, options.n, options.search, team=options.team)
+    records = await asyncio.to_thread(store.history, options.n, options.search, options.status, team=options.team)
     if not records:
-        face.show(message_bundle("No generations recorded yet." if not options.search
-                                 else f"No generation matches {options.search!r}."))
+        face.show(message_bundle("No generations recorded yet." if not (options.search or options.status)
+                                 else "No generation matches."))
         return
     thumbs = await asyncio.to_thread(lambda: [store.thumbnail(r) for r in records])
     face.show(history_bundle(records, thumbs))
