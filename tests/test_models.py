@@ -511,7 +511,7 @@ def test_a_table_on_a_denied_model_is_one_refusal(cli: Callable[..., Ran], threa
     assert "✖ not sent (Access to the model denied)" in history and "✖ Access to the model denied\n" in history
     failed = cli("history", "--status", "failed", "-n", "100").stdout.splitlines()
     assert len(failed) == 8 and all("  failed  " in line for line in failed)
-    assert cli("history", "--status", "done").stdout == "no generation matches\n"
+    assert cli("history", "--status", "done").stdout == "no generation matches --status done\n"
     assert cli("history", "--status", "faild").returncode == 2  # not a state: refused, with the states
     thread_emulator.config.denied_models = set()  # the role granted: the same command makes them all
     monkeypatch.setenv("YANDEXART_GENERATIONS_PER_MINUTE", "500")

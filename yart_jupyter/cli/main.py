@@ -143,7 +143,7 @@ async def _resume(settings: Settings, options: argparse.Namespace, out: TextIO) 
 
 
 def _history(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
-    from ..present.records import made_by, why
+    from ..present.records import filter_words, made_by, why
     from ..store import get_store
 
     rows = []
@@ -154,7 +154,8 @@ def _history(settings: Settings, options: argparse.Namespace, out: TextIO) -> in
                      f"seed {r.seed}" if r.seed is not None else "no seed", r.aspect or "", r.operation_id,
                      f"{r.prompt[:60]}{who}"])
     if not rows:
-        out.write("no generation matches\n" if options.search or options.status else "no generations yet\n")
+        asked = filter_words(options.search, options.status)
+        out.write(f"no generation matches {asked}\n" if asked else "no generations yet\n")
     widths = [max(len(row[i]) for row in rows) for i in range(5)] if rows else []
     for row in rows:  # aligned columns, the prompt last (it varies most)
         line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + f"  {row[5]}"

@@ -62,6 +62,12 @@ def why(record: Entry, limit: int = 60) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
+def filter_words(search: str | None, status: str | None) -> str:
+    """What a history was asked to match, as an empty answer says it ("'fox' and --status failed")."""
+    return " and ".join(part for part in (repr(search) if search else "", f"--status {status}" if status else "")
+                        if part)
+
+
 def _when(moment: datetime) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M")
 

@@ -29,7 +29,7 @@ def parser() -> Parser:
 
 async def handle(face: Face, options: Namespace) -> None:
     from ...present.html import message_bundle
-    from ...present.records import history_bundle
+    from ...present.records import filter_words, history_bundle
 
     store = face.store()
     if options.experiment:
@@ -50,8 +50,8 @@ async def handle(face: Face, options: Namespace) -> None:
         return
     records = await asyncio.to_thread(store.history, options.n, options.search, options.status, team=options.team)
     if not records:
-        face.show(message_bundle("No generations recorded yet." if not (options.search or options.status)
-                                 else "No generation matches."))
+        asked = filter_words(options.search, options.status)
+        face.show(message_bundle(f"No generation matches {asked}." if asked else "No generations recorded yet."))
         return
     thumbs = await asyncio.to_thread(lambda: [store.thumbnail(r) for r in records])
     face.show(history_bundle(records, thumbs))
