@@ -198,7 +198,7 @@ def time_left(elapsed: float) -> float | None:
 
 def answer_time_left(elapsed: float) -> float | None:
     """The Images API's median time still to wait for an answer whose request has been out
-    ``elapsed`` seconds; None until an answer has come (its prior is the operations')."""
+    ``elapsed`` seconds; None until an answer has come (before that it knows only its prior)."""
     if ANSWERS.count() == 0:
         return None
     return ANSWERS.distribution().remaining(elapsed)
