@@ -472,8 +472,10 @@ def test_a_refusal_stops_its_own_kind_only() -> None:
     minute.note(errors.QuotaExceededError("RequestsPerMinute.rate exceeded"), request(ALICE))
     minute.check(request(ALICE))  # a minute's quota frees: not a reason to stop
     credentials = Refusals()
-    credentials.note(errors.AuthenticationError("Unknown api key"), request(ALICE))
-    with pytest.raises(errors.NotSentError):
+    credentials.note(errors.CredentialsNotFoundError("No Yandex Cloud credentials found"), request(ALICE))
+    credentials.check(request(ALICE))  # none found here: each fails at once, alike, with nothing sent
+    credentials.note(errors.AuthenticationError("Authentication failed: Unknown api key"), request(ALICE))
+    with pytest.raises(errors.NotSentError, match=r"its kind \(Authentication failed\)"):
         credentials.check(request("yandex-art/latest"))
 
 

@@ -198,7 +198,7 @@ class NotSentError(YandexArtError):
 
     def __init__(self, refusal: YandexArtError) -> None:
         self.refusal = refusal
-        reason = refusal.message.split(": ")[0]
+        reason = refusal.message.split(": ")[0].split(". ")[0]
         super().__init__(f"not sent: the service refuses every request of its kind ({reason[:80]})")
 
 

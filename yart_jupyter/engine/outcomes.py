@@ -37,6 +37,8 @@ class Refusals:
     def note(self, error: errors.YandexArtError, request: GenerationRequest) -> None:
         """A start was refused with ``error``: when it holds for its whole kind, remember it and stop
         the waits of that kind whose request has not gone out."""
+        if isinstance(error, errors.CredentialsNotFoundError):  # nothing was sent: each fails alike, at once
+            return
         if isinstance(error, errors.AuthenticationError) or (
                 isinstance(error, errors.QuotaExceededError) and error.period == "day"):
             scope = ""
