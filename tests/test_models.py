@@ -540,6 +540,25 @@ def test_a_failed_generation_is_rerun_once_the_cause_is_gone(shell: InteractiveS
     assert "#1 has no picture in the store (failed: Access to the model denied)" in str(refused.error_in_exec)
 
 
+def test_pending_says_what_runs_here_arrives_on_its_own() -> None:
+    """%yandexart pending lists a start in flight in this kernel too; when that is all it lists, it
+    does not send the reader to resume --all."""
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from yart_jupyter.present.records import records_table
+
+    def record(operation_id: str) -> Any:
+        return SimpleNamespace(operation_id=operation_id, status="submitting", prompt="a heron", seed=None,
+                               aspect="1:1", submitted_at=datetime.now(timezone.utc), duration=None, api="images",
+                               error=None, owner=None, answer_lost=False)
+
+    here = records_table([record("intent:k1")], {"intent:k1"})["text/plain"]
+    assert "in progress in this kernel" in here and "arrive on their own" in here and "resume --all" not in here
+    left = records_table([record("intent:k1"), record("intent:k2")], {"intent:k1"})["text/plain"]
+    assert "resume --all" in left
+
+
 def test_the_denied_default_model_says_how_to_switch(shell: InteractiveShell, thread_emulator: Emulator) -> None:
     thread_emulator.config.denied_models = {"yandex-art"}
     result = shell.run_cell("%%yandexart --seed 1863\na fox")

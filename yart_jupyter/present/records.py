@@ -166,9 +166,11 @@ def records_table(records: Sequence[Entry], running_here: set[str]) -> Bundle:
     teammate's (``--team``) are named, and collected only by their id."""
     rows = []
     plain = []
+    elsewhere = 0  # left by an earlier session: what resume --all is for
     for r in records:
         unsent = r.status in ("queued", "submitting")
         here = r.operation_id in running_here
+        elsewhere += not here
         note = "in progress in this kernel" if here else pending_state(r)
         if made_by(r):
             note = f"{made_by(r)}: theirs to finish (or collect it by its id)"
@@ -178,7 +180,8 @@ def records_table(records: Sequence[Entry], running_here: set[str]) -> Bundle:
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
         plain.append("  ".join(cells))
     header = "".join(f"<th>{h}</th>" for h in ("operation", "submitted", "seed", "aspect", "prompt", "state"))
-    hint = "Collect or finish them with %yandexart resume --all (or one operation id at a time)."
+    hint = ("Collect or finish them with %yandexart resume --all (or one operation id at a time)." if elsewhere
+            else "They are running in this kernel and arrive on their own (%yandexart jobs shows them).")
     return {
         "text/html": f'<table class="yart-pending" style="font:12px monospace"><tr>{header}</tr>{"".join(rows)}</table>'
                      f'<div style="font:12px monospace;opacity:.8">{hint}</div>',
