@@ -211,7 +211,7 @@ def kernel_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 #: The test tiers (pyproject's markers); every test is in exactly one.
 TIERS = ("unit", "kernel", "browser", "slow", "soak")
 #: What in a test's source means it runs a real kernel or notebook.
-KERNEL_USES = re.compile(r"\b(run_notebook|run_cells|start_new_kernel|execute\(kc)\b")
+KERNEL_USES = re.compile(r"\b(run_notebook|run_cells|start_kernel|execute\(kc)\b")
 KERNEL_FIXTURES = {"kernel", "kernel_workdir"}
 
 

@@ -6,7 +6,9 @@ import asyncio
 import os
 import queue
 import struct
+import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,9 +20,31 @@ from yart_jupyter.core.provenance import PNG_SIGNATURE
 
 if TYPE_CHECKING:
     from jupyter_client.blocking.client import BlockingKernelClient
+    from jupyter_client.manager import KernelManager
 
     from yart_jupyter.notebook.cards import ImageCard
     from yart_jupyter.notebook.widget import YandexArtForm
+
+
+def start_kernel(env: dict[str, str]) -> tuple[KernelManager, BlockingKernelClient]:
+    """A python3 kernel whose sockets are files of its own (ZeroMQ's IPC transport, removed when it
+    shuts down), not TCP ports: the suites of several Pythons start kernels at once, and a port
+    chosen free by one was bound by another before the kernel could (a CI run: "Address already in
+    use")."""
+    from jupyter_client.manager import KernelManager
+
+    sockets = os.path.join(tempfile.gettempdir(), f"yart-kernel-{uuid.uuid4().hex[:12]}")
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=sockets)
+    km.start_kernel(env=env)
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+    except RuntimeError:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        raise
+    return km, kc
 
 
 def run_cell(shell: InteractiveShell, source: str) -> tuple[Any, Any]:

@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.manager import KernelManager, start_new_kernel
+from jupyter_client.manager import KernelManager
 
 from yart_jupyter.emulator import standalone
 from yart_jupyter.store import Store
 
 from .conftest import FOLDER, KEY
-from .helpers import execute
+from .helpers import execute, start_kernel
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -41,7 +41,7 @@ def control(url: str, path: str, body: Any = None) -> Any:
 
 @contextmanager
 def kernel(env: dict[str, str]) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
-    km, kc = start_new_kernel(kernel_name="python3", env=env)
+    km, kc = start_kernel(env)
     try:
         execute(kc, "%load_ext yart_jupyter")
         yield km, kc

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.manager import KernelManager, start_new_kernel
+from jupyter_client.manager import KernelManager
 
-from .helpers import execute
+from .helpers import execute, start_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,7 +71,7 @@ def test_quickstart_runs_in_a_real_kernel(kernel_workdir: Path, capfd: pytest.Ca
 
 @pytest.fixture
 def kernel() -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
-    km, kc = start_new_kernel(kernel_name="python3", env=kernel_env(YANDEXART_EMULATOR_DURATION="30"))
+    km, kc = start_kernel(kernel_env(YANDEXART_EMULATOR_DURATION="30"))
     try:
         yield km, kc
     finally:
@@ -149,7 +149,7 @@ def test_a_kernel_killed_mid_request_on_the_images_api_loses_nothing_and_pays_on
     from yart_jupyter.store import get_store
 
     cell = "%%yandexart --model aliceai-image-art-3.0\na slow heron"
-    km, kc = start_new_kernel(kernel_name="python3", env=kernel_env(YANDEXART_EMULATOR_IMAGES_DURATION="60"))
+    km, kc = start_kernel(kernel_env(YANDEXART_EMULATOR_IMAGES_DURATION="60"))
     try:
         assert execute(kc, "%load_ext yart_jupyter")[0]["status"] == "ok"
         kc.execute(cell)
@@ -165,7 +165,7 @@ def test_a_kernel_killed_mid_request_on_the_images_api_loses_nothing_and_pays_on
     [record] = store.history(None)
     assert record.answer_lost and record.api == "images"
 
-    km, kc = start_new_kernel(kernel_name="python3", env=kernel_env(YANDEXART_EMULATOR_IMAGES_DURATION="0.2"))
+    km, kc = start_kernel(kernel_env(YANDEXART_EMULATOR_IMAGES_DURATION="0.2"))
     try:
         assert execute(kc, "%load_ext yart_jupyter")[0]["status"] == "ok"
 

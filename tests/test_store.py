@@ -24,7 +24,7 @@ from yart_jupyter.media.image import GeneratedImage
 from yart_jupyter.store import Store, get_store
 
 from .conftest import FOLDER, KEY
-from .helpers import execute, picture_data, run_cell
+from .helpers import execute, picture_data, run_cell, start_kernel
 
 both = pytest.mark.usefixtures("store_backend")
 
@@ -251,13 +251,12 @@ def test_two_processes_write_at_once(isolated_store: Path) -> None:
 @pytest.mark.long
 def test_kernel_killed_while_pending_is_resumed(isolated_store: Path, tmp_path: Path) -> None:
     """SIGKILL a kernel mid-wait; a new kernel lists the operation as pending and collects it."""
-    from jupyter_client.manager import start_new_kernel
 
 
     with standalone("--duration", "4") as url:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("YC_", "YANDEXART_"))}
         env.update(YANDEXART_BASE_URL=url, YC_API_KEY=KEY, YC_FOLDER_ID=FOLDER, YANDEXART_HOME=str(isolated_store))
-        km, kc = start_new_kernel(kernel_name="python3", env=env)
+        km, kc = start_kernel(env)
         try:
             execute(kc, "%load_ext yart_jupyter")
             kc.execute("%%yandexart --seed 77\nsurvives a crash")
@@ -270,7 +269,7 @@ def test_kernel_killed_while_pending_is_resumed(isolated_store: Path, tmp_path: 
         finally:
             kc.stop_channels()
             km.shutdown_kernel(now=True)
-        km, kc = start_new_kernel(kernel_name="python3", env=env)
+        km, kc = start_kernel(env)
         try:
             execute(kc, "%load_ext yart_jupyter")
             _, messages = execute(kc, "%yandexart pending")
