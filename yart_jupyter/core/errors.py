@@ -228,21 +228,28 @@ def failure_lines(failures: Sequence[BaseException], *, named: bool = False, cou
     (a denied model, a missing role, the day's quota) is said once, with how many it stopped (unless
     not ``counted``), every operation id (one may still run) and the first request id; those not
     sent because of a refusal come after it. ``named``: each line begins with the error's type."""
+    return [_group_line(same, named=named, counted=counted) for same in _groups(failures)]
+
+
+def _groups(failures: Sequence[BaseException]) -> list[list[BaseException]]:
+    """The failures grouped by type and message (a request id apart), the refusals before their
+    echoes (:class:`NotSentError`)."""
     groups: dict[tuple[type, str], list[BaseException]] = {}
     for failure in failures:
         text = f"{failure.message}\0{failure.hint}" if isinstance(failure, YandexArtError) else str(failure)
         groups.setdefault((type(failure), text), []).append(failure)
-    lines = []
-    ordered = sorted(groups.items(), key=lambda group: group[0][0] is NotSentError)  # the refusal before its echoes
-    for (kind, _), same in ordered:
-        first = same[0]
-        if isinstance(first, YandexArtError):
-            line = first.said([f.operation_id for f in same if isinstance(f, YandexArtError) and f.operation_id])
-        else:
-            line = str(first)
-        count = f"{len(same)} generations: " if counted and len(same) > 1 else ""
-        lines.append(f"{count}{kind.__name__}: {line}" if named else f"{count}{line}")
-    return lines
+    return sorted(groups.values(), key=lambda same: isinstance(same[0], NotSentError))
+
+
+def _group_line(same: Sequence[BaseException], *, named: bool = False, counted: bool = True) -> str:
+    """One group's line: the first failure's, with every operation id of the group."""
+    first = same[0]
+    if isinstance(first, YandexArtError):
+        line = first.said([f.operation_id for f in same if isinstance(f, YandexArtError) and f.operation_id])
+    else:
+        line = str(first)
+    count = f"{len(same)} generations: " if counted and len(same) > 1 else ""
+    return f"{count}{type(first).__name__}: {line}" if named else f"{count}{line}"
 
 
 class BatchError(YandexArtError):
@@ -254,28 +261,24 @@ class BatchError(YandexArtError):
         self.failures = list(failures)
         self.images = list(images)
         self.total = total if total is not None else len(self.failures) + len(self.images)
-        sent = [f for f in self.failures if not isinstance(f, NotSentError)]
-        first = next(iter(sent or self.failures), None)
-        self.lines = failure_lines(self.failures)
-        one = len(self.lines) == 1
-        super().__init__(
-            f"{len(self.failures)} of {self.total} generations failed{':' if one else ';'} "
-            f"{first.message if first else 'unknown'}", hint=first.hint if first and one else None,
-            operation_id=first.operation_id if first else None, request_id=first.request_id if first else None,
-        )
+        groups = _groups(self.failures)
+        said = f"{len(self.failures)} of {self.total} generations failed"
+        if len(groups) == 1:  # one refusal stopped them all: said once, without "N generations"
+            said += f": {_group_line(groups[0], counted=False)}"
+        elif groups:  # the first refusal; the rest: _render_traceback_, .failures
+            said += f"; {_group_line(groups[0])}"
+        first = groups[0][0] if groups else None
+        super().__init__(said, operation_id=getattr(first, "operation_id", None),
+                         request_id=getattr(first, "request_id", None))
+        self._said = redact(said)
+        self._rest = [_group_line(same, named=True) for same in groups[1:]]
 
     def __str__(self) -> str:
-        said = f"{len(self.failures)} of {self.total} generations failed"
-        if not self.lines:
-            return said
-        if len(self.lines) == 1:  # one refusal stopped them all: said once, without "N generations"
-            return redact(f"{said}: {failure_lines(self.failures, counted=False)[0]}")
-        return redact(f"{said}; {self.lines[0]}")  # the first refusal; the rest: _render_traceback_, .failures
+        return self._said
 
     def _render_traceback_(self) -> list[str]:
         lines = [f"{type(self).__name__}: {self}"]
-        rest = failure_lines(self.failures, named=True)[1:]
-        lines.extend(f"  ✖ {line}" for line in rest[:9])
-        if len(rest) > 9:
-            lines.append(f"  ... and {len(rest) - 9} more (see .failures)")
+        lines.extend(f"  ✖ {line}" for line in self._rest[:9])
+        if len(self._rest) > 9:
+            lines.append(f"  ... and {len(self._rest) - 9} more (see .failures)")
         return lines
