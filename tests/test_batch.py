@@ -27,6 +27,7 @@ from yart_jupyter.store import get_store
 
 from .conftest import FOLDER, KEY, Ran
 from .helpers import run_cells
+from .shared_data import PHOTO
 
 ROWS = [{"subject": s, "style": t} for s in ("a fox", "an owl", "a heron") for t in ("ink", "watercolour")]
 
@@ -374,6 +375,36 @@ def test_cli_generate_history_info_and_exit_codes(cli: Callable[..., Ran], tmp_p
     assert "batch" in cli("--help").stdout
     assert cli("pending").stdout.strip() == "nothing pending"
     assert thread_emulator.stats.operations_created == 1
+
+
+def test_cli_rerun(cli: Callable[..., Ran], tmp_path: Path, thread_emulator: Emulator) -> None:
+    """yart rerun makes a picture again from a file's recipe, a history entry or an operation id,
+    saves it beside the old name and says whether the pixels match; the history's numbers are what
+    it takes, whatever the filter; a bad source is one line (exit code 2) and nothing is sent."""
+    assert cli("generate", "a red fox", "--seed", "3", "-o", "fig3.jpg").returncode == 0
+    assert cli("generate", "a blue whale", "--seed", "4").returncode == 0
+    fox = cli("history", "--search", "fox").stdout
+    assert fox.startswith("#2  ") and "a red fox" in fox  # the fox is my second newest
+    cached = cli("rerun", "fig3.jpg")
+    assert cached.returncode == 0 and cached.stdout.startswith("fig3-rerun.jpg  seed 3")
+    assert "answered from the local store (no API call)" in cached.stdout
+    made = cli("rerun", "fig3.jpg", "--no-cache")
+    assert made.returncode == 0 and made.stdout.startswith("fig3-rerun-2.jpg  seed 3")
+    assert "the new pixels are identical to the old ones" in made.stdout
+    assert thread_emulator.stats.operations_created == 3
+    by_number = cli("rerun", "#3", "--no-cache", "-o", "again-{seed}.jpg")  # the fox again, newest two after it
+    assert by_number.returncode == 0 and "again-3.jpg  seed 3" in by_number.stdout, by_number.stderr
+    assert (tmp_path / "again-3.jpg").exists()
+    requests = thread_emulator.stats.requests
+    (tmp_path / "plain.jpg").write_bytes(PHOTO.read_bytes())
+    for bad, reason in ((["#9"], "yart rerun: history has no entry #9 (it has 4); yart history lists them."),
+                        (["nowhere"], "yart rerun: 'nowhere' is neither a file, a history entry (#N) nor an operation"),
+                        (["plain.jpg"], "plain.jpg"),
+                        (["fig3.jpg", "-o", "one.png"], "-o 'one.png' is invalid")):
+        refused = cli("rerun", *bad)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and reason in refused.stderr, refused.stderr
+        assert not refused.stderr.startswith("yart: yart ")
+    assert thread_emulator.stats.requests == requests
 
 
 def test_cli_typos_say_what_was_meant(cli: Callable[..., Ran], thread_emulator: Emulator) -> None:

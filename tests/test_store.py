@@ -143,6 +143,11 @@ def test_history_gallery_and_search(shell: InteractiveShell) -> None:
     assert html.count("<figure") == 2 and "a green heron" in html and "seed 2" in html
     _, captured = run_cell(shell, "%yandexart history --search HERON")
     assert captured.outputs[0].data["text/html"].count("<figure") == 1
+    # numbered as in the whole history, so that rerun #N and compare #N name the one shown
+    assert captured.outputs[0].data["text/plain"].startswith("#2 · seed 1")
+    _, captured = run_cell(shell, "%yandexart rerun #2")
+    assert shell.user_ns["_"].prompt == "a green heron"
+    assert repr(yart_jupyter.history(search="heron")).startswith("#2 · seed 1")
     records = yart_jupyter.history(search="fox")
     assert [r.prompt for r in records] == ["a red fox"]
     assert get_store().thumbnail_path(records[0].operation_id).exists()

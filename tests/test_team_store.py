@@ -87,6 +87,8 @@ def test_magics_show_mine_and_the_teams(shell: InteractiveShell, team_store_url:
     _, everyone = run_cell(shell, "%yandexart history --team")
     html = everyone.outputs[0].data["text/html"]
     assert "an owl by alice" in html and "· by alice</figcaption>" in html and "· by bob" not in html
+    lines = everyone.outputs[0].data["text/plain"].splitlines()  # #N names mine only: rerun #1 is bob's fox
+    assert lines[0].startswith("#1 · seed 2") and lines[1].startswith("seed 1") and "by alice" in lines[1]
     assert "Nothing pending" in run_cell(shell, "%yandexart pending --team")[1].outputs[0].data["text/plain"]
 
 

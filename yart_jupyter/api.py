@@ -113,7 +113,8 @@ def history(limit: int | None = 20, search: str | None = None, status: str | Non
     """My records in the store, newest first (``search`` matches prompts; ``team``: everyone's): a
     list of :class:`~.store.Record` that shows itself as the history's gallery in a notebook."""
     store = get_store()
-    return History(store.history(limit, search, status, team=team), store.thumbnail)
+    records = store.history(limit, search, status, team=team)
+    return History(records, store.thumbnail, store.numbers(records))
 
 
 def prune(*, older_than_days: float | None = None, max_megabytes: float | None = None) -> tuple[int, int]:

@@ -70,6 +70,42 @@ async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO
     return FAILED if failures else OK
 
 
+async def _rerun(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
+    """A picture made again from its recipe (a file's, a history entry's, an operation's), saved, and
+    a line on whether its pixels match the old ones."""
+    from ..clients.shared import shared_client
+    from ..core.provenance import ProvenanceError
+    from ..engine import Batch, CallbackView, run_in_view
+    from ..experiments.rerun import find_origin, request_of, verdict
+    from ..media.outputs import check_pattern, save_all
+    from ..media.pixels import same_pixels
+    from ..store import get_store
+
+    store = get_store(settings.store_location)
+    try:
+        origin = find_origin(store, options.source, "yart")
+    except ProvenanceError as exc:  # a file with no recipe: the input, as with exit code 2
+        raise errors.InvalidRequestError(exc.message) from None
+    request = request_of(settings, origin.recipe)
+    source = Path(options.source).expanduser()
+    pattern = options.out or (f"{source.stem}-rerun" if source.exists() else
+                              "yandexart-{seed}" if request.seed is not None else "yandexart-{op}")
+    check_pattern(pattern, 1, option="-o", mime_types={request.mime_type})
+    progress = Progress(sys.stderr)
+    notes: list[str] = []
+    try:
+        image = (await run_in_view(shared_client(settings), store, Batch([request], use_cache=not options.no_cache),
+                                   CallbackView(progress, CLI_COLLECT, notes.append)))[0]
+    finally:
+        progress.end()
+        for note in notes:
+            sys.stderr.write(f"{note}\n")
+    path = save_all(pattern, [(1, image, {})])[0]
+    same = origin.before is not None and same_pixels(origin.before, image.image_bytes)
+    out.write(f"{path}  {image.caption()}\n{verdict(origin, image, same)}\n")
+    return OK
+
+
 async def _batch(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     from ..batches import load_rows, plan_table, preview_table, row_lines, run_table
     from ..clients.shared import shared_client
@@ -146,19 +182,23 @@ def _history(settings: Settings, options: argparse.Namespace, out: TextIO) -> in
     from ..present.records import filter_words, made_by, why
     from ..store import get_store
 
+    store = get_store(settings.store_location)
+    records = store.history(options.n, options.search, options.status, team=options.team)
+    numbers = store.numbers(records)  # what `yart rerun #N` names, whatever the filter
     rows = []
-    for r in get_store(settings.store_location).history(options.n, options.search, options.status, team=options.team):
+    for r in records:
         who = f"  ({made_by(r)})" if made_by(r) else ""
         who += f"  ✖ {why(r)}" if why(r) else ""
-        rows.append([r.submitted_at.astimezone().strftime("%Y-%m-%d %H:%M"), r.status,
+        rows.append([f"#{numbers[r.operation_id]}" if r.operation_id in numbers else "",
+                     r.submitted_at.astimezone().strftime("%Y-%m-%d %H:%M"), r.status,
                      f"seed {r.seed}" if r.seed is not None else "no seed", r.aspect or "", r.operation_id,
                      f"{r.prompt[:60]}{who}"])
     if not rows:
         asked = filter_words(options.search, options.status)
         out.write(f"no generation matches {asked}\n" if asked else "no generations yet\n")
-    widths = [max(len(row[i]) for row in rows) for i in range(5)] if rows else []
+    widths = [max(len(row[i]) for row in rows) for i in range(6)] if rows else []
     for row in rows:  # aligned columns, the prompt last (it varies most)
-        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + f"  {row[5]}"
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + f"  {row[6]}"
         out.write(line.rstrip() + "\n")
     return OK
 
@@ -262,7 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             out.write(table_text() + "\n")
             return OK
-        runner = {"generate": _generate, "batch": _batch, "resume": _resume, "status": _status}[options.command]
+        runner = {"generate": _generate, "rerun": _rerun, "batch": _batch, "resume": _resume,
+                  "status": _status}[options.command]
         return asyncio.run(_with_cleanup(runner(settings, options, out)))
     except KeyboardInterrupt:
         again = " (or run the same yart batch again)" if options.command == "batch" else ""
@@ -270,14 +311,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"collect them with 'yart resume --all'{again}\n")
         return INTERRUPTED
     except (errors.InvalidRequestError, errors.MagicUsageError, errors.ConfigurationError) as exc:
-        sys.stderr.write(f"yart: {exc}\n")
+        sys.stderr.write(f"{_named(exc)}\n")
         return INVALID
     except errors.YandexArtError as exc:
-        sys.stderr.write(f"yart: {exc}\n")
+        sys.stderr.write(f"{_named(exc)}\n")
         return FAILED
     except FileExistsError as exc:
         sys.stderr.write(f"yart: {exc}\n")
         return INVALID
+
+
+def _named(exc: BaseException) -> str:
+    """An error's line, after the command's name once (``yart resume: ...`` says it already)."""
+    text = str(exc)
+    return text if text.startswith("yart ") else f"yart: {text}"
 
 
 async def _with_cleanup(work: Any) -> int:

@@ -60,6 +60,15 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("-o", "--out", help="the file to write, or a pattern with {seed}, {n} or {op} (default: "
                    "yandexart-{seed}.jpg); never overwritten")
     g.add_argument("--no-cache", action="store_true", help="generate anew even when the store has this request")
+    rr = sub.add_parser("rerun", help="generate a picture again from its recipe and say whether the pixels match",
+                        description="Generate a picture again with the same parameters (from an image file's "
+                                    "recipe, a history entry or a recorded operation), save it, and say whether its "
+                                    "pixels match the old ones; a generation that failed is sent again.")
+    rr.add_argument("source", metavar="PATH|#N|OPERATION_ID", help="an image saved by yart_jupyter, a history entry "
+                    "('#1' or 1: the newest, as yart history numbers them) or an operation id")
+    rr.add_argument("-o", "--out", help="the file to write, or a pattern with {seed} or {op} (default: the file's "
+                    "name with -rerun, else yandexart-{seed}.jpg); never overwritten")
+    rr.add_argument("--no-cache", action="store_true", help="generate anew even when the store has this request")
     b = sub.add_parser("batch", help="generate a table of prompts into a dataset folder",
                        description="Every row validated first; resumable: run it again to continue.")
     b.add_argument("table", help="a .csv, .tsv or .jsonl file")

@@ -6,7 +6,7 @@ import base64
 import html
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -72,14 +72,17 @@ def _when(moment: datetime) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
-def history_bundle(records: Sequence[Entry], thumbnails: Sequence[bytes | None]) -> Bundle:
-    """A gallery of thumbnails with prompt, seed, aspect, time and duration."""
+def history_bundle(records: Sequence[Entry], thumbnails: Sequence[bytes | None],
+                   numbers: Mapping[str, int]) -> Bundle:
+    """A gallery of thumbnails with prompt, seed, aspect, time and duration, each of mine with its
+    number in my history (``numbers``, by operation id: what ``#N`` names in compare and rerun)."""
     cells = []
     lines = []
-    for number, (record, thumb) in enumerate(zip(records, thumbnails, strict=True), 1):
+    for record, thumb in zip(records, thumbnails, strict=True):
         duration = f"{record.duration:.1f} s" if record.duration is not None else ""
+        number = f"#{numbers[record.operation_id]}" if record.operation_id in numbers else ""
         meta = " · ".join(str(p) for p in (
-            f"#{number}", f"seed {record.seed}" if record.seed is not None else "", record.aspect or "",
+            number, f"seed {record.seed}" if record.seed is not None else "", record.aspect or "",
             _when(record.submitted_at), duration,
             (f"{record.status}: {why(record)}" if why(record) else record.status) if record.status != "done" else "",
             record.operation_id,

@@ -13,6 +13,8 @@ from ..core.request import GenerationRequest, Message
 from .database import Database
 from .records import Record, request_key
 
+NEWEST_FIRST = "submitted_at DESC, operation_id DESC"  # one order for history and its numbers, ties too
+
 
 class Queries(Database):
     """Every read of the ``generations`` table."""
@@ -20,7 +22,7 @@ class Queries(Database):
     def _select(self, where: str = "TRUE", args: Sequence[Any] = (), limit: int | None = None, *,
                 images: bool = True) -> list[Record]:
         """Records matching ``where``, newest first; with ``images``, each done one's picture on this machine."""
-        sql = f"SELECT * FROM generations WHERE {where} ORDER BY submitted_at DESC"
+        sql = f"SELECT * FROM generations WHERE {where} ORDER BY {NEWEST_FIRST}"
         if limit is not None:  # a negative limit is none in SQLite and an error in PostgreSQL: no rows in both
             sql += f" LIMIT {max(0, int(limit))}"
         records = [self._record(row) for row in self._query(sql, args)]
@@ -120,6 +122,19 @@ class Queries(Database):
             clauses.append("status=?")
             args.append(status)
         return self._select(" AND ".join(clauses), args, limit)
+
+    def numbers(self, records: Sequence[Record]) -> dict[str, int]:
+        """Each of my ``records``' number in my history (``#1``: my newest), as :meth:`entry` reads it,
+        by operation id, whatever list they were shown in (a search, a state, a team's history, whose
+        other members' records have none): ``#N`` names one generation everywhere."""
+        if not records:
+            return {}
+        mine, args = self._mine(False)
+        oldest = min(record.submitted_at for record in records).timestamp() - 1  # a stored time has more digits
+        rows = self._query(f"SELECT operation_id FROM generations WHERE {mine} AND submitted_at >= ? "
+                           f"ORDER BY {NEWEST_FIRST}", [*args, oldest])
+        wanted = {record.operation_id for record in records}
+        return {row[0]: number for number, row in enumerate(rows, 1) if row[0] in wanted}
 
     def entry(self, reference: str) -> Record | None:
         """The record a history entry names (``#2``: my second newest, as ``history`` numbers them), or

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -117,20 +117,23 @@ class ExperimentRecord:
 
 class History(list[Record]):
     """Records, newest first, that show themselves in a notebook as ``%yandexart history`` does (a
-    gallery of thumbnails, numbered as ``compare`` takes them) and print one line each."""
+    gallery of thumbnails, numbered as ``compare`` and ``rerun`` take them: ``numbers``, by operation
+    id) and print one line each."""
 
-    def __init__(self, records: Iterable[Record] = (), thumbnail: Callable[[Record], bytes | None] | None = None):
+    def __init__(self, records: Iterable[Record] = (), thumbnail: Callable[[Record], bytes | None] | None = None,
+                 numbers: Mapping[str, int] | None = None):
         super().__init__(records)
         self._thumbnail = thumbnail
+        self._numbers = dict(numbers or {})
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         from ..present.records import history_bundle
 
         if not self:
             return {"text/plain": "no generations"}
-        return history_bundle(self, [self._thumbnail(r) if self._thumbnail else None for r in self])
+        return history_bundle(self, [self._thumbnail(r) if self._thumbnail else None for r in self], self._numbers)
 
     def __repr__(self) -> str:
         from ..present.records import history_bundle
 
-        return history_bundle(self, [None] * len(self))["text/plain"] if self else "no generations"
+        return history_bundle(self, [None] * len(self), self._numbers)["text/plain"] if self else "no generations"

@@ -54,4 +54,4 @@ async def handle(face: Face, options: Namespace) -> None:
         face.show(message_bundle(f"No generation matches {asked}." if asked else "No generations recorded yet."))
         return
     thumbs = await asyncio.to_thread(lambda: [store.thumbnail(r) for r in records])
-    face.show(history_bundle(records, thumbs))
+    face.show(history_bundle(records, thumbs, await asyncio.to_thread(store.numbers, records)))

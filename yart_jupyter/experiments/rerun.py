@@ -1,0 +1,100 @@
+"""Making a picture again from its recipe, and saying whether the pixels match: the one rerun under
+``%yandexart rerun`` and ``yart rerun`` (an image file's recipe, a history entry, a recorded operation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core import errors
+
+if TYPE_CHECKING:
+    from ..core.config import Settings
+    from ..core.request import GenerationRequest
+    from ..media.image import GeneratedImage
+    from ..store import Store
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What a rerun starts from: the recipe, the picture to compare with (None when there is none:
+    the generation failed, or its picture was pruned) and why there is none."""
+
+    recipe: dict[str, Any]
+    before: bytes | None
+    missing: str = ""
+
+    @property
+    def operation_id(self) -> str:
+        return str(self.recipe.get("operation_id") or "the picture")
+
+
+def find_origin(store: Store, source: str, command: str) -> Origin:
+    """The recipe ``source`` names: an image file, ``#N`` (a history entry) or an operation id.
+    ``command`` (``%yandexart``, ``yart``) names the face in the errors, which say what to do instead.
+    A generation still on its way is refused: a second request would pay for it twice."""
+    from ..core.provenance import info
+    from ..present.records import why
+
+    path = Path(source).expanduser()
+    if path.exists():
+        found = info(path)
+        if isinstance(found, list):
+            raise errors.MagicUsageError(f"{command} rerun: give one image file, not a notebook", hint="")
+        return Origin(found, path.read_bytes())
+    try:
+        record = store.entry(source) or store.get(source)
+    except LookupError as exc:
+        raise errors.MagicUsageError(f"{command} rerun: {exc}; {command} history lists them", hint="") from None
+    request = record.request() if record is not None else None
+    if record is None or request is None:
+        raise errors.MagicUsageError(f"{command} rerun: {source!r} is neither a file, a history entry (#N) nor an "
+                                     "operation in the store", hint="")
+    if record.status == "pending":
+        raise errors.MagicUsageError(f"{command} rerun: {source} is still running on the server: "
+                                     f"{command} resume {record.operation_id} collects it", hint="")
+    if record.status in ("queued", "submitting"):
+        where = ("%yandexart jobs shows what runs in this kernel, %yandexart pending what an earlier one left"
+                 if command.startswith("%") else f"{command} pending lists it, {command} resume --all collects it")
+        raise errors.MagicUsageError(f"{command} rerun: {source} is on its way ({record.status}): {where}", hint="")
+    if record.status == "done" and record.image_path is not None and record.image_path.exists():
+        image = record.to_image()
+        return Origin(image.recipe(), image.image_bytes)
+    recipe = {"messages": [{"text": m.text, "weight": m.weight} for m in request.messages],
+              "seed": request.seed, "aspect": str(request.aspect), "mime_type": request.mime_type,
+              "model_uri": request.model_uri, "operation_id": record.operation_id}
+    if record.status == "done":
+        return Origin(recipe, None, "its picture was pruned")
+    return Origin(recipe, None, f"it {record.status}: {why(record) or record.status}")
+
+
+def request_of(settings: Settings, recipe: dict[str, Any]) -> GenerationRequest:
+    """The request that makes the recipe's picture again, on the same model in the reader's folder
+    (a colleague's ``art://their-folder/...`` is not one the reader can use)."""
+    from ..core.models import portable_name
+    from ..core.request import Message
+
+    return settings.request(
+        [Message(m["text"], m.get("weight", 1.0)) for m in recipe["messages"]], seed=recipe["seed"],
+        aspect=recipe["aspect"], mime_type=recipe.get("mime_type"),
+        model_uri=portable_name(recipe["model_uri"]) if recipe.get("model_uri") else None,
+    )
+
+
+def verdict(origin: Origin, image: GeneratedImage, same: bool) -> str:
+    """One line on the rerun: whether the new pixels match the old, or why they cannot be compared."""
+    if origin.before is None:  # a generation that made no picture, made now: nothing to compare
+        return f"Rerun of {origin.operation_id}: made now; nothing to compare with ({origin.missing})."
+    if image.cached:
+        text = "answered from the local store (no API call); use --no-cache to generate it again"
+    elif origin.recipe.get("seed") is None:
+        text = ("a new picture: the model takes no seed, so no request makes the same picture again "
+                "(the old one stays in the store)")
+    else:
+        text = f"the new pixels {'are identical to' if same else 'differ from'} the old ones"
+        old, new = origin.recipe.get("model_version"), image.model_version
+        if old and new and old != new:
+            text += (f"; model version {old} then, {new} now: the same seed on another model version is "
+                     "another picture")
+    return f"Rerun of {origin.operation_id}: {text}."
