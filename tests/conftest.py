@@ -20,6 +20,7 @@ from yart_jupyter.clients.polling import FixedPolicy
 from yart_jupyter.clients.shared import close_shared_clients
 from yart_jupyter.clients.transport import RetryPolicy
 from yart_jupyter.emulator import Duration, Emulator, EmulatorConfig
+from yart_jupyter.engine import intents
 from yart_jupyter.notebook.widget import YandexArtForm
 from yart_jupyter.store.registry import forget_stores
 
@@ -53,6 +54,12 @@ def quick_read_schedule(request: pytest.FixtureRequest, monkeypatch: pytest.Monk
     cold start and the cap alike; ``read_policy.TICK``). Tests marked ``service_clock`` (the
     schedule's own, the bench's simulations) keep seconds."""
     monkeypatch.setattr(read_policy, "TICK", 1.0 if request.node.get_closest_marker("service_clock") else 0.1)
+
+
+@pytest.fixture(autouse=True)
+def fresh_process_notes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notes said once per process are said once per test: each test meets them as a new kernel would."""
+    monkeypatch.setattr(intents, "_reuse_said", False)
 
 
 @pytest.fixture(scope="session")

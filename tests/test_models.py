@@ -358,6 +358,29 @@ def test_samples_are_reused_when_asked(shell: InteractiveShell, thread_emulator:
     assert "no seed: every run a new, billed sample (unless reuse_samples)" in text_of(captured)
 
 
+def test_paying_again_for_samples_the_store_has_is_said_once(shell: InteractiveShell, thread_emulator: Emulator,
+                                                             cli: Callable[..., Ran],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """With reuse_samples off (the default), a seedless cell run again pays for new samples: the run
+    says so once, with the setting that would have shown the stored ones; its dry run says it too.
+    Not said when the store had none, nor a second time."""
+    cell = f"%%yandexart --model {ALICE} -n 2\na heron"
+    _, first = run_cell(shell, cell)
+    assert "reuse_samples" not in text_of(first)  # nothing stored yet
+    _, plan = run_cell(shell, cell.replace("-n 2", "-n 3 --dry-run"))
+    assert "The store has samples of 2 of those to send: the reuse_samples setting" in text_of(plan)
+    _, again = run_cell(shell, cell)
+    assert ("ℹ 2 of these pictures were paid for though the store had samples of the same request: a model "
+            "without seeds makes new ones on every run; the reuse_samples setting (%config "
+            "YandexArt.reuse_samples = True, or YANDEXART_REUSE_SAMPLES=1) shows the stored ones instead, at no "
+            "cost (said once)") in text_of(again)
+    _, third = run_cell(shell, cell)
+    assert "reuse_samples" not in text_of(third) and thread_emulator.stats.images_generated == 6
+    monkeypatch.setattr("yart_jupyter.engine.intents._reuse_said", False)  # a new process: yart generate
+    made = cli("generate", "a heron", "--model", ALICE, "-o", "h.jpg")
+    assert made.returncode == 0 and "this picture was paid for though the store had samples" in made.stderr
+
+
 def test_yart_reuses_samples_when_the_environment_says_so(cli: Callable[..., Ran], thread_emulator: Emulator,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("YANDEXART_REUSE_SAMPLES", "1")

@@ -54,7 +54,8 @@ async def generate(
     request = settings.request(prompt, seed=seed, aspect=aspect, mime_type=mime_type,
                                model_uri=chosen(model, model_uri))
     images = await run_in_view(shared_client(settings), get_store(settings.store_location),
-                               Batch([request], timeout=timeout, use_cache=cache, reuse_samples=settings.reuse_samples),
+                               Batch([request], timeout=timeout, use_cache=cache, reuse_samples=settings.reuse_samples,
+                                     hint_reuse=True),
                                CallbackView(on_update, PYTHON_COLLECT))
     return images[0]
 
@@ -81,8 +82,8 @@ def submit(
                                model_uri=chosen(model, model_uri))
     status = BatchStatus(1)
     store = get_store(settings.store_location)
-    batch = prepare(store, Batch([request], timeout=timeout, use_cache=cache, reuse_samples=settings.reuse_samples),
-                    status)
+    batch = prepare(store, Batch([request], timeout=timeout, use_cache=cache, reuse_samples=settings.reuse_samples,
+                                 hint_reuse=True), status)
 
     async def one() -> GeneratedImage:
         view = CallbackView(None, PYTHON_COLLECT)

@@ -54,7 +54,7 @@ async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO
     try:
         images = list(await run_in_view(shared_client(settings), get_store(settings.store_location),
                                         Batch(requests, use_cache=not options.no_cache,
-                                              reuse_samples=settings.reuse_samples),
+                                              reuse_samples=settings.reuse_samples, hint_reuse=True),
                                         CallbackView(progress, CLI_COLLECT, notes.append)))
     except errors.BatchError as exc:
         images, failures = exc.images, exc.failures

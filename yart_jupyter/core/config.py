@@ -34,6 +34,8 @@ DEFAULT_IMAGES_URL = "https://ai.api.cloud.yandex.net"
 INLINE_MODES = ("preview", "full", "none")
 #: The folder the embedded emulator answers for when none is configured.
 EMULATOR_FOLDER = "emulator-folder"
+#: How every face names the setting that shows a seedless request's stored samples again.
+REUSE_SETTING = "the reuse_samples setting (%config YandexArt.reuse_samples = True, or YANDEXART_REUSE_SAMPLES=1)"
 
 
 def _setting(default: Any, env: str, help: str, *, shown: bool = True) -> Any:

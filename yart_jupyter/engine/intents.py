@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from ..core.config import REUSE_SETTING
 from ..core.request import GenerationRequest, validate_timeout
 from ..core.status import BatchStatus
 from ..store import Record, Store, request_key
@@ -54,6 +55,12 @@ class Batch:
     notebook: str | None = None
     #: Extra fields ``out`` may name, per item (a sweep's axis values: ``--out {style}-{seed}.jpg``).
     fields: Sequence[dict[str, str]] = ()
+    #: Say (once per process) when seedless requests are sent though the store has samples of them:
+    #: the faces whose runs are run again (a cell, ``yart generate``, the Python API), not the form,
+    #: whose Generate always asks anew, nor a rerun, which says it makes a new picture.
+    hint_reuse: bool = False
+    #: Set by :func:`prepare`: how many of the requests ``reuse_samples`` would have answered.
+    reusable: int = 0
 
     def __post_init__(self) -> None:
         """Every face's timeout is checked here, before anything is recorded or sent."""
@@ -83,9 +90,44 @@ def prepare(store: Store | None, batch: Batch, status: BatchStatus) -> Batch:
         if isinstance(item, Intent):
             status.queued(item.key, synchronous=item.request.api == "images")
         items.append(item)
+    reusable = 0
+    if batch.hint_reuse and batch.use_cache and not batch.reuse_samples and not _reuse_said:
+        reusable = reusable_samples(store, [request for request, _ in queued])
     if store is not None:
         store.record_queued_many(queued, notebook=batch.notebook)
-    return dataclasses.replace(batch, items=items)
+    return dataclasses.replace(batch, items=items, reusable=reusable)
+
+
+def reusable_samples(store: Store | None, requests: Sequence[GenerationRequest]) -> int:
+    """How many of the seedless requests the store has a sample of, each sample counted for one
+    request: what ``reuse_samples`` would answer at no cost."""
+    seedless = [request for request in requests if request.seed is None]
+    if store is None or not seedless:
+        return 0
+    kept = {key: len(records) for key, records in store.find_all(seedless, ("done",)).items()}
+    count = 0
+    for request in seedless:
+        key = request_key(request)
+        if kept.get(key):
+            kept[key] -= 1
+            count += 1
+    return count
+
+
+_reuse_said = False  # the note below is said once per process: a researcher who wants new samples has heard it
+
+
+def reuse_notes(batch: Batch) -> list[str]:
+    """The note that a run paid for samples the store had (on a model without seeds every run is a
+    new, billed sample), and how a notebook run again shows the stored ones instead; once."""
+    global _reuse_said
+    if not batch.reusable or _reuse_said:
+        return []
+    _reuse_said = True
+    paid = (f"{batch.reusable} of these pictures were" if batch.reusable > 1 else "this picture was") + \
+        " paid for though the store had samples of the same request"
+    return [f"ℹ {paid}: a model without seeds makes new ones on every run; {REUSE_SETTING} shows the stored ones "
+            "instead, at no cost (said once)"]
 
 
 def stored_answers(store: Store | None, requests: Sequence[GenerationRequest], *, use_cache: bool = True,

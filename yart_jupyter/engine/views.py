@@ -21,7 +21,7 @@ from ..core.steps import awaited, off_thread
 from ..media.image import GeneratedImage, ImageSet
 from ..media.outputs import save_all
 from ..store import Store
-from .intents import Batch, Intent
+from .intents import Batch, Intent, prepare, reuse_notes
 from .runner import ItemEvent, run_batch
 
 log = get_logger("yart_jupyter")
@@ -107,6 +107,8 @@ async def run_in_view(
     :class:`~.errors.BatchError` carrying every failure and every image that did arrive.
     """
     status = status or BatchStatus(len(batch.items))
+    if any(isinstance(item, GenerationRequest) for item in batch.items):  # a face that did not record them first
+        batch = prepare(store, batch, status)
     for item in batch.items:
         if isinstance(item, str):
             status.mark_started(item)
@@ -138,6 +140,7 @@ async def run_in_view(
             and not (index in arrived and arrived[index].cached)]  # the store's answers sent nothing
     notes = model_notes(sent)
     notes += version_notes(store, images)
+    notes += reuse_notes(batch)
     if batch.out and images:
         try:
             numbered = [(index + 1, image, batch.fields[index] if batch.fields else {})

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..core.config import REUSE_SETTING
 from ..core.errors import failure_lines
 from ..core.status import BatchStatus
 from ..core.steps import Steps, steps_now, steps_on_loop
@@ -362,8 +363,11 @@ class GridView:
             self._handle.update(bundle, raw=True, metadata=metadata)
 
 
-def plan_bundle(experiment: GridSource, cached: Sequence[bool], quota: str, limit_note: str | None) -> Bundle:
-    """``--dry-run``: every generation the sweep would make, and what it costs; nothing is sent."""
+def plan_bundle(experiment: GridSource, cached: Sequence[bool], quota: str, limit_note: str | None,
+                reusable: int = 0) -> Bundle:
+    """``--dry-run``: every generation the sweep would make, and what it costs; nothing is sent.
+    ``reusable``: how many to send the store has samples of (a model without seeds), said with the
+    setting that would show those at no cost."""
     names = [axis.name for axis in experiment.axes]
     header = [*names, "prompt", *(["seed"] if "seed" not in names else []), "aspect", "from the store"]
     rows = []
@@ -381,6 +385,9 @@ def plan_bundle(experiment: GridSource, cached: Sequence[bool], quota: str, limi
     summary = (f"{experiment.size} generation{'s' if experiment.size != 1 else ''} ({experiment.shape()}); "
                f"{hits} from the local store for free, "
                f"{experiment.size - hits} to send; {quota}. Nothing was sent (--dry-run).")
+    if reusable:
+        summary += (f" The store has samples of {reusable} of those to send: {REUSE_SETTING} shows them at "
+                    "no cost.")
     warning = message_bundle(limit_note, "warning")["text/html"] if limit_note else ""
     plain_rows = ["\t".join(header), *("\t".join(row) for row in rows)]
     return {"text/html": f'<div class="yart-plan"><div class="yart-grid-title" style="font:600 13px sans-serif">'

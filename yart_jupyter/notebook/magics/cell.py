@@ -244,7 +244,7 @@ async def handle(face: Face, line: str, body: str) -> None:
     status = BatchStatus(len(cell.requests))
     batch = prepare(face.store(), Batch(cell.requests, timeout=cell.options.timeout,
                                         use_cache=not cell.options.no_cache, out=cell.options.out,
-                                        reuse_samples=face.settings.reuse_samples,
+                                        reuse_samples=face.settings.reuse_samples, hint_reuse=True,
                                         notebook=face.notebook_name(), fields=cell.fields), status)
     view: BatchView
     if cell.experiment is not None:
@@ -271,7 +271,7 @@ async def handle(face: Face, line: str, body: str) -> None:
 
 def show_plan(face: Face, cell: Plan) -> None:
     """``--dry-run``: the plan as a table; nothing is recorded or sent."""
-    from ...engine import stored_answers
+    from ...engine import reusable_samples, stored_answers
     from ...experiments.grid import plan_bundle
 
     experiment = cell.experiment or _plain_experiment(cell)
@@ -279,7 +279,8 @@ def show_plan(face: Face, cell: Plan) -> None:
     cached = [answer is not None for answer in stored_answers(
         face.store(), cell.requests, use_cache=not cell.options.no_cache, reuse_samples=settings.reuse_samples)]
     quota = quota_line(len(cached) - sum(cached), settings.generations_per_minute, settings.generations_per_day)
-    face.show(plan_bundle(experiment, cached, quota, cell.over_limit))
+    reusable = 0 if settings.reuse_samples or cell.options.no_cache else reusable_samples(face.store(), cell.requests)
+    face.show(plan_bundle(experiment, cached, quota, cell.over_limit, reusable))
 
 
 def _plain_experiment(cell: Plan) -> Experiment:
