@@ -395,6 +395,9 @@ def test_cli_rerun(cli: Callable[..., Ran], tmp_path: Path, thread_emulator: Emu
     by_number = cli("rerun", "#3", "--no-cache", "-o", "again-{seed}.jpg")  # the fox again, newest two after it
     assert by_number.returncode == 0 and "again-3.jpg  seed 3" in by_number.stdout, by_number.stderr
     assert (tmp_path / "again-3.jpg").exists()
+    info = cli("info", "3")  # info takes the history's numbers too: the whale, between two reruns and the fox
+    assert info.returncode == 0 and info.stdout.endswith("%%yandexart --seed 4 --aspect 1:1 --model "
+                                                         "yandex-art/latest\na blue whale\n"), info.stdout
     requests = thread_emulator.stats.requests
     (tmp_path / "plain.jpg").write_bytes(PHOTO.read_bytes())
     for bad, reason in ((["#9"], "yart rerun: history has no entry #9 (it has 4); yart history lists them."),

@@ -242,6 +242,30 @@ def test_rerun_from_a_file_and_from_an_operation(shell: InteractiveShell, thread
         "MagicUsageError: %yandexart rerun: history has no entry #9 (it has 3); %yandexart history lists them."
 
 
+def test_info_of_a_history_entry_or_an_operation(shell: InteractiveShell, thread_emulator: Emulator) -> None:
+    """info takes what rerun and compare take: #N or an operation id shows the store's recipe and the
+    cell that makes it; a generation that made no picture says why above its recipe."""
+    run_cell(shell, "%%yandexart --seed 12 --aspect 2:1\na heron")
+    heron = shell.user_ns["_"]
+    for reference in ("#1", "1", heron.operation_id):
+        result, captured = run_cell(shell, f"%yandexart info {reference}")
+        assert result.success, result.error_in_exec
+        html = captured.outputs[-1].data["text/html"]
+        assert "%%yandexart --seed 12 --aspect 2:1 --model yandex-art/latest\na heron" in html and "<img" in html
+        assert shell.user_ns["_"]["operation_id"] == heron.operation_id
+    thread_emulator.inject("fail", "start", message="the GPU melted")
+    run_cell(shell, "%%yandexart --seed 13\na heron at dusk")
+    _, captured = run_cell(shell, "%yandexart info #1")
+    text = captured.outputs[-1].data["text/plain"]
+    assert text.startswith("• #1: failed: ") and "The cell below makes it." in text, text
+    assert "%%yandexart --seed 13 --aspect 1:1" in text and "<img" not in captured.outputs[-1].data["text/html"]
+    result, captured = run_cell(shell, "%yandexart info #7")
+    assert one_line_error(result, captured) == \
+        "MagicUsageError: %yandexart info: history has no entry #7 (it has 2); %yandexart history lists them."
+    result, captured = run_cell(shell, "%yandexart info no-such.jpg")  # a name that is no entry: the file's error
+    assert one_line_error(result, captured) == "ProvenanceError: Cannot read no-such.jpg: No such file or directory."
+
+
 def test_mixed_model_versions_are_noted(shell: InteractiveShell, thread_emulator: Emulator) -> None:
     thread_emulator.config.model_version = "v1"
     run_cell(shell, "%%yandexart --seed 21\na crane")

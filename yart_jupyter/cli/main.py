@@ -257,9 +257,22 @@ def _prune(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     return OK
 
 
-def _info(options: argparse.Namespace, out: TextIO) -> int:
+def _info(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     from ..core.provenance import ProvenanceError, cell_text, info, summary
+    from ..experiments.rerun import find_stored, recipe_of
+    from ..present.records import why
+    from ..store import get_store
 
+    record = None if Path(options.path).expanduser().exists() else \
+        find_stored(get_store(settings.store_location), options.path, "yart info")
+    if record is not None and record.messages:  # #N or an operation id: the store's recipe of it
+        recipe, picture = recipe_of(record)
+        if picture is None:
+            state = "done; its picture was pruned" if record.status == "done" else \
+                f"{record.status}: {why(record)}" if why(record) else record.status
+            out.write(f"{options.path}: {state}\n")
+        out.write(f"{summary(recipe)}\n{cell_text(recipe)}\n")
+        return OK
     try:
         found = info(options.path)
     except ProvenanceError as exc:  # no such file, or no recipe in it: the input, as with exit code 2
@@ -294,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if options.command == "store":
             return _store_copy(options, out)
         if options.command == "info":
-            return _info(options, out)
+            return _info(settings, options, out)
         if options.command == "prune":
             return _prune(settings, options, out)
         if options.command == "models":

@@ -115,8 +115,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="the models the service serves and what each can do")
     sub.add_parser("status", help="what generations would use (endpoint, folder, credentials redacted, model, "
                                   "store) and what stands in the way; nothing is sent")
-    i = sub.add_parser("info", help="the recipe written into an image file (or a notebook)")
-    i.add_argument("path")
+    i = sub.add_parser("info", help="the recipe written into an image file (or a notebook, or a generation of "
+                                    "the store)")
+    i.add_argument("path", metavar="PATH|#N|OPERATION_ID", help="an image file, a .ipynb, an exported .html, a "
+                   "history entry ('#1' or 1: the newest, as yart history numbers them) or an operation id")
     sub.add_parser("emulator", help="run the local emulator (its options as python -m yart_jupyter.emulator: "
                                     "yart emulator --help)", add_help=False)
     return p

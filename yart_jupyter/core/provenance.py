@@ -37,18 +37,29 @@ class ProvenanceError(YandexArtError, ValueError):
 
 
 class Recorded(Protocol):
-    """What a recipe is made from: a GeneratedImage, as far as provenance is concerned."""
+    """What a recipe is made from: a GeneratedImage, or the store's record of a generation (one that
+    made no picture too), as far as provenance is concerned."""
 
-    messages: Any
-    seed: int | None
-    aspect: Any
-    mime_type: str
-    model_uri: str | None
-    model_version: str | None
-    operation_id: str
-    submitted_at: datetime | None
-    done_at: datetime | None
-    revised_prompt: str | None
+    @property
+    def messages(self) -> Any: ...
+    @property
+    def seed(self) -> int | None: ...
+    @property
+    def aspect(self) -> Any: ...
+    @property
+    def mime_type(self) -> str | None: ...
+    @property
+    def model_uri(self) -> str | None: ...
+    @property
+    def model_version(self) -> str | None: ...
+    @property
+    def operation_id(self) -> str: ...
+    @property
+    def submitted_at(self) -> datetime | None: ...
+    @property
+    def done_at(self) -> datetime | None: ...
+    @property
+    def revised_prompt(self) -> str | None: ...
 
 
 def recipe(image: Recorded) -> dict[str, Any]:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ..core.config import Settings
     from ..core.request import GenerationRequest
     from ..media.image import GeneratedImage
-    from ..store import Store
+    from ..store import Record, Store
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,28 @@ class Origin:
         return str(self.recipe.get("operation_id") or "the picture")
 
 
+def find_stored(store: Store, reference: str, doing: str) -> Record | None:
+    """The generation ``reference`` names in the store (``#N``, ``N``, an operation id), or None when it
+    names none; a history shorter than ``#N`` is an error that says where the numbers are
+    (``doing``: the command, ``%yandexart rerun``, ``yart info``)."""
+    try:
+        return store.entry(reference) or store.get(reference)
+    except LookupError as exc:
+        command = doing.split()[0]
+        raise errors.MagicUsageError(f"{doing}: {exc}; {command} history lists them", hint="") from None
+
+
+def recipe_of(record: Record) -> tuple[dict[str, Any], bytes | None]:
+    """A stored generation's recipe, as a file of it carries, and its picture (None when it made none
+    or the picture was pruned: the recipe is then the store's record of the request)."""
+    from ..core.provenance import recipe
+
+    if record.status == "done" and record.image_path is not None and record.image_path.exists():
+        image = record.to_image()
+        return image.recipe(), image.image_bytes
+    return recipe(record), None
+
+
 def find_origin(store: Store, source: str, command: str) -> Origin:
     """The recipe ``source`` names: an image file, ``#N`` (a history entry) or an operation id.
     ``command`` (``%yandexart``, ``yart``) names the face in the errors, which say what to do instead.
@@ -43,12 +65,8 @@ def find_origin(store: Store, source: str, command: str) -> Origin:
         if isinstance(found, list):
             raise errors.MagicUsageError(f"{command} rerun: give one image file, not a notebook", hint="")
         return Origin(found, path.read_bytes())
-    try:
-        record = store.entry(source) or store.get(source)
-    except LookupError as exc:
-        raise errors.MagicUsageError(f"{command} rerun: {exc}; {command} history lists them", hint="") from None
-    request = record.request() if record is not None else None
-    if record is None or request is None:
+    record = find_stored(store, source, f"{command} rerun")
+    if record is None or record.request() is None:
         raise errors.MagicUsageError(f"{command} rerun: {source!r} is neither a file, a history entry (#N) nor an "
                                      "operation in the store", hint="")
     if record.status == "pending":
@@ -58,12 +76,9 @@ def find_origin(store: Store, source: str, command: str) -> Origin:
         where = ("%yandexart jobs shows what runs in this kernel, %yandexart pending what an earlier one left"
                  if command.startswith("%") else f"{command} pending lists it, {command} resume --all collects it")
         raise errors.MagicUsageError(f"{command} rerun: {source} is on its way ({record.status}): {where}", hint="")
-    if record.status == "done" and record.image_path is not None and record.image_path.exists():
-        image = record.to_image()
-        return Origin(image.recipe(), image.image_bytes)
-    recipe = {"messages": [{"text": m.text, "weight": m.weight} for m in request.messages],
-              "seed": request.seed, "aspect": str(request.aspect), "mime_type": request.mime_type,
-              "model_uri": request.model_uri, "operation_id": record.operation_id}
+    recipe, picture = recipe_of(record)
+    if picture is not None:
+        return Origin(recipe, picture)
     if record.status == "done":
         return Origin(recipe, None, "its picture was pruned")
     return Origin(recipe, None, f"it {record.status}: {why(record) or record.status}")

@@ -200,7 +200,7 @@ def recipe_bundle(recipe: dict[str, Any], picture: bytes | None = None) -> Bundl
         rows += [("revised prompt", str(recipe["revised_prompt"]))]  # what the Images API drew from
     rows += [(key.replace("_", " "), str(recipe[key])) for key in (
         "seed", "aspect", "mime_type", "model_uri", "model_version", "operation_id", "submitted_at",
-        "finished_at", "generator") if recipe.get(key) is not None]
+        "finished_at", "generator") if recipe.get(key) not in (None, "")]
     table = "".join(f"<tr><th style='text-align:left;padding-right:12px'>{html.escape(k)}</th>"
                     f"<td>{html.escape(v)}</td></tr>" for k, v in rows)
     cell = cell_text(recipe)

@@ -70,6 +70,11 @@ class Record:
         return self.api == "images" and self.status == "submitting"
 
     @property
+    def done_at(self) -> datetime | None:
+        """When it finished (as a picture's ``done_at``: what a recipe records)."""
+        return self.finished_at
+
+    @property
     def duration(self) -> float | None:
         if self.finished_at is None:
             return None
