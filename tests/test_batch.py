@@ -398,6 +398,12 @@ def test_cli_rerun(cli: Callable[..., Ran], tmp_path: Path, thread_emulator: Emu
     info = cli("info", "3")  # info takes the history's numbers too: the whale, between two reruns and the fox
     assert info.returncode == 0 and info.stdout.endswith("%%yandexart --seed 4 --aspect 1:1 --model "
                                                          "yandex-art/latest\na blue whale\n"), info.stdout
+    compared = cli("compare", "fig3.jpg", "3", "#4")  # a file, the whale, the fox it was made from
+    lines = compared.stdout.splitlines()
+    assert compared.returncode == 0 and lines[0].split() == ["fig3.jpg", "#3", "#4"], compared.stdout
+    assert lines[1].split() == ["prompt", "a", "red", "fox", "a", "blue", "whale", "a", "red", "fox"]
+    assert lines[-1] == "differs: prompt, seed"
+    assert lines[3].index("3") == lines[1].index("a red fox")  # columns aligned: the seeds under the prompts
     requests = thread_emulator.stats.requests
     (tmp_path / "plain.jpg").write_bytes(PHOTO.read_bytes())
     for bad, reason in ((["#9"], "yart rerun: history has no entry #9 (it has 4); yart history lists them."),
@@ -405,6 +411,11 @@ def test_cli_rerun(cli: Callable[..., Ran], tmp_path: Path, thread_emulator: Emu
                         (["plain.jpg"], "plain.jpg"),
                         (["fig3.jpg", "-o", "one.png"], "-o 'one.png' is invalid")):
         refused = cli("rerun", *bad)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and reason in refused.stderr, refused.stderr
+        assert not refused.stderr.startswith("yart: yart ")
+    for bad, reason in ((["1"], "yart compare needs at least two pictures"),
+                        (["1", "#9"], "yart compare: history has no entry #9 (it has 4); history lists them.")):
+        refused = cli("compare", *bad)
         assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and reason in refused.stderr, refused.stderr
         assert not refused.stderr.startswith("yart: yart ")
     assert thread_emulator.stats.requests == requests

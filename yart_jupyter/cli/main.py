@@ -203,6 +203,27 @@ def _history(settings: Settings, options: argparse.Namespace, out: TextIO) -> in
     return OK
 
 
+def _compare(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
+    """The pictures' parameters side by side, aligned, and what differs from the first."""
+    from ..experiments.comparison import CompareError, compare
+    from ..store import get_store
+
+    if len(options.sources) < 2:
+        raise errors.InvalidRequestError("yart compare needs at least two pictures (operation ids, #N history "
+                                         "entries or image files)")
+    try:
+        lines = compare(*options.sources, store=get_store(settings.store_location)).text().splitlines()
+    except CompareError as exc:  # a side that names nothing: the input, as with exit code 2
+        raise errors.InvalidRequestError(f"yart compare: {exc}") from None
+    rows = [line.split("\t") for line in lines[:-1]]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:  # aligned columns, the last left as long as it is
+        out.write(("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) +
+                   f"  {row[-1]}").rstrip() + "\n")
+    out.write(lines[-1] + "\n")
+    return OK
+
+
 def _pending(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     from ..present.records import made_by, pending_state
     from ..store import get_store
@@ -306,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _pending(settings, options, out)
         if options.command == "store":
             return _store_copy(options, out)
+        if options.command == "compare":
+            return _compare(settings, options, out)
         if options.command == "info":
             return _info(settings, options, out)
         if options.command == "prune":

@@ -115,6 +115,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="the models the service serves and what each can do")
     sub.add_parser("status", help="what generations would use (endpoint, folder, credentials redacted, model, "
                                   "store) and what stands in the way; nothing is sent")
+    cm = sub.add_parser("compare", help="pictures' parameters side by side, and what differs",
+                        description="The parameters of two or more pictures side by side (prompt, weights, seed, "
+                                    "aspect, type, model, version, operation, time) and which differ from the "
+                                    "first's.")
+    cm.add_argument("sources", nargs="+", metavar="A", help="an operation id, a history entry ('#2' or 2, as yart "
+                    "history numbers them) or an image file; two or more")
     i = sub.add_parser("info", help="the recipe written into an image file (or a notebook, or a generation of "
                                     "the store)")
     i.add_argument("path", metavar="PATH|#N|OPERATION_ID", help="an image file, a .ipynb, an exported .html, a "

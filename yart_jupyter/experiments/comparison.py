@@ -70,7 +70,7 @@ def resolve(source: Any, store: Store | None) -> Side:
     try:
         entry = store.entry(text) if store is not None else None
     except LookupError as exc:
-        raise CompareError(f"{exc}; see %yandexart history") from None
+        raise CompareError(f"{exc}; history lists them") from None
     if entry is not None:
         return _from_record(f"#{text.strip().lstrip('#')}", entry)
     path = Path(text).expanduser()
@@ -133,6 +133,11 @@ class Comparison:
             return "nothing but the operation: samples of a model without seeds differ by chance"
         return "nothing but the operation"
 
+    def _differ_line(self) -> str:
+        """What differs, by the table's labels (``model``, not ``model_uri``), or why nothing does."""
+        labels = dict(PARAMETERS)
+        return ", ".join(labels[name] for name in self.differences()) or self._nothing_differs()
+
     def differences(self) -> dict[str, list[str]]:
         """Each parameter whose value is not the same on every side (operation ids and times always differ)."""
         found = {}
@@ -176,7 +181,7 @@ class Comparison:
                 cells.append(f'<td class="{"yart-changed" if changed else ""}" style="{style}">{shown}</td>')
             rows.append(f'<tr><th style="padding:2px 6px;text-align:left;vertical-align:top">{label}</th>'
                         f'{"".join(cells)}</tr>')
-        differ = ", ".join(self.differences()) or self._nothing_differs()
+        differ = self._differ_line()
         table = (f'<table class="yart-compare" style="font:12px monospace;border-collapse:collapse">'
                  f'<tr><th></th>{"".join(pictures)}</tr><tr><th></th>{heads}</tr>{"".join(rows)}</table>'
                  f'<div style="font:12px monospace;opacity:.8">differs: {html.escape(differ)}</div>')
@@ -190,7 +195,7 @@ class Comparison:
             values = [side.value(name) for side in self.sides]
             if any(values):
                 lines.append("\t".join([label, *values]))
-        lines.append(f"differs: {', '.join(self.differences()) or self._nothing_differs()}")
+        lines.append(f"differs: {self._differ_line()}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
