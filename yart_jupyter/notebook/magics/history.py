@@ -15,7 +15,7 @@ from .parsers import Parser
 
 def parser() -> Parser:
     p = Parser("%yandexart history", "Show my latest generations in the store (--team: everyone's), newest first "
-                                     "(numbered: compare takes the numbers), or its sweeps.")
+                                     "(numbered #1 newest, as compare, rerun and info take them), or its sweeps.")
     p.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
     p.add_argument("--search", metavar="TEXT", help="only prompts containing TEXT (case-insensitive)")
     p.add_argument("--status", choices=HISTORY_STATUSES, metavar="STATE",
