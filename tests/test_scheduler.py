@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import math
 import random
+import socket
 import statistics
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from yart_jupyter import errors
 from yart_jupyter.clients import read_policy
 from yart_jupyter.clients.client import YandexArtClient
 from yart_jupyter.clients.durations import DurationModel, LogNormal
@@ -579,6 +581,32 @@ async def test_waiting_for_quota_does_not_use_up_the_retry_budget(
     async with make_client(quotas=Quotas(2, 50, generation_window=0.6), retry=retry) as client:
         ids = await asyncio.gather(*(client.start(client.build_request("q", seed=i + 1)) for i in range(6)))
     assert len(set(ids)) == 6 and emulator.stats.operations_created == 6
+
+
+async def test_attempts_that_never_reach_the_service_spend_no_quota(
+    make_client: Callable[..., YandexArtClient],
+) -> None:
+    """A service out of reach (nothing listens on its port) counted none of the attempts whose
+    connection never opened: their quota slots are given back, on both APIs, so the rows of a table
+    each fail after their own retries instead of queueing for slots (300 rows took three minutes).
+    The quota here is exactly what the attempts take: a slot kept would hold the next request back."""
+    from yart_jupyter.clients.transport import RetryPolicy
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    retry = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02)
+    async with make_client(base_url=f"http://127.0.0.1:{port}",
+                           quotas=Quotas(6, 50), retry=retry) as client:
+        limiter = client.connection.limiters().starts
+        for model in ("yandex-art/latest", "aliceai-image-art-3.0"):
+            requests = [client.build_request("q", seed=i + 1 if model.startswith("yandex") else None, model_uri=model)
+                        for i in range(2)]
+            send = client.start if model.startswith("yandex") else client.generate_now
+            failed = await asyncio.gather(*(send(request) for request in requests), return_exceptions=True)
+            assert all(isinstance(error, errors.ServiceUnreachableError) for error in failed), failed
+            assert all("after 3 attempts" in str(error) and f"127.0.0.1', {port})" in str(error) for error in failed)
+            assert limiter.delay() == 0  # six attempts, six slots given back
 
 
 def test_a_wrong_or_short_model_never_leaves_long_gaps() -> None:

@@ -129,6 +129,22 @@ def test_hostile_text_is_only_data(team_store_url: str, monkeypatch: pytest.Monk
     assert store.count() == 1
 
 
+def test_a_slot_whose_request_never_left_is_given_back(team_store_url: str) -> None:
+    """The team's quota ledger: a slot released (its request's connection never opened) counts for
+    nothing, so the window has room again at once."""
+    store = get_store(team_store_url)
+    assert isinstance(store, TeamStore)
+    ledger = store.quota_ledger()
+    slots = [ledger.claim("starts", 2, 60.0) for _ in range(2)]
+    assert all(wait == 0 and slot is not None for wait, slot in slots)
+    assert ledger.claim("starts", 2, 60.0)[0] > 0  # full
+    first = slots[0][1]
+    assert first is not None
+    ledger.release(first)
+    wait, slot = ledger.claim("starts", 2, 60.0)
+    assert wait == 0 and slot is not None
+
+
 def test_a_newer_schema_is_refused(team_store_url: str) -> None:
     store = get_store(team_store_url)  # a new database: migrated to this package's version on connect
     assert store._query("SELECT value FROM store_meta WHERE name='schema_version'")[0][0] == "1"

@@ -138,6 +138,7 @@ class ImagesApi:
 
         limiter = self.connection.limiters().starts
         taken = await limiter.acquire()
+        reached = True
         sent = time.monotonic()  # when the last attempt went out: an answer's time counts from it
 
         def retrying(attempt: int, reason: str, delay: float) -> None:
@@ -155,8 +156,11 @@ class ImagesApi:
         except errors.AnswerLostError as exc:
             exc.message += f" [intent {key}]"
             raise
+        except errors.ServiceUnreachableError:
+            reached = False  # no attempt reached the service: it counted none of them
+            raise
         finally:
-            limiter.settle(taken)
+            (limiter.settle if reached else limiter.release)(taken)
         answer = answers[0]
         data = answer.image if answer.image is not None else await self.download(answer.url or "", key)
         waited = time.monotonic() - sent

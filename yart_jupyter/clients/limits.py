@@ -46,6 +46,10 @@ class Ledger(Protocol):
         """The service said 429: nobody sends in ``scope`` for ``seconds``."""
         ...
 
+    def release(self, slot: int) -> None:
+        """The slot's request never reached the service: it counts for nothing."""
+        ...
+
 
 class SlidingWindowLimiter:
     """At most ``limit`` acquisitions in any ``window`` seconds; ``penalize`` pauses everyone.
@@ -152,6 +156,18 @@ class SlidingWindowLimiter:
             return  # expired already
         self._times[index] = max(taken, time.monotonic())
         self._times = collections.deque(sorted(self._times))
+
+    def release(self, taken: float) -> None:
+        """The request of the slot taken at ``taken`` never reached the service (its connection never
+        opened): the slot is given back, so that a service out of reach does not spend the quota's
+        window on attempts it never counted (a table of 300 rows spent three minutes so)."""
+        slot = self._slots.pop(taken, None)
+        if slot is not None and self.ledger is not None:
+            self._in_background(self.ledger.release, slot)
+        try:
+            self._times.remove(taken)
+        except ValueError:
+            return  # expired already
 
     def penalize(self, seconds: float) -> None:
         """The service said 429: nobody sends through this limiter for ``seconds``."""

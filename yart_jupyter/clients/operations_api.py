@@ -84,6 +84,7 @@ class OperationsApi:
 
         limiter = self.connection.limiters().starts
         taken = await limiter.acquire()
+        reached = True
         try:
             await notify_submitting(on_submitting)
             answer = await self.connection.send(
@@ -91,8 +92,11 @@ class OperationsApi:
                          headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())}, check=check),
                 Delivery(limiter=limiter, limiter_held=True, on_retry=on_retry),
             )
+        except errors.ServiceUnreachableError:
+            reached = False  # no attempt reached the service: it counted none of them
+            raise
         finally:
-            limiter.settle(taken)
+            (limiter.settle if reached else limiter.release)(taken)
         log.debug("started operation %s (seed %s)", holder["id"], request.seed)
         return holder["id"], answer.sent
 

@@ -144,6 +144,7 @@ async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Del
     while True:
         attempt += 1
         taken: float | None = None
+        unsent = False  # this attempt's connection never opened: the service never counted it
         if limiter is not None and not (limiter_held and attempt == 1):
             queued = time.monotonic()
             taken = await limiter.acquire()
@@ -193,13 +194,13 @@ async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Del
             error, reason = exc, exc.reason
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as exc:
             connected = not isinstance(exc, aiohttp.ClientConnectorError)
-            reached = reached or connected
+            reached, unsent = reached or connected, not connected
             if not replay and connected:
                 raise _lost(_describe(exc, timeout), operation_id, client_request_id) from None
             error, reason = exc, _describe(exc, timeout)
         finally:
             if limiter is not None and taken is not None:  # the server counted it on arrival: by now
-                limiter.settle(taken)
+                (limiter.release if unsent else limiter.settle)(taken)
         elapsed = time.monotonic() - started
         delay = retry.delay(attempt, retry_after)
         if attempt >= retry.max_attempts or elapsed + delay > retry.max_elapsed or no_such_host(error):

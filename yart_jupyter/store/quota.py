@@ -65,3 +65,11 @@ class QuotaLedger:
                        (scope, seconds))
 
         self._database._write(work)
+
+    def release(self, slot: int) -> None:
+        """The slot's request never reached the service (its connection never opened): it counts for nothing."""
+
+        def work(db: Conn) -> None:
+            db.execute("DELETE FROM quota_slots WHERE id=?", (slot,))
+
+        self._database._write(work)
