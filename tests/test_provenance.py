@@ -16,6 +16,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from PIL import Image
 
+import yart_jupyter
 from yart_jupyter import errors
 from yart_jupyter.core.provenance import (
     ProvenanceError,
@@ -27,7 +28,7 @@ from yart_jupyter.core.request import AspectRatio, Message
 from yart_jupyter.emulator import Emulator
 from yart_jupyter.media.image import GeneratedImage
 
-from .conftest import FOLDER
+from .conftest import FOLDER, KEY
 from .helpers import one_line_error, picture_data, run_cell
 from .shared_data import PHOTO, photo_bytes
 
@@ -239,7 +240,7 @@ def test_rerun_from_a_file_and_from_an_operation(shell: InteractiveShell, thread
     assert f"Rerun of {newest.operation_id}: answered from the local store" in captured.outputs[-1].data["text/plain"]
     result, captured = run_cell(shell, "%yandexart rerun #9")
     assert one_line_error(result, captured) == \
-        "MagicUsageError: %yandexart rerun: history has no entry #9 (it has 3); %yandexart history lists them."
+        "RerunError: %yandexart rerun: history has no entry #9 (it has 3); %yandexart history lists them."
 
 
 def test_info_of_a_history_entry_or_an_operation(shell: InteractiveShell, thread_emulator: Emulator) -> None:
@@ -261,9 +262,39 @@ def test_info_of_a_history_entry_or_an_operation(shell: InteractiveShell, thread
     assert "%%yandexart --seed 13 --aspect 1:1" in text and "<img" not in captured.outputs[-1].data["text/html"]
     result, captured = run_cell(shell, "%yandexart info #7")
     assert one_line_error(result, captured) == \
-        "MagicUsageError: %yandexart info: history has no entry #7 (it has 2); %yandexart history lists them."
+        "RerunError: %yandexart info: history has no entry #7 (it has 2); %yandexart history lists them."
     result, captured = run_cell(shell, "%yandexart info no-such.jpg")  # a name that is no entry: the file's error
     assert one_line_error(result, captured) == "ProvenanceError: Cannot read no-such.jpg: No such file or directory."
+
+
+async def test_rerun_in_python(emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """yart_jupyter.rerun(): the same sources as the magic's, the new picture and whether its pixels
+    match; a source naming nothing is a LookupError that says where to look, and nothing is sent."""
+    from yart_jupyter.clients.shared import close_shared_clients
+    from yart_jupyter.experiments.rerun import RerunError
+
+    monkeypatch.setenv("YANDEXART_BASE_URL", emulator.url)
+    monkeypatch.setenv("YC_API_KEY", KEY)
+    monkeypatch.setenv("YC_FOLDER_ID", FOLDER)
+    try:
+        first = await yart_jupyter.generate("a heron in reeds", seed=31)
+        path = first.save(tmp_path / "heron.jpg")
+        cached = await yart_jupyter.rerun(path)
+        assert cached.same and cached.image.cached and "answered from the local store" in repr(cached)
+        made = await yart_jupyter.rerun("#1", cache=False)
+        assert made.same is True and not made.image.cached and made.image.operation_id != first.operation_id
+        assert repr(made) == f"Rerun of {first.operation_id}: the new pixels are identical to the old ones."
+        sample = await yart_jupyter.generate("a heron", model="aliceai-image-art-3.0")
+        again = await yart_jupyter.rerun(sample.operation_id)
+        assert again.same is False and "the model takes no seed" in again.verdict
+        requests = emulator.stats.requests
+        with pytest.raises(LookupError) as raised:
+            await yart_jupyter.rerun("#9")
+        assert isinstance(raised.value, RerunError) and str(raised.value).startswith(
+            "yart_jupyter.rerun(): history has no entry #9 (it has 4); yart_jupyter.history() lists them")
+        assert emulator.stats.requests == requests
+    finally:
+        await close_shared_clients()
 
 
 def test_mixed_model_versions_are_noted(shell: InteractiveShell, thread_emulator: Emulator) -> None:

@@ -12,7 +12,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:  # what users' type checkers see: every public name with its real type
     from . import errors
-    from .api import batch, generate, history, load_experiment, prune, resume, status, submit
+    from .api import batch, generate, history, load_experiment, prune, rerun, resume, status, submit
     from .clients.client import Progress, YandexArtClient
     from .core.provenance import info
     from .core.request import AspectRatio, GenerationRequest, Message, build_request
@@ -44,6 +44,7 @@ __all__ = [
     "info",
     "load_experiment",
     "prune",
+    "rerun",
     "resume",
     "status",
     "submit",
@@ -61,6 +62,7 @@ _LAZY = {
     "submit": ("api", "submit"),
     "info": ("core.provenance", "info"),
     "resume": ("api", "resume"),
+    "rerun": ("api", "rerun"),
     "configure": ("core.settings", "configure"),
     "history": ("api", "history"),
     "form": ("notebook.widget", "form"),

@@ -8,6 +8,8 @@ that names the operations still running on the server (they stay pending in the 
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from .batches import BatchPreview
     from .engine.setup import SetupReport
     from .experiments.experiment import Experiment
+    from .experiments.rerun import Rerun
 
 
 
@@ -98,6 +101,24 @@ async def resume(operation_id: str, *, timeout: float | None = None) -> Generate
     images = await run_in_view(shared_client(settings), get_store(settings.store_location),
                                Batch([operation_id], timeout=timeout), CallbackView(None, PYTHON_COLLECT))
     return images[0]
+
+
+async def rerun(source: str | os.PathLike[str], *, cache: bool = True) -> Rerun:
+    """Generate a picture again with the same parameters — from an image file's recipe, a history
+    entry (``"#2"``) or an operation id — and say whether the pixels match (``.same``; ``.verdict``
+    says it in a line, ``.image`` is the new picture). A generation that failed is sent again; with
+    ``cache`` an explicit seed the store has is answered from it, as ``generate`` is."""
+    from .experiments.rerun import PYTHON, Rerun, find_origin, request_of, verdict
+    from .media.pixels import same_pixels
+
+    settings = current()
+    store = get_store(settings.store_location)
+    origin = await asyncio.to_thread(find_origin, store, os.fspath(source), "yart_jupyter.rerun()", PYTHON)
+    images = await run_in_view(shared_client(settings), store,
+                               Batch([request_of(settings, origin.recipe)], use_cache=cache),
+                               CallbackView(None, PYTHON_COLLECT))
+    same = origin.before is not None and await asyncio.to_thread(same_pixels, origin.before, images[0].image_bytes)
+    return Rerun(images[0], same if origin.before is not None else None, verdict(origin, images[0], same))
 
 
 async def status() -> SetupReport:

@@ -76,15 +76,15 @@ async def _rerun(settings: Settings, options: argparse.Namespace, out: TextIO) -
     from ..clients.shared import shared_client
     from ..core.provenance import ProvenanceError
     from ..engine import Batch, CallbackView, run_in_view
-    from ..experiments.rerun import find_origin, request_of, verdict
+    from ..experiments.rerun import CLI, RerunError, find_origin, request_of, verdict
     from ..media.outputs import check_pattern, save_all
     from ..media.pixels import same_pixels
     from ..store import get_store
 
     store = get_store(settings.store_location)
     try:
-        origin = find_origin(store, options.source, "yart")
-    except ProvenanceError as exc:  # a file with no recipe: the input, as with exit code 2
+        origin = find_origin(store, options.source, "yart rerun", CLI)
+    except (ProvenanceError, RerunError) as exc:  # a file with no recipe, a source naming nothing: exit code 2
         raise errors.InvalidRequestError(exc.message) from None
     request = request_of(settings, origin.recipe)
     source = Path(options.source).expanduser()

@@ -126,12 +126,15 @@ def prune(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
 def info(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     """The recipe of a file (or of every picture in a notebook, or of a stored generation) and its cell."""
     from ..core.provenance import ProvenanceError, cell_text, info, summary
-    from ..experiments.rerun import find_stored, recipe_of
+    from ..experiments.rerun import CLI, RerunError, find_stored, recipe_of
     from ..present.records import why
     from ..store import get_store
 
-    record = None if Path(options.path).expanduser().exists() else \
-        find_stored(get_store(settings.store_location), options.path, "yart info")
+    try:
+        record = None if Path(options.path).expanduser().exists() else \
+            find_stored(get_store(settings.store_location), options.path, "yart info", CLI)
+    except RerunError as exc:  # #N past the history's end: the input, as with exit code 2
+        raise errors.InvalidRequestError(exc.message) from None
     if record is not None and record.messages:  # #N or an operation id: the store's recipe of it
         recipe, picture = recipe_of(record)
         if picture is None:

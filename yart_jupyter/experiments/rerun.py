@@ -1,5 +1,6 @@
 """Making a picture again from its recipe, and saying whether the pixels match: the one rerun under
-``%yandexart rerun`` and ``yart rerun`` (an image file's recipe, a history entry, a recorded operation)."""
+``%yandexart rerun``, ``yart rerun`` and ``yart_jupyter.rerun()`` (an image file's recipe, a history
+entry, a recorded operation)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,27 @@ if TYPE_CHECKING:
     from ..store import Record, Store
 
 
+class RerunError(errors.YandexArtError, LookupError):
+    """What a rerun (or info) was given names nothing it can make again: no such file, entry or
+    operation, or one still on its way (a second request would pay for it twice)."""
+
+
+@dataclass(frozen=True)
+class Words:
+    """How a face names what its errors send the reader to."""
+
+    history: str
+    resume: str  #: with ``{op}``
+    on_its_way: str
+
+
+MAGIC = Words("%yandexart history", "%yandexart resume {op}",
+              "%yandexart jobs shows what runs in this kernel, %yandexart pending what an earlier one left")
+CLI = Words("yart history", "yart resume {op}", "yart pending lists it, yart resume --all collects it")
+PYTHON = Words("yart_jupyter.history()", "await yart_jupyter.resume('{op}')",
+               "its job (submit) or yart_jupyter.resume collects it")
+
+
 @dataclass(frozen=True)
 class Origin:
     """What a rerun starts from: the recipe, the picture to compare with (None when there is none:
@@ -30,15 +52,27 @@ class Origin:
         return str(self.recipe.get("operation_id") or "the picture")
 
 
-def find_stored(store: Store, reference: str, doing: str) -> Record | None:
+@dataclass(frozen=True)
+class Rerun:
+    """A picture made again: the new picture, whether its pixels match the old ones (None: there was
+    nothing to compare with) and the line that says so (the repr)."""
+
+    image: GeneratedImage
+    same: bool | None
+    verdict: str
+
+    def __repr__(self) -> str:
+        return self.verdict
+
+
+def find_stored(store: Store, reference: str, doing: str, words: Words) -> Record | None:
     """The generation ``reference`` names in the store (``#N``, ``N``, an operation id), or None when it
     names none; a history shorter than ``#N`` is an error that says where the numbers are
     (``doing``: the command, ``%yandexart rerun``, ``yart info``)."""
     try:
         return store.entry(reference) or store.get(reference)
     except LookupError as exc:
-        command = doing.split()[0]
-        raise errors.MagicUsageError(f"{doing}: {exc}; {command} history lists them", hint="") from None
+        raise RerunError(f"{doing}: {exc}; {words.history} lists them") from None
 
 
 def recipe_of(record: Record) -> tuple[dict[str, Any], bytes | None]:
@@ -52,10 +86,11 @@ def recipe_of(record: Record) -> tuple[dict[str, Any], bytes | None]:
     return recipe(record), None
 
 
-def find_origin(store: Store, source: str, command: str) -> Origin:
+def find_origin(store: Store, source: str, doing: str, words: Words) -> Origin:
     """The recipe ``source`` names: an image file, ``#N`` (a history entry) or an operation id.
-    ``command`` (``%yandexart``, ``yart``) names the face in the errors, which say what to do instead.
-    A generation still on its way is refused: a second request would pay for it twice."""
+    ``doing`` (``%yandexart rerun``, ``yart rerun``) and ``words`` name the face in the errors, which
+    say what to do instead. A generation still on its way is refused: a second request would pay
+    for it twice."""
     from ..core.provenance import info
     from ..present.records import why
 
@@ -63,19 +98,16 @@ def find_origin(store: Store, source: str, command: str) -> Origin:
     if path.exists():
         found = info(path)
         if isinstance(found, list):
-            raise errors.MagicUsageError(f"{command} rerun: give one image file, not a notebook", hint="")
+            raise RerunError(f"{doing}: give one image file, not a notebook")
         return Origin(found, path.read_bytes())
-    record = find_stored(store, source, f"{command} rerun")
+    record = find_stored(store, source, doing, words)
     if record is None or record.request() is None:
-        raise errors.MagicUsageError(f"{command} rerun: {source!r} is neither a file, a history entry (#N) nor an "
-                                     "operation in the store", hint="")
+        raise RerunError(f"{doing}: {source!r} is neither a file, a history entry (#N) nor an operation in the store")
     if record.status == "pending":
-        raise errors.MagicUsageError(f"{command} rerun: {source} is still running on the server: "
-                                     f"{command} resume {record.operation_id} collects it", hint="")
+        raise RerunError(f"{doing}: {source} is still running on the server: "
+                         f"{words.resume.format(op=record.operation_id)} collects it")
     if record.status in ("queued", "submitting"):
-        where = ("%yandexart jobs shows what runs in this kernel, %yandexart pending what an earlier one left"
-                 if command.startswith("%") else f"{command} pending lists it, {command} resume --all collects it")
-        raise errors.MagicUsageError(f"{command} rerun: {source} is on its way ({record.status}): {where}", hint="")
+        raise RerunError(f"{doing}: {source} is on its way ({record.status}): {words.on_its_way}")
     recipe, picture = recipe_of(record)
     if picture is not None:
         return Origin(recipe, picture)

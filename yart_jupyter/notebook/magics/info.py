@@ -8,7 +8,6 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
-from ...core import errors
 from .face import Face
 from .parsers import Parser
 
@@ -43,19 +42,19 @@ async def handle(face: Face, options: Namespace) -> None:
 
 def _stored(face: Face, reference: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The shown recipe and the recipe of the store's generation ``reference`` names (not a file)."""
-    from ...experiments.rerun import find_stored, recipe_of
+    from ...experiments.rerun import MAGIC, RerunError, find_stored, recipe_of
     from ...present.html import message_bundle
     from ...present.pictures import recipe_bundle
     from ...present.records import why
 
     if Path(reference).expanduser().exists():
         return None
-    record = find_stored(face.store(), reference, "%yandexart info")
+    record = find_stored(face.store(), reference, "%yandexart info", MAGIC)
     if record is None:
         return None
     if not record.messages:
-        raise errors.MagicUsageError(f"%yandexart info: {reference} is an operation the store knows only by its id "
-                                     "(collected by id): it holds no recipe of it", hint="")
+        raise RerunError(f"%yandexart info: {reference} is an operation the store knows only by its id (collected by "
+                         "id): it holds no recipe of it")
     recipe, picture = recipe_of(record)
     shown = recipe_bundle(recipe, picture)
     if picture is None:  # it failed, runs still, or its picture was pruned: say so above the recipe

@@ -23,12 +23,12 @@ def parser() -> Parser:
 async def handle(face: Face, options: Namespace) -> None:
     from ...core.status import BatchStatus
     from ...engine import Batch, prepare, run_in_view
-    from ...experiments.rerun import find_origin, request_of, verdict
+    from ...experiments.rerun import MAGIC, find_origin, request_of, verdict
     from ...media.pixels import same_pixels
     from ...present.html import message_bundle
     from ...present.live import CellView
 
-    origin = await asyncio.to_thread(find_origin, face.store(), options.source, "%yandexart")
+    origin = await asyncio.to_thread(find_origin, face.store(), options.source, "%yandexart rerun", MAGIC)
     status = BatchStatus(1)
     batch = prepare(face.store(), Batch([request_of(face.settings, origin.recipe)], use_cache=not options.no_cache),
                     status)
