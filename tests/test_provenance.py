@@ -284,6 +284,8 @@ async def test_rerun_in_python(emulator: Emulator, monkeypatch: pytest.MonkeyPat
         made = await yart_jupyter.rerun("#1", cache=False)
         assert made.same is True and not made.image.cached and made.image.operation_id != first.operation_id
         assert repr(made) == f"Rerun of {first.operation_id}: the new pixels are identical to the old ones."
+        shown, _ = made._repr_mimebundle_()  # in a notebook: the verdict over the picture
+        assert shown["text/html"].startswith('<div class="yart-rerun"') and "<img" in shown["text/html"]
         sample = await yart_jupyter.generate("a heron", model="aliceai-image-art-3.0")
         again = await yart_jupyter.rerun(sample.operation_id)
         assert again.same is False and "the model takes no seed" in again.verdict

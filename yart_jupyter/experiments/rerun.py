@@ -64,6 +64,15 @@ class Rerun:
     def __repr__(self) -> str:
         return self.verdict
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """In a notebook: the new picture as a cell shows it, the verdict above it."""
+        import html
+
+        bundle, metadata = self.image._repr_mimebundle_(include, exclude)
+        verdict = f'<div class="yart-rerun" style="font:12px monospace">{html.escape(self.verdict)}</div>'
+        return {**bundle, "text/html": verdict + str(bundle.get("text/html", "")),
+                "text/plain": f"{self.verdict}\n{bundle.get('text/plain', '')}"}, metadata
+
 
 def find_stored(store: Store, reference: str, doing: str, words: Words) -> Record | None:
     """The generation ``reference`` names in the store (``#N``, ``N``, an operation id), or None when it
