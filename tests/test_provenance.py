@@ -25,7 +25,7 @@ from yart_jupyter.core.provenance import (
     read_recipe,
 )
 from yart_jupyter.core.request import AspectRatio, Message
-from yart_jupyter.emulator import Emulator
+from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.media.image import GeneratedImage
 
 from .conftest import FOLDER, KEY
@@ -260,9 +260,18 @@ def test_info_of_a_history_entry_or_an_operation(shell: InteractiveShell, thread
     text = captured.outputs[-1].data["text/plain"]
     assert text.startswith("• #1: failed: ") and "The cell below makes it." in text, text
     assert "%%yandexart --seed 13 --aspect 1:1" in text and "<img" not in captured.outputs[-1].data["text/html"]
+    duration = thread_emulator.config.duration
+    thread_emulator.config.duration = Duration("fixed", 30)
+    try:  # one still running: collect it, not run its cell (another picture, paid for)
+        run_cell(shell, "%%yandexart --seed 14 --timeout 0.2\na heron at night")
+        _, captured = run_cell(shell, "%yandexart info #1")
+    finally:
+        thread_emulator.config.duration = duration
+    assert captured.outputs[-1].data["text/plain"].startswith(
+        "• #1: pending, still on its way: collect it rather than run the cell below")
     result, captured = run_cell(shell, "%yandexart info #7")
     assert one_line_error(result, captured) == \
-        "RerunError: %yandexart info: history has no entry #7 (it has 2); %yandexart history lists them."
+        "RerunError: %yandexart info: history has no entry #7 (it has 3); %yandexart history lists them."
     result, captured = run_cell(shell, "%yandexart info no-such.jpg")  # a name that is no entry: the file's error
     assert one_line_error(result, captured) == "ProvenanceError: Cannot read no-such.jpg: No such file or directory."
 

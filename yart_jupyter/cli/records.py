@@ -126,8 +126,7 @@ def prune(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
 def info(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     """The recipe of a file (or of every picture in a notebook, or of a stored generation) and its cell."""
     from ..core.provenance import ProvenanceError, cell_text, info, summary
-    from ..experiments.rerun import CLI, RerunError, find_stored, recipe_of
-    from ..present.records import why
+    from ..experiments.rerun import CLI, RerunError, find_stored, recipe_of, without_picture
     from ..store import get_store
 
     try:
@@ -138,9 +137,7 @@ def info(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     if record is not None and record.messages:  # #N or an operation id: the store's recipe of it
         recipe, picture = recipe_of(record)
         if picture is None:
-            state = "done; its picture was pruned" if record.status == "done" else \
-                f"{record.status}: {why(record)}" if why(record) else record.status
-            out.write(f"{options.path}: {state}\n")
+            out.write(without_picture(record, options.path) + "\n")
         out.write(f"{summary(recipe)}\n{cell_text(recipe)}\n")
         return OK
     try:

@@ -95,6 +95,19 @@ def recipe_of(record: Record) -> tuple[dict[str, Any], bytes | None]:
     return recipe(record), None
 
 
+def without_picture(record: Record, reference: str) -> str:
+    """Why a stored generation has no picture, and what its recipe's cell would do: the line ``info``
+    says above the recipe."""
+    from ..present.records import why
+
+    if record.status in ("pending", "queued", "submitting"):
+        return (f"{reference}: {record.status}, still on its way: collect it rather than run the cell below, "
+                "which would make (and pay for) another.")
+    state = "done; its picture was pruned" if record.status == "done" else \
+        f"{record.status}: {why(record)}" if why(record) else record.status
+    return f"{reference}: {state}. The cell below makes it."
+
+
 def find_origin(store: Store, source: str, doing: str, words: Words) -> Origin:
     """The recipe ``source`` names: an image file, ``#N`` (a history entry) or an operation id.
     ``doing`` (``%yandexart rerun``, ``yart rerun``) and ``words`` name the face in the errors, which

@@ -42,10 +42,9 @@ async def handle(face: Face, options: Namespace) -> None:
 
 def _stored(face: Face, reference: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The shown recipe and the recipe of the store's generation ``reference`` names (not a file)."""
-    from ...experiments.rerun import MAGIC, RerunError, find_stored, recipe_of
+    from ...experiments.rerun import MAGIC, RerunError, find_stored, recipe_of, without_picture
     from ...present.html import message_bundle
     from ...present.pictures import recipe_bundle
-    from ...present.records import why
 
     if Path(reference).expanduser().exists():
         return None
@@ -58,8 +57,6 @@ def _stored(face: Face, reference: str) -> tuple[dict[str, Any], dict[str, Any]]
     recipe, picture = recipe_of(record)
     shown = recipe_bundle(recipe, picture)
     if picture is None:  # it failed, runs still, or its picture was pruned: say so above the recipe
-        state = "done; its picture was pruned" if record.status == "done" else \
-            f"{record.status}: {why(record)}" if why(record) else record.status
-        note = message_bundle(f"{reference}: {state}. The cell below makes it.", "info")
+        note = message_bundle(without_picture(record, reference), "info")
         shown = {kind: note[kind] + ("\n\n" if kind == "text/plain" else "") + shown[kind] for kind in shown}
     return shown, recipe
