@@ -40,7 +40,6 @@ def history(settings: Settings, options: argparse.Namespace, out: TextIO) -> int
     return OK
 
 
-
 def compare(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     """The pictures' parameters side by side, aligned, and what differs from the first."""
     from ..experiments.comparison import CompareError, compare
@@ -62,7 +61,6 @@ def compare(settings: Settings, options: argparse.Namespace, out: TextIO) -> int
     return OK
 
 
-
 def pending(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     """What was started and never collected, or asked for and never sent, and how to finish it."""
     from ..present.records import made_by, pending_state
@@ -78,7 +76,6 @@ def pending(settings: Settings, options: argparse.Namespace, out: TextIO) -> int
     else:
         out.write("nothing pending\n")
     return OK
-
 
 
 def store_copy(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
@@ -108,7 +105,6 @@ def store_copy(settings: Settings, options: argparse.Namespace, out: TextIO) -> 
     return OK
 
 
-
 def prune(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     """Old records and pictures deleted, pending ones kept; nothing without a limit."""
     from ..store import get_store
@@ -120,7 +116,6 @@ def prune(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     removed, freed = get_store(settings.store_location).prune(older_than=older_than, max_bytes=max_bytes)
     out.write(pruned_line(removed, freed) + "\n")
     return OK
-
 
 
 def info(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
