@@ -156,7 +156,7 @@ def verdict(origin: Origin, image: GeneratedImage, same: bool) -> str:
     if origin.before is None:  # a generation that made no picture, made now: nothing to compare
         return f"Rerun of {origin.operation_id}: made now; nothing to compare with ({origin.missing})."
     if image.cached:
-        text = "answered from the local store (no API call); use --no-cache to generate it again"
+        text = "answered from the local store (no API call); --no-cache (in Python cache=False) makes it again"
     elif origin.recipe.get("seed") is None:
         text = ("a new picture: the model takes no seed, so no request makes the same picture again "
                 "(the old one stays in the store)")
