@@ -421,6 +421,29 @@ def test_cli_rerun(cli: Callable[..., Ran], tmp_path: Path, thread_emulator: Emu
     assert thread_emulator.stats.requests == requests
 
 
+def test_cli_rerun_check(cli: Callable[..., Ran], tmp_path: Path, thread_emulator: Emulator) -> None:
+    """yart rerun --check: made anew (never answered from the store) and the exit code says whether
+    the figure reproduces: 0 identical, 1 different; refused with nothing sent where no check can
+    pass (a model without seeds)."""
+    from yart_jupyter.core.request import AspectRatio, Message
+    from yart_jupyter.media.image import GeneratedImage
+
+    assert cli("generate", "a red fox", "--seed", "3", "-o", "fig.jpg").returncode == 0
+    same = cli("rerun", "fig.jpg", "--check")
+    assert same.returncode == 0 and "the new pixels are identical to the old ones" in same.stdout
+    assert thread_emulator.stats.operations_created == 2  # made again, not answered from the store
+    GeneratedImage(image_bytes=PHOTO.read_bytes(), mime_type="image/jpeg", seed=3, aspect=AspectRatio(1, 1),
+                   messages=(Message("a red fox", 1.0),), operation_id="fbvt38u3kmbosuqp10bg",
+                   model_uri=f"art://{FOLDER}/yandex-art/latest").save(tmp_path / "edited.jpg")
+    differs = cli("rerun", "edited.jpg", "--check")  # its recipe, other pixels: it does not reproduce
+    assert differs.returncode == 1 and "the new pixels differ from the old ones" in differs.stdout
+    assert cli("generate", "a red fox", "--model", "aliceai-image-art-3.0", "-o", "alice.jpg").returncode == 0
+    created = thread_emulator.stats.requests
+    seedless = cli("rerun", "alice.jpg", "--check")
+    assert seedless.returncode == 2 and "takes no seed" in seedless.stderr and "nothing was sent" in seedless.stderr
+    assert thread_emulator.stats.requests == created
+
+
 def test_cli_typos_say_what_was_meant(cli: Callable[..., Ran], thread_emulator: Emulator) -> None:
     """A mistyped command or option names the one most likely meant (exit code 2, nothing sent)."""
     for args, meant in ((["histroy"], "(did you mean history?)"), (["store", "cpy", "a", "b"], "(did you mean copy?)"),

@@ -72,7 +72,8 @@ async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO
 
 async def _rerun(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     """A picture made again from its recipe (a file's, a history entry's, an operation's), saved, and
-    a line on whether its pixels match the old ones."""
+    a line on whether its pixels match the old ones; with ``--check``, made anew and the exit code
+    says it (0 identical, 1 different), for a script that checks a figure still reproduces."""
     from ..clients.shared import shared_client
     from ..core.provenance import ProvenanceError
     from ..engine import Batch, CallbackView, run_in_view
@@ -86,6 +87,12 @@ async def _rerun(settings: Settings, options: argparse.Namespace, out: TextIO) -
         origin = find_origin(store, options.source, "yart rerun", CLI)
     except (ProvenanceError, RerunError) as exc:  # a file with no recipe, a source naming nothing: exit code 2
         raise errors.InvalidRequestError(exc.message) from None
+    if options.check and origin.recipe.get("seed") is None:
+        raise errors.InvalidRequestError("yart rerun --check: the picture's model takes no seed, so no request "
+                                         "makes the same picture again; nothing was sent")
+    if options.check and origin.before is None:
+        raise errors.InvalidRequestError(f"yart rerun --check: there is no picture to compare with ({origin.missing});"
+                                         " nothing was sent")
     request = request_of(settings, origin.recipe)
     source = Path(options.source).expanduser()
     pattern = options.out or (f"{source.stem}-rerun" if source.exists() else
@@ -94,7 +101,8 @@ async def _rerun(settings: Settings, options: argparse.Namespace, out: TextIO) -
     progress = Progress(sys.stderr)
     notes: list[str] = []
     try:
-        image = (await run_in_view(shared_client(settings), store, Batch([request], use_cache=not options.no_cache),
+        fresh = options.no_cache or options.check  # a check answered from the store would prove nothing
+        image = (await run_in_view(shared_client(settings), store, Batch([request], use_cache=not fresh),
                                    CallbackView(progress, CLI_COLLECT, notes.append)))[0]
     finally:
         progress.end()
@@ -103,7 +111,7 @@ async def _rerun(settings: Settings, options: argparse.Namespace, out: TextIO) -
     path = save_all(pattern, [(1, image, {})])[0]
     same = origin.before is not None and same_pixels(origin.before, image.image_bytes)
     out.write(f"{path}  {image.caption()}\n{verdict(origin, image, same)}\n")
-    return OK
+    return FAILED if options.check and not same else OK
 
 
 async def _batch(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:

@@ -69,6 +69,9 @@ def parser() -> argparse.ArgumentParser:
     rr.add_argument("-o", "--out", help="the file to write, or a pattern with {seed} or {op} (default: the file's "
                     "name with -rerun, else yandexart-{seed}.jpg); never overwritten")
     rr.add_argument("--no-cache", action="store_true", help="generate anew even when the store has this request")
+    rr.add_argument("--check", action="store_true", help="generate anew and exit with 1 when the pixels differ "
+                    "(0 when identical): a script's reproducibility check; refused, with nothing sent, for a "
+                    "model without seeds or with no picture to compare with")
     b = sub.add_parser("batch", help="generate a table of prompts into a dataset folder",
                        description="Every row validated first; resumable: run it again to continue.")
     b.add_argument("table", help="a .csv, .tsv or .jsonl file")
