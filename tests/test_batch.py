@@ -362,6 +362,10 @@ def test_cli_generate_history_info_and_exit_codes(cli: Callable[..., Ran], tmp_p
     assert "fox.jpg" in done.stdout and "seed 3" in done.stdout and (tmp_path / "fox.jpg").exists()
     listed = cli("history")
     assert listed.returncode == 0 and "a red fox" in listed.stdout and "seed 3" in listed.stdout
+    record = json.loads(cli("history", "--json").stdout)  # one object a line, for scripts
+    assert (record["number"], record["seed"], record["aspect"], record["status"]) == (1, 3, "16:9", "done")
+    assert record["prompt"] == "a red fox" and Path(record["file"]).is_file() and record["error"] is None
+    assert cli("history", "--json", "--search", "no such").stdout == ""  # nothing matched: nothing printed
     info = cli("info", "fox.jpg")
     assert info.returncode == 0 and "%%yandexart --seed 3 --aspect 16:9" in info.stdout
     unknown = cli("info", "no-such.jpg")  # the input is wrong: exit code 2, one line

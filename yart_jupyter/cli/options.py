@@ -94,6 +94,8 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("--status", choices=HISTORY_STATUSES, metavar="STATE",
                    help="only generations in this state: " + ", ".join(HISTORY_STATUSES))
     h.add_argument("--team", action="store_true", help="everyone's generations, not only mine")
+    h.add_argument("--json", action="store_true", help="one JSON object a line (number, operation_id, status, "
+                   "prompt, messages, seed, aspect, model_uri, times, file, error), for scripts")
     pe = sub.add_parser("pending", help="operations started and never collected, and generations never sent")
     pe.add_argument("--team", action="store_true", help="everyone's (a teammate's are collected only by id)")
     s = sub.add_parser("store", help="the store itself: copy one store into another")

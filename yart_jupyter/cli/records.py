@@ -4,14 +4,19 @@ copy): nothing is sent to the service."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..core import errors
 from ..core.config import Settings
 from .exits import OK
+
+if TYPE_CHECKING:
+    from ..store import Record
 
 
 def history(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
@@ -22,6 +27,10 @@ def history(settings: Settings, options: argparse.Namespace, out: TextIO) -> int
     store = get_store(settings.store_location)
     records = store.history(options.n, options.search, options.status, team=options.team)
     numbers = store.numbers(records)  # what `yart rerun #N` names, whatever the filter
+    if options.json:
+        for r in records:
+            out.write(json.dumps(_as_json(r, numbers.get(r.operation_id)), ensure_ascii=False) + "\n")
+        return OK
     rows = []
     for r in records:
         who = f"  ({made_by(r)})" if made_by(r) else ""
@@ -38,6 +47,22 @@ def history(settings: Settings, options: argparse.Namespace, out: TextIO) -> int
         line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + f"  {row[6]}"
         out.write(line.rstrip() + "\n")
     return OK
+
+
+def _as_json(record: Record, number: int | None) -> dict[str, Any]:
+    """A record as ``yart history --json`` prints it: one JSON object a line, for scripts and jq."""
+    def utc(moment: datetime | None) -> str | None:
+        return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z") if moment else None
+
+    return {
+        "number": number, "operation_id": record.operation_id, "status": record.status, "prompt": record.prompt,
+        "messages": [{"text": m.text, "weight": m.weight} for m in record.messages], "seed": record.seed,
+        "aspect": record.aspect, "mime_type": record.mime_type, "model_uri": record.model_uri,
+        "model_version": record.model_version or None, "submitted_at": utc(record.submitted_at),
+        "finished_at": utc(record.finished_at), "duration": record.duration,
+        "file": str(record.image_path) if record.image_path is not None and record.image_path.exists() else None,
+        "error": record.error, "owner": record.owner,
+    }
 
 
 def compare(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
