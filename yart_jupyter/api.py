@@ -108,8 +108,7 @@ async def rerun(source: str | os.PathLike[str], *, cache: bool = True) -> Rerun:
     entry (``"#2"``) or an operation id — and say whether the pixels match (``.same``; ``.verdict``
     says it in a line, ``.image`` is the new picture). A generation that failed is sent again; with
     ``cache`` an explicit seed the store has is answered from it, as ``generate`` is."""
-    from .experiments.rerun import PYTHON, Rerun, find_origin, request_of, verdict
-    from .media.pixels import same_pixels
+    from .experiments.rerun import PYTHON, find_origin, judged, request_of
 
     settings = current()
     store = get_store(settings.store_location)
@@ -117,8 +116,7 @@ async def rerun(source: str | os.PathLike[str], *, cache: bool = True) -> Rerun:
     images = await run_in_view(shared_client(settings), store,
                                Batch([request_of(settings, origin.recipe)], use_cache=cache),
                                CallbackView(None, PYTHON_COLLECT))
-    same = origin.before is not None and await asyncio.to_thread(same_pixels, origin.before, images[0].image_bytes)
-    return Rerun(images[0], same if origin.before is not None else None, verdict(origin, images[0], same))
+    return await asyncio.to_thread(judged, origin, images[0])
 
 
 async def status() -> SetupReport:

@@ -11,7 +11,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..core import errors
 from ..core.config import Settings
@@ -22,13 +22,34 @@ from .options import parser
 from .progress import Progress
 from .records import COMMANDS
 
+if TYPE_CHECKING:
+    from ..engine import Batch
+    from ..media.image import ImageSet
+    from ..store import Store
+
+
+async def _run_shown(settings: Settings, store: Store, batch: Batch) -> ImageSet:
+    """A batch run with its progress line on stderr, and under it, once it ends, what the models
+    could not do as asked (the notes): ``yart generate``'s and ``yart rerun``'s one way to run."""
+    from ..clients.shared import shared_client
+    from ..engine import CallbackView, run_in_view
+
+    progress = Progress(sys.stderr)
+    notes: list[str] = []
+    try:
+        return await run_in_view(shared_client(settings), store, batch, CallbackView(progress, CLI_COLLECT,
+                                                                                      notes.append))
+    finally:
+        progress.end()
+        for note in notes:
+            sys.stderr.write(f"{note}\n")
+
 
 async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
     """One picture (or one per ``--seed``, or ``--count N``), with its progress on stderr; each saved
     as it is listed. Of several, the pictures that arrived are saved even when others failed (exit
     code 1); one picture that fails raises its own error."""
-    from ..clients.shared import shared_client
-    from ..engine import Batch, CallbackView, run_in_view
+    from ..engine import Batch
     from ..media.outputs import check_pattern, save_all
     from ..store import get_store
 
@@ -48,20 +69,12 @@ async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO
                                  model_uri=options.model) for seed in seeds]
     pattern = options.out or ("yandexart-{seed}" if requests[0].seed is not None else "yandexart-{op}")
     check_pattern(pattern, len(requests), option="-o", mime_types={requests[0].mime_type})
-    progress = Progress(sys.stderr)
     failures: list[errors.YandexArtError] = []
-    notes: list[str] = []  # what the model could not do as asked, said under the progress line
     try:
-        images = list(await run_in_view(shared_client(settings), get_store(settings.store_location),
-                                        Batch(requests, use_cache=not options.no_cache,
-                                              reuse_samples=settings.reuse_samples, hint_reuse=True),
-                                        CallbackView(progress, CLI_COLLECT, notes.append)))
+        images = list(await _run_shown(settings, get_store(settings.store_location), Batch(
+            requests, use_cache=not options.no_cache, reuse_samples=settings.reuse_samples, hint_reuse=True)))
     except errors.BatchError as exc:
         images, failures = exc.images, exc.failures
-    finally:
-        progress.end()
-        for note in notes:
-            sys.stderr.write(f"{note}\n")
     paths = save_all(pattern, [(n, image, {}) for n, image in enumerate(images, 1)])
     for path, image in zip(paths, images, strict=True):
         out.write(f"{path}  {image.caption()}\n")
@@ -74,12 +87,10 @@ async def _rerun(settings: Settings, options: argparse.Namespace, out: TextIO) -
     """A picture made again from its recipe (a file's, a history entry's, an operation's), saved, and
     a line on whether its pixels match the old ones; with ``--check``, made anew and the exit code
     says it (0 identical, 1 different), for a script that checks a figure still reproduces."""
-    from ..clients.shared import shared_client
     from ..core.provenance import ProvenanceError
-    from ..engine import Batch, CallbackView, run_in_view
-    from ..experiments.rerun import CLI, RerunError, find_origin, request_of, verdict
+    from ..engine import Batch
+    from ..experiments.rerun import CLI, RerunError, find_origin, judged, request_of
     from ..media.outputs import check_pattern, save_all
-    from ..media.pixels import same_pixels
     from ..store import get_store
 
     store = get_store(settings.store_location)
@@ -98,20 +109,12 @@ async def _rerun(settings: Settings, options: argparse.Namespace, out: TextIO) -
     pattern = options.out or (f"{source.stem}-rerun" if source.exists() else
                               "yandexart-{seed}" if request.seed is not None else "yandexart-{op}")
     check_pattern(pattern, 1, option="-o", mime_types={request.mime_type})
-    progress = Progress(sys.stderr)
-    notes: list[str] = []
-    try:
-        fresh = options.no_cache or options.check  # a check answered from the store would prove nothing
-        image = (await run_in_view(shared_client(settings), store, Batch([request], use_cache=not fresh),
-                                   CallbackView(progress, CLI_COLLECT, notes.append)))[0]
-    finally:
-        progress.end()
-        for note in notes:
-            sys.stderr.write(f"{note}\n")
+    fresh = options.no_cache or options.check  # a check answered from the store would prove nothing
+    image = (await _run_shown(settings, store, Batch([request], use_cache=not fresh)))[0]
     path = save_all(pattern, [(1, image, {})])[0]
-    same = origin.before is not None and same_pixels(origin.before, image.image_bytes)
-    out.write(f"{path}  {image.caption()}\n{verdict(origin, image, same)}\n")
-    return FAILED if options.check and not same else OK
+    rerun = judged(origin, image)
+    out.write(f"{path}  {image.caption()}\n{rerun.verdict}\n")
+    return FAILED if options.check and not rerun.same else OK
 
 
 async def _batch(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:

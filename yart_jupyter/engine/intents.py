@@ -102,16 +102,7 @@ def reusable_samples(store: Store | None, requests: Sequence[GenerationRequest])
     """How many of the seedless requests the store has a sample of, each sample counted for one
     request: what ``reuse_samples`` would answer at no cost."""
     seedless = [request for request in requests if request.seed is None]
-    if store is None or not seedless:
-        return 0
-    kept = {key: len(records) for key, records in store.find_all(seedless, ("done",)).items()}
-    count = 0
-    for request in seedless:
-        key = request_key(request)
-        if kept.get(key):
-            kept[key] -= 1
-            count += 1
-    return count
+    return sum(answer is not None for answer in stored_answers(store, seedless, reuse_samples=True))
 
 
 _reuse_said = False  # the note below is said once per process: a researcher who wants new samples has heard it

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import YandexArtError
 from ..media.image import GeneratedImage
-from ..present.records import why
+from ..present.records import state
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -95,8 +95,7 @@ def resolve(source: Any, store: Store | None) -> Side:
 
 def _from_record(label: str, record: Any) -> Side:
     if record.status != "done" or record.image_path is None or not record.image_path.exists():
-        reason = "its file was pruned" if record.status == "done" else \
-            f"{record.status}: {why(record)}" if why(record) else record.status
+        reason = "its file was pruned" if record.status == "done" else state(record)
         raise CompareError(f"{label} has no picture in the store ({reason})", operation_id=record.operation_id)
     image = record.to_image()
     return Side(label, image.recipe(), image.image_bytes)

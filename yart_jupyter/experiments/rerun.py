@@ -98,14 +98,13 @@ def recipe_of(record: Record) -> tuple[dict[str, Any], bytes | None]:
 def without_picture(record: Record, reference: str) -> str:
     """Why a stored generation has no picture, and what its recipe's cell would do: the line ``info``
     says above the recipe."""
-    from ..present.records import why
+    from ..present.records import state
 
     if record.status in ("pending", "queued", "submitting"):
         return (f"{reference}: {record.status}, still on its way: collect it rather than run the cell below, "
                 "which would make (and pay for) another.")
-    state = "done; its picture was pruned" if record.status == "done" else \
-        f"{record.status}: {why(record)}" if why(record) else record.status
-    return f"{reference}: {state}. The cell below makes it."
+    return f"{reference}: {'done; its picture was pruned' if record.status == 'done' else state(record)}. " \
+        "The cell below makes it."
 
 
 def find_origin(store: Store, source: str, doing: str, words: Words) -> Origin:
@@ -114,7 +113,7 @@ def find_origin(store: Store, source: str, doing: str, words: Words) -> Origin:
     say what to do instead. A generation still on its way is refused: a second request would pay
     for it twice."""
     from ..core.provenance import info
-    from ..present.records import why
+    from ..present.records import state
 
     path = Path(source).expanduser()
     if path.exists():
@@ -135,7 +134,7 @@ def find_origin(store: Store, source: str, doing: str, words: Words) -> Origin:
         return Origin(recipe, picture)
     if record.status == "done":
         return Origin(recipe, None, "its picture was pruned")
-    return Origin(recipe, None, f"it {record.status}: {why(record) or record.status}")
+    return Origin(recipe, None, f"it {state(record)}")
 
 
 def request_of(settings: Settings, recipe: dict[str, Any]) -> GenerationRequest:
@@ -149,6 +148,15 @@ def request_of(settings: Settings, recipe: dict[str, Any]) -> GenerationRequest:
         aspect=recipe["aspect"], mime_type=recipe.get("mime_type"),
         model_uri=portable_name(recipe["model_uri"]) if recipe.get("model_uri") else None,
     )
+
+
+def judged(origin: Origin, image: GeneratedImage) -> Rerun:
+    """The rerun's outcome: whether the new pixels match the old ones (None: nothing to compare
+    with) and the line that says so. Decodes both pictures: a face calls it off the event loop."""
+    from ..media.pixels import same_pixels
+
+    same = same_pixels(origin.before, image.image_bytes) if origin.before is not None else None
+    return Rerun(image, same, verdict(origin, image, bool(same)))
 
 
 def verdict(origin: Origin, image: GeneratedImage, same: bool) -> str:

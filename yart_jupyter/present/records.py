@@ -62,6 +62,11 @@ def why(record: Entry, limit: int = 60) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
+def state(record: Entry) -> str:
+    """A record's state, with why when it says why ("failed: Access to the model denied")."""
+    return f"{record.status}: {why(record)}" if why(record) else record.status
+
+
 def filter_words(search: str | None, status: str | None) -> str:
     """What a history was asked to match, as an empty answer says it ("'fox' and --status failed")."""
     return " and ".join(part for part in (repr(search) if search else "", f"--status {status}" if status else "")
@@ -84,7 +89,7 @@ def history_bundle(records: Sequence[Entry], thumbnails: Sequence[bytes | None],
         meta = " · ".join(str(p) for p in (
             number, f"seed {record.seed}" if record.seed is not None else "", record.aspect or "",
             _when(record.submitted_at), duration,
-            (f"{record.status}: {why(record)}" if why(record) else record.status) if record.status != "done" else "",
+            state(record) if record.status != "done" else "",
             record.operation_id,
             made_by(record),
         ) if p)

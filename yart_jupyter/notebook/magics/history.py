@@ -53,5 +53,5 @@ async def handle(face: Face, options: Namespace) -> None:
         asked = filter_words(options.search, options.status)
         face.show(message_bundle(f"No generation matches {asked}." if asked else "No generations recorded yet."))
         return
-    thumbs = await asyncio.to_thread(lambda: [store.thumbnail(r) for r in records])
-    face.show(history_bundle(records, thumbs, await asyncio.to_thread(store.numbers, records)))
+    thumbs, numbers = await asyncio.to_thread(lambda: ([store.thumbnail(r) for r in records], store.numbers(records)))
+    face.show(history_bundle(records, thumbs, numbers))

@@ -23,8 +23,7 @@ def parser() -> Parser:
 async def handle(face: Face, options: Namespace) -> None:
     from ...core.status import BatchStatus
     from ...engine import Batch, prepare, run_in_view
-    from ...experiments.rerun import MAGIC, find_origin, request_of, verdict
-    from ...media.pixels import same_pixels
+    from ...experiments.rerun import MAGIC, find_origin, judged, request_of
     from ...present.html import message_bundle
     from ...present.live import CellView
 
@@ -34,6 +33,6 @@ async def handle(face: Face, options: Namespace) -> None:
                     status)
     view = CellView(status, errors_in_place=False, inline=face.settings.inline)
     image = (await run_in_view(face.client(), face.store(), batch, view, status=status))[0]
-    same = origin.before is not None and await asyncio.to_thread(same_pixels, origin.before, image.image_bytes)
-    face.show(message_bundle(verdict(origin, image, same), "info" if same or origin.before is None else "warning"))
+    rerun = await asyncio.to_thread(judged, origin, image)
+    face.show(message_bundle(rerun.verdict, "warning" if rerun.same is False else "info"))
     face.set_result(image)
