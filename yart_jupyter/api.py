@@ -48,7 +48,8 @@ async def generate(
     """Generate one image, record it in the local store and return it.
 
     With no seed a random one is chosen and recorded; with an explicit seed that was generated
-    before, the stored image is returned at once (``cache=False`` forces a new generation).
+    before, the stored image is returned at once, and one on its way (another run's, another
+    kernel's pending operation) is awaited, not paid for again (``cache=False`` forces a new generation).
     Left out, ``aspect``, ``mime_type`` and ``model`` come from the settings; ``model`` is a catalogue
     name (``aliceai-image-art-3.0``) or a URI (``model_uri`` is the same, kept for older code).
     ``base_url="emulator"`` (or ``YANDEXART_BASE_URL=emulator``) uses the embedded emulator.

@@ -59,7 +59,8 @@ def parser() -> argparse.ArgumentParser:
                    help="N pictures, each with a random seed (on a model without seeds: N samples)")
     g.add_argument("-o", "--out", help="the file to write, or a pattern with {seed}, {n} or {op} (default: "
                    "yandexart-{seed}.jpg); never overwritten")
-    g.add_argument("--no-cache", action="store_true", help="generate anew even when the store has this request")
+    g.add_argument("--no-cache", action="store_true",
+                   help="generate anew even when the store has this request, or has it on its way")
     rr = sub.add_parser("rerun", help="generate a picture again from its recipe and say whether the pixels match",
                         description="Generate a picture again with the same parameters (from an image file's "
                                     "recipe, a history entry or a recorded operation), save it, and say whether its "

@@ -66,6 +66,10 @@ class BatchStatus:
     queued_sync: set[str] = field(default_factory=set)
     #: Pictures a synchronous request answered with (their ids), being stored: nothing to wait for.
     in_hand: set[str] = field(default_factory=set)
+    #: Generations that joined the same picture already on its way (another run's): not paid again.
+    joined_count: int = 0
+    #: Operations joined by a second item of this very batch (two rows asking for one picture).
+    twins: list[str] = field(default_factory=list)
 
     def mark_started(self, operation_id: str) -> None:
         """An operation of the batch started on the server now."""
@@ -98,6 +102,29 @@ class BatchStatus:
         self.mark_started(operation_id)
         self.unsent -= 1
 
+    def joined(self, key: str, operation_id: str) -> None:
+        """The generation ``key`` joins ``operation_id``, the same picture already on its way: its
+        start is not sent, and it is done when that operation is."""
+        self.joined_count += 1
+        if operation_id in self.operation_ids:
+            self.twins.append(operation_id)
+            self.unsent -= 1
+        else:
+            self.answered(key, operation_id)
+
+    def rejoined(self, key: str, operation_id: str | None) -> None:
+        """What ``key`` joined (``operation_id``, if its start was answered) ended with nothing to
+        collect: its start is to be sent after all."""
+        if operation_id is None:
+            return
+        self.joined_count -= 1
+        self.unsent += 1
+        if operation_id in self.twins:
+            self.twins.remove(operation_id)
+        elif operation_id in self.operation_ids:
+            self.operation_ids.remove(operation_id)
+            self.started.pop(operation_id, None)
+
     def dropped(self, key: str) -> None:
         """A queued generation will not be sent (the daily quota ran out): it no longer counts as running."""
         if key in self.keys:
@@ -124,7 +151,12 @@ class BatchStatus:
 
     @property
     def done(self) -> int:
-        return len(self.finished_ids) + self.cached
+        return self.collected + self.cached
+
+    @property
+    def collected(self) -> int:
+        """Pictures the service made for this batch (a picture two items joined counts twice)."""
+        return len(self.finished_ids) + sum(op in self.finished_ids for op in self.twins)
 
     @property
     def elapsed(self) -> float:
@@ -188,7 +220,7 @@ class BatchStatus:
     def fractions(self) -> tuple[float, float, float, float]:
         """Shares of the total that are done, from the store, failed and running (a progress bar's parts)."""
         total = max(1, self.total)
-        return (len(self.finished_ids) / total, self.cached / total, self.failed / total,
+        return (self.collected / total, self.cached / total, self.failed / total,
                 min(self.running, self.total) / total)
 
     def interrupted_line(self, collect: Collect = MAGIC_COLLECT) -> str:

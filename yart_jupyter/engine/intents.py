@@ -10,6 +10,7 @@ import dataclasses
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from ..core.config import REUSE_SETTING
 from ..core.request import GenerationRequest, validate_timeout
@@ -22,12 +23,15 @@ class Intent:
     """A generation recorded as asked for: its request and the idempotency key its start carries.
 
     ``resend``: its start went out before and its answer was never recorded (after a crash); it
-    goes out again with the same key, which the service deduplicates on.
+    goes out again with the same key, which the service deduplicates on. ``joins``: the operation of
+    the same picture already on its way when it was recorded (another kernel's, a teammate's, an
+    earlier run's), collected instead of paying again.
     """
 
     request: GenerationRequest
     key: str
     resend: bool = False
+    joins: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,10 @@ def prepare(store: Store | None, batch: Batch, status: BatchStatus) -> Batch:
     """
     items: list[Item] = []
     asked = [item for item in batch.items if isinstance(item, GenerationRequest)]
-    answers = iter(stored_answers(store, asked, use_cache=batch.use_cache, reuse_samples=batch.reuse_samples))
+    answered = stored_answers(store, asked, use_cache=batch.use_cache, reuse_samples=batch.reuse_samples)
+    on_its_way = on_their_way(store, [r for r, a in zip(asked, answered, strict=True) if a is None]) \
+        if batch.use_cache else {}
+    answers = iter(answered)
     queued: list[tuple[GenerationRequest, str]] = []
     for item in batch.items:
         if isinstance(item, GenerationRequest):
@@ -86,7 +93,7 @@ def prepare(store: Store | None, batch: Batch, status: BatchStatus) -> Batch:
                 continue
             key = str(uuid.uuid4())
             queued.append((item, key))
-            item = Intent(item, key)
+            item = Intent(item, key, joins=on_its_way.get(request_key(item)))
         if isinstance(item, Intent):
             status.queued(item.key, synchronous=item.request.api == "images")
         items.append(item)
@@ -137,6 +144,22 @@ def stored_answers(store: Store | None, requests: Sequence[GenerationRequest], *
         kept = samples.get(key) if request.seed is None else None
         answers.append(seeded.get(key) if request.seed_was_given else kept.pop(0) if kept else None)
     return answers
+
+
+#: How long the service keeps an operation's result: an older pending one is not joined.
+KEPT = timedelta(days=3)
+
+
+def on_their_way(store: Store | None, requests: Sequence[GenerationRequest]) -> dict[str, str]:
+    """The operation of each reproducible request (an explicit seed) that is already on its way, by
+    request key: pending in the store (anyone's: a teammate's counts), younger than the service
+    keeps it. Collecting it gives the same picture without paying for it again."""
+    joinable = [request for request in requests if request.reproducible and request.api == "operations"]
+    if store is None or not joinable:
+        return {}
+    since = datetime.now(timezone.utc) - KEPT
+    return {key: record.operation_id for key, record in store.find_many(joinable, ("pending",)).items()
+            if record.api == "operations" and record.submitted_at > since}
 
 
 def unfinished_item(record: Record, *, resend_lost: bool = False) -> Item | None:

@@ -8,10 +8,11 @@ re-raised, leaving the operations still running on the server ``pending`` in the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ..clients.client import Progress, YandexArtClient
 from ..clients.durations import ANSWERS, DURATIONS
@@ -23,7 +24,8 @@ from ..core.request import GenerationRequest
 from ..core.status import BatchStatus
 from ..core.steps import awaited, off_thread
 from ..media.image import GeneratedImage, ImageSet
-from ..store import Store
+from ..store import Store, request_key
+from .flights import FLIGHTS, Flight, Landing
 from .intents import Batch, Cached, Intent, Item, prepare
 from .outcomes import Refusals, cancel_and_settle, final_status, settle_failure
 
@@ -56,8 +58,10 @@ class _Run:
                  notebook: str | None, on_update: StatusCallback | None,
                  on_item: ItemCallback | None, queued: set[str],
                  prepare_picture: Callable[[GeneratedImage], None] | None = None,
-                 refusals: Refusals | None = None) -> None:
+                 refusals: Refusals | None = None, join: bool = True) -> None:
         self.client, self.status, self.store, self.timeout, self.notebook = client, status, store, timeout, notebook
+        #: Join a picture already on its way instead of paying for it again (not with ``use_cache=False``).
+        self.join = join
         #: What the service refused for a whole kind of request: no more of that kind is sent.
         self.refusals = refusals or Refusals()
         self.on_update, self.on_item, self.prepare_picture = on_update, on_item, prepare_picture
@@ -84,6 +88,94 @@ class _Run:
         self.notify()
 
     async def generate(self, index: int, intent: Intent) -> GeneratedImage:
+        """Make the picture of ``intent``: join it where it is on its way already (another run of
+        this process makes it, or the store has its pending operation), else send its start."""
+        key = request_key(intent.request)
+        flight: Flight | None = None
+        while self.join and intent.request.reproducible and not intent.resend:
+            flight, mine = FLIGHTS.board(key)
+            if mine:
+                break
+            image = await self.join_flight(index, intent, flight)
+            if image is not None:
+                return image
+            flight = None
+        landing = Landing()
+        try:
+            image = await self.collect(index, intent, intent.joins, flight) if intent.joins else None
+            if image is None:
+                image = await self.send(index, intent, flight)
+            landing = Landing(image, image.operation_id)
+            return image
+        except (asyncio.CancelledError, errors.GenerationTimeoutError):
+            operation_id = flight.started.result() if flight is not None and flight.started.done() else None
+            landing = Landing(None, operation_id, running=operation_id is not None)
+            raise
+        finally:
+            if flight is not None:
+                FLIGHTS.land(key, flight, landing)
+
+    async def join_flight(self, index: int, intent: Intent, flight: Flight) -> GeneratedImage | None:
+        """Wait for the picture another run of this process is making of the same request; collect its
+        operation if that run stopped waiting. None: it ended with nothing to collect (ask anew)."""
+        await self.unqueue(intent)
+        either: list[asyncio.Future[Any]] = [flight.started, flight.ended]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        operation_id = flight.started.result() if flight.started.done() else None
+        if operation_id is not None:
+            await self.joined(index, intent, operation_id)
+        await asyncio.wait([flight.ended])  # never cancels the owner's future
+        landing = flight.ended.result()
+        if landing.image is not None:
+            image = dataclasses.replace(landing.image, saved=[], _previews={})
+            self.progress(Progress("done", image.operation_id, 0.0))
+            return image
+        if landing.running and landing.operation_id is not None:
+            if operation_id is None:
+                await self.joined(index, intent, landing.operation_id)
+            return await resume(self.client, landing.operation_id, store=self.store, timeout=self.timeout,
+                                on_progress=self.progress)
+        await self.requeue(intent, operation_id)
+        return None
+
+    async def collect(self, index: int, intent: Intent, operation_id: str,
+                      flight: Flight | None) -> GeneratedImage | None:
+        """Collect the operation of the same picture the store has on its way (another kernel's, a
+        teammate's) instead of paying for it again. None: the service does not have it (an embedded
+        emulator's operation of another process): the intent is sent after all."""
+        await self.unqueue(intent)
+        await self.joined(index, intent, operation_id)
+        if flight is not None:
+            flight.start(operation_id)
+        try:
+            return await resume(self.client, operation_id, store=self.store, timeout=self.timeout,
+                                on_progress=self.progress)
+        except errors.OperationNotFoundError:
+            log.info("%s is not the service's to collect: %s is sent", operation_id, intent.key)
+            await self.requeue(intent, operation_id)
+            return None
+
+    async def unqueue(self, intent: Intent) -> None:
+        """An intent that joins a picture on its way sends nothing: its ``queued`` record goes (a
+        ``resume --all`` would send it), and a cancel has nothing of it to settle."""
+        self.queued.discard(intent.key)
+        if self.store is not None:
+            await off_thread(self.store.forget_intent, intent.key)
+
+    async def requeue(self, intent: Intent, operation_id: str | None) -> None:
+        """What an intent joined ended with nothing to collect: it is recorded again, to be sent."""
+        self.status.rejoined(intent.key, operation_id)
+        self.queued.add(intent.key)
+        if self.store is not None:
+            await off_thread(self.store.record_queued, intent.request, intent.key, notebook=self.notebook)
+
+    async def joined(self, index: int, intent: Intent, operation_id: str) -> None:
+        self.status.joined(intent.key, operation_id)
+        await self.tell(ItemEvent(index, "running", operation_id))
+        self.notify()
+
+    async def send(self, index: int, intent: Intent, flight: Flight | None) -> GeneratedImage:
+        """Send the intent's start (with its idempotency key), wait for the picture, record it."""
         status, store = self.status, self.store
 
         async def submitting() -> None:  # right before the request goes out, which waits for the write
@@ -97,6 +189,8 @@ class _Run:
             status.answered(intent.key, operation_id)
             if store is not None:
                 await off_thread(store.record_started, operation_id, request, notebook=self.notebook, key=intent.key)
+            if flight is not None:
+                flight.start(operation_id)
             await self.tell(ItemEvent(index, "running", operation_id))
             self.notify()
 
@@ -200,7 +294,7 @@ async def run_batch(
         await asyncio.to_thread(_learn_once, store)
     run = _Run(client, status, store, timeout=timeout, notebook=notebook, on_update=on_update, on_item=on_item,
                queued={item.key for item in items if isinstance(item, Intent)}, prepare_picture=prepare_picture,
-               refusals=refusals)
+               refusals=refusals, join=use_cache)
     tasks = [asyncio.ensure_future(run.one(index, item)) for index, item in enumerate(items)]
     try:
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)

@@ -141,6 +141,7 @@ async def run_in_view(
     notes = model_notes(sent)
     notes += version_notes(store, images)
     notes += reuse_notes(batch)
+    notes += joined_notes(status)
     if batch.out and images:
         try:
             numbered = [(index + 1, image, batch.fields[index] if batch.fields else {})
@@ -155,6 +156,17 @@ async def run_in_view(
     if failures:
         raise errors.BatchError(failures, images, len(batch.items))
     return images
+
+
+def joined_notes(status: BatchStatus) -> list[str]:
+    """What a run collected that another run was already making (another cell or kernel, a teammate),
+    so that a researcher who sees no new operation knows why it cost nothing."""
+    count = status.joined_count
+    if not count:
+        return []
+    which = "this picture was" if status.total == 1 else f"{count} of these pictures were"
+    return [f"ℹ {which} on its way already (asked for by another run, kernel or teammate): collected "
+            "from there, not paid for again"]
 
 
 def model_notes(requests: Sequence[GenerationRequest]) -> list[str]:

@@ -364,14 +364,16 @@ class GridView:
 
 
 def plan_bundle(experiment: GridSource, cached: Sequence[bool], quota: str, limit_note: str | None,
-                reusable: int = 0) -> Bundle:
+                reusable: int = 0, joining: Sequence[bool] = ()) -> Bundle:
     """``--dry-run``: every generation the sweep would make, and what it costs; nothing is sent.
     ``reusable``: how many to send the store has samples of (a model without seeds), said with the
-    setting that would show those at no cost."""
+    setting that would show those at no cost; ``joining``: which are on their way already (another
+    run's pending operation, collected at no cost)."""
     names = [axis.name for axis in experiment.axes]
     header = [*names, "prompt", *(["seed"] if "seed" not in names else []), "aspect", "from the store"]
     rows = []
-    for slot, hit in zip(experiment.slots, cached, strict=True):
+    joining = list(joining) or [False] * len(cached)
+    for slot, hit, joins in zip(experiment.slots, cached, joining, strict=True):
         request = slot.request
         assert request is not None
         weights = " · ".join(f"{m.weight:g}" for m in request.messages) if len(request.messages) > 1 else ""
@@ -380,11 +382,13 @@ def plan_bundle(experiment: GridSource, cached: Sequence[bool], quota: str, limi
         labels = experiment.labels(slot)
         if "seed" in labels and request.seed is None:  # a model without seeds in a sweep over models: a sample
             labels["seed"] = "no seed (a sample)"
-        rows.append([*labels.values(), prompt, *seed, str(request.aspect), "yes" if hit else ""])
-    hits = sum(cached)
+        rows.append([*labels.values(), prompt, *seed, str(request.aspect),
+                     "yes" if hit else "on its way" if joins else ""])
+    hits, joined = sum(cached), sum(joining)
+    on_way = f"{joined} on its way already (another run's: collected for free), " if joined else ""
     summary = (f"{experiment.size} generation{'s' if experiment.size != 1 else ''} ({experiment.shape()}); "
-               f"{hits} from the local store for free, "
-               f"{experiment.size - hits} to send; {quota}. Nothing was sent (--dry-run).")
+               f"{hits} from the local store for free, {on_way}"
+               f"{experiment.size - hits - joined} to send; {quota}. Nothing was sent (--dry-run).")
     if reusable:
         summary += (f" The store has samples of {reusable} of those to send: {REUSE_SETTING} shows them at "
                     "no cost.")

@@ -70,6 +70,15 @@ class Lifecycle(Database):
 
         self._write(update)
 
+    def forget_intent(self, key: str) -> None:
+        """Drop a generation asked for and never sent: it joined the same picture already on its way
+        (another run's), so it is no generation of its own and nothing is left to send."""
+
+        def delete(db: Conn) -> None:
+            db.execute("DELETE FROM generations WHERE idempotency_key=? AND status='queued'", (key,))
+
+        self._write(delete)
+
     def settle_intent(self, key: str, status: str, error: str) -> None:
         """End a generation that never got an operation id (refused at its start, or cancelled unsent)."""
         if status not in STATUSES:

@@ -78,7 +78,8 @@ def parser() -> Parser:
                    help="give up waiting after S seconds (the operation id is reported)")
     p.add_argument("--no-cache", action="store_true", dest="no_cache",
                    help="generate anew even when the store has this exact request (same prompt, seed, aspect, "
-                        "type and model); without it such a request is answered from the store, with no API call")
+                        "type and model); without it such a request is answered from the store, with no API call, "
+                        "and one on its way (another run's) is collected, not sent again")
     p.add_argument("--raw", action="store_true", help="do not expand {...} in the prompt")
     return p
 
@@ -271,16 +272,21 @@ async def handle(face: Face, line: str, body: str) -> None:
 
 def show_plan(face: Face, cell: Plan) -> None:
     """``--dry-run``: the plan as a table; nothing is recorded or sent."""
-    from ...engine import reusable_samples, stored_answers
+    from ...engine import on_their_way, reusable_samples, stored_answers
     from ...experiments.grid import plan_bundle
+    from ...store import request_key
 
     experiment = cell.experiment or _plain_experiment(cell)
     settings = face.settings
     cached = [answer is not None for answer in stored_answers(
         face.store(), cell.requests, use_cache=not cell.options.no_cache, reuse_samples=settings.reuse_samples)]
-    quota = quota_line(len(cached) - sum(cached), settings.generations_per_minute, settings.generations_per_day)
+    on_way = {} if cell.options.no_cache else on_their_way(
+        face.store(), [request for request, hit in zip(cell.requests, cached, strict=True) if not hit])
+    joining = [not hit and request_key(request) in on_way for request, hit in zip(cell.requests, cached, strict=True)]
+    quota = quota_line(len(cached) - sum(cached) - sum(joining), settings.generations_per_minute,
+                       settings.generations_per_day)
     reusable = 0 if settings.reuse_samples or cell.options.no_cache else reusable_samples(face.store(), cell.requests)
-    face.show(plan_bundle(experiment, cached, quota, cell.over_limit, reusable))
+    face.show(plan_bundle(experiment, cached, quota, cell.over_limit, reusable, joining))
 
 
 def _plain_experiment(cell: Plan) -> Experiment:

@@ -1,0 +1,139 @@
+"""The same picture asked for twice while it is on its way is paid for once.
+
+Two asks in one process (gathered ``generate()`` calls, a cell run again while its background run
+goes on) share one operation; a pending operation of the same request in the store (another
+kernel's, a teammate's) is collected instead of starting another. The emulator's counters show what
+was paid for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import yart_jupyter
+from yart_jupyter.clients.client import YandexArtClient
+from yart_jupyter.clients.shared import close_shared_clients
+from yart_jupyter.core import errors, settings
+from yart_jupyter.emulator import Duration, Emulator
+from yart_jupyter.engine.flights import FLIGHTS
+from yart_jupyter.store import Store
+
+from .conftest import FOLDER, KEY
+from .helpers import run_cell
+
+
+@pytest.fixture
+async def api(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Emulator]:
+    """The Python API on the emulator, whose generations take long enough to ask twice meanwhile."""
+    monkeypatch.setenv("YC_API_KEY", KEY)
+    emulator.config.duration = Duration("fixed", 0.6)
+    settings.configure(base_url=emulator.url, folder_id=FOLDER)
+    yield emulator
+    settings.configure(base_url=None, folder_id=None)
+    await close_shared_clients()
+    assert len(FLIGHTS) == 0  # every flight landed
+
+
+async def test_two_asks_at_once_share_one_operation(api: Emulator, isolated_store: Path) -> None:
+    first, second = await asyncio.gather(yart_jupyter.generate("twin foxes", seed=9),
+                                         yart_jupyter.generate("twin foxes", seed=9))
+    assert api.stats.operations_created == 1
+    assert first.operation_id == second.operation_id
+    assert first.image_bytes == second.image_bytes and first is not second
+    store = Store(isolated_store)
+    assert store.unsent() == [] and store.pending() == []  # the joiner's intent left nothing to send
+    assert [r.operation_id for r in store.history()] == [first.operation_id]
+
+
+async def test_a_pending_operation_in_the_store_is_collected(api: Emulator, isolated_store: Path,
+                                                             make_client: Callable[..., YandexArtClient]) -> None:
+    async with make_client() as other:  # another kernel: started it, recorded it, still waiting
+        request = other.build_request("a heron at dusk", seed=4)
+        operation_id = await other.start(request)
+        Store(isolated_store).record_started(operation_id, request)
+    updates: list[str] = []
+    image = await yart_jupyter.generate("a heron at dusk", seed=4, on_update=lambda s: updates.append(s.text()))
+    assert api.stats.operations_created == 1
+    assert image.operation_id == operation_id
+    assert any(operation_id in text for text in updates)  # the status line names the operation it waits for
+    assert Store(isolated_store).get(operation_id).status == "done"  # type: ignore[union-attr]
+
+
+async def test_no_cache_pays_again(api: Emulator, make_client: Callable[..., YandexArtClient],
+                                   isolated_store: Path) -> None:
+    async with make_client() as other:
+        request = other.build_request("a heron at dusk", seed=4)
+        operation_id = await other.start(request)
+        Store(isolated_store).record_started(operation_id, request)
+    image = await yart_jupyter.generate("a heron at dusk", seed=4, cache=False)
+    assert api.stats.operations_created == 2 and image.operation_id != operation_id
+
+
+async def test_an_operation_the_service_does_not_have_is_sent_anew(api: Emulator, isolated_store: Path,
+                                                                   make_client: Callable[..., YandexArtClient]
+                                                                   ) -> None:
+    async with make_client() as other:  # an embedded emulator's operation of another process: not this one's
+        Store(isolated_store).record_started("d0000000000000000000", other.build_request("a gull", seed=3))
+    image = await yart_jupyter.generate("a gull", seed=3)
+    assert api.stats.operations_created == 1 and image.operation_id != "d0000000000000000000"
+    store = Store(isolated_store)
+    assert store.unsent() == [] and store.get(image.operation_id).status == "done"  # type: ignore[union-attr]
+
+
+async def test_the_joiner_collects_what_the_first_stopped_waiting_for(api: Emulator) -> None:
+    first = asyncio.ensure_future(yart_jupyter.generate("a lantern", seed=12))
+    while api.stats.operations_created == 0:
+        await asyncio.sleep(0.01)
+    second = asyncio.ensure_future(yart_jupyter.generate("a lantern", seed=12))
+    await asyncio.sleep(0.05)
+    first.cancel()  # the first cell interrupted: its operation still runs on the server
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    image = await second
+    assert api.stats.operations_created == 1
+    assert image.operation_id == next(iter(api.operations))
+
+
+async def test_the_joiner_asks_anew_when_the_first_made_nothing(api: Emulator) -> None:
+    api.inject("status", "start", times=1, status=400)  # the first's start is refused (not retried)
+    first = asyncio.ensure_future(yart_jupyter.generate("a kite", seed=2))
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(yart_jupyter.generate("a kite", seed=2))
+    with pytest.raises(errors.YandexArtError):
+        await first
+    image = await second  # joined, then sent its own once the first ended with nothing
+    assert api.stats.operations_created == 1 and image.operation_id in api.operations
+
+
+def text_of(captured: Any) -> str:
+    return "".join(o.data.get("text/html", "") + o.data.get("text/plain", "") for o in captured.outputs)
+
+
+def test_a_cell_run_again_meanwhile_joins_and_says_so(shell: Any, thread_emulator: Emulator) -> None:
+    thread_emulator.config.duration = Duration("fixed", 1.0)
+    shell.run_cell("%%yandexart --seed 21 22 --background\na crane in fog")
+    result, captured = run_cell(shell, "%%yandexart --seed 21 22 23 --var again\na crane in fog")
+    assert result.error_in_exec is None, result.error_in_exec
+    assert thread_emulator.stats.operations_created == 3  # 21 and 22 once each, 23 new
+    assert sorted(image.seed for image in shell.user_ns["again"]) == [21, 22, 23]
+    assert ("2 of these pictures were on its way already (asked for by another run, kernel or teammate): "
+            "collected from there, not paid for again") in text_of(captured)
+
+
+def test_the_dry_run_counts_what_is_on_its_way(shell: Any, thread_emulator: Emulator, isolated_store: Path) -> None:
+    thread_emulator.config.duration = Duration("fixed", 5.0)
+    shell.run_cell("%%yandexart --seed 31 --background\na crane in fog")
+    deadline = time.monotonic() + 10
+    while not Store(isolated_store).pending():  # its operation id is written by a worker thread
+        assert time.monotonic() < deadline, "the background start was never recorded"
+        time.sleep(0.02)
+    _, captured = run_cell(shell, "%%yandexart --seed 31 32 --dry-run\na crane in fog")
+    shown = text_of(captured)
+    assert "1 on its way already" in shown and "1 to send" in shown and "on its way" in shown, shown
+    assert thread_emulator.stats.operations_created == 1
