@@ -22,6 +22,7 @@ from yart_jupyter.clients.shared import close_shared_clients
 from yart_jupyter.core import errors, settings
 from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.engine.flights import FLIGHTS
+from yart_jupyter.notebook.widget import YandexArtForm
 from yart_jupyter.store import Store
 
 from .conftest import FOLDER, KEY
@@ -111,6 +112,18 @@ async def test_the_joiner_asks_anew_when_the_first_made_nothing(api: Emulator) -
     assert api.stats.operations_created == 1 and image.operation_id in api.operations
 
 
+async def test_the_forms_generate_pressed_twice_pays_once(form: YandexArtForm, emulator: Emulator) -> None:
+    emulator.config.duration = Duration("fixed", 0.5)
+    form.prompt.value = "a grey heron in the reeds"
+    form.seed.value = "42"
+    form.keep_seed.value = True
+    form.generate_button.click()
+    form.generate_button.click()  # impatient: the first is still on its way
+    images = await asyncio.gather(*(job.task for job in form.jobs))
+    assert emulator.stats.operations_created == 1
+    assert len({image.operation_id for found in images for image in found}) == 1
+
+
 def text_of(captured: Any) -> str:
     return "".join(o.data.get("text/html", "") + o.data.get("text/plain", "") for o in captured.outputs)
 
@@ -122,7 +135,7 @@ def test_a_cell_run_again_meanwhile_joins_and_says_so(shell: Any, thread_emulato
     assert result.error_in_exec is None, result.error_in_exec
     assert thread_emulator.stats.operations_created == 3  # 21 and 22 once each, 23 new
     assert sorted(image.seed for image in shell.user_ns["again"]) == [21, 22, 23]
-    assert ("2 of these pictures were on its way already (asked for by another run, kernel or teammate): "
+    assert ("2 of these pictures were on their way already (asked for by another run, kernel or teammate): "
             "collected from there, not paid for again") in text_of(captured)
 
 

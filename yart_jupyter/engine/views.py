@@ -164,8 +164,9 @@ def joined_notes(status: BatchStatus) -> list[str]:
     count = status.joined_count
     if not count:
         return []
-    which = "this picture was" if status.total == 1 else f"{count} of these pictures were"
-    return [f"ℹ {which} on its way already (asked for by another run, kernel or teammate): collected "
+    which = ("this picture was on its" if status.total == 1 else "1 of these pictures was on its" if count == 1
+             else f"{count} of these pictures were on their")
+    return [f"ℹ {which} way already (asked for by another run, kernel or teammate): collected "
             "from there, not paid for again"]
 
 
