@@ -17,13 +17,15 @@ from typing import Any
 import pytest
 
 import yart_jupyter
+from yart_jupyter.batches import plan_table
 from yart_jupyter.clients.client import YandexArtClient
 from yart_jupyter.clients.shared import close_shared_clients
 from yart_jupyter.core import errors, settings
+from yart_jupyter.core.settings import current
 from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.engine.flights import FLIGHTS
 from yart_jupyter.notebook.widget import YandexArtForm
-from yart_jupyter.store import Store
+from yart_jupyter.store import Store, get_store
 
 from .conftest import FOLDER, KEY
 from .helpers import run_cell
@@ -150,3 +152,22 @@ def test_the_dry_run_counts_what_is_on_its_way(shell: Any, thread_emulator: Emul
     shown = text_of(captured)
     assert "1 on its way already" in shown and "1 to send" in shown and "on its way" in shown, shown
     assert thread_emulator.stats.operations_created == 1
+
+
+async def test_a_batch_collects_a_teammates_generation_of_its_row(
+        api: Emulator, make_client: Callable[..., YandexArtClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [{"subject": "a fox"}, {"subject": "an owl"}]
+    plan = yart_jupyter.batch(rows, prompt="{subject}", seed=5, out="set/{n}.jpg", dry_run=True)
+    assert [r["plan"] for r in plan.records()] == ["start", "start"]
+    request = plan_table(rows, current(), prompt="{subject}", seed=5, out="set/{n}.jpg").rows[1].request
+    assert request is not None
+    async with make_client() as other:  # a teammate started the owl, and is still waiting for it
+        operation_id = await other.start(request)
+    monkeypatch.setenv("YANDEXART_USER", "alice")
+    get_store().record_started(operation_id, request)
+    monkeypatch.setenv("YANDEXART_USER", "me")
+    plan = yart_jupyter.batch(rows, prompt="{subject}", seed=5, out="set/{n}.jpg", dry_run=True)
+    assert [r["plan"] for r in plan.records()] == ["start", "collect"] and plan.to_send == 1
+    result = await yart_jupyter.batch(rows, prompt="{subject}", seed=5, out="set/{n}.jpg")
+    assert [r.status for r in result.rows] == ["done", "done"] and api.stats.operations_created == 2
+    assert result.rows[1].operation_id == operation_id

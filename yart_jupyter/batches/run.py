@@ -103,7 +103,7 @@ async def run_table(
 
     async def one(row: Row, item: Item) -> None:
         async with gate:
-            if isinstance(item, Intent) and not item.joins and not budget.take():  # a joined one costs nothing
+            if isinstance(item, Intent) and not budget.take():
                 row.status = "quota"
                 status.dropped(item.key)
                 await off_thread(store.settle_intent, item.key, "cancelled",

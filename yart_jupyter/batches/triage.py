@@ -11,14 +11,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..core.request import GenerationRequest
-from ..engine import Intent, Item, unfinished_item
+from ..engine import Intent, Item, on_their_way, unfinished_item
 from ..store import Record, Store, request_key
 from .dataset import Metadata, carries_recipe
 from .plan import Row, TablePlan
 
 #: What happens to a valid row: made in an earlier run (its file and metadata line are there); its
 #: file is someone else's (the row fails, the file is never overwritten); sent with the answer lost
-#: (not sent again without ``resend_lost``); an operation still on the server to collect; a start
+#: (not sent again without ``resend_lost``); an operation still on the server to collect (an earlier
+#: run's, or another kernel's or a teammate's generation of the same seeded request); a start
 #: that went out before, sent again with its key (the service deduplicates on it); a start recorded
 #: before and never sent (it goes out with its recorded key); or new to this run (the store may
 #: answer it: see :func:`answered`).
@@ -54,9 +55,14 @@ def triage(batch: TablePlan, store: Store, metadata: Metadata | None, *, resend_
         decisions.append(Decision(row, "new", request))
     asked = [d.row.request for d in decisions if d.fate == "new" and isinstance(d.row.request, GenerationRequest)]
     unfinished = store.find_unfinished(asked)
+    elsewhere = on_their_way(store, [r for r in asked if request_key(r) not in unfinished])
     for decision in decisions:
-        record = unfinished.get(request_key(decision.item)) if decision.fate == "new" and isinstance(
+        key = request_key(decision.item) if decision.fate == "new" and isinstance(
             decision.item, GenerationRequest) else None
+        record = unfinished.get(key) if key is not None else None
+        if key in elsewhere:  # another kernel's or a teammate's generation of it is on its way
+            decision.item, decision.fate = elsewhere[key], "collect"
+            continue
         if record is None:
             continue
         decision.record = record
