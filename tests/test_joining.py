@@ -32,8 +32,9 @@ from .helpers import run_cell
 
 
 @pytest.fixture
-async def api(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Emulator]:
+async def api(emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[Emulator]:
     """The Python API on the emulator, whose generations take long enough to ask twice meanwhile."""
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("YC_API_KEY", KEY)
     emulator.config.duration = Duration("fixed", 0.6)
     settings.configure(base_url=emulator.url, folder_id=FOLDER)
@@ -101,6 +102,18 @@ async def test_the_joiner_collects_what_the_first_stopped_waiting_for(api: Emula
     image = await second
     assert api.stats.operations_created == 1
     assert image.operation_id == next(iter(api.operations))
+
+
+async def test_the_joiner_keeps_to_its_own_timeout(api: Emulator) -> None:
+    api.config.duration = Duration("fixed", 1.5)
+    first = asyncio.ensure_future(yart_jupyter.generate("a slow tide", seed=8))
+    while api.stats.operations_created == 0:
+        await asyncio.sleep(0.01)
+    with pytest.raises(errors.GenerationTimeoutError) as raised:
+        await yart_jupyter.generate("a slow tide", seed=8, timeout=0.3)
+    assert raised.value.operation_id == next(iter(api.operations))  # the one to collect, named
+    assert "another run of this process is still making the same picture" in str(raised.value)
+    assert (await first).operation_id == raised.value.operation_id and api.stats.operations_created == 1
 
 
 async def test_the_joiner_asks_anew_when_the_first_made_nothing(api: Emulator) -> None:

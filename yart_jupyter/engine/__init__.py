@@ -5,6 +5,7 @@
 (background jobs of the process).
 """
 
+from .collect import server_canceller
 from .intents import (
     Batch,
     Cached,
@@ -18,7 +19,7 @@ from .intents import (
     unfinished_item,
     unfinished_items,
 )
-from .runner import ItemEvent, run_batch, server_canceller, wait_for_starts
+from .runner import ItemEvent, run_batch, wait_for_starts
 from .views import BatchView, CallbackView, run_in_view
 
 __all__ = [

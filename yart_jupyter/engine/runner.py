@@ -16,15 +16,14 @@ from typing import Any, Literal
 
 from ..clients.client import Progress, YandexArtClient
 from ..clients.durations import ANSWERS, DURATIONS
-from ..clients.images_api import is_images_id
 from ..core import errors
-from ..core.config import EMULATOR
 from ..core.redact import get_logger
 from ..core.request import GenerationRequest
 from ..core.status import BatchStatus
 from ..core.steps import awaited, off_thread
 from ..media.image import GeneratedImage, ImageSet
 from ..store import Store, request_key
+from .collect import resume, share_quota
 from .flights import FLIGHTS, Flight, Landing
 from .intents import Batch, Cached, Intent, Item, prepare
 from .outcomes import Refusals, cancel_and_settle, final_status, settle_failure
@@ -119,12 +118,12 @@ class _Run:
         """Wait for the picture another run of this process is making of the same request; collect its
         operation if that run stopped waiting. None: it ended with nothing to collect (ask anew)."""
         await self.unqueue(intent)
-        either: list[asyncio.Future[Any]] = [flight.started, flight.ended]
-        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        await self.within(deadline, [flight.started, flight.ended], None)
         operation_id = flight.started.result() if flight.started.done() else None
         if operation_id is not None:
             await self.joined(index, intent, operation_id)
-        await asyncio.wait([flight.ended])  # never cancels the owner's future
+        await self.within(deadline, [flight.ended], operation_id)
         landing = flight.ended.result()
         if landing.image is not None:
             image = dataclasses.replace(landing.image, saved=[], _previews={})
@@ -133,10 +132,25 @@ class _Run:
         if landing.running and landing.operation_id is not None:
             if operation_id is None:
                 await self.joined(index, intent, landing.operation_id)
-            return await resume(self.client, landing.operation_id, store=self.store, timeout=self.timeout,
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            return await resume(self.client, landing.operation_id, store=self.store, timeout=left,
                                 on_progress=self.progress)
         await self.requeue(intent, operation_id)
         return None
+
+    async def within(self, deadline: float | None, futures: list[asyncio.Future[Any]],
+                     operation_id: str | None) -> None:
+        """Wait until one of ``futures`` is done (never cancelling them: they are the owner's), or
+        raise the timeout a wait of one's own would at ``deadline``."""
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        done, _ = await asyncio.wait(futures, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if not done:
+            where = (f"Collect it later with `%yandexart resume {operation_id}` or "
+                     f"yart_jupyter.resume('{operation_id}')" if operation_id else
+                     "The history shows it when it arrives")
+            raise errors.GenerationTimeoutError(
+                f"Gave up waiting after {self.timeout:g} s; another run of this process is still making the "
+                "same picture", operation_id=operation_id, hint=where)
 
     async def collect(self, index: int, intent: Intent, operation_id: str,
                       flight: Flight | None) -> GeneratedImage | None:
@@ -322,74 +336,8 @@ def _learn_once(store: Store) -> None:
     ANSWERS.learn_once(str(store.home), store.answer_times)
 
 
-def share_quota(client: YandexArtClient, store: Store | None) -> None:
-    """A team store's quota ledger goes to the client's limiters: the folder's quota, shared by everyone."""
-    if store is not None:
-        client.connection.ledger = store.quota_ledger()
-
-
 async def wait_for_starts(status: BatchStatus, limit: float = START_WAIT) -> None:
     """Wait (at most ``limit`` seconds) until every start request of a batch went out and was answered."""
     deadline = time.monotonic() + limit
     while status.unsent and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
-
-
-async def resume(
-    client: YandexArtClient,
-    operation_id: str,
-    *,
-    store: Store | None = None,
-    timeout: float | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
-) -> GeneratedImage:
-    """Collect an operation by id: from the store when it is already there, else from the server.
-
-    The stored request (prompt, seed, aspect) is attached to the result; an operation the server
-    no longer has is marked expired, and one it never had that the store did not know is not recorded.
-    """
-    share_quota(client, store)
-    record = await asyncio.to_thread(store.get, operation_id) if store is not None else None
-    if record is not None and record.status == "done" and record.image_path and record.image_path.exists():
-        image = await asyncio.to_thread(record.to_image)
-        if on_progress is not None:
-            on_progress(Progress("done", operation_id, 0.0))
-        return image
-    if is_images_id(operation_id):  # the Images API answered with the picture itself and keeps nothing
-        raise errors.OperationNotFoundError(
-            f"{operation_id} is a picture of the Images API, which keeps nothing to collect: only one this "
-            "store holds can be shown again",
-            hint="%yandexart history (yart history) lists the pictures it holds")
-    if store is not None and record is None:  # kept while it is awaited: a kernel that dies can collect it later
-        await off_thread(store.record_started, operation_id, None)
-    try:
-        image = await client.resume(operation_id, timeout=timeout, on_progress=on_progress)
-    except errors.OperationNotFoundError as exc:
-        if store is not None and record is None:
-            await off_thread(store.forget_unknown, operation_id)  # a typo is no generation: history stays clean
-        if client.settings.base_url == EMULATOR:  # not three days: its operations end with its process
-            exc.hint = ("The embedded emulator keeps operations only while its process runs (each yart command "
-                        "starts its own); run `yart emulator` and point YANDEXART_BASE_URL at it to collect "
-                        "across processes")
-        raise
-    request = record.request() if record is not None else None
-    if request is not None:
-        image.seed, image.aspect, image.messages = request.seed, request.aspect, request.messages
-        image.model_uri = request.model_uri
-    if record is not None:
-        image.submitted_at = record.submitted_at
-    if store is not None:
-        await off_thread(store.record_done, image)
-    return image
-
-
-def server_canceller(client: YandexArtClient, store: Store | None) -> Callable[[str], Awaitable[bool]]:
-    """Cancel an operation on the server and, when the server confirms, record it as cancelled."""
-
-    async def cancel(operation_id: str) -> bool:
-        confirmed = await client.cancel(operation_id)
-        if confirmed and store is not None:
-            await off_thread(store.record_failed, operation_id, "cancelled", "cancelled by the user")
-        return confirmed
-
-    return cancel
