@@ -24,6 +24,7 @@ from yart_jupyter.core import errors, settings
 from yart_jupyter.core.settings import current
 from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.engine.flights import FLIGHTS
+from yart_jupyter.experiments.experiment import Experiment
 from yart_jupyter.notebook.widget import YandexArtForm
 from yart_jupyter.store import Store, get_store
 
@@ -90,12 +91,11 @@ async def test_an_operation_the_service_does_not_have_is_sent_anew(api: Emulator
     assert store.unsent() == [] and store.get(image.operation_id).status == "done"  # type: ignore[union-attr]
 
 
-async def test_the_joiner_collects_what_the_first_stopped_waiting_for(api: Emulator) -> None:
+async def test_the_joiner_collects_what_the_first_stopped_waiting_for(api: Emulator, isolated_store: Path) -> None:
     first = asyncio.ensure_future(yart_jupyter.generate("a lantern", seed=12))
-    while api.stats.operations_created == 0:
-        await asyncio.sleep(0.01)
     second = asyncio.ensure_future(yart_jupyter.generate("a lantern", seed=12))
-    await asyncio.sleep(0.05)
+    while not Store(isolated_store).pending():  # the first's start answered (and recorded)
+        await asyncio.sleep(0.01)
     first.cancel()  # the first cell interrupted: its operation still runs on the server
     with pytest.raises(asyncio.CancelledError):
         await first
@@ -184,3 +184,14 @@ async def test_a_batch_collects_a_teammates_generation_of_its_row(
     result = await yart_jupyter.batch(rows, prompt="{subject}", seed=5, out="set/{n}.jpg")
     assert [r.status for r in result.rows] == ["done", "done"] and api.stats.operations_created == 2
     assert result.rows[1].operation_id == operation_id
+
+
+def test_a_sweep_that_joined_shows_its_pictures_again_from_the_store(shell: Any, thread_emulator: Emulator,
+                                                                    isolated_store: Path) -> None:
+    thread_emulator.config.duration = Duration("fixed", 1.0)
+    cell = '%%yandexart --seed 3 --vary style="ink|oil"{}\na crane in fog, {{style}}'
+    shell.run_cell(cell.format(" --background"))
+    result, _ = run_cell(shell, cell.format(""))
+    assert result.error_in_exec is None and thread_emulator.stats.operations_created == 2
+    joined = Experiment.load(Store(isolated_store), shell.user_ns["_"].id)
+    assert [slot.state for slot in joined.slots] == ["done", "done"]  # not "missing": its cells name the operations

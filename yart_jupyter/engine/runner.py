@@ -97,12 +97,14 @@ class _Run:
                 break
             image = await self.join_flight(index, intent, flight)
             if image is not None:
-                return image
+                return await self.repoint(intent, image)
             flight = None
         landing = Landing()
         try:
             image = await self.collect(index, intent, intent.joins, flight) if intent.joins else None
-            if image is None:
+            if image is not None:
+                await self.repoint(intent, image)
+            else:
                 image = await self.send(index, intent, flight)
             landing = Landing(image, image.operation_id)
             return image
@@ -176,6 +178,12 @@ class _Run:
         if self.store is not None:
             await off_thread(self.store.forget_intent, intent.key)
 
+    async def repoint(self, intent: Intent, image: GeneratedImage) -> GeneratedImage:
+        """A sweep that named the intent by its key names the operation it joined (its record went)."""
+        if self.store is not None:
+            await off_thread(self.store.repoint, intent.key, image.operation_id)
+        return image
+
     async def requeue(self, intent: Intent, operation_id: str | None) -> None:
         """What an intent joined ended with nothing to collect: it is recorded again, to be sent."""
         self.status.rejoined(intent.key, operation_id)
@@ -201,10 +209,10 @@ class _Run:
 
         async def started(operation_id: str, request: GenerationRequest) -> None:  # committed before any wait
             status.answered(intent.key, operation_id)
+            if flight is not None:  # before the write: a cancel during it still leaves the id to its joiners
+                flight.start(operation_id)
             if store is not None:
                 await off_thread(store.record_started, operation_id, request, notebook=self.notebook, key=intent.key)
-            if flight is not None:
-                flight.start(operation_id)
             await self.tell(ItemEvent(index, "running", operation_id))
             self.notify()
 

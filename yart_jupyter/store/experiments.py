@@ -28,6 +28,16 @@ class Experiments(Database):
 
         self._write(insert)
 
+    def repoint(self, key: str, operation_id: str) -> None:
+        """A sweep's cell named its generation by the idempotency ``key`` of its intent, and that intent
+        joined another run's operation instead of being sent: the cell names the operation now."""
+
+        def update(db: Conn) -> None:
+            db.execute("UPDATE experiments SET items=REPLACE(items, ?, ?) WHERE items LIKE ?",
+                       (json.dumps(key), json.dumps(operation_id), f"%{key}%"))
+
+        self._write(update)
+
     def experiments(self, limit: int | None = 20, experiment_id: str | None = None) -> list[ExperimentRecord]:
         """The newest sweeps first; ``experiment_id`` finds one (a unique prefix is enough)."""
         sql, args = "SELECT * FROM experiments", []
