@@ -17,7 +17,8 @@ from ..media.image import GeneratedImage
 @dataclass(frozen=True)
 class Landing:
     """How a flight ended: its picture, or the operation its start was answered with (``running``
-    when it still runs on the server: the owner stopped waiting for it) — or neither."""
+    when it can still be collected: the owner stopped waiting for it, or its wait failed while the
+    operation went on) — or neither."""
 
     image: GeneratedImage | None = None
     operation_id: str | None = None
@@ -31,9 +32,12 @@ class Flight:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.started: asyncio.Future[str] = loop.create_future()
         self.ended: asyncio.Future[Landing] = loop.create_future()
+        #: The operation the owner waits for now (it may start its own after one it tried to collect).
+        self.operation_id: str | None = None
 
     def start(self, operation_id: str) -> None:
-        """The owner's start was answered with ``operation_id``."""
+        """The owner waits for ``operation_id`` now (its start was answered, or it collects it)."""
+        self.operation_id = operation_id
         if not self.started.done():
             self.started.set_result(operation_id)
 

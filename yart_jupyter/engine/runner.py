@@ -108,9 +108,13 @@ class _Run:
                 image = await self.send(index, intent, flight)
             landing = Landing(image, image.operation_id)
             return image
-        except (asyncio.CancelledError, errors.GenerationTimeoutError):
-            operation_id = flight.started.result() if flight is not None and flight.started.done() else None
+        except asyncio.CancelledError:
+            operation_id = flight.operation_id if flight is not None else None
             landing = Landing(None, operation_id, running=operation_id is not None)
+            raise
+        except errors.YandexArtError as exc:  # collectable unless the operation itself ended so
+            operation_id = exc.operation_id or (flight.operation_id if flight is not None else None)
+            landing = Landing(None, operation_id, running=operation_id is not None and final_status(exc) is None)
             raise
         finally:
             if flight is not None:
