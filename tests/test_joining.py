@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from yart_jupyter.engine.flights import FLIGHTS
 from yart_jupyter.experiments.experiment import Experiment
 from yart_jupyter.notebook.widget import YandexArtForm
 from yart_jupyter.store import Store, get_store
+from yart_jupyter.store.records import ExperimentRecord
 
 from .conftest import FOLDER, KEY
 from .helpers import run_cell
@@ -195,3 +197,43 @@ def test_a_sweep_that_joined_shows_its_pictures_again_from_the_store(shell: Any,
     assert result.error_in_exec is None and thread_emulator.stats.operations_created == 2
     joined = Experiment.load(Store(isolated_store), shell.user_ns["_"].id)
     assert [slot.state for slot in joined.slots] == ["done", "done"]  # not "missing": its cells name the operations
+
+
+async def test_a_start_the_store_answered_meanwhile_is_not_sent(api: Emulator, isolated_store: Path) -> None:
+    """Recorded before another run made the same picture (a job queued behind quota), a start finds
+    the picture in the store when its turn comes: answered from there, nothing sent."""
+    from yart_jupyter.clients.shared import shared_client
+    from yart_jupyter.core.status import BatchStatus
+    from yart_jupyter.engine import Batch, prepare, run_batch
+
+    store = Store(isolated_store)
+    request = current().request("an otter", seed=6)
+    later = prepare(store, Batch([request]), BatchStatus(1))  # asked for, its turn not come yet
+    made = await yart_jupyter.generate("an otter", seed=6)
+    status = BatchStatus(1)
+    images, failures = await run_batch(shared_client(current()), later.items, status=status, store=store)
+    assert not failures and images[0].cached and images[0].operation_id == made.operation_id
+    assert api.stats.operations_created == 1 and status.cached == 1 and status.running == 0
+    assert store.unsent() == []
+
+
+async def test_what_a_dead_kernel_left_unsent_is_not_paid_again(api: Emulator, isolated_store: Path) -> None:
+    """A kernel died with two starts recorded, one queued and one out with its answer lost; the notebook
+    run again made both pictures. ``resume --all`` must not pay for them again."""
+    from yart_jupyter.core.status import BatchStatus
+    from yart_jupyter.engine import Batch, prepare, unfinished_items
+
+    store = Store(isolated_store)
+    requests = [current().request("a dead kernel's fox", seed=n) for n in (1, 2)]
+    dead = prepare(store, Batch(requests), BatchStatus(2))
+    store.mark_submitting(dead.items[1].key)  # type: ignore[union-attr]
+    store.record_experiment(ExperimentRecord("exp-dead", datetime.now(timezone.utc), "a dead kernel's fox",
+                                             (("seed", (1, 2)),), (((1,), dead.items[0].key),  # type: ignore[union-attr]
+                                                                   ((2,), dead.items[1].key)), None))  # type: ignore[union-attr]
+    again = [await yart_jupyter.generate("a dead kernel's fox", seed=n) for n in (1, 2)]
+    assert api.stats.operations_created == 2
+    assert unfinished_items(store) == [] and store.unsent() == []
+    settled = [r for r in store.history(None, status="cancelled")]
+    assert len(settled) == 1 and f"a later run made this picture ({again[1].operation_id})" in (settled[0].error or "")
+    reloaded = Experiment.load(store, "exp-dead")  # the dead run's sweep names the picture now
+    assert reloaded.slots[0].state == "done" and reloaded.slots[0].image is not None

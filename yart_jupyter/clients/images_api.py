@@ -138,6 +138,7 @@ class ImagesApi:
 
         limiter = self.connection.limiters().starts
         taken = await limiter.acquire()
+        await notify_submitting(on_submitting, limiter, taken)
         reached = True
         sent = time.monotonic()  # when the last attempt went out: an answer's time counts from it
 
@@ -147,7 +148,6 @@ class ImagesApi:
             retried(attempt, reason, delay)
 
         try:
-            await notify_submitting(on_submitting)
             await self.connection.send(
                 Exchange("POST", IMAGES_PATH, json_body=request.to_json(), headers={"Idempotency-Key": key},
                          check=check, replay=False, timeout=max(self.settings.request_timeout, IMAGES_MIN_TIMEOUT)),

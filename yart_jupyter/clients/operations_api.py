@@ -84,9 +84,9 @@ class OperationsApi:
 
         limiter = self.connection.limiters().starts
         taken = await limiter.acquire()
+        await notify_submitting(on_submitting, limiter, taken)
         reached = True
         try:
-            await notify_submitting(on_submitting)
             answer = await self.connection.send(
                 Exchange("POST", GENERATE_PATH, json_body=request.to_json(),
                          headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())}, check=check),

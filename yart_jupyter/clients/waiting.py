@@ -145,11 +145,20 @@ async def notify_started(callback: StartedCallback | None, operation_id: str, re
         await awaited(callback(operation_id, request))
 
 
-async def notify_submitting(callback: SubmittingCallback | None) -> None:
+async def notify_submitting(callback: SubmittingCallback | None, limiter: SlidingWindowLimiter | None = None,
+                            taken: float | None = None) -> None:
     """Tell a caller its start request is about to go out (awaiting an async callback): it records
-    that the service may have it from now on, and the request waits until that is written."""
-    if callback is not None:
+    that the service may have it from now on, and the request waits until that is written. A caller
+    that stops the request there (by raising: refused meanwhile, made meanwhile) gives back the
+    quota slot ``taken`` of ``limiter``: nothing was sent."""
+    if callback is None:
+        return
+    try:
         await awaited(callback())
+    except BaseException:
+        if limiter is not None and taken is not None:
+            limiter.release(taken)
+        raise
 
 
 def start_progress(on_progress: ProgressCallback | None) -> tuple[float, RetryCallback]:

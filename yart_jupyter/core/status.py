@@ -125,6 +125,12 @@ class BatchStatus:
             self.operation_ids.remove(operation_id)
             self.started.pop(operation_id, None)
 
+    def answered_from_store(self, key: str) -> None:
+        """The generation ``key`` was about to be sent when the store got its picture (another run made
+        it meanwhile): it is answered from there, and nothing is sent."""
+        self.dropped(key)
+        self.from_store()
+
     def dropped(self, key: str) -> None:
         """A queued generation will not be sent (the daily quota ran out): it no longer counts as running."""
         if key in self.keys:

@@ -22,7 +22,7 @@ from ..core.request import GenerationRequest
 from ..core.status import BatchStatus
 from ..core.steps import awaited, off_thread
 from ..media.image import GeneratedImage, ImageSet
-from ..store import Store, request_key
+from ..store import Record, Store, request_key
 from .collect import resume, share_quota
 from .flights import FLIGHTS, Flight, Landing
 from .intents import Batch, Cached, Intent, Item, prepare
@@ -37,6 +37,15 @@ ItemCallback = Callable[["ItemEvent"], "Awaitable[None] | None"]
 START_WAIT = 2.0
 #: The state an item of a batch moves to.
 ItemState = Literal["running", "done", "failed"]
+
+
+class MadeMeanwhile(Exception):
+    """Raised where a start was about to go out: the store has its picture now (another run made it
+    while this one waited), so it is answered from there and nothing is sent."""
+
+    def __init__(self, record: Record) -> None:
+        super().__init__(record.operation_id)
+        self.record = record
 
 
 @dataclass(frozen=True)
@@ -206,6 +215,10 @@ class _Run:
 
         async def submitting() -> None:  # right before the request goes out, which waits for the write
             self.refusals.sending(intent.key, intent.request)  # refused meanwhile for another of its kind: not sent
+            if store is not None and self.join and intent.request.reproducible:
+                made = await off_thread(store.find_cached, intent.request)
+                if made is not None:  # another run made it while this one waited for quota: not sent
+                    raise MadeMeanwhile(made)
             if store is not None:
                 await off_thread(store.mark_submitting, intent.key)  # cancelled meanwhile: still queued, unsent
             self.queued.discard(intent.key)
@@ -226,6 +239,10 @@ class _Run:
             image = await self.client.generate(intent.request, timeout=self.timeout, on_progress=self.progress,
                                                on_started=started, on_submitting=submitting,
                                                idempotency_key=intent.key)
+        except MadeMeanwhile as made:
+            await self.unqueue(intent)
+            status.answered_from_store(intent.key)
+            return await self.repoint(intent, await asyncio.to_thread(made.record.to_image, cached=True))
         except asyncio.CancelledError:
             stopped = self.refusals.stopped(intent.key)
             if stopped is None:

@@ -158,10 +158,34 @@ class Lifecycle(Database):
                  image.operation_id),
             )
             self._keep_image(db, image.operation_id, data)
+            self._made_later(db, image.operation_id)
 
         self._write(update)
         image.path = path
         return path
+
+    def _made_later(self, db: Conn, operation_id: str) -> None:
+        """A seeded picture is made: my intents of the same request that an earlier run left unsent (a
+        kernel that died waiting for quota, or with its start out) are no longer to send — ``resume
+        --all`` would pay for the picture again. One never sent goes (a sweep that named it names
+        the picture now); one whose start went out is settled as cancelled, saying why."""
+        made = db.execute("SELECT request_key FROM generations WHERE operation_id=? AND seed_given=1"
+                          " AND request_key IS NOT NULL", (operation_id,)).fetchone()
+        if made is None:
+            return
+        stale = db.execute("SELECT idempotency_key, status FROM generations WHERE request_key=? AND owner=?"
+                           " AND status IN ('queued', 'submitting') AND idempotency_key IS NOT NULL",
+                           (made["request_key"], user_name())).fetchall()
+        for row in stale:
+            key = row["idempotency_key"]
+            if row["status"] == "queued":
+                db.execute("DELETE FROM generations WHERE idempotency_key=? AND status='queued'", (key,))
+                db.execute("UPDATE experiments SET items=REPLACE(items, ?, ?) WHERE items LIKE ?",
+                           (json.dumps(key), json.dumps(operation_id), f"%{key}%"))
+            else:
+                db.execute("UPDATE generations SET status='cancelled', error=?, finished_at=? WHERE idempotency_key=?"
+                           " AND status='submitting'",
+                           (f"not collected: a later run made this picture ({operation_id})", time.time(), key))
 
     def forget_unknown(self, operation_id: str) -> None:
         """Drop the record a collect by id made for an operation the service does not know (a
