@@ -221,13 +221,13 @@ async def test_a_start_the_store_answered_meanwhile_is_not_sent(api: Emulator, i
     assert store.unsent() == []
 
 
-async def test_what_a_dead_kernel_left_unsent_is_not_paid_again(api: Emulator, isolated_store: Path) -> None:
+async def test_what_a_dead_kernel_left_unsent_is_not_paid_again(api: Emulator, store_backend: str) -> None:
     """A kernel died with two starts recorded, one queued and one out with its answer lost; the notebook
-    run again made both pictures. ``resume --all`` must not pay for them again."""
+    run again made both pictures. ``resume --all`` must not pay for them again (local and team store)."""
     from yart_jupyter.core.status import BatchStatus
     from yart_jupyter.engine import Batch, prepare, unfinished_items
 
-    store = Store(isolated_store)
+    store = get_store()
     requests = [current().request("a dead kernel's fox", seed=n) for n in (1, 2)]
     dead = prepare(store, Batch(requests), BatchStatus(2))
     store.mark_submitting(dead.items[1].key)  # type: ignore[union-attr]
