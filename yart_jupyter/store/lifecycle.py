@@ -185,7 +185,7 @@ class Lifecycle(Database):
             else:
                 db.execute("UPDATE generations SET status='cancelled', error=?, finished_at=? WHERE idempotency_key=?"
                            " AND status='submitting'",
-                           (f"not collected: a later run made this picture ({operation_id})", time.time(), key))
+                           (f"made by a later run ({operation_id}): not collected", time.time(), key))
 
     def forget_unknown(self, operation_id: str) -> None:
         """Drop the record a collect by id made for an operation the service does not know (a
