@@ -222,6 +222,29 @@ async def test_a_start_the_store_answered_meanwhile_is_not_sent(api: Emulator, i
     assert store.unsent() == []
 
 
+async def test_a_start_another_kernel_made_meanwhile_is_collected_instead(
+        api: Emulator, isolated_store: Path, make_client: Callable[..., YandexArtClient]) -> None:
+    """Recorded before another kernel started the same picture (both waiting for quota), a start finds
+    that kernel's operation when its turn comes and collects it; one the service does not have is
+    tried once, then the start goes out."""
+    from yart_jupyter.clients.shared import shared_client
+    from yart_jupyter.core.status import BatchStatus
+    from yart_jupyter.engine import Batch, prepare, run_batch
+
+    store = Store(isolated_store)
+    request = current().request("a badger", seed=14)
+    later = prepare(store, Batch([request]), BatchStatus(1))  # asked for here, its turn not come yet
+    async with make_client() as other:  # meanwhile another kernel started it
+        operation_id = await other.start(request)
+    store.record_started(operation_id, request)
+    images, failures = await run_batch(shared_client(current()), later.items, store=store)
+    assert not failures and images[0].operation_id == operation_id and api.stats.operations_created == 1
+    again = prepare(store, Batch([current().request("a badger", seed=15)]), BatchStatus(1))
+    store.record_started("d0000000000000000000", current().request("a badger", seed=15))  # not this service's
+    images, failures = await run_batch(shared_client(current()), again.items, store=store)
+    assert not failures and api.stats.operations_created == 2 and store.unsent() == []
+
+
 async def test_what_a_dead_kernel_left_unsent_is_not_paid_again(api: Emulator, store_backend: str) -> None:
     """A kernel died with two starts recorded, one queued and one out with its answer lost; the notebook
     run again made both pictures. ``resume --all`` must not pay for them again (local and team store)."""

@@ -162,6 +162,17 @@ def on_their_way(store: Store | None, requests: Sequence[GenerationRequest]) -> 
             if record.api == "operations" and record.submitted_at > since}
 
 
+def found_meanwhile(store: Store, request: GenerationRequest, tried: Collection[str] = ()) -> Record | str | None:
+    """What the store has of a reproducible request right before its start goes out, when that start
+    waited for its turn: its picture (another run made it meanwhile), else the operation of it another
+    kernel or a teammate started meanwhile (not one ``tried`` already), else None: send it."""
+    made = store.find_cached(request)
+    if made is not None:
+        return made
+    operation_id = on_their_way(store, [request]).get(request_key(request))
+    return operation_id if operation_id is not None and operation_id not in tried else None
+
+
 def unfinished_item(record: Record, *, resend_lost: bool = False) -> Item | None:
     """What finishes a record still on its way: its operation id to collect (pending), or its intent
     to start again with the same Idempotency-Key (queued, or submitting with the answer lost).

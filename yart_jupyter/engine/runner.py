@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,7 +25,7 @@ from ..media.image import GeneratedImage, ImageSet
 from ..store import Record, Store, request_key
 from .collect import resume, share_quota
 from .flights import FLIGHTS, Flight, Landing
-from .intents import Batch, Cached, Intent, Item, prepare
+from .intents import Batch, Cached, Intent, Item, found_meanwhile, prepare
 from .outcomes import Refusals, cancel_and_settle, final_status, settle_failure
 
 log = get_logger("yart_jupyter.engine.runner")
@@ -39,13 +39,14 @@ START_WAIT = 2.0
 ItemState = Literal["running", "done", "failed"]
 
 
-class MadeMeanwhile(Exception):
+class Meanwhile(Exception):
     """Raised where a start was about to go out: the store has its picture now (another run made it
-    while this one waited), so it is answered from there and nothing is sent."""
+    while this one waited: answered from there), or an operation of it (another run started it:
+    collected instead); nothing is sent."""
 
-    def __init__(self, record: Record) -> None:
-        super().__init__(record.operation_id)
-        self.record = record
+    def __init__(self, found: Record | str) -> None:
+        super().__init__(found if isinstance(found, str) else found.operation_id)
+        self.found = found
 
 
 @dataclass(frozen=True)
@@ -110,11 +111,18 @@ class _Run:
             flight = None
         landing = Landing()
         try:
-            image = await self.collect(index, intent, intent.joins, flight) if intent.joins else None
-            if image is not None:
-                await self.repoint(intent, image)
-            else:
-                image = await self.send(index, intent, flight)
+            tried: set[str] = set()  # operations on their way that the service turned out not to have
+            joins, image = intent.joins, None
+            while image is None:
+                if joins is not None:
+                    tried.add(joins)
+                    image = await self.collect(index, intent, joins, flight)
+                    joins = None
+                    if image is not None:
+                        await self.repoint(intent, image)
+                    continue
+                found = await self.send(index, intent, flight, tried)
+                joins, image = (found, None) if isinstance(found, str) else (None, found)
             landing = Landing(image, image.operation_id)
             return image
         except asyncio.CancelledError:
@@ -209,16 +217,20 @@ class _Run:
         await self.tell(ItemEvent(index, "running", operation_id))
         self.notify()
 
-    async def send(self, index: int, intent: Intent, flight: Flight | None) -> GeneratedImage:
-        """Send the intent's start (with its idempotency key), wait for the picture, record it."""
+    async def send(self, index: int, intent: Intent, flight: Flight | None,
+                   tried: Collection[str] = ()) -> GeneratedImage | str:
+        """Send the intent's start (with its idempotency key), wait for the picture, record it. Right
+        before it goes out, the store is asked once more: a picture another run made meanwhile is
+        answered from there; an operation of it another run started meanwhile (not one ``tried``) is
+        returned, to collect instead."""
         status, store = self.status, self.store
 
         async def submitting() -> None:  # right before the request goes out, which waits for the write
             self.refusals.sending(intent.key, intent.request)  # refused meanwhile for another of its kind: not sent
             if store is not None and self.join and intent.request.reproducible:
-                made = await off_thread(store.find_cached, intent.request)
-                if made is not None:  # another run made it while this one waited for quota: not sent
-                    raise MadeMeanwhile(made)
+                found = await off_thread(found_meanwhile, store, intent.request, tried)
+                if found is not None:  # another run made it, or started it, while this one waited: not sent
+                    raise Meanwhile(found)
             if store is not None:
                 await off_thread(store.mark_submitting, intent.key)  # cancelled meanwhile: still queued, unsent
             self.queued.discard(intent.key)
@@ -239,10 +251,12 @@ class _Run:
             image = await self.client.generate(intent.request, timeout=self.timeout, on_progress=self.progress,
                                                on_started=started, on_submitting=submitting,
                                                idempotency_key=intent.key)
-        except MadeMeanwhile as made:
+        except Meanwhile as meanwhile:
+            if isinstance(meanwhile.found, str):
+                return meanwhile.found
             await self.unqueue(intent)
             status.answered_from_store(intent.key)
-            return await self.repoint(intent, await asyncio.to_thread(made.record.to_image, cached=True))
+            return await self.repoint(intent, await asyncio.to_thread(meanwhile.found.to_image, cached=True))
         except asyncio.CancelledError:
             stopped = self.refusals.stopped(intent.key)
             if stopped is None:
