@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 import yart_jupyter
@@ -22,6 +23,7 @@ from yart_jupyter.batches import plan_table
 from yart_jupyter.clients.client import YandexArtClient
 from yart_jupyter.clients.shared import close_shared_clients
 from yart_jupyter.core import errors, settings
+from yart_jupyter.core.config import GENERATE_PATH
 from yart_jupyter.core.settings import current
 from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.engine.flights import FLIGHTS
@@ -243,6 +245,25 @@ async def test_a_start_another_kernel_made_meanwhile_is_collected_instead(
     store.record_started("d0000000000000000000", current().request("a badger", seed=15))  # not this service's
     images, failures = await run_batch(shared_client(current()), again.items, store=store)
     assert not failures and api.stats.operations_created == 2 and store.unsent() == []
+
+
+async def test_a_refused_start_looks_again_before_it_is_sent_again(
+        api: Emulator, isolated_store: Path, make_client: Callable[..., YandexArtClient]) -> None:
+    """Two kernels' starts at once, one refused by the quota (429): before it is sent again it finds
+    the other kernel's operation and collects it."""
+    store = Store(isolated_store)
+    request = current().request("a marten", seed=16)
+    api.inject("status", "start", times=1, status=429, retry_after=2)
+    task = asyncio.ensure_future(yart_jupyter.generate("a marten", seed=16))
+    while api.stats.by_status.get(429, 0) == 0:  # refused: it waits two seconds to send it again
+        await asyncio.sleep(0.01)
+    async with aiohttp.ClientSession() as other, other.post(  # the other kernel: its own quota, not paused
+            f"{api.url}{GENERATE_PATH}", json=request.to_json(), headers={"Authorization": f"Api-Key {KEY}"}) as answer:
+        operation_id = (await answer.json())["id"]
+    store.record_started(operation_id, request)
+    image = await task
+    assert image.operation_id == operation_id and api.stats.operations_created == 1
+    assert store.unsent() == []
 
 
 async def test_what_a_dead_kernel_left_unsent_is_not_paid_again(api: Emulator, store_backend: str) -> None:

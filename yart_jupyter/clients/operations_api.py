@@ -60,7 +60,8 @@ class OperationsApi:
         have started, and billed, the generation. We retry it with the same ``Idempotency-Key``
         (a UUID per start unless the caller recorded one, which Yandex Cloud APIs use to
         deduplicate) instead of failing the user's cell; the retry is logged at WARNING.
-        ``on_submitting`` runs once the quota allows the request, right before it goes out.
+        ``on_submitting`` runs once the quota allows the request, right before it goes out, and again
+        before a start the service refused (429, 5xx) is sent again; it may raise to give it up.
         """
         return (await self._start(request, on_retry=on_retry, idempotency_key=idempotency_key,
                                   on_submitting=on_submitting))[0]
@@ -90,7 +91,8 @@ class OperationsApi:
             answer = await self.connection.send(
                 Exchange("POST", GENERATE_PATH, json_body=request.to_json(),
                          headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())}, check=check),
-                Delivery(limiter=limiter, limiter_held=True, on_retry=on_retry),
+                Delivery(limiter=limiter, limiter_held=True, on_retry=on_retry,
+                         before_resend=(lambda: notify_submitting(on_submitting)) if on_submitting else None),
             )
         except errors.ServiceUnreachableError:
             reached = False  # no attempt reached the service: it counted none of them

@@ -114,6 +114,9 @@ class Delivery:
     #: The caller already took the first attempt's quota slot.
     limiter_held: bool = False
     on_retry: RetryListener | None = None
+    #: Awaited before a request the service refused (429, 5xx: it took nothing) goes out again, after
+    #: the wait; it may raise to give the request up (a start another run made meanwhile).
+    before_resend: Callable[[], Awaitable[None]] | None = None
 
 
 async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Delivery | None = None) -> Response:
@@ -157,6 +160,7 @@ async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Del
             if value:
                 request_headers["Authorization"] = value
         retry_after: float | None = None
+        refused = False  # the service answered that it took nothing (429, 5xx)
         try:
             sent = time.monotonic()
             async with session.request(
@@ -172,6 +176,7 @@ async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Del
                 log.debug("%s %s: 401, refreshing credentials once", method, url)
                 continue
             if response.status in RETRY_STATUSES:
+                refused = True
                 error: BaseException = error_from_response(response, operation_id)
                 if isinstance(error, errors.QuotaExceededError) and error.period == "day":
                     # frees tomorrow: final at once, and no pause for the folder's other starts, which
@@ -216,6 +221,8 @@ async def send(session: aiohttp.ClientSession, exchange: Exchange, delivery: Del
         if on_retry is not None:
             on_retry(attempt, reason, delay)
         await asyncio.sleep(delay)
+        if refused and delivery.before_resend is not None:
+            await delivery.before_resend()
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -71,11 +71,13 @@ class Lifecycle(Database):
         self._write(update)
 
     def forget_intent(self, key: str) -> None:
-        """Drop a generation asked for and never sent: it joined the same picture already on its way
-        (another run's), so it is no generation of its own and nothing is left to send."""
+        """Drop a generation asked for and not started: it joined the same picture already on its way
+        (another run's), so it is no generation of its own and nothing is left to send (``queued``, or
+        ``submitting`` when the service refused its start and it gave up before sending it again)."""
 
         def delete(db: Conn) -> None:
-            db.execute("DELETE FROM generations WHERE idempotency_key=? AND status='queued'", (key,))
+            db.execute("DELETE FROM generations WHERE idempotency_key=? AND status IN ('queued', 'submitting')",
+                       (key,))
 
         self._write(delete)
 
