@@ -163,9 +163,10 @@ def on_their_way(store: Store | None, requests: Sequence[GenerationRequest]) -> 
 
 
 def found_meanwhile(store: Store, request: GenerationRequest, tried: Collection[str] = ()) -> Record | str | None:
-    """What the store has of a reproducible request right before its start goes out, when that start
-    waited for its turn: its picture (another run made it meanwhile), else the operation of it another
-    kernel or a teammate started meanwhile (not one ``tried`` already), else None: send it."""
+    """What the store has of a reproducible request right before its start goes out (after waiting
+    for its turn, or for a refused start's retry): its picture (another run made it meanwhile), else
+    the operation of it another kernel or a teammate started meanwhile (not one ``tried`` already),
+    else None: send it."""
     made = store.find_cached(request)
     if made is not None:
         return made

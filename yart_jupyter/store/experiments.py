@@ -10,6 +10,13 @@ from .database import Database
 from .records import ExperimentRecord
 
 
+def repoint(db: Conn, key: str, operation_id: str) -> None:
+    """Every sweep cell that names the intent ``key`` names ``operation_id`` instead (an idempotency
+    key is a UUID, found only where it is a cell's reference)."""
+    db.execute("UPDATE experiments SET items=REPLACE(items, ?, ?) WHERE items LIKE ?",
+               (json.dumps(key), json.dumps(operation_id), f"%{key}%"))
+
+
 class Experiments(Database):
     """The ``experiments`` table."""
 
@@ -31,12 +38,7 @@ class Experiments(Database):
     def repoint(self, key: str, operation_id: str) -> None:
         """A sweep's cell named its generation by the idempotency ``key`` of its intent, and that intent
         joined another run's operation instead of being sent: the cell names the operation now."""
-
-        def update(db: Conn) -> None:
-            db.execute("UPDATE experiments SET items=REPLACE(items, ?, ?) WHERE items LIKE ?",
-                       (json.dumps(key), json.dumps(operation_id), f"%{key}%"))
-
-        self._write(update)
+        self._write(lambda db: repoint(db, key, operation_id))
 
     def experiments(self, limit: int | None = 20, experiment_id: str | None = None) -> list[ExperimentRecord]:
         """The newest sweeps first; ``experiment_id`` finds one (a unique prefix is enough)."""

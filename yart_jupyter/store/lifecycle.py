@@ -18,6 +18,7 @@ from ..media.image import GeneratedImage, write_atomic
 from ..media.pixels import image_size
 from .backend import Conn
 from .database import Database
+from .experiments import repoint
 from .records import INTENT_PREFIX, STATUSES, request_key
 
 
@@ -182,8 +183,7 @@ class Lifecycle(Database):
             key = row["idempotency_key"]
             if row["status"] == "queued":
                 db.execute("DELETE FROM generations WHERE idempotency_key=? AND status='queued'", (key,))
-                db.execute("UPDATE experiments SET items=REPLACE(items, ?, ?) WHERE items LIKE ?",
-                           (json.dumps(key), json.dumps(operation_id), f"%{key}%"))
+                repoint(db, key, operation_id)
             else:
                 db.execute("UPDATE generations SET status='cancelled', error=?, finished_at=? WHERE idempotency_key=?"
                            " AND status='submitting'",
