@@ -426,6 +426,15 @@ def test_one_refusal_of_many_pictures_is_said_once() -> None:
     assert mixed._render_traceback_() == [
         "BatchError: 5 of 6 generations failed; 3 generations: Access to model m denied. [request id r0]",
         "  ✖ 2 generations: GenerationTimeoutError: still running after 5 s. [operations op0, op1]"]
+    # a timeout's hint names its own operation: a sweep's timeouts are still one line, the ids once
+    timed_out = [errors.GenerationTimeoutError("Gave up waiting after 1 s", operation_id=f"op{n}",
+                                               hint=f"Collect it later with `%yandexart resume op{n}`")
+                 for n in range(3)]
+    assert str(errors.BatchError(timed_out, total=3)) == (
+        "3 of 3 generations failed: Gave up waiting after 1 s. Collect it later with `%yandexart resume ID`. "
+        "[operations op0, op1, op2]")
+    assert str(timed_out[1]) == ("Gave up waiting after 1 s. Collect it later with `%yandexart resume op1`. "
+                                 "[operation op1]")
 
 
 def test_a_denied_model_is_said_once_for_every_picture(shell: InteractiveShell, cli: Callable[..., Ran],

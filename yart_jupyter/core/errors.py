@@ -7,6 +7,7 @@ IPython print that one line instead of a traceback wall.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -236,16 +237,28 @@ def _groups(failures: Sequence[BaseException]) -> list[list[BaseException]]:
     echoes (:class:`NotSentError`)."""
     groups: dict[tuple[type, str], list[BaseException]] = {}
     for failure in failures:
-        text = f"{failure.message}\0{failure.hint}" if isinstance(failure, YandexArtError) else str(failure)
+        text = _generic(f"{failure.message}\0{failure.hint}", failure) if isinstance(failure, YandexArtError) \
+            else str(failure)
         groups.setdefault((type(failure), text), []).append(failure)
     return sorted(groups.values(), key=lambda same: isinstance(same[0], NotSentError))
+
+
+def _generic(text: str, failure: YandexArtError) -> str:
+    """A failure's text with its own operation id as ``ID`` (a timeout's "resume ID" hint): the same
+    failure of several generations reads alike, and their ids are listed once after it."""
+    return text.replace(failure.operation_id, "ID") if failure.operation_id else text
 
 
 def _group_line(same: Sequence[BaseException], *, named: bool = False, counted: bool = True) -> str:
     """One group's line: the first failure's, with every operation id of the group."""
     first = same[0]
     if isinstance(first, YandexArtError):
-        line = first.said([f.operation_id for f in same if isinstance(f, YandexArtError) and f.operation_id])
+        ids = [f.operation_id for f in same if isinstance(f, YandexArtError) and f.operation_id]
+        said_by = first
+        if len(ids) > 1 and first.operation_id and first.operation_id in f"{first.message}{first.hint}":
+            said_by = copy.copy(first)
+            said_by.message, said_by.hint = _generic(first.message, first), _generic(first.hint, first)
+        line = said_by.said(ids)
     else:
         line = str(first)
     count = f"{len(same)} generations: " if counted and len(same) > 1 else ""
