@@ -215,13 +215,15 @@ async def test_a_start_the_store_answered_meanwhile_is_not_sent(api: Emulator, i
 
     store = Store(isolated_store)
     request = current().request("an otter", seed=6)
-    later = prepare(store, Batch([request]), BatchStatus(1))  # asked for, its turn not come yet
+    later = [prepare(store, Batch([request]), BatchStatus(1)) for _ in range(2)]  # asked for twice, not sent yet
     made = await yart_jupyter.generate("an otter", seed=6)
-    status = BatchStatus(1)
-    images, failures = await run_batch(shared_client(current()), later.items, status=status, store=store)
-    assert not failures and images[0].cached and images[0].operation_id == made.operation_id
-    assert api.stats.operations_created == 1 and status.cached == 1 and status.running == 0
-    assert store.unsent() == []
+    statuses = [BatchStatus(1), BatchStatus(1)]  # the second joins the first, which finds the picture
+    outcomes = await asyncio.gather(*(run_batch(shared_client(current()), batch.items, status=status, store=store)
+                                      for batch, status in zip(later, statuses, strict=True)))
+    for (images, failures), status in zip(outcomes, statuses, strict=True):
+        assert not failures and images[0].cached and images[0].operation_id == made.operation_id
+        assert status.cached == 1 and status.running == 0 and status.done == 1
+    assert api.stats.operations_created == 1 and store.unsent() == []
 
 
 async def test_a_start_another_kernel_made_meanwhile_is_collected_instead(

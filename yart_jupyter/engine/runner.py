@@ -150,11 +150,14 @@ class _Run:
         landing = flight.ended.result()
         if landing.image is not None:
             image = dataclasses.replace(landing.image, saved=[], _previews={})
+            if image.cached:  # the owner found it in the store when its turn came: so does this one
+                self.status.answered_from_store(intent.key)
+                return image
+            await self.follow(index, intent, operation_id, image.operation_id)
             self.progress(Progress("done", image.operation_id, 0.0))
             return image
         if landing.running and landing.operation_id is not None:
-            if operation_id is None:
-                await self.joined(index, intent, landing.operation_id)
+            await self.follow(index, intent, operation_id, landing.operation_id)
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             return await resume(self.client, landing.operation_id, store=self.store, timeout=left,
                                 on_progress=self.progress)
@@ -211,6 +214,14 @@ class _Run:
         self.queued.add(intent.key)
         if self.store is not None:
             await off_thread(self.store.record_queued, intent.request, intent.key, notebook=self.notebook)
+
+    async def follow(self, index: int, intent: Intent, was: str | None, now: str) -> None:
+        """A joiner's status follows the operation the flight ended on (its owner may have started its
+        own after one it could not collect)."""
+        if was != now:
+            if was is not None:
+                self.status.rejoined(intent.key, was)
+            await self.joined(index, intent, now)
 
     async def joined(self, index: int, intent: Intent, operation_id: str) -> None:
         self.status.joined(intent.key, operation_id)
