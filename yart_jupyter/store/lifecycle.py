@@ -170,8 +170,8 @@ class Lifecycle(Database):
     def _made_later(self, db: Conn, operation_id: str) -> None:
         """A seeded picture is made: my intents of the same request that an earlier run left unsent (a
         kernel that died waiting for quota, or with its start out) are no longer to send — ``resume
-        --all`` would pay for the picture again. One never sent goes (a sweep that named it names
-        the picture now); one whose start went out is settled as cancelled, saying why."""
+        --all`` would pay for the picture again. One never sent goes; one whose start went out is
+        settled as cancelled, saying why; a sweep that named either names the picture now."""
         made = db.execute("SELECT request_key FROM generations WHERE operation_id=? AND seed_given=1"
                           " AND request_key IS NOT NULL", (operation_id,)).fetchone()
         if made is None:
@@ -183,11 +183,11 @@ class Lifecycle(Database):
             key = row["idempotency_key"]
             if row["status"] == "queued":
                 db.execute("DELETE FROM generations WHERE idempotency_key=? AND status='queued'", (key,))
-                repoint(db, key, operation_id)
             else:
                 db.execute("UPDATE generations SET status='cancelled', error=?, finished_at=? WHERE idempotency_key=?"
                            " AND status='submitting'",
                            (f"made by a later run ({operation_id}): not collected", time.time(), key))
+            repoint(db, key, operation_id)
 
     def forget_unknown(self, operation_id: str) -> None:
         """Drop the record a collect by id made for an operation the service does not know (a
