@@ -73,7 +73,8 @@ async def test_a_pending_operation_in_the_store_is_collected(api: Emulator, isol
     assert api.stats.operations_created == 1
     assert image.operation_id == operation_id
     assert any(operation_id in text for text in updates)  # the status line names the operation it waits for
-    assert Store(isolated_store).get(operation_id).status == "done"  # type: ignore[union-attr]
+    record = Store(isolated_store).get(operation_id)
+    assert record is not None and record.status == "done"
 
 
 async def test_no_cache_pays_again(api: Emulator, make_client: Callable[..., YandexArtClient],
@@ -94,7 +95,8 @@ async def test_an_operation_the_service_does_not_have_is_sent_anew(api: Emulator
     image = await yart_jupyter.generate("a gull", seed=3)
     assert api.stats.operations_created == 1 and image.operation_id != "d0000000000000000000"
     store = Store(isolated_store)
-    assert store.unsent() == [] and store.get(image.operation_id).status == "done"  # type: ignore[union-attr]
+    record = store.get(image.operation_id)
+    assert store.unsent() == [] and record is not None and record.status == "done"
 
 
 async def test_the_joiner_collects_what_the_first_stopped_waiting_for(api: Emulator, isolated_store: Path) -> None:
@@ -272,15 +274,14 @@ async def test_what_a_dead_kernel_left_unsent_is_not_paid_again(api: Emulator, s
     """A kernel died with two starts recorded, one queued and one out with its answer lost; the notebook
     run again made both pictures. ``resume --all`` must not pay for them again (local and team store)."""
     from yart_jupyter.core.status import BatchStatus
-    from yart_jupyter.engine import Batch, prepare, unfinished_items
+    from yart_jupyter.engine import Batch, Intent, prepare, unfinished_items
 
     store = get_store()
     requests = [current().request("a dead kernel's fox", seed=n) for n in (1, 2)]
-    dead = prepare(store, Batch(requests), BatchStatus(2))
-    store.mark_submitting(dead.items[1].key)  # type: ignore[union-attr]
+    keys = [item.key for item in prepare(store, Batch(requests), BatchStatus(2)).items if isinstance(item, Intent)]
+    store.mark_submitting(keys[1])
     store.record_experiment(ExperimentRecord("exp-dead", datetime.now(timezone.utc), "a dead kernel's fox",
-                                             (("seed", (1, 2)),), (((1,), dead.items[0].key),  # type: ignore[union-attr]
-                                                                   ((2,), dead.items[1].key)), None))  # type: ignore[union-attr]
+                                             (("seed", (1, 2)),), (((1,), keys[0]), ((2,), keys[1])), None))
     again = [await yart_jupyter.generate("a dead kernel's fox", seed=n) for n in (1, 2)]
     assert api.stats.operations_created == 2
     assert unfinished_items(store) == [] and store.unsent() == []
