@@ -7,7 +7,6 @@ IPython print that one line instead of a traceback wall.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -48,12 +47,15 @@ class YandexArtError(Exception):
     def __str__(self) -> str:
         return self.said([self.operation_id] if self.operation_id else [])
 
-    def said(self, operation_ids: Sequence[str]) -> str:
+    def said(self, operation_ids: Sequence[str], *, generic: bool = False) -> str:
         """The one line, naming ``operation_ids`` (its own, or those of every generation the same
-        refusal stopped) and its request id."""
-        parts = [self.message.rstrip(".") + "."]
-        if self.hint:
-            parts.append(self.hint.rstrip(".") + ".")
+        refusal stopped) and its request id; ``generic``: its own operation id, where its message or
+        hint names it, reads ``ID`` (the line stands for several failures alike)."""
+        message, hint = (self.message, self.hint) if not generic else (_generic(self.message, self),
+                                                                       _generic(self.hint, self))
+        parts = [message.rstrip(".") + "."]
+        if hint:
+            parts.append(hint.rstrip(".") + ".")
         ids = []
         if operation_ids:
             ids.append(f"operation{'s' if len(operation_ids) > 1 else ''} {', '.join(operation_ids)}")
@@ -254,11 +256,7 @@ def _group_line(same: Sequence[BaseException], *, named: bool = False, counted: 
     first = same[0]
     if isinstance(first, YandexArtError):
         ids = [f.operation_id for f in same if isinstance(f, YandexArtError) and f.operation_id]
-        said_by = first
-        if len(ids) > 1 and first.operation_id and first.operation_id in f"{first.message}{first.hint}":
-            said_by = copy.copy(first)
-            said_by.message, said_by.hint = _generic(first.message, first), _generic(first.hint, first)
-        line = said_by.said(ids)
+        line = first.said(ids, generic=len(ids) > 1)
     else:
         line = str(first)
     count = f"{len(same)} generations: " if counted and len(same) > 1 else ""
