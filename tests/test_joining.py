@@ -289,3 +289,31 @@ async def test_what_a_dead_kernel_left_unsent_is_not_paid_again(api: Emulator, s
     assert len(settled) == 1 and why(settled[0]) == f"made by a later run ({again[1].operation_id})"
     reloaded = Experiment.load(store, "exp-dead")  # the dead run's sweep names the pictures now
     assert [slot.state for slot in reloaded.slots] == ["done", "done"]
+
+
+def test_cancelling_one_job_leaves_the_picture_another_joined(shell: Any, thread_emulator: Emulator) -> None:
+    thread_emulator.config.duration = Duration("fixed", 1.0)
+    shell.run_cell("%%yandexart --seed 41 --background\na lonely pier")
+    first = shell.user_ns["_"]
+    shell.run_cell("%%yandexart --seed 41 --background --var pier\na lonely pier")
+    second = shell.user_ns["_"]
+    while not first.status.pending_ids:  # its start answered
+        shell.run_cell("import asyncio; await asyncio.sleep(0.02)")
+    _, captured = run_cell(shell, f"%yandexart cancel {first.id}")
+    operation_id = first.status.pending_ids[0]
+    assert f"{operation_id} goes on: {second.id} waits for it too" in text_of(captured)
+    result = shell.run_cell("import asyncio\nwhile 'pier' not in globals(): await asyncio.sleep(0.05)")
+    assert result.error_in_exec is None
+    assert shell.user_ns["pier"].operation_id == operation_id and not thread_emulator.operations[operation_id].cancelled
+    assert thread_emulator.stats.operations_created == 1
+
+
+async def test_an_operation_its_owner_cancelled_is_not_joined(
+        api: Emulator, isolated_store: Path, make_client: Callable[..., YandexArtClient]) -> None:
+    async with make_client() as other:  # a teammate started it, then cancelled it
+        request = other.build_request("a tern", seed=17)
+        operation_id = await other.start(request)
+        Store(isolated_store).record_started(operation_id, request)
+        assert await other.cancel(operation_id)
+    image = await yart_jupyter.generate("a tern", seed=17)
+    assert image.operation_id != operation_id and api.stats.operations_created == 2

@@ -111,7 +111,8 @@ class JobRegistry:
     async def cancel(
         self, jobs: Sequence[Job], cancel_remote: Callable[[str], Awaitable[bool]] | None = None
     ) -> list[str]:
-        """Cancel the jobs' tasks and (where the API allows) their server-side operations."""
+        """Cancel the jobs' tasks and (where the API allows) their server-side operations, but not one
+        that another running job waits for too (it joined the same picture): that job still gets it."""
         cancelled_ops: list[str] = []
         for job in jobs:
             pending = job.status.pending_ids
@@ -120,12 +121,19 @@ class JobRegistry:
             await asyncio.gather(job.task, return_exceptions=True)
             if cancel_remote is not None:
                 for op in pending:
+                    if self.wanted(op, besides=jobs):
+                        continue
                     try:
                         if await cancel_remote(op):
                             cancelled_ops.append(op)
                     except errors.YandexArtError as exc:
                         log.debug("cancel of %s failed: %s", op, exc)
         return cancelled_ops
+
+
+    def wanted(self, operation_id: str, *, besides: Sequence[Job] = ()) -> list[Job]:
+        """The running jobs, other than ``besides``, that wait for ``operation_id``."""
+        return [job for job in self.running() if job not in besides and operation_id in job.status.pending_ids]
 
 
 #: Every background job of the process: the magic's and the form's.

@@ -159,8 +159,11 @@ class _Run:
         if landing.running and landing.operation_id is not None:
             await self.follow(index, intent, operation_id, landing.operation_id)
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            return await resume(self.client, landing.operation_id, store=self.store, timeout=left,
-                                on_progress=self.progress)
+            try:
+                return await resume(self.client, landing.operation_id, store=self.store, timeout=left,
+                                    on_progress=self.progress)
+            except errors.OperationCancelledError:  # its owner's user cancelled it: this run still wants it
+                operation_id = landing.operation_id
         await self.requeue(intent, operation_id)
         return None
 
@@ -182,7 +185,7 @@ class _Run:
                       flight: Flight | None) -> GeneratedImage | None:
         """Collect the operation of the same picture the store has on its way (another kernel's, a
         teammate's) instead of paying for it again. None: the service does not have it (an embedded
-        emulator's operation of another process): the intent is sent after all."""
+        emulator's operation of another process), or its owner cancelled it: the intent is sent after all."""
         await self.unqueue(intent)
         await self.joined(index, intent, operation_id)
         if flight is not None:
@@ -190,8 +193,8 @@ class _Run:
         try:
             return await resume(self.client, operation_id, store=self.store, timeout=self.timeout,
                                 on_progress=self.progress)
-        except errors.OperationNotFoundError:
-            log.info("%s is not the service's to collect: %s is sent", operation_id, intent.key)
+        except (errors.OperationNotFoundError, errors.OperationCancelledError) as exc:
+            log.info("%s is not to be collected (%s): %s is sent", operation_id, exc, intent.key)
             await self.requeue(intent, operation_id)
             return None
 

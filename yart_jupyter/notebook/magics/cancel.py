@@ -27,6 +27,10 @@ async def handle(face: Face, options: Namespace) -> None:
         return
     if not jobs:
         raise MagicUsageError(f"no running job or operation {options.target!r}; see %yandexart jobs", hint="")
+    pending = [op for job in jobs for op in job.status.pending_ids]
     cancelled = await JOBS.cancel(jobs, cancel_remote=server_canceller(face.client(), face.store()))
     remote = f"; server-side cancel confirmed for {', '.join(cancelled)}" if cancelled else ""
-    face.show(message_bundle(f"Cancelled {', '.join(j.id for j in jobs)}{remote}."))
+    kept = [f"{op} goes on: {', '.join(job.id for job in others)} waits for it too"
+            for op in pending if (others := JOBS.wanted(op, besides=jobs))]
+    face.show(message_bundle(f"Cancelled {', '.join(j.id for j in jobs)}{remote}."
+                             + "".join(f" {line}." for line in kept)))
