@@ -108,7 +108,7 @@ async def wait_for_operation(
             f"Gave up waiting after {time.monotonic() - started:.0f} s (timeout {limit:g} s); "
             "the generation may still finish",
             operation_id=operation_id,
-            hint=f"Collect it later with `%yandexart resume {operation_id}` or yart_jupyter.resume('{operation_id}')",
+            hint=errors.collect_later(operation_id),
         ) from None
     finally:
         if watch is not None:  # timed out, cancelled or a read failed: never known (else already ended)

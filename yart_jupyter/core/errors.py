@@ -168,6 +168,11 @@ class GenerationTimeoutError(YandexArtError, TimeoutError):
     """Waiting exceeded its time limit; the operation may still finish on the server."""
 
 
+def collect_later(operation_id: str) -> str:
+    """The hint of a wait given up while its operation may still finish: how to collect it."""
+    return f"Collect it later with `%yandexart resume {operation_id}` or yart_jupyter.resume('{operation_id}')"
+
+
 class ServiceUnavailableError(YandexArtError):
     """The service kept failing (5xx, dropped connections, timeouts) after every retry."""
 

@@ -8,11 +8,10 @@ re-raised, leaving the operations still running on the server ``pending`` in the
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from ..clients.client import Progress, YandexArtClient
 from ..clients.durations import ANSWERS, DURATIONS
@@ -26,6 +25,7 @@ from ..store import Record, Store, request_key
 from .collect import resume, share_quota
 from .flights import FLIGHTS, Flight, Landing
 from .intents import Batch, Cached, Intent, Item, found_meanwhile, prepare
+from .joining import Joining
 from .outcomes import Refusals, cancel_and_settle, final_status, settle_failure
 
 log = get_logger("yart_jupyter.engine.runner")
@@ -60,8 +60,9 @@ class ItemEvent:
     error: errors.YandexArtError | None = None
 
 
-class _Run:
-    """One run of a batch's items: the status it keeps, the store it records in, what it tells the face."""
+class _Run(Joining):
+    """One run of a batch's items: the status it keeps, the store it records in, what it tells the face
+    (joining pictures already on its way: :class:`.joining.Joining`)."""
 
     def __init__(self, client: YandexArtClient, status: BatchStatus, store: Store | None, *, timeout: float | None,
                  notebook: str | None, on_update: StatusCallback | None,
@@ -137,97 +138,7 @@ class _Run:
             if flight is not None:
                 FLIGHTS.land(key, flight, landing)
 
-    async def join_flight(self, index: int, intent: Intent, flight: Flight) -> GeneratedImage | None:
-        """Wait for the picture another run of this process is making of the same request; collect its
-        operation if that run stopped waiting. None: it ended with nothing to collect (ask anew)."""
-        await self.unqueue(intent)
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        await self.within(deadline, [flight.started, flight.ended], None)
-        operation_id = flight.started.result() if flight.started.done() else None
-        if operation_id is not None:
-            await self.joined(index, intent, operation_id)
-        await self.within(deadline, [flight.ended], operation_id)
-        landing = flight.ended.result()
-        if landing.image is not None:
-            image = dataclasses.replace(landing.image, saved=[], _previews={})
-            if image.cached:  # the owner found it in the store when its turn came: so does this one
-                self.status.answered_from_store(intent.key)
-                return image
-            await self.follow(index, intent, operation_id, image.operation_id)
-            self.progress(Progress("done", image.operation_id, 0.0))
-            return image
-        if landing.running and landing.operation_id is not None:
-            await self.follow(index, intent, operation_id, landing.operation_id)
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                return await resume(self.client, landing.operation_id, store=self.store, timeout=left,
-                                    on_progress=self.progress)
-            except errors.OperationCancelledError:  # its owner's user cancelled it: this run still wants it
-                operation_id = landing.operation_id
-        await self.requeue(intent, operation_id)
-        return None
-
-    async def within(self, deadline: float | None, futures: list[asyncio.Future[Any]],
-                     operation_id: str | None) -> None:
-        """Wait until one of ``futures`` is done (never cancelling them: they are the owner's), or
-        raise the timeout a wait of one's own would at ``deadline``."""
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        done, _ = await asyncio.wait(futures, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if not done:
-            where = (f"Collect it later with `%yandexart resume {operation_id}` or "
-                     f"yart_jupyter.resume('{operation_id}')" if operation_id else
-                     "The history shows it when it arrives")
-            raise errors.GenerationTimeoutError(
-                f"Gave up waiting after {self.timeout:g} s; another run of this process is still making the "
-                "same picture", operation_id=operation_id, hint=where)
-
-    async def collect(self, index: int, intent: Intent, operation_id: str,
-                      flight: Flight | None) -> GeneratedImage | None:
-        """Collect the operation of the same picture the store has on its way (another kernel's, a
-        teammate's) instead of paying for it again. None: the service does not have it (an embedded
-        emulator's operation of another process), or its owner cancelled it: the intent is sent after all."""
-        await self.unqueue(intent)
-        await self.joined(index, intent, operation_id)
-        if flight is not None:
-            flight.start(operation_id)
-        try:
-            return await resume(self.client, operation_id, store=self.store, timeout=self.timeout,
-                                on_progress=self.progress)
-        except (errors.OperationNotFoundError, errors.OperationCancelledError) as exc:
-            log.info("%s is not to be collected (%s): %s is sent", operation_id, exc, intent.key)
-            await self.requeue(intent, operation_id)
-            return None
-
-    async def unqueue(self, intent: Intent) -> None:
-        """An intent that joins a picture on its way sends nothing: its ``queued`` record goes (a
-        ``resume --all`` would send it), and a cancel has nothing of it to settle."""
-        self.queued.discard(intent.key)
-        if self.store is not None:
-            await off_thread(self.store.forget_intent, intent.key)
-
-    async def repoint(self, intent: Intent, image: GeneratedImage) -> GeneratedImage:
-        """A sweep that named the intent by its key names the operation it joined (its record went)."""
-        if self.store is not None:
-            await off_thread(self.store.repoint, intent.key, image.operation_id)
-        return image
-
-    async def requeue(self, intent: Intent, operation_id: str | None) -> None:
-        """What an intent joined ended with nothing to collect: it is recorded again, to be sent."""
-        self.status.rejoined(intent.key, operation_id)
-        self.queued.add(intent.key)
-        if self.store is not None:
-            await off_thread(self.store.record_queued, intent.request, intent.key, notebook=self.notebook)
-
-    async def follow(self, index: int, intent: Intent, was: str | None, now: str) -> None:
-        """A joiner's status follows the operation the flight ended on (its owner may have started its
-        own after one it could not collect)."""
-        if was != now:
-            if was is not None:
-                self.status.rejoined(intent.key, was)
-            await self.joined(index, intent, now)
-
-    async def joined(self, index: int, intent: Intent, operation_id: str) -> None:
-        self.status.joined(intent.key, operation_id)
+    async def running(self, index: int, operation_id: str) -> None:
         await self.tell(ItemEvent(index, "running", operation_id))
         self.notify()
 
@@ -256,8 +167,7 @@ class _Run:
                 flight.start(operation_id)
             if store is not None:
                 await off_thread(store.record_started, operation_id, request, notebook=self.notebook, key=intent.key)
-            await self.tell(ItemEvent(index, "running", operation_id))
-            self.notify()
+            await self.running(index, operation_id)
 
         self.refusals.check(intent.request)
         self.refusals.waiting(intent.key, intent.request)
