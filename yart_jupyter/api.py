@@ -3,7 +3,9 @@
 Every call reads the one settings object (``%config YandexArt.*``, :func:`configure`, the
 environment); its own arguments win. Cancellation (``asyncio.wait_for``, ``asyncio.timeout``,
 TaskGroups, an interrupt) passes through as :class:`asyncio.CancelledError`, after a warning
-that names the operations still running on the server (they stay pending in the store).
+that names the operations still running on the server (they stay pending in the store) and the
+Images API pictures already paid for, whose answers are still received into the store while the
+event loop runs (``resume`` of their ``img-`` id waits for one).
 """
 
 from __future__ import annotations

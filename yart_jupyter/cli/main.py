@@ -22,6 +22,10 @@ from .options import parser
 from .progress import Progress
 from .records import COMMANDS
 
+#: How long a command interrupted while Images API requests are out waits for their answers (each
+#: request has its own timeout too): they are billed, and the service keeps nothing to collect.
+IMAGES_WAIT = 180.0
+
 if TYPE_CHECKING:
     from ..engine import Batch
     from ..media.image import ImageSet
@@ -212,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runner = {"generate": _generate, "rerun": _rerun, "batch": _batch, "resume": _resume,
                   "status": _status}[options.command]
         return asyncio.run(_with_cleanup(runner(settings, options, out)))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # on 3.10, a first Ctrl-C ends as a cancellation
         again = " (or run the same yart batch again)" if options.command == "batch" else ""
         sys.stderr.write("\ninterrupted: every started operation stays pending in the store; "
                          f"collect them with 'yart resume --all'{again}\n")
@@ -237,10 +241,51 @@ def _named(exc: BaseException) -> str:
 async def _with_cleanup(work: Any) -> int:
     from ..clients.shared import close_shared_clients
 
+    _cancel_on_first_interrupt()
     try:
         return int(await work)
+    except asyncio.CancelledError:  # Ctrl-C: the command is cancelled first, as asyncio.run does from 3.11
+        await _keep_what_was_paid_for()
+        raise
     finally:
         await close_shared_clients()
+
+
+def _cancel_on_first_interrupt() -> None:
+    """On Python 3.10, make a first Ctrl-C cancel the command (as ``asyncio.run`` does from 3.11, where
+    a KeyboardInterrupt raised in the loop would drop every task at once); a second one interrupts."""
+    if sys.version_info >= (3, 11) or sys.platform == "win32":
+        return
+    import signal
+
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    if task is None:
+        return
+
+    def first() -> None:
+        loop.remove_signal_handler(signal.SIGINT)  # back to Python's own: the next Ctrl-C interrupts
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGINT, first)
+
+
+async def _keep_what_was_paid_for() -> None:
+    """Ctrl-C while Images API requests were out: they are billed, and the service keeps nothing, so
+    their answers are awaited and kept in the store (a second Ctrl-C gives them up)."""
+    from ..engine.arrivals import ARRIVALS
+
+    arriving = ARRIVALS.arriving()
+    if not arriving:
+        return
+    many = len(arriving) > 1
+    sys.stderr.write(f"\ninterrupted: {len(arriving)} Images API request{'s' if many else ''} had gone out (billed "
+                     f"when {'they' if many else 'it'} arrived): waiting for the picture{'s' if many else ''} to keep "
+                     f"{'them' if many else 'it'} in the store (Ctrl-C again gives {'them' if many else 'it'} up)\n")
+    left = {a.picture_id for a in await ARRIVALS.wait_all(IMAGES_WAIT)}
+    kept = [a.picture_id for a in arriving if a.picture_id not in left and not a.task.cancelled()
+            and a.task.exception() is None]
+    if kept:
+        sys.stderr.write(f"kept in the store: {', '.join(kept)} ('yart resume {kept[0]} -o FILE' saves it)\n")
 
 
 def entry() -> None:

@@ -70,6 +70,9 @@ class BatchStatus:
     joined_count: int = 0
     #: Operations joined by a second item of this very batch (two rows asking for one picture).
     twins: list[str] = field(default_factory=list)
+    #: Synchronous requests out when the batch was cancelled, by key: their answers (pictures already
+    #: paid for) still arrive and are kept in the store under these ids.
+    arriving: dict[str, str] = field(default_factory=dict)
 
     def mark_started(self, operation_id: str) -> None:
         """An operation of the batch started on the server now."""
@@ -235,11 +238,18 @@ class BatchStatus:
         return f"{message}. {hint}" if hint else message
 
     def interrupted_text(self, collect: Collect = MAGIC_COLLECT) -> tuple[str, str]:
-        """(message, hint) for an interrupt or a cancel: which operations still run, and how to collect
-        them in the face's own words (``collect``)."""
+        """(message, hint) for an interrupt or a cancel: which operations still run, which Images API
+        answers (already paid for) still arrive, and how to collect them in the face's own words."""
         pending = self.pending_ids
-        lost = len(self.awaiting_answer)
-        if lost and not pending:
+        arriving = list(self.arriving.values())
+        lost = len(self.awaiting_answer - set(self.arriving))
+        coming = ""
+        if arriving:
+            many = len(arriving) > 1
+            coming = (f"{len(arriving)} Images API picture{'s' if many else ''} already paid for (the request had "
+                      f"gone out) {'are' if many else 'is'} still coming and kept in the store: {', '.join(arriving)}")
+        shown = f"`{collect.one.format(op=arriving[0])}` shows it once it is in" if arriving else ""
+        if lost and not pending and not arriving:
             listed = f"{collect.pending} lists it; " if collect.pending else ""
             resend = collect.every or "resume --all (the magic or yart)"
             return (f"Interrupted; {lost} request{'s' if lost > 1 else ''} to the Images API "
@@ -247,16 +257,18 @@ class BatchStatus:
                     "keeps nothing to collect)", f"{listed}`{resend} --resend-lost` sends it again if you decide to")
         if self.cancelled_by_user:
             ids = f": {', '.join(pending)} asked to stop on the server" if pending else ""
-            return f"Cancelled{ids}", ""
+            return f"Cancelled{ids}" + (f"; {coming}" if coming else ""), shown
         if not pending:
+            if coming:
+                return f"Interrupted; {coming}", shown
             return "Interrupted; no generation had started on the server", ""
         message = (
             f"Interrupted; {len(pending)} operation{'s are' if len(pending) > 1 else ' is'} still running "
-            f"on the server: {', '.join(pending)}"
+            f"on the server: {', '.join(pending)}" + (f"; {coming}" if coming else "")
         )
         every = f", or `{collect.every}`" if collect.every else ""
         hint = f"Collect with `{collect.one.format(op=pending[0])}`" + (
-            f" (one id at a time{every})" if len(pending) > 1 else "")
+            f" (one id at a time{every})" if len(pending) > 1 else "") + (f"; {shown}" if shown else "")
         return message, hint
 
 

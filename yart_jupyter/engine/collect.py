@@ -13,6 +13,7 @@ from ..core.config import EMULATOR
 from ..core.steps import off_thread
 from ..media.image import GeneratedImage
 from ..store import Store
+from .arrivals import ARRIVALS
 
 
 def share_quota(client: YandexArtClient, store: Store | None) -> None:
@@ -35,6 +36,8 @@ async def resume(
     no longer has is marked expired, and one it never had that the store did not know is not recorded.
     """
     share_quota(client, store)
+    if is_images_id(operation_id):  # a picture whose run was cancelled while its answer came: in the store soon
+        await ARRIVALS.wait_for(operation_id)
     record = await asyncio.to_thread(store.get, operation_id) if store is not None else None
     if record is not None and record.status == "done" and record.image_path and record.image_path.exists():
         image = await asyncio.to_thread(record.to_image)

@@ -17,6 +17,7 @@ from typing import Any
 from ..core import errors
 from ..core.redact import get_logger
 from ..core.status import BatchStatus
+from .arrivals import ARRIVALS
 
 log = get_logger("yart_jupyter.engine.jobs")
 #: How many finished jobs ``%yandexart jobs`` still lists.
@@ -130,6 +131,10 @@ class JobRegistry:
                         log.debug("cancel of %s failed: %s", op, exc)
         return cancelled_ops
 
+    def busy_keys(self) -> set[str]:
+        """The intents this process is still making: its running jobs', and the Images API answers
+        still arriving for a cancelled run (not to be sent again by ``resume --all`` meanwhile)."""
+        return {key for job in self.running() for key in job.status.keys} | ARRIVALS.intents()
 
     def wanted(self, operation_id: str, *, besides: Sequence[Job] = ()) -> list[Job]:
         """The running jobs, other than ``besides``, that wait for ``operation_id``."""

@@ -15,6 +15,7 @@ from typing import Literal
 
 from ..clients.client import Progress, YandexArtClient
 from ..clients.durations import ANSWERS, DURATIONS
+from ..clients.images_api import images_id
 from ..core import errors
 from ..core.redact import get_logger
 from ..core.request import GenerationRequest
@@ -22,6 +23,7 @@ from ..core.status import BatchStatus
 from ..core.steps import awaited, off_thread
 from ..media.image import GeneratedImage, ImageSet
 from ..store import Record, Store, request_key
+from .arrivals import ARRIVALS
 from .collect import resume, share_quota
 from .flights import FLIGHTS, Flight, Landing
 from .intents import Batch, Cached, Intent, Item, found_meanwhile, prepare
@@ -169,12 +171,22 @@ class _Run(Joining):
                 await off_thread(store.record_started, operation_id, request, notebook=self.notebook, key=intent.key)
             await self.running(index, operation_id)
 
-        self.refusals.check(intent.request)
-        self.refusals.waiting(intent.key, intent.request)
-        try:
+        async def make() -> GeneratedImage:  # the picture, recorded in the store before it is returned
             image = await self.client.generate(intent.request, timeout=self.timeout, on_progress=self.progress,
                                                on_started=started, on_submitting=submitting,
                                                idempotency_key=intent.key)
+            if store is not None:
+                await off_thread(store.record_done, image, self.observed.get(image.operation_id))
+            return image
+
+        self.refusals.check(intent.request)
+        self.refusals.waiting(intent.key, intent.request)
+        try:
+            if intent.request.api == "images":  # billed once out: received and kept even if this run is cancelled
+                return await ARRIVALS.see_through(
+                    intent.key, images_id(intent.key), make(), sent=lambda: intent.key not in self.queued,
+                    settle=lambda exc: settle_failure(store, exc, intent))
+            return await make()
         except Meanwhile as meanwhile:
             if isinstance(meanwhile.found, str):
                 return meanwhile.found
@@ -182,15 +194,14 @@ class _Run(Joining):
             status.answered_from_store(intent.key)
             return await self.repoint(intent, await asyncio.to_thread(meanwhile.found.to_image, cached=True))
         except asyncio.CancelledError:
+            if intent.key in ARRIVALS.intents():  # its answer still comes, into the store
+                status.arriving[intent.key] = images_id(intent.key)
             stopped = self.refusals.stopped(intent.key)
             if stopped is None:
                 raise
             raise stopped from None
         finally:
             self.refusals.stopped(intent.key)  # no longer waiting, whatever happened
-        if store is not None:
-            await off_thread(store.record_done, image, self.observed.get(image.operation_id))
-        return image
 
     def keep_lower_bound(self, operation_id: str) -> None:
         """A wait ended before its operation finished: store how long it was seen running."""
@@ -281,6 +292,7 @@ async def run_batch(
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     except asyncio.CancelledError:
         await cancel_and_settle(tasks, store, run.queued)
+        run.on_update = run.on_item = None  # an answer still arriving (ARRIVALS) no longer redraws the face
         await off_thread(run.keep_lower_bounds, list(status.pending_ids))
         raise
     images = ImageSet()
@@ -304,7 +316,8 @@ def _learn_once(store: Store) -> None:
 
 
 async def wait_for_starts(status: BatchStatus, limit: float = START_WAIT) -> None:
-    """Wait (at most ``limit`` seconds) until every start request of a batch went out and was answered."""
+    """Wait (at most ``limit`` seconds) until every start request of a batch went out and was answered
+    (a synchronous request's answer is its picture: it counts once it went out)."""
     deadline = time.monotonic() + limit
-    while status.unsent and time.monotonic() < deadline:
+    while status.unsent > len(status.awaiting_answer) and time.monotonic() < deadline:
         await asyncio.sleep(0.01)

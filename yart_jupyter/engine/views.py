@@ -92,7 +92,7 @@ class CallbackView:
 
     def stopped(self, status: BatchStatus) -> None:
         message, hint = status.interrupted_text(self.collect)
-        if status.pending_ids:
+        if status.pending_ids or status.arriving:
             log.warning("%s. %s", message, hint)
 
 

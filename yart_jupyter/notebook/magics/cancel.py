@@ -32,5 +32,10 @@ async def handle(face: Face, options: Namespace) -> None:
     remote = f"; server-side cancel confirmed for {', '.join(cancelled)}" if cancelled else ""
     kept = [f"{op} goes on: {', '.join(job.id for job in others)} waits for it too"
             for op in pending if (others := JOBS.wanted(op, besides=jobs))]
+    arriving = [picture for job in jobs for picture in job.status.arriving.values()]
+    if arriving:  # an Images API request out is billed: its picture is received and kept, not dropped
+        come = "come" if len(arriving) > 1 else "comes"
+        kept.append(f"{', '.join(arriving)} (Images API, already paid for) still {come} and will be in the store "
+                    "(%yandexart history)")
     face.show(message_bundle(f"Cancelled {', '.join(j.id for j in jobs)}{remote}."
                              + "".join(f" {line}." for line in kept)))

@@ -28,5 +28,5 @@ async def handle(face: Face, options: Namespace) -> None:
         face.show(message_bundle("Nothing pending: every recorded generation was collected."))
         return
     running = {op for job in JOBS.running() for op in job.status.operation_ids}
-    running |= {f"intent:{key}" for job in JOBS.running() for key in job.status.keys}
+    running |= {f"intent:{key}" for key in JOBS.busy_keys()}
     face.show(records_table(records, running))

@@ -40,7 +40,7 @@ async def handle(face: Face, options: Namespace) -> None:
     if options.all:
         if options.operation_id:
             raise errors.MagicUsageError("give an operation id or --all, not both")
-        busy = {key for job in JOBS.running() for key in job.status.keys}
+        busy = JOBS.busy_keys()
         items = await asyncio.to_thread(lambda: unfinished_items(store, busy, resend_lost=options.resend_lost))
         lost = [] if options.resend_lost else await asyncio.to_thread(lost_answers, store, busy)
         if lost:
@@ -49,7 +49,10 @@ async def handle(face: Face, options: Namespace) -> None:
                 "left alone (the service keeps nothing to collect, and sending again may bill twice); "
                 "`%yandexart resume --all --resend-lost` sends them again.", "warning"))
         if not items:
-            face.show(message_bundle("Nothing pending: every recorded generation was collected."))
+            here = await asyncio.to_thread(lambda: sum(r.idempotency_key in busy for r in store.unsent()))
+            face.show(message_bundle(f"Nothing to resume: {here} generation{'s' if here > 1 else ''} still on "
+                                     "their way in this kernel arrive on their own." if here else
+                                     "Nothing pending: every recorded generation was collected."))
             return
         resent = sum(1 for item in items if isinstance(item, Intent) and item.resend and item.request.api != "images")
         if resent:

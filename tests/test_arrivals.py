@@ -1,0 +1,178 @@
+"""An Images API request that went out is not dropped when its run is cancelled.
+
+The Images API bills a request when it arrives and keeps nothing to collect: a run interrupted while
+its request is out (the Python API cancelled, a cell interrupted, a job cancelled, ``yart`` stopped
+with Ctrl-C) still receives the answer and keeps the picture in the store. A request still waiting
+for its turn is not sent. The emulator's counters show what was paid for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+import yart_jupyter
+from yart_jupyter.clients.images_api import images_id
+from yart_jupyter.clients.shared import close_shared_clients
+from yart_jupyter.core import errors, settings
+from yart_jupyter.core.models import LIVING_MODEL as ALICE
+from yart_jupyter.emulator import Duration, Emulator
+from yart_jupyter.engine.arrivals import ARRIVALS
+from yart_jupyter.store import Store, get_store
+
+from .conftest import FOLDER, KEY
+from .helpers import run_cell
+
+
+async def until(predicate: Callable[[], bool], limit: float = 10.0) -> None:
+    deadline = time.monotonic() + limit
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def api(emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[Emulator]:
+    """The Python API on the emulator, whose Images API answers take long enough to cancel meanwhile."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("YC_API_KEY", KEY)
+    emulator.config.images_duration = Duration("fixed", 0.6)
+    settings.configure(base_url=emulator.url, folder_id=FOLDER)
+    yield emulator
+    settings.configure(base_url=None, folder_id=None)
+    assert await ARRIVALS.wait_all(10) == []
+    await close_shared_clients()
+
+
+async def test_a_request_out_when_cancelled_is_received_and_kept(api: Emulator, isolated_store: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    task = asyncio.ensure_future(yart_jupyter.generate("a heron at dusk", model=ALICE))
+    await until(lambda: api.stats.images_in_flight == 1)
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 0.4  # the caller is not held until the answer comes
+    [arrival] = ARRIVALS.arriving()
+    assert arrival.picture_id in caplog.text and "still coming" in caplog.text  # the warning names it
+    image = await yart_jupyter.resume(arrival.picture_id)  # waits for it: then it is the store's
+    assert image.image_bytes and image.operation_id == arrival.picture_id
+    [record] = Store(isolated_store).history(None)
+    assert record.status == "done" and record.operation_id == arrival.picture_id
+    assert api.stats.images_generated == 1 and ARRIVALS.arriving() == []
+
+
+async def test_a_request_waiting_for_its_turn_is_not_sent(api: Emulator, isolated_store: Path) -> None:
+    settings.configure(base_url=api.url, folder_id=FOLDER, generations_per_minute=1)
+    try:
+        first = asyncio.ensure_future(yart_jupyter.generate("the first heron", model=ALICE))
+        await until(lambda: api.stats.images_in_flight == 1)
+        second = asyncio.ensure_future(yart_jupyter.generate("the second heron", model=ALICE))
+        await asyncio.sleep(0.1)  # it waits for the quota's next slot
+        second.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await second
+        assert [a.picture_id for a in ARRIVALS.arriving()] == []  # nothing of it went out: nothing to receive
+        await first
+    finally:
+        settings.configure(generations_per_minute=None)
+    records = {r.prompt: r for r in Store(isolated_store).history(None)}
+    assert records["the first heron"].status == "done"
+    assert records["the second heron"].status == "cancelled"
+    assert api.stats.images_generated == 1
+
+
+async def test_an_answer_that_fails_after_the_cancel_is_recorded(api: Emulator, isolated_store: Path) -> None:
+    api.inject("drop_after", "images")  # the connection drops once the request went out: the answer is lost
+    task = asyncio.ensure_future(yart_jupyter.generate("a heron in fog", model=ALICE))
+    await until(lambda: api.stats.images_in_flight == 1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [arrival] = ARRIVALS.arriving()
+    with pytest.raises(errors.AnswerLostError):
+        await ARRIVALS.wait_for(arrival.picture_id)
+    [record] = Store(isolated_store).history(None)
+    assert record.answer_lost  # said by pending, and sent again only with --resend-lost
+
+
+def test_an_interrupted_cell_keeps_its_picture(shell: InteractiveShell, thread_emulator: Emulator) -> None:
+    thread_emulator.config.images_duration = Duration("fixed", 0.8)
+    source = f"""
+import asyncio
+from yart_jupyter.notebook import magics
+_task = asyncio.ensure_future(magics.run_cell("--model {ALICE}", "a slow heron"))
+while not _emulator_stats().images_in_flight:  # its request is out
+    await asyncio.sleep(0.01)
+_task.cancel()
+try:
+    await _task
+except Exception as exc:
+    _err = exc
+"""
+    shell.user_ns["_emulator_stats"] = lambda: thread_emulator.stats
+    result, _ = run_cell(shell, source)
+    assert result.success, result.error_in_exec
+    error = shell.user_ns["_err"]
+    assert isinstance(error, errors.GenerationInterrupted)
+    [record] = get_store().history(None)
+    picture = images_id(record.idempotency_key or "")
+    assert picture in str(error) and "still coming" in str(error) and f"%yandexart resume {picture}" in str(error)
+    pending, _ = run_cell(shell, "%yandexart resume --all --resend-lost")  # not sent again meanwhile
+    assert pending.success and thread_emulator.stats.images_generated == 1
+    resumed, _ = run_cell(shell, f"%yandexart resume {picture}")
+    assert resumed.success, resumed.error_in_exec
+    assert shell.user_ns["_"].operation_id == picture
+    assert [r.status for r in get_store().history(None)] == ["done"]
+    assert thread_emulator.stats.images_generated == 1
+
+
+def test_a_cancelled_job_says_its_picture_still_comes(shell: InteractiveShell, thread_emulator: Emulator) -> None:
+    thread_emulator.config.images_duration = Duration("fixed", 0.8)
+    started, _ = run_cell(shell, f"%%yandexart --background --model {ALICE}\na heron in the reeds")
+    assert started.success, started.error_in_exec
+    shell.user_ns["_emulator_stats"] = lambda: thread_emulator.stats
+    out, _ = run_cell(shell, "import asyncio\nwhile not _emulator_stats().images_in_flight:\n"
+                             "    await asyncio.sleep(0.01)")
+    assert out.success, out.error_in_exec  # its request is out
+    _, said = run_cell(shell, "%yandexart cancel all")
+    text = " ".join(output.data["text/plain"] for output in said.outputs)
+    [record] = get_store().history(None)
+    assert f"{images_id(record.idempotency_key or '')} (Images API, already paid for) still comes" in text
+    waited, _ = run_cell(shell, "from yart_jupyter.engine.arrivals import ARRIVALS\nawait ARRIVALS.wait_all(10)")
+    assert waited.success and waited.result == []
+    assert [r.status for r in get_store().history(None)] == ["done"]
+    assert thread_emulator.stats.images_generated == 1
+
+
+@pytest.mark.timeout(120)
+def test_yart_stopped_with_ctrl_c_keeps_the_picture_paid_for(cli_env: dict[str, str], tmp_path: Path,
+                                                             thread_emulator: Emulator) -> None:
+    thread_emulator.config.images_duration = Duration("fixed", 1.5)
+    command = [sys.executable, "-m", "yart_jupyter.cli", "generate", "a heron on one leg", "--model", ALICE]
+    # A suite started as a background job inherits SIGINT ignored, and so would the CLI; it gets the
+    # default disposition a terminal gives it (a handler is reset by exec).
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        running = subprocess.Popen(command, env=cli_env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+    deadline = time.monotonic() + 60
+    while not thread_emulator.stats.images_in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    running.send_signal(signal.SIGINT)
+    _, err = running.communicate(timeout=60)
+    assert running.returncode == 130, err
+    assert "waiting for the picture to keep it in the store" in err and "kept in the store: img-" in err
+    [record] = Store(Path(cli_env["YANDEXART_HOME"])).history(None)
+    assert record.status == "done" and record.image_path is not None and record.image_path.exists()
+    assert thread_emulator.stats.images_generated == 1
