@@ -176,3 +176,42 @@ def test_yart_stopped_with_ctrl_c_keeps_the_picture_paid_for(cli_env: dict[str, 
     [record] = Store(Path(cli_env["YANDEXART_HOME"])).history(None)
     assert record.status == "done" and record.image_path is not None and record.image_path.exists()
     assert thread_emulator.stats.images_generated == 1
+
+
+async def test_asking_again_takes_the_picture_a_cancelled_run_paid_for(api: Emulator, isolated_store: Path) -> None:
+    task = asyncio.gather(*(yart_jupyter.generate("a heron at dawn", model=ALICE) for _ in range(2)))
+    await until(lambda: api.stats.images_in_flight == 2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    arriving = {a.picture_id for a in ARRIVALS.arriving()}
+    again = await asyncio.gather(*(yart_jupyter.generate("a heron at dawn", model=ALICE) for _ in range(2)))
+    assert {image.operation_id for image in again} == arriving and len(arriving) == 2
+    assert api.stats.images_generated == 2  # nothing paid twice
+    third = await yart_jupyter.generate("a heron at dawn", model=ALICE)  # taken once: a new sample now
+    assert third.operation_id not in arriving and api.stats.images_generated == 3
+    records = Store(isolated_store).history(None)
+    assert sorted(r.status for r in records) == ["done"] * 3  # the re-run's own intents left nothing behind
+    other = asyncio.ensure_future(yart_jupyter.generate("a heron at noon", model=ALICE))
+    await until(lambda: api.stats.images_in_flight == 1)
+    other.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await other
+    fresh = await yart_jupyter.generate("a heron at noon", model=ALICE, cache=False)  # --no-cache: sent anew
+    assert api.stats.images_generated == 5 and fresh.operation_id not in arriving
+
+
+async def test_an_interrupted_batch_writes_the_rows_whose_pictures_came(api: Emulator, tmp_path: Path) -> None:
+    from yart_jupyter import batch
+
+    rows = [{"subject": s} for s in ("a fox", "an owl")]
+    job = asyncio.ensure_future(batch(rows, prompt="{subject}", model=ALICE, out="set/{n}.jpg"))
+    await until(lambda: api.stats.images_in_flight == 2)
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    assert await ARRIVALS.wait_all(10) == []
+    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == ["1.jpg", "2.jpg", "metadata.jsonl"]
+    again = await batch(rows, prompt="{subject}", model=ALICE, out="set/{n}.jpg")
+    assert [r.status for r in again.rows] == ["earlier"] * 2
+    assert api.stats.images_generated == 2

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 from ..clients.client import YandexArtClient
 from ..core import errors
@@ -15,7 +17,9 @@ from ..core.request import GenerationRequest
 from ..core.status import BatchStatus
 from ..core.steps import off_thread
 from ..engine import Batch, Cached, Intent, Item, prepare, run_batch
+from ..engine.arrivals import ARRIVALS
 from ..engine.outcomes import Refusals, cancel_and_settle
+from ..media.image import GeneratedImage
 from ..store import Store
 from .dataset import Metadata, write_row
 from .plan import Row, TablePlan
@@ -56,6 +60,11 @@ class Budget:
         """When the next generation may start again: a day after the oldest start counted."""
         base = self.oldest if self.oldest is not None else time.time()
         return datetime.fromtimestamp(base + DAY, timezone.utc)
+
+
+async def _deliver(row: Row, root: Path | None, metadata: Metadata | None, image: GeneratedImage) -> None:
+    """An interrupted row's Images API picture arrived after all: its file and metadata line are written."""
+    await asyncio.to_thread(write_row, row, image, root, metadata)
 
 
 async def run_table(
@@ -136,9 +145,12 @@ async def run_table(
     except asyncio.CancelledError:
         await cancel_and_settle(tasks, store, (item.key for row, item in items
                                                if row.status == "queued" and isinstance(item, Intent)))
-        for row, _ in items:
+        for row, item in items:
             if row.status == "queued":
                 row.status = "interrupted"
+            picture = status.arriving.get(item.key) if isinstance(item, Intent) else None
+            if picture is not None and row.path is not None:  # paid for, still coming: its file is written then
+                ARRIVALS.then(picture, functools.partial(_deliver, row, batch.root, metadata))
         raise
     finally:
         if metadata is not None:

@@ -5,6 +5,9 @@ its synchronous request is out (an interrupt, ``%yandexart cancel``, the form's 
 a picture and lose it. Instead the request's answer goes on arriving in the background, on the same
 event loop, and its picture is recorded in the store under its ``img-…`` id; ``resume`` of that id
 waits for it. A request still waiting for its turn (nothing sent) is cancelled as before.
+
+Nobody has seen such a picture yet: the next run of this process that asks for the same request (the
+cell run again, the batch run again) takes it instead of paying for another (:meth:`Arrivals.claim`).
 """
 
 from __future__ import annotations
@@ -22,23 +25,32 @@ from ..media.image import GeneratedImage
 log = get_logger("yart_jupyter.engine.arrivals")
 
 
-@dataclass(frozen=True)
+#: How many pictures that arrived after their run was cancelled are kept (in memory) for a later run
+#: to take; older ones stay in the store only.
+KEEP_UNCLAIMED = 32
+
+
+@dataclass
 class Arrival:
     """A synchronous request whose run was cancelled after it went out: its answer still to come."""
 
     key: str
+    #: The request's key in the store (``request_key``): a later ask of the same request may take it.
+    request: str
     picture_id: str
     task: asyncio.Task[GeneratedImage]
 
 
 class Arrivals:
-    """The process's answers still arriving after their run was cancelled, by picture id."""
+    """The process's answers still arriving after their run was cancelled, by picture id, and those
+    arrived that no run has taken yet, by request key."""
 
     def __init__(self) -> None:
         self._arriving: dict[str, Arrival] = {}
+        self._unclaimed: dict[str, list[Arrival]] = {}
 
     async def see_through(
-        self, key: str, picture_id: str, work: Coroutine[Any, Any, GeneratedImage], *,
+        self, key: str, request: str, picture_id: str, work: Coroutine[Any, Any, GeneratedImage], *,
         sent: Callable[[], bool], settle: Callable[[errors.YandexArtError], Awaitable[None]],
     ) -> GeneratedImage:
         """Await ``work`` (a synchronous request and the recording of its picture). Cancelled once
@@ -65,18 +77,58 @@ class Arrivals:
                     log.debug("%s ended while cancelled: %s", picture_id, task.exception())
                 raise
             detached = True
-            self._arriving[picture_id] = Arrival(key, picture_id, task)
-            task.add_done_callback(lambda done: self._landed(picture_id, done))
+            arrival = self._arriving[picture_id] = Arrival(key, request, picture_id, task)
+            self._unclaimed.setdefault(request, []).append(arrival)
+            task.add_done_callback(lambda done: self._landed(arrival, done))
             raise
 
-    def _landed(self, picture_id: str, task: asyncio.Task[GeneratedImage]) -> None:
-        self._arriving.pop(picture_id, None)
-        if task.cancelled():
-            log.debug("%s: its answer was given up (the event loop closed)", picture_id)
-        elif task.exception() is not None:
-            log.debug("%s arrived with an error: %s", picture_id, task.exception())
-        else:
-            log.debug("%s arrived after its run was cancelled: kept in the store", picture_id)
+    def _landed(self, arrival: Arrival, task: asyncio.Task[GeneratedImage]) -> None:
+        if arrival.task is not task:  # a delivery was chained to it (:meth:`then`): that one ends it
+            return
+        self._arriving.pop(arrival.picture_id, None)
+        if task.cancelled() or task.exception() is not None:
+            self._drop(arrival)
+            log.debug("%s: no picture after all (%s)", arrival.picture_id,
+                      "the event loop closed" if task.cancelled() else task.exception())
+            return
+        log.debug("%s arrived after its run was cancelled: kept in the store", arrival.picture_id)
+        while sum(map(len, self._unclaimed.values())) > KEEP_UNCLAIMED:  # the oldest request's first goes
+            self._drop(next(iter(self._unclaimed.values()))[0])
+
+    def _drop(self, arrival: Arrival) -> None:
+        kept = self._unclaimed.get(arrival.request, [])
+        if arrival in kept:
+            kept.remove(arrival)
+        if not kept:
+            self._unclaimed.pop(arrival.request, None)
+
+    def claim(self, request: str) -> Arrival | None:
+        """A picture of ``request`` (a request key) that arrived, or is arriving on the running loop,
+        for a run that was cancelled; taken by the caller, so no other run gets it too."""
+        loop = asyncio.get_running_loop()
+        for arrival in self._unclaimed.get(request, []):
+            failed = arrival.task.done() and (arrival.task.cancelled() or arrival.task.exception() is not None)
+            if not failed and (arrival.task.done() or arrival.task.get_loop() is loop):
+                self._drop(arrival)
+                return arrival
+        return None
+
+    def then(self, picture_id: str, deliver: Callable[[GeneratedImage], Awaitable[None]]) -> None:
+        """Once ``picture_id`` is in, ``deliver`` it where its run would have (a batch row's file);
+        the picture is then taken, and waits for it wait for the delivery too."""
+        arrival = self._arriving.get(picture_id)
+        if arrival is None:
+            return
+        self._drop(arrival)
+        received = arrival.task
+
+        async def chained() -> GeneratedImage:
+            image = await received
+            await deliver(image)
+            return image
+
+        arrival.task = asyncio.ensure_future(chained())
+        arrival.task.add_done_callback(lambda done: self._landed(arrival, done))
 
     def arriving(self) -> list[Arrival]:
         """The answers still arriving on the running loop."""

@@ -19,6 +19,7 @@ from ..core.status import BatchStatus
 from ..core.steps import off_thread
 from ..media.image import GeneratedImage
 from ..store import Store
+from .arrivals import Arrival
 from .collect import resume
 from .flights import Flight
 from .intents import Intent
@@ -73,6 +74,18 @@ class Joining:
             operation_id = landing.operation_id  # its owner's user cancelled it: this run still wants it
         await self.requeue(intent, operation_id)
         return None
+
+    async def take(self, index: int, intent: Intent, arrival: Arrival) -> GeneratedImage | None:
+        """Take the picture of the same request that a cancelled run's Images API request brought (or
+        is bringing) instead of paying for another. None: its answer never came (ask anew)."""
+        await self.unqueue(intent)
+        await self.joined(index, intent, arrival.picture_id)
+        await asyncio.wait([arrival.task])  # a cancel of this run leaves the arrival going
+        if arrival.task.cancelled() or arrival.task.exception() is not None:
+            await self.requeue(intent, arrival.picture_id)
+            return None
+        self.progress(Progress("done", arrival.picture_id, 0.0))
+        return dataclasses.replace(arrival.task.result(), saved=[], _previews={})
 
     async def within(self, deadline: float | None, futures: list[asyncio.Future[Any]],
                      operation_id: str | None) -> None:

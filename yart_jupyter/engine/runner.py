@@ -103,6 +103,11 @@ class _Run(Joining):
         """Make the picture of ``intent``: join it where it is on its way already (another run of
         this process makes it, or the store has its pending operation), else send its start."""
         key = request_key(intent.request)
+        arrival = ARRIVALS.claim(key) if self.join and intent.request.api == "images" and not intent.resend else None
+        if arrival is not None:  # an interrupted run's picture, arrived since: nobody has it yet
+            image = await self.take(index, intent, arrival)
+            if image is not None:
+                return await self.repoint(intent, image)
         flight: Flight | None = None
         while self.join and intent.request.reproducible and not intent.resend:
             flight, mine = FLIGHTS.board(key)
@@ -184,7 +189,8 @@ class _Run(Joining):
         try:
             if intent.request.api == "images":  # billed once out: received and kept even if this run is cancelled
                 return await ARRIVALS.see_through(
-                    intent.key, images_id(intent.key), make(), sent=lambda: intent.key not in self.queued,
+                    intent.key, request_key(intent.request), images_id(intent.key), make(),
+                    sent=lambda: intent.key not in self.queued,
                     settle=lambda exc: settle_failure(store, exc, intent))
             return await make()
         except Meanwhile as meanwhile:
