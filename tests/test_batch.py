@@ -456,6 +456,9 @@ def test_cli_typos_say_what_was_meant(cli: Callable[..., Ran], thread_emulator: 
         ran = cli(*args)
         assert ran.returncode == 2 and ran.stderr.strip().endswith(meant), ran.stderr
     assert "did you mean" not in cli("generate", "a fox", "--bogus").stderr
+    elsewhere = cli("generate", "a fox", "--dry-run")  # it had said "(did you mean --dry-run?)"
+    assert elsewhere.returncode == 2
+    assert elsewhere.stderr.strip().endswith("(--dry-run is an option of yart batch, not of yart generate)")
     assert thread_emulator.stats.requests == 0
 
 

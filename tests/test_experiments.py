@@ -126,6 +126,8 @@ def test_the_budget_guard(shell: InteractiveShell, thread_emulator: Emulator) ->
     ('--vary "style=ink|chalk"\nan owl, {stlye}', "{stlye}, which is neither an axis (style) nor a notebook"),
     ('--vary "style="\nan owl, {style}', "--vary style: the list of values is empty"),
     ('--vary "style=ink||chalk"\nan owl, {style}', "--vary style: a value is empty"),
+    # commas, as --seed 1,5 separates seeds: one picture of "an owl, ink,chalk" otherwise
+    ('--vary style=ink,chalk\nan owl, {style}', '--vary style=ink,chalk: separate values with | (style="ink|chalk")'),
     ('--vary "style=ink|chalk" --vary "style=coal"\nan owl, {style}', "--vary style is given twice"),
     ('--vary "ar=1:1|7:1" --aspect {ar}\nan owl', "--vary ar=7:1 makes an invalid request"),
     ('--seed 1 2 --vary "a=1|2" --vary "b=1|2" --vary "c=1|2"\n{a}{b}{c}', "at most 3 axes"),

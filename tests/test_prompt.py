@@ -58,6 +58,8 @@ def test_seed_lists() -> None:
         parse_seeds(["1-100"], 16)
     with pytest.raises(RequestValidationError, match=r"17 seeds; .*%config YandexArt.max_images = N"):
         parse_seeds(["1-10", "11-17"], 16)
+    with pytest.raises(RequestValidationError, match=r"separate seeds with commas \(--seed 1,2,3\)"):
+        parse_seeds(["1|2;3"], 16)  # as --vary separates values
 
 
 @given(st.lists(st.tuples(st.text(min_size=1, max_size=40).filter(lambda t: t.strip() and "\n" not in t

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
+from collections.abc import Sequence
 from typing import NoReturn
 
 from ..core.status import HISTORY_STATUSES
@@ -18,11 +20,33 @@ MODEL_HELP = ("a catalogue name (aliceai-image-art-3.0, yandex-art/latest: yart 
 class _Parser(argparse.ArgumentParser):
     """argparse's parser, whose errors say which command or option a typo most likely meant."""
 
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        self._argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
         choice = re.search(r"invalid choice: '([^']*)'", message)
         near = closest(choice.group(1), _names(self, choices=True)) if choice else None
-        hint = f" (did you mean {near}?)" if near else unknown_option_hint(message, _names(self, choices=False))
+        hint = f" (did you mean {near}?)" if near else self._unknown_option(message)
         super().error(message + hint)
+
+    def _unknown_option(self, message: str) -> str:
+        """The option of the command given that a typo most likely meant; or, for an option of other
+        commands only, which commands take it."""
+        commands = _commands(self)
+        given = next((word for word in getattr(self, "_argv", []) if word in commands), None)
+        if given is None:
+            return unknown_option_hint(message, _names(self, choices=False))
+        hint = unknown_option_hint(message, _names(commands[given], choices=False))
+        if hint:
+            return hint
+        unknown = [w.partition("=")[0] for w in message.partition("unrecognized arguments:")[2].split()]
+        for word in (w for w in unknown if w.startswith("-")):
+            others = sorted(name for name, command in commands.items() if word in _names(command, choices=False))
+            if others:
+                return f" ({word} is an option of yart {' and of yart '.join(others)}, not of yart {given})"
+        return ""
 
 
 def _names(p: argparse.ArgumentParser, choices: bool) -> set[str]:
@@ -36,6 +60,12 @@ def _names(p: argparse.ArgumentParser, choices: bool) -> set[str]:
             for child in action.choices.values():
                 names.update(_names(child, choices))
     return names
+
+
+def _commands(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The parser's commands by name (not their own subcommands: ``store copy`` is ``store``)."""
+    return {name: child for action in p._actions if isinstance(action, argparse._SubParsersAction)
+            for name, child in action.choices.items()}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -104,8 +104,10 @@ def parse_seeds(tokens: list[str], limit: int) -> list[int]:
             elif re.fullmatch(r"\{\w+\}", part):  # a {name} the line's expansion found nothing for
                 raise RequestValidationError("seed", part, f"{part} names no notebook variable (define it first)")
             else:
+                listed = ",".join(re.split(r"[|;\s]+", part)) if re.fullmatch(r"\d+([|;\s]+\d+)+", part) else ""
                 raise RequestValidationError(
                     "seed", part, f"must be a whole number from 0 to {MAX_SEED} or a range A-B"
+                    + (f"; separate seeds with commas (--seed {listed})" if listed else "")
                 )
     unique = list(dict.fromkeys(seeds))
     if len(unique) > limit:

@@ -118,6 +118,10 @@ def parse_axis(definition: str, namespace: Mapping[str, Any]) -> Axis:
         values = [part.strip() for part in raw.split("|")] if raw else []
         if any(not value for value in values):
             raise SweepError(f"--vary {name}: a value is empty ({raw!r}); separate values with a single |")
+        if len(values) == 1 and "," in raw:  # as --seed 1,5 is written: one picture of the wrong prompt
+            listed = "|".join(part.strip() for part in raw.split(","))
+            raise SweepError(f"--vary {name}={raw}: separate values with | ({name}=\"{listed}\"); a single value "
+                             f"holding a comma comes from a notebook list ({name}={{values}}, values = [{raw!r}])")
     if not values:
         raise SweepError(f"--vary {name}: the list of values is empty")
     seen: set[str] = set()
