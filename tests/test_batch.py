@@ -378,6 +378,10 @@ def test_cli_generate_history_info_and_exit_codes(cli: Callable[..., Ran], tmp_p
     assert usage.returncode == 2 and "invalid choice" in usage.stderr
     assert "batch" in cli("--help").stdout
     assert cli("pending").stdout.strip() == "nothing pending"
+    plan = cli("generate", "a red fox", "--seed", "2-4", "--aspect", "16:9", "--dry-run")
+    assert plan.returncode == 0 and "3 generations (seed 3); 1 from the local store for free, 2 to send" in plan.stdout
+    assert "\t".join(["3", "a red fox", "16:9", "yes"]) in plan.stdout and "Nothing was sent" in plan.stdout
+    assert len(get_store().history(None)) == 1  # nothing recorded
     assert thread_emulator.stats.operations_created == 1
 
 
@@ -456,9 +460,9 @@ def test_cli_typos_say_what_was_meant(cli: Callable[..., Ran], thread_emulator: 
         ran = cli(*args)
         assert ran.returncode == 2 and ran.stderr.strip().endswith(meant), ran.stderr
     assert "did you mean" not in cli("generate", "a fox", "--bogus").stderr
-    elsewhere = cli("generate", "a fox", "--dry-run")  # it had said "(did you mean --dry-run?)"
+    elsewhere = cli("generate", "a fox", "--skip-invalid")  # it had said "(did you mean --skip-invalid?)"
     assert elsewhere.returncode == 2
-    assert elsewhere.stderr.strip().endswith("(--dry-run is an option of yart batch, not of yart generate)")
+    assert elsewhere.stderr.strip().endswith("(--skip-invalid is an option of yart batch, not of yart generate)")
     assert thread_emulator.stats.requests == 0
 
 

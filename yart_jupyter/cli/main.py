@@ -73,6 +73,12 @@ async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO
                                  model_uri=options.model) for seed in seeds]
     pattern = options.out or ("yandexart-{seed}" if requests[0].seed is not None else "yandexart-{op}")
     check_pattern(pattern, len(requests), option="-o", mime_types={requests[0].mime_type})
+    if options.dry_run:
+        from ..experiments.dry_run import dry_run
+
+        out.write(dry_run(get_store(settings.store_location), settings, requests,
+                          no_cache=options.no_cache)["text/plain"] + "\n")
+        return OK
     failures: list[errors.YandexArtError] = []
     try:
         images = list(await _run_shown(settings, get_store(settings.store_location), Batch(

@@ -91,6 +91,8 @@ def parser() -> argparse.ArgumentParser:
                    "yandexart-{seed}.jpg); never overwritten")
     g.add_argument("--no-cache", action="store_true",
                    help="generate anew even when the store has this request, or has it on its way")
+    g.add_argument("--dry-run", action="store_true", dest="dry_run",
+                   help="show every picture it would make, which the store has, and the quota it takes; send nothing")
     rr = sub.add_parser("rerun", help="generate a picture again from its recipe and say whether the pixels match",
                         description="Generate a picture again with the same parameters (from an image file's "
                                     "recipe, a history entry or a recorded operation), save it, and say whether its "

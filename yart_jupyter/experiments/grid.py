@@ -17,11 +17,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..core.config import REUSE_SETTING
 from ..core.errors import failure_lines
 from ..core.status import BatchStatus
 from ..core.steps import Steps, steps_now, steps_on_loop
-from ..present.html import FAILED, MUTED, Bundle, message_bundle, table_html
+from ..present.html import FAILED, MUTED, Bundle
 from ..present.live import StatusLine, show_full_size
 from ..present.progress import progress_bundle
 
@@ -361,40 +360,3 @@ class GridView:
         if self._handle is not None:
             bundle, metadata = grid_output(self.experiment, inline=self.inline, notes=[status.interrupted_line()])
             self._handle.update(bundle, raw=True, metadata=metadata)
-
-
-def plan_bundle(experiment: GridSource, cached: Sequence[bool], quota: str, limit_note: str | None,
-                reusable: int = 0, joining: Sequence[bool] = ()) -> Bundle:
-    """``--dry-run``: every generation the sweep would make, and what it costs; nothing is sent.
-    ``reusable``: how many to send the store has samples of (a model without seeds), said with the
-    setting that would show those at no cost; ``joining``: which are on their way already (another
-    run's pending operation, collected at no cost)."""
-    names = [axis.name for axis in experiment.axes]
-    header = [*names, "prompt", *(["seed"] if "seed" not in names else []), "aspect", "from the store"]
-    rows = []
-    joining = list(joining) or [False] * len(cached)
-    for slot, hit, joins in zip(experiment.slots, cached, joining, strict=True):
-        request = slot.request
-        assert request is not None
-        weights = " · ".join(f"{m.weight:g}" for m in request.messages) if len(request.messages) > 1 else ""
-        prompt = request.prompt + (f"  (weights {weights})" if weights else "")
-        seed = [] if "seed" in names else [str(request.seed) if request.seed is not None else "no seed"]
-        labels = experiment.labels(slot)
-        if "seed" in labels and request.seed is None:  # a model without seeds in a sweep over models: a sample
-            labels["seed"] = "no seed (a sample)"
-        rows.append([*labels.values(), prompt, *seed, str(request.aspect),
-                     "yes" if hit else "on its way" if joins else ""])
-    hits, joined = sum(cached), sum(joining)
-    on_way = f"{joined} on its way already (another run's: collected for free), " if joined else ""
-    summary = (f"{experiment.size} generation{'s' if experiment.size != 1 else ''} ({experiment.shape()}); "
-               f"{hits} from the local store for free, {on_way}"
-               f"{experiment.size - hits - joined} to send; {quota}. Nothing was sent (--dry-run).")
-    if reusable:
-        summary += (f" The store has samples of {reusable} of those to send: {REUSE_SETTING} shows them at "
-                    "no cost.")
-    warning = message_bundle(limit_note, "warning")["text/html"] if limit_note else ""
-    plain_rows = ["\t".join(header), *("\t".join(row) for row in rows)]
-    return {"text/html": f'<div class="yart-plan"><div class="yart-grid-title" style="font:600 13px sans-serif">'
-                         f"{html.escape(experiment.title)}</div>{table_html(header, rows)}"
-                         f'<div style="font:12px monospace;margin-top:4px">{html.escape(summary)}</div>{warning}</div>',
-            "text/plain": "\n".join([experiment.title, *plain_rows, summary, *([limit_note] if limit_note else [])])}

@@ -18,11 +18,10 @@ from ...core.prompt import expand, parse_body, parse_seeds
 from ...core.request import ASPECT_PRESETS, GenerationRequest, Message, random_seed, validate_timeout
 from ...core.typos import closest_name
 from ...experiments.contact_sheet import SHEET_TYPES, sheet_format
-from ...experiments.experiment import Experiment, Slot
+from ...experiments.experiment import Experiment
 from ...experiments.sweep import Axis, SweepError, Template, check_axes, parse_axis, placeholders
 from ...experiments.sweep import expand as expand_sweep
 from ...media.outputs import check_new_file, check_pattern
-from ...present.quota import quota_line
 from .face import Face, check_var
 from .parsers import Parser, split
 
@@ -272,33 +271,10 @@ async def handle(face: Face, line: str, body: str) -> None:
 
 def show_plan(face: Face, cell: Plan) -> None:
     """``--dry-run``: the plan as a table; nothing is recorded or sent."""
-    from ...engine import on_their_way, reusable_samples, stored_answers
-    from ...experiments.grid import plan_bundle
-    from ...store import request_key
+    from ...experiments.dry_run import dry_run
 
-    experiment = cell.experiment or _plain_experiment(cell)
-    settings = face.settings
-    cached = [answer is not None for answer in stored_answers(
-        face.store(), cell.requests, use_cache=not cell.options.no_cache, reuse_samples=settings.reuse_samples)]
-    on_way = {} if cell.options.no_cache else on_their_way(
-        face.store(), [request for request, hit in zip(cell.requests, cached, strict=True) if not hit])
-    joining = [not hit and request_key(request) in on_way for request, hit in zip(cell.requests, cached, strict=True)]
-    quota = quota_line(len(cached) - sum(cached) - sum(joining), settings.generations_per_minute,
-                       settings.generations_per_day)
-    reusable = 0 if settings.reuse_samples or cell.options.no_cache else reusable_samples(face.store(), cell.requests)
-    face.show(plan_bundle(experiment, cached, quota, cell.over_limit, reusable, joining))
-
-
-def _plain_experiment(cell: Plan) -> Experiment:
-    """A plain cell's plan shown like a sweep's: its seeds are its one axis."""
-    if cell.requests[0].seed is None:
-        keys: list[Any] = [f"#{n}" for n in range(1, len(cell.requests) + 1)]
-        axis = Axis("sample", tuple(keys))
-    else:
-        keys = [r.seed for r in cell.requests]
-        axis = Axis("seed", tuple(keys))
-    return Experiment(cell.requests[0].prompt, [axis], [Slot((k,), r) for k, r in zip(keys, cell.requests,
-                                                                                      strict=True)])
+    face.show(dry_run(face.store(), face.settings, cell.requests, experiment=cell.experiment,
+                      no_cache=cell.options.no_cache, limit_note=cell.over_limit))
 
 
 def record_experiment(face: Face, experiment: Experiment, batch: Batch) -> None:
