@@ -94,6 +94,20 @@ async def emulator() -> AsyncIterator[Emulator]:
 
 
 @pytest.fixture
+async def python_api(emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[Emulator]:
+    """The Python API (``generate``, ``batch`` …) on the emulator, in ``tmp_path``; its shared client
+    closed after."""
+    from yart_jupyter.core import settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("YC_API_KEY", KEY)
+    settings.configure(base_url=emulator.url, folder_id=FOLDER)
+    yield emulator
+    settings.configure(base_url=None, folder_id=None)
+    await close_shared_clients()
+
+
+@pytest.fixture
 def make_client(emulator: Emulator) -> Callable[..., YandexArtClient]:
     """Build clients against the emulator; options override the fast defaults."""
 

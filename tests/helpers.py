@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
+import signal
 import struct
+import subprocess
 import tempfile
 import time
 import uuid
@@ -45,6 +47,17 @@ def start_kernel(env: dict[str, str]) -> tuple[KernelManager, BlockingKernelClie
         km.shutdown_kernel(now=True)
         raise
     return km, kc
+
+
+def interruptible(command: Sequence[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    """A process that a test stops with Ctrl-C (SIGINT). A suite started as a background job (`make
+    test &` in a script) inherits SIGINT ignored, and so would the process; it gets the default
+    disposition a terminal gives it (a handler is reset by exec)."""
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 def run_cell(shell: InteractiveShell, source: str) -> tuple[Any, Any]:

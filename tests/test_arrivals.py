@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,15 +20,14 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import yart_jupyter
 from yart_jupyter.clients.images_api import images_id
-from yart_jupyter.clients.shared import close_shared_clients
 from yart_jupyter.core import errors, settings
 from yart_jupyter.core.models import LIVING_MODEL as ALICE
 from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.engine.arrivals import ARRIVALS
 from yart_jupyter.store import Store, get_store
 
-from .conftest import FOLDER, KEY
-from .helpers import run_cell
+from .conftest import FOLDER
+from .helpers import interruptible, run_cell
 
 
 async def until(predicate: Callable[[], bool], limit: float = 10.0) -> None:
@@ -40,16 +38,11 @@ async def until(predicate: Callable[[], bool], limit: float = 10.0) -> None:
 
 
 @pytest.fixture
-async def api(emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[Emulator]:
+async def api(python_api: Emulator) -> AsyncIterator[Emulator]:
     """The Python API on the emulator, whose Images API answers take long enough to cancel meanwhile."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("YC_API_KEY", KEY)
-    emulator.config.images_duration = Duration("fixed", 0.6)
-    settings.configure(base_url=emulator.url, folder_id=FOLDER)
-    yield emulator
-    settings.configure(base_url=None, folder_id=None)
-    assert await ARRIVALS.wait_all(10) == []
-    await close_shared_clients()
+    python_api.config.images_duration = Duration("fixed", 0.6)
+    yield python_api
+    assert await ARRIVALS.wait_all(10) == []  # nothing left arriving
 
 
 async def test_a_request_out_when_cancelled_is_received_and_kept(api: Emulator, isolated_store: Path,
@@ -158,14 +151,7 @@ def test_yart_stopped_with_ctrl_c_keeps_the_picture_paid_for(cli_env: dict[str, 
                                                              thread_emulator: Emulator) -> None:
     thread_emulator.config.images_duration = Duration("fixed", 1.5)
     command = [sys.executable, "-m", "yart_jupyter.cli", "generate", "a heron on one leg", "--model", ALICE]
-    # A suite started as a background job inherits SIGINT ignored, and so would the CLI; it gets the
-    # default disposition a terminal gives it (a handler is reset by exec).
-    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        running = subprocess.Popen(command, env=cli_env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
-    finally:
-        signal.signal(signal.SIGINT, inherited)
+    running = interruptible(command, cli_env, tmp_path)
     deadline = time.monotonic() + 60
     while not thread_emulator.stats.images_in_flight and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -26,7 +26,7 @@ from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.store import get_store
 
 from .conftest import FOLDER, KEY, Ran
-from .helpers import run_cells
+from .helpers import interruptible, run_cells
 from .shared_data import PHOTO
 
 ROWS = [{"subject": s, "style": t} for s in ("a fox", "an owl", "a heron") for t in ("ink", "watercolour")]
@@ -606,14 +606,7 @@ def test_cli_ctrl_c_leaves_every_operation_resumable(cli_env: dict[str, str], tm
     (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps({"subject": f"a cat {i}"}) for i in range(5)))
     command = [sys.executable, "-m", "yart_jupyter.cli", "batch", "rows.jsonl", "--prompt", "{subject}",
                "--out", "cats/{n}.jpg"]
-    # A suite started as a background job (`make test &` in a script) inherits SIGINT ignored, and so
-    # would the CLI; it gets the default disposition a terminal gives it (a handler is reset by exec).
-    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        running = subprocess.Popen(command, env=cli_env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
-    finally:
-        signal.signal(signal.SIGINT, inherited)
+    running = interruptible(command, cli_env, tmp_path)
     deadline = time.monotonic() + 60
     while thread_emulator.stats.operations_created < 5 and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -21,13 +21,9 @@ from .conftest import FOLDER, KEY
 
 
 @pytest.fixture
-async def slow_api(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("YC_API_KEY", KEY)
-    emulator.config.duration = Duration("fixed", 30)
-    settings.configure(base_url=emulator.url, folder_id=FOLDER)
-    yield emulator
-    settings.configure(base_url=None, folder_id=None)
-    await close_shared_clients()
+def slow_api(python_api: Emulator) -> Emulator:
+    python_api.config.duration = Duration("fixed", 30)
+    return python_api
 
 
 async def test_wait_for_raises_timeout_error(slow_api: Emulator, isolated_store: Path) -> None:

@@ -21,8 +21,7 @@ import pytest
 import yart_jupyter
 from yart_jupyter.batches import plan_table
 from yart_jupyter.clients.client import YandexArtClient
-from yart_jupyter.clients.shared import close_shared_clients
-from yart_jupyter.core import errors, settings
+from yart_jupyter.core import errors
 from yart_jupyter.core.config import GENERATE_PATH
 from yart_jupyter.core.settings import current
 from yart_jupyter.emulator import Duration, Emulator
@@ -34,20 +33,15 @@ from yart_jupyter.present.records import why
 from yart_jupyter.store import Store, get_store
 from yart_jupyter.store.records import ExperimentRecord
 
-from .conftest import FOLDER, KEY
+from .conftest import KEY
 from .helpers import run_cell
 
 
 @pytest.fixture
-async def api(emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[Emulator]:
+async def api(python_api: Emulator) -> AsyncIterator[Emulator]:
     """The Python API on the emulator, whose generations take long enough to ask twice meanwhile."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("YC_API_KEY", KEY)
-    emulator.config.duration = Duration("fixed", 0.6)
-    settings.configure(base_url=emulator.url, folder_id=FOLDER)
-    yield emulator
-    settings.configure(base_url=None, folder_id=None)
-    await close_shared_clients()
+    python_api.config.duration = Duration("fixed", 0.6)
+    yield python_api
     assert len(FLIGHTS) == 0  # every flight landed
 
 
