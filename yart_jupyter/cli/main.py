@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -272,7 +273,8 @@ def _cancel_on_first_interrupt() -> None:
         loop.remove_signal_handler(signal.SIGINT)  # back to Python's own: the next Ctrl-C interrupts
         task.cancel()
 
-    loop.add_signal_handler(signal.SIGINT, first)
+    with contextlib.suppress(ValueError, RuntimeError):  # not the main thread: Ctrl-C is not ours to take
+        loop.add_signal_handler(signal.SIGINT, first)
 
 
 async def _keep_what_was_paid_for() -> None:
