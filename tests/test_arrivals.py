@@ -26,7 +26,7 @@ from yart_jupyter.emulator import Duration, Emulator
 from yart_jupyter.engine.arrivals import ARRIVALS
 from yart_jupyter.store import Store, get_store
 
-from .conftest import FOLDER
+from .conftest import FOLDER, Ran
 from .helpers import interruptible, run_cell
 
 
@@ -201,3 +201,17 @@ async def test_an_interrupted_batch_writes_the_rows_whose_pictures_came(api: Emu
     again = await batch(rows, prompt="{subject}", model=ALICE, out="set/{n}.jpg")
     assert [r.status for r in again.rows] == ["earlier"] * 2
     assert api.stats.images_generated == 2
+
+
+def test_a_picture_another_process_is_receiving_is_said_to_be(cli: Callable[..., Ran], isolated_store: Path) -> None:
+    from yart_jupyter.core.settings import current
+
+    store = get_store()
+    key = "0123abcd-4567-89ef-0123-456789abcdef"
+    store.record_queued(current().request("a heron", model_uri=ALICE), key)
+    store.mark_submitting(key)  # another kernel's request is out: its answer not recorded yet
+    said = cli("resume", images_id(key))
+    assert said.returncode == 1 and f"{images_id(key)} went out at" in said.stdout
+    assert "may still be receiving it" in said.stdout and "--resend-lost" in said.stdout
+    unknown = cli("resume", "img-ffffffffffffffff")
+    assert "is a picture of the Images API, which keeps nothing to collect" in unknown.stdout

@@ -61,6 +61,12 @@ def images_id(key: str) -> str:
     return IMAGES_ID_PREFIX + key.replace("-", "")[:16]
 
 
+def intent_prefix(picture_id: str) -> str:
+    """The start of the idempotency key a picture id of :func:`images_id` was made from."""
+    digits = picture_id[len(IMAGES_ID_PREFIX):]
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}"
+
+
 def is_images_id(reference: str) -> bool:
     """True for an id made by :func:`images_id` (never an operation id: those have no dash)."""
     return reference.startswith(IMAGES_ID_PREFIX)

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from ..clients.client import Progress, YandexArtClient
-from ..clients.images_api import is_images_id
+from ..clients.images_api import intent_prefix, is_images_id
 from ..core import errors
 from ..core.config import EMULATOR
 from ..core.steps import off_thread
@@ -45,6 +45,14 @@ async def resume(
             on_progress(Progress("done", operation_id, 0.0))
         return image
     if is_images_id(operation_id):  # the Images API answered with the picture itself and keeps nothing
+        sent = await asyncio.to_thread(store.find_intent, intent_prefix(operation_id)) if store is not None else None
+        if sent is not None and sent.status == "submitting":
+            raise errors.OperationNotFoundError(
+                f"{operation_id} went out at {sent.submitted_at.astimezone():%H:%M} and its answer is not in the "
+                "store: the kernel or command that sent it may still be receiving it (it keeps it here), or, if "
+                "that one has ended, the answer was lost",
+                hint="%yandexart pending (yart pending) lists it; resume --all --resend-lost sends it again, which "
+                     "may bill it twice")
         raise errors.OperationNotFoundError(
             f"{operation_id} is a picture of the Images API, which keeps nothing to collect: only one this "
             "store holds can be shown again",

@@ -61,6 +61,13 @@ class Queries(Database):
         found = self._select("operation_id=? OR idempotency_key=?", (reference, reference), limit=1)
         return found[0] if found else None
 
+    def find_intent(self, prefix: str) -> Record | None:
+        """The newest record whose idempotency key starts with ``prefix`` (an Images API picture's id
+        names its intent by the key's first digits)."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        found = self._select("idempotency_key LIKE ? ESCAPE '\\'", (escaped + "%",), limit=1)
+        return found[0] if found else None
+
     def find_cached(self, request: GenerationRequest) -> Record | None:
         """A finished record of exactly this request, whose image file is still there."""
         return self.find_many([request], ("done",)).get(request_key(request))
