@@ -156,11 +156,13 @@ def test_yart_stopped_with_ctrl_c_keeps_the_picture_paid_for(cli_env: dict[str, 
     while not thread_emulator.stats.images_in_flight and time.monotonic() < deadline:
         time.sleep(0.01)
     running.send_signal(signal.SIGINT)
-    _, err = running.communicate(timeout=60)
+    printed, err = running.communicate(timeout=60)
     assert running.returncode == 130, err
-    assert "waiting for the picture to keep it in the store" in err and "kept in the store: img-" in err
+    assert "waiting for the Images API picture already paid for, to keep it" in err and "kept in the store: img-" in err
     [record] = Store(Path(cli_env["YANDEXART_HOME"])).history(None)
     assert record.status == "done" and record.image_path is not None and record.image_path.exists()
+    saved = tmp_path / f"yandexart-{record.operation_id}.jpg"  # saved as asked, as if not interrupted
+    assert saved.stat().st_size > 0 and printed.startswith(saved.name)
     assert thread_emulator.stats.images_generated == 1
 
 

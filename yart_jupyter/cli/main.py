@@ -29,11 +29,11 @@ IMAGES_WAIT = 180.0
 
 if TYPE_CHECKING:
     from ..engine import Batch
-    from ..media.image import ImageSet
+    from ..media.image import GeneratedImage, ImageSet
     from ..store import Store
 
 
-async def _run_shown(settings: Settings, store: Store, batch: Batch) -> ImageSet:
+async def _run_shown(settings: Settings, store: Store, batch: Batch, status: BatchStatus | None = None) -> ImageSet:
     """A batch run with its progress line on stderr, and under it, once it ends, what the models
     could not do as asked (the notes): ``yart generate``'s and ``yart rerun``'s one way to run."""
     from ..clients.shared import shared_client
@@ -43,7 +43,7 @@ async def _run_shown(settings: Settings, store: Store, batch: Batch) -> ImageSet
     notes: list[str] = []
     try:
         return await run_in_view(shared_client(settings), store, batch, CallbackView(progress, CLI_COLLECT,
-                                                                                      notes.append))
+                                                                                      notes.append), status=status)
     finally:
         progress.end()
         for note in notes:
@@ -81,17 +81,44 @@ async def _generate(settings: Settings, options: argparse.Namespace, out: TextIO
                           no_cache=options.no_cache)["text/plain"] + "\n")
         return OK
     failures: list[errors.YandexArtError] = []
+    status = BatchStatus(len(requests))
     try:
         images = list(await _run_shown(settings, get_store(settings.store_location), Batch(
-            requests, use_cache=not options.no_cache, reuse_samples=settings.reuse_samples, hint_reuse=True)))
+            requests, use_cache=not options.no_cache, reuse_samples=settings.reuse_samples, hint_reuse=True),
+            status))
     except errors.BatchError as exc:
         images, failures = exc.images, exc.failures
+    except asyncio.CancelledError:  # Ctrl-C: a picture paid for and still coming is saved as asked, then
+        _save_when_in(status, pattern, out)
+        raise
     paths = save_all(pattern, [(n, image, {}) for n, image in enumerate(images, 1)])
     for path, image in zip(paths, images, strict=True):
         out.write(f"{path}  {image.caption()}\n")
     for line in errors.failure_lines(failures):  # a refusal of every picture is said once
         out.write(f"failed: {line}\n")
     return FAILED if failures else OK
+
+
+def _save_when_in(status: BatchStatus, pattern: str, out: TextIO) -> None:
+    """``yart generate`` was interrupted while Images API requests were out: each picture, once in,
+    is saved under the pattern as its place in the command would have been (the command waits for it)."""
+    from ..engine.arrivals import ARRIVALS
+    from ..media.outputs import save_all
+
+    for n, key in enumerate(status.keys, 1):
+        picture = status.arriving.get(key)
+        if picture is None:
+            continue
+
+        async def save(image: GeneratedImage, n: int = n) -> None:
+            try:
+                [path] = await asyncio.to_thread(save_all, pattern, [(n, image, {})])
+            except errors.StorageError as exc:
+                sys.stderr.write(f"{exc}\n")
+                return
+            out.write(f"{path}  {image.caption()}\n")
+
+        ARRIVALS.then(picture, save)
 
 
 async def _rerun(settings: Settings, options: argparse.Namespace, out: TextIO) -> int:
@@ -285,15 +312,16 @@ async def _keep_what_was_paid_for() -> None:
     arriving = ARRIVALS.arriving()
     if not arriving:
         return
-    many = len(arriving) > 1
-    sys.stderr.write(f"\ninterrupted: {len(arriving)} Images API request{'s' if many else ''} had gone out (billed "
-                     f"when {'they' if many else 'it'} arrived): waiting for the picture{'s' if many else ''} to keep "
-                     f"{'them' if many else 'it'} in the store (Ctrl-C again gives {'them' if many else 'it'} up)\n")
+    what, them = (f"the {len(arriving)} Images API pictures", "them") if len(arriving) > 1 else (
+        "the Images API picture", "it")
+    sys.stderr.write(f"\ninterrupted: waiting for {what} already paid for, to keep {them} (Ctrl-C again gives "
+                     f"{them} up)\n")
     left = {a.picture_id for a in await ARRIVALS.wait_all(IMAGES_WAIT)}
-    kept = [a.picture_id for a in arriving if a.picture_id not in left and not a.task.cancelled()
-            and a.task.exception() is None]
+    kept = [a for a in arriving if a.picture_id not in left and not a.task.cancelled() and a.task.exception() is None]
+    unsaved = [a.picture_id for a in kept if not a.delivered]
     if kept:
-        sys.stderr.write(f"kept in the store: {', '.join(kept)} ('yart resume {kept[0]} -o FILE' saves it)\n")
+        hint = f" ('yart resume {unsaved[0]} -o FILE' saves it)" if unsaved else ""
+        sys.stderr.write(f"kept in the store: {', '.join(a.picture_id for a in kept)}{hint}\n")
 
 
 def entry() -> None:

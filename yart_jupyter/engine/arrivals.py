@@ -39,6 +39,8 @@ class Arrival:
     request: str
     picture_id: str
     task: asyncio.Task[GeneratedImage]
+    #: Delivered where its run would have put it, once in (:meth:`Arrivals.then`).
+    delivered: bool = False
 
 
 class Arrivals:
@@ -120,6 +122,7 @@ class Arrivals:
         if arrival is None:
             return
         self._drop(arrival)
+        arrival.delivered = True
         received = arrival.task
 
         async def chained() -> GeneratedImage:
