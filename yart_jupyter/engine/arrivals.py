@@ -72,7 +72,8 @@ class Arrivals:
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
-            if task.done() or not sent():  # nothing went out (or all is over): cancelled as before
+            failed = task.done() and (task.cancelled() or task.exception() is not None)
+            if failed or not sent():  # nothing went out, or nothing came: cancelled as before
                 task.cancel()
                 await asyncio.wait([task])
                 if not task.cancelled() and task.exception() is not None:

@@ -80,7 +80,8 @@ class Joining:
         is bringing) instead of paying for another. None: its answer never came (ask anew)."""
         await self.unqueue(intent)
         await self.joined(index, intent, arrival.picture_id)
-        await asyncio.wait([arrival.task])  # a cancel of this run leaves the arrival going
+        if not arrival.task.done():  # on this loop (claim saw to it); a cancel of this run leaves it going
+            await asyncio.wait([arrival.task])
         if arrival.task.cancelled() or arrival.task.exception() is not None:
             await self.requeue(intent, arrival.picture_id)
             return None
