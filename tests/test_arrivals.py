@@ -217,3 +217,41 @@ def test_a_picture_another_process_is_receiving_is_said_to_be(cli: Callable[...,
     assert "may still be receiving it" in said.stdout and "--resend-lost" in said.stdout
     unknown = cli("resume", "img-ffffffffffffffff")
     assert "is a picture of the Images API, which keeps nothing to collect" in unknown.stdout
+
+
+async def test_an_operation_left_running_is_collected_by_the_next_ask_without_a_seed(api: Emulator) -> None:
+    api.config.duration = Duration("fixed", 0.6)
+    first = asyncio.ensure_future(yart_jupyter.generate("a crane in the rain"))  # no seed: a random one
+    await until(lambda: api.stats.operations_created == 1)
+    await asyncio.sleep(0.05)  # its operation id is in
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    [left] = list(api.operations)
+    again = await yart_jupyter.generate("a crane in the rain")  # the cell run again after the interrupt
+    assert again.operation_id == left and api.stats.operations_created == 1
+    with pytest.raises(errors.GenerationTimeoutError) as timed_out:  # --timeout: the operation goes on
+        await yart_jupyter.generate("a crane in the rain", timeout=0.1)
+    taken = asyncio.ensure_future(yart_jupyter.generate("a crane in the rain"))
+    await asyncio.sleep(0.05)
+    taken.cancel()  # cancelled while collecting it: it is left for the next ask again
+    with pytest.raises(asyncio.CancelledError):
+        await taken
+    third = await yart_jupyter.generate("a crane in the rain")
+    assert third.operation_id == timed_out.value.operation_id and api.stats.operations_created == 2
+    fresh = await yart_jupyter.generate("a crane in the rain")  # each taken once: a new picture now
+    assert api.stats.operations_created == 3 and fresh.operation_id not in (left, third.operation_id)
+    seeded = await yart_jupyter.generate("a crane in the rain", seed=third.seed)  # a seed chosen: the store's
+    assert seeded.operation_id == third.operation_id
+
+
+async def test_an_operation_left_running_that_fails_is_not_the_next_asks_failure(api: Emulator,
+                                                                                  isolated_store: Path) -> None:
+    api.config.duration = Duration("fixed", 0.4)
+    api.inject("fail", "start", message="an internal failure")
+    with pytest.raises(errors.GenerationTimeoutError) as timed_out:
+        await yart_jupyter.generate("a crane at night", timeout=0.1)
+    image = await yart_jupyter.generate("a crane at night")  # it collects the failure, then makes its own
+    assert image.image_bytes and api.stats.operations_created == 2
+    records = {r.operation_id: r.status for r in Store(isolated_store).history(None)}
+    assert records == {timed_out.value.operation_id: "failed", image.operation_id: "done"}

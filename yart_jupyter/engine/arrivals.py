@@ -8,11 +8,15 @@ waits for it. A request still waiting for its turn (nothing sent) is cancelled a
 
 Nobody has seen such a picture yet: the next run of this process that asks for the same request (the
 cell run again, the batch run again) takes it instead of paying for another (:meth:`Arrivals.claim`).
+So it goes for an operation of a request without a chosen seed that a run stopped waiting for (an
+interrupt, ``--timeout``): the next ask without a seed collects it rather than starting another
+(a seeded request's operation is found by its request, see :mod:`.flights` and the store).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -20,14 +24,21 @@ from typing import Any
 
 from ..core import errors
 from ..core.redact import get_logger
+from ..core.request import GenerationRequest
 from ..media.image import GeneratedImage
+from ..store import request_key
 
 log = get_logger("yart_jupyter.engine.arrivals")
 
 
-#: How many pictures that arrived after their run was cancelled are kept (in memory) for a later run
-#: to take; older ones stay in the store only.
+#: How many pictures nobody has seen are kept for a later run to take (an arrived one is held in
+#: memory); older ones stay in the store only (``resume``, ``resume --all``).
 KEEP_UNCLAIMED = 32
+
+
+def sample_key(request: GenerationRequest) -> str:
+    """What makes two requests the same ask when no seed was chosen: all but the seed."""
+    return request_key(dataclasses.replace(request, seed=None))
 
 
 @dataclass
@@ -35,7 +46,7 @@ class Arrival:
     """A synchronous request whose run was cancelled after it went out: its answer still to come."""
 
     key: str
-    #: The request's key in the store (``request_key``): a later ask of the same request may take it.
+    #: The request's :func:`sample_key`: a later ask of the same request may take it.
     request: str
     picture_id: str
     task: asyncio.Task[GeneratedImage]
@@ -43,16 +54,20 @@ class Arrival:
     delivered: bool = False
 
 
+#: A picture nobody has seen: an Images API answer (arriving or in), or an operation left running.
+Unseen = Arrival | str
+
+
 class Arrivals:
-    """The process's answers still arriving after their run was cancelled, by picture id, and those
-    arrived that no run has taken yet, by request key."""
+    """The process's answers still arriving after their run was cancelled, by picture id; and the
+    pictures no run has taken yet (those, and operations runs stopped waiting for), by sample key."""
 
     def __init__(self) -> None:
         self._arriving: dict[str, Arrival] = {}
-        self._unclaimed: dict[str, list[Arrival]] = {}
+        self._unclaimed: dict[str, list[Unseen]] = {}
 
     async def see_through(
-        self, key: str, request: str, picture_id: str, work: Coroutine[Any, Any, GeneratedImage], *,
+        self, key: str, request: GenerationRequest, picture_id: str, work: Coroutine[Any, Any, GeneratedImage], *,
         sent: Callable[[], bool], settle: Callable[[errors.YandexArtError], Awaitable[None]],
     ) -> GeneratedImage:
         """Await ``work`` (a synchronous request and the recording of its picture). Cancelled once
@@ -80,10 +95,29 @@ class Arrivals:
                     log.debug("%s ended while cancelled: %s", picture_id, task.exception())
                 raise
             detached = True
-            arrival = self._arriving[picture_id] = Arrival(key, request, picture_id, task)
-            self._unclaimed.setdefault(request, []).append(arrival)
+            arrival = self._arriving[picture_id] = Arrival(key, sample_key(request), picture_id, task)
+            self.put_back(arrival)
             task.add_done_callback(lambda done: self._landed(arrival, done))
             raise
+
+    def abandon(self, request: GenerationRequest, operation_id: str) -> None:
+        """A run stopped waiting for ``operation_id``, an operation of ``request`` (no seed was
+        chosen): the next ask of the same request collects it instead of starting another."""
+        if not request.reproducible:
+            self.put_back(operation_id, sample_key(request))
+
+    def put_back(self, unseen: Unseen, request: str | None = None) -> None:
+        """``unseen`` is for a later ask to take again (its taker was cancelled before it had it)."""
+        key = unseen.request if isinstance(unseen, Arrival) else request
+        assert key is not None
+        kept = self._unclaimed.setdefault(key, [])
+        if unseen not in kept:
+            kept.append(unseen)
+        while sum(map(len, self._unclaimed.values())) > KEEP_UNCLAIMED:  # the oldest request's first goes
+            first = next(iter(self._unclaimed))
+            self._unclaimed[first].pop(0)
+            if not self._unclaimed[first]:
+                del self._unclaimed[first]
 
     def _landed(self, arrival: Arrival, task: asyncio.Task[GeneratedImage]) -> None:
         if arrival.task is not task:  # a delivery was chained to it (:meth:`then`): that one ends it
@@ -95,25 +129,31 @@ class Arrivals:
                       "the event loop closed" if task.cancelled() else task.exception())
             return
         log.debug("%s arrived after its run was cancelled: kept in the store", arrival.picture_id)
-        while sum(map(len, self._unclaimed.values())) > KEEP_UNCLAIMED:  # the oldest request's first goes
-            self._drop(next(iter(self._unclaimed.values()))[0])
 
-    def _drop(self, arrival: Arrival) -> None:
-        kept = self._unclaimed.get(arrival.request, [])
-        if arrival in kept:
-            kept.remove(arrival)
+    def _drop(self, unseen: Unseen, request: str | None = None) -> None:
+        key = unseen.request if isinstance(unseen, Arrival) else request
+        kept = self._unclaimed.get(key or "", [])
+        if unseen in kept:
+            kept.remove(unseen)
         if not kept:
-            self._unclaimed.pop(arrival.request, None)
+            self._unclaimed.pop(key or "", None)
 
-    def claim(self, request: str) -> Arrival | None:
-        """A picture of ``request`` (a request key) that arrived, or is arriving on the running loop,
-        for a run that was cancelled; taken by the caller, so no other run gets it too."""
-        loop = asyncio.get_running_loop()
-        for arrival in self._unclaimed.get(request, []):
-            failed = arrival.task.done() and (arrival.task.cancelled() or arrival.task.exception() is not None)
-            if not failed and (arrival.task.done() or arrival.task.get_loop() is loop):
-                self._drop(arrival)
-                return arrival
+    def claim(self, request: GenerationRequest) -> Unseen | None:
+        """A picture of ``request`` (no seed chosen) that nobody has seen: an answer that arrived, or is
+        arriving on the running loop, for a run that was cancelled, or an operation a run stopped
+        waiting for; taken by the caller, so no other run gets it too."""
+        if request.reproducible:
+            return None
+        key, loop = sample_key(request), asyncio.get_running_loop()
+        for unseen in self._unclaimed.get(key, []):
+            if isinstance(unseen, Arrival):
+                task = unseen.task
+                if task.done() and (task.cancelled() or task.exception() is not None):
+                    continue
+                if not task.done() and task.get_loop() is not loop:
+                    continue
+            self._drop(unseen, key)
+            return unseen
         return None
 
     def then(self, picture_id: str, deliver: Callable[[GeneratedImage], Awaitable[None]]) -> None:

@@ -19,10 +19,11 @@ from ..core.status import BatchStatus
 from ..core.steps import off_thread
 from ..media.image import GeneratedImage
 from ..store import Store
-from .arrivals import Arrival
+from .arrivals import ARRIVALS, Arrival, Unseen
 from .collect import resume
 from .flights import Flight
 from .intents import Intent
+from .outcomes import final_status, settle_failure
 
 log = get_logger("yart_jupyter.engine.joining")
 
@@ -75,18 +76,36 @@ class Joining:
         await self.requeue(intent, operation_id)
         return None
 
-    async def take(self, index: int, intent: Intent, arrival: Arrival) -> GeneratedImage | None:
-        """Take the picture of the same request that a cancelled run's Images API request brought (or
-        is bringing) instead of paying for another. None: its answer never came (ask anew)."""
+    async def take(self, index: int, intent: Intent, unseen: Unseen) -> GeneratedImage | None:
+        """Take a picture of the same request (no seed chosen) that nobody has seen instead of paying
+        for another: the answer a cancelled run's Images API request brought (or is bringing), or the
+        operation a run stopped waiting for. None: there is no picture after all (ask anew). A cancel
+        of this run leaves it for the next ask."""
+        if not isinstance(unseen, Arrival):
+            try:
+                return await self.collect(index, intent, unseen, None)
+            except asyncio.CancelledError:
+                ARRIVALS.abandon(intent.request, unseen)
+                raise
+            except errors.YandexArtError as exc:
+                if exc.operation_id != unseen or final_status(exc) is None:
+                    raise
+                await settle_failure(self.store, exc)  # it failed: recorded so, and this ask makes its own
+                await self.requeue(intent, unseen)
+                return None
         await self.unqueue(intent)
-        await self.joined(index, intent, arrival.picture_id)
-        if not arrival.task.done():  # on this loop (claim saw to it); a cancel of this run leaves it going
-            await asyncio.wait([arrival.task])
-        if arrival.task.cancelled() or arrival.task.exception() is not None:
-            await self.requeue(intent, arrival.picture_id)
+        await self.joined(index, intent, unseen.picture_id)
+        if not unseen.task.done():  # on this loop (claim saw to it)
+            try:
+                await asyncio.wait([unseen.task])
+            except asyncio.CancelledError:
+                ARRIVALS.put_back(unseen)
+                raise
+        if unseen.task.cancelled() or unseen.task.exception() is not None:
+            await self.requeue(intent, unseen.picture_id)
             return None
-        self.progress(Progress("done", arrival.picture_id, 0.0))
-        return dataclasses.replace(arrival.task.result(), saved=[], _previews={})
+        self.progress(Progress("done", unseen.picture_id, 0.0))
+        return dataclasses.replace(unseen.task.result(), saved=[], _previews={})
 
     async def within(self, deadline: float | None, futures: list[asyncio.Future[Any]],
                      operation_id: str | None) -> None:

@@ -103,9 +103,9 @@ class _Run(Joining):
         """Make the picture of ``intent``: join it where it is on its way already (another run of
         this process makes it, or the store has its pending operation), else send its start."""
         key = request_key(intent.request)
-        arrival = ARRIVALS.claim(key) if self.join and intent.request.api == "images" and not intent.resend else None
-        if arrival is not None:  # an interrupted run's picture, arrived since: nobody has it yet
-            image = await self.take(index, intent, arrival)
+        unseen = ARRIVALS.claim(intent.request) if self.join and not intent.resend else None
+        if unseen is not None:  # a picture an interrupted run paid for (no seed chosen): nobody has seen it
+            image = await self.take(index, intent, unseen)
             if image is not None:
                 return await self.repoint(intent, image)
         flight: Flight | None = None
@@ -156,6 +156,7 @@ class _Run(Joining):
         answered from there; an operation of it another run started meanwhile (not one ``tried``) is
         returned, to collect instead."""
         status, store = self.status, self.store
+        answered: str | None = None  # the operation its start was answered with
 
         async def submitting() -> None:  # right before the request goes out, which waits for the write
             self.refusals.sending(intent.key, intent.request)  # refused meanwhile for another of its kind: not sent
@@ -169,6 +170,8 @@ class _Run(Joining):
             status.submitting(intent.key, synchronous=intent.request.api == "images")
 
         async def started(operation_id: str, request: GenerationRequest) -> None:  # committed before any wait
+            nonlocal answered
+            answered = operation_id
             status.answered(intent.key, operation_id)
             if flight is not None:  # before the write: a cancel during it still leaves the id to its joiners
                 flight.start(operation_id)
@@ -189,7 +192,7 @@ class _Run(Joining):
         try:
             if intent.request.api == "images":  # billed once out: received and kept even if this run is cancelled
                 return await ARRIVALS.see_through(
-                    intent.key, request_key(intent.request), images_id(intent.key), make(),
+                    intent.key, intent.request, images_id(intent.key), make(),
                     sent=lambda: intent.key not in self.queued,
                     settle=lambda exc: settle_failure(store, exc, intent))
             return await make()
@@ -202,6 +205,8 @@ class _Run(Joining):
         except asyncio.CancelledError:
             if intent.key in ARRIVALS.intents():  # its answer still comes, into the store
                 status.arriving[intent.key] = images_id(intent.key)
+            elif answered is not None and intent.request.api == "operations":  # still running: the next ask takes it
+                ARRIVALS.abandon(intent.request, answered)
             stopped = self.refusals.stopped(intent.key)
             if stopped is None:
                 raise
@@ -245,9 +250,11 @@ class _Run(Joining):
             raise
 
     async def failed(self, index: int, item: Item, exc: errors.YandexArtError) -> None:
+        intent = item if isinstance(item, Intent) else None
         if isinstance(exc, errors.GenerationTimeoutError) and exc.operation_id:
             await off_thread(self.keep_lower_bound, exc.operation_id)
-        intent = item if isinstance(item, Intent) else None
+            if intent is not None:  # it goes on: the next ask of the same request collects it
+                ARRIVALS.abandon(intent.request, exc.operation_id)
         if intent is not None and not exc.operation_id:
             self.refusals.note(exc, intent.request)
         self.status.failed_item(key=intent.key if intent is not None else None, operation_id=exc.operation_id,
