@@ -241,6 +241,10 @@ async def test_an_operation_left_running_is_collected_by_the_next_ask_without_a_
     assert third.operation_id == timed_out.value.operation_id and api.stats.operations_created == 2
     fresh = await yart_jupyter.generate("a crane in the rain")  # each taken once: a new picture now
     assert api.stats.operations_created == 3 and fresh.operation_id not in (left, third.operation_id)
+    with pytest.raises(errors.GenerationTimeoutError) as resumed:
+        await yart_jupyter.generate("a crane in the rain", timeout=0.1)
+    await yart_jupyter.resume(resumed.value.operation_id or "")  # collected by its id: seen now
+    assert (await yart_jupyter.generate("a crane in the rain")).operation_id != resumed.value.operation_id
     seeded = await yart_jupyter.generate("a crane in the rain", seed=third.seed)  # a seed chosen: the store's
     assert seeded.operation_id == third.operation_id
 

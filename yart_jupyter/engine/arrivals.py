@@ -156,6 +156,13 @@ class Arrivals:
             return unseen
         return None
 
+    def seen(self, picture_id: str) -> None:
+        """``picture_id`` was asked for by its id (``resume``): it is no longer for a later ask to take."""
+        for key, kept in list(self._unclaimed.items()):
+            for unseen in kept:
+                if unseen == picture_id or (isinstance(unseen, Arrival) and unseen.picture_id == picture_id):
+                    self._drop(unseen, key)
+
     def then(self, picture_id: str, deliver: Callable[[GeneratedImage], Awaitable[None]]) -> None:
         """Once ``picture_id`` is in, ``deliver`` it where its run would have (a batch row's file);
         the picture is then taken, and waits for it wait for the delivery too."""

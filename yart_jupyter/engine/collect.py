@@ -36,6 +36,7 @@ async def resume(
     no longer has is marked expired, and one it never had that the store did not know is not recorded.
     """
     share_quota(client, store)
+    ARRIVALS.seen(operation_id)  # asked for by its id: no later run takes it as a picture nobody has seen
     if is_images_id(operation_id):  # a picture whose run was cancelled while its answer came: in the store soon
         await ARRIVALS.wait_for(operation_id)
     record = await asyncio.to_thread(store.get, operation_id) if store is not None else None
