@@ -119,6 +119,10 @@ except Exception as exc:
     [record] = get_store().history(None)
     picture = images_id(record.idempotency_key or "")
     assert picture in str(error) and "still coming" in str(error) and f"%yandexart resume {picture}" in str(error)
+    assert "running the cell again collects them too" in str(error)
+    _, plan = run_cell(shell, f"%%yandexart --model {ALICE} --dry-run\na slow heron")
+    assert "1 on its way already" in plan.outputs[0].data["text/plain"]  # the run would take it: no quota
+    assert "it takes no quota" in plan.outputs[0].data["text/plain"]
     pending, _ = run_cell(shell, "%yandexart resume --all --resend-lost")  # not sent again meanwhile
     assert pending.success and thread_emulator.stats.images_generated == 1
     resumed, _ = run_cell(shell, f"%yandexart resume {picture}")

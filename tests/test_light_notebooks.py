@@ -187,7 +187,8 @@ def test_an_interrupt_says_how_to_collect_in_the_faces_own_words() -> None:
     for op in ("op1", "op2"):
         status.mark_started(op)
     assert status.interrupted_text()[1] == \
-        "Collect with `%yandexart resume op1` (one id at a time, or `%yandexart resume --all`)"
+        "Collect with `%yandexart resume op1` (one id at a time, or `%yandexart resume --all`); running the cell " \
+        "again collects them too"
     assert status.interrupted_text(CLI_COLLECT)[1] == \
         "Collect with `yart resume op1` (one id at a time, or `yart resume --all`)"
     assert status.interrupted_text(PYTHON_COLLECT)[1] == \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,11 +11,12 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Collect:
     """How a face says to collect what an interrupt left: one operation (``{op}`` for its id), every
-    one, and the list of what is unfinished (None where the face has no such call)."""
+    one, the list of what is unfinished, and what else collects them (None where the face has none)."""
 
     one: str
     every: str | None = None
     pending: str | None = None
+    again: str | None = None
 
 
 #: The states a generation's record can be in, as ``history --status`` takes them (the store's
@@ -22,7 +24,10 @@ class Collect:
 HISTORY_STATUSES = ("done", "failed", "cancelled", "expired", "pending", "queued", "submitting")
 
 #: How the notebook face says it.
-MAGIC_COLLECT = Collect("%yandexart resume {op}", "%yandexart resume --all", "%yandexart pending")
+MAGIC_COLLECT = Collect("%yandexart resume {op}", "%yandexart resume --all", "%yandexart pending",
+                        "running the cell again collects them too")
+#: How the form says it (its Generate asks again).
+FORM_COLLECT = dataclasses.replace(MAGIC_COLLECT, again="pressing Generate again collects them too")
 #: How the ``yart`` command says it.
 CLI_COLLECT = Collect("yart resume {op}", "yart resume --all", "yart pending")
 #: How a script says it (the Python API collects one id at a time).
@@ -260,7 +265,7 @@ class BatchStatus:
             return f"Cancelled{ids}" + (f"; {coming}" if coming else ""), shown
         if not pending:
             if coming:
-                return f"Interrupted; {coming}", shown
+                return f"Interrupted; {coming}", shown + (f"; {collect.again}" if collect.again else "")
             return "Interrupted; no generation had started on the server", ""
         message = (
             f"Interrupted; {len(pending)} operation{'s are' if len(pending) > 1 else ' is'} still running "
@@ -268,7 +273,8 @@ class BatchStatus:
         )
         every = f", or `{collect.every}`" if collect.every else ""
         hint = f"Collect with `{collect.one.format(op=pending[0])}`" + (
-            f" (one id at a time{every})" if len(pending) > 1 else "") + (f"; {shown}" if shown else "")
+            f" (one id at a time{every})" if len(pending) > 1 else "") + (f"; {shown}" if shown else "") + (
+            f"; {collect.again}" if collect.again else "")
         return message, hint
 
 

@@ -138,6 +138,16 @@ class Arrivals:
         if not kept:
             self._unclaimed.pop(key or "", None)
 
+    def claimable(self, request: GenerationRequest) -> int:
+        """How many pictures nobody has seen the next asks of ``request`` would take (a dry run's count)."""
+        if request.reproducible:
+            return 0
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # no loop: only what is in already counts
+            loop = None
+        return sum(1 for unseen in self._unclaimed.get(sample_key(request), []) if _takeable(unseen, loop))
+
     def claim(self, request: GenerationRequest) -> Unseen | None:
         """A picture of ``request`` (no seed chosen) that nobody has seen: an answer that arrived, or is
         arriving on the running loop, for a run that was cancelled, or an operation a run stopped
@@ -146,14 +156,9 @@ class Arrivals:
             return None
         key, loop = sample_key(request), asyncio.get_running_loop()
         for unseen in self._unclaimed.get(key, []):
-            if isinstance(unseen, Arrival):
-                task = unseen.task
-                if task.done() and (task.cancelled() or task.exception() is not None):
-                    continue
-                if not task.done() and task.get_loop() is not loop:
-                    continue
-            self._drop(unseen, key)
-            return unseen
+            if _takeable(unseen, loop):
+                self._drop(unseen, key)
+                return unseen
         return None
 
     def seen(self, picture_id: str) -> None:
@@ -204,6 +209,16 @@ class Arrivals:
         while (left := self.arriving()) and time.monotonic() < deadline:
             await asyncio.wait([a.task for a in left], timeout=deadline - time.monotonic())
         return self.arriving()
+
+
+def _takeable(unseen: Unseen, loop: asyncio.AbstractEventLoop | None) -> bool:
+    """An operation id always; an answer once in with a picture, or still arriving on ``loop``."""
+    if not isinstance(unseen, Arrival):
+        return True
+    task = unseen.task
+    if task.done():
+        return not task.cancelled() and task.exception() is None
+    return task.get_loop() is loop
 
 
 #: The process's answers still arriving (every face's runs share them).

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import ipywidgets as w
 
 from ..core import errors, provenance
-from ..core.status import BatchStatus
+from ..core.status import FORM_COLLECT, BatchStatus
 from ..core.steps import Steps, steps_now, steps_on_loop
 from ..engine import ItemEvent
 from ..media.image import GeneratedImage, ImageSet
@@ -204,4 +204,4 @@ class JobCard(w.VBox):  # type: ignore[misc]
             await self.form.copy.add(images)
 
     def stopped(self, status: BatchStatus) -> None:
-        self.progress_line.value = _html(status.interrupted_line(), _ERROR)
+        self.progress_line.value = _html(status.interrupted_line(FORM_COLLECT), _ERROR)

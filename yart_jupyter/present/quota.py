@@ -8,7 +8,7 @@ import math
 def quota_line(to_send: int, per_minute: int, per_day: int) -> str:
     """How much of the folder's quota a plan takes: minutes of the per-minute quota, share of a day."""
     if to_send == 0:
-        return "it takes no quota (every picture comes from the local store)"
+        return "it takes no quota (nothing to send)"
     minutes = math.ceil(to_send / per_minute)
     share = 100 * to_send / per_day
     shown = f"{share:.0f}" if share >= 10 else f"{share:.2g}"  # 100%, 12%, 0.18% (never 1e+02%)
