@@ -98,3 +98,21 @@ async def test_finished_background_job_frees_its_images(emulator: Emulator, monk
     finally:
         settings.configure(base_url=None, folder_id=None)
         await close_shared_clients()
+
+
+async def test_a_cancel_while_the_run_sets_up_leaves_nothing_queued(slow_api: Emulator, isolated_store: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """An intent is recorded before the run starts; a cancel in the run's first await (reading what the
+    store's earlier waits saw) settles it, or `resume --all` would have sent it later."""
+    import time
+
+    from yart_jupyter.engine import runner
+
+    monkeypatch.setattr(runner, "_learn_once", lambda store: time.sleep(0.3))  # widen that first await
+    task = asyncio.ensure_future(yart_jupyter.generate("cancelled early", seed=5))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [record] = Store(isolated_store).history(None)
+    assert record.status == "cancelled" and slow_api.stats.operations_created == 0

@@ -295,13 +295,14 @@ async def run_batch(
     if any(isinstance(item, GenerationRequest) for item in items):
         items = prepare(store, Batch(items, use_cache=use_cache, reuse_samples=reuse_samples, notebook=notebook),
                         status).items
-    if store is not None:
-        await asyncio.to_thread(_learn_once, store)
     run = _Run(client, status, store, timeout=timeout, notebook=notebook, on_update=on_update, on_item=on_item,
                queued={item.key for item in items if isinstance(item, Intent)}, prepare_picture=prepare_picture,
                refusals=refusals, join=use_cache)
-    tasks = [asyncio.ensure_future(run.one(index, item)) for index, item in enumerate(items)]
-    try:
+    tasks: list[asyncio.Future[GeneratedImage]] = []
+    try:  # from here a cancel settles every intent not sent (each is recorded queued already)
+        if store is not None:
+            await asyncio.to_thread(_learn_once, store)
+        tasks = [asyncio.ensure_future(run.one(index, item)) for index, item in enumerate(items)]
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     except asyncio.CancelledError:
         await cancel_and_settle(tasks, store, run.queued)
