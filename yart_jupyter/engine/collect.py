@@ -86,8 +86,10 @@ def server_canceller(client: YandexArtClient, store: Store | None) -> Callable[[
 
     async def cancel(operation_id: str) -> bool:
         confirmed = await client.cancel(operation_id)
-        if confirmed and store is not None:
-            await off_thread(store.record_failed, operation_id, "cancelled", "cancelled by the user")
+        if confirmed:
+            ARRIVALS.seen(operation_id)  # no picture for a later ask to take
+            if store is not None:
+                await off_thread(store.record_failed, operation_id, "cancelled", "cancelled by the user")
         return confirmed
 
     return cancel
