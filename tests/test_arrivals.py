@@ -263,3 +263,16 @@ async def test_an_operation_left_running_that_fails_is_not_the_next_asks_failure
     assert image.image_bytes and api.stats.operations_created == 2
     records = {r.operation_id: r.status for r in Store(isolated_store).history(None)}
     assert records == {timed_out.value.operation_id: "failed", image.operation_id: "done"}
+
+
+def test_an_operation_cancelled_on_the_server_is_not_for_the_next_ask(shell: InteractiveShell,
+                                                                     thread_emulator: Emulator) -> None:
+    thread_emulator.config.duration = Duration("fixed", 5)
+    started, _ = run_cell(shell, "%%yandexart --background\na crane in the snow")  # no seed: a random one
+    assert started.success, started.error_in_exec
+    _, said = run_cell(shell, "%yandexart cancel all")
+    [operation] = list(thread_emulator.operations)[-1:]
+    assert f"server-side cancel confirmed for {operation}" in " ".join(o.data["text/plain"] for o in said.outputs)
+    counted, _ = run_cell(shell, "from yart_jupyter.core.settings import current\nfrom yart_jupyter.engine.arrivals import ARRIVALS\n"
+                                 "ARRIVALS.claimable(current().request('a crane in the snow'))")
+    assert counted.result == 0  # no picture for the cell run again to take (it would poll a cancelled one)
