@@ -273,6 +273,7 @@ def test_an_operation_cancelled_on_the_server_is_not_for_the_next_ask(shell: Int
     _, said = run_cell(shell, "%yandexart cancel all")
     [operation] = list(thread_emulator.operations)[-1:]
     assert f"server-side cancel confirmed for {operation}" in " ".join(o.data["text/plain"] for o in said.outputs)
-    counted, _ = run_cell(shell, "from yart_jupyter.core.settings import current\nfrom yart_jupyter.engine.arrivals import ARRIVALS\n"
+    counted, _ = run_cell(shell, "from yart_jupyter.core.settings import current\n"
+                                 "from yart_jupyter.engine.arrivals import ARRIVALS\n"
                                  "ARRIVALS.claimable(current().request('a crane in the snow'))")
     assert counted.result == 0  # no picture for the cell run again to take (it would poll a cancelled one)
