@@ -538,7 +538,10 @@ async def test_a_wait_counts_from_the_start_request_not_from_the_queue_for_quota
                                for i in range(6)))
         took = time.monotonic() - began
     assert took >= 1.2 and len(seen) == 6  # the quota held the last two back a second
-    assert all(0.25 <= done <= 0.6 and running <= done for running, done in seen if done is not None), seen
+    # counted from the call, the last two would be about 1.3 s; the lower bound is loose because the
+    # emulator times its operations by the wall clock, which a loaded machine's clock can step (a CI
+    # run on 3.13 saw one 0.3 s generation done at 0.20 s)
+    assert all(0.1 <= done <= 0.6 and running <= done for running, done in seen if done is not None), seen
 
 
 async def test_on_429_everyone_slows_down_and_nothing_is_dropped(
