@@ -31,8 +31,8 @@ from ..store import request_key
 log = get_logger("yart_jupyter.engine.arrivals")
 
 
-#: How many pictures nobody has seen are kept for a later run to take (an arrived one is held in
-#: memory); older ones stay in the store only (``resume``, ``resume --all``).
+#: How many pictures nobody has seen are kept for a later run to take (by id: the store holds them);
+#: older ones stay in the store only (``resume``, ``resume --all``).
 KEEP_UNCLAIMED = 32
 
 
@@ -129,6 +129,10 @@ class Arrivals:
                       "the event loop closed" if task.cancelled() else task.exception())
             return
         log.debug("%s arrived after its run was cancelled: kept in the store", arrival.picture_id)
+        kept = self._unclaimed.get(arrival.request, [])
+        for place, unseen in enumerate(kept):
+            if unseen is arrival:  # in the store now: a later ask takes it from there (no picture held here)
+                kept[place] = arrival.picture_id
 
     def _drop(self, unseen: Unseen, request: str | None = None) -> None:
         key = unseen.request if isinstance(unseen, Arrival) else request
@@ -164,7 +168,7 @@ class Arrivals:
     def seen(self, picture_id: str) -> None:
         """``picture_id`` was asked for by its id (``resume``): it is no longer for a later ask to take."""
         for key, kept in list(self._unclaimed.items()):
-            for unseen in kept:
+            for unseen in list(kept):
                 if unseen == picture_id or (isinstance(unseen, Arrival) and unseen.picture_id == picture_id):
                     self._drop(unseen, key)
 
