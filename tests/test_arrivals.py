@@ -170,7 +170,8 @@ def test_yart_stopped_with_ctrl_c_keeps_the_picture_paid_for(cli_env: dict[str, 
     assert thread_emulator.stats.images_generated == 1
 
 
-async def test_asking_again_takes_the_picture_a_cancelled_run_paid_for(api: Emulator, isolated_store: Path) -> None:
+async def test_asking_again_takes_the_picture_a_cancelled_run_paid_for(api: Emulator, isolated_store: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
     task = asyncio.gather(*(yart_jupyter.generate("a heron at dawn", model=ALICE) for _ in range(2)))
     await until(lambda: api.stats.images_in_flight == 2)
     task.cancel()
@@ -180,6 +181,7 @@ async def test_asking_again_takes_the_picture_a_cancelled_run_paid_for(api: Emul
     again = await asyncio.gather(*(yart_jupyter.generate("a heron at dawn", model=ALICE) for _ in range(2)))
     assert {image.operation_id for image in again} == arriving and len(arriving) == 2
     assert api.stats.images_generated == 2  # nothing paid twice
+    assert "this picture was paid for by a run that was interrupted or gave up waiting" in caplog.text
     third = await yart_jupyter.generate("a heron at dawn", model=ALICE)  # taken once: a new sample now
     assert third.operation_id not in arriving and api.stats.images_generated == 3
     records = Store(isolated_store).history(None)

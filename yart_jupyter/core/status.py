@@ -73,6 +73,8 @@ class BatchStatus:
     in_hand: set[str] = field(default_factory=set)
     #: Generations that joined the same picture already on its way (another run's): not paid again.
     joined_count: int = 0
+    #: Of those, pictures an interrupted run paid for and nobody saw (see ``engine.arrivals``).
+    unseen_taken: int = 0
     #: Operations joined by a second item of this very batch (two rows asking for one picture).
     twins: list[str] = field(default_factory=list)
     #: Synchronous requests out when the batch was cancelled, by key: their answers (pictures already

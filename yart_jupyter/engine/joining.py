@@ -81,6 +81,12 @@ class Joining:
         for another: the answer a cancelled run's Images API request brought (or is bringing), or the
         operation a run stopped waiting for. None: there is no picture after all (ask anew). A cancel
         of this run leaves it for the next ask."""
+        image = await self._take(index, intent, unseen)
+        if image is not None:
+            self.status.unseen_taken += 1  # said apart from joins of a run still going
+        return image
+
+    async def _take(self, index: int, intent: Intent, unseen: Unseen) -> GeneratedImage | None:
         if not isinstance(unseen, Arrival):
             try:
                 return await self.collect(index, intent, unseen, None)

@@ -160,14 +160,21 @@ async def run_in_view(
 
 def joined_notes(status: BatchStatus) -> list[str]:
     """What a run collected that another run was already making (another cell or kernel, a teammate),
-    so that a researcher who sees no new operation knows why it cost nothing."""
-    count = status.joined_count
-    if not count:
-        return []
-    which = ("this picture was on its" if status.total == 1 else "1 of these pictures was on its" if count == 1
-             else f"{count} of these pictures were on their")
-    return [f"ℹ {which} way already (asked for by another run, kernel or teammate): collected "
-            "from there, not paid for again"]
+    or that a run interrupted before showing it had paid for, so that a researcher who sees no new
+    operation knows why it cost nothing."""
+    notes = []
+    count, unseen = status.joined_count - status.unseen_taken, status.unseen_taken
+    if count:
+        which = ("this picture was on its" if status.total == 1 else "1 of these pictures was on its" if count == 1
+                 else f"{count} of these pictures were on their")
+        notes.append(f"ℹ {which} way already (asked for by another run, kernel or teammate): collected "
+                     "from there, not paid for again")
+    if unseen:
+        which = ("this picture was" if status.total == 1 else "1 of these pictures was" if unseen == 1
+                 else f"{unseen} of these pictures were")
+        notes.append(f"ℹ {which} paid for by a run that was interrupted or gave up waiting before it showed "
+                     f"{'it' if unseen == 1 else 'them'}: shown now, not paid for again")
+    return notes
 
 
 def model_notes(requests: Sequence[GenerationRequest]) -> list[str]:
