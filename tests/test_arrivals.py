@@ -221,6 +221,8 @@ def test_a_picture_another_process_is_receiving_is_said_to_be(cli: Callable[...,
     said = cli("resume", images_id(key))
     assert said.returncode == 1 and f"{images_id(key)} went out at" in said.stdout
     assert "may still be receiving it" in said.stdout and "--resend-lost" in said.stdout
+    pending = cli("pending")  # not "answer lost": it is young, and no loss was said
+    assert "no answer recorded: the kernel or command that sent it may still be receiving it" in pending.stdout
     unknown = cli("resume", "img-ffffffffffffffff")
     assert "is a picture of the Images API, which keeps nothing to collect" in unknown.stdout
 

@@ -116,9 +116,9 @@ async def settle_failure(store: Store | None, error: errors.YandexArtError, inte
         outcome = final_status(error)
         if outcome is not None:
             await off_thread(store.record_failed, error.operation_id, outcome, str(error))
-    elif intent is not None and intent.request.api == "images":
-        if not isinstance(error, errors.AnswerLostError):  # refused: a synchronous answer is never ambiguous
-            await off_thread(store.settle_intent, intent.key, "failed", str(error))
+    elif intent is not None and intent.request.api == "images":  # a synchronous answer is never ambiguous
+        lost = isinstance(error, errors.AnswerLostError)  # sent, answer lost: it stays submitting, said why
+        await off_thread(store.settle_intent, intent.key, "submitting" if lost else "failed", str(error))
     elif intent is not None and not may_have_been_sent(error, intent):
         await off_thread(store.settle_intent, intent.key, "failed", str(error))  # refused, or never sent: none made
 

@@ -150,11 +150,20 @@ PENDING_STATES = {
 #: The state of a synchronous request sent whose answer never came.
 LOST_STATE = ("sent, answer lost (the Images API keeps nothing to collect; resume --all --resend-lost sends it "
               "again, which may bill it twice)")
+#: How long a request sent with no answer recorded (and no loss said) may still be in another
+#: kernel's or command's hands: a generation takes seconds, a request's timeout a minute or more.
+STILL_OUT = 600.0
 
 
 def pending_state(record: Entry) -> str:
     """How ``pending`` describes a record still on its way; an operation the service no longer keeps is
     said to have expired."""
+    age = time.time() - record.submitted_at.timestamp()
+    if record.answer_lost and not record.error and age < STILL_OUT:  # elsewhere, maybe still being received
+        ago = f"{age:.0f} s" if age < 90 else f"{age / 60:.0f} min"
+        return (f"sent {ago} ago, no answer recorded: the kernel or command that sent it may still "
+                "be receiving it; if that one stopped, the answer was lost (resume --all --resend-lost sends it "
+                "again, which may bill it twice)")
     if record.answer_lost:
         return LOST_STATE
     if record.status == "pending" and record.submitted_at.timestamp() < time.time() - 3 * 86400:
