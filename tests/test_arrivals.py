@@ -40,7 +40,7 @@ async def until(predicate: Callable[[], bool], limit: float = 10.0) -> None:
 @pytest.fixture
 async def api(python_api: Emulator) -> AsyncIterator[Emulator]:
     """The Python API on the emulator, whose Images API answers take long enough to cancel meanwhile."""
-    python_api.config.images_duration = Duration("fixed", 0.6)
+    python_api.config.images_duration = Duration("fixed", 0.4)
     yield python_api
     assert await ARRIVALS.wait_all(10) == []  # nothing left arriving
 
@@ -228,7 +228,7 @@ def test_a_picture_another_process_is_receiving_is_said_to_be(cli: Callable[...,
 
 
 async def test_an_operation_left_running_is_collected_by_the_next_ask_without_a_seed(api: Emulator) -> None:
-    api.config.duration = Duration("fixed", 0.6)
+    api.config.duration = Duration("fixed", 0.3)
     first = asyncio.ensure_future(yart_jupyter.generate("a crane in the rain"))  # no seed: a random one
     await until(lambda: api.stats.operations_created == 1)
     await asyncio.sleep(0.05)  # its operation id is in
