@@ -123,8 +123,9 @@ except Exception as exc:
     _, plan = run_cell(shell, f"%%yandexart --model {ALICE} --dry-run\na slow heron")
     assert "1 on its way already" in plan.outputs[0].data["text/plain"]  # the run would take it: no quota
     assert "it takes no quota" in plan.outputs[0].data["text/plain"]
-    pending, _ = run_cell(shell, "%yandexart resume --all --resend-lost")  # not sent again meanwhile
+    pending, said = run_cell(shell, "%yandexart resume --all --resend-lost")  # not sent again meanwhile
     assert pending.success and thread_emulator.stats.images_generated == 1
+    assert "1 generation still on its way in this kernel arrives on its own" in said.outputs[0].data["text/plain"]
     resumed, _ = run_cell(shell, f"%yandexart resume {picture}")
     assert resumed.success, resumed.error_in_exec
     assert shell.user_ns["_"].operation_id == picture

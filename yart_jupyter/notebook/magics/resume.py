@@ -50,8 +50,10 @@ async def handle(face: Face, options: Namespace) -> None:
                 "`%yandexart resume --all --resend-lost` sends them again.", "warning"))
         if not items:
             here = await asyncio.to_thread(lambda: sum(r.idempotency_key in busy for r in store.unsent()))
-            face.show(message_bundle(f"Nothing to resume: {here} generation{'s' if here > 1 else ''} still on "
-                                     "their way in this kernel arrive on their own." if here else
+            many = here > 1
+            face.show(message_bundle(f"Nothing to resume: {here} generation{'s' if many else ''} still on "
+                                     f"{'their' if many else 'its'} way in this kernel arrive{'' if many else 's'} on "
+                                     f"{'their' if many else 'its'} own." if here else
                                      "Nothing pending: every recorded generation was collected."))
             return
         resent = sum(1 for item in items if isinstance(item, Intent) and item.resend and item.request.api != "images")
