@@ -21,6 +21,7 @@ from yart_jupyter.clients.shared import close_shared_clients
 from yart_jupyter.clients.transport import RetryPolicy
 from yart_jupyter.emulator import Duration, Emulator, EmulatorConfig
 from yart_jupyter.engine import intents
+from yart_jupyter.engine.arrivals import ARRIVALS
 from yart_jupyter.notebook.widget import YandexArtForm
 from yart_jupyter.store.registry import forget_stores
 
@@ -58,8 +59,10 @@ def quick_read_schedule(request: pytest.FixtureRequest, monkeypatch: pytest.Monk
 
 @pytest.fixture(autouse=True)
 def fresh_process_notes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Notes said once per process are said once per test: each test meets them as a new kernel would."""
+    """Notes said once per process are said once per test, and no picture an earlier test's run left
+    unseen is taken by this one: each test meets them as a new kernel would."""
     monkeypatch.setattr(intents, "_reuse_said", False)
+    ARRIVALS.clear()
 
 
 @pytest.fixture(scope="session")

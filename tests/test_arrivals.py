@@ -279,6 +279,24 @@ def test_an_operation_cancelled_on_the_server_is_not_for_the_next_ask(shell: Int
     [operation] = list(thread_emulator.operations)[-1:]
     assert f"server-side cancel confirmed for {operation}" in " ".join(o.data["text/plain"] for o in said.outputs)
     counted, _ = run_cell(shell, "from yart_jupyter.core.settings import current\n"
-                                 "from yart_jupyter.engine.arrivals import ARRIVALS\n"
-                                 "ARRIVALS.claimable(current().request('a crane in the snow'))")
+                                 "from yart_jupyter.engine.arrivals import ARRIVALS, place\n"
+                                 "s = current()\n"
+                                 "ARRIVALS.claimable(s.request('a crane in the snow'), place(s.base_url, s.folder_id))")
     assert counted.result == 0  # no picture for the cell run again to take (it would poll a cancelled one)
+
+
+def test_a_picture_nobody_has_seen_is_taken_at_its_own_endpoint_and_folder_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from yart_jupyter.core.settings import current
+    from yart_jupyter.engine.arrivals import place
+
+    monkeypatch.setenv("YC_FOLDER_ID", "folder-a")
+    request = current().request("a crane at the shore")  # no seed chosen: a random one is drawn
+    ARRIVALS.abandon(request, "op-left", place("http://127.0.0.1:1", "folder-a"))
+    assert ARRIVALS.claimable(request, place("http://127.0.0.1:1", "folder-b")) == 0
+    assert ARRIVALS.claimable(request, place("http://127.0.0.1:2", "folder-a")) == 0
+    again = current().request("a crane at the shore")  # another random seed, the same ask
+    assert again.seed != request.seed or again.seed is None
+    assert ARRIVALS.claimable(again, place("http://127.0.0.1:1", "folder-a")) == 1
+    seeded = current().request("a crane at the shore", seed=7)  # a chosen seed: never one of these
+    assert ARRIVALS.claimable(seeded, place("http://127.0.0.1:1", "folder-a")) == 0

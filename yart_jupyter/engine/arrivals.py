@@ -36,9 +36,15 @@ log = get_logger("yart_jupyter.engine.arrivals")
 KEEP_UNCLAIMED = 32
 
 
-def sample_key(request: GenerationRequest) -> str:
-    """What makes two requests the same ask when no seed was chosen: all but the seed."""
-    return request_key(dataclasses.replace(request, seed=None))
+def sample_key(request: GenerationRequest, where: str) -> str:
+    """What makes two requests the same ask when no seed was chosen: all but the seed, on one service
+    and folder (``where``: a picture of another endpoint or folder is not to be had here)."""
+    return f"{where} {request_key(dataclasses.replace(request, seed=None))}"
+
+
+def place(base_url: str | None, folder_id: str | None) -> str:
+    """The ``where`` of :func:`sample_key`: the endpoint and folder a run's settings name."""
+    return f"{base_url or ''}|{folder_id or ''}"
 
 
 @dataclass
@@ -68,7 +74,7 @@ class Arrivals:
 
     async def see_through(
         self, key: str, request: GenerationRequest, picture_id: str, work: Coroutine[Any, Any, GeneratedImage], *,
-        sent: Callable[[], bool], settle: Callable[[errors.YandexArtError], Awaitable[None]],
+        where: str, sent: Callable[[], bool], settle: Callable[[errors.YandexArtError], Awaitable[None]],
     ) -> GeneratedImage:
         """Await ``work`` (a synchronous request and the recording of its picture). Cancelled once
         ``sent()`` says the request went out, ``work`` goes on in the background and the caller's
@@ -95,16 +101,16 @@ class Arrivals:
                     log.debug("%s ended while cancelled: %s", picture_id, task.exception())
                 raise
             detached = True
-            arrival = self._arriving[picture_id] = Arrival(key, sample_key(request), picture_id, task)
+            arrival = self._arriving[picture_id] = Arrival(key, sample_key(request, where), picture_id, task)
             self.put_back(arrival)
             task.add_done_callback(lambda done: self._landed(arrival, done))
             raise
 
-    def abandon(self, request: GenerationRequest, operation_id: str) -> None:
+    def abandon(self, request: GenerationRequest, operation_id: str, where: str) -> None:
         """A run stopped waiting for ``operation_id``, an operation of ``request`` (no seed was
-        chosen): the next ask of the same request collects it instead of starting another."""
+        chosen) at ``where``: the next ask of the same request there collects it instead of starting another."""
         if not request.reproducible:
-            self.put_back(operation_id, sample_key(request))
+            self.put_back(operation_id, sample_key(request, where))
 
     def put_back(self, unseen: Unseen, request: str | None = None) -> None:
         """``unseen`` is for a later ask to take again (its taker was cancelled before it had it)."""
@@ -142,7 +148,7 @@ class Arrivals:
         if not kept:
             self._unclaimed.pop(key or "", None)
 
-    def claimable(self, request: GenerationRequest) -> int:
+    def claimable(self, request: GenerationRequest, where: str) -> int:
         """How many pictures nobody has seen the next asks of ``request`` would take (a dry run's count)."""
         if request.reproducible:
             return 0
@@ -150,15 +156,15 @@ class Arrivals:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:  # no loop: only what is in already counts
             loop = None
-        return sum(1 for unseen in self._unclaimed.get(sample_key(request), []) if _takeable(unseen, loop))
+        return sum(1 for unseen in self._unclaimed.get(sample_key(request, where), []) if _takeable(unseen, loop))
 
-    def claim(self, request: GenerationRequest) -> Unseen | None:
+    def claim(self, request: GenerationRequest, where: str) -> Unseen | None:
         """A picture of ``request`` (no seed chosen) that nobody has seen: an answer that arrived, or is
         arriving on the running loop, for a run that was cancelled, or an operation a run stopped
         waiting for; taken by the caller, so no other run gets it too."""
         if request.reproducible:
             return None
-        key, loop = sample_key(request), asyncio.get_running_loop()
+        key, loop = sample_key(request, where), asyncio.get_running_loop()
         for unseen in self._unclaimed.get(key, []):
             if _takeable(unseen, loop):
                 self._drop(unseen, key)
@@ -189,6 +195,11 @@ class Arrivals:
 
         arrival.task = asyncio.ensure_future(chained())
         arrival.task.add_done_callback(lambda done: self._landed(arrival, done))
+
+    def clear(self) -> None:
+        """Forget every answer and picture (what a new process starts with)."""
+        self._arriving.clear()
+        self._unclaimed.clear()
 
     def arriving(self) -> list[Arrival]:
         """The answers still arriving on the running loop."""

@@ -39,6 +39,8 @@ class Joining:
     notebook: str | None
     #: Intents whose start has not gone out yet.
     queued: set[str]
+    #: The endpoint and folder of the run (``arrivals.place``).
+    where: str
 
     def progress(self, event: Progress) -> None:
         raise NotImplementedError
@@ -91,7 +93,7 @@ class Joining:
             try:
                 return await self.collect(index, intent, unseen, None)
             except asyncio.CancelledError:
-                ARRIVALS.abandon(intent.request, unseen)
+                ARRIVALS.abandon(intent.request, unseen, self.where)
                 raise
             except errors.YandexArtError as exc:
                 if exc.operation_id != unseen or final_status(exc) is None:

@@ -23,7 +23,7 @@ from ..core.status import BatchStatus
 from ..core.steps import awaited, off_thread
 from ..media.image import GeneratedImage, ImageSet
 from ..store import Record, Store, request_key
-from .arrivals import ARRIVALS
+from .arrivals import ARRIVALS, place
 from .collect import resume, share_quota
 from .flights import FLIGHTS, Flight, Landing
 from .intents import Batch, Cached, Intent, Item, found_meanwhile, prepare
@@ -74,6 +74,8 @@ class _Run(Joining):
         self.client, self.status, self.store, self.timeout, self.notebook = client, status, store, timeout, notebook
         #: Join a picture already on its way instead of paying for it again (not with ``use_cache=False``).
         self.join = join
+        #: The endpoint and folder its pictures are made at (a picture nobody has seen is taken there only).
+        self.where = place(client.settings.base_url, client.settings.folder_id)
         #: What the service refused for a whole kind of request: no more of that kind is sent.
         self.refusals = refusals or Refusals()
         self.on_update, self.on_item, self.prepare_picture = on_update, on_item, prepare_picture
@@ -103,7 +105,7 @@ class _Run(Joining):
         """Make the picture of ``intent``: join it where it is on its way already (another run of
         this process makes it, or the store has its pending operation), else send its start."""
         key = request_key(intent.request)
-        unseen = ARRIVALS.claim(intent.request) if self.join and not intent.resend else None
+        unseen = ARRIVALS.claim(intent.request, self.where) if self.join and not intent.resend else None
         if unseen is not None:  # a picture an interrupted run paid for (no seed chosen): nobody has seen it
             image = await self.take(index, intent, unseen)
             if image is not None:
@@ -192,7 +194,7 @@ class _Run(Joining):
         try:
             if intent.request.api == "images":  # billed once out: received and kept even if this run is cancelled
                 return await ARRIVALS.see_through(
-                    intent.key, intent.request, images_id(intent.key), make(),
+                    intent.key, intent.request, images_id(intent.key), make(), where=self.where,
                     sent=lambda: intent.key not in self.queued,
                     settle=lambda exc: settle_failure(store, exc, intent))
             return await make()
@@ -206,7 +208,7 @@ class _Run(Joining):
             if intent.key in ARRIVALS.intents():  # its answer still comes, into the store
                 status.arriving[intent.key] = images_id(intent.key)
             elif answered is not None and intent.request.api == "operations":  # still running: the next ask takes it
-                ARRIVALS.abandon(intent.request, answered)
+                ARRIVALS.abandon(intent.request, answered, self.where)
             stopped = self.refusals.stopped(intent.key)
             if stopped is None:
                 raise
@@ -254,7 +256,7 @@ class _Run(Joining):
         if isinstance(exc, errors.GenerationTimeoutError) and exc.operation_id:
             await off_thread(self.keep_lower_bound, exc.operation_id)
             if intent is not None:  # it goes on: the next ask of the same request collects it
-                ARRIVALS.abandon(intent.request, exc.operation_id)
+                ARRIVALS.abandon(intent.request, exc.operation_id, self.where)
         if intent is not None and not exc.operation_id:
             self.refusals.note(exc, intent.request)
         self.status.failed_item(key=intent.key if intent is not None else None, operation_id=exc.operation_id,

@@ -34,7 +34,7 @@ def dry_run(store: Store, settings: Settings, requests: Sequence[GenerationReque
             experiment: Experiment | None = None, no_cache: bool = False, limit_note: str | None = None) -> Bundle:
     """The plan of ``requests`` (the slots of ``experiment`` when it is a sweep) as a table and a summary."""
     from ..engine import on_their_way, reusable_samples, stored_answers
-    from ..engine.arrivals import ARRIVALS, sample_key
+    from ..engine.arrivals import ARRIVALS, place, sample_key
 
     cached = [answer is not None for answer in stored_answers(
         store, requests, use_cache=not no_cache, reuse_samples=settings.reuse_samples)]
@@ -42,10 +42,11 @@ def dry_run(store: Store, settings: Settings, requests: Sequence[GenerationReque
         store, [request for request, hit in zip(requests, cached, strict=True) if not hit])
     joining = [not hit and request_key(request) in on_way for request, hit in zip(requests, cached, strict=True)]
     unseen: dict[str, int] = {}  # pictures an interrupted run of this process paid for: taken, not paid again
+    where = place(settings.base_url, settings.folder_id)
     for number, (request, hit) in enumerate(zip(requests, cached, strict=True)):
         if not (no_cache or hit or joining[number]):
-            key = sample_key(request)
-            left = unseen.setdefault(key, ARRIVALS.claimable(request))
+            key = sample_key(request, where)
+            left = unseen.setdefault(key, ARRIVALS.claimable(request, where))
             joining[number], unseen[key] = left > 0, max(0, left - 1)
     quota = quota_line(len(cached) - sum(cached) - sum(joining), settings.generations_per_minute,
                        settings.generations_per_day)
