@@ -21,6 +21,7 @@ from yart_jupyter.clients.client import YandexArtClient
 from yart_jupyter.clients.durations import DurationModel, LogNormal
 from yart_jupyter.clients.limits import Quotas, SlidingWindowLimiter
 from yart_jupyter.clients.operation import Operation
+from yart_jupyter.clients.polling import FixedPolicy
 from yart_jupyter.clients.read_policy import AdaptivePolicy
 from yart_jupyter.clients.scheduler import PollScheduler, scheduler
 from yart_jupyter.clients.waiting import Progress, wait_for_operation
@@ -492,6 +493,24 @@ async def test_a_failing_done_hook_never_keeps_the_operation_from_its_waiter() -
     done = await asyncio.wait_for(PollScheduler().wait(read, policy, started=time.monotonic(), read_now=True,
                                                        on_done=broken), 5)
     assert done.done and done.image == b"x"
+
+
+async def test_a_failing_poll_hook_never_leaves_the_operation_unread() -> None:
+    """A progress hook that raises on a read that finds the operation running (a view's bug) is
+    logged; the operation is read again and its waiter gets it — before, its next read was never
+    planned and the wait hung until its hour-long timeout."""
+    reads = []
+
+    async def read() -> Operation:
+        reads.append(time.monotonic())
+        return Operation("op", done=len(reads) >= 3, image=b"x" if len(reads) >= 3 else None)
+
+    def broken(operation: Operation, polls: int) -> None:
+        raise ZeroDivisionError("the hook's own bug")
+
+    done = await asyncio.wait_for(PollScheduler().wait(read, FixedPolicy(0.01), started=time.monotonic(),
+                                                       read_now=True, on_poll=broken), 5)
+    assert done.done and done.image == b"x" and len(reads) == 3
 
 
 @pytest.mark.long

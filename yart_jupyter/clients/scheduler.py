@@ -116,6 +116,19 @@ class PollScheduler:
         return due
 
     async def _drive(self) -> None:
+        """Read each waiter when it is due; should the driver itself fail, every wait fails with its
+        error rather than waiting for a read that would never come."""
+        try:
+            await self._drive_reads()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            log.exception("the read scheduler failed")
+            for waiter in list(self._waiters):
+                if not waiter.future.done():
+                    waiter.future.set_exception(exc)
+
+    async def _drive_reads(self) -> None:
         while self._waiters:
             now = time.monotonic()
             due = self._pop_due(now)
@@ -170,13 +183,23 @@ class PollScheduler:
                 waiter.future.set_result(operation)
             self._replan_soon()
             return
-        try:
-            if waiter.on_poll is not None:
+        if waiter.on_poll is not None:
+            try:
                 waiter.on_poll(operation, waiter.polls)
+            except Exception:  # a hook that fails must not leave the operation unread for good
+                log.exception("on_poll failed for a running operation; its wait goes on")
+        try:
             await _prepare(waiter.policy)
             waiter.due = waiter.due_after(waiter.last_read)
-        finally:
+        except asyncio.CancelledError:
             waiter.task = None
+            raise
+        except BaseException as exc:  # no next read can be planned: the wait says so, never hangs
+            waiter.task = None
+            if not waiter.future.done():
+                waiter.future.set_exception(exc)
+            return
+        waiter.task = None
         self._schedule(waiter)
 
     def _replan_soon(self) -> None:
