@@ -719,3 +719,22 @@ def test_records_from_before_spans_still_teach(tmp_path: Path) -> None:
         db.execute("INSERT INTO generations (operation_id, status, prompt, messages, aspect, model_uri, "
                    "submitted_at, finished_at) VALUES ('old', 'done', 'p', '[]', '1:1', 'm', 100.0, 112.5)")
     assert store.durations() == [(12.5, 12.5, "1:1", "m")]
+
+
+def test_a_read_plan_for_a_wildly_spread_model_is_bounded_work() -> None:
+    """A duration model learned from wildly mixed durations (σ 3.54, seen in a CI run whose worker had
+    learned from tests of tenths of a second and of half a minute) is planned for in a bounded number
+    of steps: its unbounded plan ran to 10^7 s and held a wait from its next read for minutes."""
+    from yart_jupyter.clients.read_policy import _plan_steps
+
+    for sigma in (0.3, 3.54):
+        steps = _plan_steps(0.13, sigma, 0.45, 0.95, 0.05, 1.0, 10.0, 1.0, 0.5)
+        count = 0
+        while True:
+            try:
+                next(steps)
+            except StopIteration as finished:
+                plan = finished.value
+                break
+            count += 1
+        assert count < 400 and plan.times, (sigma, count)

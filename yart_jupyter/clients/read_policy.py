@@ -88,6 +88,12 @@ def _keep(key: _PlanKey, plan: ReadPlan) -> ReadPlan:
 
 #: The work of one step of :func:`_plan_steps`: grid points, or terms of the 1 s poller's reads.
 _STEP = 250
+#: The widest spread a read plan is worked out for, and the longest span it plans: a model learned
+#: from wildly mixed durations (σ 3.5: an emulator's tenths of a second and the service's minutes
+#: in one store) put the plan's horizon at 10^7 s, whose arithmetic kept a wait from its next read
+#: for minutes; reads past this horizon come at the tail's pace.
+PLAN_MAX_SIGMA = 1.5
+PLAN_HORIZON = 6 * 3600.0
 
 
 def _plan_steps(mu: float, sigma: float, first_quantile: float, tail: float, min_interval: float,
@@ -95,9 +101,9 @@ def _plan_steps(mu: float, sigma: float, first_quantile: float, tail: float, min
     """The read plan for one distribution and the policy's settings, a step at a time (each well
     under a millisecond): the tail's reads, the body's grid, the 1 s poller's reads (the budget),
     then one step per round of the bisection that scales the intervals to it."""
-    dist = LogNormal(mu, sigma)
-    start, tail_start = dist.quantile(first_quantile), dist.quantile(tail)
-    horizon = dist.quantile(0.999999)
+    dist = LogNormal(mu, min(sigma, PLAN_MAX_SIGMA))
+    horizon = min(dist.quantile(0.999999), PLAN_HORIZON)
+    start, tail_start = min(dist.quantile(first_quantile), horizon), min(dist.quantile(tail), horizon)
 
     tail_reads, t, counted = 0.0, tail_start, 0
     while t < horizon:
